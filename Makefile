@@ -1,0 +1,41 @@
+# dlbench: the verbs. `make demo` and `make test` work on a fresh Debian/Python 3.11 machine.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+SPEC ?= quick
+OUT ?= runs/$(SPEC)
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+FASHION_DIR := /usr/share/datasets/fashion-mnist
+PIP_QUIET := --quiet --disable-pip-version-check
+
+.PHONY: help setup data demo test lint bench clean
+
+help:  ## list the verbs
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 12
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install $(PIP_QUIET) --upgrade pip 2>&1 | grep -v "^WARNING: Location" || true
+	$(BIN)/pip install $(PIP_QUIET) -e '.[kfp,dev]' 2>&1 | grep -v "^WARNING: Location"; test $${PIPESTATUS[0]} -eq 0
+	touch $@
+
+setup: $(BIN)/.installed  ## create .venv and install dlbench with its dependencies
+
+data: $(FASHION_DIR)/train-images-idx3-ubyte.gz  ## install Fashion-MNIST (Debian's dataset-fashion-mnist)
+
+$(FASHION_DIR)/train-images-idx3-ubyte.gz:
+	$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq dataset-fashion-mnist >/dev/null
+
+demo: setup data  ## run the quick study end to end on this machine
+	$(BIN)/dlbench study --spec $(SPEC) --out $(OUT)
+	@echo "study results: $(OUT)"
+
+test: setup data  ## run the test suite
+	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+lint: setup  ## ruff
+	$(BIN)/ruff check src tests components pipelines bench
+
+clean:  ## remove the virtualenv and run outputs
+	rm -rf $(VENV) runs .pytest_cache

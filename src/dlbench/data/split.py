@@ -1,0 +1,90 @@
+"""The one split function: stratified, seeded train/val/test (70/10/20 by default), and the split file.
+
+The split file is an ``.npz`` (zip, deflate) written with fixed timestamps, so the same seed and input
+give byte-identical output (numpy's own ``savez_compressed`` stamps the current time).
+"""
+
+from __future__ import annotations
+
+import os
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from dlbench.errors import DataError
+
+PART_NAMES = ("train", "val", "test")
+FIXED_TIME = (1980, 1, 1, 0, 0, 0)
+
+
+def stratified_indices(labels: np.ndarray, fractions=(0.7, 0.1, 0.2), seed: int = 0) -> dict[str, np.ndarray]:
+    """Indices of each part. Per class: shuffle, take round(f * n_class) for each part but the last.
+
+    Every part's class count is within one sample of its exact share; parts never overlap; each part
+    is shuffled (classes interleaved).
+    """
+    labels = np.asarray(labels)
+    rng = np.random.default_rng(seed)
+    parts: list[list[np.ndarray]] = [[] for _ in fractions]
+    for cls in np.unique(labels):
+        idx = np.flatnonzero(labels == cls)
+        idx = idx[rng.permutation(len(idx))]
+        bounds = np.round(np.cumsum(fractions)[:-1] * len(idx)).astype(int)
+        for i, chunk in enumerate(np.split(idx, bounds)):
+            parts[i].append(chunk)
+    out = {}
+    for name, chunks in zip(PART_NAMES, parts, strict=True):
+        idx = np.concatenate(chunks) if chunks else np.array([], dtype=np.int64)
+        out[name] = idx[rng.permutation(len(idx))]
+    return out
+
+
+def stratified_subsample(labels: np.ndarray, n: int, seed: int = 0) -> np.ndarray:
+    """Indices of a stratified, seeded subsample of ``n`` items (sorted, so the original order is kept)."""
+    labels = np.asarray(labels)
+    if n > len(labels):
+        raise DataError(f"subsample of {n} asked for, but only {len(labels)} items are there")
+    if n == len(labels):
+        return np.arange(n)
+    rng = np.random.default_rng(seed)
+    classes, counts = np.unique(labels, return_counts=True)
+    exact = counts * n / len(labels)
+    take = np.floor(exact).astype(int)
+    # hand the remainder to the classes with the largest fractional parts (ties: lower class first)
+    for i in np.argsort(-(exact - take), kind="stable")[: n - take.sum()]:
+        take[i] += 1
+    chosen = [np.flatnonzero(labels == c)[rng.permutation(cnt)[:k]] for c, cnt, k in zip(classes, counts, take,
+                                                                                             strict=True)]
+    return np.sort(np.concatenate(chosen))
+
+
+def save_arrays(path: str | os.PathLike, arrays: dict[str, np.ndarray]) -> Path:
+    """Write arrays as a deterministic compressed .npz (loadable with ``np.load``)."""
+    path = Path(path)
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=6) as zf:
+        for name in sorted(arrays):
+            info = zipfile.ZipInfo(f"{name}.npy", date_time=FIXED_TIME)
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.external_attr = 0o644 << 16
+            with zf.open(info, "w", force_zip64=True) as f:
+                np.lib.format.write_array(f, np.ascontiguousarray(arrays[name]), allow_pickle=False)
+    return path
+
+
+def load_split(path: str | os.PathLike) -> dict[str, np.ndarray]:
+    """Read a split file: ``x_train, y_train, x_val, y_val, x_test, y_test`` (images N x 28 x 28 uint8)."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "split.npz"
+    if not path.is_file():
+        raise DataError(f"{path}: split file not found", "run `dlbench data` first")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError) as exc:
+        raise DataError(f"{path}: not a readable split file ({exc})", "re-run `dlbench data`") from None
+    missing = [f"{a}_{p}" for p in PART_NAMES for a in "xy" if f"{a}_{p}" not in arrays]
+    if missing:
+        raise DataError(f"{path}: split file lacks {', '.join(missing)}")
+    return arrays

