@@ -18,12 +18,14 @@ COMMAND_MODULES = [
     "dlbench.commands.data",
     "dlbench.commands.spec",
     "dlbench.commands.study",
+    "dlbench.commands.svm",
 ]
 
 EPILOG = """examples:
   dlbench data --dataset fashion-mnist --out runs/demo/data/fashion-mnist
   dlbench spec show quick            # print a preset study spec
   dlbench spec expand reference      # list the runs a spec expands to
+  dlbench svm --split runs/demo/data/fashion-mnist --out runs/demo/svm/rbf --n-train 10000
   dlbench study --spec quick --out runs/quick
 
 Every option's default is shown in its help (dlbench <command> --help)."""

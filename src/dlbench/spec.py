@@ -117,7 +117,7 @@ class SvmSpec(_Strict):
     @classmethod
     def _gamma(cls, v):
         if isinstance(v, float) and v <= 0:
-            raise ValueError(f"gamma must be > 0, 'scale' or 'auto' (got {v})")
+            raise ValueError("gamma must be > 0, 'scale' or 'auto'")
         return v
 
 
@@ -208,11 +208,16 @@ class SvmConfig(_Strict):
     kernel: Kernel = "rbf"
     C: float = Field(default=10.0, gt=0)
     gamma: float | Literal["scale", "auto"] = "scale"
-    degree: int = 3
+    degree: int = Field(default=3, ge=1)
     coef0: float = 0.0
     preprocess: Preprocess = "scale"
-    n_train: int | None = None
+    n_train: int | None = Field(default=None, gt=0)
     seed: int = 0
+
+    @field_validator("gamma")
+    @classmethod
+    def _gamma(cls, v):
+        return SvmSpec._gamma(v)
 
     @property
     def run_id(self) -> str:
