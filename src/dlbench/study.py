@@ -48,7 +48,18 @@ def run_study(spec: StudySpec, out_dir: str | os.PathLike) -> dict:
 
     from dlbench.data.step import run_data
 
+    data_ok: dict[str, bool] = {}
     for ds in spec.data.datasets:
-        attempt("data", ds, run_data, ds, data_dir(out, ds), source=spec.data.source, root=spec.data.root,
-                seed=spec.seed, subsample=spec.data.subsample, fractions=spec.data.fractions, log=log.info)
+        data_ok[ds] = attempt("data", ds, run_data, ds, data_dir(out, ds), source=spec.data.source,
+                              root=spec.data.root, seed=spec.seed, subsample=spec.data.subsample,
+                              fractions=spec.data.fractions, log=log.info) is not None
+    from dlbench.spec import expand_svm
+    from dlbench.svm import run_svm
+
+    for cfg in expand_svm(spec):
+        if not data_ok.get(cfg.dataset):
+            log.warning(f"svm {cfg.run_id} skipped: the data step for {cfg.dataset} did not succeed")
+            continue
+        attempt("svm", cfg.run_id, run_svm, cfg, data_dir(out, cfg.dataset), out / "svm" / cfg.run_id,
+                log=log.info)
     return summary
