@@ -19,6 +19,8 @@ COMMAND_MODULES = [
     "dlbench.commands.spec",
     "dlbench.commands.study",
     "dlbench.commands.svm",
+    "dlbench.commands.profile",
+    "dlbench.commands.onnx",
 ]
 
 EPILOG = """examples:
@@ -26,6 +28,8 @@ EPILOG = """examples:
   dlbench spec show quick            # print a preset study spec
   dlbench spec expand reference      # list the runs a spec expands to
   dlbench svm --split runs/demo/data/fashion-mnist --out runs/demo/svm/rbf --n-train 10000
+  dlbench profile --models resnet18 resnet50 --input-sizes 28 224 --out runs/demo/profile
+  dlbench onnx --model resnet18 --batch-sizes 1 64 --out runs/demo/onnx/resnet18
   dlbench study --spec quick --out runs/quick
 
 Every option's default is shown in its help (dlbench <command> --help)."""

@@ -62,4 +62,29 @@ def run_study(spec: StudySpec, out_dir: str | os.PathLike) -> dict:
             continue
         attempt("svm", cfg.run_id, run_svm, cfg, data_dir(out, cfg.dataset), out / "svm" / cfg.run_id,
                 log=log.info)
+    run_profile_and_onnx(spec, out, attempt)
     return summary
+
+
+def run_profile_and_onnx(spec: StudySpec, out: Path, attempt) -> None:
+    """FLOPs once for every model into ``profile/``; ONNX per model into ``onnx/<model>/``.
+
+    The ONNX step exports the best checkpoint of a finished train run of that model and stem (found in
+    ``train/*/record.json``) or, when there is none, a freshly initialised model; its record says which.
+    """
+    from dlbench.onnxrt import find_train_checkpoint, run_onnx
+    from dlbench.profile import run_profile
+
+    stem = spec.train.stem
+    p = spec.profile
+    attempt("profile", "profile", run_profile, list(p.models or spec.model_names()), stem, p.input_sizes,
+            p.batch_size, out / "profile", log=log.info)
+    o = spec.onnx
+    for model in o.models or spec.model_names():
+        found = find_train_checkpoint(out / "train", model, stem)
+        checkpoint = found[0] if found else None
+        log.info(f"onnx {model}: " + (f"exporting the best train checkpoint {checkpoint}" if checkpoint
+                                      else "no finished train run of it; exporting a freshly initialised model"))
+        attempt("onnx", model, run_onnx, model, stem, out / "onnx" / model, checkpoint=checkpoint,
+                providers=o.providers, batch_sizes=o.batch_sizes, warmup=o.warmup, iterations=o.iterations,
+                threads=o.threads, opset=o.opset, tolerance=o.tolerance, log=log.info)

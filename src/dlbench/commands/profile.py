@@ -1,0 +1,49 @@
+from __future__ import annotations
+
+
+def register(sub) -> None:
+    from typing import get_args
+
+    from dlbench.cli import add_command
+    from dlbench.spec import ModelName, Stem
+
+    MODELS, STEMS, NUM_CLASSES = get_args(ModelName), get_args(Stem), 10  # no torch import for --help
+
+    p = add_command(
+        sub, "profile", "count FLOPs (forward and one training step), parameters and activation memory",
+        description="For each model and input size, count the FLOPs of one forward pass and of one training "
+                    "step (forward + cross-entropy loss + backward) with PyTorch's FlopCounterMode, the "
+                    "parameters, a breakdown by layer type and by aten op, and the activation memory of one "
+                    "batch. Counted on PyTorch's meta device (shapes only), so it takes seconds at any size. "
+                    "Writes profile.csv, profile.json and record.json; prints the rows as JSON.",
+        epilog="units: FLOPs count 2 per multiply-add (convolutions and matrix products only); "
+               "GMACs = FLOPs / 2 / 1e9, the unit torchvision publishes (ResNet-18 at 3x224x224: 1.814 GMACs).\n"
+               "example: dlbench profile --models resnet18 resnet50 --input-sizes 28 224 --out runs/demo/profile")
+    p.add_argument("--models", nargs="+", default=list(MODELS), metavar="MODEL",
+                   help=f"models to profile ({', '.join(MODELS)})")
+    p.add_argument("--stem", default="imagenet", choices=list(STEMS),
+                   help="imagenet: 7x7/2 conv + max-pool; small: 3x3/1 conv, no pool")
+    p.add_argument("--input-sizes", nargs="+", type=int, default=[28], metavar="PX",
+                   help="square input sizes in pixels")
+    p.add_argument("--batch-size", type=int, default=1, help="images per batch (FLOPs are per batch)")
+    p.add_argument("--in-channels", type=int, default=1,
+                   help="input channels (1 for MNIST; 3 with --num-classes 1000 is torchvision's own ResNet)")
+    p.add_argument("--num-classes", type=int, default=NUM_CLASSES, help="outputs of the last layer")
+    p.add_argument("--out", required=True, help="output folder (created)")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    import json
+
+    from dlbench.log import get_logger
+    from dlbench.profile import run_profile
+
+    rec = run_profile(args.models, args.stem, args.input_sizes, args.batch_size, args.out,
+                      log=get_logger("dlbench.profile").info, in_channels=args.in_channels,
+                      num_classes=args.num_classes)
+    keys = ("model", "stem", "in_channels", "input_size", "batch_size", "forward_gflops", "forward_gmacs",
+            "train_step_gflops", "params", "activation_bytes", "saved_for_backward_bytes")
+    rows = [{k: r[k] for k in keys} for r in rec["metrics"]["rows"]]
+    print(json.dumps({"out": str(args.out), "unit_note": rec["metrics"]["unit_note"], "rows": rows}, indent=2))
+    return 0

@@ -1,0 +1,231 @@
+"""The ``profile`` step: FLOPs, parameters and activation memory per model and input size.
+
+FLOPs come from PyTorch's own counter, :class:`torch.utils.flop_counter.FlopCounterMode`, which counts
+2 FLOPs per multiply-add and only matrix products and convolutions (batch norm, ReLU, pooling and
+additions count 0, as in torchvision's published figures). So GMACs = FLOPs / 2 / 1e9 is the unit
+torchvision lists (ResNet-18 at 3x224x224: 1.814 GMACs). Everything is counted on PyTorch's ``meta``
+device: shapes only, no arithmetic and no memory, so a ResNet-50 at batch 256 costs the same as at 1.
+
+Per model and input size the step records:
+- forward FLOPs of one batch, and of one training step (forward + cross-entropy loss + backward; the
+  optimizer update is left out),
+- a breakdown by layer type (leaf module class: Conv2d, Linear, BatchNorm2d, ...) and by aten op,
+- parameters,
+- activation memory of one batch: ``activation_bytes`` = bytes of the distinct output tensors of every
+  leaf module in one forward pass (an in-place ReLU's output is its input and is counted once), and
+  ``saved_for_backward_bytes`` = bytes of the distinct tensors autograd keeps for the backward pass of
+  one training step, parameters excluded (what training actually holds per batch).
+
+Outputs: ``profile.csv`` (one row per model x input size), ``profile.json`` (the rows with their
+breakdowns) and ``record.json`` (metrics ``rows`` and ``unit_note``).
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from dlbench.errors import SpecError
+from dlbench.io import atomic_path, write_json
+from dlbench.models import MODELS, NUM_CLASSES, STEMS, count_parameters, create_model
+from dlbench.record import step_record
+
+CSV_NAME = "profile.csv"
+JSON_NAME = "profile.json"
+
+UNIT_NOTE = (
+    "FLOPs from torch.utils.flop_counter.FlopCounterMode: 2 FLOPs per multiply-add, convolutions and "
+    "matrix products only (batch norm, ReLU, pooling and additions count 0, as in torchvision's figures). "
+    "GFLOPs = 1e9 FLOPs; GMACs = FLOPs / 2 / 1e9, the unit torchvision publishes (ResNet-18 at 3x224x224: "
+    "1.814 GMACs = 3.628 GFLOPs). Figures are per batch of batch_size images (*_per_image divides by it). "
+    "train_step = forward + cross-entropy loss + backward, optimizer update not included. "
+    "activation_bytes = distinct output tensors of all leaf modules in one forward pass (float32); "
+    "saved_for_backward_bytes = distinct tensors autograd keeps for backward in one training step, "
+    "parameters excluded."
+)
+
+
+def _storage_key(t: torch.Tensor) -> int:
+    # The StorageImpl address: the same for a tensor and its in-place results or views, on any device
+    # (meta tensors included, whose data_ptr is always 0).
+    return t.untyped_storage()._cdata
+
+
+def _root_prefix(model: nn.Module) -> str:
+    return type(model).__name__
+
+
+def _leaf_modules(model: nn.Module) -> dict[str, nn.Module]:
+    """FlopCounterMode's module names (``ResNet.layer1.0.conv1``) of every module without children."""
+    prefix = _root_prefix(model)
+    return {f"{prefix}.{name}": m for name, m in model.named_modules() if name and not any(m.children())}
+
+
+def _by_op(counts: dict[str, dict[Any, int]], key: str) -> dict[str, int]:
+    return {str(op).removeprefix("aten."): int(v) for op, v in counts.get(key, {}).items()}
+
+
+def profile_model(name: str, stem: str, input_size: int, batch_size: int, in_channels: int = 1,
+                  num_classes: int = NUM_CLASSES) -> dict[str, Any]:
+    """Count one model at one input size (on the meta device); return one row."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with torch.device("meta"):
+        model = create_model(name, stem=stem, in_channels=in_channels, num_classes=num_classes)
+        x = torch.empty(batch_size, in_channels, input_size, input_size)
+        target = torch.zeros(batch_size, dtype=torch.long)
+    params = count_parameters(model)
+    leaves = _leaf_modules(model)
+
+    # Forward: FLOPs by op and by module, and the leaf modules' output bytes.
+    outputs: dict[int, int] = {}
+    keep: list[torch.Tensor] = []  # hold every output so no storage is freed and reused mid-pass
+
+    def on_output(_module, _inputs, out):
+        for t in (out if isinstance(out, tuple | list) else (out,)):
+            if isinstance(t, torch.Tensor):
+                keep.append(t)
+                outputs[_storage_key(t)] = t.untyped_storage().nbytes()
+
+    hooks = [m.register_forward_hook(on_output) for m in leaves.values()]
+    model.eval()
+    try:
+        with torch.no_grad(), FlopCounterMode(display=False) as fwd:
+            model(x)
+    except RuntimeError as exc:
+        raise SpecError(f"{name} (stem {stem}) cannot take {in_channels}x{input_size}x{input_size} input: "
+                        f"{str(exc).splitlines()[0]}", "use a larger input size") from None
+    finally:
+        for h in hooks:
+            h.remove()
+    keep.clear()
+    fwd_counts = fwd.get_flop_counts()
+    forward_flops = int(fwd.get_total_flops())
+    by_type: dict[str, int] = defaultdict(int)
+    for fqn, module in leaves.items():
+        by_type[type(module).__name__] += int(sum(fwd_counts.get(fqn, {}).values()))
+    other = forward_flops - sum(by_type.values())
+    if other:
+        by_type["other (outside leaf modules)"] = other
+
+    # One training step: forward + loss + backward, and what autograd saves for backward.
+    model.train()
+    param_keys = {_storage_key(p) for p in model.parameters()}
+    saved: dict[int, int] = {}
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        k = _storage_key(t)
+        if k not in param_keys:
+            saved[k] = t.untyped_storage().nbytes()
+        return t
+
+    with FlopCounterMode(display=False) as step:
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            loss = nn.functional.cross_entropy(model(x), target)
+        loss.backward()
+    train_flops = int(step.get_total_flops())
+
+    return {
+        "model": name,
+        "stem": stem,
+        "in_channels": in_channels,
+        "input_size": input_size,
+        "batch_size": batch_size,
+        "num_classes": num_classes,
+        "forward_flops": forward_flops,
+        "forward_gflops": forward_flops / 1e9,
+        "forward_gmacs": forward_flops / 2e9,
+        "forward_gmacs_per_image": forward_flops / 2e9 / batch_size,
+        "train_step_flops": train_flops,
+        "train_step_gflops": train_flops / 1e9,
+        "train_step_gmacs": train_flops / 2e9,
+        "params": params,
+        "params_millions": params / 1e6,
+        "activation_bytes": int(sum(outputs.values())),
+        "saved_for_backward_bytes": int(sum(saved.values())),
+        "by_layer_type": dict(sorted(by_type.items(), key=lambda kv: -kv[1])),
+        "by_op": _by_op(fwd_counts, "Global"),
+        "train_step_by_op": _by_op(step.get_flop_counts(), "Global"),
+    }
+
+
+def _check_args(models: list[str], stem: str, input_sizes: list[int], batch_size: int, in_channels: int,
+                num_classes: int) -> None:
+    if not models:
+        raise SpecError("no models to profile", f"name at least one of {', '.join(MODELS)}")
+    unknown = [m for m in models if m not in MODELS]
+    if unknown:
+        raise SpecError(f"unknown model(s) {', '.join(map(repr, unknown))}", f"choose from {', '.join(MODELS)}")
+    if stem not in STEMS:
+        raise SpecError(f"unknown stem {stem!r}", f"choose one of {', '.join(STEMS)}")
+    if not input_sizes:
+        raise SpecError("no input sizes to profile", "give at least one, e.g. 28")
+    bad = [s for s in input_sizes if int(s) <= 0]
+    if bad:
+        raise SpecError(f"input sizes must be positive (got {bad})")
+    if batch_size <= 0:
+        raise SpecError(f"batch size must be positive (got {batch_size})")
+    if in_channels <= 0:
+        raise SpecError(f"input channels must be positive (got {in_channels})")
+    if num_classes <= 0:
+        raise SpecError(f"number of classes must be positive (got {num_classes})")
+
+
+CSV_FIELDS = ("model", "stem", "in_channels", "num_classes", "input_size", "batch_size", "forward_flops", "forward_gflops",
+              "forward_gmacs", "forward_gmacs_per_image", "train_step_flops", "train_step_gflops",
+              "train_step_gmacs", "params", "params_millions", "activation_bytes", "saved_for_backward_bytes")
+
+
+def write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
+    """One row per model x input size; the layer-type breakdown as ``flops_<Type>`` columns."""
+    types: dict[str, None] = {}
+    for r in rows:
+        types.update(dict.fromkeys(r["by_layer_type"]))
+    fields = list(CSV_FIELDS) + [f"flops_{t}" for t in types]
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=fields)
+        w.writeheader()
+        for r in rows:
+            line = {k: r[k] for k in CSV_FIELDS}
+            line.update({f"flops_{t}": r["by_layer_type"].get(t, 0) for t in types})
+            w.writerow(line)
+
+
+def run_profile(models: list[str], stem: str, input_sizes: list[int], batch_size: int,
+                out_dir: str | os.PathLike, log=print, in_channels: int = 1,
+                num_classes: int = NUM_CLASSES) -> dict[str, Any]:
+    """Profile every model at every input size; write profile.csv/json and record.json; return the record.
+
+    ``in_channels=1, num_classes=10`` are the project's models (MNIST-style input);
+    ``in_channels=3, stem="imagenet", num_classes=1000`` is torchvision's own ResNet, the one its
+    published GMACs and parameter counts refer to.
+    """
+    models, input_sizes = list(models), [int(s) for s in input_sizes]
+    _check_args(models, stem, input_sizes, batch_size, in_channels, num_classes)
+    out = Path(out_dir)
+    config = {"models": models, "stem": stem, "input_sizes": input_sizes, "batch_size": batch_size,
+              "in_channels": in_channels, "num_classes": num_classes}
+    with step_record("profile", config, out) as rec:
+        rows = []
+        for name in models:
+            for size in input_sizes:
+                row = profile_model(name, stem, size, batch_size, in_channels, num_classes)
+                rows.append(row)
+                log(f"{name} {in_channels}x{size}x{size} batch {batch_size}: "
+                    f"forward {row['forward_gflops']:.4g} GFLOPs ({row['forward_gmacs']:.4g} GMACs), "
+                    f"train step {row['train_step_gflops']:.4g} GFLOPs, {row['params_millions']:.2f} M params, "
+                    f"activations {row['activation_bytes'] / 2**20:.1f} MiB")
+        write_csv(out / CSV_NAME, rows)
+        write_json(out / JSON_NAME, {"unit_note": UNIT_NOTE, "rows": rows})
+        rec.add_output("table", out / CSV_NAME)
+        rec.add_output("profile", out / JSON_NAME)
+        rec.metrics["rows"] = rows
+        rec.metrics["unit_note"] = UNIT_NOTE
+        rec.metrics["counter"] = "torch.utils.flop_counter.FlopCounterMode (meta device)"
+    return rec.to_dict()
