@@ -44,7 +44,8 @@ UNIT_NOTE = (
     "matrix products only (batch norm, ReLU, pooling and additions count 0, as in torchvision's figures). "
     "GFLOPs = 1e9 FLOPs; GMACs = FLOPs / 2 / 1e9, the unit torchvision publishes (ResNet-18 at 3x224x224: "
     "1.814 GMACs = 3.628 GFLOPs). Figures are per batch of batch_size images (*_per_image divides by it). "
-    "train_step = forward + cross-entropy loss + backward, optimizer update not included. "
+    "train_step = forward + cross-entropy loss + backward, optimizer update not included (a batch of 1 is "
+    "counted at batch 2 and halved: BatchNorm cannot train on one value per channel). "
     "activation_bytes = distinct output tensors of all leaf modules in one forward pass (float32); "
     "saved_for_backward_bytes = distinct tensors autograd keeps for backward in one training step, "
     "parameters excluded."
@@ -114,8 +115,16 @@ def profile_model(name: str, stem: str, input_size: int, batch_size: int, in_cha
     if other:
         by_type["other (outside leaf modules)"] = other
 
-    # One training step: forward + loss + backward, and what autograd saves for backward.
+    # One training step: forward + loss + backward, and what autograd saves for backward. BatchNorm in
+    # training mode needs more than one value per channel, which a batch of 1 at 28x28 does not give
+    # (ResNet's last stage is 1x1 there); so a batch of 1 is counted as a batch of 2, halved. Exact for
+    # the FLOPs (every counted op is linear in the batch), near-exact for the saved bytes.
     model.train()
+    step_batch = max(batch_size, 2)
+    if step_batch != batch_size:
+        with torch.device("meta"):
+            x = torch.empty(step_batch, in_channels, input_size, input_size)
+            target = torch.zeros(step_batch, dtype=torch.long)
     param_keys = {_storage_key(p) for p in model.parameters()}
     saved: dict[int, int] = {}
 
@@ -129,7 +138,8 @@ def profile_model(name: str, stem: str, input_size: int, batch_size: int, in_cha
         with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
             loss = nn.functional.cross_entropy(model(x), target)
         loss.backward()
-    train_flops = int(step.get_total_flops())
+    scale = batch_size / step_batch
+    train_flops = round(step.get_total_flops() * scale)
 
     return {
         "model": name,
@@ -148,10 +158,11 @@ def profile_model(name: str, stem: str, input_size: int, batch_size: int, in_cha
         "params": params,
         "params_millions": params / 1e6,
         "activation_bytes": int(sum(outputs.values())),
-        "saved_for_backward_bytes": int(sum(saved.values())),
+        "saved_for_backward_bytes": round(sum(saved.values()) * scale),
         "by_layer_type": dict(sorted(by_type.items(), key=lambda kv: -kv[1])),
         "by_op": _by_op(fwd_counts, "Global"),
-        "train_step_by_op": _by_op(step.get_flop_counts(), "Global"),
+        "train_step_by_op": {k: round(v * scale) for k, v in _by_op(step.get_flop_counts(), "Global").items()},
+        "train_step_counted_at_batch": step_batch,
     }
 
 
