@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -19,8 +19,10 @@ from dlbench.data.split import load_split, stratified_subsample
 from dlbench.errors import SpecError
 from dlbench.io import read_json
 from dlbench.record import step_record
-from dlbench.spec import SvmConfig, validate_model
 from dlbench.svm.backends import SvmBackend, get_backend, resolve_gamma
+
+if TYPE_CHECKING:  # the spec (pydantic) is imported only by run_svm, so bench/ runs where pydantic is absent
+    from dlbench.spec import SvmConfig
 
 MODEL_NAME = "model.joblib"
 WARMUP_IMAGES = 200  # a first tiny fit on the GPU backend takes CUDA context creation and loading out of the timed fit
@@ -122,6 +124,8 @@ def run_svm(config: SvmConfig | dict, split_dir: str | os.PathLike, out_dir: str
     Bad input (an n_train larger than the training split, a backend that cannot run here, a missing
     split) raises a :class:`~dlbench.errors.DlbenchError` before anything is written.
     """
+    from dlbench.spec import SvmConfig, validate_model
+
     if not isinstance(config, SvmConfig):
         config = validate_model(SvmConfig, dict(config), "svm config")
     split_dir, out = Path(split_dir), Path(out_dir)
