@@ -130,3 +130,21 @@ def test_auto_picks_what_can_run_and_records_it(tiny_split, tmp_path):
     assert rec["metrics"]["backend"] == ("cuml" if gpu else "sklearn")
     assert rec["device"]["type"] == ("cuda" if gpu else "cpu")
     assert (rec["metrics"]["warmup_seconds"] is not None) == gpu
+
+
+def test_a_model_that_cannot_be_saved_fails_the_step_but_keeps_the_measurements(tiny_split, tmp_path,
+                                                                                monkeypatch):
+    from dlbench.errors import StepFailed
+    from dlbench.svm.backends import SklearnBackend
+
+    def broken_save(self, path, extra=None):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(SklearnBackend, "save", broken_save)
+    out = tmp_path / "o"
+    with pytest.raises(StepFailed, match="sklearn model could not be saved .*OSError: disk full"):
+        run_svm(_cfg(), tiny_split, out, **QUIET)
+    rec = json.loads((out / "record.json").read_text())
+    assert rec["status"] == "failed" and "disk full" in rec["error"]
+    assert rec["metrics"]["accuracy"] > 0.9 and "model" not in rec["outputs"]
+    assert not (out / "model.joblib").exists()

@@ -10,7 +10,8 @@ A backend class has
 - ``fit(X, y)``, ``predict(X) -> numpy array``, ``synchronize()`` (wait for queued device work),
   properties ``n_support`` (number of distinct training points that are support vectors), ``version``,
   ``threads`` (host threads the fit uses; None when the work runs on a GPU), ``params`` (the estimator's
-  settings, recorded) and ``save(path, extra)`` (joblib, atomically).
+  settings, recorded), ``threads_note`` (what ``threads`` means for it) and ``save(path, extra)`` (joblib,
+  atomically).
 
 ``get_backend(name)`` returns the class for ``sklearn`` / ``cuml`` or picks one for ``auto``; asking for a
 backend that cannot run raises :class:`~dlbench.errors.DeviceError` naming the missing piece, never a
@@ -94,6 +95,7 @@ class SvmBackend:
     device = "cpu"
     warmup = False
     install_hint: str | None = None
+    threads_note = ""
     estimator: Any = None
 
     def __init__(self, kernel: str, C: float, gamma: float, degree: int = 3, coef0: float = 0.0):
@@ -148,6 +150,7 @@ class SklearnBackend(SvmBackend):
 
     name = "sklearn"
     device = "cpu"
+    threads_note = "libsvm fits and predicts on one core"
 
     @classmethod
     def available(cls) -> tuple[bool, str]:
@@ -221,6 +224,7 @@ class CumlBackend(SvmBackend):
     name = "cuml"
     device = "cuda"
     warmup = True
+    threads_note = "the work runs on the GPU; one host thread drives it"
     install_hint = ("cuML runs on an NVIDIA GPU with the cuml-cu13 wheels, pip install 'dlbench[rapids]'; "
                     "on a CPU machine use --backend sklearn or auto")
 

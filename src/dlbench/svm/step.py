@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from dlbench.data.split import load_split, stratified_subsample
-from dlbench.errors import SpecError
+from dlbench.errors import SpecError, StepFailed
 from dlbench.io import read_json
 from dlbench.record import step_record
 from dlbench.svm.backends import SvmBackend, get_backend, resolve_gamma
@@ -158,11 +158,6 @@ def run_svm(config: SvmConfig | dict, split_dir: str | os.PathLike, out_dir: str
         result = fit_and_evaluate(backend, X_train, y_train.astype(np.int64), X_test,
                                   split["y_test"].astype(np.int64), n_classes, log=log)
 
-        model_path = out / MODEL_NAME
-        backend.save(model_path, extra={"preprocess": prep, "gamma": gamma, "classes": class_names,
-                                        "label_values": result["label_values"],
-                                        "n_features": int(X_train.shape[1]), "config": config.model_dump()})
-        rec.add_output("model", model_path)
         rec.metrics.update({
             "accuracy": result["accuracy"],
             "fit_seconds": round(result["fit_seconds"], 4),
@@ -178,15 +173,23 @@ def run_svm(config: SvmConfig | dict, split_dir: str | os.PathLike, out_dir: str
             "backend": backend.name,
             "backend_version": backend.version,
             "threads": backend.threads,
-            "threads_note": ("libsvm fits and predicts on one core" if backend.name == "sklearn"
-                             else "runs on the GPU; one host thread drives it" if backend.device == "cuda"
-                             else ""),
+            "threads_note": backend.threads_note,
             "gamma": gamma,
             "gamma_from": config.gamma if isinstance(config.gamma, str) else "value",
             "preprocess": config.preprocess,
             "backend_params": _json_safe(backend.params),
             "classes": class_names,
         })
+        # saved last: the measurements are in the record even if the model cannot be written
+        model_path = out / MODEL_NAME
+        try:
+            backend.save(model_path, extra={"preprocess": prep, "gamma": gamma, "classes": class_names,
+                                            "label_values": result["label_values"],
+                                            "n_features": int(X_train.shape[1]), "config": config.model_dump()})
+        except Exception as exc:
+            raise StepFailed(f"{backend.name} model could not be saved to {model_path}: "
+                             f"{type(exc).__name__}: {' '.join(str(exc).split())[:200]}") from exc
+        rec.add_output("model", model_path)
     return rec.to_dict()
 
 
