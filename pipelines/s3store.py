@@ -1,0 +1,368 @@
+"""The S3 backend of ``dlbench.store`` (MinIO, SeaweedFS, AWS S3, rclone serve s3), on the minio SDK.
+
+Configuration comes from the environment only (never from code, flags or the pipeline YAML):
+
+=========================  =====================================================================
+``DLBENCH_S3_ENDPOINT``    ``http://host:port`` or ``https://host`` (the scheme decides TLS); a bare
+                           ``host:port`` uses TLS unless ``DLBENCH_S3_SECURE=0``
+``AWS_ACCESS_KEY_ID``      access key (``MINIO_ACCESS_KEY`` is read when this is unset)
+``AWS_SECRET_ACCESS_KEY``  secret key (``MINIO_SECRET_KEY`` is read when this is unset)
+``DLBENCH_S3_REGION``      region, default ``AWS_REGION`` or ``us-east-1`` (minio-py then skips its
+                           bucket-location probe, which some S3 servers refuse)
+``DLBENCH_S3_RETRIES``     attempts per operation on transient errors, default 4 (backoff 1, 2, 4 s)
+=========================  =====================================================================
+
+The bucket and prefix come from the store URL ``s3://bucket/prefix``. On a cluster the keys reach
+a task from a Kubernetes Secret (``kfp.kubernetes.use_secret_as_env``, see ``pipelines/study.py``).
+
+Integrity: every object is stored with its SHA-256 as user metadata (``x-amz-meta-sha256``). After an
+upload the object's size and ETag are compared with the local bytes (ETag = MD5 for a single PUT, or
+MD5-of-part-MD5s for a multipart upload of known part size; a server whose ETag is neither, e.g. with
+SSE-KMS, is checked by reading the object back). A mismatch deletes the object. A PUT or multipart
+upload only becomes visible at its key when complete, so an interrupted upload leaves nothing there;
+trees add ``MANIFEST.json`` last (``Store.put_tree``).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import re
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import urlparse
+
+import certifi
+import urllib3
+from minio import Minio
+from minio.error import InvalidResponseError, S3Error, ServerError
+from urllib3.exceptions import HTTPError as Urllib3Error
+from urllib3.exceptions import MaxRetryError, SSLError
+
+from dlbench.io import CHUNK
+from dlbench.store import ChecksumMismatch, FileDigest, ObjectInfo, Store, StoreError, _join
+
+T = TypeVar("T")
+# urllib3 logs each retry as a warning; our own message (one line, after the last attempt) says it all.
+logging.getLogger("urllib3.connectionpool").setLevel(logging.ERROR)
+
+ENDPOINT_ENV = "DLBENCH_S3_ENDPOINT"
+SECURE_ENV = "DLBENCH_S3_SECURE"
+REGION_ENV = "DLBENCH_S3_REGION"
+RETRIES_ENV = "DLBENCH_S3_RETRIES"
+KEY_ENVS = (("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"), ("MINIO_ACCESS_KEY", "MINIO_SECRET_KEY"))
+SHA_META = "x-amz-meta-sha256"
+MIN_PART = 5 * 1024 * 1024
+DEFAULT_PART = 16 * 1024 * 1024
+MAX_PARTS = 10_000
+
+AUTH_CODES = {"AccessDenied", "SignatureDoesNotMatch", "InvalidAccessKeyId", "InvalidToken", "ExpiredToken"}
+TRANSIENT_CODES = {"SlowDown", "InternalError", "ServiceUnavailable", "RequestTimeout", "RequestTimeTooSkewed",
+                   "XMinioServerNotInitialized", "OperationAborted"}
+_BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+_ETAG_RE = re.compile(r"^[0-9a-f]{32}(-\d+)?$")
+
+
+class _Transient(Exception):
+    """An error worth retrying; carries the one-line reason."""
+
+
+def parse_endpoint(text: str, secure_env: str | None = None) -> tuple[str, bool]:
+    """``http://host:9000`` -> ("host:9000", False); ``host:9000`` -> ("host:9000", $DLBENCH_S3_SECURE)."""
+    text = text.strip()
+    if "://" in text:
+        u = urlparse(text)
+        if u.scheme not in ("http", "https") or not u.netloc:
+            raise StoreError(f"{ENDPOINT_ENV}={text!r} is not an http(s) URL", "e.g. http://minio.local:9000")
+        if u.path not in ("", "/") or u.query:
+            raise StoreError(f"{ENDPOINT_ENV}={text!r} has a path; the S3 endpoint is scheme://host:port only",
+                             "put the bucket and prefix in the store URL s3://bucket/prefix")
+        return u.netloc, u.scheme == "https"
+    if "/" in text or not text:
+        raise StoreError(f"{ENDPOINT_ENV}={text!r} is not host:port or an http(s) URL")
+    secure = (secure_env or "1").strip().lower() not in ("0", "false", "no", "off")
+    return text, secure
+
+
+def credentials_from_env(env: dict[str, str] | None = None) -> tuple[str, str]:
+    env = os.environ if env is None else env
+    for key_var, secret_var in KEY_ENVS:
+        if env.get(key_var) and env.get(secret_var):
+            return env[key_var], env[secret_var]
+    raise StoreError("no S3 credentials in the environment",
+                     "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or MINIO_ACCESS_KEY and MINIO_SECRET_KEY)")
+
+
+def split_url(url: str) -> tuple[str, str]:
+    u = urlparse(url)
+    if u.scheme != "s3" or not u.netloc:
+        raise StoreError(f"{url!r} is not an s3://bucket/prefix URL")
+    bucket = u.netloc
+    if not _BUCKET_RE.match(bucket) or ".." in bucket:
+        raise StoreError(f"bucket name {bucket!r} is not valid",
+                         "3-63 characters: lowercase letters, digits, dots and hyphens")
+    return bucket, u.path.strip("/")
+
+
+class _ProgressAdapter:
+    """minio-py's progress protocol (set_meta/update) onto a ``tick(n)`` callable; never counts twice."""
+
+    def __init__(self, tick: Callable[[int], None] | None, state: dict[str, int]):
+        self.tick, self.state, self.seen = tick, state, 0
+
+    def set_meta(self, object_name: str, total_length: int) -> None:
+        pass
+
+    def update(self, size: int) -> None:
+        self.seen += size
+        if self.tick and self.seen > self.state["reported"]:
+            self.tick(self.seen - self.state["reported"])
+            self.state["reported"] = self.seen
+
+
+class S3Store(Store):
+    def __init__(self, bucket: str, prefix: str = "", *, endpoint: str, secure: bool, access_key: str,
+                 secret_key: str, region: str = "us-east-1", retries: int = 4, backoff: float = 1.0,
+                 part_size: int = DEFAULT_PART, parallel_uploads: int = 3, connect_timeout: float = 5.0,
+                 read_timeout: float = 300.0):
+        self.bucket, self.prefix = bucket, prefix.strip("/")
+        self.endpoint = f"{'https' if secure else 'http'}://{endpoint}"
+        self.url = f"s3://{bucket}/{self.prefix}".rstrip("/")
+        self.retries, self.backoff = max(1, retries), backoff
+        self.part_size = max(MIN_PART, part_size)
+        self.parallel_uploads = parallel_uploads
+        http = urllib3.PoolManager(
+            timeout=urllib3.Timeout(connect=connect_timeout, read=read_timeout), maxsize=10,
+            cert_reqs="CERT_REQUIRED", ca_certs=os.environ.get("SSL_CERT_FILE") or certifi.where(),
+            retries=urllib3.Retry(total=1, backoff_factor=0.2, status_forcelist=[500, 502, 503, 504]))
+        # The keys live only inside the client (never on self, never in a message).
+        self._client = Minio(endpoint, access_key=access_key, secret_key=secret_key, secure=secure,
+                             region=region, http_client=http)
+
+    def __repr__(self) -> str:
+        return f"S3Store({self.url!r}, endpoint={self.endpoint!r})"
+
+    @classmethod
+    def from_url(cls, url: str, create_bucket: bool = False, env: dict[str, str] | None = None,
+                 **kwargs: Any) -> S3Store:
+        env = os.environ if env is None else env
+        bucket, prefix = split_url(url)
+        endpoint_text = env.get(ENDPOINT_ENV)
+        if not endpoint_text:
+            raise StoreError(f"{ENDPOINT_ENV} is not set", f"export {ENDPOINT_ENV}=http://HOST:9000 for {url}")
+        endpoint, secure = parse_endpoint(endpoint_text, env.get(SECURE_ENV))
+        access, secret = credentials_from_env(env)
+        region = env.get(REGION_ENV) or env.get("AWS_REGION") or "us-east-1"
+        try:
+            retries = int(env.get(RETRIES_ENV) or 4)
+        except ValueError:
+            raise StoreError(f"{RETRIES_ENV}={env.get(RETRIES_ENV)!r} is not an integer") from None
+        kwargs.setdefault("retries", retries)
+        store = cls(bucket, prefix, endpoint=endpoint, secure=secure, access_key=access, secret_key=secret,
+                    region=region, **kwargs)
+        store.check_bucket(create=create_bucket)
+        return store
+
+    # ------------------------------------------------------------------ errors and retries
+    def _reason(self, exc: BaseException) -> tuple[str, bool, str | None]:
+        """(one-line reason, transient?, hint) for an exception from the SDK or the network."""
+        if isinstance(exc, S3Error):
+            if exc.code in AUTH_CODES:
+                return (f"the S3 server at {self.endpoint} rejected the credentials ({exc.code})", False,
+                        "check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY and the key's bucket policy")
+            if exc.code == "NoSuchBucket":
+                return (f"bucket {self.bucket!r} does not exist at {self.endpoint}", False,
+                        f"pass --create-bucket or create it with mc mb ALIAS/{self.bucket}")
+            return f"{exc.code}: {exc.message}", exc.code in TRANSIENT_CODES, None
+        if isinstance(exc, ServerError):
+            return f"server error HTTP {exc.status_code} from {self.endpoint}", exc.status_code >= 500, None
+        if isinstance(exc, InvalidResponseError):
+            text = " ".join(str(exc).split())[:160]
+            return (f"{self.endpoint} does not answer like an S3 server ({text})", False,
+                    f"check {ENDPOINT_ENV}")
+        if isinstance(exc, MaxRetryError):
+            inner = exc.reason
+            why = _short_net(inner) if inner is not None else "no answer"
+            if isinstance(inner, SSLError):
+                return f"TLS to {self.endpoint} failed ({why})", False, f"check the scheme in {ENDPOINT_ENV}"
+            return f"S3 endpoint {self.endpoint} unreachable ({why})", True, f"check {ENDPOINT_ENV} and that the server runs"
+        if isinstance(exc, Urllib3Error | ConnectionError | TimeoutError):
+            return (f"connection to {self.endpoint} failed ({_short_net(exc)})", True,
+                    f"check {ENDPOINT_ENV} and that the server runs")
+        if isinstance(exc, OSError):
+            return f"{exc.strerror or exc}", False, None
+        raise exc
+
+    def _call(self, action: str, fn: Callable[[], T]) -> T:
+        """Run ``fn`` with retries on transient errors (exponential backoff), else one clear StoreError."""
+        for attempt in range(1, self.retries + 1):
+            try:
+                return fn()
+            except (StoreError, KeyboardInterrupt):
+                raise
+            except Exception as exc:  # noqa: BLE001 - classified right below
+                reason, transient, hint = self._reason(exc)
+                if not transient or attempt == self.retries:
+                    tries = f" after {attempt} attempts" if attempt > 1 else ""
+                    raise StoreError(f"could not {action}: {reason}{tries}", hint) from None
+                time.sleep(self.backoff * 2 ** (attempt - 1) * (0.8 + 0.4 * random.random()))
+        raise AssertionError("unreachable")
+
+    def _key(self, key: str) -> str:
+        return _join(self.prefix, key)
+
+    # ------------------------------------------------------------------ bucket
+    def check_bucket(self, create: bool = False) -> None:
+        exists = self._call(f"reach bucket {self.bucket!r}", lambda: self._client.bucket_exists(self.bucket))
+        if exists:
+            return
+        if not create:
+            self._call(f"reach bucket {self.bucket!r}", self._confirm_missing_bucket)
+            raise StoreError(f"bucket {self.bucket!r} does not exist at {self.endpoint}",
+                             f"pass --create-bucket or create it with mc mb ALIAS/{self.bucket}")
+        self._call(f"create bucket {self.bucket!r}", lambda: self._client.make_bucket(self.bucket))
+
+    def _confirm_missing_bucket(self) -> None:
+        """A HEAD that says 404 may come from any web server; a listing proves it is S3 talking."""
+        try:
+            next(iter(self._client.list_objects(self.bucket)), None)
+        except S3Error as exc:
+            if exc.code == "NoSuchBucket":
+                return
+            raise
+        except InvalidResponseError as exc:  # some servers' error XML minio-py cannot parse (rclone's)
+            if "<Code>NoSuchBucket</Code>" in str(exc):
+                return
+            raise
+
+    # ------------------------------------------------------------------ primitives
+    def _open(self, path: Path):
+        return open(path, "rb")
+
+    def _part_size(self, size: int) -> int:
+        need = -(-size // MAX_PARTS)
+        part = max(self.part_size, need)
+        return -(-part // (1 << 20)) * (1 << 20)
+
+    def put_file(self, path, key, progress=None) -> ObjectInfo:
+        src = Path(path)
+        if not src.is_file():
+            raise StoreError(f"{src} is not a file")
+        full = self._key(key)
+        size = src.stat().st_size
+        part = self._part_size(size)
+        digest = FileDigest.of(src, part_size=part)
+        state = {"reported": 0}
+
+        def upload():
+            with self._open(src) as f:
+                return self._client.put_object(
+                    self.bucket, full, f, length=size, part_size=part, metadata={"sha256": digest.sha256},
+                    progress=_ProgressAdapter(progress, state), num_parallel_uploads=self.parallel_uploads)
+
+        result = self._call(f"upload {src.name} to {self.describe(key)}", upload)
+        stat = self._call(f"check {self.describe(key)}", lambda: self._client.stat_object(self.bucket, full))
+        problem = None
+        if stat.size != size:
+            problem = f"size {stat.size:,} instead of {size:,}"
+        elif (stat.metadata or {}).get(SHA_META) not in (None, digest.sha256):
+            problem = "stored SHA-256 differs from the file's"
+        else:
+            etags = {str(e).strip('"') for e in (stat.etag, getattr(result, "etag", None)) if e}
+            known = {digest.md5, digest.multipart_etag} - {None}
+            if any(_ETAG_RE.match(e) for e in etags):
+                if not etags & known:
+                    problem = f"ETag {sorted(etags)[0]} does not match the file's MD5"
+            elif _sha256_stream(self._read(key, 0)) != digest.sha256:
+                problem = "bytes read back differ from the file"
+        if problem:
+            try:
+                self._client.remove_object(self.bucket, full)
+            except Exception:  # noqa: BLE001 - best effort; the error below is what matters
+                pass
+            raise ChecksumMismatch(f"upload of {src.name} to {self.describe(key)} is corrupt: {problem}",
+                                   "the object was deleted; try again")
+        return ObjectInfo(key, size, digest.sha256)
+
+    def info(self, key) -> ObjectInfo | None:
+        full = self._key(key)
+
+        def stat():
+            try:
+                return self._client.stat_object(self.bucket, full)
+            except S3Error as exc:
+                if exc.code in ("NoSuchKey", "NoSuchObject", "ResourceNotFound"):
+                    return None
+                raise
+
+        st = self._call(f"read {self.describe(key)}", stat)
+        if st is None:
+            return None
+        return ObjectInfo(key, st.size, (st.metadata or {}).get(SHA_META))
+
+    def list(self, prefix: str = "") -> list[ObjectInfo]:
+        full = self._key(prefix)
+        base = f"{self.prefix}/" if self.prefix else ""
+        if full and not full.endswith("/"):
+            full += "/"
+
+        def run():
+            return [o for o in self._client.list_objects(self.bucket, prefix=full or None, recursive=True)
+                    if not o.is_dir]
+
+        objs = self._call(f"list {self.describe(prefix)}", run)
+        return sorted((ObjectInfo(o.object_name[len(base):], o.size) for o in objs), key=lambda o: o.key)
+
+    def delete(self, key) -> None:
+        self._call(f"delete {self.describe(key)}", lambda: self._client.remove_object(self.bucket, self._key(key)))
+
+    def _read(self, key, offset=0) -> Iterator[bytes]:
+        full = self._key(key)
+        resp = self._call(f"download {self.describe(key)}",
+                          lambda: self._client.get_object(self.bucket, full, offset=offset))
+        try:
+            yield from resp.stream(CHUNK)
+        finally:
+            resp.close()
+            resp.release_conn()
+
+    def get_file(self, key, path, sha256=None, size=None, progress=None) -> Path:
+        """Download with retries; each retry resumes from the ``.part`` already on disk."""
+        for attempt in range(1, self.retries + 1):
+            try:
+                return super().get_file(key, path, sha256=sha256, size=size, progress=progress)
+            except StoreError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - classified here
+                reason, transient, hint = self._reason(exc)
+                if not transient or attempt == self.retries:
+                    raise StoreError(f"could not download {self.describe(key)}: {reason}", hint) from None
+                time.sleep(self.backoff * 2 ** (attempt - 1))
+        raise AssertionError("unreachable")
+
+
+def _sha256_stream(chunks: Iterator[bytes]) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    for c in chunks:
+        h.update(c)
+    return h.hexdigest()
+
+
+def _short_net(exc: BaseException) -> str:
+    text = str(exc)
+    for needle, short in (("Connection refused", "connection refused"), ("timed out", "timed out"),
+                          ("Name or service not known", "unknown host"), ("nodename nor servname", "unknown host"),
+                          ("Temporary failure in name resolution", "unknown host"),
+                          ("CERTIFICATE_VERIFY_FAILED", "TLS certificate not trusted"),
+                          ("WRONG_VERSION_NUMBER", "a plain-HTTP port? use http:// in " + ENDPOINT_ENV),
+                          ("Connection reset", "connection reset"), ("Connection aborted", "connection aborted"),
+                          ("RemoteDisconnected", "server closed the connection"),
+                          ("IncompleteRead", "transfer cut short")):
+        if needle in text:
+            return short
+    return type(exc).__name__
