@@ -101,7 +101,7 @@ def main(argv=None) -> int:
                              n_classes, log=log)
         results.append({
             "backend": name, "version": backend.version, "device": backend.device, "threads": backend.threads,
-            "fit_seconds": round(r["fit_seconds"], 4), "predict_seconds": round(r["predict_seconds"], 4),
+            "fit_seconds": round(r["fit_seconds"], 6), "predict_seconds": round(r["predict_seconds"], 6),
             "warmup_seconds": None if r["warmup_seconds"] is None else round(r["warmup_seconds"], 4),
             "accuracy": r["accuracy"], "n_support": r["n_support"],
             "predict_images_per_second": round(len(y_test) / r["predict_seconds"], 1),

@@ -1,0 +1,74 @@
+"""bench/svm_backends.py: a speedup only when sklearn and another backend both ran; the rest listed with a reason."""
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+from dlbench.svm import BACKENDS
+from dlbench.svm.backends import CumlBackend, SklearnBackend
+
+BENCH = Path(__file__).resolve().parents[2] / "bench" / "svm_backends.py"
+
+
+@pytest.fixture(scope="module")
+def bench():
+    spec = importlib.util.spec_from_file_location("svm_backends_bench", BENCH)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+class FastStandIn(SklearnBackend):
+    name = "cuml"
+    device = "cpu"
+
+    @classmethod
+    def available(cls):
+        return True, "stand-in"
+
+
+def _run(bench, capsys, *args):
+    code = bench.main([*args])
+    return code, json.loads(capsys.readouterr().out)
+
+
+def test_only_sklearn_here_lists_cuml_with_its_reason(bench, tiny_split, capsys):
+    ok, reason = CumlBackend.available()
+    code, out = _run(bench, capsys, "--split", str(tiny_split), "--n-train", "200", "--backends", "sklearn,cuml")
+    assert code == 0
+    if ok:  # a GPU machine with cuML: both ran, so there is a comparison
+        assert [r["backend"] for r in out["results"]] == ["sklearn", "cuml"] and len(out["comparisons"]) == 1
+        return
+    assert [r["backend"] for r in out["results"]] == ["sklearn"]
+    assert reason in out["unavailable"]["cuml"]
+    assert out["comparisons"] == [] and "needs sklearn and another backend" in out["comparison_note"]
+    r = out["results"][0]
+    assert out["data"]["n_train"] == 200 and r["threads"] == 1 and 0 < r["accuracy"] <= 1
+    assert out["environment"]["libraries"]["scikit-learn"] == r["version"]
+
+
+def test_speedup_when_both_ran(bench, tiny_split, capsys, monkeypatch, tmp_path):
+    monkeypatch.setitem(BACKENDS, "cuml", FastStandIn)
+    code, out = _run(bench, capsys, "--split", str(tiny_split), "--n-train", "300", "--out", str(tmp_path / "b.json"))
+    assert code == 0 and out["unavailable"] == {}
+    sk, other = out["results"]
+    (cmp,) = out["comparisons"]
+    assert cmp["fit_speedup"] == pytest.approx(sk["fit_seconds"] / other["fit_seconds"], rel=0.01)
+    # the same data and parameters reach both, so the two libsvm fits agree exactly
+    assert cmp["accuracy_gap_points"] == 0 and sk["n_support"] == other["n_support"]
+    assert other["warmup_seconds"] is None and sk["params"]["gamma"] == other["params"]["gamma"]
+    assert "49,000" in cmp["target"]["note"]
+    assert json.loads((tmp_path / "b.json").read_text()) == out
+
+
+def test_strict_fails_when_a_backend_cannot_run(bench, tiny_split, capsys, monkeypatch):
+    class Missing(FastStandIn):
+        @classmethod
+        def available(cls):
+            return False, "not here"
+
+    monkeypatch.setitem(BACKENDS, "cuml", Missing)
+    code, out = _run(bench, capsys, "--split", str(tiny_split), "--n-train", "100", "--strict")
+    assert code == 1 and "not here" in out["unavailable"]["cuml"]
