@@ -37,5 +37,18 @@ test: setup data  ## run the test suite
 lint: setup  ## ruff
 	$(BIN)/ruff check src tests components pipelines bench
 
+# Images: names from components/images.py, engine docker or podman (whichever answers; ENGINE=... to choose).
+.PHONY: images image-cpu image-cuda image-rapids container-test
+images: image-cpu image-cuda image-rapids  ## build the cpu, cuda and rapids images
+
+image-cpu:  ## build one image (also image-cuda, image-rapids; BASE_IMAGE=... optional)
+	images/build.sh cpu
+
+image-cuda image-rapids:
+	images/build.sh $(@:image-%=%)
+
+container-test: setup data  ## build the cpu image offline (podman, local Debian base) and run README's docker steps in it
+	$(BIN)/python -m pytest -q -s tests/images/test_container.py
+
 clean:  ## remove the virtualenv and run outputs
 	rm -rf $(VENV) runs .pytest_cache

@@ -1,0 +1,71 @@
+"""Write the images' pinned requirements from one pip resolution of dlbench[kfp].
+
+    .venv/bin/python images/lock.py          # rewrites images/{cpu,cuda,rapids}/requirements.txt
+
+pip resolves dlbench's runtime dependencies plus the kfp extra (``pip install --dry-run --report``,
+nothing is installed), constrained to the versions in the current virtualenv so the images run what
+the tests ran. Each image gets every resolved package pinned with ``==``, except:
+- torch's CUDA libraries (nvidia-*, cuda-*, triton): torch's own metadata pins them exactly when the
+  CUDA build is installed, and the CPU build (PyTorch's CPU index) has none;
+- onnxruntime in the cuda image, which gets onnxruntime-gpu (CUDA 13 line) instead;
+- torch and torchvision in the rapids image, which runs the SVM step only and gets cuML instead.
+dlbench itself is installed from the source tree with --no-deps after these.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+ONNXRUNTIME_GPU = "onnxruntime-gpu==1.31.1"  # first CUDA 13 line is 1.27; 1.31.1 is the newest on PyPI
+CUML = "cuml-cu13==26.10.0"
+TORCH_CUDA_LIBS = re.compile(r"^(nvidia-.*|cuda-.*|triton)$")
+
+
+def _canonical(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def resolve() -> dict[str, str]:
+    freeze = subprocess.run([sys.executable, "-m", "pip", "freeze", "--exclude-editable"],
+                            check=True, capture_output=True, text=True).stdout
+    constraints = ROOT / ".cache" / "lock-constraints.txt"
+    constraints.parent.mkdir(exist_ok=True)
+    constraints.write_text("\n".join(line for line in freeze.splitlines() if "==" in line) + "\n")
+    report = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--dry-run", "--ignore-installed", "--quiet",
+         "--report", "-", "-c", str(constraints), f"{ROOT}[kfp]"],
+        check=True, capture_output=True, text=True).stdout
+    pins = {}
+    for item in json.loads(report)["install"]:
+        name = _canonical(item["metadata"]["name"])
+        if name != "dlbench":
+            pins[name] = item["metadata"]["version"]
+    return pins
+
+
+def write(kind: str, lines: list[str], note: str) -> None:
+    path = ROOT / "images" / kind / "requirements.txt"
+    header = [f"# {kind} image: pinned by images/lock.py from one resolution of dlbench[kfp]; do not edit.",
+              f"# {note}", ""]
+    path.write_text("\n".join(header + lines) + "\n")
+    print(f"{path.relative_to(ROOT)}: {len(lines)} pins")
+
+
+def main() -> None:
+    pins = resolve()
+    common = {n: v for n, v in pins.items() if not TORCH_CUDA_LIBS.match(n)}
+    fmt = [f"{n}=={v}" for n, v in sorted(common.items())]
+    write("cpu", fmt, "torch's CUDA libraries are left to torch's own pins (the CPU build has none).")
+    write("cuda", [p for p in fmt if not p.startswith("onnxruntime==")] + [ONNXRUNTIME_GPU],
+          "onnxruntime-gpu (CUDA 13) replaces onnxruntime; torch's CUDA libraries come with torch's pins.")
+    write("rapids", [p for p in fmt if not p.startswith(("torch==", "torchvision==", "onnxruntime=="))]
+          + [CUML], "cuML (CUDA 13) for the SVM step; no torch, no onnxruntime.")
+
+
+if __name__ == "__main__":
+    main()
