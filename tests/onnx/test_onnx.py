@@ -251,3 +251,31 @@ def test_study_profiles_once_and_exports_each_model_with_its_checkpoint(tmp_path
     assert k18["checkpoint"] == tmp_path / "train" / "r18" / "best.pt"
     assert k50["checkpoint"] is None
     assert k18["batch_sizes"] == [1, 2] and k18["iterations"] == 2
+
+
+def test_io_binding_path_gives_the_same_output_as_plain_run(cli_run):
+    """The IO-binding code the GPU providers use, run here with the input and output bound on the CPU."""
+    from dlbench.onnxrt.providers import Provider, make_session
+    from dlbench.onnxrt.step import _ort_output, _ort_runner
+    from dlbench.timing import time_callable
+
+    _, _, out = cli_run
+    bound = Provider("cpu", "CPUExecutionProvider", "cpu", io_binding=True)
+    sess = make_session(out / "model.onnx", bound)
+    x = np.random.default_rng(0).standard_normal((3, 1, 28, 28), dtype=np.float32)
+    plain = sess.run(None, {"input": x})[0]
+    np.testing.assert_array_equal(_ort_output(sess, bound, x), plain)
+    call, sync = _ort_runner(sess, bound, x)
+    assert sync is not None
+    t = time_callable(call, warmup=1, iterations=2, batch_size=3, sync=sync)
+    assert 0 < t.p50_ms <= t.p99_ms
+
+
+@pytest.mark.skipif(CUDA_HERE, reason="needs a machine where ORT cannot start CUDA (so it falls back)")
+@pytest.mark.filterwarnings("ignore:Specified provider:UserWarning")
+def test_silent_fallback_to_cpu_is_caught(cli_run):
+    from dlbench.onnxrt.providers import make_session
+
+    _, _, out = cli_run
+    with pytest.raises(RuntimeError, match="fell back to CPUExecutionProvider instead of CUDAExecutionProvider"):
+        make_session(out / "model.onnx", PROVIDERS["cuda"])
