@@ -207,8 +207,7 @@ def fig_heatmap(R: Records, out: Path) -> Item:
             row_keys_all[ds] = keys
         height = 1.6 + 0.5 * max(len(k) for k in row_keys_all.values())
         fig, axes = _new(max(6.0, 1.5 + 1.6 * len(lrs)) * len(datasets), height, ncols=len(datasets))
-        cmap = matplotlib.colormaps["viridis"].copy()
-        cmap.set_bad("#dddddd")
+        cmap = matplotlib.colormaps["viridis"].with_extremes(bad="#dddddd")
         for ax, ds in zip(axes[0], datasets, strict=True):
             keys = row_keys_all[ds]
             grid = np.full((len(keys), len(lrs)), np.nan)
@@ -261,7 +260,7 @@ def pareto_front(points: list[tuple[float, float]]) -> list[int]:
 
 
 def fig_pareto(R: Records, out: Path) -> Item:
-    item = Item("fig3", "figure", "Figure 3: accuracy vs training time (Pareto front)",
+    item = Item("fig5", "figure", "Figure 5: accuracy vs training time (Pareto front)",
                 caption="Every finished ResNet and SVM run: test accuracy against training time (ResNet: sum of "
                         "epoch times; SVM: fit time). The line joins the Pareto front: no other run is both "
                         "faster and more accurate.")
@@ -313,7 +312,7 @@ def fig_pareto(R: Records, out: Path) -> Item:
                               label="Pareto front"))
         fig.legend(handles=handles, loc="outside right upper")
         fig.suptitle("Accuracy vs training time")
-        item.image = _save(fig, out / "fig3_pareto.png")
+        item.image = _save(fig, out / "fig5_pareto.png")
     item.sources = _run_ids(r for v in pts.values() for *_, r in v)
     return item
 
@@ -321,7 +320,7 @@ def fig_pareto(R: Records, out: Path) -> Item:
 # --------------------------------------------------------------------------- Figure 4
 
 def fig_convergence(R: Records, out: Path) -> Item:
-    item = Item("fig4", "figure", "Figure 4: convergence",
+    item = Item("fig3", "figure", "Figure 3: convergence",
                 caption="Training loss and validation accuracy after each epoch, from each run's history.")
     runs = [r for r in _ok_train(R) if [h for h in met(r, "history", []) or [] if isinstance(h, dict)]]
     if not runs:
@@ -362,7 +361,7 @@ def fig_convergence(R: Records, out: Path) -> Item:
         for ax in (ax_loss, ax_acc):
             ax.xaxis.get_major_locator().set_params(integer=True)
         ax_acc.legend(loc="lower right")
-        item.image = _save(fig, out / "fig4_convergence.png")
+        item.image = _save(fig, out / "fig3_convergence.png")
     item.sources = _run_ids(runs)
     return item
 
@@ -370,7 +369,7 @@ def fig_convergence(R: Records, out: Path) -> Item:
 # --------------------------------------------------------------------------- Figure 5
 
 def fig_confusion(R: Records, out: Path) -> Item:
-    item = Item("fig5", "figure", "Figure 5: confusion matrices of the best models",
+    item = Item("fig4", "figure", "Figure 4: confusion matrices of the best models",
                 caption="Row-normalised confusion matrices (rows: true class, % of that class) of the most "
                         "accurate ResNet and SVM on each dataset.")
     panels = []
@@ -415,7 +414,7 @@ def fig_confusion(R: Records, out: Path) -> Item:
             ax.grid(False)
         for ax in flat[len(panels):]:
             ax.set_visible(False)
-        item.image = _save(fig, out / "fig5_confusion.png")
+        item.image = _save(fig, out / "fig4_confusion.png")
     item.sources = _run_ids(r for *_, r in panels)
     return item
 
@@ -432,7 +431,7 @@ def _matrix(rec: dict) -> np.ndarray | None:
 # --------------------------------------------------------------------------- Figure 6
 
 def fig_svm(R: Records, out: Path) -> Item:
-    item = Item("fig6", "figure", "Figure 6: SVM accuracy vs fit time",
+    item = Item("fig7", "figure", "Figure 7: SVM accuracy vs fit time",
                 caption=f"Each SVM run (filled) and the {ref.LABEL}'s scikit-learn results (hollow); colour: "
                         "backend, marker: kernel.")
     runs = [r for r in R.ok("svm") if num(met(r, "fit_seconds")) and pct(met(r, "accuracy")) is not None]
@@ -472,7 +471,7 @@ def fig_svm(R: Records, out: Path) -> Item:
             handles.append(Line2D([], [], color="gray", marker="o", markerfacecolor="none", ls="none",
                                   label=ref.LABEL))
         fig.legend(handles=handles, loc="outside right upper")
-        item.image = _save(fig, out / "fig6_svm_accuracy_vs_fit_time.png")
+        item.image = _save(fig, out / "fig7_svm_accuracy_vs_fit_time.png")
     item.sources = _run_ids(runs)
     return item
 
@@ -480,7 +479,7 @@ def fig_svm(R: Records, out: Path) -> Item:
 # --------------------------------------------------------------------------- Figure 7
 
 def fig_speedup(R: Records, out: Path) -> Item:
-    item = Item("fig7", "figure", "Figure 7: GPU speedup vs model complexity",
+    item = Item("fig6", "figure", "Figure 6: GPU speedup vs model complexity",
                 caption="CPU time / GPU time of each configuration trained on both, against the forward "
                         "GFLOPs per image of its model (28x28).")
     if not R.ok("train"):
@@ -521,7 +520,7 @@ def fig_speedup(R: Records, out: Path) -> Item:
         handles = [Line2D([], [], color=_color(m), marker="o", ls="none", label=model_label(m))
                    for m in sorted({str(p[2].get("model")) for p in pts})]
         ax.legend(handles=handles, loc="best")
-        item.image = _save(fig, out / "fig7_speedup_vs_gflops.png")
+        item.image = _save(fig, out / "fig6_speedup_vs_gflops.png")
     item.sources = _run_ids([r for *_, pair in pts for r in pair] + R.ok("profile"))
     return item
 

@@ -204,9 +204,9 @@ def build_summary(R: Records, items: dict[str, Item]) -> dict[str, Any]:
         "steps": {step: {"ok": len(R.ok(step)), "failed": len(R.failed(step))} for step in STEPS},
         "best_resnet": _best(R.ok("train"), "test_accuracy"),
         "best_svm": _best(R.ok("svm"), "accuracy"),
-        "engine_speedup": _max_in(items.get("table7"), "ratio", ("dataset", "model", "device", "batch_size")),
+        "engine_speedup": _max_in(items.get("table5"), "ratio", ("dataset", "model", "device", "batch_size")),
         "gpu_speedup": _max_in(items.get("table4"), "speedup_gpu", ("dataset", "model", "optimizer", "epochs")),
-        "cuml_fit_speedup": _max_in(items.get("table6"), "fit_speedup", ("dataset", "kernel", "n_train")),
+        "cuml_fit_speedup": _max_in(items.get("table7"), "fit_speedup", ("dataset", "kernel", "n_train")),
         "onnx_speedup_vs_pytorch": _max_in(items.get("table8"), "speedup_vs_pytorch",
                                            ("model", "provider", "batch_size")),
         "not_run": {k: i.not_run.reason for k, i in items.items() if i.not_run is not None},
@@ -238,10 +238,10 @@ def headline_cards(summary: dict) -> list[tuple[str, str, str]]:
                       f"{b.get('kernel')} kernel, {b.get('backend')}"
                       + (f", fit {fmt(b['fit_seconds'], 's')} s" if b.get("fit_seconds") is not None else "")))
     if not summary["best_svm"]:
-        cards.append(("best SVM", "not run", summary["not_run"].get("table5", "no finished SVM run")))
-    for key, label, table in (("engine_speedup", "resident vs dataloader engine", "table7"),
+        cards.append(("best SVM", "not run", summary["not_run"].get("table6", "no finished SVM run")))
+    for key, label, table in (("engine_speedup", "resident vs dataloader engine", "table5"),
                               ("gpu_speedup", "GPU vs CPU training", "table4"),
-                              ("cuml_fit_speedup", "cuML vs scikit-learn fit", "table6"),
+                              ("cuml_fit_speedup", "cuML vs scikit-learn fit", "table7"),
                               ("onnx_speedup_vs_pytorch", "ONNX Runtime vs PyTorch (p50)", "table8")):
         v = summary.get(key)
         if v:

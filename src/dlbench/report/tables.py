@@ -435,7 +435,7 @@ def table4(R: Records) -> Item:
 
 
 def table_engines(R: Records) -> Item:
-    item = Item("table7", "table", "Table 7: training engines, dataloader vs resident",
+    item = Item("table5", "table", "Table 5: training engines, dataloader vs resident",
                 caption="The same configuration with the reference-style DataLoader loop and with the data "
                         "resident on the device (a comparison the reference study lacks).")
     if not R.ok("train"):
@@ -492,7 +492,7 @@ def _svm_n_train(r: dict) -> Any:
 
 
 def table_svm(R: Records) -> Item:
-    item = Item("table5", "table", "Table 5: SVMs",
+    item = Item("table6", "table", "Table 6: SVMs",
                 caption="Support vector machines on raw pixels: accuracy on the test split, fit and predict "
                         "time.")
     runs = R.step("svm")
@@ -541,7 +541,7 @@ def table_svm(R: Records) -> Item:
 
 
 def table_svm_backends(R: Records) -> Item:
-    item = Item("table6", "table", "Table 6: scikit-learn vs cuML",
+    item = Item("table7", "table", "Table 7: scikit-learn vs cuML",
                 caption="The same SVM fitted by scikit-learn (CPU) and by cuML (GPU); speedups only where "
                         "both ran.")
     runs = R.step("svm")
@@ -577,7 +577,7 @@ def table_svm_backends(R: Records) -> Item:
             Col("accuracy_pct_sklearn", "accuracy, sklearn (%)", "pct"),
             Col("accuracy_pct_cuml", "accuracy, cuML (%)", "pct")]
     item.notes.append("Speedup = scikit-learn time / cuML time. Configurations run with scikit-learn only are in "
-                      "Table 5.")
+                      "Table 6.")
     item.table = Table(cols, rows)
     item.sources = _run_ids(runs)
     return item

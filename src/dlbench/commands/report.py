@@ -1,0 +1,28 @@
+from __future__ import annotations
+
+
+def register(sub) -> None:
+    from dlbench.cli import add_command
+
+    p = add_command(
+        sub, "report", "gather every record of a run into report.html, report.md, tables and figures",
+        description="Read every record.json below --records (data, train, svm, profile, onnx steps) and write "
+                    "report.md, a self-contained report.html (figures embedded, no network needed), "
+                    "tables/*.csv, figures/*.png, summary.json (headline numbers) and record.json. A step that "
+                    "failed or was not run shows as \"not run\" with its reason. Prints the path of report.html.",
+        epilog="example: dlbench report --records runs/quick --out runs/quick/report")
+    p.add_argument("--records", default="runs/quick", help="folder searched recursively for record.json files")
+    p.add_argument("--out", default=None, help="output folder (created); default: RECORDS/report")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from pathlib import Path
+
+    from dlbench.log import get_logger
+    from dlbench.report import run_report
+
+    out = Path(args.out) if args.out else Path(args.records) / "report"
+    html = run_report(args.records, out, log=get_logger("dlbench.report").info)
+    print(html)
+    return 0
