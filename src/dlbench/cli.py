@@ -21,6 +21,7 @@ COMMAND_MODULES = [
     "dlbench.commands.svm",
     "dlbench.commands.profile",
     "dlbench.commands.onnx",
+    "dlbench.commands.report",
 ]
 
 EPILOG = """examples:
@@ -31,6 +32,7 @@ EPILOG = """examples:
   dlbench profile --models resnet18 resnet50 --input-sizes 28 224 --out runs/demo/profile
   dlbench onnx --model resnet18 --batch-sizes 1 64 --out runs/demo/onnx/resnet18
   dlbench study --spec quick --out runs/quick
+  dlbench report --records runs/quick  # report.html of a study folder
 
 Every option's default is shown in its help (dlbench <command> --help)."""
 

@@ -63,6 +63,9 @@ def run_study(spec: StudySpec, out_dir: str | os.PathLike) -> dict:
         attempt("svm", cfg.run_id, run_svm, cfg, data_dir(out, cfg.dataset), out / "svm" / cfg.run_id,
                 log=log.info)
     run_profile_and_onnx(spec, out, attempt)
+    from dlbench.report import run_report
+
+    attempt("report", "report", run_report, out, out / "report", log=log.info)
     return summary
 
 

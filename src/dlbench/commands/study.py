@@ -15,6 +15,8 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
+    from pathlib import Path
+
     from dlbench.spec import load_spec
     from dlbench.study import run_study
 
@@ -24,4 +26,6 @@ def run(args) -> int:
     for step, v in summary.items():
         print(f"{step}: {v['ok']} ok" + (f", {len(v['failed'])} failed" if v["failed"] else ""))
     print(f"results: {args.out}")
+    report = Path(args.out) / "report" / "report.html"
+    print(f"report: {report}" if report.is_file() else "report: not written (see the errors above)")
     return 1 if failed else 0
