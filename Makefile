@@ -9,7 +9,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 FASHION_DIR := /usr/share/datasets/fashion-mnist
 PIP_QUIET := --quiet --disable-pip-version-check
 
-.PHONY: help setup data demo test lint bench clean
+.PHONY: help setup data browser demo test lint bench clean
 
 help:  ## list the verbs
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 12
@@ -27,11 +27,18 @@ data: $(FASHION_DIR)/train-images-idx3-ubyte.gz  ## install Fashion-MNIST (Debia
 $(FASHION_DIR)/train-images-idx3-ubyte.gz:
 	$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq dataset-fashion-mnist >/dev/null
 
+browser: /usr/bin/chromium  ## install headless Chromium (Debian's chromium), the report's browser test
+
+/usr/bin/chromium:
+	$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium >/dev/null
+
 demo: setup data  ## run the quick study end to end on this machine
 	$(BIN)/dlbench study --spec $(SPEC) --out $(OUT)
 	@echo "study results: $(OUT)"
+	@test -f $(OUT)/report/report.html || { echo "report not written: see the errors above"; exit 1; }
+	@echo "report: $(abspath $(OUT)/report/report.html)"
 
-test: setup data  ## run the test suite
+test: setup data browser  ## run the test suite
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 lint: setup  ## ruff
