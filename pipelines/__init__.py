@@ -4,3 +4,9 @@
 with kfp.local, ``pipelines.submit`` sends it to a KFP API, ``pipelines.s3store`` is the S3 backend of
 ``dlbench.store``. Nothing here is imported by ``dlbench`` except lazily, inside the CLI handlers.
 """
+
+from dlbench.errors import DlbenchError
+
+
+class PipelineError(DlbenchError):
+    """The pipeline could not be built, run, submitted or found."""

@@ -1,0 +1,26 @@
+"""The ``onnx`` component: export each model (its best trained checkpoint when there is one), check it
+and time ONNX Runtime. ``onnx_cpu`` in the cpu image, ``onnx_gpu`` (CUDA / TensorRT providers) in the
+cuda image with a GPU."""
+
+from kfp import dsl
+from kfp.dsl import Input, Metrics, Model, Output
+
+from components.images import CPU_IMAGE, CUDA_IMAGE
+
+
+@dsl.component(base_image=CPU_IMAGE, install_kfp_package=False)
+def onnx_cpu(models: list, settings: dict, result: Output[Model], metrics: Output[Metrics],
+             train_cpu: Input[list[Model]] = None, train_gpu: Input[list[Model]] = None):
+    """Export and time every model, one after another; result/<model>/ holds model.onnx, timings, record.json."""
+    from components.runtime import onnx_task
+
+    onnx_task(models, settings, result, metrics, train_cpu=train_cpu, train_gpu=train_gpu)
+
+
+@dsl.component(base_image=CUDA_IMAGE, install_kfp_package=False)
+def onnx_gpu(models: list, settings: dict, result: Output[Model], metrics: Output[Metrics],
+             train_cpu: Input[list[Model]] = None, train_gpu: Input[list[Model]] = None):
+    """Export and time every model on the GPU providers too; result/<model>/ as onnx_cpu."""
+    from components.runtime import onnx_task
+
+    onnx_task(models, settings, result, metrics, train_cpu=train_cpu, train_gpu=train_gpu)

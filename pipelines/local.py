@@ -1,0 +1,124 @@
+"""Run the study pipeline on this machine with kfp.local, then put the run's bundle in a store.
+
+``SubprocessRunner(use_venv=False)`` runs every component in the current Python environment (dlbench
+installed, no pip install at run time); ``DockerRunner`` runs each in its image (``components.images``)
+through the Docker API (podman works with ``DOCKER_HOST``, see README). kfp.local ignores retries,
+caching, GPU requests and kfp-kubernetes settings; everything else (ParallelFor, Collected fan-in,
+typed artifacts) runs as on a cluster.
+
+Afterwards the report task's ``study`` artifact (report + records, MANIFEST.json) and the weights of
+every run (``models/<step>/<run>/``) are uploaded to ``<store>/<run name>/`` with the manifest last;
+``dlbench fetch <run name>`` reads them back.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from dlbench.errors import StepFailed
+from dlbench.io import read_json
+from dlbench.spec import StudySpec
+from dlbench.store import BINARY_SUFFIXES, open_store
+from pipelines import PipelineError
+from pipelines.study import build_pipeline, describe_plan, plan
+
+RUNNERS = ("subprocess", "docker")
+
+
+def make_runner(kind: str):
+    from kfp import local
+
+    if kind == "subprocess":
+        return local.SubprocessRunner(use_venv=False)
+    if kind == "docker":
+        try:
+            import docker  # noqa: F401
+        except ImportError:
+            raise PipelineError("--runner docker needs the Docker SDK for Python",
+                                "pip install docker, and a Docker (or podman) API: see README") from None
+        try:
+            return local.DockerRunner()
+        except Exception as exc:  # noqa: BLE001 - the Docker SDK raises many types for "no engine"
+            raise PipelineError(f"no Docker API reachable: {' '.join(str(exc).split())[:200]}",
+                                "start docker, or podman system service and set DOCKER_HOST") from None
+    raise PipelineError(f"unknown runner {kind!r}", f"choose one of {', '.join(RUNNERS)}")
+
+
+def model_files(run_dir: Path, exclude: Path) -> list[tuple[Path, str]]:
+    """(file, key) for the weights of every train / svm / onnx run below kfp.local's run folder."""
+    out = []
+    for rec_path in sorted(run_dir.rglob("record.json")):
+        folder = rec_path.parent
+        if exclude in folder.parents or folder == exclude:
+            continue
+        rec = read_json(rec_path)
+        step = rec.get("step")
+        if step not in ("train", "svm", "onnx"):
+            continue
+        name = (rec.get("config") or {}).get("model") if step == "onnx" else rec.get("run_id")
+        for f in sorted(folder.iterdir()):
+            if f.is_file() and f.name.endswith(BINARY_SUFFIXES):
+                out.append((f, f"models/{step}/{name or folder.name}/{f.name}"))
+    return out
+
+
+def failed_records(bundle: Path) -> list[str]:
+    out = []
+    for rec_path in sorted(bundle.rglob("record.json")):
+        rec = read_json(rec_path)
+        if rec.get("status") != "ok":
+            out.append(f"{rec_path.parent.relative_to(bundle)}: {rec.get('error') or rec.get('status')}")
+    return out
+
+
+def run_local(spec: StudySpec, store_url: str | os.PathLike = "runs/pipeline", runner: str = "subprocess",
+              work_dir: str | os.PathLike = "runs/kfp-local", parallelism: int = 1, create_bucket: bool = False,
+              log: Callable[[str], Any] = print) -> dict[str, Any]:
+    """Run ``spec`` through kfp.local; upload the bundle and weights to ``store_url``; return a summary."""
+    log(f"pipeline plan: {describe_plan(spec)}")
+    plan(spec)
+    store = open_store(store_url, create_bucket=create_bucket)  # a bad store fails before hours of training
+    runner_obj = make_runner(runner)
+    from kfp import local
+
+    work = Path(work_dir).absolute()
+    work.mkdir(parents=True, exist_ok=True)
+    local.init(runner=runner_obj, pipeline_root=str(work), raise_on_error=True)
+    fn = build_pipeline(spec, parallelism=parallelism, publish_to="")
+    try:
+        task = fn(publish_to="")
+    except RuntimeError as exc:
+        first = " ".join(str(exc).split())[:300]
+        raise StepFailed(f"local pipeline run failed: {first}", "the task's log is above") from None
+    study = task.outputs["Output"]
+    bundle = Path(study.path)
+    run_dir = _run_dir(bundle, work)
+    run_name = run_dir.name
+    with tempfile.TemporaryDirectory(prefix="dlbench-publish-", dir=work) as tmp:
+        stage = Path(tmp) / run_name
+        shutil.copytree(bundle, stage)
+        models = model_files(run_dir, exclude=bundle)
+        for src, key in models:
+            dest = stage / key
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            os.symlink(src, dest)
+        manifest = store.put_tree(stage, run_name, log=log)
+    failed = failed_records(bundle)
+    return {"run": run_name, "store": store.describe(run_name), "kfp_root": str(run_dir),
+            "report": store.describe(f"{run_name}/report/report.html"), "files": len(manifest["files"]),
+            "bytes": manifest["total_bytes"], "models": len(models), "failed": failed}
+
+
+def _run_dir(bundle: Path, work: Path) -> Path:
+    """kfp.local writes ``<pipeline_root>/<pipeline>-<timestamp>/<task>/<output>``: the run folder."""
+    p = bundle
+    while p.parent != work and p.parent != p:
+        p = p.parent
+    if p.parent != work:
+        raise PipelineError(f"the report artifact {bundle} is not below the local pipeline root {work}")
+    return p

@@ -1,0 +1,183 @@
+"""The study pipeline: built from a study spec, compiled to YAML, the same definition locally and on a cluster.
+
+Shape (every train and SVM config of the spec is one task; the grid is fixed at compile time, so the
+compiled YAML shows exactly what will run)::
+
+    data ──> train_cpu ×N (ParallelFor) ──┐
+         ├─> train_gpu ×N (ParallelFor) ──┼─> onnx (best checkpoint per model) ──┐
+         ├─> svm_cpu ×N   (ParallelFor) ──┤                                      ├─> report (Collected fan-in)
+         └─> svm_gpu ×N   (ParallelFor) ──┘   profile ───────────────────────────┘
+
+- GPU tasks (train on cuda, cuML SVMs, ONNX with the CUDA/TensorRT providers) request one
+  ``nvidia.com/gpu`` and carry the GPU node selector and toleration of ``components.gpu``.
+- Tasks that time something never come from KFP's cache (``set_caching_options(False)``); data and
+  profile (deterministic) may.
+- Tasks that can fail for transient reasons (a lost node, a download) retry with backoff.
+- ``parallelism`` bounds how many runs of a loop execute at once (default 1: runs sharing a node
+  would disturb each other's timings).
+- The report task publishes the run's bundle to ``publish_to`` (a store URL) under the KFP run id;
+  its keys come from the Kubernetes Secret of ``components.storage`` (only the Secret's *name* is
+  in the YAML).
+"""
+
+# No `from __future__ import annotations` here: KFP reads the pipeline function's annotations as types.
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+from dlbench.errors import SpecError
+from dlbench.spec import StudySpec, expand_svm, expand_train, load_spec
+
+DEFAULT_YAML = Path(__file__).with_name("study_pipeline.yaml")
+GPU_PROVIDERS = {"cuda", "tensorrt"}
+RETRY = {"num_retries": 2, "backoff_duration": "60s", "backoff_factor": 2.0, "backoff_max_duration": "600s"}
+
+
+def pipeline_name(spec: StudySpec) -> str:
+    return "dlbench-" + (re.sub(r"[^a-z0-9-]+", "-", spec.name.lower()).strip("-") or "study")
+
+
+def plan(spec: StudySpec) -> dict[str, Any]:
+    """What the pipeline will run, grouped by where it runs. Raises SpecError for a study with no runs."""
+    train = expand_train(spec)
+    svm = expand_svm(spec)
+    if not train and not svm:
+        raise SpecError(f"spec {spec.name!r} expands to zero train runs and zero SVM runs",
+                        "give train.grids at least one grid, or svm.backends and svm.kernels at least one entry")
+    models = list(dict.fromkeys(spec.profile.models or spec.model_names()))
+    onnx_models = list(dict.fromkeys(spec.onnx.models or spec.model_names()))
+    return {
+        "train_cpu": [c for c in train if c.device == "cpu"],
+        "train_gpu": [c for c in train if c.device == "cuda"],
+        "svm_cpu": [c for c in svm if c.backend != "cuml"],
+        "svm_gpu": [c for c in svm if c.backend == "cuml"],
+        "profile_models": models,
+        "onnx_models": onnx_models,
+        "onnx_gpu": bool(GPU_PROVIDERS & set(spec.onnx.providers)),
+    }
+
+
+def plain(value: Any) -> Any:
+    """JSON-able value without None entries (KFP constants cannot hold null; every optional field of the
+    spec defaults to None, so leaving it out means the same)."""
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list | tuple):
+        return [plain(v) for v in value]
+    return value
+
+
+def as_json(model) -> Any:
+    return plain(json.loads(model.model_dump_json()))
+
+
+def _items(configs: list) -> list[dict[str, Any]]:
+    return [as_json(c) for c in configs]
+
+
+def build_pipeline(spec: StudySpec, parallelism: int = 1, publish_to: str | None = None):
+    """The KFP pipeline function for ``spec`` (kfp is imported here, not at module import)."""
+    from kfp import dsl, kubernetes
+
+    from components import gpu, storage
+    from components.data_component import data
+    from components.onnx_component import onnx_cpu, onnx_gpu
+    from components.profile_component import profile
+    from components.report_component import report
+    from components.svm_component import svm_cpu, svm_gpu
+    from components.train_component import train_cpu, train_gpu
+
+    if parallelism < 1:
+        raise SpecError(f"parallelism must be at least 1 (got {parallelism})")
+    p = plan(spec)
+    spec_json = as_json(spec)
+    default_publish = storage.STORE_URL if publish_to is None else publish_to
+
+    def on_gpu(task):
+        task.set_accelerator_type(gpu.ACCELERATOR).set_accelerator_limit(gpu.ACCELERATOR_LIMIT)
+        kubernetes.add_node_selector(task, gpu.NODE_SELECTOR_KEY, gpu.NODE_SELECTOR_VALUE)
+        kubernetes.add_toleration(task, **gpu.TOLERATION)
+        return task
+
+    def timing(task):
+        return task.set_caching_options(False).set_retry(**RETRY)
+
+    components = {"train_cpu": (train_cpu, False), "train_gpu": (train_gpu, True),
+                  "svm_cpu": (svm_cpu, False), "svm_gpu": (svm_gpu, True)}
+
+    @dsl.pipeline(name=pipeline_name(spec),
+                  description=f"dlbench study {spec.name!r}: {spec.description or 'ResNets vs SVMs'}")
+    def study(publish_to: str = default_publish) -> dsl.Artifact:
+        d = data(data_spec=spec_json["data"], seed=spec.seed).set_display_name("data")
+        d.set_retry(**RETRY)
+        collected: dict[str, Any] = {}
+        for group, (component, needs_gpu) in components.items():
+            runs = p[group]
+            if not runs:
+                continue
+            with dsl.ParallelFor(items=_items(runs), parallelism=parallelism) as item:
+                t = component(split=d.outputs["split"], config=item)
+                t.set_display_name(group.replace("_", " "))
+                timing(t)
+                if needs_gpu:
+                    on_gpu(t)
+            collected[group] = t.outputs["run"]  # a fresh dsl.Collected per consumer (KFP needs that)
+
+        prof = profile(models=p["profile_models"], stem=spec.train.stem,
+                       input_sizes=list(spec.profile.input_sizes), batch_size=spec.profile.batch_size)
+        prof.set_display_name("profile").set_retry(**RETRY)
+
+        onnx_component = onnx_gpu if p["onnx_gpu"] else onnx_cpu
+        onnx_settings = {**spec_json["onnx"], "stem": spec.train.stem}
+        onnx_settings.pop("models", None)
+        o = onnx_component(models=p["onnx_models"], settings=onnx_settings,
+                           **{k: dsl.Collected(v) for k, v in collected.items() if k.startswith("train_")})
+        o.set_display_name("onnx")
+        timing(o)
+        if p["onnx_gpu"]:
+            on_gpu(o)
+
+        r = report(spec=spec_json, publish_to=publish_to, run_name=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
+                   data=d.outputs["split"], profile=prof.outputs["result"], onnx=o.outputs["result"],
+                   **{k: dsl.Collected(v) for k, v in collected.items()})
+        r.set_display_name("report").set_caching_options(False).set_retry(num_retries=1, backoff_duration="30s")
+        kubernetes.use_secret_as_env(r, storage.S3_SECRET, storage.S3_SECRET_ENV, optional=True)
+        kubernetes.use_config_map_as_env(r, storage.S3_CONFIG, storage.S3_CONFIG_ENV, optional=True)
+        return r.outputs["study"]
+
+    return study
+
+
+def compile_pipeline(spec: StudySpec, out: str | Path, parallelism: int = 1, publish_to: str | None = None) -> Path:
+    """Compile the pipeline of ``spec`` to ``out`` (YAML), atomically: a failed compile leaves the old file."""
+    import os
+    import tempfile
+
+    from kfp import compiler
+
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fn = build_pipeline(spec, parallelism=parallelism, publish_to=publish_to)
+    with tempfile.TemporaryDirectory(dir=out.parent, prefix=".compile-") as tmp:
+        target = Path(tmp) / "pipeline.yaml"
+        compiler.Compiler().compile(fn, str(target))
+        os.replace(target, out)
+    return out
+
+
+def compile_spec(name_or_path: str, out: str | Path, **kwargs) -> Path:
+    return compile_pipeline(load_spec(name_or_path), out, **kwargs)
+
+
+def describe_plan(spec: StudySpec) -> str:
+    p = plan(spec)
+    parts = [f"{len(p[g])} {g.replace('_', ' ')}" for g in ("train_cpu", "train_gpu", "svm_cpu", "svm_gpu") if p[g]]
+    parts.append(f"profile {len(p['profile_models'])} models")
+    parts.append(f"onnx {len(p['onnx_models'])} models on {'GPU' if p['onnx_gpu'] else 'CPU'}")
+    return ", ".join(parts)
+
+
+__all__ = ["DEFAULT_YAML", "build_pipeline", "compile_pipeline", "compile_spec", "describe_plan",
+           "pipeline_name", "plan"]

@@ -1,0 +1,174 @@
+"""The pipeline verbs: ``compile``, ``submit``, ``run --local``, ``fetch``.
+
+They drive the edge packages ``pipelines`` and ``components`` (kfp, the minio SDK), imported inside the
+handlers only, so ``dlbench --help`` and the step commands work without kfp installed.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+
+from dlbench.errors import DlbenchError
+
+STORE_ENV = "DLBENCH_STORE"
+DEFAULT_STORE = "runs/pipeline"
+DEFAULT_YAML = "pipelines/study_pipeline.yaml"
+STORE_HELP = ("where runs are kept: a folder, or s3://bucket/prefix (endpoint and keys from DLBENCH_S3_ENDPOINT, "
+              "AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY); default $DLBENCH_STORE or " + DEFAULT_STORE)
+
+
+def _edge(module: str):
+    """Import an edge module (kfp / minio behind it) with a one-line error when the extra is missing."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise DlbenchError(f"this command needs the KFP edge packages ({exc.name} is not importable)",
+                           "pip install 'dlbench[kfp]' in a checkout of the repository") from None
+
+
+def _default_store() -> str:
+    return os.environ.get(STORE_ENV) or DEFAULT_STORE
+
+
+def register(sub) -> None:
+    from dlbench.cli import add_command
+
+    # ------------------------------------------------------------------ compile
+    p = add_command(
+        sub, "compile", "compile the study pipeline of a spec to KFP v2 YAML",
+        description="Build the KFP v2 pipeline of a study spec (one task per train and SVM config, GPU tasks "
+                    "requesting nvidia.com/gpu) and compile it to YAML. The YAML holds image names and the name "
+                    "of the Kubernetes Secret with the store keys, never a key.",
+        epilog="example: dlbench compile --spec quick --out pipelines/study_pipeline.yaml")
+    p.add_argument("--spec", default="quick", help="preset name (quick, reference) or a YAML file")
+    p.add_argument("--out", default=DEFAULT_YAML, help="where to write the YAML")
+    p.add_argument("--parallelism", type=int, default=1,
+                   help="runs of one loop executing at once (more disturbs timings on shared nodes)")
+    p.add_argument("--publish-to", default=None, metavar="URL",
+                   help="default of the pipeline's publish_to parameter (store URL the report task uploads the "
+                        "run's bundle to; '' for none); default: components.storage.STORE_URL")
+    p.set_defaults(func=run_compile)
+
+    # ------------------------------------------------------------------ submit
+    p = add_command(
+        sub, "submit", "send the study pipeline to a KFP API and start a run",
+        description="Compile the spec's pipeline, upload it to KFP (or reuse the version with the same content), "
+                    "create a run in an experiment and print its id and UI link. With --wait, poll until the run "
+                    "ends (CANCELED included) and exit 0 only if it SUCCEEDED.",
+        epilog="example: kubectl -n kubeflow port-forward svc/ml-pipeline-ui 8080:80 &\n"
+               "         dlbench submit --host http://localhost:8080 --spec quick --wait\n"
+               "auth: $KFP_TOKEN (bearer token) or $KFP_COOKIES (session cookie) when the API needs them")
+    p.add_argument("--host", default=os.environ.get("KFP_HOST"), help="KFP URL, e.g. http://localhost:8080; "
+                   "default $KFP_HOST")
+    p.add_argument("--experiment", default="dlbench", help="experiment to run in (created if missing)")
+    p.add_argument("--spec", default="quick", help="preset name or a YAML file")
+    p.add_argument("--run-name", default=None, help="run name; default <spec name>-<timestamp>")
+    p.add_argument("--namespace", default=None, help="user namespace (multi-user Kubeflow)")
+    p.add_argument("--parallelism", type=int, default=1, help="runs of one loop executing at once")
+    p.add_argument("--publish-to", default=None, metavar="URL",
+                   help="store URL the report task uploads the bundle to ('' for none); default: the compiled default")
+    p.add_argument("--wait", action="store_true", help="wait for the run to end and show its state changes")
+    p.add_argument("--poll", type=float, default=10.0, help="seconds between status checks with --wait")
+    p.add_argument("--timeout", type=float, default=None, help="give up waiting after this many seconds")
+    p.set_defaults(func=run_submit)
+
+    # ------------------------------------------------------------------ run --local
+    p = add_command(
+        sub, "run", "run the study pipeline on this machine with kfp.local",
+        description="Run the same pipeline a cluster runs, here: kfp.local's SubprocessRunner executes every "
+                    "component in this Python environment (or DockerRunner in the images). Afterwards the run's "
+                    "report, records and weights go to the store under the run's name, MANIFEST.json last.",
+        epilog="examples:\n  dlbench run --local --spec quick\n"
+               "  DLBENCH_S3_ENDPOINT=http://127.0.0.1:9000 AWS_ACCESS_KEY_ID=... AWS_SECRET_ACCESS_KEY=... \\\n"
+               "    dlbench run --local --spec quick --store s3://dlbench/runs --create-bucket")
+    p.add_argument("--local", action="store_true", help="run here with kfp.local (required; see dlbench submit)")
+    p.add_argument("--runner", default="subprocess", choices=["subprocess", "docker"],
+                   help="subprocess: this venv; docker: each component in its image (Docker or podman API)")
+    p.add_argument("--spec", default="quick", help="preset name or a YAML file")
+    p.add_argument("--store", default=None, help=STORE_HELP)
+    p.add_argument("--create-bucket", action="store_true", help="create the S3 bucket when it does not exist")
+    p.add_argument("--work", default="runs/kfp-local", help="kfp.local's pipeline root (every task's outputs)")
+    p.add_argument("--parallelism", type=int, default=1, help="runs of one loop executing at once")
+    p.set_defaults(func=run_local)
+
+    # ------------------------------------------------------------------ fetch
+    p = add_command(
+        sub, "fetch", "download a run's report and records from the store, verified",
+        description="Find the run in the store (a name from dlbench run --local, or a KFP run id whose report "
+                    "task published there or whose bundle sits below a KFP pipeline root), then download every "
+                    "file of its MANIFEST.json, checking size and SHA-256. Interrupted fetches resume; files "
+                    "already there and intact are skipped. A progress bar shows on a terminal.",
+        epilog="examples:\n  dlbench fetch dlbench-quick-2026-01-01-12-00-00-000000 --to runs/fetched\n"
+               "  dlbench fetch 7c1e...-run-id --store s3://dlbench/runs --to runs/cluster-run")
+    p.add_argument("run", metavar="RUN", help="run name or KFP run id")
+    p.add_argument("--to", required=True, help="folder to download into (created)")
+    p.add_argument("--store", default=None, help=STORE_HELP)
+    p.add_argument("--models", action="store_true", help="also download weights (checkpoints, ONNX, SVM models)")
+    p.set_defaults(func=run_fetch)
+
+
+def run_compile(args) -> int:
+    from dlbench.spec import load_spec
+
+    study = _edge("pipelines.study")
+    spec = load_spec(args.spec)
+    out = study.compile_pipeline(spec, args.out, parallelism=args.parallelism, publish_to=args.publish_to)
+    print(f"{out} ({study.describe_plan(spec)})")
+    return 0
+
+
+def run_submit(args) -> int:
+    from dlbench.spec import load_spec
+
+    if not args.host:
+        raise DlbenchError("no KFP host", "pass --host http://HOST:PORT or set KFP_HOST")
+    sub = _edge("pipelines.submit")
+    spec = load_spec(args.spec)
+    info = sub.submit(spec, args.host, experiment=args.experiment, run_name=args.run_name,
+                      parallelism=args.parallelism, publish_to=args.publish_to, namespace=args.namespace)
+    print(f"run id: {info['run_id']}")
+    print(f"run name: {info['run_name']}")
+    print(f"UI: {info['link']}")
+    if not args.wait:
+        return 0
+    state = sub.wait_for_run(args.host, info["run_id"], poll=args.poll, timeout=args.timeout,
+                             namespace=args.namespace)
+    print(f"run {info['run_id']} ended {state}")
+    if state == "SUCCEEDED":
+        print(f"fetch the report: dlbench fetch {info['run_id']} --store s3://BUCKET/PREFIX --to runs/{info['run_id']}")
+    return 0 if state == "SUCCEEDED" else 1
+
+
+def run_local(args) -> int:
+    from dlbench.log import get_logger
+    from dlbench.spec import load_spec
+
+    if not args.local:
+        raise DlbenchError("dlbench run runs the pipeline on this machine: add --local",
+                           "to run it on a cluster use dlbench submit --host URL")
+    spec = load_spec(args.spec)
+    local = _edge("pipelines.local")
+    log = get_logger("dlbench.pipeline").info
+    info = local.run_local(spec, store_url=args.store or _default_store(), runner=args.runner, work_dir=args.work,
+                           parallelism=args.parallelism, create_bucket=args.create_bucket, log=log)
+    print(f"run: {info['run']}")
+    print(f"stored: {info['store']} ({info['files']} files, {info['bytes']:,} bytes)")
+    print(f"report: {info['report']}")
+    for line in info["failed"]:
+        print(f"failed: {line}")
+    return 1 if info["failed"] else 0
+
+
+def run_fetch(args) -> int:
+    from dlbench.log import get_logger
+    from dlbench.store import fetch_run, open_store
+
+    store = open_store(args.store or _default_store())
+    summary = fetch_run(store, args.run, args.to, models=args.models, log=get_logger("dlbench.fetch").info)
+    print(f"fetched {summary['downloaded']} files ({summary['bytes']:,} bytes), {summary['skipped']} already "
+          f"there and verified, from {store.describe(summary['prefix'])} into {args.to}")
+    report = os.path.join(args.to, "report", "report.html")
+    if os.path.isfile(report):
+        print(f"report: {report}")
+    return 0
