@@ -69,7 +69,11 @@ def unavailable_reason(provider: Provider) -> str | None:
 
 def make_session(path, provider: Provider, threads: int | None = None):
     """An InferenceSession on ``provider``; raises RuntimeError if ORT fell back to another provider."""
-    import onnxruntime as ort
+    # torch first: imported before onnxruntime, its CUDA and cuDNN libraries are the ones ORT's CUDA
+    # provider loads (ORT's preload_dlls documentation), with no LD_LIBRARY_PATH set up.
+    import torch  # noqa: F401, I001
+
+    import onnxruntime as ort  # noqa: I001
 
     so = ort.SessionOptions()
     so.graph_optimization_level = getattr(ort.GraphOptimizationLevel, GRAPH_OPTIMIZATION_LEVEL)
