@@ -175,3 +175,24 @@ def test_gpu_check_job_uses_the_pipelines_gpu_values(monkeypatch):
     (c,) = pod["containers"]
     assert c["resources"]["limits"] == {gpu.ACCELERATOR: gpu.ACCELERATOR_LIMIT}
     assert c["image"] == images.image("cuda")
+
+
+def test_compiled_pipeline_names_the_secret_the_manifests_create(example):
+    """The pipeline YAML references dlbench-s3 by name and holds no key; its images are ours."""
+    path = ROOT / "pipelines/study_pipeline.yaml"
+    text = path.read_text()
+    docs = [d for d in yaml.safe_load_all(text) if d]
+    executors = docs[1]["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
+    secret_refs = [s for e in executors.values() for s in e.get("secretAsEnv", [])]
+    assert secret_refs, "no task gets the store keys from the Secret"
+    keys = secret_data(one(example, "Secret", storage.S3_SECRET))
+    for ref in secret_refs:
+        assert ref["secretName"] == storage.S3_SECRET
+        assert {k["secretKey"] for k in ref["keyToEnv"]} <= set(keys)
+    for cm in (c for e in executors.values() for c in e.get("configMapAsEnv", [])):
+        assert cm["configMapName"] == storage.S3_CONFIG
+    assert keys["secretkey"] not in text
+    for name in ("AWS_SECRET_ACCESS_KEY", "MINIO_SECRET_KEY", "MINIO_ROOT_PASSWORD"):
+        assert f"name: {name}" not in text, f"{name} set as a literal env var in {path.name}"
+    used = {c["container"]["image"] for c in docs[0]["deploymentSpec"]["executors"].values()}
+    assert used and used <= set(images.IMAGES.values()), used
