@@ -80,10 +80,10 @@ def run_local(spec: StudySpec, store_url: str | os.PathLike = "runs/pipeline", r
               work_dir: str | os.PathLike = "runs/kfp-local", parallelism: int = 1, create_bucket: bool = False,
               log: Callable[[str], Any] = print) -> dict[str, Any]:
     """Run ``spec`` through kfp.local; upload the bundle and weights to ``store_url``; return a summary."""
-    log(f"pipeline plan: {describe_plan(spec)}")
     plan(spec)
     store = open_store(store_url, create_bucket=create_bucket)  # a bad store fails before hours of training
     runner_obj = make_runner(runner)
+    log(f"pipeline plan: {describe_plan(spec)}; results to {store.describe()}")
     from kfp import local
 
     work = Path(work_dir).absolute()

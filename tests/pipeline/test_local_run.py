@@ -1,0 +1,116 @@
+"""``dlbench run --local`` runs every step of a tiny study through kfp.local into an S3 server on loopback;
+``dlbench fetch`` brings the report and records back intact."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from dlbench.cli import main
+from dlbench.io import read_json, sha256_file
+from dlbench.store import MANIFEST_NAME, verify_tree
+from pipelines.s3store import S3Store
+
+REPO = Path(__file__).resolve().parents[2]
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+TASKS = ("data", "train-cpu", "svm-cpu", "profile", "onnx-cpu", "report")
+STEPS = {"data", "train", "svm", "profile", "onnx", "report"}
+
+
+def dlbench(*args: str, env: dict, timeout: int = 900) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "dlbench", *args], capture_output=True, text=True, cwd=REPO,
+                          env={**os.environ, "TQDM_DISABLE": "1", **env}, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def local_run(tiny_spec, s3_server, tmp_path_factory):
+    work = tmp_path_factory.mktemp("kfp")
+    result = dlbench("run", "--local", "--spec", str(tiny_spec), "--store", "s3://made-by-run/runs",
+                     "--create-bucket", "--work", str(work), env=s3_server.env())
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
+    run = re.search(r"^run: (\S+)$", result.stdout, re.M).group(1)
+    return {"result": result, "run": run, "work": work / run, "log": ANSI.sub("", result.stderr + result.stdout)}
+
+
+def test_every_step_ran_through_kfp_local(local_run):
+    for task in TASKS:
+        assert f"Task '{task}' finished with status SUCCESS" in local_run["log"], task
+    assert "Pipeline 'dlbench-tiny' finished with status SUCCESS" in local_run["log"]
+    outputs = {p.parent.name for p in local_run["work"].rglob("executor_output.json")}
+    assert set(TASKS) <= outputs
+
+
+def test_report_and_records_are_in_the_s3_server(local_run, s3_server):
+    run = local_run["run"]
+    assert f"report: s3://made-by-run/runs/{run}/report/report.html" in local_run["result"].stdout
+    store = S3Store.from_url("s3://made-by-run/runs", env=s3_server.env())
+    keys = {o.key for o in store.list(run)}
+    assert {f"{run}/{MANIFEST_NAME}", f"{run}/report/report.html", f"{run}/report/report.md",
+            f"{run}/spec.yaml"} <= keys
+    import json
+
+    records = [json.loads(store.read_bytes(k)) for k in keys if k.endswith("/record.json")]
+    assert {r["step"] for r in records} == STEPS
+    assert all(r["status"] == "ok" for r in records), [(r["step"], r.get("error")) for r in records]
+    assert any(k.startswith(f"{run}/models/train/") and k.endswith(".pt") for k in keys)
+    assert any(k.startswith(f"{run}/models/onnx/") and k.endswith(".onnx") for k in keys)
+
+
+def test_fetch_downloads_them_intact(local_run, s3_server, tmp_path, monkeypatch, capsys):
+    for name, value in s3_server.env().items():
+        monkeypatch.setenv(name, value)
+    run, dest = local_run["run"], tmp_path / "fetched"
+    assert main(["fetch", run, "--store", "s3://made-by-run/runs", "--to", str(dest)]) == 0
+    out = capsys.readouterr().out
+    assert f"report: {dest}/report/report.html" in out
+    assert verify_tree(dest) == []
+    assert "<html" in (dest / "report" / "report.html").read_text()[:2000].lower()
+    assert not (dest / "models").exists()  # weights only with --models
+    # the records are byte-identical to what the pipeline's tasks wrote
+    (train_rec,) = list((dest / "train").glob("*/record.json"))
+    (kfp_rec,) = [p for p in local_run["work"].rglob("record.json")
+                  if read_json(p)["step"] == "train" and "report" not in p.parts]
+    assert train_rec.read_bytes() == kfp_rec.read_bytes()
+    # again: nothing to download; with --models the checkpoint arrives and matches
+    assert main(["fetch", run, "--store", "s3://made-by-run/runs", "--to", str(dest), "--models"]) == 0
+    out = capsys.readouterr().out
+    assert "already there and verified" in out
+    (ckpt,) = list((dest / "models" / "train").glob("*/*.pt"))
+    assert sha256_file(ckpt) == sha256_file(kfp_rec.parent / ckpt.name)
+
+
+def test_no_secret_in_logs_records_or_store(local_run, s3_server):
+    secret = s3_server.secret_key.encode()
+    assert secret not in (local_run["result"].stdout + local_run["result"].stderr).encode()
+    for root in (local_run["work"], s3_server.root):
+        for p in root.rglob("*"):
+            if p.is_file():
+                assert secret not in p.read_bytes(), p
+
+
+def test_bad_store_settings_fail_before_running(tiny_spec, s3_server, tmp_path):
+    work = tmp_path / "kfp"
+    cases = [
+        ({}, "s3://no-such-bucket/runs", "bucket 'no-such-bucket' does not exist"),
+        ({"AWS_SECRET_ACCESS_KEY": "wrong-secret-0123456789"}, "s3://dlbench/runs", "rejected the credentials"),
+        ({"DLBENCH_S3_ENDPOINT": "http://127.0.0.1:9", "DLBENCH_S3_RETRIES": "1"}, "s3://dlbench/runs",
+         "unreachable (connection refused)"),
+    ]
+    for env, store, message in cases:
+        result = dlbench("run", "--local", "--spec", str(tiny_spec), "--store", store, "--work", str(work),
+                         env={**s3_server.env(), **env}, timeout=120)
+        assert result.returncode == 2, result.stderr
+        assert message in result.stderr and result.stderr.count("\n") == 1, result.stderr
+    assert not work.exists() or not any(work.iterdir())  # nothing ran
+
+
+def test_fetch_of_an_unknown_run_is_one_line(s3_server, tmp_path, monkeypatch, capsys):
+    for name, value in s3_server.env().items():
+        monkeypatch.setenv(name, value)
+    assert main(["fetch", "no-such-run", "--store", "s3://dlbench/runs", "--to", str(tmp_path / "x")]) == 2
+    assert "no run 'no-such-run'" in capsys.readouterr().err
