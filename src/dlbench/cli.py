@@ -22,6 +22,7 @@ COMMAND_MODULES = [
     "dlbench.commands.profile",
     "dlbench.commands.onnx",
     "dlbench.commands.report",
+    "dlbench.commands.pipeline",
 ]
 
 EPILOG = """examples:
@@ -33,6 +34,10 @@ EPILOG = """examples:
   dlbench onnx --model resnet18 --batch-sizes 1 64 --out runs/demo/onnx/resnet18
   dlbench study --spec quick --out runs/quick
   dlbench report --records runs/quick  # report.html of a study folder
+  dlbench compile --spec quick        # KFP v2 YAML: pipelines/study_pipeline.yaml
+  dlbench run --local --spec quick    # the same pipeline here with kfp.local
+  dlbench submit --host http://localhost:8080 --spec quick --wait
+  dlbench fetch RUN --to runs/fetched # a run's report and records from the store
 
 Every option's default is shown in its help (dlbench <command> --help)."""
 
