@@ -9,7 +9,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 FASHION_DIR := /usr/share/datasets/fashion-mnist
 PIP_QUIET := --quiet --disable-pip-version-check
 
-.PHONY: help setup data browser demo test lint bench clean
+.PHONY: help setup data browser demo test lint compile bench clean
 
 help:  ## list the verbs
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 12
@@ -43,6 +43,9 @@ test: setup data browser  ## run the test suite
 
 lint: setup  ## ruff
 	$(BIN)/ruff check src tests components pipelines bench
+
+compile: setup  ## compile the quick study's pipeline to pipelines/study_pipeline.yaml (kept in the repo)
+	env -u DLBENCH_REGISTRY -u DLBENCH_IMAGE_TAG $(BIN)/dlbench compile --spec quick --out pipelines/study_pipeline.yaml
 
 # Images: names from components/images.py, engine docker or podman (whichever answers; ENGINE=... to choose).
 .PHONY: images image-cpu image-cuda image-rapids container-test
