@@ -30,22 +30,37 @@ from pipelines.study import build_pipeline, describe_plan, plan
 RUNNERS = ("subprocess", "docker")
 
 
-def make_runner(kind: str):
+def docker_mounts(spec: StudySpec) -> list:
+    """Read-only bind mounts of the dataset folders the spec can read, at the same paths as on the host."""
+    from docker.types import Mount
+
+    folders = {Path("/usr/share/datasets")}
+    if spec.data.root:
+        folders.add(Path(spec.data.root).absolute())
+    return [Mount(target=str(f), source=str(f), type="bind", read_only=True) for f in sorted(folders) if f.is_dir()]
+
+
+def make_runner(kind: str, spec: StudySpec):
+    """kfp.local's runner. DockerRunner containers run as this user (their outputs land in the mounted
+    pipeline root, owned by us) with the spec's dataset folders mounted read-only. kfp 2.17 starts them
+    with ``auto_remove=True`` (not ours to change); podman 4.3 may then report a container that ended
+    within a second as an APIError (see README), which real steps (importing torch) do not hit."""
     from kfp import local
 
     if kind == "subprocess":
         return local.SubprocessRunner(use_venv=False)
     if kind == "docker":
         try:
-            import docker  # noqa: F401
+            import docker
         except ImportError:
             raise PipelineError("--runner docker needs the Docker SDK for Python",
-                                "pip install docker, and a Docker (or podman) API: see README") from None
+                                "pip install docker (in the dev extra), and a Docker or podman API: see README") from None
         try:
-            return local.DockerRunner()
-        except Exception as exc:  # noqa: BLE001 - the Docker SDK raises many types for "no engine"
+            docker.from_env().ping()
+        except Exception as exc:  # noqa: BLE001 - the SDK raises many types for "no engine"
             raise PipelineError(f"no Docker API reachable: {' '.join(str(exc).split())[:200]}",
                                 "start docker, or podman system service and set DOCKER_HOST") from None
+        return local.DockerRunner(user=f"{os.getuid()}:{os.getgid()}", mounts=docker_mounts(spec))
     raise PipelineError(f"unknown runner {kind!r}", f"choose one of {', '.join(RUNNERS)}")
 
 
@@ -82,7 +97,7 @@ def run_local(spec: StudySpec, store_url: str | os.PathLike = "runs/pipeline", r
     """Run ``spec`` through kfp.local; upload the bundle and weights to ``store_url``; return a summary."""
     plan(spec)
     store = open_store(store_url, create_bucket=create_bucket)  # a bad store fails before hours of training
-    runner_obj = make_runner(runner)
+    runner_obj = make_runner(runner, spec)
     log(f"pipeline plan: {describe_plan(spec)}; results to {store.describe()}")
     from kfp import local
 

@@ -114,3 +114,11 @@ def test_fetch_of_an_unknown_run_is_one_line(s3_server, tmp_path, monkeypatch, c
         monkeypatch.setenv(name, value)
     assert main(["fetch", "no-such-run", "--store", "s3://dlbench/runs", "--to", str(tmp_path / "x")]) == 2
     assert "no run 'no-such-run'" in capsys.readouterr().err
+
+
+def test_docker_runner_without_a_docker_api_is_one_line(tiny_spec, tmp_path):
+    result = dlbench("run", "--local", "--runner", "docker", "--spec", str(tiny_spec), "--store", str(tmp_path / "s"),
+                     "--work", str(tmp_path / "kfp"), env={"DOCKER_HOST": f"unix://{tmp_path}/no-docker.sock"},
+                     timeout=120)
+    assert result.returncode == 2 and "no Docker API reachable" in result.stderr
+    assert result.stderr.count("\n") == 1
