@@ -18,6 +18,7 @@ COMMAND_MODULES = [
     "dlbench.commands.data",
     "dlbench.commands.spec",
     "dlbench.commands.study",
+    "dlbench.commands.train",
     "dlbench.commands.svm",
     "dlbench.commands.profile",
     "dlbench.commands.onnx",
@@ -29,6 +30,7 @@ EPILOG = """examples:
   dlbench data --dataset fashion-mnist --out runs/demo/data/fashion-mnist
   dlbench spec show quick            # print a preset study spec
   dlbench spec expand reference      # list the runs a spec expands to
+  dlbench train --split runs/demo/data/fashion-mnist --out runs/demo/train/r18 --epochs 1
   dlbench svm --split runs/demo/data/fashion-mnist --out runs/demo/svm/rbf --n-train 10000
   dlbench profile --models resnet18 resnet50 --input-sizes 28 224 --out runs/demo/profile
   dlbench onnx --model resnet18 --batch-sizes 1 64 --out runs/demo/onnx/resnet18

@@ -53,6 +53,15 @@ def run_study(spec: StudySpec, out_dir: str | os.PathLike) -> dict:
         data_ok[ds] = attempt("data", ds, run_data, ds, data_dir(out, ds), source=spec.data.source,
                               root=spec.data.root, seed=spec.seed, subsample=spec.data.subsample,
                               fractions=spec.data.fractions, log=log.info) is not None
+    from dlbench.spec import expand_train
+    from dlbench.train import run_train
+
+    for cfg in expand_train(spec):
+        if not data_ok.get(cfg.dataset):
+            log.warning(f"train {cfg.run_id} skipped: the data step for {cfg.dataset} did not succeed")
+            continue
+        attempt("train", cfg.run_id, run_train, cfg, data_dir(out, cfg.dataset), out / "train" / cfg.run_id,
+                log=log.info)
     from dlbench.spec import expand_svm
     from dlbench.svm import run_svm
 

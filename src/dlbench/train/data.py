@@ -1,0 +1,57 @@
+"""What both engines share about the data: normalisation constants and the seeded batch order.
+
+Pixels are scaled to [0, 1], then standardised with fixed per-dataset constants (the usual published
+ones, computed over each dataset's 60,000 training images), so every run of a dataset sees the same
+transform whatever its split or subsample. :func:`normalize_` is the single implementation: the
+``dataloader`` engine applies it per image on the host, the ``resident`` engine per batch on the device,
+and on the CPU both give bit-identical tensors.
+
+The batch order is one permutation of the training split per epoch, drawn from a ``torch.Generator``
+seeded from ``(seed, epoch)``; it does not depend on the engine, the device or on how many epochs ran
+before in this process, which is what makes ``--resume`` reproduce an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+# (mean, std) of pixel / 255 over the 60,000 training images of each dataset.
+NORMALIZATION: dict[str, tuple[float, float]] = {
+    "mnist": (0.1307, 0.3081),
+    "fashion-mnist": (0.2860, 0.3530),
+}
+
+
+def normalization(dataset: str) -> dict:
+    mean, std = NORMALIZATION[dataset]
+    return {"kind": "fixed", "mean": mean, "std": std,
+            "note": f"pixel/255 then (x - {mean}) / {std}: published {dataset} training-set constants"}
+
+
+def normalize_(x: torch.Tensor, mean: float, std: float) -> torch.Tensor:
+    """uint8 pixels -> float32 standardised, in one place for both engines (returns a new float tensor)."""
+    return x.to(torch.float32).div_(255.0).sub_(mean).div_(std)
+
+
+def epoch_seed(seed: int, epoch: int) -> int:
+    """The generator seed of epoch ``epoch`` (0-based) of a run seeded ``seed``."""
+    return seed * 100_003 + epoch
+
+
+def epoch_permutation(seed: int, epoch: int, n: int) -> torch.Tensor:
+    """The order of the ``n`` training images in epoch ``epoch`` (CPU int64 tensor)."""
+    g = torch.Generator().manual_seed(epoch_seed(seed, epoch))
+    return torch.randperm(n, generator=g)
+
+
+def steps_per_epoch(n_train: int, batch_size: int, max_steps: int | None = None) -> int:
+    """Batches per epoch: every image once, the last batch possibly partial, capped by ``max_steps``."""
+    steps = math.ceil(n_train / batch_size)
+    return min(steps, max_steps) if max_steps else steps
+
+
+def epoch_batches(seed: int, epoch: int, n: int, batch_size: int, steps: int) -> list[torch.Tensor]:
+    """The index batches of one epoch (the first ``steps`` of them)."""
+    return list(epoch_permutation(seed, epoch, n).split(batch_size))[:steps]

@@ -1,0 +1,56 @@
+"""The epoch loop both engines run: step, keep the loss on the device, check it for NaN/inf now and then.
+
+Kept free of the spec (pydantic) so ``bench/train_engines.py`` can time exactly this loop on machines
+with torch alone.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import torch
+
+from dlbench.errors import StepFailed
+from dlbench.log import Progress
+from dlbench.train.engines import synchronize
+
+
+def run_epoch(engine, epoch: int, steps: int, desc: str = "", on_first_batch=None) -> dict[str, Any]:
+    """Train one epoch (at most ``steps`` batches); return mean loss, images, steps and seconds.
+
+    Losses stay on the device and are read back every ``engine.sync_every`` steps and at the end; a
+    NaN/inf loss raises StepFailed naming the epoch and step (1-based).
+    """
+    device = engine.device
+    losses = torch.zeros(steps, dtype=torch.float32, device=device)
+    images, checked, n = 0, 0, 0
+    progress = Progress(engine.batches(epoch, steps), total=steps, desc=desc)
+    t0 = time.perf_counter()
+    for s, batch in enumerate(progress):
+        if s == 0 and on_first_batch is not None:
+            on_first_batch()
+        losses[s] = engine.step(batch)
+        images += engine.batch_len(batch)
+        n = s + 1
+        if n % engine.sync_every == 0 or n == steps:
+            segment = losses[checked:n].cpu()
+            _check_finite(segment, epoch, checked, steps)
+            checked = n
+            progress.set(loss=float(segment.mean()))
+    synchronize(device)
+    seconds = time.perf_counter() - t0
+    if checked < n:
+        _check_finite(losses[checked:n].cpu(), epoch, checked, steps)
+    return {"loss": float(losses[:n].double().mean()), "images": images, "steps": n, "seconds": seconds}
+
+
+def _check_finite(segment: torch.Tensor, epoch: int, offset: int, steps: int) -> None:
+    bad = (~torch.isfinite(segment)).nonzero()
+    if len(bad):
+        i = int(bad[0])
+        step = offset + i + 1
+        exc = StepFailed(f"training loss is {float(segment[i])} at epoch {epoch + 1}, step {step} of {steps}",
+                         "lower --lr, or try --amp off / bf16; checkpoints of earlier epochs are kept")
+        exc.where = {"epoch": epoch + 1, "step": step}
+        raise exc

@@ -1,0 +1,173 @@
+"""The ``train`` step: one TrainConfig, one split folder -> record.json, best.pt, last.pt.
+
+Everything a user can get wrong is checked before any file is written: CUDA asked for but absent,
+AMP not available on the device, a batch larger than the training split, a split of another dataset.
+A run that diverges (NaN/inf loss) stops with :class:`StepFailed` naming the epoch and step; the
+checkpoints of earlier epochs and a record with ``status: failed`` stay.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from dlbench.data import load_split
+from dlbench.data.sources import CLASS_NAMES
+from dlbench.data.step import MANIFEST_NAME, SPLIT_NAME
+from dlbench.errors import DataError, SpecError, StepFailed
+from dlbench.io import read_json
+from dlbench.log import get_logger
+from dlbench.record import step_record
+from dlbench.spec import TrainConfig, validate_model
+from dlbench.train import checkpoint as ckpt
+from dlbench.train.data import normalization, steps_per_epoch
+from dlbench.train.engines import build_engine, check_amp, resolve_device, synchronize
+from dlbench.train.loop import run_epoch
+
+_log = get_logger("dlbench.train")
+
+
+def run_train(config: TrainConfig | dict, split_dir: str | os.PathLike, out_dir: str | os.PathLike,
+              resume: bool = False, log=_log.info) -> dict[str, Any]:
+    """Train ``config`` on the split in ``split_dir``; write ``out_dir/{record.json,best.pt,last.pt}``.
+
+    With ``resume=True`` and an ``out_dir/last.pt`` from the same config (only ``epochs`` may grow),
+    training continues after the last complete epoch and ends with the same weights and metrics as an
+    uninterrupted run. Returns the record as a dict.
+    """
+    if not isinstance(config, TrainConfig):
+        config = validate_model(TrainConfig, dict(config), "train config")
+    _check_ranges(config)
+    out = Path(out_dir)
+    device = resolve_device(config.device)
+    check_amp(config.amp, device)
+    split_dir = Path(split_dir)
+    split_path = split_dir / SPLIT_NAME if split_dir.is_dir() else split_dir
+    arrays = load_split(split_path)
+    manifest_path = split_path.parent / MANIFEST_NAME
+    manifest = read_json(manifest_path) if manifest_path.is_file() else {}
+    if manifest.get("dataset", config.dataset) != config.dataset:
+        raise DataError(f"{split_path} holds {manifest['dataset']} but the run asks for {config.dataset}",
+                        f"pass the {config.dataset} split, or --dataset {manifest['dataset']}")
+    n_train = len(arrays["y_train"])
+    if config.batch_size > n_train:
+        raise SpecError(f"batch size {config.batch_size} is larger than the training split ({n_train:,} images)",
+                        f"use --batch-size {n_train} or less")
+    for part in ("val", "test"):
+        if len(arrays[f"y_{part}"]) == 0:
+            raise DataError(f"{split_path}: the {part} split is empty", "re-run `dlbench data` with more images")
+    if config.amp == "fp16" and device.type == "cpu":
+        log("note: fp16 autocast on the CPU is emulated by most CPUs and slow; bf16 or off is faster")
+    state = None
+    last_path, best_path = out / ckpt.LAST_NAME, out / ckpt.BEST_NAME
+    if resume:
+        if last_path.is_file():
+            state = ckpt.load_last(last_path, device, config)
+        else:
+            log(f"--resume: no {last_path}; starting from epoch 1")
+    classes = manifest.get("classes", CLASS_NAMES[config.dataset])
+    steps = steps_per_epoch(n_train, config.batch_size, config.max_steps_per_epoch)
+
+    out.mkdir(parents=True, exist_ok=True)
+    with step_record("train", config.model_dump(), out, run_id=config.run_id, device=str(device)) as rec:
+        rec.add_input("split", split_path)
+        t_start = time.perf_counter()
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(device)
+            torch.backends.cudnn.benchmark = True
+        engine = build_engine(config, arrays, device)
+        trainer = engine.trainer
+        history: list[dict] = []
+        best = {"val_accuracy": -1.0, "epoch": 0}
+        start_epoch = 0
+        if state is not None:
+            ckpt.restore(trainer, state)
+            history, best, start_epoch = list(state["history"]), dict(state["best"]), int(state["epoch"])
+            log(f"resuming {config.run_id} after epoch {start_epoch} of {config.epochs}")
+        m = rec.metrics
+        m.update(engine=config.engine, stem=config.stem, steps_per_epoch=steps, n_train=n_train,
+                 n_val=len(arrays["y_val"]), n_test=len(arrays["y_test"]), classes=classes,
+                 normalization=normalization(config.dataset), resumed_from_epoch=start_epoch if state else None,
+                 history=history)
+        t_setup = time.perf_counter()
+        engine.setup()
+        setup_seconds = time.perf_counter() - t_setup
+        first: dict[str, float] = {}
+
+        def on_first_batch():
+            if not first:
+                synchronize(device)
+                first["t"] = time.perf_counter() - t_setup
+
+        for epoch in range(start_epoch, config.epochs):
+            desc = f"{config.model} {config.engine} epoch {epoch + 1}/{config.epochs}"
+            try:
+                tr = run_epoch(engine, epoch, steps, desc, on_first_batch)
+            except StepFailed as exc:
+                m["failed_at"] = getattr(exc, "where", None)
+                raise
+            t_eval = time.perf_counter()
+            val = trainer.evaluate(engine.eval_batches("val"))
+            entry = {"epoch": epoch + 1, "train_loss": tr["loss"], "val_loss": val.loss,
+                     "val_accuracy": val.accuracy, "seconds": round(tr["seconds"], 4),
+                     "images_per_second": round(tr["images"] / tr["seconds"], 2), "images": tr["images"],
+                     "steps": tr["steps"], "eval_seconds": round(time.perf_counter() - t_eval, 4)}
+            history.append(entry)
+            if val.accuracy > best["val_accuracy"]:
+                best = {"val_accuracy": val.accuracy, "epoch": epoch + 1}
+                ckpt.save_best(best_path, trainer.model)
+            ckpt.save_last(last_path, trainer=trainer, config=config, epoch=epoch + 1, history=history, best=best)
+            log(f"{config.run_id} epoch {epoch + 1}/{config.epochs}: train loss {tr['loss']:.4f}, "
+                f"val loss {val.loss:.4f}, val acc {val.accuracy:.2%}, {tr['seconds']:.1f} s, "
+                f"{entry['images_per_second']:,.0f} img/s")
+
+        test = trainer.evaluate(engine.eval_batches("test"))
+        m.update(test_accuracy=test.accuracy, test_loss=test.loss, confusion_matrix=test.confusion,
+                 best_val_accuracy=best["val_accuracy"], best_epoch=best["epoch"])
+        if best["epoch"] and best["epoch"] != config.epochs and best_path.is_file():
+            trainer.model.load_state_dict(torch.load(best_path, map_location=device, weights_only=True))
+            m["test_accuracy_best_checkpoint"] = trainer.evaluate(engine.eval_batches("test")).accuracy
+        else:
+            m["test_accuracy_best_checkpoint"] = test.accuracy
+        seconds = [h["seconds"] for h in history]
+        images = sum(h["images"] for h in history)
+        m.update(
+            train_seconds=round(sum(seconds), 4),
+            epoch_seconds_mean=round(sum(seconds) / len(seconds), 4) if seconds else None,
+            images_per_second=round(images / sum(seconds), 2) if seconds else None,
+            time_to_first_batch=round(first["t"], 4) if first else None,
+            setup_seconds=round(setup_seconds, 4),
+            total_seconds=round(time.perf_counter() - t_start, 4),
+            peak_memory_device_bytes=torch.cuda.max_memory_allocated(device) if device.type == "cuda" else None,
+            peak_memory_host_bytes=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+            n_parameters=sum(p.numel() for p in trainer.model.parameters()),
+            **engine.describe(),
+        )
+        m["timing_note"] = ("seconds/images_per_second: training steps only (device synchronised), validation "
+                            "excluded (eval_seconds); time_to_first_batch: from engine setup (resident: upload "
+                            "and CUDA-graph capture) to the first batch on the device; peak host memory is the "
+                            "process's maxrss")
+        rec.add_output("checkpoint", best_path)
+        rec.add_output("last", last_path)
+        log(f"{config.run_id}: test accuracy {test.accuracy:.2%}, {m['train_seconds']:.1f} s training")
+    return rec.to_dict()
+
+
+def _check_ranges(config: TrainConfig) -> None:
+    checks = [("batch_size", config.batch_size >= 1, "a positive integer"),
+              ("epochs", config.epochs >= 1, "a positive integer"),
+              ("lr", config.lr > 0, "> 0"),
+              ("momentum", 0 <= config.momentum < 1, "in [0, 1)"),
+              ("weight_decay", config.weight_decay >= 0, ">= 0"),
+              ("num_workers", config.num_workers >= 0, ">= 0"),
+              ("max_steps_per_epoch", config.max_steps_per_epoch is None or config.max_steps_per_epoch >= 1,
+               "a positive integer or unset")]
+    for name, ok, allowed in checks:
+        if not ok:
+            raise SpecError(f"train config: {name} must be {allowed} (got {getattr(config, name)!r})",
+                            f"fix --{name.replace('_', '-')}")
