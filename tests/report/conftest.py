@@ -131,11 +131,14 @@ def profile_record(folder: Path) -> dict:
 
 def onnx_record(folder: Path, model: str, scale: float) -> dict:
     results = []
-    for runtime, provider, device, base in (("onnxruntime", "cpu", "cpu", 0.5), ("pytorch", "cpu", "cpu", 3.0),
-                                            ("onnxruntime", "cuda", "cuda", 0.4), ("pytorch", "cuda", "cuda", 2.9)):
+    for runtime, provider, device, prec, base in (
+            ("onnxruntime", "cpu", "cpu", "fp32", 0.5), ("pytorch", "cpu", "cpu", "fp32", 3.0),
+            ("onnxruntime", "cuda", "cuda", "fp32", 0.4), ("pytorch", "cuda", "cuda", "fp32", 2.9),
+            ("pytorch", "cuda", "cuda", "bf16", 2.7)):
         for b in (1, 8, 64, 256):
             p50 = scale * base * (1 + b / (8 if device == "cpu" else 200))
-            results.append({"runtime": runtime, "provider": provider, "device": device, "batch_size": b,
+            results.append({"runtime": runtime, "provider": provider, "device": device, "precision": prec,
+                            "batch_size": b,
                             "warmup": 10, "iterations": 100, "p50_ms": p50, "p90_ms": p50 * 1.1,
                             "p99_ms": p50 * 1.3, "mean_ms": p50 * 1.05, "std_ms": p50 * 0.05,
                             "throughput_ips": b / p50 * 1000})

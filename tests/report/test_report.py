@@ -185,13 +185,13 @@ def test_onnx_table_every_result_plus_unavailable_providers(report, study):
     for r in onnx:
         res = r["metrics"]["results"]
         for x in res:
-            [row] = [t for t in table if (t["model"], t["runtime"], t["provider"], t["batch_size"]) ==
-                     (r["metrics"]["model"], x["runtime"], x["provider"], str(x["batch_size"]))]
+            [row] = [t for t in table if (t["model"], t["runtime"], t["provider"], t["precision"], t["batch_size"]) ==
+                     (r["metrics"]["model"], x["runtime"], x["provider"], x["precision"], str(x["batch_size"]))]
             assert f(row["p50_ms"]) == pytest.approx(x["p50_ms"])
             assert f(row["throughput_ips"]) == pytest.approx(x["throughput_ips"])
             if x["runtime"] == "onnxruntime":
                 [pt] = [y for y in res if y["runtime"] == "pytorch" and y["device"] == x["device"]
-                        and y["batch_size"] == x["batch_size"]]
+                        and y["batch_size"] == x["batch_size"] and y["precision"] == "fp32"]
                 assert f(row["speedup_vs_pytorch"]) == pytest.approx(pt["p50_ms"] / x["p50_ms"])
     trt = [t for t in table if t["provider"] == "tensorrt"]
     assert len(trt) == 2 and all(t["p50_ms"] == "not run" for t in trt)
@@ -417,3 +417,15 @@ def test_cli_report_help_and_errors(tmp_path, capsys):
     assert main(["report", "--records", str(tmp_path / "missing"), "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("dlbench: error: records folder") and len(err.splitlines()) == 1
+
+
+def test_single_epoch_runs_get_no_convergence_curves(study_copy):
+    for r in find_records(study_copy):
+        if r["step"] == "train" and r["status"] == "ok":
+            d = Path(r.pop("_dir"))
+            r["metrics"]["history"] = r["metrics"]["history"][:1]
+            write_json(d / "record.json", r)
+    out = run_report(study_copy, study_copy / "report", log=quiet).parent
+    reason = read_json(out / "summary.json")["not_run"]["fig3"]
+    assert "single epoch" in reason
+    assert not (out / "figures" / "fig3_convergence.png").exists()

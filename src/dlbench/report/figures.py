@@ -28,7 +28,7 @@ from dlbench.report.collect import (
     pct,
     varying_keys,
 )
-from dlbench.report.tables import Item, _pairs, _run_ids, fmt, profile_gflops, svm_backend
+from dlbench.report.tables import Item, _pairs, _run_ids, fmt, precision, profile_gflops, svm_backend
 
 STYLE = {
     "font.size": 11, "axes.titlesize": 13, "axes.titleweight": "bold", "axes.labelsize": 11,
@@ -109,7 +109,8 @@ LABEL_KEYS = ["dataset", "model", "batch_size", "optimizer", "lr", "epochs", "de
 def fig_accuracy(R: Records, out: Path) -> Item:
     item = Item("fig1", "figure", "Figure 1: best test accuracy per model and dataset",
                 caption="Best test accuracy of each ResNet and SVM kernel on each dataset (filled); hollow markers "
-                        f"are the {ref.LABEL}'s published numbers.")
+                        f"are the {ref.LABEL}'s best published numbers (full dataset, ResNets trained 4-10 epochs): "
+                        "compare them with runs of similar size and length only.")
     best: dict[tuple[str, str], tuple[float, dict]] = {}
     for r in _ok_train(R):
         a = pct(met(r, "test_accuracy"))
@@ -301,6 +302,7 @@ def fig_pareto(R: Records, out: Path) -> Item:
             ax.text(0.0, -0.17, "Pareto front\n" + "\n".join(lines), transform=ax.transAxes, va="top",
                     ha="left", fontsize=9)
             _log_axis(ax, "x")
+            ax.margins(x=0.08, y=0.1)
             ax.set_xlabel("training time (s, log scale)")
             ax.set_ylabel("test accuracy (%)")
             ax.set_title(dataset_label(ds))
@@ -322,9 +324,17 @@ def fig_pareto(R: Records, out: Path) -> Item:
 def fig_convergence(R: Records, out: Path) -> Item:
     item = Item("fig3", "figure", "Figure 3: convergence",
                 caption="Training loss and validation accuracy after each epoch, from each run's history.")
-    runs = [r for r in _ok_train(R) if [h for h in met(r, "history", []) or [] if isinstance(h, dict)]]
+    def epochs_recorded(r: dict) -> int:
+        return len([h for h in met(r, "history", []) or [] if isinstance(h, dict)])
+
+    runs = [r for r in _ok_train(R) if epochs_recorded(r) >= 2]
     if not runs:
-        item.not_run = R.reason("train") if not R.ok("train") else NotRun("no training run recorded a history")
+        if not R.ok("train"):
+            item.not_run = R.reason("train")
+        elif any(epochs_recorded(r) for r in _ok_train(R)):
+            item.not_run = NotRun("every training run recorded a single epoch; curves need two or more")
+        else:
+            item.not_run = NotRun("no training run recorded a history")
         return item
     keys = varying_keys([r.get("config") or {} for r in runs], LABEL_KEYS)
     per_run = len(runs) <= 10
@@ -531,7 +541,7 @@ def fig_latency(R: Records, out: Path) -> Item:
     item = Item("fig8", "figure", "Figure 8: inference latency and throughput vs batch size",
                 caption="Median latency per batch and throughput of ONNX Runtime (per provider) and PyTorch eager, "
                         "log-log axes.")
-    series: dict[tuple[str, str, str], list[tuple[int, float, float | None]]] = defaultdict(list)
+    series: dict[tuple[str, str, str, str], list[tuple[int, float, float | None]]] = defaultdict(list)
     for r in R.ok("onnx"):
         model = str(met(r, "model") or cfg(r, "model"))
         for x in met(r, "results", []) or []:
@@ -539,7 +549,7 @@ def fig_latency(R: Records, out: Path) -> Item:
                 continue
             b, p50 = num(x.get("batch_size")), num(x.get("p50_ms"))
             if b and p50:
-                series[(model, str(x.get("runtime")), str(x.get("provider")))].append(
+                series[(model, str(x.get("runtime")), str(x.get("provider")), precision(x))].append(
                     (int(b), p50, num(x.get("throughput_ips"))))
     if not series:
         item.not_run = R.reason("onnx") if not R.ok("onnx") else NotRun("no inference timings recorded")
@@ -549,13 +559,14 @@ def fig_latency(R: Records, out: Path) -> Item:
     with matplotlib.rc_context(STYLE):
         fig, axes = _new(13, 5.2 + 0.3 * math.ceil(len(series) / 4), ncols=2)
         ax_l, ax_t = axes[0]
-        for (model, runtime, provider), pts in sorted(series.items()):
+        for (model, runtime, provider, prec), pts in sorted(series.items()):
             pts.sort()
             bs = [p[0] for p in pts]
             label = f"{model_label(model)} · {'ONNX Runtime' if runtime == 'onnxruntime' else 'PyTorch'} " \
-                    f"{device_label(provider) if provider in ('cpu', 'cuda') else provider}"
-            kw = {"color": _color(model), "ls": styles.get(runtime, ":"), "marker": markers.get(provider, "D"),
-                  "label": label}
+                    f"{device_label(provider) if provider in ('cpu', 'cuda') else provider}" \
+                    + (f" {prec}" if prec != "fp32" else "")
+            kw = {"color": _color(model), "ls": styles.get(runtime, ":") if prec == "fp32" else "-.",
+                  "marker": markers.get(provider, "D"), "label": label}
             ax_l.plot(bs, [p[1] for p in pts], **kw)
             kw.pop("label")
             thr = [p[2] if p[2] is not None else p[0] / p[1] * 1000 for p in pts]

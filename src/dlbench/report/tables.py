@@ -585,6 +585,10 @@ def table_svm_backends(R: Records) -> Item:
 
 # --------------------------------------------------------------------------- inference, complexity
 
+def precision(result: dict) -> str:
+    return str(result.get("precision") or "fp32")
+
+
 def onnx_model(rec: dict) -> str:
     return str(met(rec, "model") or cfg(rec, "model") or "?")
 
@@ -607,13 +611,14 @@ def table_onnx(R: Records) -> Item:
             continue
         results = [x for x in met(r, "results", []) or [] if isinstance(x, dict)]
         torch_p50 = {(x.get("device"), x.get("batch_size")): num(x.get("p50_ms"))
-                     for x in results if x.get("runtime") == "pytorch"}
+                     for x in results if x.get("runtime") == "pytorch" and precision(x) == "fp32"}
         for x in sorted(results, key=lambda x: (x.get("runtime") != "onnxruntime", str(x.get("provider")),
-                                                 x.get("batch_size") or 0)):
+                                                 precision(x), x.get("batch_size") or 0)):
             p50 = num(x.get("p50_ms"))
             base = torch_p50.get((x.get("device"), x.get("batch_size")))
             rows.append({"model": model, "runtime": x.get("runtime"), "provider": x.get("provider"),
-                         "device": x.get("device"), "batch_size": x.get("batch_size"),
+                         "device": x.get("device"), "precision": x.get("precision"),
+                         "batch_size": x.get("batch_size"),
                          "p50_ms": p50, "p90_ms": num(x.get("p90_ms")), "p99_ms": num(x.get("p99_ms")),
                          "mean_ms": num(x.get("mean_ms")), "std_ms": num(x.get("std_ms")),
                          "throughput_ips": num(x.get("throughput_ips")),
@@ -626,7 +631,12 @@ def table_onnx(R: Records) -> Item:
         bits = [f"opset {met(r, 'opset')}" if met(r, "opset") is not None else None,
                 f"max |ONNX - PyTorch| = {met(r, 'max_abs_diff'):.2g}" if num(met(r, "max_abs_diff")) is not None
                 else None,
-                f"{met(r, 'threads')} CPU threads" if met(r, "threads") else None,
+                f"{met(r, 'threads')} CPU threads" if met(r, "threads") else
+                f"ONNX Runtime threads: {met(r, 'ort_intra_op_threads')}" if met(r, "ort_intra_op_threads") else None,
+                f"PyTorch threads: {met(r, 'torch_threads')}" if met(r, "torch_threads") else None,
+                {"checkpoint": "weights from the best train checkpoint"}.get(str(met(r, "weights")),
+                                                                           f"weights: {met(r, 'weights')}")
+                if met(r, "weights") else None,
                 f"graph optimisation {met(r, 'graph_optimization_level')}" if met(r, "graph_optimization_level")
                 else None]
         first = results[0] if results else {}
@@ -634,13 +644,19 @@ def table_onnx(R: Records) -> Item:
             bits.append(f"{first.get('warmup', '?')} warm-up + {first['iterations']} timed iterations")
         if any(bits):
             item.notes.append(f"{model_label(model)}: " + ", ".join(b for b in bits if b) + ".")
+        timing = met(r, "timing_note")
+        if timing and f"Timing: {timing}." not in item.notes:
+            item.notes.append(f"Timing: {timing}.")
     cols = [Col("model", "model", "model"), Col("runtime", "runtime"), Col("provider", "provider"),
-            Col("device", "device", "device"), Col("batch_size", "batch", "int"), Col("p50_ms", "p50 (ms)", "ms"),
+            Col("device", "device", "device")]
+    if any(row.get("precision") for row in rows):
+        cols.append(Col("precision", "precision"))
+    cols += [Col("batch_size", "batch", "int"), Col("p50_ms", "p50 (ms)", "ms"),
             Col("p90_ms", "p90 (ms)", "ms"), Col("p99_ms", "p99 (ms)", "ms"), Col("mean_ms", "mean (ms)", "ms"),
             Col("std_ms", "std (ms)", "ms"), Col("throughput_ips", "throughput (images/s)", "ips"),
             Col("speedup_vs_pytorch", "p50 speedup vs PyTorch", "x")]
-    item.notes.append("Speedup vs PyTorch = PyTorch eager p50 / ONNX Runtime p50 at the same batch on the same "
-                      "device type.")
+    item.notes.append("Speedup vs PyTorch = PyTorch eager fp32 p50 / ONNX Runtime p50 at the same batch on the "
+                      "same device type.")
     item.table = Table(cols, rows)
     item.sources = _run_ids(R.step("onnx"))
     return item
