@@ -72,7 +72,8 @@ def test_wait_success_exits_zero(kfp_api, tiny_spec, capsys):
     kfp_api.run_states = ["PENDING", "RUNNING", "SUCCEEDED"]
     assert submit(kfp_api, tiny_spec, "--wait", "--poll", "0.05") == 0
     out = capsys.readouterr().out
-    assert "ended SUCCEEDED" in out and "dlbench fetch" in out
+    run_id = next(iter(kfp_api.runs))
+    assert "ended SUCCEEDED" in out and f"dlbench fetch {run_id} --store s3://dlbench/runs" in out
 
 
 class _Plain(http.server.BaseHTTPRequestHandler):

@@ -136,7 +136,10 @@ def run_submit(args) -> int:
                              namespace=args.namespace)
     print(f"run {info['run_id']} ended {state}")
     if state == "SUCCEEDED":
-        print(f"fetch the report: dlbench fetch {info['run_id']} --store s3://BUCKET/PREFIX --to runs/{info['run_id']}")
+        storage = _edge("components.storage")
+        where = args.publish_to if args.publish_to is not None else storage.STORE_URL
+        where = where or storage.PIPELINE_ROOT  # not published: the bundle is below KFP's pipeline root
+        print(f"fetch the report: dlbench fetch {info['run_id']} --store {where} --to runs/{info['run_id']}")
     return 0 if state == "SUCCEEDED" else 1
 
 
