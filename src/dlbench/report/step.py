@@ -245,12 +245,18 @@ def headline_cards(summary: dict) -> list[tuple[str, str, str]]:
                               ("onnx_speedup_vs_pytorch", "ONNX Runtime vs PyTorch (p50)", "table8")):
         v = summary.get(key)
         if v:
-            detail = ", ".join(str(fmt(v[f], {"dataset": "dataset", "model": "model", "device": "device"}
-                                          .get(f, "text"))) for f in v if f != "ratio" and v[f] is not None)
+            detail = ", ".join(_detail(f, v[f]) for f in v if f != "ratio" and v[f] is not None)
             cards.append((f"fastest: {label}", f"{v['ratio']:.2f}x", detail))
         else:
             cards.append((label, "not run", summary["not_run"].get(table, "no data")))
     return cards
+
+
+def _detail(field: str, value: Any) -> str:
+    if field in ("dataset", "model", "device"):
+        return fmt(value, field)
+    return {"batch_size": f"batch {value}", "provider": f"provider {value}", "kernel": f"{value} kernel",
+            "epochs": f"{value} epochs", "n_train": f"{fmt(value, 'int')} train images"}.get(field, str(value))
 
 
 # --------------------------------------------------------------------------- environment
