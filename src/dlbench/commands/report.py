@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+DEFAULT_OUT = "RECORDS/report"
+
 
 def register(sub) -> None:
     from dlbench.cli import add_command
@@ -12,7 +14,7 @@ def register(sub) -> None:
                     "failed or was not run shows as \"not run\" with its reason. Prints the path of report.html.",
         epilog="example: dlbench report --records runs/quick --out runs/quick/report")
     p.add_argument("--records", default="runs/quick", help="folder searched recursively for record.json files")
-    p.add_argument("--out", default=None, help="output folder (created); default: RECORDS/report")
+    p.add_argument("--out", default=DEFAULT_OUT, help="output folder (created)")
     p.set_defaults(func=run)
 
 
@@ -22,7 +24,7 @@ def run(args) -> int:
     from dlbench.log import get_logger
     from dlbench.report import run_report
 
-    out = Path(args.out) if args.out else Path(args.records) / "report"
+    out = Path(args.records) / "report" if args.out == DEFAULT_OUT else Path(args.out)
     html = run_report(args.records, out, log=get_logger("dlbench.report").info)
     print(html)
     return 0
