@@ -65,3 +65,17 @@ def test_load_split_rejects_garbage(tmp_path):
         pass
     with pytest.raises(DataError, match="lacks x_train"):
         load_split(p)
+
+
+def test_written_files_are_readable_by_others(tmp_path):
+    import os
+    import stat
+
+    from dlbench.io import write_json
+
+    old = os.umask(0o022)
+    try:
+        p = write_json(tmp_path / "r.json", {"a": 1})
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(p.stat().st_mode) == 0o644
