@@ -5,11 +5,12 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 SPEC ?= quick
 OUT ?= runs/$(SPEC)
+STORE ?= runs/pipeline
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 FASHION_DIR := /usr/share/datasets/fashion-mnist
 PIP_QUIET := --quiet --disable-pip-version-check
 
-.PHONY: help setup data browser demo test lint compile bench clean
+.PHONY: help setup data browser demo study test lint compile bench clean
 
 help:  ## list the verbs
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 12
@@ -32,9 +33,12 @@ browser: /usr/bin/chromium  ## install headless Chromium (Debian's chromium), th
 /usr/bin/chromium:
 	$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium >/dev/null
 
-demo: setup data  ## run the quick study end to end on this machine
+demo: setup data  ## run the quick study through the KFP pipeline on this machine (kfp.local)
+	$(BIN)/dlbench run --local --spec $(SPEC) --store $(STORE)
+	@echo "every run: $(abspath $(STORE))/<run>/ (dlbench fetch RUN --store $(STORE) --to DIR copies one)"
+
+study: setup data  ## run the quick study in this process, without KFP (dlbench study)
 	$(BIN)/dlbench study --spec $(SPEC) --out $(OUT)
-	@echo "study results: $(OUT)"
 	@test -f $(OUT)/report/report.html || { echo "report not written: see the errors above"; exit 1; }
 	@echo "report: $(abspath $(OUT)/report/report.html)"
 
