@@ -2,8 +2,9 @@
 
 This machine has no Docker engine and cannot pull from a registry, so ``images/ci-build.sh`` sets podman
 up (host settings, a Debian base made with debootstrap and cached in .cache/) and builds the cpu image;
-then the README's block of steps runs as written, with a ``docker`` shim that calls podman. The records
-the containers wrote are checked here. Slow (minutes; the image build dominates, and is cached by the
+then the README's block of steps runs as written, with a ``docker`` shim that calls podman, and
+``dlbench run --local --runner docker`` runs a tiny study with kfp.local's DockerRunner through podman's
+Docker API. The records the containers wrote are checked here. Slow (minutes; the image build dominates, and is cached by the
 engine on a second run). ``make container-test`` runs only this file; ``make test`` runs it with the rest.
 It fails, never skips, when podman cannot be set up: a green CI means the container path ran.
 """
@@ -14,14 +15,18 @@ import json
 import os
 import re
 import shutil
+import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 
 from components import images
+from tests.conftest import make_idx_folder
 
 ROOT = Path(__file__).resolve().parents[2]
 MARK = "<!-- container-steps: tests/images/test_container.py runs this block as written -->"
@@ -122,3 +127,57 @@ def test_readme_container_steps_write_correct_records(built, tmp_path):
     assert svm["backend"] == "sklearn" and svm["n_train"] == 1000 and 0.5 < svm["accuracy"] <= 1.0
     onnx = json.loads((out / "onnx/resnet18/record.json").read_text())["metrics"]
     assert onnx["max_abs_diff"] <= 1e-3 and {r["runtime"] for r in onnx["results"]} == {"onnxruntime", "pytorch"}
+
+
+TINY_SPEC = {  # every step, as small as it gets
+    "name": "tiny", "description": "kfp.local DockerRunner in the cpu image",
+    "data": {"datasets": ["fashion-mnist"], "source": "idx", "root": None, "subsample": 600},
+    "train": {"stem": "imagenet", "max_steps_per_epoch": 2,
+              "grids": [{"name": "one", "models": ["resnet18"], "batch_size": [32], "epochs": [1],
+                         "device": ["cpu"], "engine": ["resident"]}]},
+    "svm": {"backends": ["sklearn"], "kernels": ["rbf"], "n_train": 200},
+    "profile": {"input_sizes": [28]},
+    "onnx": {"providers": ["cpu"], "batch_sizes": [1], "warmup": 1, "iterations": 2},
+}
+
+
+@pytest.fixture
+def docker_api(built, tmp_path):
+    """DOCKER_HOST for the Docker SDK: podman's Docker-compatible API on a socket of our own (README)."""
+    if built["engine"] == "docker":
+        yield {}
+        return
+    sock = tmp_path / "podman.sock"
+    service = subprocess.Popen(["podman", "system", "service", "-t", "0", f"unix://{sock}"],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(100):
+            if sock.exists():
+                break
+            time.sleep(0.1)
+        assert sock.exists(), "podman system service did not open its socket"
+        yield {"DOCKER_HOST": f"unix://{sock}"}
+    finally:
+        service.terminate()
+        service.wait(timeout=30)
+
+
+def test_dlbench_run_local_with_docker_runner_runs_every_task_in_the_image(built, docker_api, tmp_path):
+    spec = {**TINY_SPEC, "data": {**TINY_SPEC["data"], "root": str(make_idx_folder(tmp_path / "idx", 800, 200))}}
+    (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+    env = {**os.environ, **docker_api, "TQDM_DISABLE": "1"}
+    start = time.monotonic()
+    proc = subprocess.run([str(Path(sys.executable).parent / "dlbench"), "run", "--local", "--runner", "docker",
+                           "--spec", str(tmp_path / "tiny.yaml"), "--store", str(tmp_path / "store"),
+                           "--work", str(tmp_path / "kfp")], cwd=ROOT, env=env, capture_output=True, text=True)
+    print(f"\ndlbench run --local --runner docker (6 tasks): {time.monotonic() - start:.0f} s")
+    log = proc.stdout + proc.stderr
+    assert proc.returncode == 0, log[-5000:]
+    assert f"Found image '{built['image']}'" in log
+    records = [json.loads(p.read_text()) for p in (tmp_path / "store").rglob("record.json")]
+    assert sorted(r["step"] for r in records) == ["data", "onnx", "profile", "report", "svm", "train"]
+    for r in records:
+        assert r["status"] == "ok", (r["step"], r.get("error"))
+        # written inside a container of the image: its commit, a container's hostname, not this machine's
+        assert r["environment"]["git_commit"] == built["commit"]
+        assert r["environment"]["host"] != socket.gethostname()
