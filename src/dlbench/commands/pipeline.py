@@ -18,9 +18,12 @@ STORE_HELP = ("where runs are kept: a folder, or s3://bucket/prefix (endpoint an
               "AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY); default $DLBENCH_STORE or " + DEFAULT_STORE)
 
 
-def _edge(module: str):
-    """Import an edge module (kfp / minio behind it) with a one-line error when the extra is missing."""
+def _edge(module: str, needs: tuple[str, ...] = ("kfp",)):
+    """Import an edge module (and ``needs``, which it imports lazily) with a one-line error when the extra
+    is missing."""
     try:
+        for name in needs:
+            importlib.import_module(name)
         return importlib.import_module(module)
     except ImportError as exc:
         raise DlbenchError(f"this command needs the KFP edge packages ({exc.name} is not importable)",
@@ -136,7 +139,7 @@ def run_submit(args) -> int:
                              namespace=args.namespace)
     print(f"run {info['run_id']} ended {state}")
     if state == "SUCCEEDED":
-        storage = _edge("components.storage")
+        storage = _edge("components.storage", needs=())
         where = args.publish_to if args.publish_to is not None else storage.STORE_URL
         where = where or storage.PIPELINE_ROOT  # not published: the bundle is below KFP's pipeline root
         print(f"fetch the report: dlbench fetch {info['run_id']} --store {where} --to runs/{info['run_id']}")
