@@ -8,7 +8,9 @@ the tests ran. Each image gets every resolved package pinned with ``==``, except
 - torch's CUDA libraries (nvidia-*, cuda-*, triton): torch's own metadata pins them exactly when the
   CUDA build is installed, and the CPU build (PyTorch's CPU index) has none;
 - onnxruntime in the cuda image, which gets onnxruntime-gpu (CUDA 13 line) instead;
-- torch and torchvision in the rapids image, which runs the SVM step only and gets cuML instead.
+- torch and torchvision in the rapids image, which runs the SVM step only and gets cuML instead:
+  a second resolution of cuML for that image's Python (3.12, Ubuntu 24.04) pins cuML's whole tree,
+  constrained to the common pins except where cuML needs other versions (pandas: cuDF 26.10 wants < 3.1).
 dlbench itself is installed from the source tree with --no-deps after these.
 """
 
@@ -23,6 +25,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 ONNXRUNTIME_GPU = "onnxruntime-gpu==1.31.1"  # first CUDA 13 line is 1.27; 1.31.1 is the newest on PyPI
 CUML = "cuml-cu13==26.10.0"
+RAPIDS_PYTHON = "3.12"  # python3 of the rapids image's base (nvidia/cuda:*-ubuntu24.04)
+CUML_DECIDES = {"pandas"}  # common pins cuML's tree needs at other versions
+PLATFORMS = [f"manylinux_2_{v}_x86_64" for v in (28, 27, 26, 25, 24, 18, 17, 12, 5)] + [
+    "manylinux2014_x86_64", "manylinux2010_x86_64", "manylinux1_x86_64", "any"]
 TORCH_CUDA_LIBS = re.compile(r"^(nvidia-.*|cuda-.*|triton)$")
 
 
@@ -48,6 +54,21 @@ def resolve() -> dict[str, str]:
     return pins
 
 
+def resolve_cuml(common: dict[str, str]) -> dict[str, str]:
+    """cuML and its dependencies for the rapids image's Python, constrained to the common pins."""
+    constraints = ROOT / ".cache" / "lock-rapids-constraints.txt"
+    constraints.write_text("".join(f"{n}=={v}\n" for n, v in common.items() if n not in CUML_DECIDES))
+    target = ROOT / ".cache" / "lock-rapids-target"
+    platforms = [arg for p in PLATFORMS for arg in ("--platform", p)]
+    proc = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--dry-run", "--ignore-installed", "--quiet", "--report", "-",
+         "--only-binary=:all:", "--python-version", RAPIDS_PYTHON, *platforms, "--target", str(target),
+         "-c", str(constraints), CUML], capture_output=True, text=True)
+    if proc.returncode != 0:
+        sys.exit(f"resolving {CUML} for Python {RAPIDS_PYTHON} failed:\n{proc.stderr[-3000:]}")
+    return {_canonical(i["metadata"]["name"]): i["metadata"]["version"] for i in json.loads(proc.stdout)["install"]}
+
+
 def write(kind: str, lines: list[str], note: str) -> None:
     path = ROOT / "images" / kind / "requirements.txt"
     header = [f"# {kind} image: pinned by images/lock.py from one resolution of dlbench[kfp]; do not edit.",
@@ -63,8 +84,10 @@ def main() -> None:
     write("cpu", fmt, "torch's CUDA libraries are left to torch's own pins (the CPU build has none).")
     write("cuda", [p for p in fmt if not p.startswith("onnxruntime==")] + [ONNXRUNTIME_GPU],
           "onnxruntime-gpu (CUDA 13) replaces onnxruntime; torch's CUDA libraries come with torch's pins.")
-    write("rapids", [p for p in fmt if not p.startswith(("torch==", "torchvision==", "onnxruntime=="))]
-          + [CUML], "cuML (CUDA 13) for the SVM step; no torch, no onnxruntime.")
+    rapids = {n: v for n, v in common.items() if n not in ("torch", "torchvision", "onnxruntime")}
+    rapids.update(resolve_cuml(rapids))
+    write("rapids", [f"{n}=={v}" for n, v in sorted(rapids.items())],
+          f"cuML (CUDA 13) and its tree, resolved for Python {RAPIDS_PYTHON}; no torch, no onnxruntime.")
 
 
 if __name__ == "__main__":

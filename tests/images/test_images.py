@@ -94,10 +94,17 @@ def test_gpu_images_swap_in_their_gpu_packages():
     assert "onnxruntime" in cpu and "onnxruntime" not in cuda
     assert Version(cuda["onnxruntime-gpu"]) >= Version("1.27"), "onnxruntime-gpu < 1.27 is the CUDA 12 line"
     assert cuda["torch"] == cpu["torch"] and cuda["torchvision"] == cpu["torchvision"]
-    assert "torch" not in rapids and "cuml-cu13" in rapids
-    for kind, p in (("cpu", cpu), ("cuda", cuda), ("rapids", rapids)):
+    assert "torch" not in rapids and "onnxruntime" not in rapids and rapids["cuml-cu13"].startswith("26.10")
+    assert Version(rapids["numpy"]) < Version("2.5"), "cuML 26.10 calls np.row_stack, gone in numpy 2.5"
+    for kind, p in (("cpu", cpu), ("cuda", cuda)):
         assert not [n for n in p if n.startswith("nvidia-") or n == "triton"], f"{kind}: torch pins its own CUDA libraries"
-        assert p["numpy"] == cpu["numpy"] and p["kfp"] == "2.17.0"
+    for kind, p in (("cpu", cpu), ("cuda", cuda), ("rapids", rapids)):
+        assert p["numpy"] == cpu["numpy"] and p["kfp"] == "2.17.0", kind
+    proj = project()
+    for spec in proj["dependencies"] + proj["optional-dependencies"]["kfp"]:
+        req = Requirement(spec)
+        if req.name in rapids:
+            assert req.specifier.contains(Version(rapids[req.name]), prereleases=True), f"rapids: {spec}"
 
 
 def test_build_context_leaves_out_local_state():
