@@ -8,7 +8,7 @@ import torch
 
 from dlbench.data import load_split
 from dlbench.train.data import NORMALIZATION, epoch_batches, epoch_permutation, normalize_, steps_per_epoch
-from dlbench.train.engines import DataLoaderEngine, ResidentEngine, build_engine
+from dlbench.train.engines import DataLoaderEngine, ResidentEngine, _restore, _snapshot, build_engine
 from tests.train.conftest import make_config
 
 CPU = torch.device("cpu")
@@ -87,3 +87,21 @@ def test_max_steps_caps_the_epoch():
     assert steps_per_epoch(700, 32) == 22
     assert steps_per_epoch(700, 32, 5) == 5
     assert len(epoch_batches(0, 0, 700, 32, 5)) == 5
+
+
+@pytest.mark.parametrize("optimizer,lr", [("adam", 1e-3), ("sgd", 0.05)])
+def test_warmup_then_restore_leaves_no_trace(arrays, optimizer, lr):
+    """What the CUDA-graph capture relies on: snapshot, train a few steps, restore == never trained.
+
+    Optimizer state created by the warm-up is zeroed, which must give exactly the step a fresh
+    optimizer gives (Adam moments and step, SGD momentum buffer)."""
+    cfg = make_config(optimizer=optimizer, lr=lr, batch_size=16)
+    fresh, warmed = ResidentEngine(cfg, arrays, CPU), ResidentEngine(cfg, arrays, CPU)
+    fresh.setup()
+    warmed.setup()
+    saved = _snapshot(warmed.trainer)
+    batches = list(fresh.batches(0, 2))
+    for batch in batches:
+        warmed.step(batch)
+    _restore(warmed.trainer, saved)
+    assert [float(warmed.step(b)) for b in batches] == [float(fresh.step(b)) for b in batches]

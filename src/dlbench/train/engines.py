@@ -33,7 +33,7 @@ import torch.nn.functional as F
 
 from dlbench.errors import DeviceError, SpecError
 from dlbench.models import create_model
-from dlbench.train.data import NORMALIZATION, epoch_batches, epoch_permutation, normalize_
+from dlbench.train.data import NORMALIZATION, epoch_batches, epoch_permutation, normalize_, steps_per_epoch
 
 AMP_DTYPES: dict[str, torch.dtype | None] = {"off": None, "fp16": torch.float16, "bf16": torch.bfloat16}
 NUM_CLASSES = 10
@@ -271,11 +271,18 @@ class ResidentEngine:
         tr.autocast_cache = False
         self.static_idx = torch.arange(self.config.batch_size, device=self.device)
         saved = _snapshot(tr)
+        # warm up every shape an epoch trains (the full batch, and the partial last one if an epoch
+        # reaches it) so cuDNN's autotuning happens here, in setup, and not inside the first epoch
+        shapes = [self.static_idx]
+        partial = self._partial_batch_size()
+        if partial:
+            shapes.append(torch.arange(partial, device=self.device))
         side = torch.cuda.Stream(self.device)
         side.wait_stream(torch.cuda.current_stream(self.device))
         with torch.cuda.stream(side):
-            for _ in range(self.warmup_steps):
-                self._body()
+            for idx in shapes:
+                for _ in range(self.warmup_steps):
+                    tr.step(*self._gather("train", idx))
         torch.cuda.current_stream(self.device).wait_stream(side)
         _restore(tr, saved)  # warm-up steps must not count: back to the exact pre-warm-up state
         tr.optimizer.zero_grad(set_to_none=True)
@@ -285,6 +292,12 @@ class ResidentEngine:
         self.graph = graph
         torch.cuda.synchronize(self.device)
         self.capture_seconds = round(time.perf_counter() - t0, 3)
+
+    def _partial_batch_size(self) -> int:
+        """Size of the last, partial batch of an epoch (0 if every batch an epoch trains is full)."""
+        bs = self.config.batch_size
+        steps = steps_per_epoch(self.n_train, bs, self.config.max_steps_per_epoch)
+        return self.n_train - (steps - 1) * bs if steps * bs > self.n_train else 0
 
     def batches(self, epoch: int, steps: int) -> Iterator[torch.Tensor]:
         perm = epoch_permutation(self.config.seed, epoch, self.n_train).to(self.device)

@@ -7,6 +7,7 @@ with torch alone.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import torch
@@ -17,17 +18,33 @@ from dlbench.train.engines import synchronize
 
 
 def run_epoch(engine, epoch: int, steps: int, desc: str = "", on_first_batch=None) -> dict[str, Any]:
-    """Train one epoch (at most ``steps`` batches); return mean loss, images, steps and seconds.
+    """Train one epoch (at most ``steps`` batches) with a progress bar or log lines; see :func:`train_steps`."""
+    progress = Progress(engine.batches(epoch, steps), total=steps, desc=desc)
+    batches = iter(progress)
+    result = train_steps(engine, batches, steps, epoch, progress=progress, on_first_batch=on_first_batch)
+    for _ in batches:  # let the bar close / the last log line out (there are no batches left)
+        pass
+    return result
+
+
+def train_steps(engine, batches: Iterator, steps: int, epoch: int = 0, progress: Progress | None = None,
+                on_first_batch=None, step_offset: int = 0) -> dict[str, Any]:
+    """Run up to ``steps`` training steps on batches from ``batches``; return their losses, mean loss,
+    images, steps and seconds (the device synchronised before the clock stops).
 
     Losses stay on the device and are read back every ``engine.sync_every`` steps and at the end; a
-    NaN/inf loss raises StepFailed naming the epoch and step (1-based).
+    NaN/inf loss raises StepFailed naming the epoch and step (1-based, counting from ``step_offset``).
     """
     device = engine.device
     losses = torch.zeros(steps, dtype=torch.float32, device=device)
     images, checked, n = 0, 0, 0
-    progress = Progress(engine.batches(epoch, steps), total=steps, desc=desc)
+    total = step_offset + steps
     t0 = time.perf_counter()
-    for s, batch in enumerate(progress):
+    for s in range(steps):
+        try:
+            batch = next(batches)
+        except StopIteration:
+            break
         if s == 0 and on_first_batch is not None:
             on_first_batch()
         losses[s] = engine.step(batch)
@@ -35,14 +52,17 @@ def run_epoch(engine, epoch: int, steps: int, desc: str = "", on_first_batch=Non
         n = s + 1
         if n % engine.sync_every == 0 or n == steps:
             segment = losses[checked:n].cpu()
-            _check_finite(segment, epoch, checked, steps)
+            _check_finite(segment, epoch, step_offset + checked, total)
             checked = n
-            progress.set(loss=float(segment.mean()))
+            if progress is not None:
+                progress.set(loss=float(segment.mean()))
     synchronize(device)
     seconds = time.perf_counter() - t0
     if checked < n:
-        _check_finite(losses[checked:n].cpu(), epoch, checked, steps)
-    return {"loss": float(losses[:n].double().mean()), "images": images, "steps": n, "seconds": seconds}
+        _check_finite(losses[checked:n].cpu(), epoch, step_offset + checked, total)
+    values = losses[:n].cpu()
+    return {"loss": float(values.double().mean()) if n else float("nan"), "losses": values.tolist(),
+            "images": images, "steps": n, "seconds": seconds}
 
 
 def _check_finite(segment: torch.Tensor, epoch: int, offset: int, steps: int) -> None:
