@@ -14,6 +14,7 @@ every run (``models/<step>/<run>/``) are uploaded to ``<store>/<run name>/`` wit
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -108,7 +109,7 @@ def run_local(spec: StudySpec, store_url: str | os.PathLike = "runs/pipeline", r
     try:
         task = fn(publish_to="")
     except RuntimeError as exc:
-        first = " ".join(str(exc).split())[:300]
+        first = " ".join(re.sub(r"\x1b\[[0-9;]*m", "", str(exc)).split())[:300]  # kfp.local colours names
         raise StepFailed(f"local pipeline run failed: {first}", "the task's log is above") from None
     study = task.outputs["Output"]
     bundle = Path(study.path)

@@ -122,3 +122,20 @@ def test_docker_runner_without_a_docker_api_is_one_line(tiny_spec, tmp_path):
                      timeout=120)
     assert result.returncode == 2 and "no Docker API reachable" in result.stderr
     assert result.stderr.count("\n") == 1
+
+
+def test_a_failing_task_ends_the_run_with_one_clear_line(tiny_spec, tmp_path):
+    import yaml
+
+    spec = yaml.safe_load(tiny_spec.read_text())
+    spec["data"]["root"] = str(tmp_path / "no-such-idx-folder")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump(spec))
+    result = dlbench("run", "--local", "--spec", str(bad), "--store", str(tmp_path / "store"),
+                     "--work", str(tmp_path / "kfp"), env={}, timeout=300)
+    last = result.stderr.strip().splitlines()[-1]
+    assert result.returncode == 1
+    assert last == ("dlbench: error: local pipeline run failed: Pipeline 'dlbench-tiny' finished with status "
+                    "FAILURE. Inner task failed: 'data' (the task's log is above)")
+    assert "data folder not found" in result.stderr  # the task's own error is in its log
+    assert not (tmp_path / "store").exists() or not any((tmp_path / "store").iterdir())
