@@ -2,9 +2,10 @@
 
 ``SubprocessRunner(use_venv=False)`` runs every component in the current Python environment (dlbench
 installed, no pip install at run time); ``DockerRunner`` runs each in its image (``components.images``)
-through the Docker API (podman works with ``DOCKER_HOST``, see README). kfp.local ignores retries,
-caching, GPU requests and kfp-kubernetes settings; everything else (ParallelFor, Collected fan-in,
-typed artifacts) runs as on a cluster.
+through the Docker API (podman works with ``DOCKER_HOST``, see README). kfp.local ignores caching, GPU
+requests and kfp-kubernetes settings; everything else (ParallelFor, Collected fan-in, typed artifacts)
+runs as on a cluster. Retries are left out here: kfp 2.17's local runner honours them (60 s, then
+120 s backoff), and a failure on this machine is rarely transient.
 
 Afterwards the report task's ``study`` artifact (report + records, MANIFEST.json) and the weights of
 every run (``models/<step>/<run>/``) are uploaded to ``<store>/<run name>/`` with the manifest last;
@@ -105,7 +106,7 @@ def run_local(spec: StudySpec, store_url: str | os.PathLike = "runs/pipeline", r
     work = Path(work_dir).absolute()
     work.mkdir(parents=True, exist_ok=True)
     local.init(runner=runner_obj, pipeline_root=str(work), raise_on_error=True)
-    fn = build_pipeline(spec, parallelism=parallelism, publish_to="")
+    fn = build_pipeline(spec, parallelism=parallelism, publish_to="", retries=False)
     try:
         task = fn(publish_to="")
     except RuntimeError as exc:

@@ -77,8 +77,12 @@ def _items(configs: list) -> list[dict[str, Any]]:
     return [as_json(c) for c in configs]
 
 
-def build_pipeline(spec: StudySpec, parallelism: int = 1, publish_to: str | None = None):
-    """The KFP pipeline function for ``spec`` (kfp is imported here, not at module import)."""
+def build_pipeline(spec: StudySpec, parallelism: int = 1, publish_to: str | None = None, retries: bool = True):
+    """The KFP pipeline function for ``spec`` (kfp is imported here, not at module import).
+
+    ``retries=False`` leaves the retry policies out: kfp 2.17's local runner honours them, backoff
+    included, and on this machine a failure is rarely transient (``dlbench run --local`` uses it).
+    """
     from kfp import dsl, kubernetes
 
     from components import gpu, storage
@@ -101,8 +105,11 @@ def build_pipeline(spec: StudySpec, parallelism: int = 1, publish_to: str | None
         kubernetes.add_toleration(task, **gpu.TOLERATION)
         return task
 
+    def retry(task, **policy):
+        return task.set_retry(**(policy or RETRY)) if retries else task
+
     def timing(task):
-        return task.set_caching_options(False).set_retry(**RETRY)
+        return retry(task.set_caching_options(False))
 
     components = {"train_cpu": (train_cpu, False), "train_gpu": (train_gpu, True),
                   "svm_cpu": (svm_cpu, False), "svm_gpu": (svm_gpu, True)}
@@ -111,7 +118,7 @@ def build_pipeline(spec: StudySpec, parallelism: int = 1, publish_to: str | None
                   description=f"dlbench study {spec.name!r}: {spec.description or 'ResNets vs SVMs'}")
     def study(publish_to: str = default_publish) -> dsl.Artifact:
         d = data(data_spec=spec_json["data"], seed=spec.seed).set_display_name("data")
-        d.set_retry(**RETRY)
+        retry(d)
         collected: dict[str, Any] = {}
         for group, (component, needs_gpu) in components.items():
             runs = p[group]
@@ -127,7 +134,7 @@ def build_pipeline(spec: StudySpec, parallelism: int = 1, publish_to: str | None
 
         prof = profile(models=p["profile_models"], stem=spec.train.stem,
                        input_sizes=list(spec.profile.input_sizes), batch_size=spec.profile.batch_size)
-        prof.set_display_name("profile").set_retry(**RETRY)
+        retry(prof.set_display_name("profile"))
 
         onnx_component = onnx_gpu if p["onnx_gpu"] else onnx_cpu
         onnx_settings = {**spec_json["onnx"], "stem": spec.train.stem}
@@ -142,7 +149,7 @@ def build_pipeline(spec: StudySpec, parallelism: int = 1, publish_to: str | None
         r = report(spec=spec_json, publish_to=publish_to, run_name=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
                    data=d.outputs["split"], profile=prof.outputs["result"], onnx=o.outputs["result"],
                    **{k: dsl.Collected(v) for k, v in collected.items()})
-        r.set_display_name("report").set_caching_options(False).set_retry(num_retries=1, backoff_duration="30s")
+        retry(r.set_display_name("report").set_caching_options(False), num_retries=1, backoff_duration="30s")
         kubernetes.use_secret_as_env(r, storage.S3_SECRET, storage.S3_SECRET_ENV, optional=True)
         kubernetes.use_config_map_as_env(r, storage.S3_CONFIG, storage.S3_CONFIG_ENV, optional=True)
         return r.outputs["study"]

@@ -137,5 +137,5 @@ def test_a_failing_task_ends_the_run_with_one_clear_line(tiny_spec, tmp_path):
     assert result.returncode == 1
     assert last == ("dlbench: error: local pipeline run failed: Pipeline 'dlbench-tiny' finished with status "
                     "FAILURE. Inner task failed: 'data' (the task's log is above)")
-    assert "data folder not found" in result.stderr  # the task's own error is in its log
+    assert "data folder not found" in result.stdout + result.stderr  # the task's own error is in its log
     assert not (tmp_path / "store").exists() or not any((tmp_path / "store").iterdir())
