@@ -64,7 +64,23 @@ def unavailable_reason(provider: Provider) -> str | None:
 
         if not torch.cuda.is_available():
             return f"{provider.ort_name} is built in but no CUDA device is visible"
+    if provider.name == "tensorrt" and not _tensorrt_loadable():
+        # Checked here because ORT, when asked for TensorRT without its libraries, prints its error
+        # to stdout, which would corrupt the step's JSON output.
+        return f"{provider.ort_name} is built in but the TensorRT libraries (libnvinfer) are not installed"
     return None
+
+
+def _tensorrt_loadable() -> bool:
+    import ctypes
+
+    for name in ("libnvinfer.so.10", "libnvinfer.so"):
+        try:
+            ctypes.CDLL(name)
+            return True
+        except OSError:
+            continue
+    return False
 
 
 def make_session(path, provider: Provider, threads: int | None = None):
