@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -82,9 +83,14 @@ def load_split(path: str | os.PathLike) -> dict[str, np.ndarray]:
     try:
         with np.load(path, allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}
-    except (zipfile.BadZipFile, ValueError, OSError, EOFError) as exc:
+    except (zipfile.BadZipFile, zlib.error, ValueError, OSError, EOFError) as exc:
         raise DataError(f"{path}: not a readable split file ({exc})", "re-run `dlbench data`") from None
     missing = [f"{a}_{p}" for p in PART_NAMES for a in "xy" if f"{a}_{p}" not in arrays]
     if missing:
-        raise DataError(f"{path}: split file lacks {', '.join(missing)}")
+        raise DataError(f"{path}: split file lacks {', '.join(missing)}", "re-run `dlbench data`")
+    for part in PART_NAMES:
+        x, y = arrays[f"x_{part}"], arrays[f"y_{part}"]
+        if x.ndim != 3 or y.ndim != 1 or len(x) != len(y):
+            raise DataError(f"{path}: {part} part has images {x.shape} but labels {y.shape}",
+                            "re-run `dlbench data`")
     return arrays
