@@ -11,7 +11,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from dlbench.errors import DataError
+
 CHUNK = 1 << 20
+
+
+class JsonFileError(DataError, ValueError):
+    """A JSON file that does not parse. Also a ValueError, so callers that skip unreadable files still do."""
 
 
 def sha256_file(path: str | os.PathLike) -> str:
@@ -62,7 +68,11 @@ def write_json(path: str | os.PathLike, obj: Any) -> Path:
 
 
 def read_json(path: str | os.PathLike) -> Any:
-    return json.loads(Path(path).read_text())
+    try:
+        return json.loads(Path(path).read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise JsonFileError(f"{path}: not valid JSON ({exc})",
+                            "the file is damaged: re-run the step that wrote it, or move it away") from None
 
 
 def _json_default(o: Any) -> Any:

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from dlbench import __version__
+from dlbench.errors import DataError
 from dlbench.io import read_json, sha256_file, write_json
 
 SCHEMA_VERSION = 1
@@ -205,6 +206,9 @@ def find_records(root: str | os.PathLike) -> list[dict[str, Any]]:
     out = []
     for p in sorted(Path(root).rglob(RECORD_NAME)):
         rec = read_json(p)
+        if not isinstance(rec, dict):
+            raise DataError(f"{p}: not a record (a JSON {type(rec).__name__}, not an object)",
+                            "re-run the step that wrote it, or move it away")
         rec["_dir"] = str(p.parent)
         out.append(rec)
     return out

@@ -429,3 +429,22 @@ def test_single_epoch_runs_get_no_convergence_curves(study_copy):
     reason = read_json(out / "summary.json")["not_run"]["fig3"]
     assert "single epoch" in reason
     assert not (out / "figures" / "fig3_convergence.png").exists()
+
+
+def test_cli_damaged_record_is_one_line_and_keeps_the_old_report(study_copy, capsys):
+    """A record.json cut short (disk full, a copy interrupted) names the file and the fix; the report already
+    written stays as it was."""
+    from dlbench.cli import main
+
+    out = study_copy / "report"
+    assert main(["report", "--records", str(study_copy), "--out", str(out)]) == 0
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    capsys.readouterr()
+    [r] = [r for r in find_records(study_copy) if r["step"] == "profile"]
+    damaged = Path(r["_dir"]) / "record.json"
+    damaged.write_bytes(damaged.read_bytes()[:100])
+    assert main(["report", "--records", str(study_copy), "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"dlbench: error: {damaged}: not valid JSON"), err
+    assert "re-run the step that wrote it" in err[0]
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
