@@ -14,6 +14,7 @@ data nothing downstream means anything, so it always fails loudly.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import tempfile
@@ -39,12 +40,20 @@ def _read_record(folder: Path) -> dict[str, Any] | None:
     return json.loads(p.read_text()) if p.is_file() else None
 
 
-def _run_step(what: str, fn, *args, **kwargs) -> dict[str, Any] | None:
-    """Run a step; a DlbenchError is logged and recorded (the step wrote its failed record), not raised."""
+def _run_step(what: str, fn, *args, record: dict[str, Any] | None = None, **kwargs) -> dict[str, Any] | None:
+    """Run a step; a DlbenchError is logged and recorded, not raised. A step that refused its input before
+    opening its record (batch or n_train larger than the split, an absent device) gets a failed record
+    here, from ``record`` (step, config, out_dir, run_id, device), so the report and ``dlbench run --local``
+    show the failure instead of losing it."""
     try:
         return fn(*args, **kwargs)
     except DlbenchError as exc:
         log.error(f"{what} failed: {exc.one_line()} (recorded; the report will show it)")
+        if record is not None and _read_record(Path(record["out_dir"])) is None:
+            from dlbench.record import step_record
+
+            with contextlib.suppress(DlbenchError), step_record(**record):
+                raise exc from None
         return None
 
 
@@ -94,7 +103,9 @@ def train_task(split: Any, config: dict, run: Any, metrics: Any, confusion: Any)
     cfg = validate_model(TrainConfig, config, "train config")
     out = Path(run.path)
     out.mkdir(parents=True, exist_ok=True)
-    _run_step(f"train {cfg.run_id}", run_train, cfg, Path(split.path) / cfg.dataset, out, log=log.info)
+    _run_step(f"train {cfg.run_id}", run_train, cfg, Path(split.path) / cfg.dataset, out, log=log.info,
+              record={"step": "train", "config": cfg.model_dump(), "out_dir": out, "run_id": cfg.run_id,
+                      "device": cfg.device})
     rec = _outcome(out, run, metrics)
     # The resume checkpoint (optimizer state, several times the model) is useless once the task ended:
     # a retried pod starts with an empty output folder anyway.
@@ -133,7 +144,8 @@ def svm_task(split: Any, config: dict, run: Any, metrics: Any, confusion: Any) -
     cfg = validate_model(SvmConfig, config, "svm config")
     out = Path(run.path)
     out.mkdir(parents=True, exist_ok=True)
-    _run_step(f"svm {cfg.run_id}", run_svm, cfg, Path(split.path) / cfg.dataset, out, log=log.info)
+    _run_step(f"svm {cfg.run_id}", run_svm, cfg, Path(split.path) / cfg.dataset, out, log=log.info,
+              record={"step": "svm", "config": cfg.model_dump(), "out_dir": out, "run_id": cfg.run_id})
     rec = _outcome(out, run, metrics)
     m = rec.get("metrics") or {}
     run.metadata.update({"dataset": cfg.dataset, "kernel": cfg.kernel, "backend": m.get("backend", cfg.backend)})

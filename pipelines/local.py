@@ -22,7 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from dlbench.errors import StepFailed
+from dlbench.errors import DeviceError, StepFailed
 from dlbench.io import read_json
 from dlbench.spec import StudySpec
 from dlbench.store import BINARY_SUFFIXES, open_store
@@ -93,11 +93,26 @@ def failed_records(bundle: Path) -> list[str]:
     return out
 
 
+def check_gpu_here(p: dict[str, Any]) -> None:
+    """kfp.local runs every task on this machine: a spec with GPU runs needs a GPU here, checked before any
+    work (the ONNX step records absent GPU providers as unavailable, so it does not count)."""
+    need = [f"{len(p['train_gpu'])} train run(s) on cuda"] if p["train_gpu"] else []
+    need += [f"{len(p['svm_gpu'])} cuML SVM run(s)"] if p["svm_gpu"] else []
+    if not need:
+        return
+    import torch
+
+    if not torch.cuda.is_available():
+        raise DeviceError(f"the spec asks for a GPU ({', '.join(need)}) but no CUDA device is visible here",
+                          "run it here with train device [cpu] and svm backends [sklearn], or send it to a "
+                          "cluster with GPU nodes: dlbench submit --host URL")
+
+
 def run_local(spec: StudySpec, store_url: str | os.PathLike = "runs/pipeline", runner: str = "subprocess",
               work_dir: str | os.PathLike = "runs/kfp-local", parallelism: int = 1, create_bucket: bool = False,
               log: Callable[[str], Any] = print) -> dict[str, Any]:
     """Run ``spec`` through kfp.local; upload the bundle and weights to ``store_url``; return a summary."""
-    plan(spec)
+    check_gpu_here(plan(spec))
     store = open_store(store_url, create_bucket=create_bucket)  # a bad store fails before hours of training
     runner_obj = make_runner(runner, spec)
     log(f"pipeline plan: {describe_plan(spec)}; results to {store.describe()}")
