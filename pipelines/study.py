@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from dlbench.errors import SpecError
-from dlbench.spec import StudySpec, expand_svm, expand_train, load_spec
+from dlbench.spec import StudySpec, load_spec, require_runs
 
 DEFAULT_YAML = Path(__file__).with_name("study_pipeline.yaml")
 GPU_PROVIDERS = {"cuda", "tensorrt"}
@@ -41,11 +41,7 @@ def pipeline_name(spec: StudySpec) -> str:
 
 def plan(spec: StudySpec) -> dict[str, Any]:
     """What the pipeline will run, grouped by where it runs. Raises SpecError for a study with no runs."""
-    train = expand_train(spec)
-    svm = expand_svm(spec)
-    if not train and not svm:
-        raise SpecError(f"spec {spec.name!r} expands to zero train runs and zero SVM runs",
-                        "give train.grids at least one grid, or svm.backends and svm.kernels at least one entry")
+    train, svm = require_runs(spec)
     models = list(dict.fromkeys(spec.profile.models or spec.model_names()))
     onnx_models = list(dict.fromkeys(spec.onnx.models or spec.model_names()))
     return {

@@ -70,3 +70,30 @@ def test_bad_yaml_and_missing_file(tmp_path):
         load_spec(str(p))
     with pytest.raises(SpecError, match="neither a preset .* nor a file"):
         load_spec(str(tmp_path / "none.yaml"))
+
+
+@pytest.mark.parametrize("data, message", [
+    ({"data": {"subsampel": 10}}, "data.subsampel: unknown field, did you mean subsample? "
+                                  "(allowed: datasets, fractions, root, source, subsample)"),
+    ({"train": {"grids": [{"modls": ["resnet18"]}]}}, "train.grids.0.modls: unknown field, did you mean models?"),
+    ({"svm": {"kernel": ["rbf"]}}, "svm.kernel: unknown field, did you mean kernels?"),
+])
+def test_unknown_field_names_the_allowed_ones(data, message):
+    with pytest.raises(SpecError) as info:
+        parse_spec(data, "test.yaml")
+    assert message in str(info.value)
+
+
+@pytest.mark.parametrize("command", [["spec", "validate"], ["study", "--out", "OUT", "--spec"]])
+def test_spec_with_zero_runs_is_refused_before_any_work(tmp_path, capsys, command):
+    from dlbench.cli import main
+
+    spec = tmp_path / "zero.yaml"
+    spec.write_text("name: zero\ntrain: {grids: []}\nsvm: {backends: []}\n")
+    out = tmp_path / "study"
+    args = [str(out) if a == "OUT" else a for a in command] + [str(spec)]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["dlbench: error: spec 'zero' expands to zero train runs and zero SVM runs (give train.grids at "
+                   "least one grid, or svm.backends and svm.kernels at least one entry)"]
+    assert not out.exists()

@@ -11,9 +11,11 @@ Errors name the field and the allowed values, e.g.::
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import itertools
 import json
+import typing
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
@@ -249,6 +251,15 @@ def expand_svm(spec: StudySpec) -> list[SvmConfig]:
     return out
 
 
+def require_runs(spec: StudySpec) -> tuple[list[TrainConfig], list[SvmConfig]]:
+    """The spec's train and SVM runs; a SpecError when there are none, checked before any work."""
+    train, svm = expand_train(spec), expand_svm(spec)
+    if not train and not svm:
+        raise SpecError(f"spec {spec.name!r} expands to zero train runs and zero SVM runs",
+                        "give train.grids at least one grid, or svm.backends and svm.kernels at least one entry")
+    return train, svm
+
+
 # --------------------------------------------------------------------------- loading
 
 def preset_names() -> list[str]:
@@ -264,15 +275,43 @@ def _read_spec_text(name_or_path: str) -> tuple[str, str]:
     return str(p), p.read_text()
 
 
-def format_validation_error(source: str, exc: ValidationError) -> str:
+def _model_in(tp: Any) -> type[BaseModel] | None:
+    if isinstance(tp, type) and issubclass(tp, BaseModel):
+        return tp
+    for arg in typing.get_args(tp):
+        if found := _model_in(arg):
+            return found
+    return None
+
+
+def _fields_at(model_cls: type[BaseModel] | None, loc: tuple) -> list[str]:
+    """The field names of the model at ``loc`` (list indices skipped), for an unknown-field error."""
+    cls = model_cls
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        field = cls.model_fields.get(part) if cls else None
+        if field is None:
+            return []
+        cls = _model_in(field.annotation)
+    return sorted(cls.model_fields) if cls else []
+
+
+def format_validation_error(source: str, exc: ValidationError, model_cls: type[BaseModel] | None = None) -> str:
     parts = []
     for err in exc.errors():
         loc = ".".join(str(x) for x in err["loc"]) or "(top level)"
         msg = err["msg"]
+        got = err.get("input")
         if err["type"] == "extra_forbidden":
             msg = "unknown field"
-        got = err.get("input")
-        if err["type"] not in ("missing",) and not isinstance(got, dict | list):
+            allowed = _fields_at(model_cls, err["loc"][:-1])
+            close = difflib.get_close_matches(str(err["loc"][-1]), allowed, n=1)
+            if close:
+                msg += f", did you mean {close[0]}?"
+            if allowed:
+                msg += f" (allowed: {', '.join(allowed)})"
+        if err["type"] not in ("missing", "extra_forbidden") and not isinstance(got, dict | list):
             msg += f" (got {got!r})"
         parts.append(f"{loc}: {msg}")
     return f"spec {source}: " + "; ".join(parts)
@@ -284,7 +323,7 @@ def parse_spec(data: Any, source: str = "<spec>") -> StudySpec:
     try:
         return StudySpec.model_validate(data)
     except ValidationError as exc:
-        raise SpecError(format_validation_error(source, exc)) from None
+        raise SpecError(format_validation_error(source, exc, StudySpec)) from None
 
 
 def load_spec(name_or_path: str) -> StudySpec:
@@ -301,4 +340,4 @@ def validate_model(model_cls: type[BaseModel], data: dict[str, Any], what: str) 
     try:
         return model_cls.model_validate(data)
     except ValidationError as exc:
-        raise SpecError(format_validation_error(what, exc)) from None
+        raise SpecError(format_validation_error(what, exc, model_cls)) from None

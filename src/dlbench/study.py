@@ -30,6 +30,9 @@ def data_dir(out: Path, dataset: str) -> Path:
 
 def run_study(spec: StudySpec, out_dir: str | os.PathLike) -> dict:
     """Run every step of ``spec``; return a summary {step: {ok: n, failed: [...]}}."""
+    from dlbench.spec import require_runs
+
+    require_runs(spec)  # a study with no runs is refused before the data step
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     (out / "spec.yaml").write_text(yaml.safe_dump(json.loads(spec.model_dump_json()), sort_keys=False))

@@ -17,7 +17,7 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from dlbench.spec import expand_svm, expand_train, load_spec, preset_names
+    from dlbench.spec import expand_svm, expand_train, load_spec, preset_names, require_runs
 
     if args.action == "presets":
         print("\n".join(preset_names()))
@@ -26,7 +26,7 @@ def run(args) -> int:
     if args.action == "show":
         print(yaml.safe_dump(json.loads(spec.model_dump_json()), sort_keys=False), end="")
     elif args.action == "validate":
-        train, svm = expand_train(spec), expand_svm(spec)
+        train, svm = require_runs(spec)
         print(f"{args.spec}: ok ({len(train)} training runs, {len(svm)} SVM runs)")
     else:
         for cfg in expand_train(spec):
