@@ -57,13 +57,14 @@ def _cli(*args):
     return subprocess.run([sys.executable, "-m", "dlbench", *args], capture_output=True, text=True)
 
 
-@pytest.mark.parametrize("case", ["unknown-dataset", "missing-folder", "bad-magic", "truncated"])
+@pytest.mark.parametrize("case", ["unknown-dataset", "missing-folder", "bad-magic", "truncated", "swapped"])
 def test_cli_bad_input_is_one_line_and_writes_nothing(idx_folder, tmp_path, case):
     out = tmp_path / "out"
     args = ["data", "--dataset", "fashion-mnist", "--out", str(out), "--source", "idx", "--root", str(idx_folder)]
     expect = {"unknown-dataset": "invalid choice: 'cifar10'", "missing-folder": "data folder not found",
               "bad-magic": "train-images-idx3-ubyte.gz: wrong magic number",
-              "truncated": "train-labels-idx1-ubyte.gz: corrupt or truncated gzip"}[case]
+              "truncated": "train-labels-idx1-ubyte.gz: corrupt or truncated gzip",
+              "swapped": "t10k-images-idx3-ubyte.gz: holds a 1-dimensional IDX array (100,), not images"}[case]
     if case == "unknown-dataset":
         args[2] = "cifar10"
     elif case == "missing-folder":
@@ -71,9 +72,11 @@ def test_cli_bad_input_is_one_line_and_writes_nothing(idx_folder, tmp_path, case
     elif case == "bad-magic":
         p = idx_folder / "train-images-idx3-ubyte.gz"
         p.write_bytes(gzip.compress(b"\x12\x34\x56\x78" + bytes(30)))
-    else:
+    elif case == "truncated":
         p = idx_folder / "train-labels-idx1-ubyte.gz"
         p.write_bytes(p.read_bytes()[:30])
+    else:  # a labels file copied over the images file: valid IDX, wrong part
+        (idx_folder / "t10k-images-idx3-ubyte.gz").write_bytes((idx_folder / "t10k-labels-idx1-ubyte.gz").read_bytes())
     r = _cli(*args)
     assert r.returncode == 2
     lines = r.stderr.strip().splitlines()

@@ -81,6 +81,11 @@ def load_idx_folder(dataset: str, folder: str | os.PathLike) -> RawData:
                 raise DataError(f"{folder}: missing {stem}[.gz]",
                                 "the folder needs train- and t10k- images and labels IDX files")
             arrays[kind] = read_idx(path)
+            want = 3 if kind == "images" else 1
+            if arrays[kind].ndim != want:
+                raise DataError(f"{path}: holds a {arrays[kind].ndim}-dimensional IDX array {arrays[kind].shape}, "
+                                f"not {kind} ({'N x H x W' if want == 3 else 'N'})",
+                                "the file under this name is another part of the dataset; restore the right one")
             inputs[path.name] = {"path": str(path), "sha256": sha256_file(path)}
         im, lb = arrays["images"], arrays["labels"]
         if im.ndim != 3 or lb.ndim != 1:
