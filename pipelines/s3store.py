@@ -174,8 +174,7 @@ class S3Store(Store):
                 return (f"the S3 server at {self.endpoint} rejected the credentials ({exc.code})", False,
                         "check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY and the key's bucket policy")
             if exc.code == "NoSuchBucket":
-                return (f"bucket {self.bucket!r} does not exist at {self.endpoint}", False,
-                        f"pass --create-bucket or create it with mc mb ALIAS/{self.bucket}")
+                return (f"bucket {self.bucket!r} does not exist at {self.endpoint}", False, self._no_bucket_hint())
             return f"{exc.code}: {exc.message}", exc.code in TRANSIENT_CODES, None
         if isinstance(exc, ServerError):
             return f"server error HTTP {exc.status_code} from {self.endpoint}", exc.status_code >= 500, None
@@ -221,9 +220,13 @@ class S3Store(Store):
             return
         if not create:
             self._call(f"reach bucket {self.bucket!r}", self._confirm_missing_bucket)
-            raise StoreError(f"bucket {self.bucket!r} does not exist at {self.endpoint}",
-                             f"pass --create-bucket or create it with mc mb ALIAS/{self.bucket}")
+            raise StoreError(f"bucket {self.bucket!r} does not exist at {self.endpoint}", self._no_bucket_hint())
         self._call(f"create bucket {self.bucket!r}", lambda: self._client.make_bucket(self.bucket))
+
+    def _no_bucket_hint(self) -> str:
+        # valid for every verb: fetch has no --create-bucket, and a run cannot be in a bucket that is not there
+        return (f"check the bucket in the store URL; to create it, dlbench run --local --create-bucket, "
+                f"or mc mb ALIAS/{self.bucket}")
 
     def _confirm_missing_bucket(self) -> None:
         """A HEAD that says 404 may come from any web server; a listing proves it is S3 talking."""

@@ -187,3 +187,13 @@ def test_server_killed_mid_download_then_fetch_resumes(own_s3_server, tmp_path):
     assert verify_tree(tmp_path / "got") == []
     assert (tmp_path / "got" / "a.bin").read_bytes() == (tree / "a.bin").read_bytes()
     assert partial >= 4 * MB and partial in offsets  # resumed where it stopped, not started over
+
+
+def test_fetch_from_a_missing_bucket_suggests_only_what_fetch_can_do(s3_env, tmp_path, capsys):
+    from dlbench.cli import main
+
+    assert main(["fetch", "some-run", "--to", str(tmp_path / "to"), "--store", "s3://no-such-bucket/runs"]) == 2
+    [line] = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("dlbench: error: bucket 'no-such-bucket' does not exist at http://127.0.0.1:")
+    assert "check the bucket in the store URL" in line and "pass --create-bucket" not in line
+    assert not (tmp_path / "to").exists()
