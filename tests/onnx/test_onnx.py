@@ -151,7 +151,8 @@ def test_checkpoint_of_another_model_is_one_line_data_error(tmp_path, ckpt_model
     assert not (tmp_path / "o").exists()
 
 
-@pytest.mark.parametrize("content, words", [(None, "not found"), (b"not a checkpoint", "cannot be read")])
+@pytest.mark.parametrize("content, words", [(None, "not found .pass the checkpoint file"),
+                                            (b"not a checkpoint", "cannot be read.*pass the best.pt")])
 def test_missing_or_corrupt_checkpoint(tmp_path, content, words):
     ckpt = tmp_path / "best.pt"
     if content is not None:

@@ -45,7 +45,9 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     try:
         obj = torch.load(p, map_location="cpu", weights_only=True)
     except Exception as exc:
-        raise DataError(f"checkpoint {p} cannot be read as a PyTorch state_dict: {_first_line(exc)}") from None
+        raise DataError(f"checkpoint {p} cannot be read as a PyTorch state_dict: {_first_line(exc)}",
+                        "pass the best.pt a finished train run wrote; this file is damaged or not a checkpoint"
+                        ) from None
     if isinstance(obj, dict) and isinstance(obj.get("model"), dict):
         obj = obj["model"]
     if not isinstance(obj, dict) or not obj or not all(isinstance(v, torch.Tensor) for v in obj.values()):
