@@ -14,7 +14,6 @@ data nothing downstream means anything, so it always fails loudly.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import shutil
 import tempfile
@@ -49,11 +48,10 @@ def _run_step(what: str, fn, *args, record: dict[str, Any] | None = None, **kwar
         return fn(*args, **kwargs)
     except DlbenchError as exc:
         log.error(f"{what} failed: {exc.one_line()} (recorded; the report will show it)")
-        if record is not None and _read_record(Path(record["out_dir"])) is None:
-            from dlbench.record import step_record
+        if record is not None:
+            from dlbench.record import record_refusal
 
-            with contextlib.suppress(DlbenchError), step_record(**record):
-                raise exc from None
+            record_refusal(exc, **record)
         return None
 
 

@@ -193,6 +193,20 @@ def step_record(step: str, config: dict[str, Any], out_dir: str | os.PathLike, r
         write_json(out / RECORD_NAME, rec.to_dict())
 
 
+def record_refusal(exc: BaseException, step: str, config: dict[str, Any], out_dir: str | os.PathLike,
+                   run_id: str | None = None, device: str = "cpu") -> bool:
+    """Write a ``failed`` record for a run its step refused before opening a record (batch or n_train
+    larger than the split, an absent device), so a study's report shows the failure instead of losing it.
+
+    A record already in ``out_dir`` (an earlier result) is left as it is; returns whether one was written.
+    """
+    if (Path(out_dir) / RECORD_NAME).is_file():
+        return False
+    with contextlib.suppress(type(exc)), step_record(step, config, out_dir, run_id=run_id, device=device):
+        raise exc
+    return True
+
+
 def load_record(path: str | os.PathLike) -> dict[str, Any]:
     """Read a record (a file, or a folder holding record.json)."""
     p = Path(path)

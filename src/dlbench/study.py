@@ -19,6 +19,7 @@ import yaml
 
 from dlbench.errors import DlbenchError
 from dlbench.log import get_logger
+from dlbench.record import record_refusal
 from dlbench.spec import StudySpec
 
 log = get_logger("dlbench.study")
@@ -38,7 +39,9 @@ def run_study(spec: StudySpec, out_dir: str | os.PathLike) -> dict:
     (out / "spec.yaml").write_text(yaml.safe_dump(json.loads(spec.model_dump_json()), sort_keys=False))
     summary: dict[str, dict] = {}
 
-    def attempt(step: str, label: str, fn, *args, **kwargs):
+    def attempt(step: str, label: str, fn, *args, record: dict | None = None, **kwargs):
+        """Run one step; a DlbenchError is logged and counted, and (with ``record``: the run's config,
+        out_dir, run_id, device) a run refused before its record opened gets a failed record."""
         entry = summary.setdefault(step, {"ok": 0, "failed": []})
         try:
             result = fn(*args, **kwargs)
@@ -47,6 +50,8 @@ def run_study(spec: StudySpec, out_dir: str | os.PathLike) -> dict:
         except DlbenchError as exc:
             log.error(f"{step} {label} failed: {exc.one_line()}")
             entry["failed"].append({"run": label, "error": exc.one_line()})
+            if record is not None:
+                record_refusal(exc, step, **record)
             return None
 
     from dlbench.data.step import run_data
@@ -63,8 +68,9 @@ def run_study(spec: StudySpec, out_dir: str | os.PathLike) -> dict:
         if not data_ok.get(cfg.dataset):
             log.warning(f"train {cfg.run_id} skipped: the data step for {cfg.dataset} did not succeed")
             continue
-        attempt("train", cfg.run_id, run_train, cfg, data_dir(out, cfg.dataset), out / "train" / cfg.run_id,
-                log=log.info)
+        run_out = out / "train" / cfg.run_id
+        attempt("train", cfg.run_id, run_train, cfg, data_dir(out, cfg.dataset), run_out, log=log.info,
+                record={"config": cfg.model_dump(), "out_dir": run_out, "run_id": cfg.run_id, "device": cfg.device})
     from dlbench.spec import expand_svm
     from dlbench.svm import run_svm
 
@@ -72,8 +78,9 @@ def run_study(spec: StudySpec, out_dir: str | os.PathLike) -> dict:
         if not data_ok.get(cfg.dataset):
             log.warning(f"svm {cfg.run_id} skipped: the data step for {cfg.dataset} did not succeed")
             continue
-        attempt("svm", cfg.run_id, run_svm, cfg, data_dir(out, cfg.dataset), out / "svm" / cfg.run_id,
-                log=log.info)
+        run_out = out / "svm" / cfg.run_id
+        attempt("svm", cfg.run_id, run_svm, cfg, data_dir(out, cfg.dataset), run_out, log=log.info,
+                record={"config": cfg.model_dump(), "out_dir": run_out, "run_id": cfg.run_id})
     run_profile_and_onnx(spec, out, attempt)
     from dlbench.report import run_report
 
