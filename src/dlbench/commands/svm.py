@@ -48,8 +48,8 @@ def register(sub) -> None:
 def run(args) -> int:
     from pathlib import Path
 
+    from dlbench.data.step import split_dataset
     from dlbench.errors import DataError
-    from dlbench.io import read_json
     from dlbench.log import get_logger
     from dlbench.spec import SvmConfig, validate_model
     from dlbench.svm import run_svm
@@ -59,11 +59,7 @@ def run(args) -> int:
     if not split.exists():
         raise DataError(f"{split}: split not found", "run `dlbench data` first and pass its output folder")
     if dataset is None:
-        manifest = (split if split.is_dir() else split.parent) / "manifest.json"
-        if not manifest.is_file():
-            raise DataError(f"{manifest}: not found, so the dataset is unknown",
-                            "pass --split with a `dlbench data` folder, or --dataset")
-        dataset = read_json(manifest).get("dataset")
+        dataset = split_dataset(split)
     config = validate_model(SvmConfig, {
         "dataset": dataset, "backend": args.backend, "kernel": args.kernel, "C": args.C, "gamma": args.gamma,
         "degree": args.degree, "coef0": args.coef0, "preprocess": args.preprocess, "n_train": args.n_train,

@@ -62,22 +62,15 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from pathlib import Path
 
-    from dlbench.data.step import MANIFEST_NAME
-    from dlbench.errors import DataError
-    from dlbench.io import read_json
+    from dlbench.data.step import split_dataset
     from dlbench.log import get_logger
     from dlbench.spec import validate_model
     from dlbench.train import run_train
 
     dataset = args.dataset
     if dataset is None:
-        manifest = Path(args.split) / MANIFEST_NAME
-        if not manifest.is_file():
-            raise DataError(f"{manifest} not found, so the dataset is unknown",
-                            "pass --dataset, or point --split at a `dlbench data` output folder")
-        dataset = read_json(manifest).get("dataset")
+        dataset = split_dataset(args.split)
     config = validate_model(TrainConfig, {
         "dataset": dataset, "model": args.model, "stem": args.stem, "batch_size": args.batch_size,
         "optimizer": args.optimizer, "lr": args.lr, "momentum": args.momentum, "weight_decay": args.weight_decay,

@@ -10,11 +10,28 @@ import numpy as np
 
 from dlbench.data.sources import CLASS_NAMES, load_dataset
 from dlbench.data.split import PART_NAMES, save_arrays, stratified_indices, stratified_subsample
-from dlbench.io import atomic_path, sha256_file, write_json
+from dlbench.errors import DataError
+from dlbench.io import atomic_path, read_json, sha256_file, write_json
 from dlbench.record import step_record
 
 SPLIT_NAME = "split.npz"
 MANIFEST_NAME = "manifest.json"
+
+
+def split_manifest(split: str | os.PathLike) -> dict[str, Any] | None:
+    """The manifest.json beside a split (a data-step folder or its split.npz), or None if there is none."""
+    split = Path(split)
+    path = (split if split.is_dir() else split.parent) / MANIFEST_NAME
+    return read_json(path) if path.is_file() else None
+
+
+def split_dataset(split: str | os.PathLike) -> str:
+    """The dataset a split holds, from its manifest; a one-line error when the manifest is missing."""
+    manifest = split_manifest(split)
+    if manifest is None:
+        raise DataError(f"{split}: no {MANIFEST_NAME} beside the split, so the dataset is unknown",
+                        "pass --split with a `dlbench data` folder, or --dataset")
+    return manifest.get("dataset")
 
 
 def run_data(dataset: str, out_dir: str | os.PathLike, source: str = "auto", root: str | None = None,

@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from dlbench.data.split import load_split, stratified_subsample
+from dlbench.data.step import split_manifest
 from dlbench.errors import SpecError, StepFailed
-from dlbench.io import read_json
 from dlbench.record import step_record
 from dlbench.svm.backends import SvmBackend, get_backend, resolve_gamma
 
@@ -105,11 +105,9 @@ def fit_and_evaluate(backend: SvmBackend, X_train: np.ndarray, y_train: np.ndarr
 
 
 def _class_names(split_dir: Path, n_classes: int) -> list[str]:
-    manifest = (split_dir if split_dir.is_dir() else split_dir.parent) / "manifest.json"
-    if manifest.is_file():
-        names = read_json(manifest).get("classes")
-        if isinstance(names, list) and len(names) >= n_classes:
-            return [str(n) for n in names]
+    names = (split_manifest(split_dir) or {}).get("classes")
+    if isinstance(names, list) and len(names) >= n_classes:
+        return [str(n) for n in names]
     return [str(i) for i in range(n_classes)]
 
 

@@ -18,9 +18,8 @@ import torch
 
 from dlbench.data import load_split
 from dlbench.data.sources import CLASS_NAMES
-from dlbench.data.step import MANIFEST_NAME, SPLIT_NAME
+from dlbench.data.step import SPLIT_NAME, split_manifest
 from dlbench.errors import DataError, SpecError, StepFailed
-from dlbench.io import read_json
 from dlbench.log import get_logger
 from dlbench.record import step_record
 from dlbench.spec import TrainConfig, validate_model
@@ -49,8 +48,7 @@ def run_train(config: TrainConfig | dict, split_dir: str | os.PathLike, out_dir:
     split_dir = Path(split_dir)
     split_path = split_dir / SPLIT_NAME if split_dir.is_dir() else split_dir
     arrays = load_split(split_path)
-    manifest_path = split_path.parent / MANIFEST_NAME
-    manifest = read_json(manifest_path) if manifest_path.is_file() else {}
+    manifest = split_manifest(split_path) or {}
     if manifest.get("dataset", config.dataset) != config.dataset:
         raise DataError(f"{split_path} holds {manifest['dataset']} but the run asks for {config.dataset}",
                         f"pass the {config.dataset} split, or --dataset {manifest['dataset']}")
