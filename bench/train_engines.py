@@ -62,6 +62,8 @@ class BenchConfig:
     amp: str = "off"
     seed: int = 0
     max_steps_per_epoch: int | None = None
+    input_size: int = 28
+    in_channels: int = 1
 
 
 def parse_args(argv=None):
@@ -70,6 +72,8 @@ def parse_args(argv=None):
     p.add_argument("--model", default="resnet18", choices=["resnet18", "resnet34", "resnet50"])
     p.add_argument("--stem", default="imagenet", choices=["imagenet", "small"])
     p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--input-size", type=int, default=28, help="resize the images to this side (64: the reference's)")
+    p.add_argument("--in-channels", type=int, default=1, choices=[1, 3], help="3 repeats the gray image")
     p.add_argument("--optimizer", default="adam", choices=["adam", "sgd"])
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--device", default="auto", help="cpu, cuda, or auto (cuda when visible)")
@@ -196,6 +200,8 @@ def run(args) -> int:
     warmup = args.warmup if args.warmup is not None else (30 if on_cuda else 2)
     if steps < 1 or args.repeats < 1 or warmup < 0:
         raise SystemExit("train_engines: --steps and --repeats must be >= 1, --warmup >= 0")
+    if not 8 <= args.input_size <= 512:
+        raise SystemExit(f"train_engines: --input-size must be 8 to 512 pixels (got {args.input_size})")
     arrays, data = load_data(args, (steps + warmup + 1) * args.batch_size)
     data.update(n_train=int(len(arrays["y_train"])), dataset=args.dataset)
     if args.batch_size > len(arrays["y_train"]):
@@ -210,7 +216,8 @@ def run(args) -> int:
     for name in engines:
         cfg = BenchConfig(dataset=args.dataset, model=args.model, stem=args.stem, batch_size=args.batch_size,
                           optimizer=args.optimizer, lr=args.lr, device=dev_name, engine=name,
-                          pin_memory=args.pin_memory, num_workers=args.num_workers, amp=amp, seed=args.seed)
+                          pin_memory=args.pin_memory, num_workers=args.num_workers, amp=amp, seed=args.seed,
+                          input_size=args.input_size, in_channels=args.in_channels)
         print(f"train_engines: {name} ...", file=sys.stderr, flush=True)
         results[name] = bench_engine(name, cfg, arrays, device, args, steps, warmup)
     report = {

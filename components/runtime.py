@@ -155,17 +155,19 @@ def svm_task(split: Any, config: dict, run: Any, metrics: Any, confusion: Any) -
 # ----------------------------------------------------------------------------------------- profile
 
 
-def profile_task(models: list, stem: str, input_sizes: list, batch_size: int, result: Any, metrics: Any) -> None:
-    """FLOPs and parameters of every model at every input size into ``result.path``."""
+def profile_task(models: list, stem: str, input_sizes: list, in_channels: list, batch_size: int, result: Any,
+                 metrics: Any) -> None:
+    """FLOPs and parameters of every model at every input size and channel count into ``result.path``."""
     from dlbench.profile import run_profile
 
     out = Path(result.path)
     out.mkdir(parents=True, exist_ok=True)
     _run_step("profile", run_profile, list(models), stem, [int(s) for s in input_sizes], int(batch_size), out,
-              log=log.info)
+              log=log.info, in_channels=[int(c) for c in in_channels])
     rec = _outcome(out, result, metrics)
     for row in (rec.get("metrics") or {}).get("rows") or []:
-        tag = f"{row.get('model')}_{row.get('input_size')}px"
+        channels = row.get("in_channels", 1)
+        tag = f"{row.get('model')}_{row.get('input_size')}px" + ("" if channels == 1 else f"_{channels}ch")
         _log_number(metrics, f"{tag}_forward_gflops", row.get("forward_gflops"))
         _log_number(metrics, f"{tag}_params", row.get("params"))
 
@@ -209,14 +211,12 @@ def onnx_task(models: list, settings: dict, result: Any, metrics: Any, train_cpu
         _link_runs(list(train_cpu or []) + list(train_gpu or []), train_root)
         failed = 0
         for model in models:
-            found = find_train_checkpoint(train_root, model, stem)
+            found = find_train_checkpoint(train_root, model, stem, o.input_size, o.in_channels)
             checkpoint = found[0] if found else None
             log.info(f"onnx {model}: " + (f"exporting the best trained checkpoint ({found[1].get('run_id')})"
                                           if found else "no finished train run of it; a freshly initialised model"))
             rec = _run_step(f"onnx {model}", run_onnx, model, stem, out / model, checkpoint=checkpoint,
-                            providers=o.providers, batch_sizes=o.batch_sizes, warmup=o.warmup,
-                            iterations=o.iterations, threads=o.threads, opset=o.opset, tolerance=o.tolerance,
-                            log=log.info)
+                            log=log.info, **o.run_kwargs())
             rec = rec or _read_record(out / model) or {}
             if rec.get("status") != "ok":
                 failed += 1

@@ -129,7 +129,8 @@ def build_pipeline(spec: StudySpec, parallelism: int = 1, publish_to: str | None
             collected[group] = t.outputs["run"]  # a fresh dsl.Collected per consumer (KFP needs that)
 
         prof = profile(models=p["profile_models"], stem=spec.train.stem,
-                       input_sizes=list(spec.profile.input_sizes), batch_size=spec.profile.batch_size)
+                       input_sizes=list(spec.profile.input_sizes), in_channels=list(spec.profile.in_channels),
+                       batch_size=spec.profile.batch_size)
         retry(prof.set_display_name("profile"))
 
         onnx_component = onnx_gpu if p["onnx_gpu"] else onnx_cpu

@@ -33,6 +33,18 @@ def test_run_ids_are_stable_and_config_sensitive():
     assert a.model_copy(update={"lr": 0.01}).run_id != a.run_id
 
 
+def test_input_axes_expand_and_leave_earlier_run_ids_alone():
+    # ids of runs recorded before the input fields existed (their records and folders carry them)
+    assert [c.run_id for c in expand_train(load_spec("quick"))] == ["resnet18-aa1fe045b717", "resnet18-e0e7d63a558a"]
+    spec = parse_spec({"train": {"grids": [{"input_size": [28, 64], "in_channels": [1, 3]}]}})
+    runs = expand_train(spec)
+    assert [c.input_shape for c in runs] == ["1x28x28", "3x28x28", "1x64x64", "3x64x64"]
+    assert len({c.run_id for c in runs}) == 4
+    ref = [c for c in expand_train(load_spec("reference")) if c.input_size == 64]
+    assert [(c.model, c.batch_size, c.optimizer, c.lr, c.epochs, c.in_channels) for c in ref] == [
+        ("resnet18", 16, "adam", 0.001, 4, 3)]
+
+
 def test_duplicate_grid_points_collapse():
     spec = parse_spec({"train": {"grids": [{"models": ["resnet18"]}, {"models": ["resnet18"]}]}})
     assert len(expand_train(spec)) == 1
@@ -51,6 +63,10 @@ def test_duplicate_grid_points_collapse():
     ({"svm": {"gamma": -1.0}}, "svm.gamma"),
     ({"onnx": {"providers": ["openvino"]}}, "onnx.providers.0: Input should be 'cpu', 'cuda' or 'tensorrt'"),
     ({"onnx": {"batch_sizes": []}}, "onnx.batch_sizes: List should have at least 1 item"),
+    ({"profile": {"in_channels": [1, 0]}}, "profile.in_channels.1: Input should be greater than 0 (got 0)"),
+    ({"train": {"grids": [{"input_size": [4]}]}},
+     "train.grids.0.input_size: Value error, input sizes must be 8 to 512 pixels (got [4])"),
+    ({"train": {"grids": [{"in_channels": [2]}]}}, "train.grids.0.in_channels.0: Input should be 1 or 3 (got 2)"),
     ({"epochs": 3}, "epochs: unknown field"),
     ({"train": {"grids": [{"device": ["tpu"]}]}}, "train.grids.0.device.0: Input should be 'cpu' or 'cuda'"),
     ({"data": {"datasets": ["mnist"]}, "train": {"grids": [{"datasets": ["fashion-mnist"]}]}},

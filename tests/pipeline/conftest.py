@@ -19,7 +19,7 @@ def tiny_spec_dict(idx_root: str) -> dict:
                   "grids": [{"name": "one", "models": ["resnet18"], "batch_size": [32], "epochs": [1],
                              "device": ["cpu"], "engine": ["resident"]}]},
         "svm": {"backends": ["sklearn"], "kernels": ["rbf"], "n_train": 200},
-        "profile": {"input_sizes": [28]},
+        "profile": {"input_sizes": [28, 64], "in_channels": [1, 3]},
         "onnx": {"providers": ["cpu"], "batch_sizes": [1], "warmup": 1, "iterations": 2},
     }
 

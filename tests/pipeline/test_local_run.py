@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import csv
 import os
 import re
 import subprocess
@@ -71,6 +72,14 @@ def test_fetch_downloads_them_intact(local_run, s3_server, tmp_path, monkeypatch
     assert verify_tree(dest) == []
     assert "<html" in (dest / "report" / "report.html").read_text()[:2000].lower()
     assert not (dest / "models").exists()  # weights only with --models
+    # the profile task counted every input channel count asked for; the report set the reference
+    # study's published GFLOPs beside the one row counted in the setting they match
+    with open(dest / "report" / "tables" / "table9.csv", newline="") as f:
+        table9 = {row["input"]: row for row in csv.DictReader(f)}
+    assert set(table9) == {"1x28x28", "1x64x64", "3x28x28", "3x64x64"}
+    assert table9["3x64x64"]["ref_a30_gflops"] == "0.2961"
+    assert round(float(table9["3x64x64"]["forward_gflops"]), 4) == 0.2961
+    assert {table9[k]["ref_a30_gflops"] for k in table9 if k != "3x64x64"} == {""}
     # the records are byte-identical to what the pipeline's tasks wrote
     (train_rec,) = list((dest / "train").glob("*/record.json"))
     (kfp_rec,) = [p for p in local_run["work"].rglob("record.json")

@@ -95,14 +95,36 @@ def test_bad_input_is_one_line_spec_error(tmp_path, kwargs, words):
 def test_cli_prints_rows_as_json(tmp_path, capsys):
     out = tmp_path / "p"
     assert cli.main(["profile", "--models", "resnet18", "resnet50", "--input-sizes", "28", "32",
-                     "--out", str(out)]) == 0
+                     "--in-channels", "1", "3", "--out", str(out)]) == 0
     printed = json.loads(capsys.readouterr().out)
-    assert [(r["model"], r["input_size"]) for r in printed["rows"]] == [
-        ("resnet18", 28), ("resnet18", 32), ("resnet50", 28), ("resnet50", 32)]
-    assert (out / "record.json").is_file()
+    assert [(r["model"], r["in_channels"], r["input_size"]) for r in printed["rows"]] == [
+        (m, c, px) for m in ("resnet18", "resnet50") for c in (1, 3) for px in (28, 32)]
+    assert load_record(out)["config"]["in_channels"] == [1, 3]
+    with open(out / "profile.csv") as f:
+        assert [r["in_channels"] for r in csv.DictReader(f)] == ["1", "1", "3", "3"] * 2
 
 
 def test_cli_unknown_model_is_one_line_error(tmp_path, capsys):
     assert cli.main(["profile", "--models", "resnet19", "--out", str(tmp_path / "p")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("dlbench: error: unknown model") and err.count("\n") == 1
+
+
+def test_the_reference_studys_gflops_are_forward_flops_at_3x64x64(tmp_path):
+    """The study published "GFLOPs" without tool or input size; all three match one setting to 4 digits."""
+    from dlbench.report import reference
+
+    s = reference.GFLOPS_SETTING
+    rec = run_profile(list(reference.GFLOPS), s["stem"], [28, s["input_size"]], s["batch_size"], tmp_path, log=quiet,
+                      in_channels=[1, s["in_channels"]], num_classes=s["num_classes"])
+    rows = rec["metrics"]["rows"]
+    assert [(r["model"], r["in_channels"], r["input_size"]) for r in rows[:4]] == [
+        ("resnet18", 1, 28), ("resnet18", 1, 64), ("resnet18", 3, 28), ("resnet18", 3, 64)]
+    for r in rows:
+        published = reference.gflops(r)
+        if (r["in_channels"], r["input_size"]) == (s["in_channels"], s["input_size"]):
+            assert published == reference.GFLOPS[r["model"]]
+            assert round(r["forward_gflops"], 4) == published  # FLOPs, 2 per multiply-add, not GMACs
+        else:
+            assert published is None
+            assert round(r["forward_gflops"], 4) != reference.GFLOPS[r["model"]]

@@ -113,16 +113,19 @@ def data_record(folder: Path, dataset: str, sample: bool, n: int, subsample: int
 
 
 def profile_record(folder: Path) -> dict:
+    """1x28x28 (as trained) and 3x64x64 (the setting of the reference study's published GFLOPs) per model."""
     rows = []
-    for model, g, p in (("resnet18", 0.0747, 11_170_000), ("resnet34", 0.1464, 21_280_000),
-                        ("resnet50", 0.1680, 23_500_000)):
-        rows.append({"model": model, "stem": "imagenet", "input_size": 28, "batch_size": 1,
-                     "forward_flops": g * 1e9, "forward_gflops": g, "forward_gmacs": g / 2,
-                     "train_step_flops": 3 * g * 1e9, "train_step_gflops": 3 * g, "params": p,
-                     "activation_bytes": 2_500_000, "by_layer_type": {"convolution": g * 1e9 * 0.98}})
+    for model, g, g64, p in (("resnet18", 0.0747, 0.2961019, 11_170_000), ("resnet34", 0.1464, 0.5980918, 21_280_000),
+                             ("resnet50", 0.1680, 0.6673285, 23_500_000)):
+        for channels, size, gf in ((1, 28, g), (3, 64, g64)):
+            rows.append({"model": model, "stem": "imagenet", "in_channels": channels, "num_classes": 10,
+                         "input_size": size, "batch_size": 1,
+                         "forward_flops": gf * 1e9, "forward_gflops": gf, "forward_gmacs": gf / 2,
+                         "train_step_flops": 3 * gf * 1e9, "train_step_gflops": 3 * gf, "params": p,
+                         "activation_bytes": 2_500_000, "by_layer_type": {"convolution": gf * 1e9 * 0.98}})
     rec = Record(step="profile", run_id="profile-abc", config={"models": ["resnet18", "resnet34", "resnet50"],
-                                                               "stem": "imagenet", "input_sizes": [28],
-                                                               "batch_size": 1},
+                                                               "stem": "imagenet", "input_sizes": [28, 64],
+                                                               "in_channels": [1, 3], "batch_size": 1},
                  status="ok", device=CPU, environment=ENV,
                  metrics={"rows": rows, "unit_note": "GFLOPs = 1e9 floating-point operations, 2 per multiply-add "
                                                      "(torch FlopCounterMode); GMACs = FLOPs/2"})

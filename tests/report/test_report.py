@@ -14,7 +14,7 @@ import pytest
 from dlbench.errors import DataError
 from dlbench.io import read_json, write_json
 from dlbench.record import find_records
-from dlbench.report import run_report
+from dlbench.report import reference, run_report
 from tests.report.conftest import FAILED_CUML_ERROR, FAILED_TRAIN_ERROR
 
 FIGURES = ["fig1_accuracy.png", "fig2_optimizer_lr_heatmap.png", "fig3_convergence.png", "fig4_confusion.png",
@@ -125,7 +125,7 @@ def test_table4_cpu_vs_gpu_with_gflops_from_the_profile(report, study):
     table = rows(report, "table4")
     assert [x["model"] for x in table] == ["resnet18", "resnet50"]
     [profile] = records(study, "profile")
-    gflops = {r["model"]: r["forward_gflops"] for r in profile["metrics"]["rows"]}
+    gflops = {r["model"]: r["forward_gflops"] for r in profile["metrics"]["rows"] if r["in_channels"] == 1}
     for x in table:
         base = {"dataset": "fashion-mnist", "model": x["model"], "epochs": 10, "engine": "dataloader"}
         cpu, gpu = _train(study, **base, device="cpu")["metrics"], _train(study, **base, device="cuda")["metrics"]
@@ -200,12 +200,58 @@ def test_onnx_table_every_result_plus_unavailable_providers(report, study):
 def test_flops_table_with_unit_note(report, study):
     table = rows(report, "table9")
     [profile] = records(study, "profile")
-    assert [x["model"] for x in table] == ["resnet18", "resnet34", "resnet50"]
+    assert [(x["model"], x["input"]) for x in table] == [
+        (m, i) for m in ("resnet18", "resnet34", "resnet50") for i in ("1x28x28", "3x64x64")]
     for x, p in zip(table, profile["metrics"]["rows"], strict=True):
         assert f(x["forward_gflops"]) == pytest.approx(p["forward_gflops"])
         assert f(x["params_m"]) == pytest.approx(p["params"] / 1e6)
+        # the study's published "GFLOPs" stand only beside the rows counted in the setting they match
+        if x["input"] == "3x64x64":
+            assert f(x["ref_a30_gflops"]) == pytest.approx(reference.GFLOPS[x["model"]])
+            assert round(f(x["forward_gflops"]), 4) == reference.GFLOPS[x["model"]]
+        else:
+            assert x["ref_a30_gflops"] == ""
     md = (report / "report.md").read_text()
     assert profile["metrics"]["unit_note"] in md
+    assert "3x64x64 input, 10 outputs, imagenet stem, batch 1" in md
+
+
+def test_flops_table_without_the_reference_setting_says_how_to_count_it(study_copy):
+    path = study_copy / "profile" / "record.json"
+    rec = read_json(path)
+    rec["metrics"]["rows"] = [r for r in rec["metrics"]["rows"] if r["in_channels"] == 1]
+    write_json(path, rec)
+    out = Path(run_report(study_copy, study_copy / "report", log=quiet)).parent
+    table = rows(out, "table9")
+    assert [x["input"] for x in table] == ["1x28x28"] * 3 and "ref_a30_gflops" not in table[0]
+    md = " ".join((out / "report.md").read_text().split())
+    assert "no row here was counted in that setting" in md and "dlbench profile --in-channels 3 --input-sizes 64 --out DIR" in md
+
+
+def test_a_run_at_the_reference_input_gets_its_own_rows_and_gflops(study_copy):
+    """The headline config also trained at 3x64x64: Table 1 shows the input axes; Table 1's reference
+    accuracy stands beside both inputs, and the older records (no input fields) read as 1x28x28."""
+    from dlbench.spec import TrainConfig
+    from tests.report.conftest import T1_BASE, train_record
+
+    headline = dict(dataset="fashion-mnist", model="resnet18", batch_size=16, optimizer="adam", lr=1e-3, epochs=4)
+    big = TrainConfig(**headline, **T1_BASE, input_size=64, in_channels=3)
+    train_record(study_copy, big, 0.9301, 610.0, seed=77)
+    for r in find_records(study_copy / "train"):  # the fixture's own records, as older versions wrote them
+        if r["config"].get("input_size") == 28:
+            rec = read_json(Path(r["_dir"]) / "record.json")
+            rec["config"].pop("input_size"), rec["config"].pop("in_channels")
+            write_json(Path(r["_dir"]) / "record.json", rec)
+    out = Path(run_report(study_copy, study_copy / "report", log=quiet)).parent
+    table = rows(out, "table1")
+    assert "input_size" in table[0] and "in_channels" in table[0]
+    same = [x for x in table if x["dataset"] == "fashion-mnist" and x["model"] == "resnet18"
+            and x["optimizer"] == "adam" and x["lr"] == "0.001" and x["engine"] == T1_BASE["engine"]
+            and x["pin_memory"] == "true"]
+    assert sorted((x["input_size"], x["in_channels"]) for x in same) == [("28", "1"), ("64", "3")]
+    big_row = next(x for x in same if x["input_size"] == "64")
+    assert f(big_row["test_accuracy_pct"]) == pytest.approx(93.01) and f(big_row["ref_a30_accuracy_pct"]) == 91.43
+    assert sum(x["input_size"] == "28" for x in table) == len(table) - 1
 
 
 def test_summary_headline_numbers(report, study):

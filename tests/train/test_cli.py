@@ -47,6 +47,25 @@ def test_a_tiny_run(tiny_split, tmp_path, capsys):
     assert rec["metrics"]["steps_per_epoch"] == 2 and rec["metrics"]["pin_memory_effective"] is False
 
 
+def test_a_tiny_run_at_the_reference_input(tiny_split, tmp_path, capsys):
+    from dlbench.models import create_model
+    from dlbench.onnxrt.export import load_checkpoint
+
+    out = tmp_path / "run64"
+    code = main(["train", "--split", str(tiny_split), "--out", str(out), "--batch-size", "16",
+                 "--max-steps-per-epoch", "2", "--input-size", "64", "--in-channels", "3"])
+    assert code == 0
+    rec = load_record(out)
+    assert rec["config"]["input_size"] == 64 and rec["config"]["in_channels"] == 3
+    assert rec["metrics"]["input_shape"] == "3x64x64" and 0 <= rec["metrics"]["test_accuracy"] <= 1
+    net = create_model("resnet18", in_channels=3)
+    load_checkpoint(net, out / "best.pt", "resnet18")
+    assert net(torch.zeros(2, 3, 64, 64)).shape == (2, 10)
+    assert main(["train", "--split", str(tiny_split), "--out", str(tmp_path / "bad"), "--input-size", "4"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "input_size" in err and "8" in err and "\n" not in err and not (tmp_path / "bad").exists()
+
+
 def _one_line_error(capsys, argv, code):
     assert main(argv) == code
     err = capsys.readouterr().err.strip()

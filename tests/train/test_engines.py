@@ -7,7 +7,14 @@ import pytest
 import torch
 
 from dlbench.data import load_split
-from dlbench.train.data import NORMALIZATION, epoch_batches, epoch_permutation, normalize_, steps_per_epoch
+from dlbench.train.data import (
+    NORMALIZATION,
+    epoch_batches,
+    epoch_permutation,
+    model_input,
+    normalize_,
+    steps_per_epoch,
+)
 from dlbench.train.engines import DataLoaderEngine, ResidentEngine, _restore, _snapshot, build_engine
 from tests.train.conftest import make_config
 
@@ -53,6 +60,35 @@ def test_engines_same_first_losses(arrays):
     assert res[2] == pytest.approx(dl[2], rel=5e-2)
     other_seed = step_losses(ResidentEngine(make_config(seed=1), arrays, CPU), 1)
     assert other_seed[0] != pytest.approx(res[0], rel=1e-3)
+
+
+def test_model_input_resizes_as_torchvision_and_repeats_the_gray_channel(arrays):
+    from torchvision.transforms.v2 import functional as TF
+
+    x = torch.from_numpy(arrays["x_train"][:4]).unsqueeze(1)
+    mean, std = NORMALIZATION["fashion-mnist"]
+    plain = normalize_(x, mean, std)
+    assert torch.equal(model_input(x, mean, std), plain)  # 1x28x28: exactly the standardised images
+    big = model_input(x, mean, std, 64, 3)
+    assert big.shape == (4, 3, 64, 64)
+    assert torch.equal(big[:, 0], big[:, 1]) and torch.equal(big[:, 0], big[:, 2])
+    assert torch.allclose(big[:, :1], TF.resize(plain, [64, 64]), atol=1e-5)
+    small = model_input(x, mean, std, 14, 1)
+    assert torch.allclose(small, TF.resize(plain, [14, 14]), atol=1e-5)  # antialiased when shrinking
+
+
+def test_engines_agree_at_the_reference_input(arrays):
+    """3x64x64 (the reference study's setting): same first loss from both engines, a 3-channel stem."""
+    cfg = dict(input_size=64, in_channels=3, batch_size=16)
+    dl_engine = DataLoaderEngine(make_config(engine="dataloader", **cfg), arrays, CPU)
+    res_engine = ResidentEngine(make_config(engine="resident", **cfg), arrays, CPU)
+    res_engine.setup()
+    x, _ = res_engine._gather("train", torch.arange(16))
+    assert x.shape == (16, 3, 64, 64) and res_engine.trainer.model.conv1.in_channels == 3
+    dl, res = step_losses(dl_engine, 2), step_losses(res_engine, 2)
+    assert res[0] == pytest.approx(dl[0], rel=1e-5)
+    at_28 = step_losses(ResidentEngine(make_config(batch_size=16), arrays, CPU), 1)
+    assert at_28[0] != pytest.approx(res[0], rel=1e-4)
 
 
 def test_engines_draw_identical_batches(arrays):

@@ -123,6 +123,20 @@ def test_resume_refuses_a_checkpoint_of_another_config(two_epochs, tiny_split, t
         run_train(make_config(epochs=1, max_steps_per_epoch=2), tiny_split, tmp_path, resume=True)
 
 
+def test_resume_of_a_checkpoint_written_before_the_input_fields(tiny_split, tmp_path):
+    """A last.pt whose config predates input_size / in_channels resumes at 1x28x28, and only there."""
+    run_train(make_config(epochs=1, max_steps_per_epoch=2), tiny_split, tmp_path, log=lambda *_: None)
+    state = torch.load(tmp_path / "last.pt", weights_only=True)
+    del state["config"]["input_size"], state["config"]["in_channels"]
+    torch.save(state, tmp_path / "last.pt")
+    rec = run_train(make_config(epochs=2, max_steps_per_epoch=2), tiny_split, tmp_path, resume=True,
+                    log=lambda *_: None)
+    assert rec["metrics"]["resumed_from_epoch"] == 1
+    torch.save(state, tmp_path / "last.pt")
+    with pytest.raises(SpecError, match=r"input_size: 28 in the checkpoint, 64 now"):
+        run_train(make_config(epochs=2, max_steps_per_epoch=2, input_size=64), tiny_split, tmp_path, resume=True)
+
+
 def test_cuda_absent_fails_before_writing(tiny_split, tmp_path, monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     out = tmp_path / "out"

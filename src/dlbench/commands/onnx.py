@@ -41,7 +41,10 @@ def register(sub) -> None:
     p.add_argument("--opset", type=int, default=18, help="ONNX opset")
     p.add_argument("--tolerance", type=float, default=1e-3,
                    help="largest allowed max abs difference between ONNX Runtime (CPU) and PyTorch outputs")
-    p.add_argument("--input-size", type=int, default=28, help="square input size in pixels")
+    p.add_argument("--input-size", type=int, default=28,
+                   help="square input size in pixels (the size the checkpoint was trained at)")
+    p.add_argument("--in-channels", type=int, default=1, choices=[1, 3],
+                   help="input channels (the count the checkpoint was trained with)")
     p.add_argument("--exporter", default="dynamo", choices=["dynamo", "torchscript"],
                    help="torch.onnx exporter tried first (the other is the fallback; the record says which ran)")
     p.add_argument("--out", required=True, help="output folder (created)")
@@ -57,7 +60,8 @@ def run(args) -> int:
     rec = run_onnx(args.model, args.stem, args.out, checkpoint=args.checkpoint, providers=args.providers,
                    batch_sizes=args.batch_sizes, warmup=args.warmup, iterations=args.iterations,
                    threads=args.threads, opset=args.opset, tolerance=args.tolerance,
-                   log=get_logger("dlbench.onnx").info, input_size=args.input_size, exporter=args.exporter)
+                   log=get_logger("dlbench.onnx").info, input_size=args.input_size,
+                   in_channels=args.in_channels, exporter=args.exporter)
     m = rec["metrics"]
     keys = ("model", "stem", "weights", "checkpoint", "exporter", "opset", "max_abs_diff", "tolerance", "parity",
             "providers_available", "providers_unavailable", "threads", "torch_threads",

@@ -26,8 +26,9 @@ def register(sub) -> None:
     p.add_argument("--input-sizes", nargs="+", type=int, default=[28], metavar="PX",
                    help="square input sizes in pixels")
     p.add_argument("--batch-size", type=int, default=1, help="images per batch (FLOPs are per batch)")
-    p.add_argument("--in-channels", type=int, default=1,
-                   help="input channels (1 for MNIST; 3 with --num-classes 1000 is torchvision's own ResNet)")
+    p.add_argument("--in-channels", nargs="+", type=int, default=[1], metavar="C",
+                   help="input channels, one or more (1 for MNIST; 3 with --num-classes 1000 is torchvision's "
+                        "own ResNet; 3 at --input-sizes 64 is the setting of the reference study's GFLOPs)")
     p.add_argument("--num-classes", type=int, default=NUM_CLASSES, help="outputs of the last layer")
     p.add_argument("--out", required=True, help="output folder (created)")
     p.set_defaults(func=run)

@@ -39,6 +39,11 @@ def register(sub) -> None:
     p.add_argument("--stem", default=_default("stem"),
                    help=f"first layers: {_choices(Stem)} (imagenet: 7x7/2 conv + max-pool as torchvision; "
                         "small: 3x3/1 conv, no pool)")
+    p.add_argument("--input-size", type=int, default=_default("input_size"), metavar="PX",
+                   help="resize the 28x28 images to PX x PX (bilinear) before the model; the reference study's "
+                        "published FLOPs point to 64")
+    p.add_argument("--in-channels", type=int, default=_default("in_channels"), choices=[1, 3],
+                   help="model input channels; 3 repeats the gray image (torchvision's Grayscale(3))")
     p.add_argument("--batch-size", type=int, default=_default("batch_size"), help="images per step")
     p.add_argument("--optimizer", default=_default("optimizer"), help=f"optimizer: {_choices(Optimizer)}")
     p.add_argument("--lr", type=float, default=_default("lr"), help="learning rate")
@@ -76,7 +81,8 @@ def run(args) -> int:
         "optimizer": args.optimizer, "lr": args.lr, "momentum": args.momentum, "weight_decay": args.weight_decay,
         "epochs": args.epochs, "device": args.device, "engine": args.engine, "pin_memory": args.pin_memory,
         "num_workers": args.num_workers, "amp": args.amp, "seed": args.seed,
-        "max_steps_per_epoch": args.max_steps_per_epoch,
+        "max_steps_per_epoch": args.max_steps_per_epoch, "input_size": args.input_size,
+        "in_channels": args.in_channels,
     }, "train options")
     rec = run_train(config, args.split, args.out, resume=args.resume, log=get_logger("dlbench.train").info)
     m = rec["metrics"]

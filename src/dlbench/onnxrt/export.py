@@ -144,8 +144,10 @@ def check_onnx(path: str | os.PathLike) -> dict[str, Any]:
             "ir_version": model.ir_version}
 
 
-def find_train_checkpoint(train_root: str | os.PathLike, model: str, stem: str) -> tuple[Path, dict] | None:
-    """The best checkpoint (highest ``best_val_accuracy``) of a finished train run of ``model``/``stem``.
+def find_train_checkpoint(train_root: str | os.PathLike, model: str, stem: str, input_size: int = 28,
+                          in_channels: int = 1) -> tuple[Path, dict] | None:
+    """The best checkpoint (highest ``best_val_accuracy``) of a finished train run of ``model``/``stem``
+    trained on ``in_channels`` x ``input_size`` x ``input_size`` input (the input the export is timed at).
 
     Looks at ``train_root/*/record.json`` as the train step writes it; its ``outputs.checkpoint.path`` is
     the file name inside that folder. Returns (path, record) or None when there is none.
@@ -159,6 +161,8 @@ def find_train_checkpoint(train_root: str | os.PathLike, model: str, stem: str) 
         cfg = rec.get("config", {})
         ckpt = (rec.get("outputs") or {}).get("checkpoint") or {}
         if rec.get("status") != "ok" or cfg.get("model") != model or cfg.get("stem", "imagenet") != stem:
+            continue
+        if (cfg.get("input_size", 28), cfg.get("in_channels", 1)) != (input_size, in_channels):
             continue
         if not ckpt.get("path"):
             continue

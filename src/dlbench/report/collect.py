@@ -15,6 +15,7 @@ from typing import Any
 
 from dlbench.io import read_json
 from dlbench.record import find_records
+from dlbench.spec import TrainConfig
 
 STEPS = ("data", "train", "svm", "profile", "onnx")
 STEP_TITLES = {"data": "data", "train": "ResNet training", "svm": "SVM", "profile": "FLOPs profile",
@@ -107,6 +108,8 @@ class Records:
                         rec["_manifest"] = read_json(manifest)
                     except (OSError, ValueError):
                         rec["_manifest"] = None
+            if rec.get("step") == "train" and isinstance(rec.get("config"), dict):
+                rec["config"] = TrainConfig.as_recorded(rec["config"])
             key = (str(rec.get("step")), str(rec.get("run_id") or rec["_dir"]))
             old = chosen.get(key)
             if old is None or _rank(rec) > _rank(old):

@@ -28,7 +28,7 @@ from dlbench.report.collect import (
     pct,
     varying_keys,
 )
-from dlbench.report.tables import Item, _pairs, _run_ids, fmt, precision, profile_gflops, svm_backend
+from dlbench.report.tables import Item, _paired, _run_ids, fmt, precision, profile_gflops, svm_backend
 
 STYLE = {
     "font.size": 11, "axes.titlesize": 13, "axes.titleweight": "bold", "axes.labelsize": 11,
@@ -491,21 +491,19 @@ def fig_svm(R: Records, out: Path) -> Item:
 def fig_speedup(R: Records, out: Path) -> Item:
     item = Item("fig6", "figure", "Figure 6: GPU speedup vs model complexity",
                 caption="CPU time / GPU time of each configuration trained on both, against the forward "
-                        "GFLOPs per image of its model (28x28).")
-    if not R.ok("train"):
-        item.not_run = R.reason("train")
+                        "GFLOPs per image of its model at its input (1x28x28 unless the run resized it).")
+    found = _paired(R, item, "device", ("cpu", "cuda"),
+                    lambda _runs: "no configuration was trained on both CPU and GPU (see Table 4)")
+    if found is None:
         return item
-    groups = _pairs(R.step("train"), "device", ("cpu", "cuda"))
-    if not groups:
-        item.not_run = NotRun("no configuration was trained on both CPU and GPU (see Table 4)")
-        return item
+    groups = found[0]
     pts = []
     for base, by in groups:
         cpu, gpu = by["cpu"], by["cuda"]
         if not (is_ok(cpu) and is_ok(gpu)):
             continue
         a, b = num(met(cpu, "train_seconds")), num(met(gpu, "train_seconds"))
-        g = profile_gflops(R, str(base.get("model")), base.get("stem"))
+        g = profile_gflops(R, str(base.get("model")), base.get("stem"), base["input_size"], base["in_channels"])
         if isinstance(g, NotRun):
             item.not_run = g
             return item
@@ -523,7 +521,7 @@ def fig_speedup(R: Records, out: Path) -> Item:
             ax.annotate(_short({"config": base}, keys), (g, s), xytext=(8, 4), textcoords="offset points",
                         fontsize=8)
         ax.axhline(1.0, color="gray", lw=1, ls=":")
-        ax.set_xlabel("forward GFLOPs per image (28x28, 2 FLOPs per multiply-add)")
+        ax.set_xlabel("forward GFLOPs per image (at its input, 2 FLOPs per multiply-add)")
         ax.set_ylabel("GPU speedup (CPU time / GPU time)")
         ax.set_ylim(bottom=0)
         ax.set_title("GPU speedup vs model complexity")

@@ -139,7 +139,8 @@ def csv_value(value: Any) -> str:
 
 TRAIN_AXES: list[tuple[str, str, str]] = [
     ("dataset", "dataset", "dataset"), ("model", "model", "model"), ("stem", "stem", "text"),
-    ("batch_size", "batch", "int"), ("optimizer", "optimizer", "text"), ("lr", "learning rate", "lr"),
+    ("input_size", "input size", "int"), ("in_channels", "input channels", "int"), ("batch_size", "batch", "int"),
+    ("optimizer", "optimizer", "text"), ("lr", "learning rate", "lr"),
     ("momentum", "momentum", "float"), ("weight_decay", "weight decay", "float"), ("epochs", "epochs", "int"),
     ("device", "device", "device"), ("engine", "engine", "text"), ("pin_memory", "pin_memory", "bool"),
     ("num_workers", "workers", "int"), ("amp", "AMP", "text"), ("seed", "seed", "int"),
@@ -267,6 +268,30 @@ def _pairs(runs: list[dict], axis: str, need: tuple, value_fn=None) -> list[tupl
     return sorted(out, key=lambda g: sort_key(g[0]))
 
 
+def _paired(R: Records, item: Item, axis: str, need: tuple, none_reason) -> tuple[list, list[Col], str | None] | None:
+    """The configurations trained at every value of ``axis`` in ``need``: (groups, axis columns, note).
+
+    None, with ``item`` marked not run, when there are no train records or no such configuration;
+    ``none_reason(runs)`` words the second case.
+    """
+    if not R.ok("train"):
+        item.not_run = R.reason("train")
+        return None
+    groups = _pairs(R.step("train"), axis, need)
+    if not groups:
+        item.not_run = NotRun(none_reason(R.step("train")))
+        return None
+    cols, note = axis_columns([b for b, _ in groups], exclude=(axis,))
+    return groups, cols, note
+
+
+def _per_side(row: dict, by: dict, sides: dict, metrics: dict, key: str = "{metric}_{side}") -> None:
+    """``row[key]`` for every metric (name -> fn of a record) and side (axis value -> its name in the key)."""
+    for metric, fn in metrics.items():
+        for value, side in sides.items():
+            row[key.format(metric=metric, side=side)] = value_or_reason(by[value], fn, NotRun(""))
+
+
 def table2(R: Records) -> Item:
     item = Item("table2", "table", "Table 2: more epochs (same config, different epoch counts)",
                 caption="Test accuracy and training time of the same configuration trained for different "
@@ -321,24 +346,17 @@ def table2(R: Records) -> Item:
 def table3(R: Records) -> Item:
     item = Item("table3", "table", "Table 3: pin_memory on vs off",
                 caption="The same configuration trained with and without pinned host memory.")
-    if not R.ok("train"):
-        item.not_run = R.reason("train")
+    found = _paired(R, item, "pin_memory", (True, False),
+                    lambda _runs: "no configuration was trained with pin_memory both on and off "
+                                  "(add pin_memory: [true, false] to a grid)")
+    if found is None:
         return item
-    groups = _pairs(R.step("train"), "pin_memory", (True, False))
-    if not groups:
-        item.not_run = NotRun("no configuration was trained with pin_memory both on and off "
-                              "(add pin_memory: [true, false] to a grid)")
-        return item
-    cols, note = axis_columns([b for b, _ in groups], exclude=("pin_memory",))
+    groups, cols, note = found
     rows = []
     for base, by in groups:
-        on, off = by[True], by[False]
         row = axis_values(base, cols)
-        row["train_seconds_pin_on"] = value_or_reason(on, _secs, NotRun(""))
-        row["train_seconds_pin_off"] = value_or_reason(off, _secs, NotRun(""))
+        _per_side(row, by, {True: "pin_on", False: "pin_off"}, {"train_seconds": _secs, "test_accuracy_pct": _acc})
         row["speedup_pin_on"] = _ratio(row["train_seconds_pin_off"], row["train_seconds_pin_on"])
-        row["test_accuracy_pct_pin_on"] = value_or_reason(on, _acc, NotRun(""))
-        row["test_accuracy_pct_pin_off"] = value_or_reason(off, _acc, NotRun(""))
         rows.append(row)
     cols += [Col("train_seconds_pin_on", "time, pin on (s)", "s"), Col("train_seconds_pin_off", "time, pin off (s)", "s"),
              Col("speedup_pin_on", "speedup of pin on", "x"),
@@ -362,8 +380,8 @@ def _ratio(a: Any, b: Any) -> Any:
     return fa / fb if fa is not None and fb else None
 
 
-def profile_gflops(R: Records, model: str, stem: str | None, input_size: int = 28) -> Any:
-    """Forward GFLOPs per image from the profile record, or why there are none."""
+def profile_gflops(R: Records, model: str, stem: str | None, input_size: int = 28, in_channels: int = 1) -> Any:
+    """Forward GFLOPs per image at the given input (as trained) from the profile record, or why there are none."""
     if not R.ok("profile"):
         return R.reason("profile")
     best = None
@@ -371,12 +389,14 @@ def profile_gflops(R: Records, model: str, stem: str | None, input_size: int = 2
         for row in met(r, "rows", []) or []:
             if row.get("model") != model or row.get("input_size") not in (input_size, None):
                 continue
+            if row.get("in_channels", 1) != in_channels:
+                continue
             if stem and row.get("stem") not in (stem, None):
                 continue
             if best is None or (row.get("batch_size") or 1) < (best.get("batch_size") or 1):
                 best = row
     if best is None:
-        return NotRun(f"the profile has no row for {model} at {input_size}x{input_size}")
+        return NotRun(f"the profile has no row for {model} at {in_channels}x{input_size}x{input_size}")
     g = num(best.get("forward_gflops"))
     if g is None and num(best.get("forward_flops")) is not None:
         g = best["forward_flops"] / 1e9
@@ -387,27 +407,21 @@ def table4(R: Records) -> Item:
     item = Item("table4", "table", "Table 4: CPU vs GPU",
                 caption="The same configuration trained on the CPU and on the GPU: time, accuracy, model "
                         "complexity and speedup.")
-    if not R.ok("train"):
-        item.not_run = R.reason("train")
+    found = _paired(R, item, "device", ("cpu", "cuda"),
+                    lambda runs: "no configuration was trained on both CPU and GPU (devices in this run: "
+                                 f"{', '.join(sorted({str(cfg(r, 'device')) for r in runs}))})")
+    if found is None:
         return item
-    groups = _pairs(R.step("train"), "device", ("cpu", "cuda"))
-    if not groups:
-        devices = sorted({str(cfg(r, "device")) for r in R.step("train")})
-        item.not_run = NotRun(f"no configuration was trained on both CPU and GPU (devices in this run: "
-                              f"{', '.join(devices)})")
-        return item
-    cols, note = axis_columns([b for b, _ in groups], exclude=("device",))
+    groups, cols, note = found
     rows = []
     any_ref = False
     for base, by in groups:
-        cpu, gpu = by["cpu"], by["cuda"]
         row = axis_values(base, cols)
-        row["cpu_seconds"] = value_or_reason(cpu, _secs, NotRun(""))
-        row["gpu_seconds"] = value_or_reason(gpu, _secs, NotRun(""))
+        _per_side(row, by, {"cpu": "cpu", "cuda": "gpu"}, {"seconds": _secs, "accuracy_pct": _acc},
+                  key="{side}_{metric}")
         row["speedup_gpu"] = _ratio(row["cpu_seconds"], row["gpu_seconds"])
-        row["cpu_accuracy_pct"] = value_or_reason(cpu, _acc, NotRun(""))
-        row["gpu_accuracy_pct"] = value_or_reason(gpu, _acc, NotRun(""))
-        row["forward_gflops_per_image"] = profile_gflops(R, str(base.get("model")), base.get("stem"))
+        row["forward_gflops_per_image"] = profile_gflops(R, str(base.get("model")), base.get("stem"),
+                                                         base["input_size"], base["in_channels"])
         reference = ref.cpu_gpu(base)
         any_ref = any_ref or reference is not None
         row["ref_a30_cpu_seconds"], row["ref_a30_gpu_seconds"] = reference or (None, None)
@@ -416,7 +430,7 @@ def table4(R: Records) -> Item:
     cols += [Col("cpu_seconds", "CPU time (s)", "s"), Col("gpu_seconds", "GPU time (s)", "s"),
              Col("speedup_gpu", "GPU speedup", "x"), Col("cpu_accuracy_pct", "CPU accuracy (%)", "pct"),
              Col("gpu_accuracy_pct", "GPU accuracy (%)", "pct"),
-             Col("forward_gflops_per_image", "GFLOPs / image (forward, 28x28)", "gflops")]
+             Col("forward_gflops_per_image", "GFLOPs / image (forward, at its input)", "gflops")]
     if any_ref:
         cols += [Col("ref_a30_cpu_seconds", f"{ref.LABEL}: CPU (s)", "s", ref=True),
                  Col("ref_a30_gpu_seconds", f"{ref.LABEL}: GPU (s)", "s", ref=True),
@@ -438,29 +452,20 @@ def table_engines(R: Records) -> Item:
     item = Item("table5", "table", "Table 5: training engines, dataloader vs resident",
                 caption="The same configuration with the reference-style DataLoader loop and with the data "
                         "resident on the device (a comparison the reference study lacks).")
-    if not R.ok("train"):
-        item.not_run = R.reason("train")
+    found = _paired(R, item, "engine", ("dataloader", "resident"),
+                    lambda runs: "no configuration was trained with both engines (engines in this run: "
+                                 f"{', '.join(sorted({str(cfg(r, 'engine')) for r in runs}))}); "
+                                 "add engine: [dataloader, resident] to a grid")
+    if found is None:
         return item
-    groups = _pairs(R.step("train"), "engine", ("dataloader", "resident"))
-    if not groups:
-        engines = sorted({str(cfg(r, "engine")) for r in R.step("train")})
-        item.not_run = NotRun(f"no configuration was trained with both engines (engines in this run: "
-                              f"{', '.join(engines)}); add engine: [dataloader, resident] to a grid")
-        return item
-    cols, note = axis_columns([b for b, _ in groups], exclude=("engine",))
+    groups, cols, note = found
     rows = []
     for base, by in groups:
-        dl, res = by["dataloader"], by["resident"]
         row = axis_values(base, cols)
-        row["epoch_seconds_dataloader"] = value_or_reason(dl, epoch_seconds, NotRun(""))
-        row["epoch_seconds_resident"] = value_or_reason(res, epoch_seconds, NotRun(""))
+        _per_side(row, by, {"dataloader": "dataloader", "resident": "resident"},
+                  {"epoch_seconds": epoch_seconds, "images_per_second": lambda r: num(met(r, "images_per_second")),
+                   "test_accuracy_pct": _acc})
         row["ratio"] = _ratio(row["epoch_seconds_dataloader"], row["epoch_seconds_resident"])
-        row["images_per_second_dataloader"] = value_or_reason(dl, lambda r: num(met(r, "images_per_second")),
-                                                              NotRun(""))
-        row["images_per_second_resident"] = value_or_reason(res, lambda r: num(met(r, "images_per_second")),
-                                                            NotRun(""))
-        row["test_accuracy_pct_dataloader"] = value_or_reason(dl, _acc, NotRun(""))
-        row["test_accuracy_pct_resident"] = value_or_reason(res, _acc, NotRun(""))
         rows.append(row)
     cols += [Col("epoch_seconds_dataloader", "epoch, dataloader (s)", "s"),
              Col("epoch_seconds_resident", "epoch, resident (s)", "s"),
@@ -596,7 +601,7 @@ def onnx_model(rec: dict) -> str:
 def table_onnx(R: Records) -> Item:
     item = Item("table8", "table", "Table 8: inference latency and throughput",
                 caption="Median (p50), p90 and p99 latency per batch and throughput, ONNX Runtime per "
-                        "execution provider and PyTorch eager, on 1x28x28 images.")
+                        "execution provider and PyTorch eager, at the input each model was exported at (notes).")
     if not R.ok("onnx"):
         item.not_run = R.reason("onnx")
         return item
@@ -628,7 +633,9 @@ def table_onnx(R: Records) -> Item:
             nr = NotRun(f"{model}: provider {provider} unavailable: {why}")
             rows.append({"model": model, "runtime": "onnxruntime", "provider": provider,
                          **{k: nr for k in ("p50_ms", "p90_ms", "p99_ms", "mean_ms", "throughput_ips")}})
-        bits = [f"opset {met(r, 'opset')}" if met(r, "opset") is not None else None,
+        size, channels = cfg(r, "input_size", 28), cfg(r, "in_channels", 1)
+        bits = [f"input {channels}x{size}x{size}",
+                f"opset {met(r, 'opset')}" if met(r, "opset") is not None else None,
                 f"max |ONNX - PyTorch| = {met(r, 'max_abs_diff'):.2g}" if num(met(r, "max_abs_diff")) is not None
                 else None,
                 f"{met(r, 'threads')} CPU threads" if met(r, "threads") else
@@ -669,7 +676,7 @@ def table_flops(R: Records) -> Item:
     if not R.ok("profile"):
         item.not_run = R.reason("profile")
         return item
-    rows, units = [], []
+    rows, units, order = [], [], []
     for r in R.ok("profile"):
         note = met(r, "unit_note")
         if note and note not in units:
@@ -679,22 +686,35 @@ def table_flops(R: Records) -> Item:
                 continue
             size = x.get("input_size")
             params, act = num(x.get("params")), num(x.get("activation_bytes"))
+            channels = x.get("in_channels", 1)
             rows.append({"model": x.get("model"), "stem": x.get("stem"),
-                         "input": f"{size}x{size}" if size else None, "batch_size": x.get("batch_size"),
+                         "input": f"{channels}x{size}x{size}" if size else None, "batch_size": x.get("batch_size"),
                          "forward_gflops": num(x.get("forward_gflops")), "forward_gmacs": num(x.get("forward_gmacs")),
                          "train_step_gflops": num(x.get("train_step_gflops")),
                          "params_m": params / 1e6 if params is not None else None,
                          "activation_mb": act / 1e6 if act is not None else None,
-                         "ref_a30_gflops": ref.GFLOPS.get(str(x.get("model")))})
-    rows.sort(key=lambda x: (str(x["model"]), str(x["stem"]), str(x["input"]).zfill(9), x["batch_size"] or 0))
+                         "ref_a30_gflops": ref.gflops(x)})
+            order.append((str(x.get("model")), str(x.get("stem")), channels or 0, size or 0, x.get("batch_size") or 0))
+    rows = [row for _, row in sorted(zip(order, rows, strict=True), key=lambda p: p[0])]
     cols = [Col("model", "model", "model"), Col("stem", "stem"), Col("input", "input"),
             Col("batch_size", "batch", "int"), Col("forward_gflops", "forward GFLOPs", "gflops"),
             Col("forward_gmacs", "forward GMACs", "gflops"), Col("train_step_gflops", "train step GFLOPs", "gflops"),
             Col("params_m", "parameters (M)", "m"), Col("activation_mb", "activations (MB)", "mb")]
+    s = ref.GFLOPS_SETTING
+    setting = (f"{s['in_channels']}x{s['input_size']}x{s['input_size']} input, {s['num_classes']} outputs, "
+               f"{s['stem']} stem, batch {s['batch_size']}")
+    published = ", ".join(f"{m} {v}" for m, v in ref.GFLOPS.items())
     if any(x["ref_a30_gflops"] is not None for x in rows):
         cols.append(Col("ref_a30_gflops", f"{ref.LABEL}: \"GFLOPs\"", "gflops", ref=True))
-        item.notes.append(f"{ref.LABEL}: published as \"GFLOPs\" without the tool, the input size or whether a "
-                          "multiply-add counts as one or two; not comparable unit for unit.")
+        item.notes.append(f"{ref.LABEL}: published as \"GFLOPs\" ({published}) without the tool or the input "
+                          f"size; they equal, to the four digits published, the forward GFLOPs counted here with "
+                          f"{setting}, so they are shown beside those rows only. The study most likely resized "
+                          "its 28x28 images to 64x64 and repeated them to 3 channels.")
+    else:
+        item.notes.append(f"{ref.LABEL}: its published \"GFLOPs\" ({published}) match the forward GFLOPs of "
+                          f"{setting} to four digits; no row here was counted in that setting (add "
+                          "in_channels [1, 3] and input size 64 to the spec's profile, or run `dlbench profile "
+                          "--in-channels 3 --input-sizes 64 --out DIR`).")
     item.notes = [f"Units: {u}" for u in units] + item.notes
     if not units:
         item.notes.insert(0, "Units: GFLOPs = 1e9 floating-point operations, 2 per multiply-add; "

@@ -82,7 +82,7 @@ def load_last(path: str | os.PathLike, device: torch.device, config) -> dict[str
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise DataError(f"{path}: not a dlbench training checkpoint (format {FORMAT})",
                         "run without --resume to start over")
-    saved, now = state["config"], config.model_dump()
+    saved, now = type(config).as_recorded(state["config"]), config.model_dump()
     diff = [f"{k}: {saved.get(k)!r} in the checkpoint, {now.get(k)!r} now" for k in sorted(set(saved) | set(now))
             if k not in RESUMABLE_CHANGES and saved.get(k) != now.get(k)]
     if diff:

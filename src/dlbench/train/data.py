@@ -4,7 +4,9 @@ Pixels are scaled to [0, 1], then standardised with fixed per-dataset constants 
 ones, computed over each dataset's 60,000 training images), so every run of a dataset sees the same
 transform whatever its split or subsample. :func:`normalize_` is the single implementation: the
 ``dataloader`` engine applies it per image on the host, the ``resident`` engine per batch on the device,
-and on the CPU both give bit-identical tensors.
+and on the CPU both give bit-identical tensors. :func:`model_input` then resizes (bilinear, as
+torchvision's ``Resize``) and repeats the gray channel (as ``Grayscale(3)``) when a run asks for another
+input than 1x28x28, again one implementation for both engines.
 
 The batch order is one permutation of the training split per epoch, drawn from a ``torch.Generator``
 seeded from ``(seed, epoch)``; it does not depend on the engine, the device or on how many epochs ran
@@ -16,6 +18,7 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 
 # (mean, std) of pixel / 255 over the 60,000 training images of each dataset.
 NORMALIZATION: dict[str, tuple[float, float]] = {
@@ -33,6 +36,21 @@ def normalization(dataset: str) -> dict:
 def normalize_(x: torch.Tensor, mean: float, std: float) -> torch.Tensor:
     """uint8 pixels -> float32 standardised, in one place for both engines (returns a new float tensor)."""
     return x.to(torch.float32).div_(255.0).sub_(mean).div_(std)
+
+
+def model_input(x: torch.Tensor, mean: float, std: float, size: int = 28, channels: int = 1) -> torch.Tensor:
+    """uint8 images (N x 1 x H x W) -> the model's float input (N x channels x size x size), standardised.
+
+    Standardising first and interpolating after equals the other order (both are linear). Resizing is
+    bilinear without corner alignment, antialiased when shrinking, as torchvision's ``Resize``.
+    """
+    x = normalize_(x, mean, std)
+    if x.shape[-1] != size or x.shape[-2] != size:
+        x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False,
+                          antialias=size < min(x.shape[-2:]))
+    if channels != x.shape[1]:
+        x = x.expand(-1, channels, -1, -1)
+    return x
 
 
 def epoch_seed(seed: int, epoch: int) -> int:

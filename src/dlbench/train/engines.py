@@ -33,7 +33,7 @@ import torch.nn.functional as F
 
 from dlbench.errors import DeviceError, SpecError
 from dlbench.models import create_model
-from dlbench.train.data import NORMALIZATION, epoch_batches, epoch_permutation, normalize_, steps_per_epoch
+from dlbench.train.data import NORMALIZATION, epoch_batches, epoch_permutation, model_input, steps_per_epoch
 
 AMP_DTYPES: dict[str, torch.dtype | None] = {"off": None, "fp16": torch.float16, "bf16": torch.bfloat16}
 NUM_CLASSES = 10
@@ -96,7 +96,7 @@ class Trainer:
         self.device = device
         with torch.random.fork_rng(devices=[]):  # the same initial weights for every engine and device
             torch.manual_seed(config.seed)
-            model = create_model(config.model, stem=config.stem)
+            model = create_model(config.model, stem=config.stem, in_channels=config.in_channels)
         model = model.to(device)
         if channels_last:
             model = model.to(memory_format=torch.channels_last)
@@ -156,17 +156,17 @@ def synchronize(device: torch.device) -> None:
 # --------------------------------------------------------------------------- dataloader engine
 
 class SplitDataset(torch.utils.data.Dataset):
-    """One image at a time from the uint8 arrays, converted and normalised on the host."""
+    """One image at a time from the uint8 arrays, converted, normalised (and resized) on the host."""
 
-    def __init__(self, x: np.ndarray, y: np.ndarray, mean: float, std: float):
-        self.x, self.y, self.mean, self.std = x, y, mean, std
+    def __init__(self, x: np.ndarray, y: np.ndarray, mean: float, std: float, size: int = 28, channels: int = 1):
+        self.x, self.y, self.mean, self.std, self.size, self.channels = x, y, mean, std, size, channels
 
     def __len__(self) -> int:
         return len(self.y)
 
     def __getitem__(self, i):
-        img = normalize_(torch.from_numpy(self.x[i]), self.mean, self.std).unsqueeze(0)
-        return img, int(self.y[i])
+        img = torch.from_numpy(self.x[i])[None, None]  # 1 x 1 x H x W
+        return model_input(img, self.mean, self.std, self.size, self.channels)[0].contiguous(), int(self.y[i])
 
 
 class DataLoaderEngine:
@@ -180,7 +180,8 @@ class DataLoaderEngine:
         self.device = device
         self.trainer = Trainer(config, device)
         mean, std = NORMALIZATION[config.dataset]
-        self.datasets = {part: SplitDataset(arrays[f"x_{part}"], arrays[f"y_{part}"], mean, std)
+        self.datasets = {part: SplitDataset(arrays[f"x_{part}"], arrays[f"y_{part}"], mean, std,
+                                            config.input_size, config.in_channels)
                          for part in ("train", "val", "test")}
         self.pin_memory = bool(config.pin_memory and device.type == "cuda")
         self.n_train = len(self.datasets["train"])
@@ -249,7 +250,7 @@ class ResidentEngine:
                 "eval_batch_size": self.eval_batch_size, "graph_capture_seconds": self.capture_seconds}
 
     def setup(self) -> None:
-        """Copy the split to the device (uint8, N x 1 x 28 x 28) and, on CUDA, capture the training step."""
+        """Copy the split to the device (uint8, N x 1 x 28 x 28; resized per batch) and, on CUDA, capture the step."""
         self.x: dict[str, torch.Tensor] = {}
         self.y: dict[str, torch.Tensor] = {}
         for part in ("train", "val", "test"):
@@ -259,7 +260,8 @@ class ResidentEngine:
             self._capture()
 
     def _gather(self, part: str, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        x = normalize_(self.x[part].index_select(0, idx), self.mean, self.std)
+        x = model_input(self.x[part].index_select(0, idx), self.mean, self.std, self.config.input_size,
+                        self.config.in_channels)
         return x.contiguous(memory_format=torch.channels_last), self.y[part].index_select(0, idx)
 
     def _body(self) -> torch.Tensor:

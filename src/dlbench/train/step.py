@@ -88,8 +88,8 @@ def run_train(config: TrainConfig | dict, split_dir: str | os.PathLike, out_dir:
             history, best, start_epoch = list(state["history"]), dict(state["best"]), int(state["epoch"])
             log(f"resuming {config.run_id} after epoch {start_epoch} of {config.epochs}")
         m = rec.metrics
-        m.update(engine=config.engine, stem=config.stem, steps_per_epoch=steps, n_train=n_train,
-                 n_val=len(arrays["y_val"]), n_test=len(arrays["y_test"]), classes=classes,
+        m.update(engine=config.engine, stem=config.stem, input_shape=config.input_shape, steps_per_epoch=steps,
+                 n_train=n_train, n_val=len(arrays["y_val"]), n_test=len(arrays["y_test"]), classes=classes,
                  normalization=normalization(config.dataset), resumed_from_epoch=start_epoch if state else None,
                  history=history)
         t_setup = time.perf_counter()
