@@ -14,11 +14,12 @@ every run (``models/<step>/<run>/``) are uploaded to ``<store>/<run name>/`` wit
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -44,9 +45,8 @@ def docker_mounts(spec: StudySpec) -> list:
 
 def make_runner(kind: str, spec: StudySpec):
     """kfp.local's runner. DockerRunner containers run as this user (their outputs land in the mounted
-    pipeline root, owned by us) with the spec's dataset folders mounted read-only. kfp 2.17 starts them
-    with ``auto_remove=True`` (not ours to change); podman 4.3 may then report a container that ended
-    within a second as an APIError (see README), which real steps (importing torch) do not hit."""
+    pipeline root, owned by us) with the spec's dataset folders mounted read-only; ``run_container``
+    starts them (see ``docker_tasks_removed_after_exit``)."""
     from kfp import local
 
     if kind == "subprocess":
@@ -64,6 +64,51 @@ def make_runner(kind: str, spec: StudySpec):
                                 "start docker, or podman system service and set DOCKER_HOST") from None
         return local.DockerRunner(user=f"{os.getuid()}:{os.getgid()}", mounts=docker_mounts(spec))
     raise PipelineError(f"unknown runner {kind!r}", f"choose one of {', '.join(RUNNERS)}")
+
+
+def run_container(client, image: str, command: list[str], volumes: dict[str, Any], **run_args: Any) -> int:
+    """One kfp.local task in a container: stream its log, return its exit code, then remove it.
+
+    kfp 2.17's own ``run_docker_container`` starts the container with ``auto_remove=True`` and reads its
+    log and exit code afterwards; when the container ends first, Docker answers 404 (which kfp takes as
+    success) and podman 4.3 answers 500 "no such container", so a task that had finished was reported as
+    a crashed run (seen in CI, about one run in ten). Here the container is removed only after its log
+    and exit code are read, so neither engine can lose them; Ctrl-C removes it too.
+    """
+    import docker
+
+    if ":" not in image.rsplit("/", 1)[-1]:
+        image = f"{image}:latest"
+    try:
+        client.images.get(image)
+        print(f"Found image {image!r}\n")
+    except docker.errors.ImageNotFound:
+        print(f"Pulling image {image!r}")
+        client.images.pull(image)
+        print("Image pull complete\n")
+    run_args.pop("auto_remove", None)
+    container = client.containers.run(image=image, command=command, detach=True, stdout=True, stderr=True,
+                                      volumes=volumes, **run_args)
+    try:
+        for line in container.logs(stream=True, follow=True):
+            print(line.decode(errors="replace"), end="")
+        return int(container.wait()["StatusCode"])
+    finally:
+        with contextlib.suppress(docker.errors.APIError):
+            container.remove(force=True)
+
+
+@contextlib.contextmanager
+def docker_tasks_removed_after_exit() -> Iterator[None]:
+    """While open, kfp.local's DockerRunner starts its containers with ``run_container``."""
+    from kfp.local import docker_task_handler
+
+    original = docker_task_handler.run_docker_container
+    docker_task_handler.run_docker_container = run_container
+    try:
+        yield
+    finally:
+        docker_task_handler.run_docker_container = original
 
 
 def model_files(run_dir: Path, exclude: Path) -> list[tuple[Path, str]]:
@@ -122,8 +167,10 @@ def run_local(spec: StudySpec, store_url: str | os.PathLike = "runs/pipeline", r
     work.mkdir(parents=True, exist_ok=True)
     local.init(runner=runner_obj, pipeline_root=str(work), raise_on_error=True)
     fn = build_pipeline(spec, parallelism=parallelism, publish_to="", retries=False)
+    docker_tasks = docker_tasks_removed_after_exit() if runner == "docker" else contextlib.nullcontext()
     try:
-        task = fn(publish_to="")
+        with docker_tasks:
+            task = fn(publish_to="")
     except RuntimeError as exc:
         first = " ".join(re.sub(r"\x1b\[[0-9;]*m", "", str(exc)).split())[:300]  # kfp.local colours names
         raise StepFailed(f"local pipeline run failed: {first}", "the task's log is above") from None

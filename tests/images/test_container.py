@@ -181,3 +181,23 @@ def test_dlbench_run_local_with_docker_runner_runs_every_task_in_the_image(built
         # written inside a container of the image: its commit, a container's hostname, not this machine's
         assert r["environment"]["git_commit"] == built["commit"]
         assert r["environment"]["host"] != socket.gethostname()
+
+
+def test_docker_runner_tasks_that_end_at_once_keep_their_exit_code_and_log(built, docker_api, capsys):
+    """kfp's own run_docker_container auto-removes the container and loses a quick task's exit code (podman:
+    an APIError, Docker: success); ours reads both, then removes the container."""
+    import docker
+
+    from pipelines.local import run_container
+
+    client = docker.DockerClient(base_url=docker_api["DOCKER_HOST"]) if docker_api else docker.from_env()
+    try:
+        before = {c.id for c in client.containers.list(all=True)}
+        codes = [run_container(client, built["image"], ["sh", "-c", f"echo task-{i}; exit {i % 3}"], volumes={})
+                 for i in range(6)]
+        assert codes == [0, 1, 2, 0, 1, 2]
+        out = capsys.readouterr().out
+        assert all(f"task-{i}" in out for i in range(6)) and f"Found image '{built['image']}'" in out
+        assert {c.id for c in client.containers.list(all=True)} == before, "every task's container is removed"
+    finally:
+        client.close()
