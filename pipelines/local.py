@@ -14,11 +14,13 @@ every run (``models/<step>/<run>/``) are uploaded to ``<store>/<run name>/`` wit
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import os
 import re
 import shutil
 import tempfile
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -66,6 +68,44 @@ def make_runner(kind: str, spec: StudySpec):
     raise PipelineError(f"unknown runner {kind!r}", f"choose one of {', '.join(RUNNERS)}")
 
 
+LOG_GRACE_S = 5.0  # after a container's exit, how long its follow stream may take to end
+
+
+class _LogFollower(threading.Thread):
+    """Prints a container's log as it comes. podman 4.3 now and then keeps a follow stream open after the
+    container has exited (a test of 18 quick tasks hung on the last one); ``finish`` then prints the rest
+    from a plain read of the log, so a task's log is whole either way and nothing waits forever."""
+
+    def __init__(self, container) -> None:
+        super().__init__(daemon=True)
+        self.container = container
+        self.lock = threading.Lock()
+        self.printed = 0  # bytes of the log printed so far
+        self.stopped = False
+        self.decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+
+    def _print(self, chunk: bytes, final: bool = False) -> None:
+        text = self.decoder.decode(chunk, final=final)
+        if text:
+            print(text, end="", flush=True)
+        self.printed += len(chunk)
+
+    def run(self) -> None:
+        with contextlib.suppress(Exception):  # the stream ends with an error once the container is removed
+            for chunk in self.container.logs(stream=True, follow=True):
+                with self.lock:
+                    if self.stopped:
+                        return
+                    self._print(chunk)
+
+    def finish(self, grace: float) -> None:
+        self.join(grace)
+        with self.lock:
+            self.stopped = True
+            rest = b"" if not self.is_alive() else self.container.logs(stream=False)[self.printed:]
+            self._print(rest, final=True)
+
+
 def run_container(client, image: str, command: list[str], volumes: dict[str, Any], **run_args: Any) -> int:
     """One kfp.local task in a container: stream its log, return its exit code, then remove it.
 
@@ -73,7 +113,8 @@ def run_container(client, image: str, command: list[str], volumes: dict[str, Any
     log and exit code afterwards. When the container is gone first, a 404 (Docker, and podman mostly) is
     taken as success whatever the exit code (ten quick tasks exiting 0, 1, 2 all returned 0 through podman
     here), and podman 4.3's occasional 500 "no such container" as a crash (it failed a CI run once). Here
-    the container is removed only after its log and exit code are read; Ctrl-C removes it too.
+    the exit code comes from ``wait`` while a thread prints the log, and the container is removed only
+    after both are read; Ctrl-C removes it too.
     """
     import docker
 
@@ -90,9 +131,11 @@ def run_container(client, image: str, command: list[str], volumes: dict[str, Any
     container = client.containers.run(image=image, command=command, detach=True, stdout=True, stderr=True,
                                       volumes=volumes, **run_args)
     try:
-        for line in container.logs(stream=True, follow=True):
-            print(line.decode(errors="replace"), end="")
-        return int(container.wait()["StatusCode"])
+        follower = _LogFollower(container)
+        follower.start()
+        code = int(container.wait()["StatusCode"])
+        follower.finish(LOG_GRACE_S)
+        return code
     finally:
         with contextlib.suppress(docker.errors.APIError):
             container.remove(force=True)

@@ -8,6 +8,7 @@ import os
 import re
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -148,3 +149,49 @@ def test_a_failing_task_ends_the_run_with_one_clear_line(tiny_spec, tmp_path):
                     "FAILURE. Inner task failed: 'data' (the task's log is above)")
     assert "data folder not found" in result.stdout + result.stderr  # the task's own error is in its log
     assert not (tmp_path / "store").exists() or not any((tmp_path / "store").iterdir())
+
+
+class StuckLogContainer:
+    """A container whose follow stream stops after its first chunk and never ends (as podman 4.3's does now
+    and then after the container exits); a plain read returns the whole log."""
+
+    def __init__(self, chunks: list[bytes], streamed: int) -> None:
+        self.chunks, self.streamed = chunks, streamed
+        self.release = threading.Event()
+
+    def logs(self, stream: bool = False, follow: bool = False):
+        if not stream:
+            return b"".join(self.chunks)
+        return self._follow()
+
+    def _follow(self):
+        yield from self.chunks[:self.streamed]
+        self.release.wait()  # stuck until the test ends
+        yield b"late chunk that must not be printed\n"
+
+
+def test_a_task_log_whose_stream_never_ends_is_printed_whole_once(capsys):
+    from pipelines.local import _LogFollower
+
+    # "é" split across two chunks, as a byte stream may cut it
+    chunks = [b"epoch 1 loss 0.5\ncaf\xc3", b"\xa9\n", b"epoch 2 loss 0.3\n", b"done\n"]
+    container = StuckLogContainer(chunks, streamed=2)
+    follower = _LogFollower(container)
+    follower.start()
+    follower.finish(grace=0.2)  # the stream is stuck: the rest comes from a plain read
+    container.release.set()
+    follower.join(5)
+    assert capsys.readouterr().out == "epoch 1 loss 0.5\ncafé\nepoch 2 loss 0.3\ndone\n"
+
+
+def test_a_task_log_whose_stream_ends_is_printed_as_it_came(capsys):
+    from pipelines.local import _LogFollower
+
+    container = StuckLogContainer([b"one\n", b"two\n"], streamed=2)
+    container.release.set()  # the stream ends right after the last chunk
+    container._follow = lambda: iter(container.chunks)
+    follower = _LogFollower(container)
+    follower.start()
+    follower.finish(grace=30)
+    assert not follower.is_alive()
+    assert capsys.readouterr().out == "one\ntwo\n"
