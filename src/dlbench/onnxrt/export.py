@@ -18,6 +18,7 @@ from torch import nn
 
 from dlbench.errors import DataError
 from dlbench.io import atomic_path, read_json
+from dlbench.spec import TrainConfig
 
 INPUT_NAME = "input"
 OUTPUT_NAME = "logits"
@@ -158,11 +159,11 @@ def find_train_checkpoint(train_root: str | os.PathLike, model: str, stem: str, 
             rec = read_json(rec_path)
         except (OSError, ValueError):
             continue
-        cfg = rec.get("config", {})
+        cfg = TrainConfig.as_recorded(rec.get("config") or {})  # a run recorded before input_size: 1x28x28
         ckpt = (rec.get("outputs") or {}).get("checkpoint") or {}
         if rec.get("status") != "ok" or cfg.get("model") != model or cfg.get("stem", "imagenet") != stem:
             continue
-        if (cfg.get("input_size", 28), cfg.get("in_channels", 1)) != (input_size, in_channels):
+        if (cfg["input_size"], cfg["in_channels"]) != (input_size, in_channels):
             continue
         if not ckpt.get("path"):
             continue
