@@ -109,3 +109,39 @@ def run_profile_and_onnx(spec: StudySpec, out: Path, attempt) -> None:
                                       else "no finished train run of it; exporting a freshly initialised model"))
         attempt("onnx", model, run_onnx, model, stem, out / "onnx" / model, checkpoint=checkpoint, log=log.info,
                 **o.run_kwargs())
+
+
+INDEX_NAME = "index.json"
+
+
+def write_index(root: str | os.PathLike, path: str | os.PathLike | None = None,
+                exclude: str | os.PathLike | None = None) -> Path:
+    """``index.json``: every train and SVM run below ``root`` by run id, with its step, a one-line label, its
+    status, its folder (relative to ``root``) and its config, so that a folder of hashed ids can be read.
+    Folders below ``exclude`` (a copy of the records, such as a pipeline's bundle) are left out."""
+    from dlbench.io import read_json
+    from dlbench.log import describe_config
+
+    root = Path(root)
+    skip = Path(exclude).resolve() if exclude else None
+    runs: dict[str, dict] = {}
+    for rec_path in sorted(root.rglob("record.json")):
+        folder = rec_path.parent
+        if skip is not None and (folder.resolve() == skip or skip in folder.resolve().parents):
+            continue
+        try:
+            rec = read_json(rec_path)
+        except (OSError, ValueError):
+            continue
+        step, run_id = rec.get("step"), rec.get("run_id")
+        if step not in ("train", "svm") or not run_id:
+            continue
+        config = rec.get("config") or {}
+        runs[str(run_id)] = {"step": step, "label": describe_config(step, config), "status": rec.get("status"),
+                             "folder": folder.relative_to(root).as_posix(), "config": config}
+    out = Path(path) if path else root / INDEX_NAME
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp")
+    tmp.write_text(json.dumps({"runs": runs}, indent=2, sort_keys=False) + "\n")
+    os.replace(tmp, out)
+    return out

@@ -36,15 +36,40 @@ def local_run(tiny_spec, s3_server, tmp_path_factory):
                      "--create-bucket", "--work", str(work), env=s3_server.env())
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
     run = re.search(r"^run: (\S+)$", result.stdout, re.M).group(1)
-    return {"result": result, "run": run, "work": work / run, "log": ANSI.sub("", result.stderr + result.stdout)}
+    log_file = Path(re.search(r"^full log: (\S+)$", result.stdout, re.M).group(1))
+    return {"result": result, "run": run, "work": work / run, "log_file": log_file,
+            "log": log_file.read_text()}
 
 
 def test_every_step_ran_through_kfp_local(local_run):
+    assert local_run["log_file"] == local_run["work"] / "pipeline.log"
     for task in TASKS:
         assert f"Task '{task}' finished with status SUCCESS" in local_run["log"], task
     assert "Pipeline 'dlbench-tiny' finished with status SUCCESS" in local_run["log"]
+    assert not ANSI.search(local_run["log"])
     outputs = {p.parent.name for p in local_run["work"].rglob("executor_output.json")}
     assert set(TASKS) <= outputs
+
+
+def test_the_console_shows_dlbench_lines_only(local_run):
+    """Captured as a pipe: a short log of dlbench's own lines, each task named once with its position; kfp.local's
+    log (executor inputs, artifact dumps) and library warnings are in the log file only."""
+    out = local_run["result"].stderr + local_run["result"].stdout
+    lines = out.splitlines()
+    assert len(lines) < 60, out
+    assert not ANSI.search(out)
+    assert "Warning" not in out and "warnings.warn" not in out and "executor_input" not in out
+    assert "executor_input" in local_run["log"]  # ... which the full log keeps
+    headers = [line for line in lines if line.startswith("[")]
+    named = sorted(h.split("]")[0] + "]" for h in headers)  # kfp.local's order of independent tasks varies
+    assert named == sorted(f"[{step} 1/1]" for step in STEPS), headers
+    (train,) = [h for h in headers if h.startswith("[train")]
+    assert re.fullmatch(r"\[train 1/1\] resnet18 resident bs=32 adam 1e-3 1 ep fashion-mnist cpu "
+                        r"\(id resnet18-[0-9a-f]{12}\)", train), train
+    assert re.search(r"epoch 1/1: train loss [0-9.]+, val loss", out)  # one line per epoch, below its header
+    index = read_json(local_run["work"] / "index.json")["runs"]
+    assert {v["step"] for v in index.values()} == {"train", "svm"}
+    assert train.endswith(f"(id {next(k for k, v in index.items() if v['step'] == 'train')})")
 
 
 def test_report_and_records_are_in_the_s3_server(local_run, s3_server):
@@ -145,10 +170,19 @@ def test_a_failing_task_ends_the_run_with_one_clear_line(tiny_spec, tmp_path):
                      "--work", str(tmp_path / "kfp"), env={}, timeout=300)
     last = result.stderr.strip().splitlines()[-1]
     assert result.returncode == 1
+    (log_file,) = (tmp_path / "kfp").glob("dlbench-tiny-*/pipeline.log")
     assert last == ("dlbench: error: local pipeline run failed: Pipeline 'dlbench-tiny' finished with status "
-                    "FAILURE. Inner task failed: 'data' (the task's log is above)")
-    assert "data folder not found" in result.stdout + result.stderr  # the task's own error is in its log
+                    f"FAILURE. Inner task failed: 'data' (the task's log is above; all of it in {log_file})")
+    assert "data folder not found" in result.stderr  # the end of the task's output is shown
+    assert "Executing task" not in result.stdout + result.stderr
     assert not (tmp_path / "store").exists() or not any((tmp_path / "store").iterdir())
+    # --verbose: kfp.local's own log and the task's whole output as well (no colour codes in a pipe)
+    verbose = dlbench("run", "--local", "--verbose", "--spec", str(bad), "--store", str(tmp_path / "store"),
+                      "--work", str(tmp_path / "kfp2"), env={}, timeout=300)
+    assert verbose.returncode == 1
+    shown = verbose.stdout + verbose.stderr
+    assert "Executing task 'data'" in shown and "Got executor_input" in shown and "[data 1/1]" in shown
+    assert not ANSI.search(shown)
 
 
 class StuckLogContainer:

@@ -93,6 +93,9 @@ def register(sub) -> None:
     p.add_argument("--create-bucket", action="store_true", help="create the S3 bucket when it does not exist")
     p.add_argument("--work", default="runs/kfp-local", help="kfp.local's pipeline root (every task's outputs)")
     p.add_argument("--parallelism", type=int, default=1, help="runs of one loop executing at once")
+    p.add_argument("--verbose", "-v", action="store_true",
+                   help="also show kfp.local's log and every task's full output (always written to pipeline.log "
+                        "in the run's work folder)")
     p.set_defaults(func=run_local)
 
     # ------------------------------------------------------------------ fetch
@@ -147,7 +150,6 @@ def run_submit(args) -> int:
 
 
 def run_local(args) -> int:
-    from dlbench.log import get_logger
     from dlbench.spec import load_spec
 
     if not args.local:
@@ -155,11 +157,13 @@ def run_local(args) -> int:
                            "to run it on a cluster use dlbench submit --host URL")
     spec = load_spec(args.spec)
     local = _edge("pipelines.local")
-    log = get_logger("dlbench.pipeline").info
     info = local.run_local(spec, store_url=args.store or _default_store(), runner=args.runner, work_dir=args.work,
-                           parallelism=args.parallelism, create_bucket=args.create_bucket, log=log)
+                           parallelism=args.parallelism, create_bucket=args.create_bucket, verbose=args.verbose)
     print(f"run: {info['run']}")
     print(f"stored: {info['store']} ({info['files']} files, {info['bytes']:,} bytes)")
+    print(f"runs by id: {info['index']}")
+    if info.get("log"):
+        print(f"full log: {info['log']}")
     print(f"report: {info['report']}")
     for line in info["failed"]:
         print(f"failed: {line}")
