@@ -25,10 +25,26 @@ ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 PROGRESS_LOGGER = "dlbench.progress"
 
 
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is at the time (a redirect, a test's capture), not the stream that
+    was there when logging was configured."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value) -> None:
+        pass
+
+
 def get_logger(name: str = "dlbench") -> logging.Logger:
     global _CONFIGURED
     if not _CONFIGURED:
-        handler = logging.StreamHandler(sys.stderr)
+        handler = _StderrHandler()
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%H:%M:%S"))
         root = logging.getLogger("dlbench")
         root.addHandler(handler)

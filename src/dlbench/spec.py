@@ -353,10 +353,16 @@ def _fields_at(model_cls: type[BaseModel] | None, loc: tuple) -> list[str]:
     return sorted(cls.model_fields) if cls else []
 
 
-def format_validation_error(source: str, exc: ValidationError, model_cls: type[BaseModel] | None = None) -> str:
+def format_validation_error(source: str, exc: ValidationError, model_cls: type[BaseModel] | None = None,
+                            flags: dict[str, str] | None = None) -> str:
+    """One line naming each bad field; with ``flags`` (field -> command-line option) the options the user
+    typed instead of the spec's field names."""
     parts = []
     for err in exc.errors():
         loc = ".".join(str(x) for x in err["loc"]) or "(top level)"
+        if flags is not None and err["loc"]:
+            first = str(err["loc"][0])
+            loc = flags.get(first) or "--" + first.replace("_", "-")
         msg = err["msg"]
         got = err.get("input")
         if err["type"] == "extra_forbidden":
@@ -370,7 +376,7 @@ def format_validation_error(source: str, exc: ValidationError, model_cls: type[B
         if err["type"] not in ("missing", "extra_forbidden") and not isinstance(got, dict | list):
             msg += f" (got {got!r})"
         parts.append(f"{loc}: {msg}")
-    return f"spec {source}: " + "; ".join(parts)
+    return ("" if flags is not None else f"spec {source}: ") + "; ".join(parts)
 
 
 def parse_spec(data: Any, source: str = "<spec>") -> StudySpec:
@@ -391,9 +397,11 @@ def load_spec(name_or_path: str) -> StudySpec:
     return parse_spec(data or {}, source)
 
 
-def validate_model(model_cls: type[BaseModel], data: dict[str, Any], what: str) -> Any:
-    """Validate a step config (e.g. TrainConfig from CLI flags) with the same one-line errors."""
+def validate_model(model_cls: type[BaseModel], data: dict[str, Any], what: str,
+                   flags: dict[str, str] | None = None) -> Any:
+    """Validate a step config (e.g. TrainConfig from CLI flags) with the same one-line errors; ``flags``
+    (field -> option, ``{}`` for ``--field-name``) names the command-line options instead of the fields."""
     try:
         return model_cls.model_validate(data)
     except ValidationError as exc:
-        raise SpecError(format_validation_error(what, exc, model_cls)) from None
+        raise SpecError(format_validation_error(what, exc, model_cls, flags=flags)) from None

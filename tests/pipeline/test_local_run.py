@@ -119,6 +119,18 @@ def test_fetch_downloads_them_intact(local_run, s3_server, tmp_path, monkeypatch
     assert sha256_file(ckpt) == sha256_file(kfp_rec.parent / ckpt.name)
 
 
+def test_runs_lists_the_run_in_the_store(local_run, s3_server, monkeypatch, capsys):
+    for name, value in s3_server.env().items():
+        monkeypatch.setenv(name, value)
+    assert main(["runs", "s3://made-by-run/runs", "--json"]) == 0
+    import json
+
+    (row,) = json.loads(capsys.readouterr().out)
+    assert row["name"] == local_run["run"] and row["spec"] == "tiny" and row["status"] == "ok"
+    assert row["kind"] == "pipeline run"
+    assert row["report"] == f"s3://made-by-run/runs/{local_run['run']}/report/report.html"
+
+
 def test_no_secret_in_logs_records_or_store(local_run, s3_server):
     secret = s3_server.secret_key.encode()
     assert secret not in (local_run["result"].stdout + local_run["result"].stderr).encode()

