@@ -60,7 +60,7 @@ image-cpu:  ## build one image (also image-cuda, image-rapids; BASE_IMAGE=... op
 image-cuda image-rapids:
 	images/build.sh $(@:image-%=%)
 
-container-test: setup data  ## build the cpu image offline (podman, local Debian base) and run README's docker steps in it
+container-test: setup data  ## build the cpu image offline (podman, local Debian base) and run the docker steps of docs/containers.md in it
 	$(BIN)/python -m pytest -q -s tests/images/test_container.py
 
 clean:  ## remove the virtualenv and caches (run outputs in runs/ stay; see clean-runs)
