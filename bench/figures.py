@@ -17,6 +17,7 @@ import argparse
 import csv
 import json
 import sys
+import textwrap
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -45,6 +46,11 @@ def ms(seconds: float) -> str:
 
 def pct(fraction: float) -> str:
     return f"{fraction * 100:.2f} %"
+
+
+def lr_text(lr: float) -> str:
+    mantissa, exp = f"{lr:e}".split("e")
+    return f"{mantissa.rstrip('0').rstrip('.')}e{int(exp)}" if lr < 0.01 else f"{lr:g}"
 
 
 def model_label(name: str) -> str:
@@ -103,8 +109,8 @@ def accuracy() -> tuple[list[str], dict]:
     lines = [
         "## Accuracy: `dlbench train` on all of Fashion-MNIST",
         "",
-        f"{model_label(c['model'])}, batch {c['batch_size']}, {c['optimizer'].capitalize()} {c['lr']:g}, "
-        f"{c['epochs']} epochs, {c['engine']} engine, on a {r0['device']['name']}; split "
+        f"{model_label(c['model'])}, batch {c['batch_size']}, {c['optimizer'].capitalize()} {lr_text(c['lr'])}, "
+        f"{c['epochs']} epochs, {c['engine']} engine, on one {r0['device']['name']}; split "
         f"{m['n_train']:,} / {m['n_val']:,} / {m['n_test']:,} (train / val / test).",
         "",
         "| AMP | seed | stem | epoch time | test accuracy, final weights | test accuracy, best-val checkpoint |",
@@ -147,7 +153,7 @@ def svm() -> tuple[list[str], dict]:
         *rows,
         "",
         f"On the H100 machine at 10,000 images cuML fitted {h10['fit_speedup']:.1f}x faster than scikit-learn on "
-        f"that machine's CPU, with {h10['accuracy_gap_points']:g} points between their accuracies. On all 49,000 "
+        f"that machine's CPU, with {h10['accuracy_gap_points']:.2f} points between their accuracies. On all 49,000 "
         f"images cuML fitted in {cu49['fit_seconds']:.2f} s; scikit-learn took {sk49['fit_seconds']:.1f} s on the "
         f"2-vCPU VM: {big['fit_speedup']:.1f}x, accuracies {big['accuracy_gap_points']:g} points apart. That "
         "ratio compares two machines (`same_run: false` in the JSON): libsvm fits on one core, so it also holds "
@@ -206,8 +212,7 @@ def render() -> tuple[str, str]:
         "CPU figures: a 2-vCPU Intel Xeon VM. Timings compare fairly only within one machine and one run.",
         *parts,
     ]) + "\n"
-    block = "\n".join([
-        BEGIN,
+    bullets = [
         f"- Training: the resident engine (data on the GPU, CUDA graph) runs a ResNet-18 epoch "
         f"{head['engine_ratio']['resnet18']:.1f}x faster than the reference study's DataLoader loop "
         f"({head['engine_epoch']['resnet18']:.2f} s per 42,000 images on an H100; ResNet-50 "
@@ -217,8 +222,9 @@ def render() -> tuple[str, str]:
         f"- SVM: cuML fits the RBF SVM on 49,000 images in {head['cuml_fit_s']:.2f} s, {head['cuml_fit']:.1f}x "
         f"faster than scikit-learn ({head['sk_fit_s']:.1f} s, another machine), {pct(head['cuml_acc'])} vs "
         f"{pct(head['sk_acc'])}.",
-        END,
-    ])
+    ]
+    wrapped = [textwrap.fill(b, width=110, subsequent_indent="  ") for b in bullets]
+    block = "\n".join([BEGIN, *wrapped, END])
     return doc, block
 
 
