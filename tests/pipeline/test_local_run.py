@@ -241,3 +241,60 @@ def test_a_task_log_whose_stream_ends_is_printed_as_it_came(capsys):
     follower.finish(grace=30)
     assert not follower.is_alive()
     assert capsys.readouterr().out == "one\ntwo\n"
+
+
+class _Terminal:
+    """A stream that says it is a terminal."""
+
+    def __init__(self) -> None:
+        import io
+
+        self.buffer = io.StringIO()
+
+    def write(self, text: str) -> int:
+        return self.buffer.write(text)
+
+    def flush(self) -> None:
+        pass
+
+    def isatty(self) -> bool:
+        return True
+
+
+def _feed(output, lines: list[str]) -> None:
+    output.feed("".join(line + "\n" for line in lines))
+
+
+TASK_OUTPUT = ["    [KFP Executor 2026-11-29 22:06:37,417 INFO]: Got executor_input:",
+               "    22:06:46 INFO dlbench.progress: resnet18 resident epoch 1/1 10/66 (3.0s) loss=1.9",
+               "    22:06:46 INFO dlbench.component: resnet18-9e02a5d31827 epoch 1/1: train loss 1.5559",
+               "    /x/kfp/local/subprocess_task_handler.py:81: RuntimeWarning: You may be attemping to run"]
+
+
+def test_progress_and_colour_only_on_a_terminal(tmp_path, monkeypatch):
+    from dlbench.log import Console
+    from pipelines.local import RunOutput
+
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    monkeypatch.setenv("TERM", "xterm")
+    term = _Terminal()
+    output = RunOutput(Console(term), tmp_path, {"train": 1})
+    _feed(output, TASK_OUTPUT)
+    output.console.header("[train 1/1] resnet18")
+    output.close()
+    shown = term.buffer.getvalue()
+    assert "\r\x1b[K" in shown and "epoch 1/1 10/66" in shown  # the progress line, overwritten by the next
+    assert "\x1b[1m[train 1/1] resnet18\x1b[0m" in shown
+    assert "RuntimeWarning" not in shown and "executor_input" not in shown
+    assert "RuntimeWarning" in output.log_path.read_text()
+    # a pipe: no progress line, no colour; NO_COLOR on a terminal: no colour
+    import io
+
+    pipe = io.StringIO()
+    output = RunOutput(Console(pipe), tmp_path / "p", {"train": 1}) if (tmp_path / "p").mkdir() is None else None
+    _feed(output, TASK_OUTPUT)
+    output.console.header("[train 1/1] resnet18")
+    output.close()
+    assert pipe.getvalue() == "  resnet18-9e02a5d31827 epoch 1/1: train loss 1.5559\n[train 1/1] resnet18\n"
+    monkeypatch.setenv("NO_COLOR", "1")
+    assert not Console(_Terminal()).color

@@ -65,14 +65,13 @@ def register(sub) -> None:
 
 def run(args) -> int:
 
+    from pathlib import Path
+
     from dlbench.data.step import split_dataset
+    from dlbench.errors import DataError
     from dlbench.log import get_logger
     from dlbench.spec import validate_model
     from dlbench.train import run_train
-
-    from pathlib import Path
-
-    from dlbench.errors import DataError
 
     if not Path(args.split).exists():
         raise DataError(f"--split {args.split}: folder not found", "give the folder `dlbench data --out` wrote")
