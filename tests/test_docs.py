@@ -84,3 +84,13 @@ def test_a_slowdown_is_called_one():
 
     assert speedup_text(7.7) == "7.70x faster"
     assert speedup_text(0.85) == "1.18x slower"
+
+
+def test_the_readme_shows_the_header_dlbench_prints_for_the_quick_study():
+    from dlbench.log import describe_config, task_header
+    from dlbench.spec import expand_train, load_spec
+
+    first = expand_train(load_spec("quick"))[0]
+    header = task_header("train", 1, 2, describe_config("train", first.model_dump()), first.run_id)
+    assert f"\n{header}\n" in README.read_text()
+    assert f"\n{header}\n" in (ROOT / "docs" / "pipeline.md").read_text()

@@ -134,7 +134,7 @@ def describe_config(step: str, config: dict) -> str:
         if c.get("input_size") not in (None, 28) or c.get("in_channels") not in (None, 1):
             size = c.get("input_size") or 28
             words.append(f"{c.get('in_channels') or 1}x{size}x{size}")
-        if c.get("pin_memory") is False and c.get("engine") == "dataloader":
+        if c.get("pin_memory") is False and c.get("engine") == "dataloader" and c.get("device") == "cuda":
             words.append("no-pin")
         return " ".join(str(w) for w in words if w is not None)
     if step == "svm":
