@@ -1,7 +1,8 @@
 """``dlbench runs``: what studies and pipeline runs a folder or a store holds.
 
 A run is any folder with a ``spec.yaml`` (a ``dlbench study`` folder, or a pipeline run's bundle in a store,
-which also has ``MANIFEST.json``), found at most ``MAX_DEPTH`` folders down and not inside another run.
+which also has ``MANIFEST.json``) or with a ``report/record.json`` (step commands run one by one, then
+``dlbench report``), found at most ``MAX_DEPTH`` folders down and not inside another run.
 For each: its name (path below the root), the spec's name, when it ran, a status from its records, and
 its report.
 """
@@ -30,8 +31,10 @@ def _read_json(store: Store, key: str) -> dict[str, Any]:
 def list_runs(store: Store) -> list[dict[str, Any]]:
     """Every run below the store's root, newest first."""
     keys = {o.key for o in store.list()}
-    prefixes = sorted({k[: -len("/spec.yaml")] for k in keys if k.endswith("/spec.yaml")}
-                      | ({""} if "spec.yaml" in keys else set()), key=lambda p: (p.count("/"), p))
+    marks = ("spec.yaml", "report/record.json")
+    found = {k[: -len(m) - 1] for k in keys for m in marks if k.endswith(f"/{m}")}
+    found |= {""} if any(m in keys for m in marks) else set()
+    prefixes = sorted(found, key=lambda p: (p.count("/"), p))
     runs: list[str] = []
     for p in prefixes:
         depth = 0 if not p else p.count("/") + 1
@@ -42,7 +45,8 @@ def list_runs(store: Store) -> list[dict[str, Any]]:
     for p in runs:
         base = f"{p}/" if p else ""
         try:
-            spec = yaml.safe_load(store.read_bytes(f"{base}spec.yaml")) or {}
+            spec = yaml.safe_load(store.read_bytes(f"{base}spec.yaml")) or {} if f"{base}spec.yaml" in keys \
+                else {"name": "(steps)"}
         except Exception:  # noqa: BLE001
             spec = {}
         records = [_read_json(store, k) for k in sorted(keys)
