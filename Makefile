@@ -36,7 +36,7 @@ browser: /usr/bin/chromium  ## install headless Chromium (Debian's chromium), th
 
 demo: setup data  ## run the quick study through the KFP pipeline on this machine (kfp.local)
 	$(BIN)/dlbench run --local --spec $(SPEC) --store $(STORE)
-	@echo "every run: $(abspath $(STORE))/<run>/ (dlbench fetch RUN --store $(STORE) --to DIR copies one)"
+	@echo "every run: $(BIN)/dlbench runs $(STORE)   (dlbench fetch RUN --store $(STORE) --to DIR copies one)"
 
 study: setup data  ## run the quick study in this process, without KFP, into runs/quick (again: skips finished runs)
 	$(BIN)/dlbench study --spec $(SPEC) $(if $(OUT),--out $(OUT)) --resume
