@@ -79,7 +79,7 @@ if __name__ == "__main__":  # used by the Makefile: python3 components/images.py
         sys.exit(f"usage: python3 components/images.py {{{'|'.join(KINDS)}}} [--dockerfile|--default]")
     if "--dockerfile" in args:
         print(dockerfile(args[0]))
-    elif "--default" in args:  # the name `make images` gives it without DLBENCH_REGISTRY / DLBENCH_IMAGE_TAG
-        print(image(args[0], DEFAULT_REGISTRY, TAG))
+    elif "--default" in args:  # the name `make images` gives it without DLBENCH_REGISTRY (images/push.sh)
+        print(image(args[0], DEFAULT_REGISTRY))
     else:
         print(image(args[0]))

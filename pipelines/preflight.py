@@ -104,5 +104,6 @@ def preflight(spec: StudySpec, yaml_path: str | os.PathLike, log: Callable[[str]
         log(f"pre-flight: note: {note}")
     if problems:
         raise PreflightError(problems)
-    log(f"pre-flight: {len(images)} image{'s' if len(images) != 1 else ''} found in their registries"
+    found = "1 image found in its registry" if len(images) == 1 else f"{len(images)} images found in their registries"
+    log(f"pre-flight: {found}"
         + ("" if notes else f", datasets found in {spec.data.root}" if spec.data.root else ""))

@@ -61,7 +61,7 @@ def test_compile_pin_digests_names_every_image_by_the_digest_pushed(names, tiny_
     out = tmp_path / "pinned.yaml"
     assert main(["compile", "--spec", str(tiny_spec), "--out", str(out), "--pin-digests", "--check"]) == 0
     assert executor_images(out) == {f"{names.host}/dlbench/dlbench-cpu@{names.digest}"}
-    assert "pre-flight: 1 image found in their registries" in capsys.readouterr().out
+    assert "pre-flight: 1 image found in its registry" in capsys.readouterr().out
     # without --pin-digests the YAML names the tag the environment gives, read when compiling
     assert main(["compile", "--spec", str(tiny_spec), "--out", str(out)]) == 0
     assert executor_images(out) == {f"{names.host}/dlbench/dlbench-cpu:{TAG}"}
