@@ -105,3 +105,23 @@ def test_a_damaged_object_is_refused_by_its_hash(s3_server, tmp_path, damage, ex
     err = result.stderr.strip().splitlines()
     assert len(err) == 1 and re.search(expected, err[0]) and "train-images-idx3-ubyte.gz" in err[0], err
     assert not out.exists(), "nothing is written from damaged data"
+
+
+def test_data_push_and_split_refuse_wrong_arguments_in_one_line(tmp_path, capsys):
+    from dlbench.cli import main
+
+    cases = [
+        (["data", "push", "--dataset", "fashion-mnist"], "dlbench data push needs --store"),
+        (["data", "--dataset", "fashion-mnist"], "no --out folder"),
+        (["data", "--dataset", "fashion-mnist", "--out", str(tmp_path / "o"), "--store", "s3://b/d"],
+         "--store is for dlbench data push"),
+        (["data", "push", "--dataset", "fashion-mnist", "--root", str(tmp_path), "--store", str(tmp_path / "s")],
+         "missing train-images-idx3-ubyte[.gz]"),
+        (["data", "push", "--dataset", "fashion-mnist", "--root", "s3://b/datasets", "--store", "s3://b/datasets"],
+         "is a store; push reads a folder of IDX files"),
+    ]
+    for argv, expected in cases:
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and expected in err, (argv, err)
+    assert not (tmp_path / "o").exists() and not (tmp_path / "s").exists()
