@@ -94,3 +94,14 @@ def test_the_readme_shows_the_header_dlbench_prints_for_the_quick_study():
     header = task_header("train", 1, 2, describe_config("train", first.model_dump()), first.run_id)
     assert f"\n{header}\n" in README.read_text()
     assert f"\n{header}\n" in (ROOT / "docs" / "pipeline.md").read_text()
+
+
+def test_the_readme_spec_example_is_valid():
+    import yaml
+
+    from dlbench.spec import expand_svm, expand_train, parse_spec
+
+    (block,) = re.findall(r"```yaml\n(.*?)```", README.read_text(), re.S)
+    spec = parse_spec(yaml.safe_load(block))
+    assert spec.name == "my-study"
+    assert len(expand_train(spec)) == 4 and len(expand_svm(spec)) == 2
