@@ -34,8 +34,13 @@ def _default_store() -> str:
     return os.environ.get(STORE_ENV) or DEFAULT_STORE
 
 
+def _check_parallelism(n: int) -> None:
+    if n < 1:
+        raise DlbenchError(f"--parallelism must be 1 or more (got {n})", "1 runs one task of a loop at a time")
+
+
 def register(sub) -> None:
-    from dlbench.cli import add_command
+    from dlbench.cli import add_command, finite_float
 
     # ------------------------------------------------------------------ compile
     p = add_command(
@@ -72,8 +77,8 @@ def register(sub) -> None:
     p.add_argument("--publish-to", default=None, metavar="URL",
                    help="store URL the report task uploads the bundle to ('' for none); default: the compiled default")
     p.add_argument("--wait", action="store_true", help="wait for the run to end and show its state changes")
-    p.add_argument("--poll", type=float, default=10.0, help="seconds between status checks with --wait")
-    p.add_argument("--timeout", type=float, default=None, help="give up waiting after this many seconds")
+    p.add_argument("--poll", type=finite_float, default=10.0, help="seconds between status checks with --wait")
+    p.add_argument("--timeout", type=finite_float, default=None, help="give up waiting after this many seconds")
     p.set_defaults(func=run_submit)
 
     # ------------------------------------------------------------------ run --local
@@ -112,10 +117,14 @@ def register(sub) -> None:
 
 
 def run_compile(args) -> int:
-    from dlbench.spec import load_spec
+    from dlbench.io import check_out_file
+    from dlbench.spec import load_spec, require_runs
 
+    _check_parallelism(args.parallelism)
     study = _edge("pipelines.study")
     spec = load_spec(args.spec)
+    require_runs(spec)
+    check_out_file(args.out)
     out = study.compile_pipeline(spec, args.out, parallelism=args.parallelism, publish_to=args.publish_to)
     print(f"{out} ({study.describe_plan(spec)})")
     return 0
@@ -126,6 +135,11 @@ def run_submit(args) -> int:
 
     if not args.host:
         raise DlbenchError("no KFP host", "pass --host http://HOST:PORT or set KFP_HOST")
+    _check_parallelism(args.parallelism)
+    if args.poll <= 0:
+        raise DlbenchError(f"--poll must be > 0 seconds (got {args.poll:g})")
+    if args.timeout is not None and args.timeout <= 0:
+        raise DlbenchError(f"--timeout must be > 0 seconds (got {args.timeout:g})", "leave it out to wait until the end")
     sub = _edge("pipelines.submit")
     spec = load_spec(args.spec)
     info = sub.submit(spec, args.host, experiment=args.experiment, run_name=args.run_name,
@@ -153,7 +167,14 @@ def run_local(args) -> int:
     if not args.local:
         raise DlbenchError("dlbench run runs the pipeline on this machine: add --local",
                            "to run it on a cluster use dlbench submit --host URL")
+    from dlbench.io import check_out_dir
+    from dlbench.spec import check_local_inputs, require_runs
+
+    _check_parallelism(args.parallelism)
     spec = load_spec(args.spec)
+    require_runs(spec)
+    check_local_inputs(spec, args.spec)
+    check_out_dir(args.work, "--work")
     local = _edge("pipelines.local")
     log = get_logger("dlbench.pipeline").info
     info = local.run_local(spec, store_url=args.store or _default_store(), runner=args.runner, work_dir=args.work,
@@ -167,9 +188,11 @@ def run_local(args) -> int:
 
 
 def run_fetch(args) -> int:
+    from dlbench.io import check_out_dir
     from dlbench.log import get_logger
     from dlbench.store import fetch_run, open_store
 
+    check_out_dir(args.to, "--to")
     store = open_store(args.store or _default_store())
     summary = fetch_run(store, args.run, args.to, models=args.models, log=get_logger("dlbench.fetch").info)
     print(f"fetched {summary['downloaded']} files ({summary['bytes']:,} bytes), {summary['skipped']} already "

@@ -21,10 +21,17 @@ def register(sub) -> None:
 def run(args) -> int:
     from pathlib import Path
 
+    from dlbench.errors import DataError
+    from dlbench.io import check_out_dir
     from dlbench.log import get_logger
     from dlbench.report import run_report
 
-    out = Path(args.records) / "report" if args.out == DEFAULT_OUT else Path(args.out)
+    records = Path(args.records)
+    if not records.is_dir():
+        why = "is a file, not a folder" if records.exists() else "not found"
+        raise DataError(f"--records {records}: {why}", "give the folder of a study (dlbench study --out)")
+    out = records / "report" if args.out == DEFAULT_OUT else Path(args.out)
+    check_out_dir(out, "--out" if args.out != DEFAULT_OUT else "the report folder")
     html = run_report(args.records, out, log=get_logger("dlbench.report").info)
     print(html)
     return 0

@@ -80,6 +80,19 @@ def _check_args(model, stem, batch_sizes, warmup, iterations, threads, opset, to
     return list(dict.fromkeys(batch_sizes))
 
 
+def check_onnx_args(model, stem, batch_sizes, warmup, iterations, threads, opset, tolerance, input_size,
+                    in_channels, exporter, providers, checkpoint=None) -> None:
+    """Every argument of :func:`run_onnx` that can be checked without building the model; raises SpecError."""
+    _check_args(model, stem, batch_sizes, warmup, iterations, threads, opset, tolerance, input_size, in_channels,
+                exporter)
+    resolve_providers(providers)
+    if checkpoint is not None and not Path(checkpoint).is_file():
+        from dlbench.errors import DataError
+
+        why = "is a folder, not a file" if Path(checkpoint).is_dir() else "not found"
+        raise DataError(f"--checkpoint {checkpoint}: {why}", "pass the best.pt of a train run, or leave it out")
+
+
 def _ort_runner(sess, provider: Provider, x: np.ndarray):
     """(call, sync) for one batch: plain ``run`` on the CPU; on a GPU, IO binding with the input and the
     output on the device (no host copies inside the timed call), synchronised after every call."""
