@@ -52,6 +52,10 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
+# Both datasets: 70,000 images (train + test merged) in 10 classes.
+DATASET_IMAGES = 70_000
+NUM_CLASSES = 10
+
 # Sides a training input may be resized to (the images are 28x28; 64 is the reference study's setting).
 INPUT_SIZE_RANGE = (8, 512)
 
@@ -75,6 +79,22 @@ class DataSpec(_Strict):
         if any(f <= 0 for f in v) or abs(sum(v) - 1.0) > 1e-6:
             raise ValueError(f"train/val/test fractions must be positive and sum to 1 (got {list(v)})")
         return v
+
+    @model_validator(mode="after")
+    def _parts_hold_every_class(self):
+        """Known without loading: both datasets have 70,000 images in 10 classes."""
+        from dlbench.data.split import part_sizes, smallest_total
+
+        if self.subsample is None:
+            return self
+        if self.subsample > DATASET_IMAGES:
+            raise ValueError(f"subsample {self.subsample:,} is larger than the datasets "
+                             f"({DATASET_IMAGES:,} images each); use at most {DATASET_IMAGES:,} or leave it out")
+        if min(part_sizes(self.subsample, self.fractions)) < NUM_CLASSES:
+            least = smallest_total(self.fractions, NUM_CLASSES)
+            raise ValueError(f"subsample {self.subsample:,} split {'/'.join(f'{f:g}' for f in self.fractions)} "
+                             f"leaves a part with fewer images than the {NUM_CLASSES} classes; use at least {least:,}")
+        return self
 
 
 class TrainGrid(_Strict):
@@ -368,10 +388,12 @@ def format_validation_error(source: str, exc: ValidationError, model_cls: type[B
                 msg += f", did you mean {close[0]}?"
             if allowed:
                 msg += f" (allowed: {', '.join(allowed)})"
-        msg = msg.removeprefix("Value error, ")
         if (err["type"] not in ("missing", "extra_forbidden") and not isinstance(got, dict | list)
                 and "(got " not in msg):
             msg += f" (got {got!r})"
+        if not err["loc"] and msg.startswith("Value error, "):  # a model-level check: its message says it all
+            parts.append(msg.removeprefix("Value error, "))
+            continue
         parts.append(f"{loc}: {msg}")
     return f"{label} {source}: ".lstrip() + "; ".join(parts)
 

@@ -1,5 +1,6 @@
 import gzip
 import json
+import re
 import subprocess
 import sys
 
@@ -113,3 +114,16 @@ def test_help_explains_every_option():
     for opt in ("--dataset", "--out", "--source", "--root", "--seed", "--subsample", "--fractions"):
         assert opt in r.stdout
     assert "(default: auto)" in r.stdout and "(default: 0)" in r.stdout
+
+
+@pytest.mark.parametrize("subsample, fractions, message", [
+    (5, (0.7, 0.1, 0.2), "fewer than the 10 classes"),
+    (10**9, (0.7, 0.1, 0.2), "larger than the data (400 images"),
+    (120, (0.9, 0.05, 0.05), "use a subsample of at least 200"),
+])
+def test_splits_that_cannot_serve_are_refused_before_writing(tmp_path, subsample, fractions, message):
+    folder = make_idx_folder(tmp_path / "idx")
+    with pytest.raises(DataError, match=re.escape(message)):
+        run_data("mnist", tmp_path / "out", source="idx", root=str(folder), subsample=subsample,
+                 fractions=fractions, log=lambda *_: None)
+    assert not (tmp_path / "out").exists()
