@@ -119,7 +119,7 @@ def test_help_explains_every_option():
 @pytest.mark.parametrize("subsample, fractions, message", [
     (5, (0.7, 0.1, 0.2), "fewer than the 10 classes"),
     (10**9, (0.7, 0.1, 0.2), "larger than the data (400 images"),
-    (120, (0.9, 0.05, 0.05), "use a subsample of at least 200"),
+    (120, (0.9, 0.05, 0.05), "use a subsample of at least 194"),
 ])
 def test_splits_that_cannot_serve_are_refused_before_writing(tmp_path, subsample, fractions, message):
     folder = make_idx_folder(tmp_path / "idx")
