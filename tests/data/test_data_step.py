@@ -65,7 +65,7 @@ def test_cli_bad_input_is_one_line_and_writes_nothing(idx_folder, tmp_path, case
     expect = {"unknown-dataset": "invalid choice: 'cifar10'", "missing-folder": "data folder not found",
               "bad-magic": "train-images-idx3-ubyte.gz: wrong magic number",
               "truncated": "train-labels-idx1-ubyte.gz: corrupt or truncated gzip",
-              "swapped": "t10k-images-idx3-ubyte.gz: holds a 1-dimensional IDX array (100,), not images"}[case]
+              "swapped": "t10k-images-idx3-ubyte.gz: wrong magic number 0x00000801 (an IDX labels file), not images"}[case]
     if case == "unknown-dataset":
         args[2] = "cifar10"
     elif case == "missing-folder":
@@ -127,3 +127,29 @@ def test_splits_that_cannot_serve_are_refused_before_writing(tmp_path, subsample
         run_data("mnist", tmp_path / "out", source="idx", root=str(folder), subsample=subsample,
                  fractions=fractions, log=lambda *_: None)
     assert not (tmp_path / "out").exists()
+
+
+def test_files_of_another_dataset_are_refused_and_unknown_files_marked_unverified(fashion_dir, idx_folder, tmp_path):
+    with pytest.raises(DataError, match=r"is Fashion-MNIST's train-images-idx3-ubyte \(by its SHA-256\), not MNIST"):
+        run_data("mnist", tmp_path / "m", source="idx", root=str(fashion_dir), log=lambda *_: None)
+    assert not (tmp_path / "m").exists()
+    manifest = run_data("fashion-mnist", tmp_path / "f", source="idx", root=str(fashion_dir), subsample=500,
+                        log=lambda *_: None)
+    assert manifest["source"]["verified"] == "sha256"
+    manifest = run_data("mnist", tmp_path / "t", source="idx", root=str(idx_folder), log=lambda *_: None)
+    assert manifest["source"]["verified"] is False and "unverified" in manifest["source"]["verification"]
+
+
+def test_a_split_not_matching_its_manifest_is_refused(idx_folder, tmp_path):
+    import shutil
+
+    from dlbench.data.step import load_checked_split
+
+    a = tmp_path / "a"
+    run_data("mnist", a, source="idx", root=str(idx_folder), seed=0, log=lambda *_: None)
+    run_data("fashion-mnist", tmp_path / "b", source="idx", root=str(idx_folder), seed=1, log=lambda *_: None)
+    shutil.copy(tmp_path / "b" / "split.npz", a / "split.npz")  # another run's split beside a's manifest
+    with pytest.raises(DataError, match="is not the split the manifest describes"):
+        load_checked_split(a)
+    with pytest.raises(DataError, match="holds fashion-mnist but the run asks for mnist"):
+        load_checked_split(tmp_path / "b", "mnist")

@@ -11,6 +11,7 @@ import numpy as np
 from dlbench.data.sources import CLASS_NAMES, load_dataset
 from dlbench.data.split import (
     PART_NAMES,
+    load_split,
     part_sizes,
     save_arrays,
     smallest_total,
@@ -58,6 +59,34 @@ def check_split_sizes(labels: np.ndarray, subsample: int | None, fractions, what
                f"give the parts larger fractions (these need {least:,} images, the data has {n_all:,})")
         raise DataError(f"{n:,} images split {'/'.join(f'{f:g}' for f in fractions)} leave parts of {low}: "
                         f"fewer than the {k} classes", fix)
+
+
+def load_checked_split(split: str | os.PathLike, dataset: str | None = None
+                       ) -> tuple[dict[str, np.ndarray], dict[str, Any], Path]:
+    """(arrays, manifest, path of split.npz) of a data-step split, checked before a step uses it.
+
+    With a manifest beside it, ``split.npz`` must have the SHA-256 the manifest recorded (a split of
+    another run or dataset copied beside this manifest is refused), and with ``dataset`` the manifest
+    must name that dataset. Without a manifest the split is read as it is (the caller names the dataset).
+    """
+    split = Path(split)
+    split_path = split / SPLIT_NAME if split.is_dir() else split
+    manifest = split_manifest(split_path) if split_path.parent.is_dir() else None
+    if manifest is not None:
+        if not isinstance(manifest, dict):
+            raise DataError(f"{split_path.parent / MANIFEST_NAME}: not a data-step manifest", "re-run `dlbench data`")
+        if dataset is not None and manifest.get("dataset") != dataset:
+            raise DataError(f"{split_path.parent} holds {manifest.get('dataset')} but the run asks for {dataset}",
+                            f"pass the {dataset} split, or --dataset {manifest.get('dataset')}")
+        want = ((manifest.get("outputs") or {}).get(SPLIT_NAME) or {}).get("sha256")
+        if split_path.is_file():
+            got = sha256_file(split_path)
+            if want != got:
+                raise DataError(f"{split_path}: SHA-256 {got[:12]}… is not the {(want or 'none')[:12]}… its "
+                                f"{MANIFEST_NAME} recorded: the file is not the split the manifest describes",
+                                "re-run `dlbench data` into this folder")
+    arrays = load_split(split_path)
+    return arrays, manifest or {}, split_path
 
 
 def run_data(dataset: str, out_dir: str | os.PathLike, source: str = "auto", root: str | None = None,
