@@ -100,6 +100,20 @@ def register(sub) -> None:
     p.add_argument("--parallelism", type=int, default=1, help="runs of one loop executing at once")
     p.set_defaults(func=run_local)
 
+    # ------------------------------------------------------------------ publish
+    p = add_command(
+        sub, "publish", "upload a finished kfp.local run to the store again (after a failed upload)",
+        description="Upload the run a dlbench run --local left in its --work folder (report, records and "
+                    "weights) to the store under the run's name, MANIFEST.json last, then check every stored "
+                    "object against the manifest. For a run whose upload failed: its error names this command.",
+        epilog="example: dlbench publish dlbench-tiny-2026-01-01-12-00-00-000000 --work runs/kfp-local "
+               "--store s3://dlbench/runs")
+    p.add_argument("run", metavar="RUN", help="run name (the folder below --work; dlbench run --local prints it)")
+    p.add_argument("--work", default="runs/kfp-local", help="the --work folder of dlbench run --local")
+    p.add_argument("--store", default=None, help=STORE_HELP)
+    p.add_argument("--create-bucket", action="store_true", help="create the S3 bucket when it does not exist")
+    p.set_defaults(func=run_publish)
+
     # ------------------------------------------------------------------ fetch
     p = add_command(
         sub, "fetch", "download a run's report and records from the store, verified",
@@ -185,6 +199,28 @@ def run_local(args) -> int:
     for line in info["failed"]:
         print(f"failed: {line}")
     return 1 if info["failed"] else 0
+
+
+def run_publish(args) -> int:
+    from pathlib import Path
+
+    from dlbench.log import get_logger
+    from dlbench.store import open_store
+
+    name = args.run.strip("/")
+    run_dir = Path(args.work) / name
+    if not name or "/" in name or name in (".", "..") or not run_dir.is_dir():
+        raise DlbenchError(f"no run {args.run!r} in {args.work}",
+                           "pass the run name dlbench run --local printed and the --work folder it used")
+    local = _edge("pipelines.local")
+    bundle = local.find_bundle(run_dir)
+    store = open_store(args.store or _default_store(), create_bucket=args.create_bucket)
+    info = local.publish_run(run_dir, store, bundle=bundle, log=get_logger("dlbench.pipeline").info,
+                             store_url=args.store or _default_store(), work_dir=args.work)
+    print(f"stored: {info['store']} ({info['files']} files, {info['bytes']:,} bytes), verified against "
+          f"its MANIFEST.json")
+    print(f"report: {info['report']}")
+    return 0
 
 
 def run_fetch(args) -> int:

@@ -65,7 +65,8 @@ def run_train(config: TrainConfig | dict, split_dir: str | os.PathLike, out_dir:
     steps = steps_per_epoch(n_train, config.batch_size, config.max_steps_per_epoch)
 
     out.mkdir(parents=True, exist_ok=True)
-    with step_record("train", config.model_dump(), out, run_id=config.run_id, device=str(device)) as rec:
+    with step_record("train", config.model_dump(), out, run_id=config.run_id, device=str(device),
+                     fresh=state is None) as rec:
         rec.add_input("split", split_path)
         t_start = time.perf_counter()
         if device.type == "cuda":
