@@ -418,6 +418,15 @@ class S3Store(Store):
                 time.sleep(delay)
 
     # ------------------------------------------------------------------ incomplete multipart uploads
+    def _abort(self, key: str, upload_id: str) -> None:
+        """Abort one multipart upload; one the server no longer knows (a restart, an earlier abort) is done."""
+        try:
+            self._client._abort_multipart_upload(self.bucket, key, upload_id)
+        except (S3Error, InvalidResponseError) as exc:
+            if getattr(exc, "code", None) != "NoSuchUpload" and "NoSuchUpload" not in str(exc):
+                raise
+            self._client.open_uploads.pop(upload_id, None)
+
     def incomplete_uploads(self, prefix: str = "", exact: bool = False) -> list[tuple[str, str]]:
         """(key, upload id) of every multipart upload begun and neither completed nor aborted under the
         folder ``prefix`` (with ``exact``: at the key ``prefix``)."""
@@ -428,8 +437,13 @@ class S3Store(Store):
         def run():
             out, key_marker, id_marker = [], None, None
             while True:
-                res = self._client._list_multipart_uploads(self.bucket, prefix=full or None, key_marker=key_marker,
-                                                           upload_id_marker=id_marker)
+                try:
+                    res = self._client._list_multipart_uploads(self.bucket, prefix=full or None,
+                                                               key_marker=key_marker, upload_id_marker=id_marker)
+                except (S3Error, InvalidResponseError) as exc:  # rclone answers NoSuchUpload for none
+                    if getattr(exc, "code", None) != "NoSuchUpload" and "NoSuchUpload" not in str(exc):
+                        raise
+                    return out
                 out += [(u.object_name, u.upload_id) for u in res.uploads if not exact or u.object_name == full]
                 if not res.is_truncated:
                     return out
@@ -448,9 +462,8 @@ class S3Store(Store):
             found = {(k, u) for u, k in self._client.open_uploads.items()
                      if (k == full if exact else k.startswith(full.rstrip("/") + "/" if full else ""))}
             found |= set(self.incomplete_uploads(prefix, exact=exact))
-            for key, upload_id in found:
-                self._call(f"abort the incomplete upload of {key}",
-                           lambda k=key, u=upload_id: self._client._abort_multipart_upload(self.bucket, k, u))
+            for key, upload_id in sorted(found):
+                self._call(f"abort the incomplete upload of {key}", lambda k=key, u=upload_id: self._abort(k, u))
             return len(found)
         except StoreError:
             if quick:
