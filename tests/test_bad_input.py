@@ -105,7 +105,7 @@ CASES = [
      "finite number"),
     ("data-fractions-two", "data --dataset fashion-mnist --root {I}/idx --fractions 0.7 0.3 --out {O}/d",
      "expected 3 arguments"),
-    ("data-fractions-tiny-val", "data --dataset fashion-mnist --root {I}/idx --fractions 0.98 0.01 0.01 --out {O}/d",
+    ("data-fractions-tiny-val", "data --dataset fashion-mnist --root {I}/idx --fractions 0.99 0.005 0.005 --out {O}/d",
      "fewer than the 10 classes"),
     ("data-seed-negative", "data --dataset fashion-mnist --root {I}/idx --seed -1 --out {O}/d", "--seed must be >= 0"),
     ("data-source-unknown", "data --dataset fashion-mnist --source web --out {O}/d", "invalid choice: 'web'"),

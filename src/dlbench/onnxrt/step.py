@@ -47,6 +47,9 @@ from dlbench.timing import time_callable
 ONNX_NAME = "model.onnx"
 TIMINGS_NAME = "timings.csv"
 PARITY_BATCHES = (1, 3)
+# Fewer timed iterations than this give percentiles and ratios marked low-confidence: a p99 of 3 calls is
+# their maximum, and one scheduler hiccup on a busy machine moves a p50 ratio by orders of magnitude.
+MIN_CONFIDENT_ITERATIONS = 20
 RESULT_FIELDS = ("runtime", "provider", "device", "precision", "io_binding", "batch_size", "warmup", "iterations",
                  "p50_ms", "p90_ms", "p99_ms", "mean_ms", "std_ms", "min_ms", "max_ms", "throughput_ips")
 
@@ -250,7 +253,8 @@ def _run(net, model, stem, out, rec, wanted, usable, unavailable, batches, warmu
             call, sync = _ort_runner(sessions[p.name], p, x.numpy())
             t = time_callable(call, warmup=warmup, iterations=iterations, batch_size=bs, sync=sync)
             results.append({"runtime": "onnxruntime", "provider": p.name, "device": p.device, "precision": "fp32",
-                            "io_binding": p.io_binding, **t.summary()})
+                            "io_binding": p.io_binding, **t.summary(),
+                            "low_confidence": iterations < MIN_CONFIDENT_ITERATIONS})
             log(f"batch {bs:>4} onnxruntime {p.name:<8} p50 {t.p50_ms:8.3f} ms  {t.throughput_ips:10.1f} img/s")
         for d in devices:
             xd = x.to(d)
@@ -258,7 +262,8 @@ def _run(net, model, stem, out, rec, wanted, usable, unavailable, batches, warmu
                 call, sync = _torch_runner(models[d], xd, d, precision)
                 t = time_callable(call, warmup=warmup, iterations=iterations, batch_size=bs, sync=sync)
                 results.append({"runtime": "pytorch", "provider": d, "device": d, "precision": precision,
-                                "io_binding": False, **t.summary()})
+                                "io_binding": False, **t.summary(),
+                                "low_confidence": iterations < MIN_CONFIDENT_ITERATIONS})
                 log(f"batch {bs:>4} pytorch     {d:<8} {precision} p50 {t.p50_ms:8.3f} ms  "
                     f"{t.throughput_ips:10.1f} img/s")
     timings = out / TIMINGS_NAME
@@ -294,6 +299,8 @@ def _run(net, model, stem, out, rec, wanted, usable, unavailable, batches, warmu
                        "synchronised inside the timed interval",
         "results": results,
         "speedup": _speedups(results),
+        "min_confident_iterations": MIN_CONFIDENT_ITERATIONS,
+        "low_confidence": iterations < MIN_CONFIDENT_ITERATIONS,
     }
 
 
@@ -306,5 +313,6 @@ def _speedups(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
         if r["runtime"] == "onnxruntime" and (r["device"], r["batch_size"]) in torch_p50:
             pt = torch_p50[(r["device"], r["batch_size"])]
             out.append({"provider": r["provider"], "batch_size": r["batch_size"], "onnxruntime_p50_ms": r["p50_ms"],
-                        "pytorch_p50_ms": pt, "speedup": pt / r["p50_ms"]})
+                        "pytorch_p50_ms": pt, "speedup": pt / r["p50_ms"],
+                        "low_confidence": bool(r.get("low_confidence"))})
     return out
