@@ -78,6 +78,10 @@ def _check_args(model, stem, batch_sizes, warmup, iterations, threads, opset, to
         raise SpecError(f"parity tolerance must be > 0 (got {tolerance})")
     if input_size < 8 or in_channels < 1:
         raise SpecError(f"input must be at least 1x8x8 (got {in_channels}x{input_size}x{input_size})")
+    from dlbench.spec import INPUT_SIZE_RANGE
+
+    if input_size > INPUT_SIZE_RANGE[1]:
+        raise SpecError(f"input size must be at most {INPUT_SIZE_RANGE[1]} pixels (got {input_size})")
     if exporter not in EXPORTERS:
         raise SpecError(f"unknown exporter {exporter!r}", f"choose one of {', '.join(EXPORTERS)}")
     return list(dict.fromkeys(batch_sizes))
