@@ -132,6 +132,9 @@ CASES = [
      "holds fashion-mnist but the run asks for mnist"),
     ("svm-out-proc", "svm --split {I}/split --out /proc/x", "--out /proc/x: cannot write"),
     ("svm-out-file", "svm --split {I}/split --out {I}/a-file", "a file is there"),
+    ("svm-out-is-the-split", "svm --split {I}/split --out {I}/split", "holds the record of a data step"),
+    ("train-out-is-the-split", "train --split {I}/split --out {I}/split --max-steps-per-epoch 1",
+     "holds the record of a data step"),
     ("svm-kernel-unknown", "svm --split {I}/split --out {O}/s --kernel linear", "invalid choice: 'linear'"),
     # ---------------------------------------------------------------- train
     ("train-lr-inf", "train --split {I}/split --out {O}/t --lr inf", "finite number"),

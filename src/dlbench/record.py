@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from dlbench import __version__
-from dlbench.errors import DataError
+from dlbench.errors import DataError, OutputError
 from dlbench.io import read_json, sha256_file, write_json
 
 SCHEMA_VERSION = 1
@@ -186,12 +186,15 @@ def clear_previous_run(step: str, out_dir: str | os.PathLike) -> list[str]:
     if old.is_file():
         try:
             prev = read_json(old)
-            for entry in (prev.get("outputs") or {}).values() if isinstance(prev, dict) else ():
-                name = str((entry or {}).get("path") or "")
-                if name and "/" not in name and name not in (".", ".."):
-                    names.add(name)
-        except (DataError, OSError, AttributeError):
-            pass
+        except (DataError, OSError):
+            prev = None
+        if isinstance(prev, dict) and prev.get("step") not in (None, step):
+            raise OutputError(f"{out} holds the record of a {prev.get('step')} step, which a {step} run there "
+                              f"would replace", "choose another output folder")
+        for entry in (prev.get("outputs") or {}).values() if isinstance(prev, dict) else ():
+            name = str((entry or {}).get("path") or "") if isinstance(entry, dict) else ""
+            if name and "/" not in name and name not in (".", ".."):
+                names.add(name)
         names.add(RECORD_NAME)
     removed = []
     for name in sorted(names):
