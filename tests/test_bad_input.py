@@ -207,7 +207,7 @@ CASES = [
     ("fetch-to-proc", "fetch RUN --store {O}/store --to /proc/y", "--to /proc/y: cannot write"),
     ("fetch-to-file", "fetch RUN --store {O}/store --to {I}/a-file", "a file is there"),
     ("run-no-local", "run --spec quick --work {O}/w", "add --local"),
-    ("run-parallelism-zero", "run --local --spec quick --parallelism 0 --work {O}/w", "--parallelism must be 1"),
+    ("run-parallelism-zero", "run --local --spec quick --parallelism 0 --work {O}/w", "--parallelism must be at least 1"),
     ("run-work-file", "run --local --spec quick --work {I}/a-file", "--work"),
     ("run-work-proc", "run --local --spec quick --work /proc/x", "--work /proc/x: cannot write"),
     ("run-root-missing", "run --local --spec {I}/no-root.yaml --work {O}/w", "data.root"),

@@ -36,7 +36,7 @@ def _default_store() -> str:
 
 def _check_parallelism(n: int) -> None:
     if n < 1:
-        raise DlbenchError(f"--parallelism must be 1 or more (got {n})", "1 runs one task of a loop at a time")
+        raise DlbenchError(f"--parallelism must be at least 1 (got {n})", "1 runs one task of a loop at a time")
 
 
 def register(sub) -> None:
