@@ -211,6 +211,9 @@ CASES = [
     ("run-work-file", "run --local --spec quick --work {I}/a-file", "--work"),
     ("run-work-proc", "run --local --spec quick --work /proc/x", "--work /proc/x: cannot write"),
     ("run-root-missing", "run --local --spec {I}/no-root.yaml --work {O}/w", "data.root"),
+    ("run-store-proc", "run --local --spec quick --work {O}/w --store /proc/s", "--store /proc/s: cannot write"),
+    ("run-store-file", "run --local --spec quick --work {O}/w --store {I}/a-file", "--store"),
+    ("publish-unknown-run", "publish RUN --work {O} --store {O}/s", "no run 'RUN'"),
     ("submit-poll-zero", "submit --host http://127.0.0.1:9 --poll 0", "--poll must be > 0"),
     ("submit-timeout-nan", "submit --host http://127.0.0.1:9 --timeout nan", "finite number"),
 ]

@@ -189,6 +189,7 @@ def run_local(args) -> int:
     require_runs(spec)
     check_local_inputs(spec, args.spec)
     check_out_dir(args.work, "--work")
+    _check_local_store(args.store or _default_store())
     local = _edge("pipelines.local")
     log = get_logger("dlbench.pipeline").info
     info = local.run_local(spec, store_url=args.store or _default_store(), runner=args.runner, work_dir=args.work,
@@ -199,6 +200,14 @@ def run_local(args) -> int:
     for line in info["failed"]:
         print(f"failed: {line}")
     return 1 if info["failed"] else 0
+
+
+def _check_local_store(url: str) -> None:
+    """A folder store must be writable before a run's work starts (an S3 store is checked by opening it)."""
+    from dlbench.io import check_out_dir
+
+    if "://" not in url or url.startswith("file://"):
+        check_out_dir(url.removeprefix("file://"), "--store")
 
 
 def run_publish(args) -> int:
@@ -212,6 +221,7 @@ def run_publish(args) -> int:
     if not name or "/" in name or name in (".", "..") or not run_dir.is_dir():
         raise DlbenchError(f"no run {args.run!r} in {args.work}",
                            "pass the run name dlbench run --local printed and the --work folder it used")
+    _check_local_store(args.store or _default_store())
     local = _edge("pipelines.local")
     bundle = local.find_bundle(run_dir)
     store = open_store(args.store or _default_store(), create_bucket=args.create_bucket)
