@@ -339,10 +339,10 @@ class LocalStore(Store):
         if not src.is_file():
             raise StoreError(f"{src} is not a file")
         dest = self._path(key)
-        dest.parent.mkdir(parents=True, exist_ok=True)
         tmp = dest.with_name(f".{dest.name}.{os.getpid()}.upload")
         want = sha256_file(src)
         try:
+            dest.parent.mkdir(parents=True, exist_ok=True)
             with open(src, "rb") as fi, open(tmp, "wb") as fo:
                 while block := fi.read(CHUNK):
                     fo.write(block)
