@@ -190,6 +190,7 @@ CASES = [
     ("spec-subsample-huge", "spec validate {I}/subhuge.yaml", "larger than the datasets"),
     ("spec-seed-negative", "spec validate {I}/neg-seed.yaml", "seed: Input should be greater than or equal to 0"),
     ("spec-fractions", "spec validate {I}/bad-fractions.yaml", "sum to 1 (got [0.5, 0.5, 0.5])"),
+    ("spec-binary-file", "spec validate {I}/idx/train-images-idx3-ubyte.gz", "not a text file"),
     ("spec-missing-file", "spec validate {I}/nope.yaml", "neither a preset"),
     ("study-empty-spec", "study --spec {I}/empty.yaml --out {O}/st", "is empty"),
     ("study-inf", "study --spec {I}/inf-tol.yaml --out {O}/st", "finite number"),

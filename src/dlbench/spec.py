@@ -348,7 +348,12 @@ def _read_spec_text(name_or_path: str) -> tuple[str, str]:
     p = Path(name_or_path)
     if not p.is_file():
         raise SpecError(f"spec {name_or_path!r} is neither a preset ({', '.join(preset_names())}) nor a file")
-    return str(p), p.read_text()
+    try:
+        return str(p), p.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise SpecError(f"spec {p}: not a text file (not UTF-8)", "a spec is a YAML file") from None
+    except OSError as exc:
+        raise SpecError(f"spec {p}: cannot read ({exc.strerror or exc})") from None
 
 
 def _model_in(tp: Any) -> type[BaseModel] | None:
