@@ -177,7 +177,7 @@ CASES = [
     ("onnx-checkpoint-missing", "onnx --model resnet18 --checkpoint {I}/nope.pt --out {O}/o", "--checkpoint"),
     ("onnx-out-file", "onnx --model resnet18 --out {I}/a-file", "a file is there"),
     # ---------------------------------------------------------------- report
-    ("report-records-missing", "report --records {I}/nope --out {O}/r", "--records"),
+    ("report-records-missing", "report --records {I}/nope --out {O}/r", "records folder"),
     ("report-records-file", "report --records {I}/a-file --out {O}/r", "is a file, not a folder"),
     ("report-out-proc", "report --records {I}/split --out /proc/x", "--out /proc/x: cannot write"),
     ("report-out-file", "report --records {I}/split --out {I}/a-file", "a file is there"),

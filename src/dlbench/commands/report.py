@@ -27,9 +27,10 @@ def run(args) -> int:
     from dlbench.report import run_report
 
     records = Path(args.records)
-    if not records.is_dir():
-        why = "is a file, not a folder" if records.exists() else "not found"
-        raise DataError(f"--records {records}: {why}", "give the folder of a study (dlbench study --out)")
+    if not records.is_dir():  # the same words as run_report's own check, before the output check
+        raise DataError(f"records folder {records} " + ("is a file, not a folder" if records.exists() else
+                                                        "does not exist"),
+                        "point --records at a study folder, e.g. runs/quick")
     out = records / "report" if args.out == DEFAULT_OUT else Path(args.out)
     check_out_dir(out, "--out" if args.out != DEFAULT_OUT else "the report folder")
     html = run_report(args.records, out, log=get_logger("dlbench.report").info)
