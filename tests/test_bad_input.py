@@ -172,6 +172,8 @@ CASES = [
     ("onnx-tolerance-inf", "onnx --model resnet18 --tolerance inf --out {O}/o", "finite number"),
     ("onnx-tolerance-nan", "onnx --model resnet18 --tolerance nan --out {O}/o", "finite number"),
     ("onnx-opset-old", "onnx --model resnet18 --opset 5 --out {O}/o", "opset must be >= 13"),
+    ("onnx-opset-future", "onnx --model resnet18 --opset 99 --out {O}/o", "opset 99 is newer than"),
+    ("onnx-input-size-huge", "onnx --model resnet18 --input-size 100000 --out {O}/o", "at most 512 pixels"),
     ("onnx-threads-zero", "onnx --model resnet18 --threads 0 --out {O}/o", "threads must be >= 1"),
     ("onnx-provider-unknown", "onnx --model resnet18 --providers tpu --out {O}/o", "unknown ONNX Runtime provider"),
     ("onnx-checkpoint-missing", "onnx --model resnet18 --checkpoint {I}/nope.pt --out {O}/o", "--checkpoint"),

@@ -74,6 +74,10 @@ def _check_args(model, stem, batch_sizes, warmup, iterations, threads, opset, to
         raise SpecError(f"threads must be >= 1 (got {threads})", "leave it unset for the runtime's default")
     if opset < 13:
         raise SpecError(f"opset must be >= 13 (got {opset})")
+    newest = getattr(getattr(torch.onnx, "_constants", None), "ONNX_MAX_OPSET", None)
+    if newest is not None and opset > newest:
+        raise SpecError(f"opset {opset} is newer than this torch exports (at most {newest})",
+                        f"use --opset {newest} or less")
     if not tolerance > 0:
         raise SpecError(f"parity tolerance must be > 0 (got {tolerance})")
     if input_size < 8 or in_channels < 1:
