@@ -153,3 +153,20 @@ def test_a_split_not_matching_its_manifest_is_refused(idx_folder, tmp_path):
         load_checked_split(a)
     with pytest.raises(DataError, match="holds fashion-mnist but the run asks for mnist"):
         load_checked_split(tmp_path / "b", "mnist")
+
+
+def test_a_full_set_with_the_other_datasets_statistics_is_refused(tmp_path):
+    """70,000 images whose mean pixel is MNIST's (0.131) cannot be Fashion-MNIST (0.286)."""
+    rng = np.random.default_rng(0)
+    folder = tmp_path / "digits"
+    folder.mkdir()
+    for part, n in (("train", 60_000), ("t10k", 10_000)):
+        images = np.where(rng.random((n, 28, 28)) < 0.131, 255, 0).astype(np.uint8)  # mean pixel ~0.131
+        write_idx(folder / f"{part}-images-idx3-ubyte", images)
+        write_idx(folder / f"{part}-labels-idx1-ubyte", (np.arange(n) % 10).astype(np.uint8))
+    with pytest.raises(DataError, match=r"the images look like MNIST, not Fashion-MNIST \(mean pixel 0.13"):
+        run_data("fashion-mnist", tmp_path / "out", source="idx", root=str(folder), log=lambda *_: None)
+    assert not (tmp_path / "out").exists()
+    manifest = run_data("mnist", tmp_path / "ok", source="idx", root=str(folder), subsample=1000,
+                        log=lambda *_: None)
+    assert manifest["source"]["verified"] == "image statistics"
