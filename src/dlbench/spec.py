@@ -379,12 +379,10 @@ def _fields_at(model_cls: type[BaseModel] | None, loc: tuple) -> list[str]:
 
 
 def format_validation_error(source: str, exc: ValidationError, model_cls: type[BaseModel] | None = None,
-                            label: str = "spec", flags: bool = False) -> str:
+                            label: str = "spec") -> str:
     parts = []
     for err in exc.errors():
         loc = ".".join(str(x) for x in err["loc"]) or "(top level)"
-        if flags and err["loc"]:  # command-line options: name the flag the user typed
-            loc = "--" + str(err["loc"][0]).replace("_", "-")
         msg = err["msg"]
         got = err.get("input")
         if err["type"] == "extra_forbidden":
@@ -446,5 +444,4 @@ def validate_model(model_cls: type[BaseModel], data: dict[str, Any], what: str) 
     try:
         return model_cls.model_validate(data)
     except ValidationError as exc:
-        raise SpecError(format_validation_error(what, exc, model_cls, label="",
-                                                flags=what.endswith(" options"))) from None
+        raise SpecError(format_validation_error(what, exc, model_cls, label="")) from None

@@ -113,7 +113,7 @@ def test_n_train_larger_than_split_is_one_line_and_writes_nothing(tiny_split, tm
     ({"gamma": -0.1}, "gamma: Value error, gamma must be > 0, 'scale' or 'auto'"),
     ({"gamma": 0}, "gamma: Value error, gamma must be > 0"),
     ({"backend": "thundersvm"}, "backend: Input should be 'sklearn', 'cuml' or 'auto'"),
-    ({"n_train": 0}, "--n-train: Input should be greater than 0"),
+    ({"n_train": 0}, "n_train: Input should be greater than 0"),
 ])
 def test_bad_config_values_are_one_line(bad, field):
     with pytest.raises(SpecError) as err:
