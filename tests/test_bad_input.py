@@ -86,7 +86,7 @@ CASES = [
     ("data-out-proc", "data --dataset fashion-mnist --root {I}/idx --out /proc/x", "--out /proc/x: cannot write"),
     ("data-out-file", "data --dataset fashion-mnist --root {I}/idx --out {I}/a-file", "a file is there"),
     ("data-out-under-file", "data --dataset fashion-mnist --root {I}/idx --out {I}/a-file/d", "is a file, so it"),
-    ("data-out-empty", "data --dataset fashion-mnist --root {I}/idx --out=", "--out: empty path"),
+    ("data-out-empty", "data --dataset fashion-mnist --root {I}/idx --out=", "no --out folder"),
     ("data-root-missing", "data --dataset fashion-mnist --root {I}/nope --out {O}/d", "data folder not found"),
     ("data-root-file", "data --dataset fashion-mnist --root {I}/a-file --out {O}/d", "data folder not found"),
     ("data-subsample-5", "data --dataset fashion-mnist --root {I}/idx --subsample 5 --out {O}/d",
