@@ -25,12 +25,21 @@ def register(sub) -> None:
 def run(args) -> int:
     from pathlib import Path
 
+    from dlbench.errors import DataError
+    from dlbench.io import check_out_dir
     from dlbench.log import get_logger
     from dlbench.report import run_report
 
-    out = Path(args.records) / "report" if args.out in (None, DEFAULT_OUT) else Path(args.out)
+    records = Path(args.records)
+    if not records.is_dir():  # the same words as run_report's own check, before the output check
+        raise DataError(f"records folder {records} " + ("is a file, not a folder" if records.exists() else
+                                                        "does not exist"),
+                        "point --records at a study folder, e.g. runs/quick")
+    default = args.out in (None, DEFAULT_OUT)
+    out = records / "report" if default else Path(args.out)
+    check_out_dir(out, "--out" if not default else "the report folder")
     if not args.overwrite:
-        check_report_out(out, Path(args.records))
+        check_report_out(out, records)
     html = run_report(args.records, out, log=get_logger("dlbench.report").info)
     print(html)
     return 0

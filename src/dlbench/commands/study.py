@@ -27,11 +27,15 @@ def register(sub) -> None:
 def run(args) -> int:
     from pathlib import Path
 
-    from dlbench.spec import load_spec
+    from dlbench.io import check_out_dir
+    from dlbench.spec import check_local_inputs, load_spec, require_runs
     from dlbench.study import default_out, prepare_out, run_study
 
     spec = load_spec(args.spec)
+    require_runs(spec)
+    check_local_inputs(spec, args.spec)
     out = Path(args.out) if args.out else default_out(spec)
+    check_out_dir(out)
     mode = prepare_out(spec, out, resume=args.resume, overwrite=args.overwrite)
     summary = run_study(spec, out, resume=mode == "resume")
     failed = sum(len(v["failed"]) for v in summary.values())
