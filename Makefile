@@ -4,13 +4,14 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 SPEC ?= quick
-OUT ?= runs/$(SPEC)
+# Study folder; empty: dlbench's default, runs/<the spec's name> (runs/quick for SPEC=quick).
+OUT ?=
 STORE ?= runs/pipeline
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 FASHION_DIR := /usr/share/datasets/fashion-mnist
 PIP_QUIET := --quiet --disable-pip-version-check
 
-.PHONY: help setup data browser demo study test lint compile bench clean
+.PHONY: help setup data browser demo study test lint compile bench clean clean-runs
 
 help:  ## list the verbs
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 12
@@ -35,12 +36,10 @@ browser: /usr/bin/chromium  ## install headless Chromium (Debian's chromium), th
 
 demo: setup data  ## run the quick study through the KFP pipeline on this machine (kfp.local)
 	$(BIN)/dlbench run --local --spec $(SPEC) --store $(STORE)
-	@echo "every run: $(abspath $(STORE))/<run>/ (dlbench fetch RUN --store $(STORE) --to DIR copies one)"
+	@echo "every run: $(BIN)/dlbench runs $(STORE)   (dlbench fetch RUN --store $(STORE) --to DIR copies one)"
 
-study: setup data  ## run the quick study in this process, without KFP (dlbench study)
-	$(BIN)/dlbench study --spec $(SPEC) --out $(OUT)
-	@test -f $(OUT)/report/report.html || { echo "report not written: see the errors above"; exit 1; }
-	@echo "report: $(abspath $(OUT)/report/report.html)"
+study: setup data  ## run the quick study in this process, without KFP, into runs/quick (again: skips finished runs)
+	$(BIN)/dlbench study --spec $(SPEC) $(if $(OUT),--out $(OUT)) --resume
 
 test: setup data browser registry  ## run the test suite
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
@@ -78,8 +77,11 @@ registry: /usr/bin/docker-registry  ## install Debian's docker-registry (the tes
 /usr/bin/docker-registry:
 	$(SUDO) apt-get update -qq && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-registry >/dev/null
 
-container-test: setup data  ## build the cpu image offline (podman, local Debian base) and run README's docker steps in it
+container-test: setup data  ## build the cpu image offline (podman, local Debian base) and run the docker steps of docs/containers.md in it
 	$(BIN)/python -m pytest -q -s tests/images/test_container.py
 
-clean:  ## remove the virtualenv and run outputs
-	rm -rf $(VENV) runs .pytest_cache
+clean:  ## remove the virtualenv and caches (run outputs in runs/ stay; see clean-runs)
+	rm -rf $(VENV) .pytest_cache
+
+clean-runs:  ## delete every study, pipeline run and kfp.local output under runs/
+	rm -rf runs

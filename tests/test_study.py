@@ -36,3 +36,80 @@ def test_refusal_never_overwrites_an_earlier_record(tmp_path):
     assert record_refusal(DataError("batch too large"), "train", {"a": 1}, fresh, run_id="r2") is True
     rec = json.loads((fresh / "record.json").read_text())
     assert rec["status"] == "failed" and rec["error"] == "batch too large" and rec["run_id"] == "r2"
+
+
+def _tiny_study(idx_folder, name: str = "tiny-study") -> dict:
+    return {
+        "name": name,
+        "data": {"datasets": ["fashion-mnist"], "source": "idx", "root": str(idx_folder)},
+        "train": {"max_steps_per_epoch": 1,
+                  "grids": [{"models": ["resnet18"], "batch_size": [32], "epochs": [1], "device": ["cpu"]}]},
+        "svm": {"kernels": ["rbf"], "n_train": 100},
+        "profile": {"input_sizes": [28]},
+        "onnx": {"batch_sizes": [1], "warmup": 0, "iterations": 1},
+    }
+
+
+def test_study_folders_are_never_mixed_or_overwritten_silently(idx_folder, tmp_path, monkeypatch, capsys, caplog):
+    import yaml
+
+    from dlbench.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    spec = tmp_path / "tiny.yaml"
+    spec.write_text(yaml.safe_dump(_tiny_study(idx_folder)))
+    # the default folder is named after the spec
+    assert main(["study", "--spec", str(spec)]) == 0
+    out = tmp_path / "runs" / "tiny-study"
+    assert "results: runs/tiny-study" in capsys.readouterr().out
+    (train,) = (out / "train").iterdir()
+    (svm,) = (out / "svm").iterdir()
+    index = json.loads((out / "index.json").read_text())["runs"]
+    assert index[train.name]["step"] == "train" and index[train.name]["folder"] == f"train/{train.name}"
+    assert index[train.name]["status"] == "ok" and index[svm.name]["config"]["kernel"] == "rbf"
+    before = {p: p.read_bytes() for p in (train / "record.json", svm / "record.json", out / "spec.yaml")}
+    # dlbench runs lists it, with its spec, status and report
+    assert main(["runs"]) == 0
+    header, row = capsys.readouterr().out.splitlines()
+    assert header.split() == ["NAME", "SPEC", "DATE", "(UTC)", "STATUS", "REPORT"]
+    assert row.split()[:2] == ["tiny-study", "tiny-study"] and row.split()[4] == "ok"
+    assert row.endswith(str(out / "report" / "report.html"))
+
+    # the same study again: refused, nothing touched
+    assert main(["study", "--spec", str(spec)]) == 2
+    err = capsys.readouterr().err
+    assert "already holds study 'tiny-study' (2 runs done)" in err and "--resume" in err and "--overwrite" in err
+    assert all(p.read_bytes() == b for p, b in before.items())
+
+    # another study into that folder: refused, even with --resume
+    other = tmp_path / "other.yaml"
+    other.write_text(yaml.safe_dump(_tiny_study(idx_folder, name="other")))
+    for extra in ([], ["--resume"]):
+        assert main(["study", "--spec", str(other), "--out", str(out), *extra]) == 2
+        assert "holds another study, 'tiny-study', not 'other'" in capsys.readouterr().err
+    assert all(p.read_bytes() == b for p, b in before.items())
+
+    # a folder holding something else: refused
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "todo.txt").write_text("mine")
+    assert main(["study", "--spec", str(spec), "--out", str(tmp_path / "notes"), "--overwrite"]) == 2
+    assert "holds no study" in capsys.readouterr().err
+    assert [p.name for p in (tmp_path / "notes").iterdir()] == ["todo.txt"]
+
+    # --resume: the finished runs are kept, by run id; the report is written again
+    caplog.clear()
+    assert main(["study", "--spec", str(spec), "--resume"]) == 0
+    captured = capsys.readouterr()
+    assert "train: 0 ok, 1 kept from before" in captured.out and "svm: 0 ok, 1 kept from before" in captured.out
+    assert f"[train 1/1] resnet18 resident bs=32 adam 1e-3 1 ep fashion-mnist cpu (id {train.name}): done before, " \
+           "kept (--resume)" in caplog.text
+    assert all(p.read_bytes() == b for p, b in before.items())
+    assert (out / "report" / "report.html").is_file()
+
+    # --overwrite: a fresh study in its place
+    (out / "stray.txt").write_text("from the old study")
+    assert main(["study", "--spec", str(spec), "--overwrite"]) == 0
+    assert "train: 1 ok" in capsys.readouterr().out
+    assert not (out / "stray.txt").exists()
+    assert json.loads((train / "record.json").read_text())["started"] != \
+        json.loads(before[train / "record.json"])["started"]

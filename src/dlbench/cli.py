@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from dlbench import __version__
@@ -24,6 +25,7 @@ COMMAND_MODULES = [
     "dlbench.commands.onnx",
     "dlbench.commands.report",
     "dlbench.commands.pipeline",
+    "dlbench.commands.runs",
 ]
 
 EPILOG = """examples:
@@ -34,9 +36,10 @@ EPILOG = """examples:
   dlbench svm --split runs/demo/data/fashion-mnist --out runs/demo/svm/rbf --n-train 10000
   dlbench profile --models resnet18 resnet50 --input-sizes 28 224 --out runs/demo/profile
   dlbench onnx --model resnet18 --batch-sizes 1 64 --out runs/demo/onnx/resnet18
-  dlbench study --spec quick --out runs/quick
+  dlbench study --spec quick          # every step in this process, into runs/quick
   dlbench report --records runs/quick  # report.html of a study folder
-  dlbench compile --spec quick        # KFP v2 YAML: pipelines/study_pipeline.yaml
+  dlbench runs                        # the studies and pipeline runs under runs/
+  dlbench compile --spec quick        # KFP v2 YAML: runs/pipelines/quick.yaml
   dlbench run --local --spec quick    # the same pipeline here with kfp.local
   dlbench submit --host http://localhost:8080 --spec quick --wait
   dlbench fetch RUN --to runs/fetched # a run's report and records from the store
@@ -45,7 +48,15 @@ Every option's default is shown in its help (dlbench <command> --help)."""
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
-    pass
+    """Every option's real default, once: none for required options, flags and options whose default is
+    "not set" (None: their help says what happens then), and none added where the help states it already."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if (action.default is None or action.default is False or action.required or "default" in text
+                or action.default is argparse.SUPPRESS or isinstance(action, argparse._VersionAction)):
+            return text
+        return super()._get_help_string(action)
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -95,6 +106,12 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         result = args.func(args)
+        sys.stdout.flush()  # a closed pipe shows here rather than at exit
+    except BrokenPipeError:
+        # the reader went away (dlbench spec expand reference | head): end quietly, as cat does
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
     except DlbenchError as exc:
         print(f"dlbench: error: {exc.one_line()}", file=sys.stderr)
         return exc.exit_code

@@ -380,10 +380,15 @@ def _fields_at(model_cls: type[BaseModel] | None, loc: tuple) -> list[str]:
 
 
 def format_validation_error(source: str, exc: ValidationError, model_cls: type[BaseModel] | None = None,
-                            label: str = "spec") -> str:
+                            label: str = "spec", flags: dict[str, str] | None = None) -> str:
+    """One line naming each bad field; with ``flags`` (field -> command-line option) the options the user
+    typed instead of the spec's field names."""
     parts = []
     for err in exc.errors():
         loc = ".".join(str(x) for x in err["loc"]) or "(top level)"
+        if flags is not None and err["loc"]:
+            first = str(err["loc"][0])
+            loc = flags.get(first) or "--" + first.replace("_", "-")
         msg = err["msg"]
         got = err.get("input")
         if err["type"] == "extra_forbidden":
@@ -401,6 +406,8 @@ def format_validation_error(source: str, exc: ValidationError, model_cls: type[B
             parts.append(msg.removeprefix("Value error, "))
             continue
         parts.append(f"{loc}: {msg}")
+    if flags is not None:
+        return "; ".join(parts)
     return f"{label} {source}: ".lstrip() + "; ".join(parts)
 
 
@@ -440,9 +447,11 @@ def check_local_inputs(spec: StudySpec, source: str = "<spec>") -> None:
                             "give the folder holding the IDX files, or leave data.root out to search known places")
 
 
-def validate_model(model_cls: type[BaseModel], data: dict[str, Any], what: str) -> Any:
-    """Validate a step config (e.g. TrainConfig from CLI flags) with the same one-line errors."""
+def validate_model(model_cls: type[BaseModel], data: dict[str, Any], what: str,
+                   flags: dict[str, str] | None = None) -> Any:
+    """Validate a step config (e.g. TrainConfig from CLI flags) with the same one-line errors; ``flags``
+    (field -> option, ``{}`` for ``--field-name``) names the command-line options instead of the fields."""
     try:
         return model_cls.model_validate(data)
     except ValidationError as exc:
-        raise SpecError(format_validation_error(what, exc, model_cls, label="")) from None
+        raise SpecError(format_validation_error(what, exc, model_cls, label="", flags=flags)) from None

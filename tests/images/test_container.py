@@ -1,8 +1,8 @@
-"""CI proves the container path: the cpu image builds here and runs the README's `docker run` lines.
+"""CI proves the container path: the cpu image builds here and runs the `docker run` lines of docs/containers.md.
 
 This machine has no Docker engine and cannot pull from a registry, so ``images/ci-build.sh`` sets podman
 up (host settings, a Debian base made with debootstrap and cached in .cache/) and builds the cpu image;
-then the README's block of steps runs as written, with a ``docker`` shim that calls podman, and
+then the block of steps in docs/containers.md runs as written, with a ``docker`` shim that calls podman, and
 ``dlbench run --local --runner docker`` runs a tiny study with kfp.local's DockerRunner through podman's
 Docker API. The records the containers wrote are checked here. Slow (minutes; the image build dominates, and is cached by the
 engine on a second run). ``make container-test`` runs only this file; ``make test`` runs it with the rest.
@@ -33,9 +33,12 @@ MARK = "<!-- container-steps: tests/images/test_container.py runs this block as 
 pytestmark = pytest.mark.container
 
 
+DOC = ROOT / "docs" / "containers.md"
+
+
 def readme_block() -> str:
-    text = (ROOT / "README.md").read_text()
-    assert MARK in text, "README.md lost the container-steps block"
+    text = DOC.read_text()
+    assert MARK in text, "docs/containers.md lost the container-steps block"
     found = re.search(r"```bash\n(.*?)```", text.split(MARK, 1)[1], re.S)
     assert found, "no ```bash block after the container-steps mark"
     return found.group(1)
@@ -49,7 +52,7 @@ def tail(path: Path, lines: int = 40) -> str:
 def built(tmp_path_factory) -> dict:
     """Build the cpu image as CI does; return the engine, the image and a PATH whose `docker` is that engine."""
     for var in (images.REGISTRY_ENV, images.TAG_ENV):
-        assert not os.environ.get(var), f"unset {var}: the README block names the default image"
+        assert not os.environ.get(var), f"unset {var}: the docs' block names the default image"
     log = ROOT / ".cache" / "container-build.log"
     log.parent.mkdir(exist_ok=True)
     start = time.monotonic()
@@ -62,7 +65,7 @@ def built(tmp_path_factory) -> dict:
     engine = subprocess.run(["images/engine.sh"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
     assert engine in ("docker", "podman"), "images/ci-build.sh succeeded but no engine answers"
     bin_dir = tmp_path_factory.mktemp("shim")
-    if engine == "podman":  # the README says `docker run`; podman takes the same arguments
+    if engine == "podman":  # the docs say `docker run`; podman takes the same arguments
         shim = bin_dir / "docker"
         shim.write_text(f'#!/bin/sh\nexec {shutil.which("podman")} "$@"\n')
         shim.chmod(0o755)
@@ -100,8 +103,8 @@ def test_readme_container_steps_write_correct_records(built, tmp_path):
     start = time.monotonic()
     proc = subprocess.run(["bash", "-euo", "pipefail", "-c", readme_block()], cwd=ROOT, env=env,
                           capture_output=True, text=True)
-    print(f"\nREADME container steps: {time.monotonic() - start:.0f} s")
-    assert proc.returncode == 0, f"README container steps failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}"
+    print(f"\ncontainer steps of docs/containers.md: {time.monotonic() - start:.0f} s")
+    assert proc.returncode == 0, f"container steps of docs/containers.md failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}"
 
     data = json.loads((out / "data/fashion-mnist/record.json").read_text())
     assert data["step"] == "data" and data["status"] == "ok", data.get("error")
@@ -143,7 +146,7 @@ TINY_SPEC = {  # every step, as small as it gets
 
 @pytest.fixture
 def docker_api(built, tmp_path):
-    """DOCKER_HOST for the Docker SDK: podman's Docker-compatible API on a socket of our own (README)."""
+    """DOCKER_HOST for the Docker SDK: podman's Docker-compatible API on a socket of our own (docs/containers.md)."""
     if built["engine"] == "docker":
         yield {}
         return

@@ -36,15 +36,40 @@ def local_run(tiny_spec, s3_server, tmp_path_factory):
                      "--create-bucket", "--work", str(work), env=s3_server.env())
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
     run = re.search(r"^run: (\S+)$", result.stdout, re.M).group(1)
-    return {"result": result, "run": run, "work": work / run, "log": ANSI.sub("", result.stderr + result.stdout)}
+    log_file = Path(re.search(r"^full log: (\S+)$", result.stdout, re.M).group(1))
+    return {"result": result, "run": run, "work": work / run, "log_file": log_file,
+            "log": log_file.read_text()}
 
 
 def test_every_step_ran_through_kfp_local(local_run):
+    assert local_run["log_file"] == local_run["work"] / "pipeline.log"
     for task in TASKS:
         assert f"Task '{task}' finished with status SUCCESS" in local_run["log"], task
     assert "Pipeline 'dlbench-tiny' finished with status SUCCESS" in local_run["log"]
+    assert not ANSI.search(local_run["log"])
     outputs = {p.parent.name for p in local_run["work"].rglob("executor_output.json")}
     assert set(TASKS) <= outputs
+
+
+def test_the_console_shows_dlbench_lines_only(local_run):
+    """Captured as a pipe: a short log of dlbench's own lines, each task named once with its position; kfp.local's
+    log (executor inputs, artifact dumps) and library warnings are in the log file only."""
+    out = local_run["result"].stderr + local_run["result"].stdout
+    lines = out.splitlines()
+    assert len(lines) < 60, out
+    assert not ANSI.search(out)
+    assert "Warning" not in out and "warnings.warn" not in out and "executor_input" not in out
+    assert "executor_input" in local_run["log"]  # ... which the full log keeps
+    headers = [line for line in lines if line.startswith("[")]
+    named = sorted(h.split("]")[0] + "]" for h in headers)  # kfp.local's order of independent tasks varies
+    assert named == sorted(f"[{step} 1/1]" for step in STEPS), headers
+    (train,) = [h for h in headers if h.startswith("[train")]
+    assert re.fullmatch(r"\[train 1/1\] resnet18 resident bs=32 adam 1e-3 1 ep fashion-mnist cpu "
+                        r"\(id resnet18-[0-9a-f]{12}\)", train), train
+    assert re.search(r"epoch 1/1: train loss [0-9.]+, val loss", out)  # one line per epoch, below its header
+    index = read_json(local_run["work"] / "index.json")["runs"]
+    assert {v["step"] for v in index.values()} == {"train", "svm"}
+    assert train.endswith(f"(id {next(k for k, v in index.items() if v['step'] == 'train')})")
 
 
 def test_report_and_records_are_in_the_s3_server(local_run, s3_server):
@@ -92,6 +117,18 @@ def test_fetch_downloads_them_intact(local_run, s3_server, tmp_path, monkeypatch
     assert "already there and verified" in out
     (ckpt,) = list((dest / "models" / "train").glob("*/*.pt"))
     assert sha256_file(ckpt) == sha256_file(kfp_rec.parent / ckpt.name)
+
+
+def test_runs_lists_the_run_in_the_store(local_run, s3_server, monkeypatch, capsys):
+    for name, value in s3_server.env().items():
+        monkeypatch.setenv(name, value)
+    assert main(["runs", "s3://made-by-run/runs", "--json"]) == 0
+    import json
+
+    (row,) = json.loads(capsys.readouterr().out)
+    assert row["name"] == local_run["run"] and row["spec"] == "tiny" and row["status"] == "ok"
+    assert row["kind"] == "pipeline run"
+    assert row["report"] == f"s3://made-by-run/runs/{local_run['run']}/report/report.html"
 
 
 def test_no_secret_in_logs_records_or_store(local_run, s3_server):
@@ -173,6 +210,16 @@ def test_a_task_failure_ends_the_run_like_a_study(tiny_spec, tmp_path):
     run = re.search(r"^run: (\S+)$", out, re.M).group(1)
     assert (tmp_path / "store" / run / "report" / "report.html").is_file()
     assert (tmp_path / "store" / run / MANIFEST_NAME).is_file()
+    # the console named the failure below its task's header; kfp.local's log stayed in the file
+    assert "[data 1/1] fashion-mnist" in result.stderr and "wrong magic number" in result.stderr
+    assert "Executing task" not in result.stdout + result.stderr
+    # --verbose: kfp.local's own log and every task's whole output as well (no colour codes in a pipe)
+    verbose = dlbench("run", "--local", "--verbose", "--spec", str(bad), "--store", str(tmp_path / "store2"),
+                      "--work", str(tmp_path / "kfp2"), env={}, timeout=600)
+    assert verbose.returncode == 1
+    shown = verbose.stdout + verbose.stderr
+    assert "Executing task 'data'" in shown and "Got executor_input" in shown and "[data 1/1]" in shown
+    assert not ANSI.search(shown)
 
 
 class StuckLogContainer:
@@ -219,3 +266,60 @@ def test_a_task_log_whose_stream_ends_is_printed_as_it_came(capsys):
     follower.finish(grace=30)
     assert not follower.is_alive()
     assert capsys.readouterr().out == "one\ntwo\n"
+
+
+class _Terminal:
+    """A stream that says it is a terminal."""
+
+    def __init__(self) -> None:
+        import io
+
+        self.buffer = io.StringIO()
+
+    def write(self, text: str) -> int:
+        return self.buffer.write(text)
+
+    def flush(self) -> None:
+        pass
+
+    def isatty(self) -> bool:
+        return True
+
+
+def _feed(output, lines: list[str]) -> None:
+    output.feed("".join(line + "\n" for line in lines))
+
+
+TASK_OUTPUT = ["    [KFP Executor 2026-11-29 22:06:37,417 INFO]: Got executor_input:",
+               "    22:06:46 INFO dlbench.progress: resnet18 resident epoch 1/1 10/66 (3.0s) loss=1.9",
+               "    22:06:46 INFO dlbench.component: resnet18-9e02a5d31827 epoch 1/1: train loss 1.5559",
+               "    /x/kfp/local/subprocess_task_handler.py:81: RuntimeWarning: You may be attemping to run"]
+
+
+def test_progress_and_colour_only_on_a_terminal(tmp_path, monkeypatch):
+    from dlbench.log import Console
+    from pipelines.local import RunOutput
+
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    monkeypatch.setenv("TERM", "xterm")
+    term = _Terminal()
+    output = RunOutput(Console(term), tmp_path, {"train": 1})
+    _feed(output, TASK_OUTPUT)
+    output.console.header("[train 1/1] resnet18")
+    output.close()
+    shown = term.buffer.getvalue()
+    assert "\r\x1b[K" in shown and "epoch 1/1 10/66" in shown  # the progress line, overwritten by the next
+    assert "\x1b[1m[train 1/1] resnet18\x1b[0m" in shown
+    assert "RuntimeWarning" not in shown and "executor_input" not in shown
+    assert "RuntimeWarning" in output.log_path.read_text()
+    # a pipe: no progress line, no colour; NO_COLOR on a terminal: no colour
+    import io
+
+    pipe = io.StringIO()
+    output = RunOutput(Console(pipe), tmp_path / "p", {"train": 1}) if (tmp_path / "p").mkdir() is None else None
+    _feed(output, TASK_OUTPUT)
+    output.console.header("[train 1/1] resnet18")
+    output.close()
+    assert pipe.getvalue() == "  resnet18-9e02a5d31827 epoch 1/1: train loss 1.5559\n[train 1/1] resnet18\n"
+    monkeypatch.setenv("NO_COLOR", "1")
+    assert not Console(_Terminal()).color

@@ -45,7 +45,7 @@ def test_cli_bad_input_is_one_line_and_writes_nothing(tiny_split, tmp_path, args
 def test_cli_missing_split(tmp_path):
     r = _cli("svm", "--split", str(tmp_path / "nowhere"), "--out", str(tmp_path / "o"))
     assert r.returncode == 2 and r.stderr.count("\n") == 1
-    assert "nowhere: split not found (run `dlbench data` first" in r.stderr
+    assert "nowhere: folder not found (run `dlbench data` first" in r.stderr
 
 
 def test_cli_cuml_without_gpu_or_cuml_is_a_clear_error(tiny_split, tmp_path):

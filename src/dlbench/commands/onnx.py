@@ -1,5 +1,18 @@
 from __future__ import annotations
 
+import argparse
+
+
+def _positive(text: str) -> int:
+    """A batch size as typed: a whole number above 0 (argparse names the option in its error)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more (got {value})")
+    return value
+
 
 def register(sub) -> None:
     from typing import get_args
@@ -28,16 +41,16 @@ def register(sub) -> None:
     p.add_argument("--stem", default="imagenet", choices=list(STEMS),
                    help="stem the model (and checkpoint) was built with")
     p.add_argument("--checkpoint", default=None,
-                   help="state_dict .pt from a train run (plain, or under key 'model'); default: a freshly "
-                        "initialised model")
+                   help="state_dict .pt from a train run (plain, or under key 'model') (default: a freshly "
+                        "initialised model)")
     p.add_argument("--providers", nargs="+", default=["cpu"], metavar="NAME",
                    help=f"ONNX Runtime providers ({', '.join(PROVIDERS)})")
-    p.add_argument("--batch-sizes", nargs="+", type=int, default=[1, 8, 64, 256], metavar="N",
+    p.add_argument("--batch-sizes", nargs="+", type=_positive, default=[1, 8, 64, 256], metavar="N",
                    help="batch sizes to time")
     p.add_argument("--warmup", type=int, default=5, help="untimed calls per runtime and batch size")
     p.add_argument("--iterations", type=int, default=30, help="timed calls per runtime and batch size")
     p.add_argument("--threads", type=int, default=None,
-                   help="intra-op threads for ONNX Runtime and PyTorch; default: each runtime's own")
+                   help="intra-op threads for ONNX Runtime and PyTorch (default: each runtime's own)")
     p.add_argument("--opset", type=int, default=18, help="ONNX opset")
     p.add_argument("--tolerance", type=finite_float, default=1e-3,
                    help="largest allowed max abs difference between ONNX Runtime (CPU) and PyTorch outputs")

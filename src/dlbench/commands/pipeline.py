@@ -13,9 +13,9 @@ from dlbench.errors import DlbenchError
 
 STORE_ENV = "DLBENCH_STORE"
 DEFAULT_STORE = "runs/pipeline"
-DEFAULT_YAML = "pipelines/study_pipeline.yaml"
+COMPILE_DIR = "runs/pipelines"  # compile's default output: runs/pipelines/<spec name>.yaml
 STORE_HELP = ("where runs are kept: a folder, or s3://bucket/prefix (endpoint and keys from DLBENCH_S3_ENDPOINT, "
-              "AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY); default $DLBENCH_STORE or " + DEFAULT_STORE)
+              "AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY) (default: $DLBENCH_STORE, else " + DEFAULT_STORE + ")")
 
 
 def _edge(module: str, needs: tuple[str, ...] = ("kfp",)):
@@ -40,6 +40,15 @@ def _default_store() -> str:
     return os.environ.get(STORE_ENV) or DEFAULT_STORE
 
 
+def _publish_default() -> str:
+    """The store URL a cluster run publishes to (components.storage.STORE_URL), for the help text."""
+    try:
+        from components.storage import STORE_URL
+    except ImportError:
+        return "the cluster's store"
+    return STORE_URL
+
+
 def _check_parallelism(n: int) -> None:
     if n < 1:
         raise DlbenchError(f"--parallelism must be at least 1 (got {n})", "1 runs one task of a loop at a time")
@@ -54,11 +63,13 @@ def register(sub) -> None:
         description="Build the KFP v2 pipeline of a study spec (one task per train and SVM config, GPU tasks "
                     "requesting nvidia.com/gpu) and compile it to YAML. The YAML holds image names and the name "
                     "of the Kubernetes Secret with the store keys, never a key.",
-        epilog="examples:\n  dlbench compile --spec quick --out pipelines/study_pipeline.yaml\n"
+        epilog="examples:\n  dlbench compile --spec quick             # runs/pipelines/quick.yaml\n"
+               "  dlbench compile --spec reference --out reference.yaml\n"
                "  DLBENCH_REGISTRY=registry.example.com/me dlbench compile --spec quick --pin-digests --check "
                "--out study.yaml\n" + IMAGES_EPILOG)
     p.add_argument("--spec", default="quick", help="preset name (quick, reference) or a YAML file")
-    p.add_argument("--out", default=DEFAULT_YAML, help="where to write the YAML")
+    p.add_argument("--out", default=None, metavar="FILE",
+                   help=f"where to write the YAML (default: {COMPILE_DIR}/<spec name>.yaml)")
     p.add_argument("--pin-digests", action="store_true",
                    help="name every image by the digest its registry holds now (name@sha256:...), not by tag")
     p.add_argument("--check", action="store_true",
@@ -67,8 +78,8 @@ def register(sub) -> None:
     p.add_argument("--parallelism", type=int, default=1,
                    help="runs of one loop executing at once (more disturbs timings on shared nodes)")
     p.add_argument("--publish-to", default=None, metavar="URL",
-                   help="default of the pipeline's publish_to parameter (store URL the report task uploads the "
-                        "run's bundle to; '' for none); default: components.storage.STORE_URL")
+                   help="default of the pipeline's publish_to parameter: the store URL the report task uploads the "
+                        f"run's bundle to, '' for none (default: {_publish_default()})")
     p.set_defaults(func=run_compile)
 
     # ------------------------------------------------------------------ submit
@@ -82,22 +93,22 @@ def register(sub) -> None:
                "auth: $KFP_TOKEN (bearer token) or $KFP_COOKIES (session cookie) when the API needs them\n"
                "pre-flight (before anything is uploaded): every image resolves in its registry, the spec's datasets "
                "in the store exist; --no-preflight skips it\n" + IMAGES_EPILOG)
-    p.add_argument("--host", default=os.environ.get("KFP_HOST"), help="KFP URL, e.g. http://localhost:8080; "
-                   "default $KFP_HOST")
+    p.add_argument("--host", default=None, help="KFP URL, e.g. http://localhost:8080 (default: $KFP_HOST)")
     p.add_argument("--experiment", default="dlbench", help="experiment to run in (created if missing)")
     p.add_argument("--spec", default="quick", help="preset name or a YAML file")
-    p.add_argument("--run-name", default=None, help="run name; default <spec name>-<timestamp>")
+    p.add_argument("--run-name", default=None, help="run name (default: <spec name>-<timestamp>)")
     p.add_argument("--namespace", default=None, help="user namespace (multi-user Kubeflow)")
     p.add_argument("--parallelism", type=int, default=1, help="runs of one loop executing at once")
     p.add_argument("--publish-to", default=None, metavar="URL",
-                   help="store URL the report task uploads the bundle to ('' for none); default: the compiled default")
+                   help=f"store URL the report task uploads the bundle to, '' for none (default: {_publish_default()})")
     p.add_argument("--pin-digests", action="store_true",
                    help="name every image by the digest its registry holds now (name@sha256:...), not by tag")
     p.add_argument("--no-preflight", dest="preflight", action="store_false",
                    help="skip the pre-flight check of images and datasets")
     p.add_argument("--wait", action="store_true", help="wait for the run to end and show its state changes")
     p.add_argument("--poll", type=finite_float, default=10.0, help="seconds between status checks with --wait")
-    p.add_argument("--timeout", type=finite_float, default=None, help="give up waiting after this many seconds")
+    p.add_argument("--timeout", type=finite_float, default=None, help="give up waiting after this many seconds "
+                   "(default: wait until the run ends)")
     p.set_defaults(func=run_submit)
 
     # ------------------------------------------------------------------ run --local
@@ -115,8 +126,12 @@ def register(sub) -> None:
     p.add_argument("--spec", default="quick", help="preset name or a YAML file")
     p.add_argument("--store", default=None, help=STORE_HELP)
     p.add_argument("--create-bucket", action="store_true", help="create the S3 bucket when it does not exist")
-    p.add_argument("--work", default="runs/kfp-local", help="kfp.local's pipeline root (every task's outputs)")
+    p.add_argument("--work", default="runs/kfp-local", metavar="DIR",
+                   help="kfp.local's pipeline root: every task's outputs, pipeline.log and index.json per run")
     p.add_argument("--parallelism", type=int, default=1, help="runs of one loop executing at once")
+    p.add_argument("--verbose", "-v", action="store_true",
+                   help="also show kfp.local's log and every task's full output (always written to pipeline.log "
+                        "in the run's work folder)")
     p.set_defaults(func=run_local)
 
     # ------------------------------------------------------------------ publish
@@ -156,13 +171,14 @@ def run_compile(args) -> int:
     _check_parallelism(args.parallelism)
     study = _edge("pipelines.study")
     spec = load_spec(args.spec)
+    target = args.out or os.path.join(COMPILE_DIR, f"{study.pipeline_name(spec).removeprefix('dlbench-')}.yaml")
     require_runs(spec)
-    check_out_file(args.out)
+    check_out_file(target)
     check = None
     if args.check:
         preflight = _edge("pipelines.preflight")
         check = lambda path: preflight.preflight(spec, path)  # noqa: E731
-    out = study.compile_pipeline(spec, args.out, parallelism=args.parallelism, publish_to=args.publish_to,
+    out = study.compile_pipeline(spec, target, parallelism=args.parallelism, publish_to=args.publish_to,
                                  pin_digests=args.pin_digests, check=check)
     print(f"{out} ({study.describe_plan(spec)})")
     return 0
@@ -171,6 +187,7 @@ def run_compile(args) -> int:
 def run_submit(args) -> int:
     from dlbench.spec import load_spec
 
+    args.host = args.host or os.environ.get("KFP_HOST")
     if not args.host:
         raise DlbenchError("no KFP host", "pass --host http://HOST:PORT or set KFP_HOST")
     _check_parallelism(args.parallelism)
@@ -200,7 +217,6 @@ def run_submit(args) -> int:
 
 
 def run_local(args) -> int:
-    from dlbench.log import get_logger
     from dlbench.spec import load_spec
 
     if not args.local:
@@ -216,11 +232,13 @@ def run_local(args) -> int:
     check_out_dir(args.work, "--work")
     _check_local_store(args.store or _default_store())
     local = _edge("pipelines.local")
-    log = get_logger("dlbench.pipeline").info
     info = local.run_local(spec, store_url=args.store or _default_store(), runner=args.runner, work_dir=args.work,
-                           parallelism=args.parallelism, create_bucket=args.create_bucket, log=log)
+                           parallelism=args.parallelism, create_bucket=args.create_bucket, verbose=args.verbose)
     print(f"run: {info['run']}")
     print(f"stored: {info['store']} ({info['files']} files, {info['bytes']:,} bytes)")
+    print(f"runs by id: {info['index']}")
+    if info.get("log"):
+        print(f"full log: {info['log']}")
     print(f"report: {info['report']}")
     for line in info["failed"]:
         print(f"failed: {line}")

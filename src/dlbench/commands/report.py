@@ -13,8 +13,12 @@ def register(sub) -> None:
                     "tables/*.csv, figures/*.png, summary.json (headline numbers) and record.json. A step that "
                     "failed or was not run shows as \"not run\" with its reason. Prints the path of report.html.",
         epilog="example: dlbench report --records runs/quick --out runs/quick/report")
-    p.add_argument("--records", default="runs/quick", help="folder searched recursively for record.json files")
-    p.add_argument("--out", default=DEFAULT_OUT, help="output folder (created)")
+    p.add_argument("--records", default="runs/quick", metavar="DIR",
+                   help="folder searched recursively for record.json files, e.g. a study folder runs/<spec name>")
+    p.add_argument("--out", default=None, metavar="DIR",
+                   help="output folder (default: DIR/report, the study's own report folder). A folder holding "
+                        "other files, or the report of other records, is refused without --overwrite")
+    p.add_argument("--overwrite", action="store_true", help="write into --out even when it holds something else")
     p.set_defaults(func=run)
 
 
@@ -31,8 +35,40 @@ def run(args) -> int:
         raise DataError(f"records folder {records} " + ("is a file, not a folder" if records.exists() else
                                                         "does not exist"),
                         "point --records at a study folder, e.g. runs/quick")
-    out = records / "report" if args.out == DEFAULT_OUT else Path(args.out)
-    check_out_dir(out, "--out" if args.out != DEFAULT_OUT else "the report folder")
+    default = args.out in (None, DEFAULT_OUT)
+    out = records / "report" if default else Path(args.out)
+    check_out_dir(out, "--out" if not default else "the report folder")
+    if not args.overwrite:
+        check_report_out(out, records)
     html = run_report(args.records, out, log=get_logger("dlbench.report").info)
     print(html)
     return 0
+
+
+def check_report_out(out, records) -> None:
+    """A report folder may be written again for the same records; anything else needs --overwrite."""
+    import json
+
+    from dlbench.errors import DlbenchError
+
+    if not out.is_dir() or not any(out.iterdir()):
+        return
+    try:
+        rec = json.loads((out / "record.json").read_text())
+    except (OSError, ValueError):
+        rec = {}
+    if rec.get("step") != "report":
+        raise DlbenchError(f"--out {out} is not empty and holds no report", "choose another --out, or add --overwrite")
+    held = (rec.get("config") or {}).get("records_root")
+    if held and not _same_folder(held, records):
+        raise DlbenchError(f"--out {out} holds the report of other records ({held})",
+                           "choose another --out, or add --overwrite to replace it")
+
+
+def _same_folder(a, b) -> bool:
+    from pathlib import Path
+
+    try:
+        return Path(a).resolve() == Path(b).resolve()
+    except OSError:
+        return False

@@ -7,10 +7,20 @@ def register(sub) -> None:
     p = add_command(
         sub, "study", "run every step of a study spec in this process, into one folder",
         description="Run a whole study (data, then each step the spec asks for) here, without KFP. "
-                    "A step that fails is recorded; the rest go on.",
-        epilog="example: dlbench study --spec quick --out runs/quick")
+                    "A step that fails is recorded; the rest go on. A folder that already holds a study is "
+                    "refused unless --resume or --overwrite says what to do with it.",
+        epilog="examples:\n  dlbench study --spec quick                 # into runs/quick\n"
+               "  dlbench study --spec quick --resume        # again: skip the runs already done\n"
+               "  dlbench study --spec my-study.yaml --out runs/try2")
     p.add_argument("--spec", default="quick", help="preset name (quick, reference) or a YAML file")
-    p.add_argument("--out", default="runs/quick", help="study output folder")
+    p.add_argument("--out", default=None, metavar="DIR",
+                   help="study output folder (default: runs/<the spec's name>, e.g. runs/quick)")
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--resume", action="store_true",
+                      help="continue the same study in --out: runs whose record says ok are kept and skipped "
+                           "(matched by run id); profile, ONNX and the report run again")
+    mode.add_argument("--overwrite", action="store_true",
+                      help="delete the study already in --out and start again")
     p.set_defaults(func=run)
 
 
@@ -19,17 +29,21 @@ def run(args) -> int:
 
     from dlbench.io import check_out_dir
     from dlbench.spec import check_local_inputs, load_spec, require_runs
-    from dlbench.study import run_study
+    from dlbench.study import default_out, prepare_out, run_study
 
     spec = load_spec(args.spec)
     require_runs(spec)
     check_local_inputs(spec, args.spec)
-    check_out_dir(args.out)
-    summary = run_study(spec, args.out)
+    out = Path(args.out) if args.out else default_out(spec)
+    check_out_dir(out)
+    mode = prepare_out(spec, out, resume=args.resume, overwrite=args.overwrite)
+    summary = run_study(spec, out, resume=mode == "resume")
     failed = sum(len(v["failed"]) for v in summary.values())
     for step, v in summary.items():
-        print(f"{step}: {v['ok']} ok" + (f", {len(v['failed'])} failed" if v["failed"] else ""))
-    print(f"results: {args.out}")
-    report = Path(args.out) / "report" / "report.html"
+        print(f"{step}: {v['ok']} ok" + (f", {len(v['failed'])} failed" if v["failed"] else "")
+              + (f", {v['skipped']} kept from before" if v.get("skipped") else ""))
+    print(f"results: {out}")
+    print(f"runs by id: {out / 'index.json'}")
+    report = out / "report" / "report.html"
     print(f"report: {report}" if report.is_file() else "report: not written (see the errors above)")
     return 1 if failed else 0

@@ -34,7 +34,7 @@ def register(sub) -> None:
     p.add_argument("--split", required=True, help="data-step folder (or its split.npz)")
     p.add_argument("--out", required=True, help="output folder (created)")
     p.add_argument("--dataset", default=None,
-                   help="dataset name for the record; default: read from the split's manifest.json")
+                   help="dataset name for the record (default: read from the split's manifest.json)")
     p.add_argument("--backend", default="auto", choices=["auto", "sklearn", "cuml"], help="SVM implementation")
     p.add_argument("--kernel", default="rbf", choices=["rbf", "poly"], help="kernel")
     p.add_argument("--C", dest="C", type=finite_float, default=10.0, help="regularisation parameter (> 0)")
@@ -44,7 +44,7 @@ def register(sub) -> None:
     p.add_argument("--preprocess", default="scale", choices=["scale", "standardize"],
                    help="scale: pixels / 255; standardize: per-pixel mean and spread of the training images")
     p.add_argument("--n-train", type=int, default=None,
-                   help="stratified, seeded subsample of the training split; default: all of it")
+                   help="stratified, seeded subsample of the training split (default: all of it)")
     p.add_argument("--seed", type=int, default=0, help="seed of the subsample")
     p.set_defaults(func=run)
 
@@ -62,13 +62,13 @@ def run(args) -> int:
     dataset = args.dataset
     split = Path(args.split)
     if not split.exists():
-        raise DataError(f"{split}: split not found", "run `dlbench data` first and pass its output folder")
+        raise DataError(f"--split {split}: folder not found", "run `dlbench data` first and pass its output folder")
     if dataset is None:
         dataset = split_dataset(split)
     config = validate_model(SvmConfig, {
         "dataset": dataset, "backend": args.backend, "kernel": args.kernel, "C": args.C, "gamma": args.gamma,
         "degree": args.degree, "coef0": args.coef0, "preprocess": args.preprocess, "n_train": args.n_train,
-        "seed": args.seed}, "svm options")
+        "seed": args.seed}, "svm options", flags={"C": "--C"})
     check_out_dir(args.out)
     run_svm(config, args.split, args.out, log=get_logger("dlbench.svm").info)
     print(args.out)

@@ -8,10 +8,6 @@ from dlbench.spec import Amp, Device, Engine, ModelName, Optimizer, Stem, TrainC
 DEFAULTS = TrainConfig.model_fields
 
 
-def _choices(literal) -> str:
-    return ", ".join(typing.get_args(literal))
-
-
 def _default(name: str):
     return DEFAULTS[name].default
 
@@ -34,33 +30,34 @@ def register(sub) -> None:
     p.add_argument("--split", required=True, help="data-step folder (holds split.npz and manifest.json)")
     p.add_argument("--out", required=True, help="output folder (created)")
     p.add_argument("--dataset", default=None,
-                   help="dataset of the split (mnist, fashion-mnist); default: read from the split's manifest.json")
-    p.add_argument("--model", default="resnet18", help=f"model: {_choices(ModelName)}")
-    p.add_argument("--stem", default=_default("stem"),
-                   help=f"first layers: {_choices(Stem)} (imagenet: 7x7/2 conv + max-pool as torchvision; "
-                        "small: 3x3/1 conv, no pool)")
+                   help="dataset of the split (mnist, fashion-mnist) (default: read from the split's manifest.json)")
+    p.add_argument("--model", default="resnet18", choices=typing.get_args(ModelName), help="model")
+    p.add_argument("--stem", default=_default("stem"), choices=typing.get_args(Stem),
+                   help="first layers (imagenet: 7x7/2 conv + max-pool as torchvision; small: 3x3/1 conv, no pool)")
     p.add_argument("--input-size", type=int, default=_default("input_size"), metavar="PX",
                    help="resize the 28x28 images to PX x PX (bilinear) before the model; the reference study's "
                         "published FLOPs point to 64")
     p.add_argument("--in-channels", type=int, default=_default("in_channels"), choices=[1, 3],
                    help="model input channels; 3 repeats the gray image (torchvision's Grayscale(3))")
     p.add_argument("--batch-size", type=int, default=_default("batch_size"), help="images per step")
-    p.add_argument("--optimizer", default=_default("optimizer"), help=f"optimizer: {_choices(Optimizer)}")
+    p.add_argument("--optimizer", default=_default("optimizer"), choices=typing.get_args(Optimizer),
+                   help="optimizer")
     p.add_argument("--lr", type=finite_float, default=_default("lr"), help="learning rate")
     p.add_argument("--momentum", type=finite_float, default=_default("momentum"), help="SGD momentum")
     p.add_argument("--weight-decay", type=finite_float, default=_default("weight_decay"), help="L2 weight decay")
     p.add_argument("--epochs", type=int, default=_default("epochs"), help="epochs to train")
-    p.add_argument("--device", default=_default("device"), help=f"device: {_choices(Device)}")
-    p.add_argument("--engine", default=_default("engine"), help=f"training loop: {_choices(Engine)}")
-    p.add_argument("--amp", default=_default("amp"),
-                   help=f"mixed precision: {_choices(Amp)} (fp16 uses a GradScaler; bf16 needs none)")
+    p.add_argument("--device", default=_default("device"), choices=typing.get_args(Device), help="device")
+    p.add_argument("--engine", default=_default("engine"), choices=typing.get_args(Engine),
+                   help="training loop (see below)")
+    p.add_argument("--amp", default=_default("amp"), choices=typing.get_args(Amp),
+                   help="mixed precision (fp16 uses a GradScaler; bf16 needs none)")
     p.add_argument("--pin-memory", action=argparse.BooleanOptionalAction, default=_default("pin_memory"),
                    help="pinned host memory for the dataloader engine's copies (CUDA only)")
     p.add_argument("--num-workers", type=int, default=_default("num_workers"),
                    help="DataLoader worker processes (dataloader engine)")
     p.add_argument("--seed", type=int, default=_default("seed"), help="seed of the initial weights and batch order")
     p.add_argument("--max-steps-per-epoch", type=int, default=None,
-                   help="stop each epoch after this many steps (smoke runs); default: every image once")
+                   help="stop each epoch after this many steps (smoke runs) (default: every image once)")
     p.add_argument("--resume", action="store_true",
                    help="continue from OUT/last.pt after its last complete epoch (same options; more --epochs allowed)")
     p.set_defaults(func=run)
@@ -68,12 +65,17 @@ def register(sub) -> None:
 
 def run(args) -> int:
 
+    from pathlib import Path
+
     from dlbench.data.step import split_dataset
+    from dlbench.errors import DataError
     from dlbench.io import check_out_dir
     from dlbench.log import get_logger
     from dlbench.spec import validate_model
     from dlbench.train import run_train
 
+    if not Path(args.split).exists():
+        raise DataError(f"--split {args.split}: folder not found", "give the folder `dlbench data --out` wrote")
     dataset = args.dataset
     if dataset is None:
         dataset = split_dataset(args.split)
@@ -84,10 +86,10 @@ def run(args) -> int:
         "num_workers": args.num_workers, "amp": args.amp, "seed": args.seed,
         "max_steps_per_epoch": args.max_steps_per_epoch, "input_size": args.input_size,
         "in_channels": args.in_channels,
-    }, "train options")
+    }, "train options", flags={})
     check_out_dir(args.out)
     rec = run_train(config, args.split, args.out, resume=args.resume, log=get_logger("dlbench.train").info)
     m = rec["metrics"]
-    print(f"{args.out}: test accuracy {m['test_accuracy']:.4f}, {m['train_seconds']:.1f} s training "
-          f"({m['images_per_second']} img/s)")
+    print(f"{args.out}: test accuracy {m['test_accuracy']:.2%}, {m['train_seconds']:.1f} s training "
+          f"({m['images_per_second']:,.0f} img/s)")
     return 0

@@ -253,11 +253,16 @@ def headline_cards(summary: dict) -> list[tuple[str, str, str]]:
         v = summary.get(key)
         if v:
             detail = ", ".join(_detail(f, v[f]) for f in v if f != "ratio" and v[f] is not None)
-            cards.append((f"fastest: {label}", f"{v['ratio']:.2f}x", detail))
+            cards.append((label, speedup_text(v["ratio"]), detail))
         else:
             why = summary["not_run"].get(table, "no data")
             cards.append((label, "low confidence" if str(why).startswith("low confidence") else "not run", why))
     return cards
+
+
+def speedup_text(ratio: float) -> str:
+    """``7.70x faster`` / ``1.18x slower``: a ratio below 1 is a slowdown, said as one."""
+    return f"{ratio:.2f}x faster" if ratio >= 1 else f"{1 / ratio:.2f}x slower"
 
 
 def _detail(field: str, value: Any) -> str:
