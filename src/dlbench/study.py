@@ -60,7 +60,8 @@ def run_study(spec: StudySpec, out_dir: str | os.PathLike) -> dict:
     for ds in spec.data.datasets:
         data_ok[ds] = attempt("data", ds, run_data, ds, data_dir(out, ds), source=spec.data.source,
                               root=spec.data.root, seed=spec.seed, subsample=spec.data.subsample,
-                              fractions=spec.data.fractions, log=log.info) is not None
+                              fractions=spec.data.fractions, log=log.info,
+                              smoke=spec.smoke) is not None
     from dlbench.spec import expand_train
     from dlbench.train import run_train
 
