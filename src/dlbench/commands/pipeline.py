@@ -34,6 +34,11 @@ def _default_store() -> str:
     return os.environ.get(STORE_ENV) or DEFAULT_STORE
 
 
+SMOKE_HELP = ("a wiring test: every run of the spec on the CPU with a few hundred images and two steps per epoch "
+              "(all epochs kept), cuML and the CUDA execution providers replaced by their CPU counterparts; "
+              "the report says its numbers are meaningless")
+
+
 def register(sub) -> None:
     from dlbench.cli import add_command
 
@@ -93,6 +98,7 @@ def register(sub) -> None:
     p.add_argument("--create-bucket", action="store_true", help="create the S3 bucket when it does not exist")
     p.add_argument("--work", default="runs/kfp-local", help="kfp.local's pipeline root (every task's outputs)")
     p.add_argument("--parallelism", type=int, default=1, help="runs of one loop executing at once")
+    p.add_argument("--smoke", action="store_true", help=SMOKE_HELP)
     p.set_defaults(func=run_local)
 
     # ------------------------------------------------------------------ fetch
@@ -154,6 +160,10 @@ def run_local(args) -> int:
         raise DlbenchError("dlbench run runs the pipeline on this machine: add --local",
                            "to run it on a cluster use dlbench submit --host URL")
     spec = load_spec(args.spec)
+    if args.smoke:
+        from dlbench.spec import smoke_spec
+
+        spec = smoke_spec(spec)
     local = _edge("pipelines.local")
     log = get_logger("dlbench.pipeline").info
     info = local.run_local(spec, store_url=args.store or _default_store(), runner=args.runner, work_dir=args.work,

@@ -11,6 +11,9 @@ def register(sub) -> None:
         epilog="example: dlbench study --spec quick --out runs/quick")
     p.add_argument("--spec", default="quick", help="preset name (quick, reference) or a YAML file")
     p.add_argument("--out", default="runs/quick", help="study output folder")
+    from dlbench.commands.pipeline import SMOKE_HELP
+
+    p.add_argument("--smoke", action="store_true", help=SMOKE_HELP)
     p.set_defaults(func=run)
 
 
@@ -21,6 +24,10 @@ def run(args) -> int:
     from dlbench.study import run_study
 
     spec = load_spec(args.spec)
+    if args.smoke:
+        from dlbench.spec import smoke_spec
+
+        spec = smoke_spec(spec)
     summary = run_study(spec, args.out)
     failed = sum(len(v["failed"]) for v in summary.values())
     for step, v in summary.items():
