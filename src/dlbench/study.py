@@ -72,6 +72,9 @@ def run_study(spec: StudySpec, out_dir: str | os.PathLike) -> dict:
         run_out = out / "train" / cfg.run_id
         attempt("train", cfg.run_id, run_train, cfg, data_dir(out, cfg.dataset), run_out, log=log.info,
                 record={"config": cfg.model_dump(), "out_dir": run_out, "run_id": cfg.run_id, "device": cfg.device})
+        if cfg.smoke and (run_out / "record.json").is_file():
+            # a smoke run ended: its resume checkpoint (weights and optimizer state, 130-280 MB) is of no use
+            (run_out / "last.pt").unlink(missing_ok=True)
     from dlbench.spec import expand_svm
     from dlbench.svm import run_svm
 

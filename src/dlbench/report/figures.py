@@ -22,7 +22,17 @@ from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter, NullLocator
 
 from dlbench.report import reference as ref
-from dlbench.report.collect import NotRun, Records, cfg, dataset_label, met, model_label, num, pct, train_frame
+from dlbench.report.collect import (
+    NotRun,
+    Records,
+    cfg,
+    dataset_label,
+    met,
+    model_label,
+    num,
+    pct,
+    train_frame,
+)
 from dlbench.report.items import Item, fmt, run_ids
 from dlbench.report.tables import our_gflops, precision
 
@@ -267,7 +277,7 @@ def fig4(R: Records, C: pd.DataFrame, out: Path) -> Item:
         return item
     T = T[T["ok"] & T["test_accuracy_pct"].notna() & T["_rec"].map(lambda r: _matrix(r) is not None)]
     panels = []
-    for ds, g in T.groupby("dataset", sort=True):
+    for _ds, g in T.groupby("dataset", sort=True):
         pref = g[(g["model"] == "resnet18") & (g["epochs"] == 4)]
         best = (pref if not pref.empty else g).sort_values("test_accuracy_pct", ascending=False).iloc[0]
         panels.append(best)

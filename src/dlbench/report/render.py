@@ -53,7 +53,7 @@ def _text(v: Any) -> str:
 
 
 def _is_study(label: Any) -> bool:
-    return "study" in str(label)
+    return str(label).startswith("study")
 
 
 def table_cells(view: pd.DataFrame) -> dict[str, list]:

@@ -78,6 +78,7 @@ def run_report(records_root: str | os.PathLike, out_dir: str | os.PathLike, log=
         items = [i for s in sections for i in s.items]
         banner = build_banner(R, C)
         summary = build_summary(R, C, banner)
+        summary["not_run"] = {i.key: i.not_run.reason for i in items if i.not_run is not None}
         environment = build_environment(R, items)
 
         _clean(fig_dir, "*.png", {i.image.name for i in items if i.image is not None})

@@ -29,7 +29,7 @@ def _choose(cands: pd.DataFrame, table: str) -> tuple[pd.Series | None, list[str
     grids = cands.get("grids", pd.Series([[]] * len(cands), index=cands.index))
     in_grid = grids.map(lambda gs: any(g == table or g.startswith(table + "-") for g in gs))
     # Without the spec's grids: lr 0.001, the learning rate of every run of the study's results list.
-    lr3 = cands["lr"].map(lambda v: abs(float(v) - 1e-3) < 1e-12)
+    lr3 = cands["lr"].map(lambda v: abs(float(v) - 1e-3) < 1e-12) if "lr" in cands else in_grid
     ranked = cands.assign(_g=in_grid, _ok=cands["ok"], _lr=lr3).sort_values(["_g", "_ok", "_lr"], ascending=False,
                                                                              kind="stable")
     best = ranked.iloc[0]
