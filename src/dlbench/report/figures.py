@@ -150,7 +150,9 @@ def fig2(R: Records, C: pd.DataFrame, out: Path) -> Item:
                     o = _f(r["ours_accuracy_pct"])
                     if o is not None:
                         grid[i, j] = o
-                    text[i][j] = f"{fmt(o, 'pct') if o is not None else 'no run'}\n({r['study_accuracy_pct']})"
+                    failed = isinstance(r["why_not"], str) and " failed: " in r["why_not"]
+                    ours = fmt(o, "pct") if o is not None else "failed" if failed else "no run"
+                    text[i][j] = f"{ours}\n({r['study_accuracy_pct']})"
             vals = np.concatenate([grid[np.isfinite(grid)], [float(v) for v in sub["study_accuracy_pct"]]])
             im = ax.imshow(np.ma.masked_invalid(grid), cmap=cmap, vmin=vals.min() - 0.5, vmax=min(100, vals.max() + 0.5),
                            aspect="auto")
