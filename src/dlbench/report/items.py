@@ -70,7 +70,7 @@ def fmt(value: Any, kind: str = "text") -> str:
     if kind == "pp":
         return f"{f:+.2f}"
     if kind in ("s", "ms"):
-        return f"{f:.2f}" if abs(f) < 1000 else f"{f:,.0f}"
+        return f"{f:.2f}"  # as the study prints its times
     if kind == "x":
         return f"{f:.2f}x"
     if kind == "ips":
