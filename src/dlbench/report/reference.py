@@ -124,20 +124,6 @@ def describe(cell_id: str) -> str:
     return " ".join(bits)
 
 
-def disagreements(cell: pd.Series) -> list[str]:
-    """Other published values for the same stated settings (the two sources disagree): 'value (source)'."""
-    df = published()
-    same = df[(df["dataset"] == cell["dataset"]) & (df["model"] == cell["model"]) & (df["device"] == cell["device"])
-              & (df["cell"] != cell["cell"])]
-    out = []
-    for _, o in same.iterrows():
-        if all(o[s] == cell[s] or "" in (o[s], cell[s]) for s in SETTINGS):
-            for key, unit in (("test_accuracy_pct", "%"), ("train_seconds", "s")):
-                if o[key] and cell[key] and o[key] != cell[key]:
-                    out.append(f"{o[key]} {unit} ({SOURCE_LABELS[o['source']]}, {TABLE_TITLES[o['table']]})")
-    return sorted(set(out))
-
-
 # --------------------------------------------------------------------------- GFLOPs
 
 # "GFLOPs" as published (Table 4), without the tool or the input size. All three equal, to the four digits
