@@ -30,6 +30,12 @@ def _edge(module: str, needs: tuple[str, ...] = ("kfp",)):
                            "pip install 'dlbench[kfp]' in a checkout of the repository") from None
 
 
+IMAGES_EPILOG = ("images: DLBENCH_REGISTRY (default ghcr.io/dlbench) and DLBENCH_IMAGE_TAG (default the version) "
+                 "name them, as for make push REGISTRY=... TAG=...; registry logins are read from "
+                 "~/.docker/config.json or ${XDG_RUNTIME_DIR}/containers/auth.json; plain-HTTP registries: "
+                 "DLBENCH_INSECURE_REGISTRIES=host:port (loopback ones are allowed)")
+
+
 def _default_store() -> str:
     return os.environ.get(STORE_ENV) or DEFAULT_STORE
 
@@ -39,8 +45,13 @@ SMOKE_HELP = ("a wiring test: every run of the spec on the CPU with a few hundre
               "the report says its numbers are meaningless")
 
 
+def _check_parallelism(n: int) -> None:
+    if n < 1:
+        raise DlbenchError(f"--parallelism must be at least 1 (got {n})", "1 runs one task of a loop at a time")
+
+
 def register(sub) -> None:
-    from dlbench.cli import add_command
+    from dlbench.cli import add_command, finite_float
 
     # ------------------------------------------------------------------ compile
     p = add_command(
@@ -48,9 +59,16 @@ def register(sub) -> None:
         description="Build the KFP v2 pipeline of a study spec (one task per train and SVM config, GPU tasks "
                     "requesting nvidia.com/gpu) and compile it to YAML. The YAML holds image names and the name "
                     "of the Kubernetes Secret with the store keys, never a key.",
-        epilog="example: dlbench compile --spec quick --out pipelines/study_pipeline.yaml")
+        epilog="examples:\n  dlbench compile --spec quick --out pipelines/study_pipeline.yaml\n"
+               "  DLBENCH_REGISTRY=registry.example.com/me dlbench compile --spec quick --pin-digests --check "
+               "--out study.yaml\n" + IMAGES_EPILOG)
     p.add_argument("--spec", default="quick", help="preset name (quick, reference) or a YAML file")
     p.add_argument("--out", default=DEFAULT_YAML, help="where to write the YAML")
+    p.add_argument("--pin-digests", action="store_true",
+                   help="name every image by the digest its registry holds now (name@sha256:...), not by tag")
+    p.add_argument("--check", action="store_true",
+                   help="pre-flight before writing: every image resolves in its registry, the spec's datasets "
+                        "in the store exist (what dlbench submit checks)")
     p.add_argument("--parallelism", type=int, default=1,
                    help="runs of one loop executing at once (more disturbs timings on shared nodes)")
     p.add_argument("--publish-to", default=None, metavar="URL",
@@ -66,7 +84,9 @@ def register(sub) -> None:
                     "ends (CANCELED included) and exit 0 only if it SUCCEEDED.",
         epilog="example: kubectl -n kubeflow port-forward svc/ml-pipeline-ui 8080:80 &\n"
                "         dlbench submit --host http://localhost:8080 --spec quick --wait\n"
-               "auth: $KFP_TOKEN (bearer token) or $KFP_COOKIES (session cookie) when the API needs them")
+               "auth: $KFP_TOKEN (bearer token) or $KFP_COOKIES (session cookie) when the API needs them\n"
+               "pre-flight (before anything is uploaded): every image resolves in its registry, the spec's datasets "
+               "in the store exist; --no-preflight skips it\n" + IMAGES_EPILOG)
     p.add_argument("--host", default=os.environ.get("KFP_HOST"), help="KFP URL, e.g. http://localhost:8080; "
                    "default $KFP_HOST")
     p.add_argument("--experiment", default="dlbench", help="experiment to run in (created if missing)")
@@ -76,9 +96,13 @@ def register(sub) -> None:
     p.add_argument("--parallelism", type=int, default=1, help="runs of one loop executing at once")
     p.add_argument("--publish-to", default=None, metavar="URL",
                    help="store URL the report task uploads the bundle to ('' for none); default: the compiled default")
+    p.add_argument("--pin-digests", action="store_true",
+                   help="name every image by the digest its registry holds now (name@sha256:...), not by tag")
+    p.add_argument("--no-preflight", dest="preflight", action="store_false",
+                   help="skip the pre-flight check of images and datasets")
     p.add_argument("--wait", action="store_true", help="wait for the run to end and show its state changes")
-    p.add_argument("--poll", type=float, default=10.0, help="seconds between status checks with --wait")
-    p.add_argument("--timeout", type=float, default=None, help="give up waiting after this many seconds")
+    p.add_argument("--poll", type=finite_float, default=10.0, help="seconds between status checks with --wait")
+    p.add_argument("--timeout", type=finite_float, default=None, help="give up waiting after this many seconds")
     p.set_defaults(func=run_submit)
 
     # ------------------------------------------------------------------ run --local
@@ -101,6 +125,20 @@ def register(sub) -> None:
     p.add_argument("--smoke", action="store_true", help=SMOKE_HELP)
     p.set_defaults(func=run_local)
 
+    # ------------------------------------------------------------------ publish
+    p = add_command(
+        sub, "publish", "upload a finished kfp.local run to the store again (after a failed upload)",
+        description="Upload the run a dlbench run --local left in its --work folder (report, records and "
+                    "weights) to the store under the run's name, MANIFEST.json last, then check every stored "
+                    "object against the manifest. For a run whose upload failed: its error names this command.",
+        epilog="example: dlbench publish dlbench-tiny-2026-01-01-12-00-00-000000 --work runs/kfp-local "
+               "--store s3://dlbench/runs")
+    p.add_argument("run", metavar="RUN", help="run name (the folder below --work; dlbench run --local prints it)")
+    p.add_argument("--work", default="runs/kfp-local", help="the --work folder of dlbench run --local")
+    p.add_argument("--store", default=None, help=STORE_HELP)
+    p.add_argument("--create-bucket", action="store_true", help="create the S3 bucket when it does not exist")
+    p.set_defaults(func=run_publish)
+
     # ------------------------------------------------------------------ fetch
     p = add_command(
         sub, "fetch", "download a run's report and records from the store, verified",
@@ -118,11 +156,20 @@ def register(sub) -> None:
 
 
 def run_compile(args) -> int:
-    from dlbench.spec import load_spec
+    from dlbench.io import check_out_file
+    from dlbench.spec import load_spec, require_runs
 
+    _check_parallelism(args.parallelism)
     study = _edge("pipelines.study")
     spec = load_spec(args.spec)
-    out = study.compile_pipeline(spec, args.out, parallelism=args.parallelism, publish_to=args.publish_to)
+    require_runs(spec)
+    check_out_file(args.out)
+    check = None
+    if args.check:
+        preflight = _edge("pipelines.preflight")
+        check = lambda path: preflight.preflight(spec, path)  # noqa: E731
+    out = study.compile_pipeline(spec, args.out, parallelism=args.parallelism, publish_to=args.publish_to,
+                                 pin_digests=args.pin_digests, check=check)
     print(f"{out} ({study.describe_plan(spec)})")
     return 0
 
@@ -132,10 +179,16 @@ def run_submit(args) -> int:
 
     if not args.host:
         raise DlbenchError("no KFP host", "pass --host http://HOST:PORT or set KFP_HOST")
+    _check_parallelism(args.parallelism)
+    if args.poll <= 0:
+        raise DlbenchError(f"--poll must be > 0 seconds (got {args.poll:g})")
+    if args.timeout is not None and args.timeout <= 0:
+        raise DlbenchError(f"--timeout must be > 0 seconds (got {args.timeout:g})", "leave it out to wait until the end")
     sub = _edge("pipelines.submit")
     spec = load_spec(args.spec)
     info = sub.submit(spec, args.host, experiment=args.experiment, run_name=args.run_name,
-                      parallelism=args.parallelism, publish_to=args.publish_to, namespace=args.namespace)
+                      parallelism=args.parallelism, publish_to=args.publish_to, namespace=args.namespace,
+                      pin_digests=args.pin_digests, preflight=args.preflight)
     print(f"run id: {info['run_id']}")
     print(f"run name: {info['run_name']}")
     print(f"UI: {info['link']}")
@@ -159,11 +212,19 @@ def run_local(args) -> int:
     if not args.local:
         raise DlbenchError("dlbench run runs the pipeline on this machine: add --local",
                            "to run it on a cluster use dlbench submit --host URL")
+    from dlbench.io import check_out_dir
+    from dlbench.spec import check_local_inputs, require_runs
+
+    _check_parallelism(args.parallelism)
     spec = load_spec(args.spec)
     if args.smoke:
         from dlbench.spec import smoke_spec
 
         spec = smoke_spec(spec)
+    require_runs(spec)
+    check_local_inputs(spec, args.spec)
+    check_out_dir(args.work, "--work")
+    _check_local_store(args.store or _default_store())
     local = _edge("pipelines.local")
     log = get_logger("dlbench.pipeline").info
     info = local.run_local(spec, store_url=args.store or _default_store(), runner=args.runner, work_dir=args.work,
@@ -176,10 +237,43 @@ def run_local(args) -> int:
     return 1 if info["failed"] else 0
 
 
+def _check_local_store(url: str) -> None:
+    """A folder store must be writable before a run's work starts (an S3 store is checked by opening it)."""
+    from dlbench.io import check_out_dir
+
+    if "://" not in url or url.startswith("file://"):
+        check_out_dir(url.removeprefix("file://"), "--store")
+
+
+def run_publish(args) -> int:
+    from pathlib import Path
+
+    from dlbench.log import get_logger
+    from dlbench.store import open_store
+
+    name = args.run.strip("/")
+    run_dir = Path(args.work) / name
+    if not name or "/" in name or name in (".", "..") or not run_dir.is_dir():
+        raise DlbenchError(f"no run {args.run!r} in {args.work}",
+                           "pass the run name dlbench run --local printed and the --work folder it used")
+    _check_local_store(args.store or _default_store())
+    local = _edge("pipelines.local")
+    bundle = local.find_bundle(run_dir)
+    store = open_store(args.store or _default_store(), create_bucket=args.create_bucket)
+    info = local.publish_run(run_dir, store, bundle=bundle, log=get_logger("dlbench.pipeline").info,
+                             store_url=args.store or _default_store(), work_dir=args.work)
+    print(f"stored: {info['store']} ({info['files']} files, {info['bytes']:,} bytes), verified against "
+          f"its MANIFEST.json")
+    print(f"report: {info['report']}")
+    return 0
+
+
 def run_fetch(args) -> int:
+    from dlbench.io import check_out_dir
     from dlbench.log import get_logger
     from dlbench.store import fetch_run, open_store
 
+    check_out_dir(args.to, "--to")
     store = open_store(args.store or _default_store())
     summary = fetch_run(store, args.run, args.to, models=args.models, log=get_logger("dlbench.fetch").info)
     print(f"fetched {summary['downloaded']} files ({summary['bytes']:,} bytes), {summary['skipped']} already "

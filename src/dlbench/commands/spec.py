@@ -17,7 +17,14 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from dlbench.spec import expand_svm, expand_train, load_spec, preset_names, require_runs
+    from dlbench.spec import (
+        check_local_inputs,
+        expand_svm,
+        expand_train,
+        load_spec,
+        preset_names,
+        require_runs,
+    )
 
     if args.action == "presets":
         print("\n".join(preset_names()))
@@ -27,6 +34,7 @@ def run(args) -> int:
         print(yaml.safe_dump(json.loads(spec.model_dump_json()), sort_keys=False), end="")
     elif args.action == "validate":
         train, svm = require_runs(spec)
+        check_local_inputs(spec, args.spec)
         print(f"{args.spec}: ok ({len(train)} training runs, {len(svm)} SVM runs)")
     else:
         from dlbench.report.reference import cells_for, describe

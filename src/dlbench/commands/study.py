@@ -20,7 +20,8 @@ def register(sub) -> None:
 def run(args) -> int:
     from pathlib import Path
 
-    from dlbench.spec import load_spec
+    from dlbench.io import check_out_dir
+    from dlbench.spec import check_local_inputs, load_spec, require_runs
     from dlbench.study import run_study
 
     spec = load_spec(args.spec)
@@ -28,6 +29,9 @@ def run(args) -> int:
         from dlbench.spec import smoke_spec
 
         spec = smoke_spec(spec)
+    require_runs(spec)
+    check_local_inputs(spec, args.spec)
+    check_out_dir(args.out)
     summary = run_study(spec, args.out)
     failed = sum(len(v["failed"]) for v in summary.values())
     for step, v in summary.items():

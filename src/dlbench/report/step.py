@@ -79,6 +79,7 @@ def run_report(records_root: str | os.PathLike, out_dir: str | os.PathLike, log=
         banner = build_banner(R, C)
         summary = build_summary(R, C, banner)
         summary["not_run"] = {i.key: i.not_run.reason for i in items if i.not_run is not None}
+        summary["onnx_speedup_vs_pytorch"] = onnx_speedup(R, {i.key: i for i in items}.get("table8"), summary)
         environment = build_environment(R, items)
 
         _clean(fig_dir, "*.png", {i.image.name for i in items if i.image is not None})
@@ -219,6 +220,25 @@ def build_summary(R: Records, C: pd.DataFrame, banner: dict) -> dict[str, Any]:
     m["runs_failed"] = float(sum(1 for r in R.all if not is_ok(r)))
     s["metrics"] = m
     return s
+
+
+def onnx_speedup(R: Records, item: Item | None, summary: dict) -> dict | None:
+    """The largest ONNX Runtime speedup over PyTorch of Table 8; timings marked low-confidence (too few timed
+    iterations) are left out, and when only those exist the summary says so."""
+    best = None
+    if item is not None and item.frame is not None and item.not_run is None:
+        for _, row in item.frame.iterrows():
+            v = num(row.get("speedup_vs_pytorch"))
+            if not row.get("low_confidence") and v is not None and (best is None or v > best["ratio"]):
+                best = {"ratio": float(v), "model": str(row["model"]), "provider": str(row["provider"]),
+                        "batch_size": int(row["batch_size"]) if num(row["batch_size"]) is not None else None}
+    low = [r for r in R.ok("onnx") if met(r, "low_confidence")]
+    if low and best is None:
+        summary["not_run"].setdefault("table8", f"low confidence: the ONNX timings of {len(low)} run(s) come from "
+                                                "fewer than 20 timed iterations (see Table 8)")
+    if best is not None:
+        summary["metrics"]["onnx_speedup_vs_pytorch_max_x"] = float(best["ratio"])
+    return best
 
 
 def pct(v: Any) -> float | None:

@@ -202,9 +202,12 @@ def table_onnx(R: Records) -> Item:
                          "p90_ms": num(x.get("p90_ms")), "p99_ms": num(x.get("p99_ms")),
                          "throughput_ips": num(x.get("throughput_ips")),
                          "speedup_vs_pytorch": base / p50 if x.get("runtime") == "onnxruntime" and base and p50
-                         else None})
+                         else None, "low_confidence": bool(x.get("low_confidence"))})
         for provider, why in (met(r, "providers_unavailable", {}) or {}).items():
             item.notes.append(f"not run: {model_label(model)}: provider {provider} unavailable: {why}")
+        if met(r, "low_confidence"):
+            item.notes.append(f"{model_label(model)}: LOW CONFIDENCE: fewer than {met(r, 'min_confident_iterations')} "
+                              "timed iterations, so its percentiles and speedups are not headlined.")
         size, channels = cfg(r, "input_size", 28), cfg(r, "in_channels", 1)
         item.notes.append(f"{model_label(model)}: input {channels}x{size}x{size}, "
                           + {"checkpoint": "weights from the best train checkpoint"}.get(
@@ -213,9 +216,11 @@ def table_onnx(R: Records) -> Item:
         return _not_run(item, NotRun("no inference timings recorded"))
     frame = pd.DataFrame(rows)
     kinds = {"model": "model", "runtime": "text", "provider": "text", "precision": "text", "batch_size": "int",
-             "p50_ms": "ms", "p90_ms": "ms", "p99_ms": "ms", "throughput_ips": "ips", "speedup_vs_pytorch": "x"}
+             "p50_ms": "ms", "p90_ms": "ms", "p99_ms": "ms", "throughput_ips": "ips", "speedup_vs_pytorch": "x",
+             "low_confidence": "bool"}
     labels = {"batch_size": "batch", "p50_ms": "p50 (ms)", "p90_ms": "p90 (ms)", "p99_ms": "p99 (ms)",
-              "throughput_ips": "throughput (images/s)", "speedup_vs_pytorch": "p50 speedup vs PyTorch"}
+              "throughput_ips": "throughput (images/s)", "speedup_vs_pytorch": "p50 speedup vs PyTorch",
+              "low_confidence": "low confidence"}
     item.frame, item.view = frame, view_of(frame, kinds, labels)
     item.notes.append("Speedup vs PyTorch = PyTorch eager fp32 p50 / ONNX Runtime p50 at the same batch and device.")
     item.sources = run_ids(R.step("onnx"))
