@@ -121,9 +121,18 @@ def train_task(split: Any, config: dict, run: Any, metrics: Any, confusion: Any)
         (out / last).unlink()
     run.metadata.update({"model": cfg.model, "dataset": cfg.dataset, "device": cfg.device, "engine": cfg.engine})
     m = rec.get("metrics") or {}
-    for key in ("test_accuracy", "best_val_accuracy", "train_seconds", "images_per_second", "test_loss"):
-        _log_number(metrics, key, m.get(key))
+    _log_report_units(metrics, m, {"test_accuracy": "test_accuracy_pct", "best_val_accuracy": "best_val_accuracy_pct"},
+                      ("train_seconds", "images_per_second", "test_loss"))
     _log_confusion(confusion, m)
+
+
+def _log_report_units(metrics: Any, m: dict, fractions: dict[str, str], others: tuple[str, ...]) -> None:
+    """KFP Metrics in the report's units, named with the unit: accuracies as percentages (``*_pct``)."""
+    for key, name in fractions.items():
+        if isinstance(m.get(key), int | float) and not isinstance(m.get(key), bool):
+            _log_number(metrics, name, m[key] * 100.0)
+    for key in others:
+        _log_number(metrics, key, m.get(key))
 
 
 def _best_path(out: Path, rec: dict) -> Path | None:
@@ -156,8 +165,8 @@ def svm_task(split: Any, config: dict, run: Any, metrics: Any, confusion: Any) -
     rec = _outcome(out, run, metrics)
     m = rec.get("metrics") or {}
     run.metadata.update({"dataset": cfg.dataset, "kernel": cfg.kernel, "backend": m.get("backend", cfg.backend)})
-    for key in ("accuracy", "fit_seconds", "predict_seconds", "n_support", "n_train"):
-        _log_number(metrics, key, m.get(key))
+    _log_report_units(metrics, m, {"accuracy": "test_accuracy_pct"},
+                      ("fit_seconds", "predict_seconds", "n_support", "n_train"))
     _log_confusion(confusion, m)
 
 
@@ -255,7 +264,15 @@ def assemble_study(into: Path, spec: dict, data: Any = None, profile: Any = None
     onnx/<model>/), without data arrays and weights. Returns counts per step."""
     import yaml
 
+    from dlbench.errors import SpecError
+    from dlbench.spec import parse_spec
+
     into.mkdir(parents=True, exist_ok=True)
+    try:  # through KFP a spec comes back as a protobuf Struct: numbers as floats, keys sorted; the model
+        # restores both (integers, the spec's field order)
+        spec = json.loads(parse_spec(spec, "the pipeline's spec").model_dump_json())
+    except SpecError as exc:
+        log.warning(f"spec.yaml written as received: {exc.one_line()}")
     (into / "spec.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
     counts: dict[str, int] = {}
     if data is not None:

@@ -79,13 +79,6 @@ def test_readme_commands_are_accepted_as_written():
         assert hasattr(args, "func"), line
 
 
-def test_a_slowdown_is_called_one():
-    from dlbench.report.step import speedup_text
-
-    assert speedup_text(7.7) == "7.70x faster"
-    assert speedup_text(0.85) == "1.18x slower"
-
-
 def test_the_readme_shows_the_header_dlbench_prints_for_the_quick_study():
     from dlbench.log import describe_config, task_header
     from dlbench.spec import expand_train, load_spec

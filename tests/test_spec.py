@@ -113,3 +113,36 @@ def test_spec_with_zero_runs_is_refused_before_any_work(tmp_path, capsys, comman
     assert err == ["dlbench: error: spec 'zero' expands to zero train runs and zero SVM runs (give train.grids at "
                    "least one grid, or svm.backends and svm.kernels at least one entry)"]
     assert not out.exists()
+
+
+def test_smoke_spec_keeps_every_run_on_the_cpu_and_what_it_planned():
+    from dlbench.report.reference import cells_for, published
+    from dlbench.spec import expand_svm, expand_train, load_spec, smoke_spec
+
+    ref = load_spec("reference")
+    smoke = smoke_spec(ref)
+    full, runs = expand_train(ref), expand_train(smoke)
+    assert len(runs) == len(full) and [c.epochs for c in runs] == [c.epochs for c in full]  # all epochs kept
+    assert all(c.device == "cpu" and c.smoke and c.max_steps_per_epoch == 2 and c.num_workers == 0 for c in runs)
+    planned = {(c.planned or {}).get("device", c.device) for c in runs}
+    assert planned == {"cpu", "cuda"}
+    assert all(c.amp == "off" for c in runs)  # autocast planned for the GPU is emulated or slow on a CPU
+    svm = expand_svm(smoke)
+    assert {c.backend for c in svm} == {"sklearn"} and {(c.planned or {}).get("backend") for c in svm} == {None, "cuml"}
+    assert smoke.data.subsample == 300 and smoke.onnx.providers == ["cpu"]
+    # each smoke run stands in at the published cells its planned run fills: all 77
+    cells = {x for c in runs for x in cells_for(c.model_dump())} | {x for c in svm for x in cells_for(c.model_dump(), "svm")}
+    assert len(cells) == len(published()) == 77
+    # the smoke marks stay out of the ids of ordinary runs
+    assert [c.run_id for c in expand_train(ref)] == [c.run_id for c in full]
+    assert all(c.run_id not in {f.run_id for f in full} for c in runs)
+
+
+def test_expand_names_the_published_cells_each_run_fills(capsys):
+    from dlbench import cli
+
+    assert cli.main(["spec", "expand", "reference"]) == 0
+    out = capsys.readouterr().out
+    assert out.rstrip().endswith("published cells filled: 77 of 77")
+    assert "fills: Table 4 fashion-mnist resnet18 cuda sgd 10ep pin on" in out
+    assert "[grid table4-cpu]" in out and "amp=off" in out

@@ -210,6 +210,8 @@ class StudySpec(_Strict):
     name: str = "study"
     description: str = ""
     seed: int = Field(default=0, ge=0)
+    smoke: bool = Field(default=False, description="a smoke run (set by --smoke, see smoke_spec): every run on the "
+                                                   "CPU, its planned settings kept in the config's `planned`")
     data: DataSpec = DataSpec()
     train: TrainSpec = TrainSpec()
     svm: SvmSpec = SvmSpec()
@@ -256,10 +258,13 @@ class TrainConfig(_Strict):
     max_steps_per_epoch: int | None = None
     input_size: int = Field(default=28, ge=INPUT_SIZE_RANGE[0], le=INPUT_SIZE_RANGE[1])
     in_channels: InChannels = 1
+    smoke: bool = False
+    planned: dict[str, str] | None = Field(default=None, description="a smoke run: the settings the spec planned "
+                                                                     "that the smoke run replaced (e.g. device cuda)")
 
     # Fields added after runs were first recorded: at their defaults they stay out of the run id (so the
     # ids of earlier runs still match), and a config recorded without them held those defaults.
-    ADDED_FIELDS: typing.ClassVar[tuple[str, ...]] = ("input_size", "in_channels")
+    ADDED_FIELDS: typing.ClassVar[tuple[str, ...]] = ("input_size", "in_channels", "smoke", "planned")
 
     @classmethod
     def as_recorded(cls, config: dict[str, Any]) -> dict[str, Any]:
@@ -292,6 +297,10 @@ class SvmConfig(_Strict):
     preprocess: Preprocess = "scale"
     n_train: int | None = Field(default=None, gt=0)
     seed: int = Field(default=0, ge=0)
+    smoke: bool = False
+    planned: dict[str, str] | None = None
+
+    ADDED_FIELDS: typing.ClassVar[tuple[str, ...]] = ("smoke", "planned")
 
     @field_validator("gamma")
     @classmethod
@@ -300,14 +309,28 @@ class SvmConfig(_Strict):
 
     @property
     def run_id(self) -> str:
-        return f"svm-{self.kernel}-{config_id(self.model_dump())}"
+        config = self.model_dump()
+        for key in self.ADDED_FIELDS:
+            if config[key] == type(self).model_fields[key].default:
+                del config[key]
+        return f"svm-{self.kernel}-{config_id(config)}"
 
 
 def expand_train(spec: StudySpec) -> list[TrainConfig]:
     """Every training run of the spec: the union of each grid's product, deduplicated, in order."""
     runs: dict[str, TrainConfig] = {}
+    for configs in expand_grids(spec).values():
+        for cfg in configs:
+            runs.setdefault(cfg.run_id, cfg)
+    return list(runs.values())
+
+
+def expand_grids(spec: StudySpec) -> dict[str, list[TrainConfig]]:
+    """The runs of each grid, by grid name (a run in two grids is in both lists)."""
+    out: dict[str, list[TrainConfig]] = {}
     t = spec.train
     for g in t.grids:
+        runs = out.setdefault(g.name, [])
         axes = [g.datasets or spec.data.datasets, g.models, g.batch_size, g.optimizer, g.lr, g.epochs,
                 g.device, g.engine, g.pin_memory, g.amp, g.input_size, g.in_channels]
         for ds, m, bs, opt, lr, ep, dev, eng, pin, amp, size, ch in itertools.product(*axes):
@@ -315,17 +338,57 @@ def expand_train(spec: StudySpec) -> list[TrainConfig]:
                               momentum=t.momentum, weight_decay=t.weight_decay, epochs=ep, device=dev,
                               engine=eng, pin_memory=pin, num_workers=t.num_workers, amp=amp, seed=spec.seed,
                               max_steps_per_epoch=t.max_steps_per_epoch, input_size=size, in_channels=ch)
-            runs.setdefault(cfg.run_id, cfg)
-    return list(runs.values())
+            if spec.smoke:
+                cfg = _smoke_train(cfg)
+            if all(r.run_id != cfg.run_id for r in runs):
+                runs.append(cfg)
+    return out
+
+
+# A smoke run: the CPU, AMP off where the plan used the GPU's (fp16 autocast is emulated on a CPU, and bf16
+# without hardware support took minutes for eight ResNet-50 steps on a 2-core machine).
+SMOKE_IMAGES = 300
+SMOKE_STEPS = 2
+
+
+def _smoke_train(cfg: TrainConfig) -> TrainConfig:
+    planned = {}
+    changes: dict[str, Any] = {"smoke": True}
+    if cfg.device != "cpu":
+        planned["device"], changes["device"] = cfg.device, "cpu"
+        if cfg.amp != "off":
+            planned["amp"], changes["amp"] = cfg.amp, "off"
+    if planned:
+        changes["planned"] = planned
+    return cfg.model_copy(update=changes)
+
+
+def smoke_spec(spec: StudySpec, images: int = SMOKE_IMAGES, steps: int = SMOKE_STEPS) -> StudySpec:
+    """The same study as a wiring test on a CPU: every run kept (all epochs), ``images`` images per dataset
+    (stratified subsample before the 70/10/20 split), ``steps`` steps per epoch, no data-loader workers,
+    GPU-only backends replaced by their CPU counterparts (cuML -> scikit-learn, the CUDA and TensorRT
+    execution providers -> CPU), short inference timings. Each train and SVM config is marked ``smoke``
+    and keeps what it replaced in ``planned``, so the report sets it at the cell it stands in for."""
+    d = spec.model_dump()
+    d["smoke"] = True
+    d["data"]["subsample"] = min(images, d["data"]["subsample"] or images)
+    d["train"].update(max_steps_per_epoch=steps, num_workers=0)
+    d["svm"]["n_train"] = None
+    d["onnx"].update(providers=["cpu"], batch_sizes=[1, 8], warmup=1, iterations=3, threads=None)
+    return StudySpec.model_validate(d)
 
 
 def expand_svm(spec: StudySpec) -> list[SvmConfig]:
     s = spec.svm
-    out = []
+    out: dict[str, SvmConfig] = {}
     for ds, backend, kernel in itertools.product(spec.data.datasets, s.backends, s.kernels):
-        out.append(SvmConfig(dataset=ds, backend=backend, kernel=kernel, C=s.C, gamma=s.gamma, degree=s.degree,
-                             coef0=s.coef0, preprocess=s.preprocess, n_train=s.n_train, seed=spec.seed))
-    return out
+        cfg = SvmConfig(dataset=ds, backend=backend, kernel=kernel, C=s.C, gamma=s.gamma, degree=s.degree,
+                        coef0=s.coef0, preprocess=s.preprocess, n_train=s.n_train, seed=spec.seed)
+        if spec.smoke:
+            cfg = cfg.model_copy(update={"smoke": True, "backend": "sklearn",
+                                         **({"planned": {"backend": backend}} if backend != "sklearn" else {})})
+        out.setdefault(cfg.run_id, cfg)
+    return list(out.values())
 
 
 def require_runs(spec: StudySpec) -> tuple[list[TrainConfig], list[SvmConfig]]:

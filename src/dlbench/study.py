@@ -43,9 +43,10 @@ def data_dir(out: Path, dataset: str) -> Path:
 
 
 def default_out(spec: StudySpec, parent: str | os.PathLike = "runs") -> Path:
-    """``runs/<spec name>``: every study gets a folder of its own unless told otherwise."""
+    """``runs/<spec name>`` (``runs/<spec name>-smoke`` for a smoke run): every study gets a folder of its own
+    unless told otherwise, and a smoke run never lands where the real study would."""
     name = re.sub(r"[^A-Za-z0-9._-]+", "-", spec.name).strip("-.") or "study"
-    return Path(parent) / name
+    return Path(parent) / (f"{name}-smoke" if spec.smoke else name)
 
 
 def _resolved(spec: StudySpec) -> dict:
@@ -156,7 +157,8 @@ def run_study(spec: StudySpec, out_dir: str | os.PathLike, resume: bool = False)
         header("data", ds)
         data_ok[ds] = attempt("data", ds, run_data, ds, data_dir(out, ds), source=spec.data.source,
                               root=spec.data.root, seed=spec.seed, subsample=spec.data.subsample,
-                              fractions=spec.data.fractions, log=get_logger("dlbench.data").info) is not None
+                              fractions=spec.data.fractions, log=get_logger("dlbench.data").info,
+                              smoke=spec.smoke) is not None
     from dlbench.train import run_train
 
     for cfg in train_runs:
@@ -172,6 +174,9 @@ def run_study(spec: StudySpec, out_dir: str | os.PathLike, resume: bool = False)
         attempt("train", cfg.run_id, run_train, cfg, data_dir(out, cfg.dataset), run_out,
                 log=get_logger("dlbench.train").info,
                 record={"config": cfg.model_dump(), "out_dir": run_out, "run_id": cfg.run_id, "device": cfg.device})
+        if cfg.smoke and (run_out / "record.json").is_file():
+            # a smoke run ended: its resume checkpoint (weights and optimizer state, 130-280 MB) is of no use
+            (run_out / "last.pt").unlink(missing_ok=True)
     from dlbench.svm import run_svm
 
     for cfg in svm_runs:

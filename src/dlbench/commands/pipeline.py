@@ -49,6 +49,11 @@ def _publish_default() -> str:
     return STORE_URL
 
 
+SMOKE_HELP = ("a wiring test: every run of the spec on the CPU with a few hundred images and two steps per epoch "
+              "(all epochs kept), cuML and the CUDA execution providers replaced by their CPU counterparts; "
+              "the report says its numbers are meaningless")
+
+
 def _check_parallelism(n: int) -> None:
     if n < 1:
         raise DlbenchError(f"--parallelism must be at least 1 (got {n})", "1 runs one task of a loop at a time")
@@ -132,6 +137,7 @@ def register(sub) -> None:
     p.add_argument("--verbose", "-v", action="store_true",
                    help="also show kfp.local's log and every task's full output (always written to pipeline.log "
                         "in the run's work folder)")
+    p.add_argument("--smoke", action="store_true", help=SMOKE_HELP)
     p.set_defaults(func=run_local)
 
     # ------------------------------------------------------------------ publish
@@ -227,6 +233,10 @@ def run_local(args) -> int:
 
     _check_parallelism(args.parallelism)
     spec = load_spec(args.spec)
+    if args.smoke:
+        from dlbench.spec import smoke_spec
+
+        spec = smoke_spec(spec)
     require_runs(spec)
     check_local_inputs(spec, args.spec)
     check_out_dir(args.work, "--work")

@@ -37,10 +37,31 @@ def run(args) -> int:
         check_local_inputs(spec, args.spec)
         print(f"{args.spec}: ok ({len(train)} training runs, {len(svm)} SVM runs)")
     else:
+        from dlbench.report.reference import cells_for, describe
+        from dlbench.spec import expand_grids
+
+        grids: dict[str, list[str]] = {}
+        for name, configs in expand_grids(spec).items():
+            for c in configs:
+                grids.setdefault(c.run_id, []).append(name)
+        n_cells: set[str] = set()
+
+        def fills(cells: list[str]) -> str:
+            n_cells.update(cells)
+            return "\n      fills: " + "; ".join(describe(c) for c in cells) if cells else ""
+
         for cfg in expand_train(spec):
+            planned = "".join(f" (planned {k} {v})" for k, v in (cfg.planned or {}).items())
             print(f"train {cfg.run_id}  {cfg.dataset} {cfg.model} bs={cfg.batch_size} {cfg.optimizer} "
-                  f"lr={cfg.lr:g} epochs={cfg.epochs} {cfg.device} {cfg.engine} pin={cfg.pin_memory} amp={cfg.amp}")
+                  f"lr={cfg.lr:g} epochs={cfg.epochs} {cfg.device} {cfg.engine} pin={cfg.pin_memory} amp={cfg.amp}"
+                  f"{' ' + cfg.input_shape if cfg.input_shape != '1x28x28' else ''}{planned}"
+                  f"  [grid {', '.join(grids.get(cfg.run_id, []))}]" + fills(cells_for(cfg.model_dump())))
         for cfg in expand_svm(spec):
+            planned = "".join(f" (planned {k} {v})" for k, v in (cfg.planned or {}).items())
             print(f"svm   {cfg.run_id}  {cfg.dataset} {cfg.backend} {cfg.kernel} C={cfg.C:g} "
-                  f"gamma={cfg.gamma} n_train={cfg.n_train or 'all'}")
+                  f"gamma={cfg.gamma} n_train={cfg.n_train or 'all'}{planned}"
+                  + fills(cells_for(cfg.model_dump(), "svm")))
+        from dlbench.report.reference import published
+
+        print(f"published cells filled: {len(n_cells)} of {len(published())}")
     return 0

@@ -21,6 +21,9 @@ def register(sub) -> None:
                            "(matched by run id); profile, ONNX and the report run again")
     mode.add_argument("--overwrite", action="store_true",
                       help="delete the study already in --out and start again")
+    from dlbench.commands.pipeline import SMOKE_HELP
+
+    p.add_argument("--smoke", action="store_true", help=SMOKE_HELP)
     p.set_defaults(func=run)
 
 
@@ -32,6 +35,10 @@ def run(args) -> int:
     from dlbench.study import default_out, prepare_out, run_study
 
     spec = load_spec(args.spec)
+    if args.smoke:
+        from dlbench.spec import smoke_spec
+
+        spec = smoke_spec(spec)
     require_runs(spec)
     check_local_inputs(spec, args.spec)
     out = Path(args.out) if args.out else default_out(spec)

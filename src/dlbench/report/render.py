@@ -1,22 +1,27 @@
-"""Markdown and self-contained HTML from the report's items.
+"""Markdown and self-contained HTML from the report's items, through the Jinja templates in ``templates/``.
 
-The HTML needs nothing outside the file: CSS is inline, figures are base64 PNG ``data:`` URIs, there
-is no script, and no text in it forms a URL (a ``://`` coming from a record's text is written with an
-entity for its colon, so it reads the same but is never a reference).
+This module only turns DataFrames into header and body cells (spans for the study's pivoted columns,
+classes for published columns and "not run" cells); the templates lay the page out. The HTML needs
+nothing outside the file: CSS inline, figures as base64 PNG ``data:`` URIs, no script, and no text in it
+forms a URL (a ``://`` from a record's text is written with an entity for its colon).
 """
 
 from __future__ import annotations
 
 import base64
-import html
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dlbench.report.collect import NotRun
-from dlbench.report.tables import Item, Table, fmt
+import jinja2
+import pandas as pd
+from markupsafe import Markup, escape
 
-NUMERIC_KINDS = {"int", "float", "lr", "pct", "s", "ms", "x", "ips", "gflops", "m", "mb"}
+from dlbench.report.collect import NotRun
+from dlbench.report.items import Item
+
+NUMERIC = re.compile(r"^[+\-−]?[\d,]*\.?\d+(x| %)?$")
 
 
 @dataclass
@@ -29,220 +34,132 @@ class Section:
 
 @dataclass
 class KeyValues:
-    """A small titled block of facts (environment), rendered as a two-column list or a table."""
+    """A small titled block of facts (environment): a table, or preformatted text (the spec)."""
 
     key: str
     title: str
-    table: Table | None = None
-    text: str | None = None        # preformatted (spec YAML)
+    view: pd.DataFrame | None = None
+    text: str | None = None
     notes: list[str] = field(default_factory=list)
 
 
-# --------------------------------------------------------------------------- Markdown
-
-def _md_cell(value: Any, kind: str) -> str:
-    return fmt(value, kind).replace("|", "\\|").replace("\n", " ")
-
-
-def md_table(table: Table) -> str:
-    head = "| " + " | ".join(c.label.replace("|", "\\|") for c in table.columns) + " |"
-    sep = "|" + "|".join("---:" if c.kind in NUMERIC_KINDS else "---" for c in table.columns) + "|"
-    body = ["| " + " | ".join(_md_cell(row.get(c.key), c.kind) for c in table.columns) + " |" for row in table.rows]
-    return "\n".join([head, sep, *body])
-
-
-def md_item(item: Item, figures_rel: str = "figures") -> str:
-    out = [f"### {item.title}", ""]
-    if item.caption:
-        out += [item.caption, ""]
-    if item.not_run is not None:
-        out += [f"> **not run**: {item.not_run.reason}", ""]
-        return "\n".join(out)
-    if item.table is not None:
-        out += [md_table(item.table), ""]
-        out += [f"- {n}" for n in item.all_notes()]
-        if item.all_notes():
-            out.append("")
-    if item.image is not None:
-        out += [f"![{item.title}]({figures_rel}/{item.image.name})", ""]
-    if item.sources:
-        shown = ", ".join(f"`{s}`" for s in item.sources[:12])
-        more = f" and {len(item.sources) - 12} more" if len(item.sources) > 12 else ""
-        out += [f"<sub>From {len(item.sources)} record(s): {shown}{more}.</sub>", ""]
-    return "\n".join(out)
-
-
-def render_markdown(title: str, subtitle: str, cards: list[tuple[str, str, str]], sections: list[Section],
-                    environment: list[KeyValues]) -> str:
-    out = [f"# {title}", "", subtitle, ""]
-    if cards:
-        out += ["## Headline numbers", "", "| | |", "|---|---|"]
-        out += [f"| {label} | **{value}** {detail} |" for label, value, detail in cards]
-        out.append("")
-    for s in sections:
-        out += [f"## {s.title}", ""]
-        if s.intro:
-            out += [s.intro, ""]
-        out += [md_item(i) for i in s.items]
-    out += ["## Environment and provenance", ""]
-    for kv in environment:
-        out += [f"### {kv.title}", ""]
-        if kv.table is not None:
-            out += [md_table(kv.table), ""]
-        if kv.text is not None:
-            out += ["```yaml", kv.text.rstrip(), "```", ""]
-        out += [f"- {n}" for n in kv.notes]
-        if kv.notes:
-            out.append("")
-    return "\n".join(out).rstrip() + "\n"
-
-
-# --------------------------------------------------------------------------- HTML
-
-CSS = """
-:root { --fg:#1d2330; --muted:#5b6475; --line:#dfe3ea; --bg:#ffffff; --band:#f6f8fb; --accent:#2457c5;
-        --ref:#fbf6e9; --nr:#8a5a00; --nrbg:#fff4dc; }
-* { box-sizing: border-box; }
-body { margin:0; background:#eef1f6; color:var(--fg);
-       font: 15px/1.5 "DejaVu Sans", "Helvetica Neue", Arial, sans-serif; }
-main { max-width: 1320px; margin: 0 auto; padding: 28px 32px 60px; background: var(--bg); min-height:100vh; }
-header h1 { margin: 0 0 4px; font-size: 28px; }
-header .sub { color: var(--muted); margin: 0; }
-nav.toc { margin: 18px 0 8px; padding: 10px 14px; background: var(--band); border-radius: 8px; font-size: 14px; }
-nav.toc a { color: var(--accent); text-decoration: none; margin-right: 16px; white-space: nowrap; }
-h2 { margin: 36px 0 10px; padding-bottom: 6px; border-bottom: 2px solid var(--line); font-size: 22px; }
-h3 { margin: 26px 0 6px; font-size: 17px; }
-p.caption { margin: 0 0 10px; color: var(--muted); }
-.cards { display: grid; grid-template-columns: repeat(auto-fill, minmax(230px, 1fr)); gap: 12px; }
-.card { border: 1px solid var(--line); border-radius: 10px; padding: 12px 14px; background: var(--band); }
-.card .label { color: var(--muted); font-size: 13px; }
-.card .value { font-size: 24px; font-weight: bold; margin: 2px 0; }
-.card .detail { font-size: 12px; color: var(--muted); }
-.card.nr .value { color: var(--nr); font-size: 18px; }
-.tablewrap { overflow-x: auto; border: 1px solid var(--line); border-radius: 8px; }
-table { border-collapse: collapse; width: 100%; font-size: 13.5px; }
-th, td { padding: 6px 10px; border-bottom: 1px solid var(--line); text-align: left; vertical-align: top; }
-th { background: var(--band); font-weight: 600; vertical-align: bottom; min-width: 4.5em; }
-td { white-space: nowrap; }
-td.wrap { white-space: normal; min-width: 16em; }
-td.hash { white-space: normal; word-break: break-all; min-width: 18em; font-family: "DejaVu Sans Mono", monospace;
-          font-size: 12px; }
-th.n { text-align: right; }
-tbody tr:nth-child(even) td { background: #fafbfd; }
-td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
-th.ref, td.ref { background: var(--ref) !important; color: #5c4a1a; }
-th.ref { font-style: italic; }
-span.nr { display: inline-block; padding: 0 7px; border-radius: 9px; background: var(--nrbg); color: var(--nr);
-          font-size: 12px; font-weight: 600; white-space: nowrap; }
-td.err { color: #a12020; font-family: "DejaVu Sans Mono", monospace; font-size: 12.5px; }
-ul.notes { margin: 8px 0 0; padding-left: 20px; color: var(--muted); font-size: 13px; }
-.notrun { border: 1px dashed #e0b860; background: var(--nrbg); border-radius: 8px; padding: 10px 14px; }
-.notrun b { color: var(--nr); }
-figure { margin: 8px 0 0; }
-figure img { max-width: 100%; height: auto; border: 1px solid var(--line); border-radius: 8px; background: #fff; }
-details.src { margin-top: 6px; font-size: 12.5px; color: var(--muted); }
-details.src code, code { font-family: "DejaVu Sans Mono", monospace; font-size: 12px; }
-pre { background: var(--band); border: 1px solid var(--line); border-radius: 8px; padding: 10px 14px;
-      overflow-x: auto; font-size: 12.5px; }
-footer { margin-top: 40px; color: var(--muted); font-size: 12px; }
-"""
-
-
-def esc(text: Any) -> str:
+def esc(text: Any) -> Markup:
     """HTML-escape, and keep any ``scheme://`` in record text from being a URL in the file."""
-    return html.escape(str(text), quote=True).replace("://", "&#58;//")
+    return Markup(str(escape(str(text))).replace("://", "&#58;//"))
 
 
-def _cell(value: Any, kind: str, ref: bool, key: str) -> str:
-    cls = []
-    if kind in NUMERIC_KINDS:
-        cls.append("num")
-    if ref:
-        cls.append("ref")
-    if isinstance(value, NotRun):
-        inner = f'<span class="nr" title="{esc(value.reason)}">not run</span>'
-    else:
-        text = fmt(value, kind)
-        inner = esc(text)
-        if key == "error":
-            cls.append("err")
-        if kind == "hash":
-            cls.append("hash")
-        elif len(text) > 32 and kind not in NUMERIC_KINDS:
-            cls.append("wrap")
-    c = f' class="{" ".join(cls)}"' if cls else ""
-    return f"<td{c}>{inner}</td>"
+def _text(v: Any) -> str:
+    return "not run" if isinstance(v, NotRun) else ("—" if v is None else str(v))
 
 
-def html_table(table: Table) -> str:
-    def th(c) -> str:
-        cls = " ".join(x for x in ("ref" if c.ref else "", "n" if c.kind in NUMERIC_KINDS else "") if x)
-        return f'<th class="{cls}">{esc(c.label)}</th>' if cls else f"<th>{esc(c.label)}</th>"
+def _is_study(label: Any) -> bool:
+    return str(label).startswith("study")
 
-    head = "".join(th(c) for c in table.columns)
-    body = "".join("<tr>" + "".join(_cell(row.get(c.key), c.kind, c.ref, c.key) for c in table.columns) + "</tr>"
-                   for row in table.rows)
-    return f'<div class="tablewrap"><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
+
+def table_cells(view: pd.DataFrame) -> dict[str, list]:
+    """Header rows (label, span, class) and body rows (text, class, reason) of a display frame."""
+    cols = list(view.columns)
+    tuples = [c if isinstance(c, tuple) else (c,) for c in cols]
+    levels = max(len(t) for t in tuples) if tuples else 1
+    tuples = [t + ("",) * (levels - len(t)) for t in tuples]
+    has_index = not isinstance(view.index, pd.RangeIndex)
+    names = [n or "" for n in view.index.names] if has_index else []
+    header = []
+    for lev in range(levels):
+        row = [{"text": esc(n), "span": 1, "rowspan": levels, "cls": "idx"} for n in names] if lev == 0 else []
+        i = 0
+        while i < len(tuples):
+            j = i
+            while j + 1 < len(tuples) and tuples[j + 1][: lev + 1] == tuples[i][: lev + 1] and lev < levels - 1:
+                j += 1
+            label = tuples[i][lev]
+            cls = " ".join(x for x in ("grp" if lev < levels - 1 else "", "ref" if _is_study(label) else "") if x)
+            row.append({"text": esc(label), "span": j - i + 1, "rowspan": 1, "cls": cls})
+            i = j + 1
+        header.append(row)
+    rows = []
+    prev: tuple = ()
+    for idx, values in zip(view.index, view.itertuples(index=False, name=None), strict=True):
+        idx_t = idx if isinstance(idx, tuple) else (idx,)
+        row = []
+        if has_index:
+            for k, v in enumerate(idx_t):
+                same = prev[: k + 1] == idx_t[: k + 1]
+                row.append({"text": "" if same else esc(v), "cls": "idx", "reason": None})
+        prev = idx_t
+        for t, v in zip(tuples, values, strict=True):
+            text = _text(v)
+            cls = [c for c in ("num" if NUMERIC.match(text) or text in ("not run", "—") else "",
+                               "ref" if any(_is_study(x) for x in t) else "", "wrap" if len(text) > 40 else "") if c]
+            row.append({"text": esc(text), "cls": " ".join(cls),
+                        "reason": esc(v.reason) if isinstance(v, NotRun) else None})
+        rows.append(row)
+    return {"header": header, "rows": rows}
+
+
+def md_table(view: pd.DataFrame) -> str:
+    has_index = not isinstance(view.index, pd.RangeIndex)
+    names = [n or "" for n in view.index.names] if has_index else []
+    heads = [" · ".join(str(x) for x in (c if isinstance(c, tuple) else (c,)) if str(x)) for c in view.columns]
+
+    def cell(v: Any) -> str:
+        return _text(v).replace("|", "\\|").replace("\n", " ")
+
+    lines = ["| " + " | ".join(names + heads) + " |", "|" + "---|" * (len(names) + len(heads))]
+    for idx, values in zip(view.index, view.itertuples(index=False, name=None), strict=True):
+        idx_t = (idx if isinstance(idx, tuple) else (idx,)) if has_index else ()
+        lines.append("| " + " | ".join([cell(x) for x in idx_t] + [cell(v) for v in values]) + " |")
+    return "\n".join(lines)
 
 
 def data_uri(png: Path) -> str:
     return "data:image/png;base64," + base64.b64encode(png.read_bytes()).decode("ascii")
 
 
-def html_item(item: Item) -> str:
-    out = [f'<div class="item" id="{esc(item.key)}"><h3>{esc(item.title)}</h3>']
-    if item.caption:
-        out.append(f'<p class="caption">{esc(item.caption)}</p>')
-    if item.not_run is not None:
-        out.append(f'<div class="notrun"><b>not run</b>: {esc(item.not_run.reason)}</div></div>')
-        return "".join(out)
-    if item.table is not None:
-        out.append(html_table(item.table))
-        notes = item.all_notes()
-        if notes:
-            out.append('<ul class="notes">' + "".join(f"<li>{esc(n)}</li>" for n in notes) + "</ul>")
-    if item.image is not None:
-        out.append(f'<figure><img alt="{esc(item.title)}" src="{data_uri(item.image)}"></figure>')
-    if item.sources:
-        ids = ", ".join(f"<code>{esc(s)}</code>" for s in item.sources)
-        out.append(f'<details class="src"><summary>From {len(item.sources)} record(s)</summary>{ids}</details>')
-    out.append("</div>")
-    return "".join(out)
+def all_notes(item: Item) -> list[str]:
+    """The item's notes plus the reason of every "not run" cell, each once."""
+    out = list(item.notes)
+    if item.view is not None:
+        for v in item.view.to_numpy().ravel():
+            if isinstance(v, NotRun) and v.reason and f"not run: {v.reason}" not in out:
+                out.append(f"not run: {v.reason}")
+    return out
 
 
-def render_html(title: str, subtitle: str, cards: list[tuple[str, str, str]], sections: list[Section],
-                environment: list[KeyValues], footer: str) -> str:
-    toc = ['<a href="#headline">Headline numbers</a>'] if cards else []
-    toc += [f'<a href="#{esc(s.key)}">{esc(s.title)}</a>' for s in sections]
-    toc.append('<a href="#environment">Environment and provenance</a>')
-    body = [f"<header><h1>{esc(title)}</h1><p class=\"sub\">{esc(subtitle)}</p></header>",
-            f'<nav class="toc">{"".join(toc)}</nav>']
-    if cards:
-        cs = []
-        for label, value, detail in cards:
-            nr = " nr" if value == "not run" else ""
-            cs.append(f'<div class="card{nr}"><div class="label">{esc(label)}</div>'
-                      f'<div class="value">{esc(value)}</div><div class="detail">{esc(detail)}</div></div>')
-        body.append(f'<section id="headline"><h2>Headline numbers</h2><div class="cards">{"".join(cs)}</div>'
-                    "</section>")
-    for s in sections:
-        intro = f'<p class="caption">{esc(s.intro)}</p>' if s.intro else ""
-        body.append(f'<section id="{esc(s.key)}"><h2>{esc(s.title)}</h2>{intro}'
-                    + "".join(html_item(i) for i in s.items) + "</section>")
-    env = ['<section id="environment"><h2>Environment and provenance</h2>']
-    for kv in environment:
-        env.append(f'<div class="item" id="{esc(kv.key)}"><h3>{esc(kv.title)}</h3>')
-        if kv.table is not None:
-            env.append(html_table(kv.table))
-        if kv.text is not None:
-            env.append(f"<pre>{esc(kv.text.rstrip())}</pre>")
-        if kv.notes:
-            env.append('<ul class="notes">' + "".join(f"<li>{esc(n)}</li>" for n in kv.notes) + "</ul>")
-        env.append("</div>")
-    env.append("</section>")
-    body += env
-    body.append(f"<footer>{esc(footer)}</footer>")
-    return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-            "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
-            f"<title>{esc(title)}</title><style>{CSS}</style></head>\n<body><main>"
-            + "\n".join(body) + "</main></body></html>\n")
+def _finalize(v: Any) -> Any:
+    return v if isinstance(v, Markup) or not isinstance(v, str) else esc(v)
+
+
+_LOADER = jinja2.PackageLoader("dlbench.report", "templates")
+_HTML = jinja2.Environment(loader=_LOADER, autoescape=True, undefined=jinja2.StrictUndefined, finalize=_finalize)
+_MD = jinja2.Environment(loader=_LOADER, autoescape=False, undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
+
+
+def _context(title: str, subtitle: str, banner: dict, sections: list[Section], environment: list[KeyValues],
+             html: bool) -> dict[str, Any]:
+    items = [i for s in sections for i in s.items]
+    ctx: dict[str, Any] = {"title": title, "subtitle": subtitle, "banner": banner, "sections": sections,
+                           "environment": environment,
+                           "all_notes": {i.key: [esc(n) if html else n for n in all_notes(i)] for i in items}}
+    views = [(i.key, i.view) for i in items if i.view is not None and i.not_run is None]
+    views += [(kv.key, kv.view) for kv in environment if kv.view is not None]
+    if html:
+        ctx["tables"] = {k: table_cells(v) for k, v in views}
+        ctx["images"] = {i.key: data_uri(i.image) for i in items if i.image is not None and i.not_run is None}
+    else:
+        ctx["md_tables"] = {k: md_table(v) for k, v in views}
+        ctx["figure_link"] = "embedded in report.html (this Markdown links no image files)"
+    return ctx
+
+
+def render_markdown(title: str, subtitle: str, banner: dict, sections: list[Section],
+                    environment: list[KeyValues]) -> str:
+    text = _MD.get_template("report.md.j2").render(**_context(title, subtitle, banner, sections, environment, False))
+    return re.sub(r"\n{3,}", "\n\n", text).rstrip() + "\n"
+
+
+def render_html(title: str, subtitle: str, banner: dict, sections: list[Section], environment: list[KeyValues],
+                footer: str) -> str:
+    css = (Path(__file__).parent / "templates" / "report.css").read_text()
+    ctx = _context(title, subtitle, banner, sections, environment, True)
+    return _HTML.get_template("report.html.j2").render(css=Markup(css), footer=footer, **ctx)

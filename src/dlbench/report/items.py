@@ -1,0 +1,94 @@
+"""What the report shows: numbered tables and figures (:class:`Item`), and how a value reads.
+
+A table is two DataFrames: ``frame`` holds raw values (written to ``tables/<key>.csv`` with pandas, the
+study's published values as printed, ours unrounded) and ``view`` holds the strings a reader sees, in the
+study's layout (a pivot, its columns a MultiIndex). A value that does not exist because a step failed or
+was not run reads "not run" (the reason in the notes), never a zero.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from dlbench.report.collect import NotRun, dataset_label, device_label, model_label, num
+
+NOT_RUN = "not run"
+NONE = "—"
+
+
+@dataclass
+class Item:
+    """One numbered table or figure of the report, or the reason it is not there."""
+
+    key: str
+    kind: str  # table | figure
+    title: str
+    caption: str = ""
+    frame: pd.DataFrame | None = None
+    view: pd.DataFrame | None = None
+    image: Path | None = None
+    not_run: NotRun | None = None
+    notes: list[str] = field(default_factory=list)
+    sources: list[str] = field(default_factory=list)
+    group: str = "ours"  # study: one of the study's tables or figures; ours: an extra one
+
+    @property
+    def table(self) -> pd.DataFrame | None:
+        return self.view
+
+
+def fmt(value: Any, kind: str = "text") -> str:
+    """A value as a person reads it. None is "—" (not recorded / not applicable)."""
+    if isinstance(value, NotRun):
+        return NOT_RUN
+    if value is None or (isinstance(value, float) and value != value):
+        return NONE
+    if isinstance(value, str) and kind in ("pct", "s", "ms", "study"):
+        return value  # a published value, as printed
+    if kind == "dataset":
+        return dataset_label(value)
+    if kind == "model":
+        return model_label(value)
+    if kind == "device":
+        return device_label(value)
+    if kind == "bool":
+        return "on" if value else "off"
+    f = num(value)
+    if f is None:
+        return str(value)
+    if kind == "int":
+        return f"{int(round(f)):,}"
+    if kind == "lr":
+        mant, exp = f"{f:.0e}".split("e")
+        return f"{mant}e{int(exp)}" if mant != "1" else f"1e{int(exp)}"
+    if kind in ("pct", "s2"):
+        return f"{f:.2f}"
+    if kind == "pp":
+        return f"{f:+.2f}"
+    if kind in ("s", "ms"):
+        return f"{f:.2f}"  # as the study prints its times
+    if kind == "x":
+        return f"{f:.2f}x"
+    if kind == "ips":
+        return f"{f:,.0f}" if f >= 100 else f"{f:.3g}"
+    if kind == "gflops":
+        return f"{f:.4f}"
+    if kind in ("m", "mb"):
+        return f"{f:.2f}"
+    if kind == "float":
+        return f"{f:.3g}" if abs(f) < 100 else f"{f:,.0f}"
+    return str(value)
+
+
+def view_of(frame: pd.DataFrame, kinds: dict[str, str], labels: dict[str, str] | None = None) -> pd.DataFrame:
+    """A flat display frame: each column formatted by its kind, renamed to its label."""
+    out = pd.DataFrame({c: [fmt(v, kinds.get(c, "text")) for v in frame[c]] for c in kinds if c in frame})
+    return out.rename(columns=labels or {})
+
+
+def run_ids(recs) -> list[str]:
+    return sorted({str(r.get("run_id")) for r in recs if r is not None})

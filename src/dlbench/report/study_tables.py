@@ -1,0 +1,278 @@
+"""The study's own tables (1-4, the SVM table, its results list), each in the study's layout, every
+published number as printed with ours beside it and the differences.
+
+:func:`comparison` is the long frame behind all of them: one row per published cell, the run that fills
+it (matched on the cell's stated settings only, :mod:`dlbench.report.reference`) and the differences.
+Each table is a pivot of its rows; ``tables/<key>.csv`` is those rows.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pandas as pd
+
+from dlbench.report import reference as ref
+from dlbench.report.collect import NotRun, Records, dataset_label, model_label, svm_frame, train_frame
+from dlbench.report.items import Item, fmt
+
+STUDY, OURS = "study", "ours"
+KINDS = {"study_accuracy_pct": "pct", "ours_accuracy_pct": "pct", "accuracy_diff_pp": "pp",
+         "study_seconds": "s", "ours_seconds": "s", "time_ratio": "x",
+         "study_fit_ms": "ms", "ours_fit_ms": "ms", "fit_ratio": "x"}
+
+
+def _choose(cands: pd.DataFrame, table: str) -> tuple[pd.Series | None, list[str]]:
+    """The run shown at a cell: one of the grid named after the table first, then a finished one."""
+    if cands.empty:
+        return None, []
+    grids = cands.get("grids", pd.Series([[]] * len(cands), index=cands.index))
+    in_grid = grids.map(lambda gs: any(g == table or g.startswith(table + "-") for g in gs))
+    # Without the spec's grids: lr 0.001, the learning rate of every run of the study's results list.
+    lr3 = cands["lr"].map(lambda v: abs(float(v) - 1e-3) < 1e-12) if "lr" in cands else in_grid
+    ranked = cands.assign(_g=in_grid, _ok=cands["ok"], _lr=lr3).sort_values(["_g", "_ok", "_lr"], ascending=False,
+                                                                             kind="stable")
+    best = ranked.iloc[0]
+    return best, [str(x) for x in ranked["run_id"].iloc[1:]]
+
+
+def comparison(R: Records) -> pd.DataFrame:
+    """One row per published cell: the study's values (strings, as printed), ours, differences, the run."""
+    pub = ref.published()
+    train, svm = train_frame(R), svm_frame(R)
+    rows = []
+    for _, cell in pub.iterrows():
+        row = {k: cell[k] for k in ["cell", "source", "table", *ref.SETTINGS]}
+        row.update(study_accuracy_pct=cell["test_accuracy_pct"], study_seconds=cell["train_seconds"],
+                   study_fit_ms=cell["fit_ms"], study_gflops=cell["gflops"], study_note=cell["note"])
+        frame = svm if cell["table"] == "svm" else train
+        match = ref.matches_svm if cell["table"] == "svm" else ref.matches_train
+        cands = frame[[match(cell, r) for r in frame.to_dict("records")]] if not frame.empty else frame
+        run, others = _choose(cands, cell["table"])
+        row["run_id"] = None if run is None else run["run_id"]
+        row["also_matching"] = " ".join(others)
+        row["smoke"] = bool(run is not None and run["smoke"])
+        if run is None:
+            row["why_not"] = "no run of this study matches the cell's settings"
+        elif not run["ok"]:
+            row["why_not"] = f"run {run['run_id']} failed: {run['error']}"
+        else:
+            row["why_not"] = None
+        ok = run is not None and run["ok"]
+        if cell["table"] == "svm":
+            row["ours_accuracy_pct"] = run["accuracy_pct"] if ok else None
+            row["ours_fit_ms"] = run["fit_seconds"] * 1000 if ok and run["fit_seconds"] is not None else None
+            row["ours_seconds"] = None
+        else:
+            row["ours_accuracy_pct"] = run["test_accuracy_pct"] if ok else None
+            row["ours_seconds"] = run["train_seconds"] if ok else None
+            row["ours_fit_ms"] = None
+        sa, ss, sf = (ref.value(cell[k]) for k in ("test_accuracy_pct", "train_seconds", "fit_ms"))
+        oa, os_, of = row["ours_accuracy_pct"], row["ours_seconds"], row["ours_fit_ms"]
+        row["accuracy_diff_pp"] = oa - sa if oa is not None and sa is not None else None
+        row["time_ratio"] = os_ / ss if os_ is not None and ss else None
+        row["fit_ratio"] = of / sf if of is not None and sf else None
+        rows.append(row)
+    out = pd.DataFrame(rows)
+    out["disagrees"] = [_disagreements(out, r) for _, r in out.iterrows()]
+    return out
+
+
+def _disagreements(C: pd.DataFrame, row: pd.Series) -> str:
+    """Other published values at the cells the same run fills (the sources disagree): 'value (source)'."""
+    if not isinstance(row["run_id"], str):
+        return ""
+    out = []
+    for _, o in C[(C["run_id"] == row["run_id"]) & (C["cell"] != row["cell"])].iterrows():
+        for key, unit in (("study_accuracy_pct", "%"), ("study_seconds", "s")):
+            if o[key] and row[key] and o[key] != row[key]:
+                out.append(f"{o[key]} {unit} ({ref.SOURCE_LABELS[o['source']]}, {ref.TABLE_TITLES[o['table']]})")
+    return "; ".join(dict.fromkeys(out))
+
+
+def _why(row: pd.Series) -> str | None:
+    return row["why_not"] if isinstance(row["why_not"], str) else None
+
+
+def _num(v: object) -> float | None:
+    return None if v is None or (isinstance(v, float) and v != v) else float(v)
+
+
+def _cell(row: pd.Series, key: str) -> object:
+    """A value for the view: ours or a difference; "not run" with the reason when there is no run."""
+    v = row[key]
+    if key.startswith(("ours", "accuracy_diff", "time_ratio", "fit_ratio")) and _why(row):
+        return NotRun(_why(row))
+    return fmt(v, KINDS.get(key, "text")) if not isinstance(v, str) else (v or "—")
+
+
+def _values(rows: pd.DataFrame, keys: dict[str, str]) -> pd.DataFrame:
+    return pd.DataFrame({label: [_cell(r, k) for _, r in rows.iterrows()] for k, label in keys.items()},
+                        index=rows.index)
+
+
+ACC = {"study_accuracy_pct": "study %", "ours_accuracy_pct": "ours %", "accuracy_diff_pp": "Δ pp"}
+TIME = {"study_seconds": "study s", "ours_seconds": "ours s", "time_ratio": "ours / study"}
+
+
+def _pivot(rows: pd.DataFrame, index: list[str], columns: list[str], keys: dict[str, str]) -> pd.DataFrame:
+    vals = _values(rows, keys)
+    long = pd.concat([rows[index + columns], vals], axis=1)
+    wide = long.set_index(index + columns)[list(keys.values())].unstack(columns)
+    # (value, col...) -> (col..., value), columns in the order the study prints them
+    wide.columns = wide.columns.reorder_levels([*range(1, len(columns) + 1), 0])
+    order = [tuple(c) for c in rows[columns].drop_duplicates().itertuples(index=False)]
+    wide = wide[[(*c, v) for c in order for v in keys.values()]]
+    return wide.loc[list(dict.fromkeys(rows[index].itertuples(index=False, name=None)))] \
+        if len(index) > 1 else wide.loc[list(dict.fromkeys(rows[index[0]]))]
+
+
+def _labels(rows: pd.DataFrame) -> pd.DataFrame:
+    out = rows.copy()
+    out["dataset"] = out["dataset"].map(dataset_label)
+    out["model"] = out["model"].map(lambda m: model_label(m) if not m.startswith("svm") else
+                                    {"svm-poly": "polynomial", "svm-rbf": "RBF"}[m])
+    out["optimizer"] = out["optimizer"].map(lambda o: {"sgd": "SGD", "adam": "Adam", "": "not stated"}[o])
+    out["lr"] = out["lr"].map(lambda v: v or "not stated")
+    out["batch_size"] = out["batch_size"].map(lambda v: v or "not stated")
+    out["pin_memory"] = out["pin_memory"].map(lambda v: {"true": "pin on", "false": "pin off", "": "not stated"}[v])
+    out["device"] = out["device"].map(lambda v: {"cuda": "GPU (A30)", "cpu": "CPU (Xeon)"}[v])
+    out["epochs"] = out["epochs"].map(lambda v: f"{v} epochs" if v else "")
+    return out
+
+
+def _notes(table: str, rows: pd.DataFrame) -> list[str]:
+    fixed = ("Matched on the settings each cell states, and on what the study fixes for every run: the DataLoader "
+             "loop, AMP (fp16 on the GPU; ours fp32 on the CPU), 1x28x28 input, imagenet stem, 70/10/20 split.")
+    notes = [fixed] if table != "svm" else []
+    missing = ref.unstated(table)
+    if missing:
+        notes.append(f"Not stated by the study for this table: {', '.join(missing)}; any value matches, and the "
+                     "run shown is the one of the spec's grid named after the table.")
+    for _, r in rows.iterrows():
+        where = f"{dataset_label(r['dataset'])} {model_label(r['model'])}" + \
+            (f" {r['optimizer']}" if r["optimizer"] else "") + (f" {r['epochs']} ep" if r["epochs"] else "")
+        if r["study_note"] and not r["study_note"].startswith("published speedup"):
+            notes.append(f"{where}: {r['study_note']}.")
+        if r["disagrees"]:
+            notes.append(f"{where}: published values differ for this run; {ref.SOURCE_LABELS[r['source']]} prints "
+                         f"{r['study_accuracy_pct']} %" + (f" / {r['study_seconds']} s" if r["study_seconds"] else "")
+                         + f" here; at the other cells the same run fills: {r['disagrees']}.")
+        if isinstance(r["also_matching"], str) and r["also_matching"]:
+            notes.append(f"{where}: also matched by run(s) {r['also_matching']} (a setting the cell leaves unstated "
+                         f"differs); shown: {r['run_id']}.")
+    return list(dict.fromkeys(notes))
+
+
+def _item(key: str, title: str, caption: str, rows: pd.DataFrame, view: pd.DataFrame) -> Item:
+    cols = ["cell", "source", *ref.SETTINGS, "study_accuracy_pct", "ours_accuracy_pct", "accuracy_diff_pp",
+            "study_seconds", "ours_seconds", "time_ratio", "study_fit_ms", "ours_fit_ms", "fit_ratio", "study_gflops",
+            "run_id", "smoke", "why_not", "also_matching", "study_note"]
+    item = Item(key, "table", title, caption, frame=rows[[c for c in cols if c in rows]], view=view, group="study")
+    item.notes = _notes(rows["table"].iloc[0], rows)
+    item.notes.append("Δ pp = ours − study in percentage points; ours / study is the ratio of times.")
+    item.sources = sorted({str(x) for x in rows["run_id"] if x})
+    return item
+
+
+def table1(C: pd.DataFrame) -> Item:
+    rows = C[C["table"] == "table1"]
+    lab = _labels(rows)
+    view = _pivot(lab, ["batch_size", "optimizer", "lr"], ["dataset", "model"], ACC)
+    view.index.names = ["batch", "optimizer", "learning rate"]
+    return _item("table1", "Table 1: test accuracy (%) over batch size, optimizer and learning rate (4 epochs)",
+                 "The study's matrix: rows batch x optimizer x learning rate, columns dataset x model; in each cell "
+                 "the study's accuracy, ours, and the difference. Only runs with the cell's exact settings.", rows,
+                 view)
+
+
+def table2(C: pd.DataFrame) -> Item:
+    rows = C[C["table"] == "table2"]
+    lab = _labels(rows)
+    lab["optimizer"] = lab["optimizer"] + " (BS=" + rows["batch_size"] + ")"
+    view = _pivot(lab, ["dataset", "model", "optimizer"], ["epochs"], {**ACC, **TIME})
+    view.index.names = ["dataset", "model", "configuration"]
+    return _item("table2", "Table 2: 4 vs 10 epochs (best configurations, batch 16)",
+                 "Test accuracy and training time (whole training) at 4 and 10 epochs, as the study labels its rows.",
+                 rows, view)
+
+
+def _published_speedup(note: str) -> str:
+    m = re.search(r"published speedup ([0-9.]+x)", note or "")
+    return m.group(1) if m else "—"
+
+
+def table3(C: pd.DataFrame) -> Item:
+    rows = C[C["table"] == "table3"]
+    lab = _labels(rows)
+    view = _pivot(lab, ["dataset", "model"], ["pin_memory"], {**TIME, **ACC})
+    sp_study, sp_ours = [], []
+    for (_ds, _m), g in rows.groupby([lab["dataset"], lab["model"]], sort=False):
+        on, off = g[g["pin_memory"] == "true"].iloc[0], g[g["pin_memory"] == "false"].iloc[0]
+        sp_study.append(_published_speedup(off["study_note"]))
+        a, b = _num(off["ours_seconds"]), _num(on["ours_seconds"])
+        sp_ours.append(fmt(a / b, "x") if a is not None and b else NotRun(_why(on) or _why(off) or "no time"))
+    view[("speedup of pin on", "study")] = sp_study
+    view[("speedup of pin on", "ours")] = sp_ours
+    view.index.names = ["dataset", "model"]
+    item = _item("table3", "Table 3: pin_memory on vs off (4 epochs, batch 16, Adam)",
+                 "Training time and test accuracy with pinned host memory on and off; speedup = time off / time on "
+                 "(the study's printed speedups).", rows, view)
+    item.notes.append("The study's text claims pin_memory=True is \"1.5x to 2x\" faster; its table prints 1.21x "
+                      "to 1.99x.")
+    return item
+
+
+def table4(C: pd.DataFrame, our_gflops: dict[str, float | None] | None = None) -> Item:
+    rows = C[C["table"] == "table4"]
+    lab = _labels(rows)
+    view = _pivot(lab, ["model", "optimizer"], ["device"], {**TIME, **ACC})
+    g_study, g_ours, sp_study, sp_ours = [], [], [], []
+    for _, g in rows.groupby(["model", "optimizer"], sort=False):
+        cpu, gpu = g[g["device"] == "cpu"].iloc[0], g[g["device"] == "cuda"].iloc[0]
+        g_study.append(cpu["study_gflops"])
+        ours_g = (our_gflops or {}).get(cpu["model"])
+        g_ours.append(fmt(ours_g, "gflops") if ours_g is not None else "—")
+        sp_study.append(fmt(float(cpu["study_seconds"]) / float(gpu["study_seconds"]), "x"))
+        a, b = _num(cpu["ours_seconds"]), _num(gpu["ours_seconds"])
+        sp_ours.append(fmt(a / b, "x") if a is not None and b else NotRun(_why(cpu) or _why(gpu) or "no time"))
+    view[("GFLOPs", "study")] = g_study
+    view[("GFLOPs", "ours (3x64x64)")] = g_ours
+    view[("GPU speedup", "study")] = sp_study
+    view[("GPU speedup", "ours")] = sp_ours
+    view.index.names = ["model", "optimizer"]
+    item = _item("table4", "Table 4: CPU vs GPU, Fashion-MNIST, 10 epochs",
+                 f"Training time and test accuracy on the CPU and the GPU ({ref.STUDY['cpu']} vs {ref.STUDY['gpu']} "
+                 "in the study), the models' GFLOPs and the GPU speedup (CPU time / GPU time).", rows, view)
+    item.notes.append("The study's speedup is computed here from its printed times; its text claims 4x-5x. Our "
+                      "GFLOPs: forward FLOPs (2 per multiply-add) at 3x64x64, the setting the study's numbers match "
+                      "(Table 9).")
+    return item
+
+
+def table_svm(C: pd.DataFrame) -> Item:
+    rows = C[C["table"] == "svm"]
+    lab = _labels(rows)
+    keys = {**ACC, "study_fit_ms": "study fit ms (CPU)", "ours_fit_ms": "ours fit ms", "fit_ratio": "ours / study"}
+    view = _pivot(lab, ["dataset"], ["model"], keys)
+    view.index.names = ["dataset"]
+    item = _item("svm", "SVM table: polynomial and RBF kernels (scikit-learn)",
+                 f"Test accuracy and fit time of each kernel; the study fitted its SVMs on its CPUs ({ref.STUDY['cpu']}),"
+                 " in milliseconds as printed.", rows, view)
+    item.notes.insert(0, "The study states no C, gamma or degree; ours are in the spec. Matched only by scikit-learn "
+                         "runs on the whole train split (cuML runs are in Table 7).")
+    return item
+
+
+def table_results_list(C: pd.DataFrame) -> Item:
+    rows = C[C["table"] == "all-runs"]
+    lab = _labels(rows)
+    view = _values(rows, {**ACC, **TIME})
+    view.index = pd.MultiIndex.from_frame(lab[["dataset", "model", "batch_size", "optimizer", "lr", "epochs",
+                                               "pin_memory"]])
+    view.index.names = ["dataset", "model", "batch", "optimizer", "learning rate", "epochs", "pin_memory"]
+    return _item("all-runs", "Results list: the study's individual runs (repository page)",
+                 "Every run the study's repository page lists, with its settings as listed, and ours.", rows, view)
+
+
+STUDY_TABLES = [table1, table2, table3, table4, table_svm, table_results_list]
