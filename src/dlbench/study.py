@@ -29,8 +29,12 @@ def data_dir(out: Path, dataset: str) -> Path:
     return out / "data" / dataset
 
 
-def run_study(spec: StudySpec, out_dir: str | os.PathLike) -> dict:
-    """Run every step of ``spec``; return a summary {step: {ok: n, failed: [...]}}."""
+def run_study(spec: StudySpec, out_dir: str | os.PathLike, fuse: bool | None = None) -> dict:
+    """Run every step of ``spec``; return a summary {step: {ok: n, failed: [...]}}.
+
+    ``fuse`` (default: the spec's ``train.fuse``) trains compatible GPU runs as fused groups
+    (:func:`dlbench.spec.train_tasks`); each member still gets its own ``train/<run_id>/`` folder.
+    """
     from dlbench.spec import require_runs
 
     require_runs(spec)  # a study with no runs is refused before the data step
@@ -61,13 +65,19 @@ def run_study(spec: StudySpec, out_dir: str | os.PathLike) -> dict:
         data_ok[ds] = attempt("data", ds, run_data, ds, data_dir(out, ds), source=spec.data.source,
                               root=spec.data.root, seed=spec.seed, subsample=spec.data.subsample,
                               fractions=spec.data.fractions, log=log.info) is not None
-    from dlbench.spec import expand_train
+    from dlbench.spec import train_tasks
     from dlbench.train import run_train
 
-    for cfg in expand_train(spec):
-        if not data_ok.get(cfg.dataset):
-            log.warning(f"train {cfg.run_id} skipped: the data step for {cfg.dataset} did not succeed")
+    for task in train_tasks(spec, fuse=fuse):
+        missing = sorted({c.dataset for c in task if not data_ok.get(c.dataset)})
+        if missing:
+            for cfg in task:
+                log.warning(f"train {cfg.run_id} skipped: the data step for {', '.join(missing)} did not succeed")
             continue
+        if len(task) > 1:
+            run_fused_group(task, out, summary)
+            continue
+        cfg = task[0]
         run_out = out / "train" / cfg.run_id
         attempt("train", cfg.run_id, run_train, cfg, data_dir(out, cfg.dataset), run_out, log=log.info,
                 record={"config": cfg.model_dump(), "out_dir": run_out, "run_id": cfg.run_id, "device": cfg.device})
@@ -86,6 +96,23 @@ def run_study(spec: StudySpec, out_dir: str | os.PathLike) -> dict:
 
     attempt("report", "report", run_report, out, out / "report", log=log.info)
     return summary
+
+
+def run_fused_group(task: list, out: Path, summary: dict) -> None:
+    """Train ``task`` (compatible runs) as one fused model; count and record each member like a solo run."""
+    from dlbench.train.group import run_train_group
+
+    entry = summary.setdefault("train", {"ok": 0, "failed": []})
+    outs = [out / "train" / c.run_id for c in task]
+    label = "fused group " + ", ".join(c.run_id for c in task)
+    try:
+        run_train_group(task, [data_dir(out, c.dataset) for c in task], outs, log=log.info)
+        entry["ok"] += len(task)
+    except DlbenchError as exc:
+        log.error(f"train {label} failed: {exc.one_line()}")
+        for c, o in zip(task, outs, strict=True):
+            entry["failed"].append({"run": c.run_id, "error": exc.one_line()})
+            record_refusal(exc, "train", c.model_dump(), o, run_id=c.run_id, device=c.device)
 
 
 def run_profile_and_onnx(spec: StudySpec, out: Path, attempt) -> None:

@@ -6,6 +6,7 @@ handlers only, so ``dlbench --help`` and the step commands work without kfp inst
 
 from __future__ import annotations
 
+import argparse
 import importlib
 import os
 
@@ -45,6 +46,9 @@ def register(sub) -> None:
                     "of the Kubernetes Secret with the store keys, never a key.",
         epilog="example: dlbench compile --spec quick --out pipelines/study_pipeline.yaml")
     p.add_argument("--spec", default="quick", help="preset name (quick, reference) or a YAML file")
+    p.add_argument("--fuse", action=argparse.BooleanOptionalAction, default=None,
+                   help="train compatible GPU runs as fused groups, one task per group (default: the "
+                        "spec's train.fuse); CPU runs and grids that compare timings stay solo")
     p.add_argument("--out", default=DEFAULT_YAML, help="where to write the YAML")
     p.add_argument("--parallelism", type=int, default=1,
                    help="runs of one loop executing at once (more disturbs timings on shared nodes)")
@@ -66,6 +70,9 @@ def register(sub) -> None:
                    "default $KFP_HOST")
     p.add_argument("--experiment", default="dlbench", help="experiment to run in (created if missing)")
     p.add_argument("--spec", default="quick", help="preset name or a YAML file")
+    p.add_argument("--fuse", action=argparse.BooleanOptionalAction, default=None,
+                   help="train compatible GPU runs as fused groups, one task per group (default: the "
+                        "spec's train.fuse); CPU runs and grids that compare timings stay solo")
     p.add_argument("--run-name", default=None, help="run name; default <spec name>-<timestamp>")
     p.add_argument("--namespace", default=None, help="user namespace (multi-user Kubeflow)")
     p.add_argument("--parallelism", type=int, default=1, help="runs of one loop executing at once")
@@ -89,6 +96,9 @@ def register(sub) -> None:
     p.add_argument("--runner", default="subprocess", choices=["subprocess", "docker"],
                    help="subprocess: this venv; docker: each component in its image (Docker or podman API)")
     p.add_argument("--spec", default="quick", help="preset name or a YAML file")
+    p.add_argument("--fuse", action=argparse.BooleanOptionalAction, default=None,
+                   help="train compatible GPU runs as fused groups, one task per group (default: the "
+                        "spec's train.fuse); CPU runs and grids that compare timings stay solo")
     p.add_argument("--store", default=None, help=STORE_HELP)
     p.add_argument("--create-bucket", action="store_true", help="create the S3 bucket when it does not exist")
     p.add_argument("--work", default="runs/kfp-local", help="kfp.local's pipeline root (every task's outputs)")
@@ -112,22 +122,22 @@ def register(sub) -> None:
 
 
 def run_compile(args) -> int:
-    from dlbench.spec import load_spec
+    from dlbench.spec import load_spec, with_fuse
 
     study = _edge("pipelines.study")
-    spec = load_spec(args.spec)
+    spec = with_fuse(load_spec(args.spec), args.fuse)
     out = study.compile_pipeline(spec, args.out, parallelism=args.parallelism, publish_to=args.publish_to)
     print(f"{out} ({study.describe_plan(spec)})")
     return 0
 
 
 def run_submit(args) -> int:
-    from dlbench.spec import load_spec
+    from dlbench.spec import load_spec, with_fuse
 
     if not args.host:
         raise DlbenchError("no KFP host", "pass --host http://HOST:PORT or set KFP_HOST")
     sub = _edge("pipelines.submit")
-    spec = load_spec(args.spec)
+    spec = with_fuse(load_spec(args.spec), args.fuse)
     info = sub.submit(spec, args.host, experiment=args.experiment, run_name=args.run_name,
                       parallelism=args.parallelism, publish_to=args.publish_to, namespace=args.namespace)
     print(f"run id: {info['run_id']}")
@@ -148,12 +158,12 @@ def run_submit(args) -> int:
 
 def run_local(args) -> int:
     from dlbench.log import get_logger
-    from dlbench.spec import load_spec
+    from dlbench.spec import load_spec, with_fuse
 
     if not args.local:
         raise DlbenchError("dlbench run runs the pipeline on this machine: add --local",
                            "to run it on a cluster use dlbench submit --host URL")
-    spec = load_spec(args.spec)
+    spec = with_fuse(load_spec(args.spec), args.fuse)
     local = _edge("pipelines.local")
     log = get_logger("dlbench.pipeline").info
     info = local.run_local(spec, store_url=args.store or _default_store(), runner=args.runner, work_dir=args.work,

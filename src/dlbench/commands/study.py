@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import argparse
+
 
 def register(sub) -> None:
     from dlbench.cli import add_command
@@ -11,16 +13,19 @@ def register(sub) -> None:
         epilog="example: dlbench study --spec quick --out runs/quick")
     p.add_argument("--spec", default="quick", help="preset name (quick, reference) or a YAML file")
     p.add_argument("--out", default="runs/quick", help="study output folder")
+    p.add_argument("--fuse", action=argparse.BooleanOptionalAction, default=None,
+                   help="train compatible GPU runs as fused groups, one model per group (default: the spec's "
+                        "train.fuse); CPU runs and grids that compare timings stay solo")
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
     from pathlib import Path
 
-    from dlbench.spec import load_spec
+    from dlbench.spec import load_spec, with_fuse
     from dlbench.study import run_study
 
-    spec = load_spec(args.spec)
+    spec = with_fuse(load_spec(args.spec), args.fuse)
     summary = run_study(spec, args.out)
     failed = sum(len(v["failed"]) for v in summary.values())
     for step, v in summary.items():
