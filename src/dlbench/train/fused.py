@@ -168,11 +168,12 @@ def load_member_state_dict(fused: nn.Module, i: int, state: dict[str, torch.Tens
         for name, t in list(mod.named_parameters(recurse=False)) + list(mod.named_buffers(recurse=False)):
             if t is None or name == "num_batches_tracked":
                 continue
-            src = state[pre + name].to(t.device, t.dtype).reshape(-1)
-            # a channels_last weight is not viewable as N x -1: write through a contiguous copy
-            flat = t.contiguous().reshape(mod.members, -1)
-            flat[i].copy_(src)
-            t.copy_(flat.view(t.shape))
+            src = state[pre + name].to(t.device, t.dtype)
+            if isinstance(mod, FusedLinear):
+                t[i].copy_(src)
+            else:  # member i's rows of dim 0 (any memory format, e.g. a channels_last conv weight)
+                rows = t.shape[0] // mod.members
+                t[i * rows:(i + 1) * rows].copy_(src)
 
 
 # --------------------------------------------------------------------------- per-member optimizer
