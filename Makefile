@@ -42,7 +42,7 @@ study: setup data  ## run the quick study in this process, without KFP (dlbench 
 	@test -f $(OUT)/report/report.html || { echo "report not written: see the errors above"; exit 1; }
 	@echo "report: $(abspath $(OUT)/report/report.html)"
 
-test: setup data browser  ## run the test suite
+test: setup data browser registry  ## run the test suite
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 lint: setup  ## ruff
@@ -52,7 +52,16 @@ compile: setup  ## compile the quick study's pipeline to pipelines/study_pipelin
 	env -u DLBENCH_REGISTRY -u DLBENCH_IMAGE_TAG $(BIN)/dlbench compile --spec quick --out pipelines/study_pipeline.yaml
 
 # Images: names from components/images.py, engine docker or podman (whichever answers; ENGINE=... to choose).
-.PHONY: images image-cpu image-cuda image-rapids container-test
+# REGISTRY=host[:port]/namespace and TAG=... name them (as DLBENCH_REGISTRY / DLBENCH_IMAGE_TAG, which
+# dlbench compile and submit read).
+.PHONY: images image-cpu image-cuda image-rapids push registry container-test
+KINDS ?= cpu cuda rapids
+ifdef REGISTRY
+export DLBENCH_REGISTRY := $(REGISTRY)
+endif
+ifdef TAG
+export DLBENCH_IMAGE_TAG := $(TAG)
+endif
 images: image-cpu image-cuda image-rapids  ## build the cpu, cuda and rapids images
 
 image-cpu:  ## build one image (also image-cuda, image-rapids; BASE_IMAGE=... optional)
@@ -60,6 +69,14 @@ image-cpu:  ## build one image (also image-cuda, image-rapids; BASE_IMAGE=... op
 
 image-cuda image-rapids:
 	images/build.sh $(@:image-%=%)
+
+push:  ## build if needed and push the images: REGISTRY=host[:port]/ns [TAG=..] [KINDS=cpu] [INSECURE=1]
+	INSECURE=$(INSECURE) images/push.sh $(KINDS)
+
+registry: /usr/bin/docker-registry  ## install Debian's docker-registry (the tests run one on loopback)
+
+/usr/bin/docker-registry:
+	$(SUDO) apt-get update -qq && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-registry >/dev/null
 
 container-test: setup data  ## build the cpu image offline (podman, local Debian base) and run README's docker steps in it
 	$(BIN)/python -m pytest -q -s tests/images/test_container.py

@@ -5,6 +5,12 @@ components all read the same strings. The registry prefix is overridable so a us
 
     DLBENCH_REGISTRY=registry.example.com/me make images      # builds registry.example.com/me/dlbench-cpu:0.1.0
     DLBENCH_IMAGE_TAG=dev make image-cpu                      # another tag
+    make push REGISTRY=registry.example.com/me [TAG=dev]      # the same two names, pushed (images/push.sh)
+    DLBENCH_REGISTRY=registry.example.com/me dlbench compile --pin-digests   # the pipeline names them
+
+``dlbench compile``/``submit`` read the two variables when they compile (not only at import), so the
+YAML names the images the environment names; ``--pin-digests`` then replaces each tag by the digest the
+registry holds (``pipelines/registry.py``).
 
 The tag follows dlbench's version (a test checks they agree). KFP's cache key contains the image
 string, so a new release must come with a new tag, never a moved one.
@@ -38,11 +44,20 @@ def tag() -> str:
     return os.environ.get(TAG_ENV) or TAG
 
 
-def image(kind: str) -> str:
-    """Full image reference for a kind ("cpu", "cuda", "rapids"), e.g. ghcr.io/dlbench/dlbench-cpu:0.1.0."""
+def image(kind: str, registry_prefix: str | None = None, image_tag: str | None = None) -> str:
+    """Full image reference for a kind ("cpu", "cuda", "rapids"), e.g. ghcr.io/dlbench/dlbench-cpu:0.1.0.
+
+    ``registry_prefix`` / ``image_tag`` override the environment's (``$DLBENCH_REGISTRY``, ``$DLBENCH_IMAGE_TAG``).
+    """
     if kind not in KINDS:
         raise KeyError(f"unknown image kind {kind!r}; known: {', '.join(KINDS)}")
-    return f"{registry()}/{KINDS[kind][0]}:{tag()}"
+    prefix = (registry_prefix or registry()).rstrip("/")
+    return f"{prefix}/{KINDS[kind][0]}:{image_tag or tag()}"
+
+
+def current() -> dict[str, str]:
+    """kind -> reference as the environment names it now (``IMAGES`` is what it named at import)."""
+    return {kind: image(kind) for kind in KINDS}
 
 
 def dockerfile(kind: str) -> str:
@@ -58,8 +73,13 @@ CUDA_IMAGE = IMAGES["cuda"]
 RAPIDS_IMAGE = IMAGES["rapids"]
 
 
-if __name__ == "__main__":  # used by the Makefile: python3 components/images.py cpu [--dockerfile]
+if __name__ == "__main__":  # used by the Makefile: python3 components/images.py cpu [--dockerfile|--default]
     args = sys.argv[1:]
     if not args or args[0] not in KINDS:
-        sys.exit(f"usage: python3 components/images.py {{{'|'.join(KINDS)}}} [--dockerfile]")
-    print(dockerfile(args[0]) if "--dockerfile" in args else image(args[0]))
+        sys.exit(f"usage: python3 components/images.py {{{'|'.join(KINDS)}}} [--dockerfile|--default]")
+    if "--dockerfile" in args:
+        print(dockerfile(args[0]))
+    elif "--default" in args:  # the name `make images` gives it without DLBENCH_REGISTRY (images/push.sh)
+        print(image(args[0], DEFAULT_REGISTRY))
+    else:
+        print(image(args[0]))

@@ -17,13 +17,18 @@ compiled YAML shows exactly what will run)::
   would disturb each other's timings).
 - The report task publishes the run's bundle to ``publish_to`` (a store URL) under the KFP run id;
   its keys come from the Kubernetes Secret of ``components.storage`` (only the Secret's *name* is
-  in the YAML).
+  in the YAML). When the spec reads its datasets from the store (``data.root: s3://...``, see
+  ``dlbench data push``), the data task gets the same Secret and ConfigMap.
+- Images: named by ``components.images`` as the environment says when compiling
+  (``DLBENCH_REGISTRY``, ``DLBENCH_IMAGE_TAG``); ``pin_digests`` replaces each by
+  ``registry/name@sha256:...`` as its registry holds it now (``pipelines.registry``).
 """
 
 # No `from __future__ import annotations` here: KFP reads the pipeline function's annotations as types.
 
 import json
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -125,6 +130,9 @@ def build_pipeline(spec: StudySpec, parallelism: int = 1, publish_to: str | None
     def study(publish_to: str = default_publish) -> dsl.Artifact:
         d = data(data_spec=spec_json["data"], seed=spec.seed).set_display_name("data")
         retry(d)
+        if is_store_url(spec.data.root):  # the datasets come from the store: the task needs its keys
+            kubernetes.use_secret_as_env(d, storage.S3_SECRET, storage.S3_SECRET_ENV, optional=True)
+            kubernetes.use_config_map_as_env(d, storage.S3_CONFIG, storage.S3_CONFIG_ENV, optional=True)
         collected: dict[str, Any] = {}
         for group, (component, needs_gpu) in components.items():
             runs = p[group]
@@ -165,12 +173,43 @@ def build_pipeline(spec: StudySpec, parallelism: int = 1, publish_to: str | None
     return study
 
 
-def compile_pipeline(spec: StudySpec, out: str | Path, parallelism: int = 1, publish_to: str | None = None) -> Path:
-    """Compile the pipeline of ``spec`` to ``out`` (YAML), atomically: a failed compile leaves the old file."""
+def is_store_url(root: str | None) -> bool:
+    """A data root the data task downloads from (``s3://...``), not a folder."""
+    return bool(root) and str(root).startswith("s3://")
+
+
+def image_mapping(yaml_text: str, pin_digests: bool = False) -> dict[str, str]:
+    """Image as compiled -> image to use: the names the environment gives now (the components took theirs at
+    import), then, with ``pin_digests``, each as ``name@sha256:...`` resolved in its registry."""
+    from components import images
+    from pipelines import registry
+
+    renamed = {images.IMAGES[k]: images.current()[k] for k in images.KINDS}
+    mapping = {}
+    clients: dict = {}
+    for image in registry.images_in(yaml_text):
+        target = renamed.get(image, image)
+        if pin_digests:
+            target = registry.parse_reference(target).pinned(registry.resolve(target, clients=clients))
+        if target != image:
+            mapping[image] = target
+    return mapping
+
+
+def compile_pipeline(spec: StudySpec, out: str | Path, parallelism: int = 1, publish_to: str | None = None,
+                     pin_digests: bool = False, check: Callable[[Path], Any] | None = None) -> Path:
+    """Compile the pipeline of ``spec`` to ``out`` (YAML), atomically: a failed compile leaves the old file.
+
+    ``pin_digests``: images by digest (a registry that cannot say fails the compile). ``check(path)`` runs on
+    the finished YAML before it replaces ``out`` (the pre-flight of ``compile --check``); if it raises,
+    nothing is written.
+    """
     import os
     import tempfile
 
     from kfp import compiler
+
+    from pipelines import registry
 
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -178,6 +217,12 @@ def compile_pipeline(spec: StudySpec, out: str | Path, parallelism: int = 1, pub
     with tempfile.TemporaryDirectory(dir=out.parent, prefix=".compile-") as tmp:
         target = Path(tmp) / "pipeline.yaml"
         compiler.Compiler().compile(fn, str(target))
+        text = target.read_text()
+        mapping = image_mapping(text, pin_digests=pin_digests)
+        if mapping:
+            target.write_text(registry.replace_images(text, mapping))
+        if check is not None:
+            check(target)
         os.replace(target, out)
     return out
 
@@ -197,5 +242,5 @@ def describe_plan(spec: StudySpec) -> str:
     return ", ".join(parts)
 
 
-__all__ = ["DEFAULT_YAML", "build_pipeline", "compile_pipeline", "compile_spec", "describe_plan",
-           "pipeline_name", "plan"]
+__all__ = ["DEFAULT_YAML", "build_pipeline", "compile_pipeline", "compile_spec", "describe_plan", "image_mapping",
+           "is_store_url", "pipeline_name", "plan"]

@@ -2,7 +2,9 @@
 
 - The pipeline is named after the spec (``dlbench-quick``); its version is named after the compiled
   YAML's SHA-256, so submitting the same pipeline twice reuses the version instead of piling up copies.
-- Before anything else the host's ``/apis/v2beta1/healthz`` is asked, with a short timeout: a URL that
+- Before anything else the pre-flight (``pipelines.preflight``) checks that every image of the compiled
+  pipeline resolves in its registry and the spec's datasets in the store exist (``preflight=False``
+  skips it); then the host's ``/apis/v2beta1/healthz`` is asked, with a short timeout: a URL that
   is not a KFP API fails in one line instead of kfp.Client's 25 s of retries.
 - ``wait`` polls the run itself: ``kfp.Client.wait_for_run_completion`` never returns for a CANCELED run.
 - Authentication: ``$KFP_TOKEN`` is sent as a bearer token, ``$KFP_COOKIES`` as cookies (e.g. an
@@ -154,14 +156,20 @@ def upload_or_reuse(client, yaml_path: Path, name: str, description: str, host: 
 
 def submit(spec: StudySpec, host: str, experiment: str = "dlbench", run_name: str | None = None,
            parallelism: int = 1, publish_to: str | None = None, namespace: str | None = None,
-           log: Callable[[str], Any] = print) -> dict[str, Any]:
-    """Compile ``spec``, upload or reuse its pipeline version, create a run; return ids and the UI link."""
+           pin_digests: bool = False, preflight: bool = True, log: Callable[[str], Any] = print) -> dict[str, Any]:
+    """Compile ``spec`` (pre-flight checked), upload or reuse its pipeline version, create a run; return ids
+    and the UI link. Nothing reaches the KFP API when the pre-flight fails."""
     host = normalise_host(host)
     plan(spec)
-    check_kfp_api(host)
     name = pipeline_name(spec)
     with tempfile.TemporaryDirectory(prefix="dlbench-submit-") as tmp:
-        yaml_path = compile_pipeline(spec, Path(tmp) / f"{name}.yaml", parallelism=parallelism, publish_to=publish_to)
+        yaml_path = compile_pipeline(spec, Path(tmp) / f"{name}.yaml", parallelism=parallelism, publish_to=publish_to,
+                                     pin_digests=pin_digests)
+        if preflight:
+            from pipelines.preflight import preflight as check
+
+            check(spec, yaml_path, log=log)
+        check_kfp_api(host)
         client = make_client(host, namespace)
         description = f"dlbench study {spec.name!r}" + (f": {spec.description}" if spec.description else "")
         pipeline_id, version_id, uploaded = upload_or_reuse(client, yaml_path, name, description, host)

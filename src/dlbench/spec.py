@@ -65,7 +65,8 @@ def config_id(config: dict[str, Any]) -> str:
 class DataSpec(_Strict):
     datasets: list[DatasetName] = Field(default=["fashion-mnist"], min_length=1)
     source: DataSource = "auto"
-    root: str | None = Field(default=None, description="folder of IDX files; default: search known places")
+    root: str | None = Field(default=None, description="folder of IDX files, or the store `dlbench data push` put "
+                             "them in (s3://bucket/datasets); default: search known places")
     subsample: int | None = Field(default=None, gt=0, description="stratified subsample of all images before the split")
     fractions: tuple[float, float, float] = (0.7, 0.1, 0.2)
 

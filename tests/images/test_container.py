@@ -201,3 +201,48 @@ def test_docker_runner_tasks_that_end_at_once_keep_their_exit_code_and_log(built
         assert {c.id for c in client.containers.list(all=True)} == before, "every task's container is removed"
     finally:
         client.close()
+
+
+def test_cpu_image_pushed_to_a_registry_pulls_back_by_digest_and_pins_the_pipeline(built, tmp_path):
+    """`make push` of the image built above into a real registry (Debian's docker-registry on loopback), pulled
+    back by the digest push printed, which a --pin-digests compile names (the walkthrough's steps 3 and 5)."""
+    from pipelines import registry
+    from tests.registry import Registry
+
+    reg = Registry(tmp_path / "registry").start()
+    env = {**os.environ, "PATH": built["path"], "ENGINE": built["engine"]}
+    target = f"{reg.host}/dlbench/dlbench-cpu:{images.tag()}"
+    pulled_id = None
+    try:
+        start = time.monotonic()
+        proc = subprocess.run(["make", "--no-print-directory", "push", f"REGISTRY={reg.host}/dlbench", "KINDS=cpu",
+                               "INSECURE=1"], cwd=ROOT, env=env, capture_output=True, text=True)
+        print(f"\nmake push (cpu image): {time.monotonic() - start:.0f} s")
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+        found = re.search(rf"push: {re.escape(target)} = \S+@(sha256:[0-9a-f]{{64}})", proc.stdout)
+        assert found, proc.stdout[-3000:]
+        digest = found.group(1)
+        assert registry.resolve(target) == digest
+        by_digest = f"{reg.host}/dlbench/dlbench-cpu@{digest}"
+        flags = ["--tls-verify=false"] if built["engine"] == "podman" else []
+        subprocess.run([built["engine"], "rmi", target], capture_output=True)
+        pull = subprocess.run([built["engine"], "pull", *flags, by_digest], capture_output=True, text=True)
+        assert pull.returncode == 0, pull.stderr[-2000:]
+        pulled_id = subprocess.run([built["engine"], "image", "inspect", "--format", "{{.Id}}", by_digest],
+                                   capture_output=True, text=True).stdout.strip()
+        version = subprocess.run([built["engine"], "run", "--rm", by_digest, "dlbench", "--version"],
+                                 capture_output=True, text=True)
+        assert version.returncode == 0 and images.tag() in version.stdout, version.stderr
+        out = tmp_path / "pinned.yaml"
+        compiled = subprocess.run([str(Path(sys.executable).parent / "dlbench"), "compile", "--spec", "quick",
+                                   "--pin-digests", "--check", "--out", str(out)], cwd=ROOT, capture_output=True,
+                                  text=True, env={**env, images.REGISTRY_ENV: f"{reg.host}/dlbench"})
+        assert compiled.returncode == 0, compiled.stderr
+        pipeline = next(yaml.safe_load_all(out.read_text()))
+        assert {e["container"]["image"] for e in pipeline["deploymentSpec"]["executors"].values()} == {by_digest}
+    finally:
+        reg.stop()
+        subprocess.run([built["engine"], "rmi", target], capture_output=True)
+        if pulled_id and pulled_id != subprocess.run([built["engine"], "image", "inspect", "--format", "{{.Id}}",
+                                                      built["image"]], capture_output=True, text=True).stdout.strip():
+            subprocess.run([built["engine"], "rmi", "--force", pulled_id], capture_output=True)

@@ -20,7 +20,10 @@ def kfp_api():
 
 
 def submit(kfp_api, tiny_spec, *extra):
-    return main(["submit", "--host", kfp_api.url, "--spec", str(tiny_spec), "--experiment", "bench", *extra])
+    """Submit without the pre-flight: the default images are not in a registry reachable here
+    (tests/pipeline/test_preflight.py checks the pre-flight against a real registry)."""
+    return main(["submit", "--host", kfp_api.url, "--spec", str(tiny_spec), "--experiment", "bench",
+                 "--no-preflight", *extra])
 
 
 def test_submit_uploads_the_pipeline_and_creates_a_run(kfp_api, tiny_spec, capsys):
@@ -100,7 +103,8 @@ def test_a_host_that_is_not_a_kfp_api_is_one_line(tiny_spec, capsys, status, bod
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        rc = main(["submit", "--host", f"http://127.0.0.1:{server.server_port}", "--spec", str(tiny_spec)])
+        rc = main(["submit", "--host", f"http://127.0.0.1:{server.server_port}", "--spec", str(tiny_spec),
+                   "--no-preflight"])
     finally:
         server.shutdown()
         server.server_close()
@@ -111,9 +115,10 @@ def test_a_host_that_is_not_a_kfp_api_is_one_line(tiny_spec, capsys, status, bod
 def test_unreachable_host_and_missing_scheme(tiny_spec, capsys):
     from tests.s3server import _free_port
 
-    assert main(["submit", "--host", f"http://127.0.0.1:{_free_port()}", "--spec", str(tiny_spec)]) == 2
+    assert main(["submit", "--host", f"http://127.0.0.1:{_free_port()}", "--spec", str(tiny_spec),
+                 "--no-preflight"]) == 2
     assert "unreachable" in capsys.readouterr().err
-    assert main(["submit", "--host", "localhost:8080", "--spec", str(tiny_spec)]) == 2
+    assert main(["submit", "--host", "localhost:8080", "--spec", str(tiny_spec), "--no-preflight"]) == 2
     assert "needs a scheme" in capsys.readouterr().err
 
 

@@ -31,6 +31,12 @@ def _edge(module: str, needs: tuple[str, ...] = ("kfp",)):
                            "pip install 'dlbench[kfp]' in a checkout of the repository") from None
 
 
+IMAGES_EPILOG = ("images: DLBENCH_REGISTRY (default ghcr.io/dlbench) and DLBENCH_IMAGE_TAG (default the version) "
+                 "name them, as for make push REGISTRY=... TAG=...; registry logins are read from "
+                 "~/.docker/config.json or ${XDG_RUNTIME_DIR}/containers/auth.json; plain-HTTP registries: "
+                 "DLBENCH_INSECURE_REGISTRIES=host:port (loopback ones are allowed)")
+
+
 def _default_store() -> str:
     return os.environ.get(STORE_ENV) or DEFAULT_STORE
 
@@ -44,12 +50,19 @@ def register(sub) -> None:
         description="Build the KFP v2 pipeline of a study spec (one task per train and SVM config, GPU tasks "
                     "requesting nvidia.com/gpu) and compile it to YAML. The YAML holds image names and the name "
                     "of the Kubernetes Secret with the store keys, never a key.",
-        epilog="example: dlbench compile --spec quick --out pipelines/study_pipeline.yaml")
+        epilog="examples:\n  dlbench compile --spec quick --out pipelines/study_pipeline.yaml\n"
+               "  DLBENCH_REGISTRY=registry.example.com/me dlbench compile --spec quick --pin-digests --check "
+               "--out study.yaml\n" + IMAGES_EPILOG)
     p.add_argument("--spec", default="quick", help="preset name (quick, reference) or a YAML file")
     p.add_argument("--fuse", action=argparse.BooleanOptionalAction, default=None,
                    help="train compatible GPU runs as fused groups, one task per group (default: the "
                         "spec's train.fuse); CPU runs and grids that compare timings stay solo")
     p.add_argument("--out", default=DEFAULT_YAML, help="where to write the YAML")
+    p.add_argument("--pin-digests", action="store_true",
+                   help="name every image by the digest its registry holds now (name@sha256:...), not by tag")
+    p.add_argument("--check", action="store_true",
+                   help="pre-flight before writing: every image resolves in its registry, the spec's datasets "
+                        "in the store exist (what dlbench submit checks)")
     p.add_argument("--parallelism", type=int, default=1,
                    help="runs of one loop executing at once (more disturbs timings on shared nodes)")
     p.add_argument("--publish-to", default=None, metavar="URL",
@@ -65,7 +78,9 @@ def register(sub) -> None:
                     "ends (CANCELED included) and exit 0 only if it SUCCEEDED.",
         epilog="example: kubectl -n kubeflow port-forward svc/ml-pipeline-ui 8080:80 &\n"
                "         dlbench submit --host http://localhost:8080 --spec quick --wait\n"
-               "auth: $KFP_TOKEN (bearer token) or $KFP_COOKIES (session cookie) when the API needs them")
+               "auth: $KFP_TOKEN (bearer token) or $KFP_COOKIES (session cookie) when the API needs them\n"
+               "pre-flight (before anything is uploaded): every image resolves in its registry, the spec's datasets "
+               "in the store exist; --no-preflight skips it\n" + IMAGES_EPILOG)
     p.add_argument("--host", default=os.environ.get("KFP_HOST"), help="KFP URL, e.g. http://localhost:8080; "
                    "default $KFP_HOST")
     p.add_argument("--experiment", default="dlbench", help="experiment to run in (created if missing)")
@@ -78,6 +93,10 @@ def register(sub) -> None:
     p.add_argument("--parallelism", type=int, default=1, help="runs of one loop executing at once")
     p.add_argument("--publish-to", default=None, metavar="URL",
                    help="store URL the report task uploads the bundle to ('' for none); default: the compiled default")
+    p.add_argument("--pin-digests", action="store_true",
+                   help="name every image by the digest its registry holds now (name@sha256:...), not by tag")
+    p.add_argument("--no-preflight", dest="preflight", action="store_false",
+                   help="skip the pre-flight check of images and datasets")
     p.add_argument("--wait", action="store_true", help="wait for the run to end and show its state changes")
     p.add_argument("--poll", type=float, default=10.0, help="seconds between status checks with --wait")
     p.add_argument("--timeout", type=float, default=None, help="give up waiting after this many seconds")
@@ -126,7 +145,12 @@ def run_compile(args) -> int:
 
     study = _edge("pipelines.study")
     spec = with_fuse(load_spec(args.spec), args.fuse)
-    out = study.compile_pipeline(spec, args.out, parallelism=args.parallelism, publish_to=args.publish_to)
+    check = None
+    if args.check:
+        preflight = _edge("pipelines.preflight")
+        check = lambda path: preflight.preflight(spec, path)  # noqa: E731
+    out = study.compile_pipeline(spec, args.out, parallelism=args.parallelism, publish_to=args.publish_to,
+                                 pin_digests=args.pin_digests, check=check)
     print(f"{out} ({study.describe_plan(spec)})")
     return 0
 
@@ -139,7 +163,8 @@ def run_submit(args) -> int:
     sub = _edge("pipelines.submit")
     spec = with_fuse(load_spec(args.spec), args.fuse)
     info = sub.submit(spec, args.host, experiment=args.experiment, run_name=args.run_name,
-                      parallelism=args.parallelism, publish_to=args.publish_to, namespace=args.namespace)
+                      parallelism=args.parallelism, publish_to=args.publish_to, namespace=args.namespace,
+                      pin_digests=args.pin_digests, preflight=args.preflight)
     print(f"run id: {info['run_id']}")
     print(f"run name: {info['run_name']}")
     print(f"UI: {info['link']}")

