@@ -105,6 +105,7 @@ def two_datasets(tmp_path_factory):
     return out
 
 
+@pytest.mark.slow  # 12 short trainings (4 fused members, 8 solo runs): minutes on 2 cores
 def test_short_run_accuracy_records_and_checkpoints(two_datasets, tmp_path, quiet):
     """Each member's test accuracy is within the spread of two solo runs that differ only in their CPU
     thread count (measured here) plus 0.5 points; its record and best.pt are those of a normal run."""
