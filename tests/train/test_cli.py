@@ -76,7 +76,7 @@ def _one_line_error(capsys, argv, code):
 @pytest.mark.parametrize("flag,value,words", [
     ("--optimizer", "rmsprop", ["optimizer", "'sgd' or 'adam'", "rmsprop"]),
     ("--model", "resnet101", ["model", "resnet18", "resnet101"]),
-    ("--engine", "turbo", ["engine", "'dataloader' or 'resident'"]),
+    ("--engine", "turbo", ["engine", "'dataloader', 'resident' or 'fused'"]),
     ("--amp", "fp8", ["amp", "fp8"]),
 ])
 def test_unknown_choices(tiny_split, tmp_path, capsys, flag, value, words):
