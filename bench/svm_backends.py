@@ -240,7 +240,7 @@ def run(args) -> int:
         comparisons += compare_across_runs(out, earlier, path, args)
     if not comparisons:
         out["comparison_note"] = "a speedup needs sklearn and another backend to have run"
-    text = json.dumps(out, indent=2)
+    text = json.dumps(out, indent=2, allow_nan=False)
     print(text)
     if args.out:
         Path(args.out).write_text(text + "\n")

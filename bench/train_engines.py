@@ -236,7 +236,7 @@ def run(args) -> int:
             "first_loss_abs_diff": (abs(dl["first_losses"][0] - res["first_losses"][0])
                                     if dl["first_losses"] and res["first_losses"] else None),
         }
-    text = json.dumps(report, indent=2)
+    text = json.dumps(report, indent=2, allow_nan=False)
     print(text)
     if args.out:
         Path(args.out).write_text(text + "\n")

@@ -8,8 +8,9 @@ Failure policy, the same as ``dlbench study``: a step that fails for a reason a 
 :class:`~dlbench.errors.DlbenchError`: bad config, NaN loss, a device that is not there) keeps its
 ``record.json`` with ``status: failed`` and the task ends normally, so the report still renders and
 shows the failure; the task's Metrics carry ``failed = 1``. Anything else (out of memory, a lost
-node, a bug) fails the task, and KFP's retry policy applies. The data step is the exception: without
-data nothing downstream means anything, so it always fails loudly.
+node, a bug) fails the task, and KFP's retry policy applies. The data step follows the same policy: a
+dataset it refuses (a data.root that is not there, files of another dataset) gets a failed record, the
+runs on it then fail with "split file not found" in their own records, and the report lists them all.
 """
 
 from __future__ import annotations
@@ -79,13 +80,21 @@ def data_task(data_spec: dict, seed: int, split: Any, metrics: Any) -> None:
     spec = validate_model(DataSpec, data_spec, "data spec")
     root = Path(split.path)
     fingerprints = {}
+    failed = 0
     for ds in spec.datasets:
-        manifest = run_data(ds, root / ds, source=spec.source, root=spec.root, seed=seed, subsample=spec.subsample,
-                            fractions=spec.fractions, log=log.info)
+        config = {"dataset": ds, "source": spec.source, "root": spec.root, "seed": seed,
+                  "subsample": spec.subsample, "fractions": list(spec.fractions)}
+        manifest = _run_step(f"data {ds}", run_data, ds, root / ds, source=spec.source, root=spec.root, seed=seed,
+                             subsample=spec.subsample, fractions=spec.fractions, log=log.info,
+                             record={"step": "data", "config": config, "out_dir": root / ds})
         rec = _read_record(root / ds) or {}
+        if manifest is None:
+            failed += 1
+            continue
         for part in ("train", "val", "test"):
             _log_number(metrics, f"{ds}_n_{part}", manifest["parts"][part]["size"])
         fingerprints[ds] = (rec.get("metrics") or {}).get("fingerprint")
+    _log_number(metrics, "failed", failed)
     split.metadata["datasets"] = list(spec.datasets)
     split.metadata["fingerprints"] = fingerprints
 

@@ -28,7 +28,7 @@ from typing import Any
 from dlbench.errors import DeviceError, StepFailed
 from dlbench.io import read_json
 from dlbench.spec import StudySpec
-from dlbench.store import BINARY_SUFFIXES, open_store
+from dlbench.store import BINARY_SUFFIXES, MANIFEST_NAME, StoreError, open_store
 from pipelines import PipelineError
 from pipelines.study import build_pipeline, describe_plan, plan
 
@@ -221,8 +221,46 @@ def run_local(spec: StudySpec, store_url: str | os.PathLike = "runs/pipeline", r
     study = task.outputs["Output"]
     bundle = Path(study.path)
     run_dir = _run_dir(bundle, work)
+    info = publish_run(run_dir, store, bundle=bundle, log=log, store_url=str(store_url), work_dir=str(work_dir))
+    return {**info, "kfp_root": str(run_dir)}
+
+
+def find_bundle(run_dir: Path) -> Path:
+    """The report task's ``study`` artifact below a kfp.local run folder: the folder with MANIFEST.json."""
+    found = sorted(p.parent for p in run_dir.rglob(MANIFEST_NAME) if (p.parent / "report").is_dir())
+    if len(found) != 1:
+        raise PipelineError(f"{run_dir}: {'no' if not found else len(found)} report bundles "
+                            f"({MANIFEST_NAME} beside report/) below the run folder",
+                            "pass the folder of a kfp.local run that reached its report task")
+    return found[0]
+
+
+def publish_run(run_dir: str | os.PathLike, store, bundle: Path | None = None, log: Callable[[str], Any] = print,
+                store_url: str | None = None, work_dir: str | None = None) -> dict[str, Any]:
+    """Upload a kfp.local run (its report bundle, and the weights of every run as ``models/...``) to
+    ``<store>/<run name>/``, MANIFEST.json last, then check every stored object against the manifest.
+
+    Used after ``run --local`` and again by ``dlbench publish`` when that upload failed; a second upload
+    of the same run replaces what a failed one left. A failure names the folder holding the complete run
+    and the command that publishes it again. Returns a summary.
+    """
+    run_dir = Path(run_dir)
+    bundle = bundle or find_bundle(run_dir)
+    try:
+        return _publish(run_dir, store, bundle, log)
+    except StoreError as exc:
+        again = (f"dlbench publish {run_dir.name} --work {work_dir or run_dir.parent} "
+                 f"--store {store_url or store.url}")
+        raise StoreError(f"storing run {run_dir.name} failed: {exc.message}; the complete run is in {run_dir}",
+                         f"{exc.hint + '; then ' if exc.hint else ''}publish it again with: {again}") from None
+
+
+def _publish(run_dir: Path, store, bundle: Path, log: Callable[[str], Any]) -> dict[str, Any]:
     run_name = run_dir.name
-    with tempfile.TemporaryDirectory(prefix="dlbench-publish-", dir=work) as tmp:
+    abort = getattr(store, "abort_incomplete", None)
+    if abort:  # what an upload cut short by a dead server may have left on a server that keeps it
+        abort(run_name, quick=True)
+    with tempfile.TemporaryDirectory(prefix="dlbench-publish-", dir=run_dir.parent) as tmp:
         stage = Path(tmp) / run_name
         shutil.copytree(bundle, stage)
         models = model_files(run_dir, exclude=bundle)
@@ -231,10 +269,26 @@ def run_local(spec: StudySpec, store_url: str | os.PathLike = "runs/pipeline", r
             dest.parent.mkdir(parents=True, exist_ok=True)
             os.symlink(src, dest)
         manifest = store.put_tree(stage, run_name, log=log)
-    failed = failed_records(bundle)
-    return {"run": run_name, "store": store.describe(run_name), "kfp_root": str(run_dir),
+    problems = verify_stored(store, run_name)
+    if problems:
+        raise StoreError(f"{store.describe(run_name)} does not match its {MANIFEST_NAME}: {'; '.join(problems[:3])}"
+                         + (f" and {len(problems) - 3} more" if len(problems) > 3 else ""), "publish it again")
+    return {"run": run_name, "store": store.describe(run_name),
             "report": store.describe(f"{run_name}/report/report.html"), "files": len(manifest["files"]),
-            "bytes": manifest["total_bytes"], "models": len(models), "failed": failed}
+            "bytes": manifest["total_bytes"], "models": len(models), "failed": failed_records(bundle)}
+
+
+def verify_stored(store, prefix: str) -> list[str]:
+    """Problems of a stored run against its MANIFEST.json: objects missing, or of another size or SHA-256."""
+    manifest = store.read_manifest(prefix)
+    problems = []
+    for e in manifest["files"]:
+        info = store.info(f"{prefix}/{e['path']}")
+        if info is None:
+            problems.append(f"{e['path']}: missing")
+        elif info.size != e["bytes"] or (info.sha256 and info.sha256 != e["sha256"]):
+            problems.append(f"{e['path']}: size or SHA-256 differs")
+    return problems
 
 
 def _run_dir(bundle: Path, work: Path) -> Path:

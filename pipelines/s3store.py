@@ -9,8 +9,15 @@ Configuration comes from the environment only (never from code, flags or the pip
 ``AWS_SECRET_ACCESS_KEY``  secret key (``MINIO_SECRET_KEY`` is read when this is unset)
 ``DLBENCH_S3_REGION``      region, default ``AWS_REGION`` or ``us-east-1`` (minio-py then skips its
                            bucket-location probe, which some S3 servers refuse)
-``DLBENCH_S3_RETRIES``     attempts per operation on transient errors, default 4 (backoff 1, 2, 4 s)
+``DLBENCH_S3_RETRY_DEADLINE_S``  seconds an operation keeps retrying transient errors (a refused
+                           connection, HTTP 5xx, SlowDown), default 90: a server restart (SeaweedFS
+                           answers again after ~18 s) is waited out. Backoff 1, 2, 4, 8, then 10 s.
+``DLBENCH_S3_RETRIES``     at most this many attempts per operation (default: no cap but the deadline)
 =========================  =====================================================================
+
+An upload that fails for good has its incomplete multipart uploads aborted (so they do not pile up on
+the server) where the server still answers; publishing a run (``pipelines.local.publish_run``, after
+``dlbench run --local`` and in ``dlbench publish``) also aborts any left under the run's prefix first.
 
 The bucket and prefix come from the store URL ``s3://bucket/prefix``. On a cluster the keys reach
 a task from a Kubernetes Secret (``kfp.kubernetes.use_secret_as_env``, see ``pipelines/study.py``).
@@ -53,6 +60,9 @@ ENDPOINT_ENV = "DLBENCH_S3_ENDPOINT"
 SECURE_ENV = "DLBENCH_S3_SECURE"
 REGION_ENV = "DLBENCH_S3_REGION"
 RETRIES_ENV = "DLBENCH_S3_RETRIES"
+DEADLINE_ENV = "DLBENCH_S3_RETRY_DEADLINE_S"
+DEFAULT_DEADLINE_S = 90.0
+MAX_BACKOFF_S = 10.0
 KEY_ENVS = (("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"), ("MINIO_ACCESS_KEY", "MINIO_SECRET_KEY"))
 SHA_META = "x-amz-meta-sha256"
 MIN_PART = 5 * 1024 * 1024
@@ -123,15 +133,40 @@ class _ProgressAdapter:
             self.state["reported"] = self.seen
 
 
+class _TrackingMinio(Minio):
+    """minio-py's client, remembering the multipart uploads it began and has not completed or aborted, so an
+    upload cut short by a dead server can be aborted once the server answers again (minio-py's own abort
+    is tried at once, when the server is usually still gone)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.open_uploads: dict[str, str] = {}  # upload id -> object name
+
+    def _create_multipart_upload(self, bucket_name, object_name, headers):
+        upload_id = super()._create_multipart_upload(bucket_name, object_name, headers)
+        self.open_uploads[upload_id] = object_name
+        return upload_id
+
+    def _complete_multipart_upload(self, bucket_name, object_name, upload_id, parts, *args, **kwargs):
+        result = super()._complete_multipart_upload(bucket_name, object_name, upload_id, parts, *args, **kwargs)
+        self.open_uploads.pop(upload_id, None)
+        return result
+
+    def _abort_multipart_upload(self, bucket_name, object_name, upload_id):
+        super()._abort_multipart_upload(bucket_name, object_name, upload_id)
+        self.open_uploads.pop(upload_id, None)
+
+
 class S3Store(Store):
     def __init__(self, bucket: str, prefix: str = "", *, endpoint: str, secure: bool, access_key: str,
-                 secret_key: str, region: str = "us-east-1", retries: int = 4, backoff: float = 1.0,
+                 secret_key: str, region: str = "us-east-1", retries: int | None = None, backoff: float = 1.0,
                  part_size: int = DEFAULT_PART, parallel_uploads: int = 3, connect_timeout: float = 5.0,
-                 read_timeout: float = 300.0):
+                 read_timeout: float = 300.0, deadline: float = DEFAULT_DEADLINE_S):
         self.bucket, self.prefix = bucket, prefix.strip("/")
         self.endpoint = f"{'https' if secure else 'http'}://{endpoint}"
         self.url = f"s3://{bucket}/{self.prefix}".rstrip("/")
-        self.retries, self.backoff = max(1, retries), backoff
+        self.retries = None if retries is None else max(1, retries)
+        self.backoff, self.deadline = backoff, max(0.0, deadline)
         self.part_size = max(MIN_PART, part_size)
         self.parallel_uploads = parallel_uploads
         http = urllib3.PoolManager(
@@ -139,7 +174,7 @@ class S3Store(Store):
             cert_reqs="CERT_REQUIRED", ca_certs=os.environ.get("SSL_CERT_FILE") or certifi.where(),
             retries=urllib3.Retry(total=1, backoff_factor=0.2, status_forcelist=[500, 502, 503, 504]))
         # The keys live only inside the client (never on self, never in a message).
-        self._client = Minio(endpoint, access_key=access_key, secret_key=secret_key, secure=secure,
+        self._client = _TrackingMinio(endpoint, access_key=access_key, secret_key=secret_key, secure=secure,
                              region=region, http_client=http)
 
     def __repr__(self) -> str:
@@ -157,10 +192,19 @@ class S3Store(Store):
         access, secret = credentials_from_env(env)
         region = env.get(REGION_ENV) or env.get("AWS_REGION") or "us-east-1"
         try:
-            retries = int(env.get(RETRIES_ENV) or 4)
+            retries = int(env[RETRIES_ENV]) if env.get(RETRIES_ENV) else None
+            if retries is not None and retries < 1:
+                raise ValueError
         except ValueError:
-            raise StoreError(f"{RETRIES_ENV}={env.get(RETRIES_ENV)!r} is not an integer") from None
+            raise StoreError(f"{RETRIES_ENV}={env.get(RETRIES_ENV)!r} is not a whole number of 1 or more") from None
+        try:
+            deadline = float(env[DEADLINE_ENV]) if env.get(DEADLINE_ENV) else DEFAULT_DEADLINE_S
+            if not 0 <= deadline < float("inf"):
+                raise ValueError
+        except ValueError:
+            raise StoreError(f"{DEADLINE_ENV}={env.get(DEADLINE_ENV)!r} is not a number of seconds >= 0") from None
         kwargs.setdefault("retries", retries)
+        kwargs.setdefault("deadline", deadline)
         store = cls(bucket, prefix, endpoint=endpoint, secure=secure, access_key=access, secret_key=secret,
                     region=region, **kwargs)
         store.check_bucket(create=create_bucket)
@@ -195,20 +239,34 @@ class S3Store(Store):
             return f"{exc.strerror or exc}", False, None
         raise exc
 
+    def _retry_delay(self, attempt: int, started: float) -> float | None:
+        """Seconds to wait before attempt ``attempt + 1``, or None when the attempts or the deadline are spent.
+        Exponential backoff with jitter, capped at MAX_BACKOFF_S; the last wait ends at the deadline."""
+        if self.retries is not None and attempt >= self.retries:
+            return None
+        left = self.deadline - (time.monotonic() - started)
+        if left <= 0:
+            return None
+        delay = min(self.backoff * 2 ** (attempt - 1), MAX_BACKOFF_S) * (0.8 + 0.4 * random.random())
+        return min(delay, left)
+
     def _call(self, action: str, fn: Callable[[], T]) -> T:
-        """Run ``fn`` with retries on transient errors (exponential backoff), else one clear StoreError."""
-        for attempt in range(1, self.retries + 1):
+        """Run ``fn`` with retries on transient errors (exponential backoff up to the deadline), else one
+        clear StoreError."""
+        started = time.monotonic()
+        attempt = 0
+        while True:
+            attempt += 1
             try:
                 return fn()
             except (StoreError, KeyboardInterrupt):
                 raise
             except Exception as exc:  # noqa: BLE001 - classified right below
                 reason, transient, hint = self._reason(exc)
-                if not transient or attempt == self.retries:
-                    tries = f" after {attempt} attempts" if attempt > 1 else ""
-                    raise StoreError(f"could not {action}: {reason}{tries}", hint) from None
-                time.sleep(self.backoff * 2 ** (attempt - 1) * (0.8 + 0.4 * random.random()))
-        raise AssertionError("unreachable")
+                delay = self._retry_delay(attempt, started) if transient else None
+                if delay is None:
+                    raise StoreError(f"could not {action}: {reason}{_tries(attempt, started)}", hint) from None
+                time.sleep(delay)
 
     def _key(self, key: str) -> str:
         return _join(self.prefix, key)
@@ -260,13 +318,22 @@ class S3Store(Store):
         digest = FileDigest.of(src, part_size=part)
         state = {"reported": 0}
 
+        tries = [0]
+
         def upload():
+            tries[0] += 1
             with self._open(src) as f:
                 return self._client.put_object(
                     self.bucket, full, f, length=size, part_size=part, metadata={"sha256": digest.sha256},
                     progress=_ProgressAdapter(progress, state), num_parallel_uploads=self.parallel_uploads)
 
-        result = self._call(f"upload {src.name} to {self.describe(key)}", upload)
+        try:
+            result = self._call(f"upload {src.name} to {self.describe(key)}", upload)
+        except StoreError:
+            self.abort_incomplete(key, quick=True, exact=True)  # minio-py's own abort fails with the server
+            raise
+        if tries[0] > 1:  # an attempt cut short may have left its multipart upload behind
+            self.abort_incomplete(key, quick=True, exact=True)
         stat = self._call(f"check {self.describe(key)}", lambda: self._client.stat_object(self.bucket, full))
         problem = None
         if stat.size != size:
@@ -334,17 +401,82 @@ class S3Store(Store):
 
     def get_file(self, key, path, sha256=None, size=None, progress=None) -> Path:
         """Download with retries; each retry resumes from the ``.part`` already on disk."""
-        for attempt in range(1, self.retries + 1):
+        started = time.monotonic()
+        attempt = 0
+        while True:
+            attempt += 1
             try:
                 return super().get_file(key, path, sha256=sha256, size=size, progress=progress)
             except StoreError:
                 raise
             except Exception as exc:  # noqa: BLE001 - classified here
                 reason, transient, hint = self._reason(exc)
-                if not transient or attempt == self.retries:
-                    raise StoreError(f"could not download {self.describe(key)}: {reason}", hint) from None
-                time.sleep(self.backoff * 2 ** (attempt - 1))
-        raise AssertionError("unreachable")
+                delay = self._retry_delay(attempt, started) if transient else None
+                if delay is None:
+                    raise StoreError(f"could not download {self.describe(key)}: {reason}"
+                                     f"{_tries(attempt, started)}", hint) from None
+                time.sleep(delay)
+
+    # ------------------------------------------------------------------ incomplete multipart uploads
+    def _abort(self, key: str, upload_id: str) -> None:
+        """Abort one multipart upload; one the server no longer knows (a restart, an earlier abort) is done."""
+        try:
+            self._client._abort_multipart_upload(self.bucket, key, upload_id)
+        except (S3Error, InvalidResponseError) as exc:
+            if getattr(exc, "code", None) != "NoSuchUpload" and "NoSuchUpload" not in str(exc):
+                raise
+            self._client.open_uploads.pop(upload_id, None)
+
+    def incomplete_uploads(self, prefix: str = "", exact: bool = False) -> list[tuple[str, str]]:
+        """(key, upload id) of every multipart upload begun and neither completed nor aborted under the
+        folder ``prefix`` (with ``exact``: at the key ``prefix``)."""
+        full = self._key(prefix)
+        if full and not full.endswith("/") and not exact:
+            full += "/"
+
+        def run():
+            out, key_marker, id_marker = [], None, None
+            while True:
+                try:
+                    res = self._client._list_multipart_uploads(self.bucket, prefix=full or None,
+                                                               key_marker=key_marker, upload_id_marker=id_marker)
+                except (S3Error, InvalidResponseError) as exc:  # rclone answers NoSuchUpload for none
+                    if getattr(exc, "code", None) != "NoSuchUpload" and "NoSuchUpload" not in str(exc):
+                        raise
+                    return out
+                out += [(u.object_name, u.upload_id) for u in res.uploads if not exact or u.object_name == full]
+                if not res.is_truncated:
+                    return out
+                key_marker, id_marker = res.next_key_marker, res.next_upload_id_marker
+
+        return self._call(f"list incomplete uploads under {self.describe(prefix)}", run)
+
+    def abort_incomplete(self, prefix: str = "", quick: bool = False, exact: bool = False) -> int:
+        """Abort the incomplete multipart uploads under ``prefix`` (a key or a folder); returns how many.
+        With ``quick`` one attempt each and no error (cleanup after a failure, the server may be gone)."""
+        saved = self.retries
+        if quick:
+            self.retries = 1
+        full = self._key(prefix)
+        try:
+            found = {(k, u) for u, k in self._client.open_uploads.items()
+                     if (k == full if exact else k.startswith(full.rstrip("/") + "/" if full else ""))}
+            found |= set(self.incomplete_uploads(prefix, exact=exact))
+            for key, upload_id in sorted(found):
+                self._call(f"abort the incomplete upload of {key}", lambda k=key, u=upload_id: self._abort(k, u))
+            return len(found)
+        except StoreError:
+            if quick:
+                return 0
+            raise
+        finally:
+            self.retries = saved
+
+
+def _tries(attempt: int, started: float) -> str:
+    if attempt <= 1:
+        return ""
+    return f" after {attempt} attempts in {time.monotonic() - started:.0f} s"
 
 
 def _sha256_stream(chunks: Iterator[bytes]) -> str:

@@ -68,6 +68,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def finite_float(text: str) -> float:
+    """argparse type: a finite number (inf and nan are refused: no step can use them)."""
+    import math
+
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number (got {text!r})")
+    return value
+
+
 def add_command(sub, name: str, help: str, description: str | None = None, epilog: str | None = None):
     """Add a subcommand with the shared formatter (defaults shown in every option's help)."""
     return sub.add_parser(name, help=help, description=description or help, epilog=epilog,

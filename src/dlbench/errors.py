@@ -30,6 +30,10 @@ class SpecError(DlbenchError):
     """A study spec or step config is invalid."""
 
 
+class OutputError(DlbenchError):
+    """An output location cannot be made or written (a file in the way, no permission, a read-only place)."""
+
+
 class DeviceError(DlbenchError):
     """A device or backend was asked for but is not available."""
 

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from dlbench.errors import DataError
+from dlbench.errors import DataError, OutputError
 
 CHUNK = 1 << 20
 
@@ -60,11 +60,81 @@ def _umask() -> int:
 
 
 def write_json(path: str | os.PathLike, obj: Any) -> Path:
-    """Write ``obj`` as indented JSON, atomically."""
+    """Write ``obj`` as indented, strict JSON (no NaN or Infinity, which JSON does not have), atomically."""
     path = Path(path)
+    text = dumps_json(obj)
     with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(obj, indent=2, sort_keys=False, default=_json_default) + "\n")
+        tmp.write_text(text)
     return path
+
+
+def dumps_json(obj: Any) -> str:
+    """``obj`` as indented strict JSON; a non-finite number raises ValueError (a bug to fix, not to write)."""
+    return json.dumps(obj, indent=2, sort_keys=False, default=_json_default, allow_nan=False) + "\n"
+
+
+# --------------------------------------------------------------------------- output locations
+
+def check_out_dir(path: str | os.PathLike, option: str = "--out") -> Path:
+    """Check, before any work, that ``path`` is (or can become) a folder this user can write into.
+
+    Refused with one :class:`~dlbench.errors.OutputError` line naming the path and the reason: an existing
+    file where the folder should be, a file among its parents, a parent that cannot hold a new folder
+    (``/proc``, a read-only file system, a folder without write permission for this user). Nothing is
+    created: the nearest existing folder is probed with a temporary folder that is removed at once (a real
+    attempt, so it also holds for root, for whom permission bits are no obstacle, and for mounts).
+    """
+    p = Path(path)
+    if str(path) == "":
+        raise OutputError(f"{option}: empty path", "give a folder")
+    if p.exists() and not p.is_dir():
+        raise OutputError(f"{option} {path}: a file is there, not a folder",
+                          "move the file away or choose another folder")
+    _probe_writable(p if p.is_dir() else _existing_ancestor(p, option, path), option, path)
+    return p
+
+
+def check_out_file(path: str | os.PathLike, option: str = "--out") -> Path:
+    """Check, before any work, that a file can be written at ``path`` (its folder made if missing)."""
+    p = Path(path)
+    if str(path) == "" or str(path).endswith(os.sep):
+        raise OutputError(f"{option} {path!r}: not a file name", "give a file path, e.g. out/pipeline.yaml")
+    if p.is_dir():
+        raise OutputError(f"{option} {path}: a folder is there, not a file", "give a file path inside it")
+    parent = p.parent
+    if parent.exists() and not parent.is_dir():
+        raise OutputError(f"{option} {path}: {parent} is a file, not a folder", "choose another path")
+    _probe_writable(parent if parent.is_dir() else _existing_ancestor(parent, option, path), option, path)
+    return p
+
+
+def _existing_ancestor(p: Path, option: str, path: str | os.PathLike) -> Path:
+    """The nearest existing ancestor of ``p``; a file on the way is refused (it cannot hold a folder)."""
+    q = p.absolute()
+    while True:
+        q = q.parent
+        if q.is_dir():
+            return q
+        if q.exists() or q.is_symlink():
+            raise OutputError(f"{option} {path}: {q} is a file, so it cannot hold a folder",
+                              "choose a path below a folder")
+        if q == q.parent:
+            return q
+
+
+def _probe_writable(folder: Path, option: str, path: str | os.PathLike) -> None:
+    try:
+        probe = tempfile.mkdtemp(prefix=".dlbench-write-check-", dir=folder)
+    except OSError as exc:
+        import errno
+
+        reason = {errno.EACCES: "no write permission", errno.EPERM: "no write permission",
+                  errno.EROFS: "read-only file system",
+                  errno.ENOENT: "this place does not take new files"}.get(exc.errno, exc.strerror or "OSError")
+        where = "" if Path(folder).absolute() == Path(path).absolute() else f" in {folder}"
+        raise OutputError(f"{option} {path}: cannot write{where} ({reason})",
+                          "choose a folder you can write to") from None
+    os.rmdir(probe)
 
 
 def read_json(path: str | os.PathLike) -> Any:

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from dlbench import __version__
-from dlbench.errors import DataError
+from dlbench.errors import DataError, OutputError
 from dlbench.io import read_json, sha256_file, write_json
 
 SCHEMA_VERSION = 1
@@ -166,12 +166,58 @@ def _nvidia_driver() -> str | None:
         return None
 
 
+# The files each step writes into its folder besides record.json (and whatever a previous record lists).
+STEP_OUTPUTS = {
+    "data": ("split.npz", "manifest.json"),
+    "train": ("best.pt", "last.pt"),
+    "svm": ("model.joblib",),
+    "profile": ("profile.csv", "profile.json"),
+    "onnx": ("model.onnx", "model.onnx.data", "timings.csv"),
+}
+
+
+def clear_previous_run(step: str, out_dir: str | os.PathLike) -> list[str]:
+    """Remove an earlier run's record and outputs from ``out_dir`` (the step's own file names and the
+    outputs its record lists, never anything else), so a new record is never beside an older run's files.
+    Returns the names removed."""
+    out = Path(out_dir)
+    names = set(STEP_OUTPUTS.get(step, ()))
+    old = out / RECORD_NAME
+    if old.is_file():
+        try:
+            prev = read_json(old)
+        except (DataError, OSError):
+            prev = None
+        if isinstance(prev, dict) and prev.get("step") not in (None, step):
+            raise OutputError(f"{out} holds the record of a {prev.get('step')} step, which a {step} run there "
+                              f"would replace", "choose another output folder")
+        for entry in (prev.get("outputs") or {}).values() if isinstance(prev, dict) else ():
+            name = str((entry or {}).get("path") or "") if isinstance(entry, dict) else ""
+            if name and "/" not in name and name not in (".", ".."):
+                names.add(name)
+        names.add(RECORD_NAME)
+    removed = []
+    for name in sorted(names):
+        p = out / name
+        if p.is_file() or p.is_symlink():
+            p.unlink()
+            removed.append(name)
+    return removed
+
+
 @contextlib.contextmanager
 def step_record(step: str, config: dict[str, Any], out_dir: str | os.PathLike, run_id: str | None = None,
-                device: str = "cpu") -> Iterator[Record]:
-    """Open a record for one step; write ``out_dir/record.json`` atomically when the block ends."""
+                device: str = "cpu", fresh: bool = True) -> Iterator[Record]:
+    """Open a record for one step; write ``out_dir/record.json`` atomically when the block ends.
+
+    With ``fresh`` (the default) an earlier run's record and outputs in ``out_dir`` are removed first
+    (:func:`clear_previous_run`): the folder then holds this run only, whether it ends ok or failed.
+    Steps open their record after checking their input, so a refused input leaves an earlier run intact.
+    """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    if fresh:
+        clear_previous_run(step, out)
     from dlbench.spec import config_id
 
     rec = Record(step=step, run_id=run_id or config_id({"step": step, **config}), config=config)

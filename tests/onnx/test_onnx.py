@@ -315,3 +315,17 @@ def test_silent_fallback_to_cpu_is_caught(cli_run):
     _, _, out = cli_run
     with pytest.raises(RuntimeError, match="fell back to CPUExecutionProvider instead of CUDAExecutionProvider"):
         make_session(out / "model.onnx", PROVIDERS["cuda"])
+
+
+def test_timings_from_few_iterations_are_marked_and_not_headlined(cli_run, tmp_path):
+    from dlbench.report import run_report
+
+    _, rec, out = cli_run
+    m = rec["metrics"]
+    assert m["low_confidence"] is True and m["min_confident_iterations"] == 20  # 3 timed iterations
+    assert all(r["low_confidence"] for r in m["results"]) and all(s["low_confidence"] for s in m["speedup"])
+    run_report(out.parent, tmp_path / "report", log=lambda *_: None)
+    summary = json.loads((tmp_path / "report" / "summary.json").read_text())
+    assert summary["onnx_speedup_vs_pytorch"] is None
+    assert summary["not_run"]["table8"].startswith("low confidence")
+    assert "LOW CONFIDENCE: fewer than 20 timed iterations" in (tmp_path / "report" / "report.md").read_text()

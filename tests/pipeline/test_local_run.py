@@ -134,7 +134,7 @@ def test_docker_runner_without_a_docker_api_is_one_line(tiny_spec, tmp_path):
     assert result.stderr.count("\n") == 1
 
 
-def test_a_failing_task_ends_the_run_with_one_clear_line(tiny_spec, tmp_path):
+def test_a_missing_data_root_is_refused_before_any_work(tiny_spec, tmp_path):
     import yaml
 
     spec = yaml.safe_load(tiny_spec.read_text())
@@ -143,12 +143,36 @@ def test_a_failing_task_ends_the_run_with_one_clear_line(tiny_spec, tmp_path):
     bad.write_text(yaml.safe_dump(spec))
     result = dlbench("run", "--local", "--spec", str(bad), "--store", str(tmp_path / "store"),
                      "--work", str(tmp_path / "kfp"), env={}, timeout=300)
-    last = result.stderr.strip().splitlines()[-1]
-    assert result.returncode == 1
-    assert last == ("dlbench: error: local pipeline run failed: Pipeline 'dlbench-tiny' finished with status "
-                    "FAILURE. Inner task failed: 'data' (the task's log is above)")
-    assert "data folder not found" in result.stdout + result.stderr  # the task's own error is in its log
-    assert not (tmp_path / "store").exists() or not any((tmp_path / "store").iterdir())
+    assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
+    assert "data.root" in result.stderr and "does not exist" in result.stderr
+    assert not (tmp_path / "kfp").exists() and not (tmp_path / "store").exists()
+
+
+def test_a_task_failure_ends_the_run_like_a_study(tiny_spec, tmp_path):
+    """A dataset the data task refuses (a damaged file) is recorded as failed, the runs on it too; the report
+    is written and stored, and the run exits 1 listing them, with no task traceback."""
+    import yaml
+
+    from tests.conftest import make_idx_folder
+
+    idx = make_idx_folder(tmp_path / "idx", n_train=800, n_test=200)
+    (idx / "train-images-idx3-ubyte.gz").write_bytes(b"\0\0\x0f\x01" + b"\0" * 100)  # damaged: bad magic
+    spec = yaml.safe_load(tiny_spec.read_text())
+    spec["data"]["root"] = str(idx)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump(spec))
+    result = dlbench("run", "--local", "--spec", str(bad), "--store", str(tmp_path / "store"),
+                     "--work", str(tmp_path / "kfp"), env={}, timeout=600)
+    out = ANSI.sub("", result.stdout)
+    assert result.returncode == 1, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr + result.stdout
+    failed = [line for line in out.splitlines() if line.startswith("failed: ")]
+    assert any(line.startswith("failed: data/fashion-mnist: ") and "wrong magic number" in line for line in failed)
+    assert any(line.startswith("failed: train/") for line in failed)
+    assert re.search(r"^report: .*report/report.html$", out, re.M)
+    run = re.search(r"^run: (\S+)$", out, re.M).group(1)
+    assert (tmp_path / "store" / run / "report" / "report.html").is_file()
+    assert (tmp_path / "store" / run / MANIFEST_NAME).is_file()
 
 
 class StuckLogContainer:

@@ -148,3 +148,26 @@ def test_a_model_that_cannot_be_saved_fails_the_step_but_keeps_the_measurements(
     assert rec["status"] == "failed" and "disk full" in rec["error"]
     assert rec["metrics"]["accuracy"] > 0.9 and "model" not in rec["outputs"]
     assert not (out / "model.joblib").exists()
+
+
+def test_a_failed_rerun_leaves_no_artifact_of_the_earlier_run(tiny_split, tmp_path, monkeypatch):
+    """The earlier run's model.joblib never sits beside a new record that says failed."""
+    import json
+
+    from dlbench.errors import StepFailed
+    from dlbench.svm import backends
+
+    out = tmp_path / "svm"
+    run_svm({"dataset": "fashion-mnist", "backend": "sklearn", "n_train": 100}, tiny_split, out, log=lambda *_: None)
+    assert (out / "model.joblib").is_file()
+
+    def broken_fit(self, X, y):
+        raise StepFailed("fit diverged")
+
+    monkeypatch.setattr(backends.SklearnBackend, "fit", broken_fit)
+    with pytest.raises(StepFailed):
+        run_svm({"dataset": "fashion-mnist", "backend": "sklearn", "n_train": 120}, tiny_split, out,
+                log=lambda *_: None)
+    rec = json.loads((out / "record.json").read_text())
+    assert rec["status"] == "failed" and rec["config"]["n_train"] == 120
+    assert sorted(p.name for p in out.iterdir()) == ["record.json"]

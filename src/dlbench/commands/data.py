@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+from dlbench.cli import finite_float
 from dlbench.data.sources import DATASETS
+from dlbench.errors import SpecError
 
 
 def register(sub) -> None:
@@ -36,7 +38,7 @@ def register(sub) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of the subsample and split")
     p.add_argument("--subsample", type=int, default=None,
                    help="keep a stratified subsample of this many images before splitting; default: all")
-    p.add_argument("--fractions", type=float, nargs=3, default=[0.7, 0.1, 0.2], metavar=("TRAIN", "VAL", "TEST"),
+    p.add_argument("--fractions", type=finite_float, nargs=3, default=[0.7, 0.1, 0.2], metavar=("TRAIN", "VAL", "TEST"),
                    help="split fractions")
     p.set_defaults(func=run)
 
@@ -44,6 +46,7 @@ def register(sub) -> None:
 def run(args) -> int:
     from dlbench.data.step import run_data
     from dlbench.errors import DlbenchError
+    from dlbench.io import check_out_dir
     from dlbench.log import get_logger
     from dlbench.spec import DataSpec, validate_model
 
@@ -54,6 +57,9 @@ def run(args) -> int:
     if not args.out:
         raise DlbenchError("no --out folder", "pass --out FOLDER (or use dlbench data push --store URL)")
     validate_model(DataSpec, {"subsample": args.subsample, "fractions": tuple(args.fractions)}, "data options")
+    if args.seed < 0:
+        raise SpecError(f"data options: --seed must be >= 0 (got {args.seed})")
+    check_out_dir(args.out)
     log = get_logger("dlbench.data").info
     run_data(args.dataset, args.out, source=args.source, root=args.root, seed=args.seed,
              subsample=args.subsample, fractions=tuple(args.fractions), log=log)

@@ -4,7 +4,7 @@ from __future__ import annotations
 def register(sub) -> None:
     from typing import get_args
 
-    from dlbench.cli import add_command
+    from dlbench.cli import add_command, finite_float
     from dlbench.onnxrt.providers import PROVIDERS
     from dlbench.spec import ModelName, Stem
 
@@ -39,7 +39,7 @@ def register(sub) -> None:
     p.add_argument("--threads", type=int, default=None,
                    help="intra-op threads for ONNX Runtime and PyTorch; default: each runtime's own")
     p.add_argument("--opset", type=int, default=18, help="ONNX opset")
-    p.add_argument("--tolerance", type=float, default=1e-3,
+    p.add_argument("--tolerance", type=finite_float, default=1e-3,
                    help="largest allowed max abs difference between ONNX Runtime (CPU) and PyTorch outputs")
     p.add_argument("--input-size", type=int, default=28,
                    help="square input size in pixels (the size the checkpoint was trained at)")
@@ -54,8 +54,14 @@ def register(sub) -> None:
 def run(args) -> int:
     import json
 
+    from dlbench.io import check_out_dir
     from dlbench.log import get_logger
-    from dlbench.onnxrt import run_onnx
+    from dlbench.onnxrt import check_onnx_args, run_onnx
+
+    check_onnx_args(args.model, args.stem, args.batch_sizes, args.warmup, args.iterations, args.threads,
+                    args.opset, args.tolerance, args.input_size, args.in_channels, args.exporter, args.providers,
+                    args.checkpoint)
+    check_out_dir(args.out)
 
     rec = run_onnx(args.model, args.stem, args.out, checkpoint=args.checkpoint, providers=args.providers,
                    batch_sizes=args.batch_sizes, warmup=args.warmup, iterations=args.iterations,
@@ -66,5 +72,5 @@ def run(args) -> int:
     keys = ("model", "stem", "weights", "checkpoint", "exporter", "opset", "max_abs_diff", "tolerance", "parity",
             "providers_available", "providers_unavailable", "threads", "torch_threads",
             "graph_optimization_level", "onnxruntime_version", "results", "speedup")
-    print(json.dumps({"out": str(args.out), "device": rec["device"], **{k: m[k] for k in keys}}, indent=2))
+    print(json.dumps({"out": str(args.out), "device": rec["device"], **{k: m[k] for k in keys}}, indent=2, allow_nan=False))
     return 0

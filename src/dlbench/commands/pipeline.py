@@ -41,8 +41,13 @@ def _default_store() -> str:
     return os.environ.get(STORE_ENV) or DEFAULT_STORE
 
 
+def _check_parallelism(n: int) -> None:
+    if n < 1:
+        raise DlbenchError(f"--parallelism must be at least 1 (got {n})", "1 runs one task of a loop at a time")
+
+
 def register(sub) -> None:
-    from dlbench.cli import add_command
+    from dlbench.cli import add_command, finite_float
 
     # ------------------------------------------------------------------ compile
     p = add_command(
@@ -98,8 +103,8 @@ def register(sub) -> None:
     p.add_argument("--no-preflight", dest="preflight", action="store_false",
                    help="skip the pre-flight check of images and datasets")
     p.add_argument("--wait", action="store_true", help="wait for the run to end and show its state changes")
-    p.add_argument("--poll", type=float, default=10.0, help="seconds between status checks with --wait")
-    p.add_argument("--timeout", type=float, default=None, help="give up waiting after this many seconds")
+    p.add_argument("--poll", type=finite_float, default=10.0, help="seconds between status checks with --wait")
+    p.add_argument("--timeout", type=finite_float, default=None, help="give up waiting after this many seconds")
     p.set_defaults(func=run_submit)
 
     # ------------------------------------------------------------------ run --local
@@ -124,6 +129,20 @@ def register(sub) -> None:
     p.add_argument("--parallelism", type=int, default=1, help="runs of one loop executing at once")
     p.set_defaults(func=run_local)
 
+    # ------------------------------------------------------------------ publish
+    p = add_command(
+        sub, "publish", "upload a finished kfp.local run to the store again (after a failed upload)",
+        description="Upload the run a dlbench run --local left in its --work folder (report, records and "
+                    "weights) to the store under the run's name, MANIFEST.json last, then check every stored "
+                    "object against the manifest. For a run whose upload failed: its error names this command.",
+        epilog="example: dlbench publish dlbench-tiny-2026-01-01-12-00-00-000000 --work runs/kfp-local "
+               "--store s3://dlbench/runs")
+    p.add_argument("run", metavar="RUN", help="run name (the folder below --work; dlbench run --local prints it)")
+    p.add_argument("--work", default="runs/kfp-local", help="the --work folder of dlbench run --local")
+    p.add_argument("--store", default=None, help=STORE_HELP)
+    p.add_argument("--create-bucket", action="store_true", help="create the S3 bucket when it does not exist")
+    p.set_defaults(func=run_publish)
+
     # ------------------------------------------------------------------ fetch
     p = add_command(
         sub, "fetch", "download a run's report and records from the store, verified",
@@ -141,10 +160,14 @@ def register(sub) -> None:
 
 
 def run_compile(args) -> int:
-    from dlbench.spec import load_spec, with_fuse
+    from dlbench.io import check_out_file
+    from dlbench.spec import load_spec, require_runs, with_fuse
 
+    _check_parallelism(args.parallelism)
     study = _edge("pipelines.study")
     spec = with_fuse(load_spec(args.spec), args.fuse)
+    require_runs(spec)
+    check_out_file(args.out)
     check = None
     if args.check:
         preflight = _edge("pipelines.preflight")
@@ -160,6 +183,11 @@ def run_submit(args) -> int:
 
     if not args.host:
         raise DlbenchError("no KFP host", "pass --host http://HOST:PORT or set KFP_HOST")
+    _check_parallelism(args.parallelism)
+    if args.poll <= 0:
+        raise DlbenchError(f"--poll must be > 0 seconds (got {args.poll:g})")
+    if args.timeout is not None and args.timeout <= 0:
+        raise DlbenchError(f"--timeout must be > 0 seconds (got {args.timeout:g})", "leave it out to wait until the end")
     sub = _edge("pipelines.submit")
     spec = with_fuse(load_spec(args.spec), args.fuse)
     info = sub.submit(spec, args.host, experiment=args.experiment, run_name=args.run_name,
@@ -188,7 +216,15 @@ def run_local(args) -> int:
     if not args.local:
         raise DlbenchError("dlbench run runs the pipeline on this machine: add --local",
                            "to run it on a cluster use dlbench submit --host URL")
+    from dlbench.io import check_out_dir
+    from dlbench.spec import check_local_inputs, require_runs
+
+    _check_parallelism(args.parallelism)
     spec = with_fuse(load_spec(args.spec), args.fuse)
+    require_runs(spec)
+    check_local_inputs(spec, args.spec)
+    check_out_dir(args.work, "--work")
+    _check_local_store(args.store or _default_store())
     local = _edge("pipelines.local")
     log = get_logger("dlbench.pipeline").info
     info = local.run_local(spec, store_url=args.store or _default_store(), runner=args.runner, work_dir=args.work,
@@ -201,10 +237,43 @@ def run_local(args) -> int:
     return 1 if info["failed"] else 0
 
 
+def _check_local_store(url: str) -> None:
+    """A folder store must be writable before a run's work starts (an S3 store is checked by opening it)."""
+    from dlbench.io import check_out_dir
+
+    if "://" not in url or url.startswith("file://"):
+        check_out_dir(url.removeprefix("file://"), "--store")
+
+
+def run_publish(args) -> int:
+    from pathlib import Path
+
+    from dlbench.log import get_logger
+    from dlbench.store import open_store
+
+    name = args.run.strip("/")
+    run_dir = Path(args.work) / name
+    if not name or "/" in name or name in (".", "..") or not run_dir.is_dir():
+        raise DlbenchError(f"no run {args.run!r} in {args.work}",
+                           "pass the run name dlbench run --local printed and the --work folder it used")
+    _check_local_store(args.store or _default_store())
+    local = _edge("pipelines.local")
+    bundle = local.find_bundle(run_dir)
+    store = open_store(args.store or _default_store(), create_bucket=args.create_bucket)
+    info = local.publish_run(run_dir, store, bundle=bundle, log=get_logger("dlbench.pipeline").info,
+                             store_url=args.store or _default_store(), work_dir=args.work)
+    print(f"stored: {info['store']} ({info['files']} files, {info['bytes']:,} bytes), verified against "
+          f"its MANIFEST.json")
+    print(f"report: {info['report']}")
+    return 0
+
+
 def run_fetch(args) -> int:
+    from dlbench.io import check_out_dir
     from dlbench.log import get_logger
     from dlbench.store import fetch_run, open_store
 
+    check_out_dir(args.to, "--to")
     store = open_store(args.store or _default_store())
     summary = fetch_run(store, args.run, args.to, models=args.models, log=get_logger("dlbench.fetch").info)
     print(f"fetched {summary['downloaded']} files ({summary['bytes']:,} bytes), {summary['skipped']} already "

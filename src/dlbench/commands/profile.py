@@ -37,8 +37,13 @@ def register(sub) -> None:
 def run(args) -> int:
     import json
 
+    from dlbench.io import check_out_dir
     from dlbench.log import get_logger
+    from dlbench.profile import _check_args as check_args
     from dlbench.profile import run_profile
+
+    check_args(args.models, args.stem, args.input_sizes, args.batch_size, args.in_channels, args.num_classes)
+    check_out_dir(args.out)
 
     rec = run_profile(args.models, args.stem, args.input_sizes, args.batch_size, args.out,
                       log=get_logger("dlbench.profile").info, in_channels=args.in_channels,
@@ -46,5 +51,5 @@ def run(args) -> int:
     keys = ("model", "stem", "in_channels", "input_size", "batch_size", "forward_gflops", "forward_gmacs",
             "train_step_gflops", "params", "activation_bytes", "saved_for_backward_bytes")
     rows = [{k: r[k] for k in keys} for r in rec["metrics"]["rows"]]
-    print(json.dumps({"out": str(args.out), "unit_note": rec["metrics"]["unit_note"], "rows": rows}, indent=2))
+    print(json.dumps({"out": str(args.out), "unit_note": rec["metrics"]["unit_note"], "rows": rows}, indent=2, allow_nan=False))
     return 0

@@ -21,10 +21,18 @@ def register(sub) -> None:
 def run(args) -> int:
     from pathlib import Path
 
+    from dlbench.errors import DataError
+    from dlbench.io import check_out_dir
     from dlbench.log import get_logger
     from dlbench.report import run_report
 
-    out = Path(args.records) / "report" if args.out == DEFAULT_OUT else Path(args.out)
+    records = Path(args.records)
+    if not records.is_dir():  # the same words as run_report's own check, before the output check
+        raise DataError(f"records folder {records} " + ("is a file, not a folder" if records.exists() else
+                                                        "does not exist"),
+                        "point --records at a study folder, e.g. runs/quick")
+    out = records / "report" if args.out == DEFAULT_OUT else Path(args.out)
+    check_out_dir(out, "--out" if args.out != DEFAULT_OUT else "the report folder")
     html = run_report(args.records, out, log=get_logger("dlbench.report").info)
     print(html)
     return 0

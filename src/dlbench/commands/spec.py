@@ -33,7 +33,15 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from dlbench.spec import expand_svm, load_spec, preset_names, require_runs, train_tasks, with_fuse
+    from dlbench.spec import (
+        check_local_inputs,
+        expand_svm,
+        load_spec,
+        preset_names,
+        require_runs,
+        train_tasks,
+        with_fuse,
+    )
 
     if args.action == "presets":
         print("\n".join(preset_names()))
@@ -45,6 +53,7 @@ def run(args) -> int:
         print(yaml.safe_dump(json.loads(spec.model_dump_json()), sort_keys=False), end="")
     elif args.action == "validate":
         train, svm = require_runs(spec)
+        check_local_inputs(spec, args.spec)
         print(f"{args.spec}: ok ({len(train)} training runs, {len(svm)} SVM runs)")
     else:
         for task in train_tasks(spec):

@@ -22,10 +22,14 @@ def register(sub) -> None:
 def run(args) -> int:
     from pathlib import Path
 
-    from dlbench.spec import load_spec, with_fuse
+    from dlbench.io import check_out_dir
+    from dlbench.spec import check_local_inputs, load_spec, require_runs, with_fuse
     from dlbench.study import run_study
 
     spec = with_fuse(load_spec(args.spec), args.fuse)
+    require_runs(spec)
+    check_local_inputs(spec, args.spec)
+    check_out_dir(args.out)
     summary = run_study(spec, args.out)
     failed = sum(len(v["failed"]) for v in summary.values())
     for step, v in summary.items():

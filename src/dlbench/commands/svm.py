@@ -1,19 +1,23 @@
 from __future__ import annotations
 
 import argparse
+import math
 
 
 def _gamma(text: str) -> float | str:
     if text in ("scale", "auto"):
         return text
     try:
-        return float(text)
+        value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"must be a number > 0, 'scale' or 'auto' (got {text!r})") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number > 0, 'scale' or 'auto' (got {text!r})")
+    return value
 
 
 def register(sub) -> None:
-    from dlbench.cli import add_command
+    from dlbench.cli import add_command, finite_float
 
     p = add_command(
         sub, "svm", "fit and evaluate one SVM (scikit-learn on the CPU or cuML on the GPU) on a split",
@@ -33,10 +37,10 @@ def register(sub) -> None:
                    help="dataset name for the record; default: read from the split's manifest.json")
     p.add_argument("--backend", default="auto", choices=["auto", "sklearn", "cuml"], help="SVM implementation")
     p.add_argument("--kernel", default="rbf", choices=["rbf", "poly"], help="kernel")
-    p.add_argument("--C", dest="C", type=float, default=10.0, help="regularisation parameter (> 0)")
+    p.add_argument("--C", dest="C", type=finite_float, default=10.0, help="regularisation parameter (> 0)")
     p.add_argument("--gamma", type=_gamma, default="scale", help="kernel coefficient: a number > 0, scale or auto")
     p.add_argument("--degree", type=int, default=3, help="degree of the poly kernel")
-    p.add_argument("--coef0", type=float, default=0.0, help="independent term of the poly kernel")
+    p.add_argument("--coef0", type=finite_float, default=0.0, help="independent term of the poly kernel")
     p.add_argument("--preprocess", default="scale", choices=["scale", "standardize"],
                    help="scale: pixels / 255; standardize: per-pixel mean and spread of the training images")
     p.add_argument("--n-train", type=int, default=None,
@@ -50,6 +54,7 @@ def run(args) -> int:
 
     from dlbench.data.step import split_dataset
     from dlbench.errors import DataError
+    from dlbench.io import check_out_dir
     from dlbench.log import get_logger
     from dlbench.spec import SvmConfig, validate_model
     from dlbench.svm import run_svm
@@ -64,6 +69,7 @@ def run(args) -> int:
         "dataset": dataset, "backend": args.backend, "kernel": args.kernel, "C": args.C, "gamma": args.gamma,
         "degree": args.degree, "coef0": args.coef0, "preprocess": args.preprocess, "n_train": args.n_train,
         "seed": args.seed}, "svm options")
+    check_out_dir(args.out)
     run_svm(config, args.split, args.out, log=get_logger("dlbench.svm").info)
     print(args.out)
     return 0

@@ -17,7 +17,7 @@ def _default(name: str):
 
 
 def register(sub) -> None:
-    from dlbench.cli import add_command
+    from dlbench.cli import add_command, finite_float
 
     p = add_command(
         sub, "train", "train one ResNet configuration on a data-step split",
@@ -47,9 +47,9 @@ def register(sub) -> None:
                    help="model input channels; 3 repeats the gray image (torchvision's Grayscale(3))")
     p.add_argument("--batch-size", type=int, default=_default("batch_size"), help="images per step")
     p.add_argument("--optimizer", default=_default("optimizer"), help=f"optimizer: {_choices(Optimizer)}")
-    p.add_argument("--lr", type=float, default=_default("lr"), help="learning rate")
-    p.add_argument("--momentum", type=float, default=_default("momentum"), help="SGD momentum")
-    p.add_argument("--weight-decay", type=float, default=_default("weight_decay"), help="L2 weight decay")
+    p.add_argument("--lr", type=finite_float, default=_default("lr"), help="learning rate")
+    p.add_argument("--momentum", type=finite_float, default=_default("momentum"), help="SGD momentum")
+    p.add_argument("--weight-decay", type=finite_float, default=_default("weight_decay"), help="L2 weight decay")
     p.add_argument("--epochs", type=int, default=_default("epochs"), help="epochs to train")
     p.add_argument("--device", default=_default("device"), help=f"device: {_choices(Device)}")
     p.add_argument("--engine", default=_default("engine"), help=f"training loop: {_choices(Engine)}")
@@ -70,6 +70,7 @@ def register(sub) -> None:
 def run(args) -> int:
 
     from dlbench.data.step import split_dataset
+    from dlbench.io import check_out_dir
     from dlbench.log import get_logger
     from dlbench.spec import validate_model
     from dlbench.train import run_train
@@ -85,6 +86,7 @@ def run(args) -> int:
         "max_steps_per_epoch": args.max_steps_per_epoch, "input_size": args.input_size,
         "in_channels": args.in_channels,
     }, "train options")
+    check_out_dir(args.out)
     rec = run_train(config, args.split, args.out, resume=args.resume, log=get_logger("dlbench.train").info)
     m = rec["metrics"]
     print(f"{args.out}: test accuracy {m['test_accuracy']:.4f}, {m['train_seconds']:.1f} s training "

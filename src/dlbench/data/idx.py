@@ -38,8 +38,13 @@ def _read_bytes(path: Path) -> bytes:
     return raw
 
 
-def read_idx(path: str | os.PathLike) -> np.ndarray:
-    """Read one IDX file (raw or .gz) into a numpy array."""
+KIND_NDIM = {"labels": 1, "images": 3}
+
+
+def read_idx(path: str | os.PathLike, with_sha256: bool = False, kind: str | None = None):
+    """Read one IDX file (raw or .gz) into a numpy array; with ``with_sha256`` also return the SHA-256 of
+    its (uncompressed) content, the same for a file and its gzip whatever the compressor. With ``kind``
+    (``images`` or ``labels``) a file of the other kind is refused by its magic number."""
     path = Path(path)
     data = _read_bytes(path)
     if len(data) < 4:
@@ -48,6 +53,12 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
     if zero != 0 or code not in DTYPES or ndim == 0:
         raise DataError(f"{path}: wrong magic number 0x{data[:4].hex()} (not an IDX file)",
                         "expected 0x00000801 for labels or 0x00000803 for images")
+    if kind is not None and ndim != KIND_NDIM[kind]:
+        other = {v: k for k, v in KIND_NDIM.items()}.get(ndim)
+        raise DataError(f"{path}: wrong magic number 0x{data[:4].hex()} " + (f"(an IDX {other} file)" if other else
+                        f"({ndim} dimensions)") + f", not {kind}",
+                        f"expected 0x0000080{KIND_NDIM[kind]} for {kind}: the file under this name is another "
+                        "part of the dataset; restore the right one")
     header = 4 + 4 * ndim
     if len(data) < header:
         raise DataError(f"{path}: truncated header ({len(data)} bytes, need {header})")
@@ -60,7 +71,12 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
         raise DataError(f"{path}: {kind}: header says {'x'.join(map(str, dims))} "
                         f"({expected} data bytes) but the file holds {got}")
     arr = np.frombuffer(data, dtype=dtype, offset=header).reshape(dims)
-    return arr.astype(dtype.newbyteorder("=")) if dtype.byteorder == ">" else arr.copy()
+    arr = arr.astype(dtype.newbyteorder("=")) if dtype.byteorder == ">" else arr.copy()
+    if with_sha256:
+        import hashlib
+
+        return arr, hashlib.sha256(data).hexdigest()
+    return arr
 
 
 def write_idx(path: str | os.PathLike, array: np.ndarray, compress: bool | None = None) -> Path:

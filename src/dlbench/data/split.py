@@ -6,6 +6,7 @@ give byte-identical output (numpy's own ``savez_compressed`` stamps the current 
 
 from __future__ import annotations
 
+import math
 import os
 import zipfile
 import zlib
@@ -19,20 +20,70 @@ PART_NAMES = ("train", "val", "test")
 FIXED_TIME = (1980, 1, 1, 0, 0, 0)
 
 
-def stratified_indices(labels: np.ndarray, fractions=(0.7, 0.1, 0.2), seed: int = 0) -> dict[str, np.ndarray]:
-    """Indices of each part. Per class: shuffle, take round(f * n_class) for each part but the last.
+def part_sizes(n: int, fractions=(0.7, 0.1, 0.2)) -> list[int]:
+    """Exact part totals of ``n`` items: floor of each share, the rest to the largest remainders
+    (ties: earlier part first). 10,000 at 0.7/0.1/0.2 gives 7,000 / 1,000 / 2,000."""
+    exact = [f * n for f in fractions]
+    # shares like 0.7 * 10,000 = 7000.000000000001 are whole numbers: round away float noise first
+    exact = [round(e, 6) for e in exact]
+    sizes = [math.floor(e) for e in exact]
+    order = sorted(range(len(exact)), key=lambda j: (-(exact[j] - sizes[j]), j))
+    for j in order[: n - sum(sizes)]:
+        sizes[j] += 1
+    return sizes
 
-    Every part's class count is within one sample of its exact share; parts never overlap; each part
-    is shuffled (classes interleaved).
+
+def smallest_total(fractions, per_part: int) -> int:
+    """The fewest items whose split gives every part at least ``per_part`` items."""
+    n = per_part * len(fractions)
+    while min(part_sizes(n, fractions)) < per_part:
+        n += 1
+    return n
+
+
+def _class_counts(class_sizes: np.ndarray, fractions) -> np.ndarray:
+    """Per class (rows) and part (columns): floor of each exact share, plus one for as many (class, part)
+    pairs as the part totals of :func:`part_sizes` need, given to the parts furthest below their total
+    (then to the largest fractional share). So every part total is exact and every class count is within
+    one item of its exact share."""
+    frac = np.asarray(fractions, dtype=np.float64)
+    exact = np.round(np.outer(class_sizes, frac), 6)
+    floor = np.floor(exact).astype(np.int64)
+    remainder = exact - floor
+    totals = np.asarray(part_sizes(int(class_sizes.sum()), fractions))
+    # first choice: the extra items go only where a share has a fraction (count = floor or ceil of it);
+    # should that leave a part total short, any part below its total may take one (count within one)
+    for strict in (True, False):
+        counts = floor.copy()
+        need = totals - counts.sum(axis=0)
+        for c in sorted(range(len(class_sizes)), key=lambda c: (-(class_sizes[c] - floor[c].sum()), c)):
+            for _ in range(int(class_sizes[c] - floor[c].sum())):
+                free = [j for j in range(len(frac)) if counts[c, j] == floor[c, j]]
+                j = max(free, key=lambda j: ((need[j] > 0) if strict else 0, remainder[c, j] > 0, need[j],
+                                             remainder[c, j], -j) if strict else (need[j], remainder[c, j], -j))
+                counts[c, j] += 1
+                need[j] -= 1
+        if not need.any():
+            return counts
+    # cannot happen for a feasible split; never write a wrong one silently
+    raise DataError(f"internal error: split of {class_sizes.tolist()} missed its part totals by {need.tolist()}")
+
+
+def stratified_indices(labels: np.ndarray, fractions=(0.7, 0.1, 0.2), seed: int = 0) -> dict[str, np.ndarray]:
+    """Indices of each part. Per class: shuffle, then cut into the counts of :func:`_class_counts`.
+
+    Part totals are exact (:func:`part_sizes`); every part's class count is within one sample of its exact
+    share; parts never overlap; each part is shuffled (classes interleaved).
     """
     labels = np.asarray(labels)
     rng = np.random.default_rng(seed)
+    classes, sizes = np.unique(labels, return_counts=True)
+    counts = _class_counts(sizes, fractions) if len(classes) else np.zeros((0, len(fractions)), np.int64)
     parts: list[list[np.ndarray]] = [[] for _ in fractions]
-    for cls in np.unique(labels):
+    for cls, row in zip(classes, counts, strict=True):
         idx = np.flatnonzero(labels == cls)
         idx = idx[rng.permutation(len(idx))]
-        bounds = np.round(np.cumsum(fractions)[:-1] * len(idx)).astype(int)
-        for i, chunk in enumerate(np.split(idx, bounds)):
+        for i, chunk in enumerate(np.split(idx, np.cumsum(row)[:-1])):
             parts[i].append(chunk)
     out = {}
     for name, chunks in zip(PART_NAMES, parts, strict=True):

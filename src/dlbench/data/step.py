@@ -9,7 +9,15 @@ from typing import Any
 import numpy as np
 
 from dlbench.data.sources import CLASS_NAMES, load_dataset
-from dlbench.data.split import PART_NAMES, save_arrays, stratified_indices, stratified_subsample
+from dlbench.data.split import (
+    PART_NAMES,
+    load_split,
+    part_sizes,
+    save_arrays,
+    smallest_total,
+    stratified_indices,
+    stratified_subsample,
+)
 from dlbench.errors import DataError
 from dlbench.io import atomic_path, read_json, sha256_file, write_json
 from dlbench.record import step_record
@@ -34,6 +42,53 @@ def split_dataset(split: str | os.PathLike) -> str:
     return manifest.get("dataset")
 
 
+def check_split_sizes(labels: np.ndarray, subsample: int | None, fractions, what: str) -> None:
+    """Refuse a subsample larger than the data, and one (or fractions) leaving a part with fewer images
+    than there are classes: such a part cannot hold every class, and steps after it fail or mislead."""
+    n_all = len(labels)
+    if subsample is not None and subsample > n_all:
+        raise DataError(f"subsample {subsample:,} is larger than the data ({n_all:,} images in {what})",
+                        f"use at most {n_all:,}, or leave the subsample out to use every image")
+    n = subsample or n_all
+    k = len(np.unique(labels))
+    sizes = part_sizes(n, fractions)
+    if min(sizes) < k:
+        low = ", ".join(f"{name} {size:,}" for name, size in zip(PART_NAMES, sizes, strict=True))
+        least = smallest_total(fractions, k)
+        fix = (f"use a subsample of at least {least:,}" if least <= n_all else
+               f"give the parts larger fractions (these need {least:,} images, the data has {n_all:,})")
+        raise DataError(f"{n:,} images split {'/'.join(f'{f:g}' for f in fractions)} leave parts of {low}: "
+                        f"fewer than the {k} classes", fix)
+
+
+def load_checked_split(split: str | os.PathLike, dataset: str | None = None
+                       ) -> tuple[dict[str, np.ndarray], dict[str, Any], Path]:
+    """(arrays, manifest, path of split.npz) of a data-step split, checked before a step uses it.
+
+    With a manifest beside it, ``split.npz`` must have the SHA-256 the manifest recorded (a split of
+    another run or dataset copied beside this manifest is refused), and with ``dataset`` the manifest
+    must name that dataset. Without a manifest the split is read as it is (the caller names the dataset).
+    """
+    split = Path(split)
+    split_path = split / SPLIT_NAME if split.is_dir() else split
+    manifest = split_manifest(split_path) if split_path.parent.is_dir() else None
+    if manifest is not None:
+        if not isinstance(manifest, dict):
+            raise DataError(f"{split_path.parent / MANIFEST_NAME}: not a data-step manifest", "re-run `dlbench data`")
+        if dataset is not None and manifest.get("dataset") != dataset:
+            raise DataError(f"{split_path.parent} holds {manifest.get('dataset')} but the run asks for {dataset}",
+                            f"pass the {dataset} split, or --dataset {manifest.get('dataset')}")
+        want = ((manifest.get("outputs") or {}).get(SPLIT_NAME) or {}).get("sha256")
+        if split_path.is_file():
+            got = sha256_file(split_path)
+            if want != got:
+                raise DataError(f"{split_path}: SHA-256 {got[:12]}… is not the {(want or 'none')[:12]}… its "
+                                f"{MANIFEST_NAME} recorded: the file is not the split the manifest describes",
+                                "re-run `dlbench data` into this folder")
+    arrays = load_split(split_path)
+    return arrays, manifest or {}, split_path
+
+
 def run_data(dataset: str, out_dir: str | os.PathLike, source: str = "auto", root: str | None = None,
              seed: int = 0, subsample: int | None = None, fractions=(0.7, 0.1, 0.2),
              log=print) -> dict[str, Any]:
@@ -45,6 +100,7 @@ def run_data(dataset: str, out_dir: str | os.PathLike, source: str = "auto", roo
     config = {"dataset": dataset, "source": source, "root": root, "seed": seed, "subsample": subsample,
               "fractions": list(fractions)}
     raw = load_dataset(dataset, source=source, root=root)  # errors before any file is touched
+    check_split_sizes(raw.labels, subsample, fractions, raw.source.get("description", dataset))
     out.mkdir(parents=True, exist_ok=True)
     with step_record("data", config, out) as rec:
         images, labels = raw.images, raw.labels

@@ -47,6 +47,9 @@ from dlbench.timing import time_callable
 ONNX_NAME = "model.onnx"
 TIMINGS_NAME = "timings.csv"
 PARITY_BATCHES = (1, 3)
+# Fewer timed iterations than this give percentiles and ratios marked low-confidence: a p99 of 3 calls is
+# their maximum, and one scheduler hiccup on a busy machine moves a p50 ratio by orders of magnitude.
+MIN_CONFIDENT_ITERATIONS = 20
 RESULT_FIELDS = ("runtime", "provider", "device", "precision", "io_binding", "batch_size", "warmup", "iterations",
                  "p50_ms", "p90_ms", "p99_ms", "mean_ms", "std_ms", "min_ms", "max_ms", "throughput_ips")
 
@@ -71,13 +74,34 @@ def _check_args(model, stem, batch_sizes, warmup, iterations, threads, opset, to
         raise SpecError(f"threads must be >= 1 (got {threads})", "leave it unset for the runtime's default")
     if opset < 13:
         raise SpecError(f"opset must be >= 13 (got {opset})")
+    newest = getattr(getattr(torch.onnx, "_constants", None), "ONNX_MAX_OPSET", None)
+    if newest is not None and opset > newest:
+        raise SpecError(f"opset {opset} is newer than this torch exports (at most {newest})",
+                        f"use --opset {newest} or less")
     if not tolerance > 0:
         raise SpecError(f"parity tolerance must be > 0 (got {tolerance})")
     if input_size < 8 or in_channels < 1:
         raise SpecError(f"input must be at least 1x8x8 (got {in_channels}x{input_size}x{input_size})")
+    from dlbench.spec import INPUT_SIZE_RANGE
+
+    if input_size > INPUT_SIZE_RANGE[1]:
+        raise SpecError(f"input size must be at most {INPUT_SIZE_RANGE[1]} pixels (got {input_size})")
     if exporter not in EXPORTERS:
         raise SpecError(f"unknown exporter {exporter!r}", f"choose one of {', '.join(EXPORTERS)}")
     return list(dict.fromkeys(batch_sizes))
+
+
+def check_onnx_args(model, stem, batch_sizes, warmup, iterations, threads, opset, tolerance, input_size,
+                    in_channels, exporter, providers, checkpoint=None) -> None:
+    """Every argument of :func:`run_onnx` that can be checked without building the model; raises SpecError."""
+    _check_args(model, stem, batch_sizes, warmup, iterations, threads, opset, tolerance, input_size, in_channels,
+                exporter)
+    resolve_providers(providers)
+    if checkpoint is not None and not Path(checkpoint).is_file():
+        from dlbench.errors import DataError
+
+        why = "is a folder, not a file" if Path(checkpoint).is_dir() else "not found"
+        raise DataError(f"--checkpoint {checkpoint}: {why}", "pass the best.pt of a train run, or leave it out")
 
 
 def _ort_runner(sess, provider: Provider, x: np.ndarray):
@@ -237,7 +261,8 @@ def _run(net, model, stem, out, rec, wanted, usable, unavailable, batches, warmu
             call, sync = _ort_runner(sessions[p.name], p, x.numpy())
             t = time_callable(call, warmup=warmup, iterations=iterations, batch_size=bs, sync=sync)
             results.append({"runtime": "onnxruntime", "provider": p.name, "device": p.device, "precision": "fp32",
-                            "io_binding": p.io_binding, **t.summary()})
+                            "io_binding": p.io_binding, **t.summary(),
+                            "low_confidence": iterations < MIN_CONFIDENT_ITERATIONS})
             log(f"batch {bs:>4} onnxruntime {p.name:<8} p50 {t.p50_ms:8.3f} ms  {t.throughput_ips:10.1f} img/s")
         for d in devices:
             xd = x.to(d)
@@ -245,7 +270,8 @@ def _run(net, model, stem, out, rec, wanted, usable, unavailable, batches, warmu
                 call, sync = _torch_runner(models[d], xd, d, precision)
                 t = time_callable(call, warmup=warmup, iterations=iterations, batch_size=bs, sync=sync)
                 results.append({"runtime": "pytorch", "provider": d, "device": d, "precision": precision,
-                                "io_binding": False, **t.summary()})
+                                "io_binding": False, **t.summary(),
+                                "low_confidence": iterations < MIN_CONFIDENT_ITERATIONS})
                 log(f"batch {bs:>4} pytorch     {d:<8} {precision} p50 {t.p50_ms:8.3f} ms  "
                     f"{t.throughput_ips:10.1f} img/s")
     timings = out / TIMINGS_NAME
@@ -281,6 +307,8 @@ def _run(net, model, stem, out, rec, wanted, usable, unavailable, batches, warmu
                        "synchronised inside the timed interval",
         "results": results,
         "speedup": _speedups(results),
+        "min_confident_iterations": MIN_CONFIDENT_ITERATIONS,
+        "low_confidence": iterations < MIN_CONFIDENT_ITERATIONS,
     }
 
 
@@ -293,5 +321,6 @@ def _speedups(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
         if r["runtime"] == "onnxruntime" and (r["device"], r["batch_size"]) in torch_p50:
             pt = torch_p50[(r["device"], r["batch_size"])]
             out.append({"provider": r["provider"], "batch_size": r["batch_size"], "onnxruntime_p50_ms": r["p50_ms"],
-                        "pytorch_p50_ms": pt, "speedup": pt / r["p50_ms"]})
+                        "pytorch_p50_ms": pt, "speedup": pt / r["p50_ms"],
+                        "low_confidence": bool(r.get("low_confidence"))})
     return out

@@ -178,10 +178,13 @@ def _best(recs: list[dict], key: str) -> dict[str, dict]:
 
 
 def _max_in(item: Item | None, key: str, fields: tuple[str, ...]) -> dict | None:
+    """The row with the largest ``key``; rows marked ``low_confidence`` (too few timed iterations) are left out."""
     if item is None or item.table is None:
         return None
     best = None
     for row in item.table.rows:
+        if row.get("low_confidence"):
+            continue
         v = num(row.get(key))
         if v is not None and (best is None or v > best["ratio"]):
             best = {"ratio": v, **{f: row.get(f) for f in fields if f in row}}
@@ -211,6 +214,10 @@ def build_summary(R: Records, items: dict[str, Item]) -> dict[str, Any]:
                                            ("model", "provider", "batch_size")),
         "not_run": {k: i.not_run.reason for k, i in items.items() if i.not_run is not None},
     }
+    low = [r for r in R.ok("onnx") if (r.get("metrics") or {}).get("low_confidence")]
+    if low and not s["onnx_speedup_vs_pytorch"]:
+        s["not_run"].setdefault("table8", f"low confidence: the ONNX timings of {len(low)} run(s) come from "
+                                          "fewer than 20 timed iterations (see Table 8)")
     m: dict[str, float] = {}
     for ds, b in s["best_resnet"].items():
         m[f"best_resnet_accuracy_{_slug(ds)}"] = b["accuracy"]
@@ -248,7 +255,8 @@ def headline_cards(summary: dict) -> list[tuple[str, str, str]]:
             detail = ", ".join(_detail(f, v[f]) for f in v if f != "ratio" and v[f] is not None)
             cards.append((f"fastest: {label}", f"{v['ratio']:.2f}x", detail))
         else:
-            cards.append((label, "not run", summary["not_run"].get(table, "no data")))
+            why = summary["not_run"].get(table, "no data")
+            cards.append((label, "low confidence" if str(why).startswith("low confidence") else "not run", why))
     return cards
 
 

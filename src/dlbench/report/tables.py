@@ -628,7 +628,8 @@ def table_onnx(R: Records) -> Item:
                          "mean_ms": num(x.get("mean_ms")), "std_ms": num(x.get("std_ms")),
                          "throughput_ips": num(x.get("throughput_ips")),
                          "speedup_vs_pytorch": (base / p50 if x.get("runtime") == "onnxruntime" and base and p50
-                                                else None)})
+                                                else None),
+                         "low_confidence": bool(x.get("low_confidence"))})
         for provider, why in (met(r, "providers_unavailable", {}) or {}).items():
             nr = NotRun(f"{model}: provider {provider} unavailable: {why}")
             rows.append({"model": model, "runtime": "onnxruntime", "provider": provider,
@@ -649,6 +650,9 @@ def table_onnx(R: Records) -> Item:
         first = results[0] if results else {}
         if first.get("iterations"):
             bits.append(f"{first.get('warmup', '?')} warm-up + {first['iterations']} timed iterations")
+            if met(r, "low_confidence"):
+                bits.append(f"LOW CONFIDENCE: fewer than {met(r, 'min_confident_iterations')} timed iterations, so "
+                            "its percentiles and speedups are not headlined")
         if any(bits):
             item.notes.append(f"{model_label(model)}: " + ", ".join(b for b in bits if b) + ".")
         timing = met(r, "timing_note")

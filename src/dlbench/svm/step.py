@@ -15,9 +15,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from dlbench.data.split import load_split, stratified_subsample
-from dlbench.data.step import split_manifest
-from dlbench.errors import SpecError, StepFailed
+from dlbench.data.split import stratified_subsample
+from dlbench.data.step import load_checked_split, split_manifest
+from dlbench.errors import DataError, SpecError, StepFailed
 from dlbench.record import step_record
 from dlbench.svm.backends import SvmBackend, get_backend, resolve_gamma
 
@@ -127,13 +127,17 @@ def run_svm(config: SvmConfig | dict, split_dir: str | os.PathLike, out_dir: str
     if not isinstance(config, SvmConfig):
         config = validate_model(SvmConfig, dict(config), "svm config")
     split_dir, out = Path(split_dir), Path(out_dir)
-    split = load_split(split_dir)
+    split, _, split_path = load_checked_split(split_dir, config.dataset)
     x_train, y_train = split["x_train"], split["y_train"]
+    for part in ("train", "test"):
+        if len(split[f"y_{part}"]) == 0:
+            raise DataError(f"{split_path}: the {part} part is empty", "re-run `dlbench data` with more images")
+    if len(np.unique(y_train)) < 2:
+        raise DataError(f"{split_path}: the training part holds a single class", "re-run `dlbench data` with more images")
     if config.n_train is not None and config.n_train > len(y_train):
         raise SpecError(f"n_train {config.n_train:,} is larger than the training split ({len(y_train):,} images)",
                         f"use at most {len(y_train)}, or leave n_train out to use all of it")
     backend_cls = get_backend(config.backend)
-    split_path = split_dir / "split.npz" if split_dir.is_dir() else split_dir
 
     with step_record("svm", config.model_dump(), out, run_id=config.run_id, device=backend_cls.device) as rec:
         rec.add_input("split", split_path)

@@ -16,9 +16,8 @@ from typing import Any
 
 import torch
 
-from dlbench.data import load_split
 from dlbench.data.sources import CLASS_NAMES
-from dlbench.data.step import SPLIT_NAME, split_manifest
+from dlbench.data.step import load_checked_split
 from dlbench.errors import DataError, SpecError, StepFailed
 from dlbench.log import get_logger
 from dlbench.record import step_record
@@ -51,13 +50,7 @@ def run_train(config: TrainConfig | dict, split_dir: str | os.PathLike, out_dir:
     out = Path(out_dir)
     device = resolve_device(config.device)
     check_amp(config.amp, device)
-    split_dir = Path(split_dir)
-    split_path = split_dir / SPLIT_NAME if split_dir.is_dir() else split_dir
-    arrays = load_split(split_path)
-    manifest = split_manifest(split_path) or {}
-    if manifest.get("dataset", config.dataset) != config.dataset:
-        raise DataError(f"{split_path} holds {manifest['dataset']} but the run asks for {config.dataset}",
-                        f"pass the {config.dataset} split, or --dataset {manifest['dataset']}")
+    arrays, manifest, split_path = load_checked_split(split_dir, config.dataset)
     n_train = len(arrays["y_train"])
     if config.batch_size > n_train:
         raise SpecError(f"batch size {config.batch_size} is larger than the training split ({n_train:,} images)",
@@ -78,7 +71,8 @@ def run_train(config: TrainConfig | dict, split_dir: str | os.PathLike, out_dir:
     steps = steps_per_epoch(n_train, config.batch_size, config.max_steps_per_epoch)
 
     out.mkdir(parents=True, exist_ok=True)
-    with step_record("train", config.model_dump(), out, run_id=config.run_id, device=str(device)) as rec:
+    with step_record("train", config.model_dump(), out, run_id=config.run_id, device=str(device),
+                     fresh=state is None) as rec:
         rec.add_input("split", split_path)
         t_start = time.perf_counter()
         if device.type == "cuda":
