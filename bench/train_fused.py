@@ -269,6 +269,16 @@ class VmapEngine:
 
 # --------------------------------------------------------------------------- main
 
+def _finite(value):
+    if isinstance(value, float):
+        return value if np.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     try:
@@ -373,7 +383,7 @@ def run(args) -> int:
                 diffs = [abs(fl[i] - s["first_losses"][0]) / abs(s["first_losses"][0])
                          for i, s in enumerate(solo) if s["first_losses"]]
                 report["ratio"][f"{form}_first_train_loss_max_rel_diff_amp"] = max(diffs) if diffs else None
-    text = json.dumps(report, indent=2)
+    text = json.dumps(_finite(report), indent=2, allow_nan=False)  # strict JSON: a NaN/inf becomes null
     print(text)
     if args.out:
         Path(args.out).write_text(text + "\n")
