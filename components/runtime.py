@@ -135,6 +135,37 @@ def _log_report_units(metrics: Any, m: dict, fractions: dict[str, str], others: 
         _log_number(metrics, key, m.get(key))
 
 
+def train_group_task(split: Any, group: dict, run: Any, metrics: Any) -> None:
+    """A fused group of runs into ``run.path/<run_id>/`` each (record.json, best checkpoint)."""
+    from dlbench.errors import DlbenchError
+    from dlbench.record import record_refusal
+    from dlbench.spec import TrainConfig, validate_model
+    from dlbench.train.group import run_train_group
+
+    configs = [validate_model(TrainConfig, c, "train config") for c in group["configs"]]
+    root = Path(run.path)
+    outs = [root / c.run_id for c in configs]
+    try:
+        run_train_group(configs, [Path(split.path) / c.dataset for c in configs], outs, log=log.info)
+    except DlbenchError as exc:
+        log.error(f"fused train group failed: {exc.one_line()}")
+        for c, o in zip(configs, outs, strict=True):
+            record_refusal(exc, "train", c.model_dump(), o, run_id=c.run_id, device=c.device)
+    ok = sum(1 for o in outs if ((_read_record(o) or {}).get("status")) == "ok")
+    run.metadata.update({"runs": [c.run_id for c in configs], "ok": ok, "model": configs[0].model,
+                         "device": configs[0].device, "engine": "fused"})
+    _log_number(metrics, "runs", len(configs))
+    _log_number(metrics, "ok", ok)
+
+
+def run_folders(src: Path) -> list[Path]:
+    """The run folders in an artifact: itself when it holds a record, else its sub-folders that do (a
+    fused group's artifact holds one folder per member)."""
+    if (src / "record.json").is_file() or not src.is_dir():
+        return [src]
+    return [d for d in sorted(src.iterdir()) if d.is_dir() and (d / "record.json").is_file()]
+
+
 def _best_path(out: Path, rec: dict) -> Path | None:
     best = ((rec.get("outputs") or {}).get("checkpoint") or {}).get("path")
     return (out / best).resolve() if best else None
@@ -197,8 +228,7 @@ def _link_runs(runs: list | None, into: Path) -> int:
     """Symlink each run folder (an input artifact) as ``into/<run_id>`` so step helpers can glob them."""
     into.mkdir(parents=True, exist_ok=True)
     n = 0
-    for a in runs or []:
-        src = Path(a.path)
+    for src in (f for a in runs or [] for f in run_folders(Path(a.path))):
         rec = _read_record(src) if src.is_dir() else None
         if rec is None:
             continue
@@ -211,7 +241,7 @@ def _link_runs(runs: list | None, into: Path) -> int:
 
 
 def onnx_task(models: list, settings: dict, result: Any, metrics: Any, train_cpu: list | None = None,
-              train_gpu: list | None = None) -> None:
+              train_gpu: list | None = None, train_gpu_fused: list | None = None) -> None:
     """Export and time every model into ``result.path/<model>/``; uses the best trained checkpoint of each.
 
     One task for all models, run one after another: timings of models sharing a machine would disturb
@@ -226,7 +256,7 @@ def onnx_task(models: list, settings: dict, result: Any, metrics: Any, train_cpu
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="dlbench-train-runs-") as tmp:
         train_root = Path(tmp) / "train"
-        _link_runs(list(train_cpu or []) + list(train_gpu or []), train_root)
+        _link_runs(list(train_cpu or []) + list(train_gpu or []) + list(train_gpu_fused or []), train_root)
         failed = 0
         for model in models:
             found = find_train_checkpoint(train_root, model, stem, o.input_size, o.in_channels)
@@ -281,8 +311,7 @@ def assemble_study(into: Path, spec: dict, data: Any = None, profile: Any = None
                 _copy_run(d, into / "data" / d.name)
                 counts["data"] = counts.get("data", 0) + 1
     for step, artifacts in (runs or {}).items():
-        for a in artifacts or []:
-            src = Path(a.path)
+        for src in (f for a in artifacts or [] for f in run_folders(Path(a.path))):
             rec = _read_record(src)
             if rec is None:
                 continue
@@ -301,14 +330,16 @@ def assemble_study(into: Path, spec: dict, data: Any = None, profile: Any = None
 
 def report_task(spec: dict, publish_to: str, run_name: str, study: Any, html: Any, markdown: Any, metrics: Any,
                 data: Any = None, profile: Any = None, onnx: Any = None, train_cpu: list | None = None,
-                train_gpu: list | None = None, svm_cpu: list | None = None, svm_gpu: list | None = None) -> None:
+                train_gpu: list | None = None, svm_cpu: list | None = None, svm_gpu: list | None = None,
+                train_gpu_fused: list | None = None) -> None:
     """Gather every record into ``study.path`` (the run's bundle), write the report, a MANIFEST.json last,
     and with ``publish_to`` (a store URL) upload the bundle to ``<publish_to>/<run_name>/``."""
     from dlbench.report import run_report
     from dlbench.store import open_store, write_manifest
 
     root = Path(study.path)
-    runs = {"train": list(train_cpu or []) + list(train_gpu or []), "svm": list(svm_cpu or []) + list(svm_gpu or [])}
+    runs = {"train": list(train_cpu or []) + list(train_gpu or []) + list(train_gpu_fused or []),
+            "svm": list(svm_cpu or []) + list(svm_gpu or [])}
     counts = assemble_study(root, spec, data=data, profile=profile, runs=runs, onnx=onnx)
     log.info("records: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
     html_path = run_report(root, root / "report", log=log.info)

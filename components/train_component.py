@@ -23,3 +23,12 @@ def train_gpu(split: Input[Dataset], config: dict, run: Output[Model], metrics: 
     from components.runtime import train_task
 
     train_task(split, config, run, metrics, confusion)
+
+
+@dsl.component(base_image=CUDA_IMAGE, install_kfp_package=False)
+def train_gpu_fused(split: Input[Dataset], group: dict, run: Output[Model], metrics: Output[Metrics]):
+    """Train a group of compatible runs (group["configs"]) as one fused model on the GPU; run/<run_id>/
+    holds each member's record.json and best checkpoint."""
+    from components.runtime import train_group_task
+
+    train_group_task(split, group, run, metrics)

@@ -197,7 +197,8 @@ def failed_records(bundle: Path) -> list[str]:
 def check_gpu_here(p: dict[str, Any]) -> None:
     """kfp.local runs every task on this machine: a spec with GPU runs needs a GPU here, checked before any
     work (the ONNX step records absent GPU providers as unavailable, so it does not count)."""
-    need = [f"{len(p['train_gpu'])} train run(s) on cuda"] if p["train_gpu"] else []
+    gpu_runs = len(p["train_gpu"]) + sum(len(t) for t in p.get("train_gpu_fused", []))
+    need = [f"{gpu_runs} train run(s) on cuda"] if gpu_runs else []
     need += [f"{len(p['svm_gpu'])} cuML SVM run(s)"] if p["svm_gpu"] else []
     if not need:
         return

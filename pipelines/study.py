@@ -45,13 +45,22 @@ def pipeline_name(spec: StudySpec) -> str:
 
 
 def plan(spec: StudySpec) -> dict[str, Any]:
-    """What the pipeline will run, grouped by where it runs. Raises SpecError for a study with no runs."""
+    """What the pipeline will run, grouped by where it runs. Raises SpecError for a study with no runs.
+
+    With ``train.fuse`` compatible GPU runs form groups (``train_gpu_fused``: lists of configs, each
+    group one task training one fused model); see :func:`dlbench.spec.train_tasks`.
+    """
+    from dlbench.spec import train_tasks
+
     train, svm = require_runs(spec)
+    tasks = train_tasks(spec)
+    solo = [t[0] for t in tasks if len(t) == 1]
     models = list(dict.fromkeys(spec.profile.models or spec.model_names()))
     onnx_models = list(dict.fromkeys(spec.onnx.models or spec.model_names()))
     return {
-        "train_cpu": [c for c in train if c.device == "cpu"],
-        "train_gpu": [c for c in train if c.device == "cuda"],
+        "train_cpu": [c for c in solo if c.device == "cpu"],
+        "train_gpu": [c for c in solo if c.device == "cuda"],
+        "train_gpu_fused": [t for t in tasks if len(t) > 1],
         "svm_cpu": [c for c in svm if c.backend != "cuml"],
         "svm_gpu": [c for c in svm if c.backend == "cuml"],
         "profile_models": models,
@@ -75,7 +84,7 @@ def as_json(model) -> Any:
 
 
 def _items(configs: list) -> list[dict[str, Any]]:
-    return [as_json(c) for c in configs]
+    return [{"configs": [as_json(c) for c in c_]} if isinstance(c_, list) else as_json(c_) for c_ in configs]
 
 
 def build_pipeline(spec: StudySpec, parallelism: int = 1, publish_to: str | None = None, retries: bool = True):
@@ -92,7 +101,7 @@ def build_pipeline(spec: StudySpec, parallelism: int = 1, publish_to: str | None
     from components.profile_component import profile
     from components.report_component import report
     from components.svm_component import svm_cpu, svm_gpu
-    from components.train_component import train_cpu, train_gpu
+    from components.train_component import train_cpu, train_gpu, train_gpu_fused
 
     if parallelism < 1:
         raise SpecError(f"parallelism must be at least 1 (got {parallelism})")
@@ -113,6 +122,7 @@ def build_pipeline(spec: StudySpec, parallelism: int = 1, publish_to: str | None
         return retry(task.set_caching_options(False))
 
     components = {"train_cpu": (train_cpu, False), "train_gpu": (train_gpu, True),
+                  "train_gpu_fused": (train_gpu_fused, True),
                   "svm_cpu": (svm_cpu, False), "svm_gpu": (svm_gpu, True)}
 
     @dsl.pipeline(name=pipeline_name(spec),
@@ -129,7 +139,8 @@ def build_pipeline(spec: StudySpec, parallelism: int = 1, publish_to: str | None
             if not runs:
                 continue
             with dsl.ParallelFor(items=_items(runs), parallelism=parallelism) as item:
-                t = component(split=d.outputs["split"], config=item)
+                arg = "group" if group == "train_gpu_fused" else "config"
+                t = component(split=d.outputs["split"], **{arg: item})
                 t.set_display_name(group.replace("_", " "))
                 timing(t)
                 if needs_gpu:
@@ -223,6 +234,9 @@ def compile_spec(name_or_path: str, out: str | Path, **kwargs) -> Path:
 def describe_plan(spec: StudySpec) -> str:
     p = plan(spec)
     parts = [f"{len(p[g])} {g.replace('_', ' ')}" for g in ("train_cpu", "train_gpu", "svm_cpu", "svm_gpu") if p[g]]
+    if p["train_gpu_fused"]:
+        runs = sum(len(t) for t in p["train_gpu_fused"])
+        parts.insert(2, f"{runs} train gpu in {len(p['train_gpu_fused'])} fused groups")
     parts.append(f"profile {len(p['profile_models'])} models")
     parts.append(f"onnx {len(p['onnx_models'])} models on {'GPU' if p['onnx_gpu'] else 'CPU'}")
     return ", ".join(parts)

@@ -37,7 +37,7 @@ DatasetName = Literal["mnist", "fashion-mnist"]
 ModelName = Literal["resnet18", "resnet34", "resnet50"]
 Stem = Literal["imagenet", "small"]
 Optimizer = Literal["sgd", "adam"]
-Engine = Literal["dataloader", "resident"]
+Engine = Literal["dataloader", "resident", "fused"]
 Device = Literal["cpu", "cuda"]
 Amp = Literal["off", "fp16", "bf16"]
 InChannels = Literal[1, 3]
@@ -116,6 +116,10 @@ class TrainGrid(_Strict):
                                   description="side the 28x28 images are resized to (bilinear) before the model")
     in_channels: list[InChannels] = Field(default=[1], min_length=1,
                                           description="1, or 3 (the gray image repeated, as torchvision's Grayscale(3))")
+    fuse: bool | None = Field(default=None,
+                              description="with train.fuse: false keeps this grid's runs solo, true fuses them even "
+                                          "where they compare timings; default: solo when the grid varies device, "
+                                          "engine or pin_memory (its timing is the point)")
 
     @field_validator("input_size")
     @classmethod
@@ -149,6 +153,11 @@ class TrainSpec(_Strict):
     weight_decay: float = Field(default=0.0, ge=0)
     max_steps_per_epoch: int | None = Field(default=None, gt=0, description="cap for smoke runs")
     grids: list[TrainGrid] = Field(default_factory=lambda: [TrainGrid()])
+    fuse: bool | None = Field(default=None,
+                              description="train compatible GPU runs as fused groups (one model, one task per group); "
+                                          "default: off (dlbench study --fuse turns it on)")
+    fuse_max_members: int | None = Field(default=None, gt=0,
+                                         description=f"most runs in one fused group; default {8}")
 
 
 class SvmSpec(_Strict):
@@ -376,6 +385,79 @@ def smoke_spec(spec: StudySpec, images: int = SMOKE_IMAGES, steps: int = SMOKE_S
     d["svm"]["n_train"] = None
     d["onnx"].update(providers=["cpu"], batch_sizes=[1, 8], warmup=1, iterations=3, threads=None)
     return StudySpec.model_validate(d)
+
+
+FUSE_MAX_MEMBERS = 8
+# Fields the members of a fused group may differ in (dlbench.train.fused.MEMBER_FIELDS; every other field
+# of TrainConfig is shared by the group).
+FUSE_MEMBER_FIELDS = ("dataset", "lr", "momentum", "weight_decay", "seed", "engine", "pin_memory", "num_workers")
+
+
+def _timing_grid(g: TrainGrid) -> bool:
+    """A grid that compares timings (devices, engines, pin_memory): its runs stay solo unless it says fuse."""
+    if g.fuse is not None:
+        return not g.fuse
+    return len(set(g.device)) > 1 or len(set(g.engine)) > 1 or len(set(g.pin_memory)) > 1
+
+
+def _grid_run_ids(spec: StudySpec, g: TrainGrid) -> set[str]:
+    one = spec.model_copy(update={"train": spec.train.model_copy(update={"grids": [g]})})
+    return {c.run_id for c in expand_train(one)}
+
+
+def fuse_key(config: TrainConfig) -> tuple | None:
+    """What a run shares with the runs it may be fused with; None for a run that always trains solo
+    (CPU runs: fusion is slower there; the dataloader engine: the reference loop is timed as such)."""
+    if config.device != "cuda" or config.engine not in ("resident", "fused"):
+        return None
+    return tuple((k, v) for k, v in sorted(config.model_dump().items()) if k not in FUSE_MEMBER_FIELDS)
+
+
+def train_tasks(spec: StudySpec, fuse: bool | None = None, max_members: int | None = None) -> list[list[TrainConfig]]:
+    """The spec's training runs as the tasks that train them, in the order of :func:`expand_train`: a
+    task of one run trains solo, a task of several trains them as one fused model.
+
+    With fusion on (``fuse``, else ``train.fuse``) runs with the same :func:`fuse_key` are grouped, at
+    most ``max_members`` (else ``train.fuse_max_members``, else 8) per group, in near-equal groups.
+    Runs of a grid that compares timings (see ``TrainGrid.fuse``), CPU runs and dataloader runs stay solo.
+    """
+    runs = expand_train(spec)
+    if not (spec.train.fuse if fuse is None else fuse):
+        return [[c] for c in runs]
+    limit = max_members or spec.train.fuse_max_members or FUSE_MAX_MEMBERS
+    solo: set[str] = set()
+    forced: set[str] = set()
+    for g in spec.train.grids:
+        ids = _grid_run_ids(spec, g)
+        (solo if _timing_grid(g) else forced if g.fuse else set()).update(ids)
+    buckets: dict[tuple, list[TrainConfig]] = {}
+    order: list[tuple] = []
+    for c in runs:
+        key = fuse_key(c)
+        if key is None or (c.run_id in solo and c.run_id not in forced):
+            key = ("solo", c.run_id)
+        if key not in buckets:
+            buckets[key] = []
+            order.append(key)
+        buckets[key].append(c)
+    tasks: list[list[TrainConfig]] = []
+    for key in order:
+        members = buckets[key]
+        n_groups = -(-len(members) // limit)
+        size, extra = divmod(len(members), n_groups)
+        start = 0
+        for i in range(n_groups):
+            end = start + size + (1 if i < extra else 0)
+            tasks.append(members[start:end])
+            start = end
+    return tasks
+
+
+def with_fuse(spec: StudySpec, fuse: bool | None) -> StudySpec:
+    """``spec`` with ``train.fuse`` set (``None`` leaves it as it is): what ``--fuse`` / ``--no-fuse`` do."""
+    if fuse is None:
+        return spec
+    return spec.model_copy(update={"train": spec.train.model_copy(update={"fuse": fuse})})
 
 
 def expand_svm(spec: StudySpec) -> list[SvmConfig]:

@@ -102,14 +102,17 @@ def prepare_out(spec: StudySpec, out_dir: str | os.PathLike, resume: bool = Fals
     return "resume"
 
 
-def run_study(spec: StudySpec, out_dir: str | os.PathLike, resume: bool = False) -> dict:
+def run_study(spec: StudySpec, out_dir: str | os.PathLike, resume: bool = False, fuse: bool | None = None) -> dict:
     """Run every step of ``spec``; return a summary {step: {ok: n, failed: [...], skipped: n}}.
+
+    ``fuse`` (default: the spec's ``train.fuse``) trains compatible GPU runs as fused groups
+    (:func:`dlbench.spec.train_tasks`); each member still gets its own ``train/<run_id>/`` folder.
 
     With ``resume``, data sets and train / SVM runs whose record in ``out_dir`` says ``ok`` are kept and
     skipped (matched by run id, the hash of the config); profile, ONNX and the report run again. The caller
     checks the folder first (:func:`prepare_out`).
     """
-    from dlbench.spec import expand_svm, expand_train, require_runs
+    from dlbench.spec import expand_svm, expand_train, require_runs, train_tasks
 
     require_runs(spec)  # a study with no runs is refused before the data step
     out = Path(out_dir)
@@ -161,16 +164,27 @@ def run_study(spec: StudySpec, out_dir: str | os.PathLike, resume: bool = False)
                               smoke=spec.smoke) is not None
     from dlbench.train import run_train
 
-    for cfg in train_runs:
+    for task in train_tasks(spec, fuse=fuse):
+        todo = []
+        for cfg in task:
+            what = describe_config("train", cfg.model_dump()) + (f" (fused x{len(task)})" if len(task) > 1 else "")
+            if skip("train", out / "train" / cfg.run_id):
+                header("train", what, cfg.run_id, ": done before, kept (--resume)")
+                continue
+            header("train", what, cfg.run_id)
+            todo.append(cfg)
+        missing = sorted({c.dataset for c in todo if not data_ok.get(c.dataset)})
+        if missing:
+            for cfg in todo:
+                log.warning(f"train {cfg.run_id} skipped: the data step for {', '.join(missing)} did not succeed")
+            continue
+        if len(todo) > 1:
+            run_fused_group(todo, out, summary)
+            continue
+        if not todo:
+            continue
+        cfg = todo[0]
         run_out = out / "train" / cfg.run_id
-        what = describe_config("train", cfg.model_dump())
-        if skip("train", run_out):
-            header("train", what, cfg.run_id, ": done before, kept (--resume)")
-            continue
-        header("train", what, cfg.run_id)
-        if not data_ok.get(cfg.dataset):
-            log.warning(f"train {cfg.run_id} skipped: the data step for {cfg.dataset} did not succeed")
-            continue
         attempt("train", cfg.run_id, run_train, cfg, data_dir(out, cfg.dataset), run_out,
                 log=get_logger("dlbench.train").info,
                 record={"config": cfg.model_dump(), "out_dir": run_out, "run_id": cfg.run_id, "device": cfg.device})
@@ -199,6 +213,23 @@ def run_study(spec: StudySpec, out_dir: str | os.PathLike, resume: bool = False)
     header("report")
     attempt("report", "report", run_report, out, out / "report", log=get_logger("dlbench.report").info)
     return summary
+
+
+def run_fused_group(task: list, out: Path, summary: dict) -> None:
+    """Train ``task`` (compatible runs) as one fused model; count and record each member like a solo run."""
+    from dlbench.train.group import run_train_group
+
+    entry = summary.setdefault("train", {"ok": 0, "failed": []})
+    outs = [out / "train" / c.run_id for c in task]
+    label = "fused group " + ", ".join(c.run_id for c in task)
+    try:
+        run_train_group(task, [data_dir(out, c.dataset) for c in task], outs, log=get_logger("dlbench.train").info)
+        entry["ok"] += len(task)
+    except DlbenchError as exc:
+        log.error(f"train {label} failed: {exc.one_line()}")
+        for c, o in zip(task, outs, strict=True):
+            entry["failed"].append({"run": c.run_id, "error": exc.one_line()})
+            record_refusal(exc, "train", c.model_dump(), o, run_id=c.run_id, device=c.device)
 
 
 def run_profile_and_onnx(spec: StudySpec, out: Path, attempt, header=None) -> None:

@@ -6,6 +6,7 @@ handlers only, so ``dlbench --help`` and the step commands work without kfp inst
 
 from __future__ import annotations
 
+import argparse
 import importlib
 import os
 
@@ -73,6 +74,9 @@ def register(sub) -> None:
                "  DLBENCH_REGISTRY=registry.example.com/me dlbench compile --spec quick --pin-digests --check "
                "--out study.yaml\n" + IMAGES_EPILOG)
     p.add_argument("--spec", default="quick", help="preset name (quick, reference) or a YAML file")
+    p.add_argument("--fuse", action=argparse.BooleanOptionalAction, default=None,
+                   help="train compatible GPU runs as fused groups, one task per group (default: the "
+                        "spec's train.fuse); CPU runs and grids that compare timings stay solo")
     p.add_argument("--out", default=None, metavar="FILE",
                    help=f"where to write the YAML (default: {COMPILE_DIR}/<spec name>.yaml)")
     p.add_argument("--pin-digests", action="store_true",
@@ -101,6 +105,9 @@ def register(sub) -> None:
     p.add_argument("--host", default=None, help="KFP URL, e.g. http://localhost:8080 (default: $KFP_HOST)")
     p.add_argument("--experiment", default="dlbench", help="experiment to run in (created if missing)")
     p.add_argument("--spec", default="quick", help="preset name or a YAML file")
+    p.add_argument("--fuse", action=argparse.BooleanOptionalAction, default=None,
+                   help="train compatible GPU runs as fused groups, one task per group (default: the "
+                        "spec's train.fuse); CPU runs and grids that compare timings stay solo")
     p.add_argument("--run-name", default=None, help="run name (default: <spec name>-<timestamp>)")
     p.add_argument("--namespace", default=None, help="user namespace (multi-user Kubeflow)")
     p.add_argument("--parallelism", type=int, default=1, help="runs of one loop executing at once")
@@ -129,6 +136,9 @@ def register(sub) -> None:
     p.add_argument("--runner", default="subprocess", choices=["subprocess", "docker"],
                    help="subprocess: this venv; docker: each component in its image (Docker or podman API)")
     p.add_argument("--spec", default="quick", help="preset name or a YAML file")
+    p.add_argument("--fuse", action=argparse.BooleanOptionalAction, default=None,
+                   help="train compatible GPU runs as fused groups, one task per group (default: the "
+                        "spec's train.fuse); CPU runs and grids that compare timings stay solo")
     p.add_argument("--store", default=None, help=STORE_HELP)
     p.add_argument("--create-bucket", action="store_true", help="create the S3 bucket when it does not exist")
     p.add_argument("--work", default="runs/kfp-local", metavar="DIR",
@@ -172,11 +182,11 @@ def register(sub) -> None:
 
 def run_compile(args) -> int:
     from dlbench.io import check_out_file
-    from dlbench.spec import load_spec, require_runs
+    from dlbench.spec import load_spec, require_runs, with_fuse
 
     _check_parallelism(args.parallelism)
     study = _edge("pipelines.study")
-    spec = load_spec(args.spec)
+    spec = with_fuse(load_spec(args.spec), args.fuse)
     target = args.out or os.path.join(COMPILE_DIR, f"{study.pipeline_name(spec).removeprefix('dlbench-')}.yaml")
     require_runs(spec)
     check_out_file(target)
@@ -191,7 +201,7 @@ def run_compile(args) -> int:
 
 
 def run_submit(args) -> int:
-    from dlbench.spec import load_spec
+    from dlbench.spec import load_spec, with_fuse
 
     args.host = args.host or os.environ.get("KFP_HOST")
     if not args.host:
@@ -202,7 +212,7 @@ def run_submit(args) -> int:
     if args.timeout is not None and args.timeout <= 0:
         raise DlbenchError(f"--timeout must be > 0 seconds (got {args.timeout:g})", "leave it out to wait until the end")
     sub = _edge("pipelines.submit")
-    spec = load_spec(args.spec)
+    spec = with_fuse(load_spec(args.spec), args.fuse)
     info = sub.submit(spec, args.host, experiment=args.experiment, run_name=args.run_name,
                       parallelism=args.parallelism, publish_to=args.publish_to, namespace=args.namespace,
                       pin_digests=args.pin_digests, preflight=args.preflight)
@@ -223,7 +233,7 @@ def run_submit(args) -> int:
 
 
 def run_local(args) -> int:
-    from dlbench.spec import load_spec
+    from dlbench.spec import load_spec, with_fuse
 
     if not args.local:
         raise DlbenchError("dlbench run runs the pipeline on this machine: add --local",
@@ -232,7 +242,7 @@ def run_local(args) -> int:
     from dlbench.spec import check_local_inputs, require_runs
 
     _check_parallelism(args.parallelism)
-    spec = load_spec(args.spec)
+    spec = with_fuse(load_spec(args.spec), args.fuse)
     if args.smoke:
         from dlbench.spec import smoke_spec
 

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+import argparse
 import json
+import os
 
 import yaml
 
@@ -13,6 +15,20 @@ def register(sub) -> None:
                    help="show: print the resolved spec as YAML; validate: check it; expand: list every run "
                         "with its id; presets: list the shipped presets")
     p.add_argument("spec", nargs="?", default="quick", help="preset name or path to a YAML spec")
+    p.add_argument("--fuse", action=argparse.BooleanOptionalAction, default=None,
+                   help="expand as with --fuse: compatible GPU runs listed (and estimated) as fused groups")
+    p.add_argument("--estimate", action="store_true",
+                   help="expand: also print each run's and the study's projected time (needs --calibrate or "
+                        "--calibration FILE)")
+    p.add_argument("--calibrate", action="store_true",
+                   help="measure a few dozen steps of each distinct model/batch/engine shape here first "
+                        "(with --calibration FILE: add to it and save it)")
+    p.add_argument("--calibration", metavar="FILE", default=None,
+                   help="a stored calibration (JSON) to project from, e.g. one measured on the GPU machine")
+    p.add_argument("--device", action="append", choices=["cpu", "cuda"], default=None,
+                   help="calibrate the runs of this device (repeatable); default: cpu, and cuda when visible")
+    p.add_argument("--compare", metavar="STUDY_DIR", default=None,
+                   help="print a finished study's measured times beside the estimate")
     p.set_defaults(func=run)
 
 
@@ -20,16 +36,19 @@ def run(args) -> int:
     from dlbench.spec import (
         check_local_inputs,
         expand_svm,
-        expand_train,
         load_spec,
         preset_names,
         require_runs,
+        train_tasks,
+        with_fuse,
     )
 
     if args.action == "presets":
         print("\n".join(preset_names()))
         return 0
-    spec = load_spec(args.spec)
+    spec = with_fuse(load_spec(args.spec), args.fuse)
+    if args.estimate or args.calibrate:
+        return run_estimate(args, spec)
     if args.action == "show":
         print(yaml.safe_dump(json.loads(spec.model_dump_json()), sort_keys=False), end="")
     elif args.action == "validate":
@@ -50,12 +69,14 @@ def run(args) -> int:
             n_cells.update(cells)
             return "\n      fills: " + "; ".join(describe(c) for c in cells) if cells else ""
 
-        for cfg in expand_train(spec):
-            planned = "".join(f" (planned {k} {v})" for k, v in (cfg.planned or {}).items())
-            print(f"train {cfg.run_id}  {cfg.dataset} {cfg.model} bs={cfg.batch_size} {cfg.optimizer} "
-                  f"lr={cfg.lr:g} epochs={cfg.epochs} {cfg.device} {cfg.engine} pin={cfg.pin_memory} amp={cfg.amp}"
-                  f"{' ' + cfg.input_shape if cfg.input_shape != '1x28x28' else ''}{planned}"
-                  f"  [grid {', '.join(grids.get(cfg.run_id, []))}]" + fills(cells_for(cfg.model_dump())))
+        for task in train_tasks(spec):
+            for i, cfg in enumerate(task):
+                group = "" if len(task) == 1 else f"  [fused group of {len(task)}, member {i + 1}]"
+                planned = "".join(f" (planned {k} {v})" for k, v in (cfg.planned or {}).items())
+                print(f"train {cfg.run_id}  {cfg.dataset} {cfg.model} bs={cfg.batch_size} {cfg.optimizer} "
+                      f"lr={cfg.lr:g} epochs={cfg.epochs} {cfg.device} {cfg.engine} pin={cfg.pin_memory} amp={cfg.amp}"
+                      f"{' ' + cfg.input_shape if cfg.input_shape != '1x28x28' else ''}{planned}"
+                      f"  [grid {', '.join(grids.get(cfg.run_id, []))}]{group}" + fills(cells_for(cfg.model_dump())))
         for cfg in expand_svm(spec):
             planned = "".join(f" (planned {k} {v})" for k, v in (cfg.planned or {}).items())
             print(f"svm   {cfg.run_id}  {cfg.dataset} {cfg.backend} {cfg.kernel} C={cfg.C:g} "
@@ -64,4 +85,36 @@ def run(args) -> int:
         from dlbench.report.reference import published
 
         print(f"published cells filled: {len(n_cells)} of {len(published())}")
+    return 0
+
+
+def run_estimate(args, spec) -> int:
+    from dlbench.errors import SpecError
+    from dlbench.estimate import (
+        actual_seconds,
+        calibrate,
+        estimate,
+        format_estimate,
+        load_calibration,
+        save_calibration,
+    )
+    from dlbench.log import get_logger
+
+    if args.action != "expand":
+        raise SpecError(f"--estimate / --calibrate go with `dlbench spec expand`, not {args.action}",
+                        f"run dlbench spec expand {args.spec} --estimate --calibrate")
+    if not args.calibrate and not args.calibration:
+        raise SpecError("--estimate needs step times: --calibrate (measure here) or --calibration FILE",
+                        f"run dlbench spec expand {args.spec} --estimate --calibrate")
+    actual = actual_seconds(args.compare) if args.compare else None  # a bad folder fails before measuring
+    cal = None
+    if args.calibration and (not args.calibrate or os.path.exists(args.calibration)):
+        cal = load_calibration(args.calibration)
+    if args.calibrate:
+        cal = calibrate(spec, devices=args.device, log=get_logger("dlbench.estimate").info, existing=cal)
+        if args.calibration:
+            save_calibration(cal, args.calibration)
+            print(f"calibration: {args.calibration}")
+    if args.estimate or not args.calibration:
+        print(format_estimate(estimate(spec, cal), actual))
     return 0

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import argparse
+
 
 def register(sub) -> None:
     from dlbench.cli import add_command
@@ -24,6 +26,9 @@ def register(sub) -> None:
     from dlbench.commands.pipeline import SMOKE_HELP
 
     p.add_argument("--smoke", action="store_true", help=SMOKE_HELP)
+    p.add_argument("--fuse", action=argparse.BooleanOptionalAction, default=None,
+                   help="train compatible GPU runs as fused groups, one model per group (default: the spec's "
+                        "train.fuse); CPU runs and grids that compare timings stay solo")
     p.set_defaults(func=run)
 
 
@@ -31,10 +36,10 @@ def run(args) -> int:
     from pathlib import Path
 
     from dlbench.io import check_out_dir
-    from dlbench.spec import check_local_inputs, load_spec, require_runs
+    from dlbench.spec import check_local_inputs, load_spec, require_runs, with_fuse
     from dlbench.study import default_out, prepare_out, run_study
 
-    spec = load_spec(args.spec)
+    spec = with_fuse(load_spec(args.spec), args.fuse)
     if args.smoke:
         from dlbench.spec import smoke_spec
 

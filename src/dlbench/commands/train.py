@@ -23,8 +23,9 @@ def register(sub) -> None:
                     "epoch by validation accuracy) and last.pt (everything needed to --resume).",
         epilog="engines: dataloader = the reference study's loop (DataLoader, host-side conversion, one "
                "host-to-device copy and one loss read-back per batch); resident = the split on the device, "
-               "batches gathered there, channels_last, and on CUDA the whole step captured in a CUDA graph. "
-               "Both draw the same batches in the same order from --seed.\n"
+               "batches gathered there, channels_last, and on CUDA the whole step captured in a CUDA graph; "
+               "fused = the resident engine for a fused group (here a group of one; groups come from "
+               "`dlbench study --fuse`, see docs/fused.md). All draw the same batches in the same order from --seed.\n"
                "example: dlbench train --split runs/demo/data/fashion-mnist --out runs/demo/train/r18 "
                "--model resnet18 --batch-size 16 --epochs 4 --device cuda --engine resident --amp bf16")
     p.add_argument("--split", required=True, help="data-step folder (holds split.npz and manifest.json)")

@@ -271,14 +271,14 @@ class ResidentEngine:
         t0 = time.perf_counter()
         tr = self.trainer
         tr.autocast_cache = False
-        self.static_idx = torch.arange(self.config.batch_size, device=self.device)
+        self.static_idx = self._index(self.config.batch_size)
         saved = _snapshot(tr)
         # warm up every shape an epoch trains (the full batch, and the partial last one if an epoch
         # reaches it) so cuDNN's autotuning happens here, in setup, and not inside the first epoch
         shapes = [self.static_idx]
         partial = self._partial_batch_size()
         if partial:
-            shapes.append(torch.arange(partial, device=self.device))
+            shapes.append(self._index(partial))
         side = torch.cuda.Stream(self.device)
         side.wait_stream(torch.cuda.current_stream(self.device))
         with torch.cuda.stream(side):
@@ -294,6 +294,10 @@ class ResidentEngine:
         self.graph = graph
         torch.cuda.synchronize(self.device)
         self.capture_seconds = round(time.perf_counter() - t0, 3)
+
+    def _index(self, n: int) -> torch.Tensor:
+        """The index batch ``0..n-1`` in this engine's batch layout (the graph's static input)."""
+        return torch.arange(n, device=self.device)
 
     def _partial_batch_size(self) -> int:
         """Size of the last, partial batch of an epoch (0 if every batch an epoch trains is full)."""
@@ -361,6 +365,10 @@ ENGINES = {"dataloader": DataLoaderEngine, "resident": ResidentEngine}
 
 
 def build_engine(config, arrays: dict[str, np.ndarray], device: torch.device):
+    if config.engine == "fused":  # a group of one (dlbench.train.fused builds groups of many)
+        from dlbench.train.fused import FusedEngine
+
+        return FusedEngine([config], [arrays], device)
     if config.engine not in ENGINES:
-        raise SpecError(f"unknown engine {config.engine!r}", f"choose one of {', '.join(ENGINES)}")
+        raise SpecError(f"unknown engine {config.engine!r}", f"choose one of {', '.join(ENGINES)}, fused")
     return ENGINES[config.engine](config, arrays, device)

@@ -34,9 +34,12 @@ def train_steps(engine, batches: Iterator, steps: int, epoch: int = 0, progress:
 
     Losses stay on the device and are read back every ``engine.sync_every`` steps and at the end; a
     NaN/inf loss raises StepFailed naming the epoch and step (1-based, counting from ``step_offset``).
+    An engine that trains several members at once (``engine.members``, the fused engine) returns one
+    loss per member from each step; then ``loss`` and each entry of ``losses`` are per-member lists.
     """
     device = engine.device
-    losses = torch.zeros(steps, dtype=torch.float32, device=device)
+    members = getattr(engine, "members", None)
+    losses = torch.zeros((steps, members) if members else (steps,), dtype=torch.float32, device=device)
     images, checked, n = 0, 0, 0
     total = step_offset + steps
     t0 = time.perf_counter()
@@ -55,20 +58,24 @@ def train_steps(engine, batches: Iterator, steps: int, epoch: int = 0, progress:
             _check_finite(segment, epoch, step_offset + checked, total)
             checked = n
             if progress is not None:
-                progress.set(loss=float(segment.mean()))
+                progress.set(loss=float(segment.double().mean()))
     synchronize(device)
     seconds = time.perf_counter() - t0
     if checked < n:
         _check_finite(losses[checked:n].cpu(), epoch, step_offset + checked, total)
     values = losses[:n].cpu()
-    return {"loss": float(values.double().mean()) if n else float("nan"), "losses": values.tolist(),
+    if members:
+        mean = values.double().mean(0).tolist() if n else [float("nan")] * members
+    else:
+        mean = float(values.double().mean()) if n else float("nan")
+    return {"loss": mean, "losses": values.tolist(),
             "images": images, "steps": n, "seconds": seconds}
 
 
 def _check_finite(segment: torch.Tensor, epoch: int, offset: int, steps: int) -> None:
     bad = (~torch.isfinite(segment)).nonzero()
     if len(bad):
-        i = int(bad[0])
+        i = int(bad[0][0])
         step = offset + i + 1
         exc = StepFailed(f"training loss is {float(segment[i])} at epoch {epoch + 1}, step {step} of {steps}",
                          "lower --lr, or try --amp off / bf16; checkpoints of earlier epochs are kept")

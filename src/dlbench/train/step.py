@@ -40,6 +40,12 @@ def run_train(config: TrainConfig | dict, split_dir: str | os.PathLike, out_dir:
     """
     if not isinstance(config, TrainConfig):
         config = validate_model(TrainConfig, dict(config), "train config")
+    if config.engine == "fused":  # a fused group of one: the group path writes the same files
+        from dlbench.train.group import run_train_group
+
+        if resume:
+            log("--resume: the fused engine does not resume; training from epoch 1")
+        return run_train_group([config], [split_dir], [out_dir], log=log)[0]
     _check_ranges(config)
     out = Path(out_dir)
     device = resolve_device(config.device)

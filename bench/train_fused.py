@@ -1,0 +1,394 @@
+"""Time N solo resident runs against one fused run of the same N configs in one process; print JSON.
+
+    python bench/train_fused.py --device cuda --model resnet18 --batch-size 16 --members 8 --out fused.json
+    python bench/train_fused.py --device cuda --members 8 --form vmap           # the torch.func form instead
+    python bench/train_fused.py --device cpu --members 2 --steps 3 --warmup 1   # a CPU check in seconds
+
+The N member configs share model, batch size, input shape, optimizer and AMP and differ in learning rate
+(``--lr`` times 1, 1/2, 1/4, 1/8, ...), dataset (alternating Fashion-MNIST / MNIST normalisation) and seed
+(``--seed + i``), as a sweep would. Each solo run is the ``resident`` engine (CUDA graph on CUDA); the
+fused run is the ``fused`` engine (dlbench.train.fused: grouped convolutions, concatenated batch norm,
+batched matmul, per-member optimizer, one CUDA graph). Both run the train step's loop
+(dlbench.train.loop.train_steps) on full batches: setup, ``--warmup`` untimed steps, then ``--steps`` timed
+steps with the device synchronised before and after.
+
+Printed: s/step of each solo run and of the fused run, images/s per member and aggregate (solo runs one
+after another in one process: aggregate = N x batch / sum of their s/step), the ratio fused / solo
+aggregate, peak device memory of each, and the members' agreement with their solo runs: an eager check
+in fp32 (TF32 off) of each member's first loss and first-step gradients (per tensor, norm-wise) on the
+same first batch -- ``first_loss_max_rel_diff`` and ``first_step_grad_max_rel_diff`` -- and the first
+training losses of the timed engines under ``--amp``.
+
+``--form vmap`` times ``torch.func.stack_module_state`` + ``vmap`` over the N solo models instead of the
+grouped form (batch norm in training mode, running statistics not tracked; plain foreach Adam/SGD with
+one learning rate per member via per-member scale tensors; no CUDA graph): a timing comparison only.
+
+Data: synthetic uint8 images of the Fashion-MNIST shape, one set per member (timing does not depend on
+pixel values). Needs torch and torchvision, not pydantic: runs with ``PYTHONPATH=src``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))  # run from a checkout without install
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+
+from dlbench.errors import DlbenchError  # noqa: E402
+from dlbench.record import device_info, environment, now_iso  # noqa: E402
+from dlbench.train.engines import ResidentEngine, Trainer, check_amp, resolve_device, synchronize  # noqa: E402
+from dlbench.train.fused import FusedEngine  # noqa: E402
+from dlbench.train.loop import train_steps  # noqa: E402
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    """The fields of dlbench.spec.TrainConfig that the engines read (no pydantic needed)."""
+
+    dataset: str = "fashion-mnist"
+    model: str = "resnet18"
+    stem: str = "imagenet"
+    batch_size: int = 16
+    optimizer: str = "adam"
+    lr: float = 1e-3
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    epochs: int = 1
+    device: str = "cpu"
+    engine: str = "resident"
+    pin_memory: bool = False
+    num_workers: int = 0
+    amp: str = "off"
+    seed: int = 0
+    max_steps_per_epoch: int | None = None
+    input_size: int = 28
+    in_channels: int = 1
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--device", default="auto", help="cpu, cuda, or auto (cuda when visible)")
+    p.add_argument("--model", default="resnet18", choices=["resnet18", "resnet34", "resnet50"])
+    p.add_argument("--stem", default="imagenet", choices=["imagenet", "small"])
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--members", type=int, default=4, help="N: member runs fused into one model")
+    p.add_argument("--optimizer", default="adam", choices=["adam", "sgd"])
+    p.add_argument("--lr", type=float, default=1e-3, help="member i trains with lr / 2**(i %% 4)")
+    p.add_argument("--amp", default=None, choices=["off", "fp16", "bf16"], help="default: bf16 on cuda, off on cpu")
+    p.add_argument("--steps", type=int, default=None, help="timed steps per run; default: 300 on cuda, 4 on cpu")
+    p.add_argument("--warmup", type=int, default=None, help="untimed steps first; default: 20 on cuda, 1 on cpu")
+    p.add_argument("--repeats", type=int, default=3, help="the timed steps are split into this many timed chunks")
+    p.add_argument("--form", default="grouped", choices=["grouped", "vmap", "both"],
+                   help="fused form: grouped convolutions (the fused engine), torch.func vmap, or both")
+    p.add_argument("--cuda-graph", action=argparse.BooleanOptionalAction, default=True,
+                   help="on CUDA: capture the solo and fused (grouped) steps in CUDA graphs")
+    p.add_argument("--skip-solo", action="store_true", help="time the fused run only (no ratio)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default=None, help="also write the JSON to this file")
+    return p.parse_args(argv)
+
+
+def member_configs(args, device_name: str, amp: str) -> list[BenchConfig]:
+    datasets = ("fashion-mnist", "mnist")
+    return [BenchConfig(dataset=datasets[i % 2], model=args.model, stem=args.stem, batch_size=args.batch_size,
+                        optimizer=args.optimizer, lr=args.lr / 2 ** (i % 4), device=device_name, amp=amp,
+                        seed=args.seed + i) for i in range(args.members)]
+
+
+def synthetic_split(seed: int, n_train: int) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(1000 + seed)
+    split = {}
+    for part, n in (("train", n_train), ("val", 64), ("test", 64)):
+        split[f"x_{part}"] = rng.integers(0, 256, size=(n, 28, 28), dtype=np.uint8)
+        split[f"y_{part}"] = rng.integers(0, 10, size=n, dtype=np.uint8)
+    return split
+
+
+def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
+    a, b = a.double().reshape(-1), b.double().reshape(-1)
+    return float((a - b).norm() / b.norm().clamp(min=1e-30))
+
+
+def agreement(configs, arrays, device) -> dict:
+    """Each member's first loss and first-step gradients, fused vs solo, eager, fp32 (TF32 off)."""
+    tf32 = (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32)
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+    try:
+        fp32 = [replace(c, amp="off") for c in configs]
+        fused = FusedEngine(fp32, arrays, device, cuda_graph=False)
+        fused.setup()
+        idx = next(iter(fused.batches(0, 1)))
+        x, y = fused._gather("train", idx)
+        tr = fused.trainer
+        tr.optimizer.zero_grad(set_to_none=True)
+        losses = tr.member_losses(tr.model(x), y)
+        losses.sum().backward()
+        fused_grads = {n: p.grad.detach().reshape(len(configs), -1) for n, p in tr.model.named_parameters()}
+        loss_diffs, grad_diffs = [], []
+        for i, c in enumerate(fp32):
+            solo = Trainer(c, device, channels_last=True)
+            xi = x[:, i * c.in_channels:(i + 1) * c.in_channels].contiguous(memory_format=torch.channels_last)
+            loss = F.cross_entropy(solo.model(xi), y[i])
+            loss.backward()
+            loss_diffs.append(abs(float(loss.detach()) - float(losses[i].detach())) / abs(float(loss.detach())))
+            grad_diffs.append(max(_rel(fused_grads[n][i], p.grad) for n, p in solo.model.named_parameters()))
+            del solo
+        return {"first_loss_max_rel_diff": max(loss_diffs), "first_step_grad_max_rel_diff": max(grad_diffs),
+                "first_loss_rel_diff_per_member": loss_diffs, "first_step_grad_rel_diff_per_member": grad_diffs,
+                "check": "eager, fp32, TF32 off, the members' first batches; gradients per tensor, norm-wise"}
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = tf32
+
+
+def _reset_memory(device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats(device)
+
+
+def _peak(device) -> int | None:
+    return torch.cuda.max_memory_allocated(device) if device.type == "cuda" else None
+
+
+def time_engine(engine, device, steps: int, warmup: int, repeats: int) -> dict:
+    """setup, warm-up, then ``steps`` timed full-batch steps in ``repeats`` chunks."""
+    t0 = time.perf_counter()
+    engine.setup()
+    synchronize(device)
+    setup_seconds = time.perf_counter() - t0
+    full = engine.n_train // engine.config.batch_size
+
+    def batches():
+        epoch = 0
+        while True:
+            yield from engine.batches(epoch, full)
+            epoch += 1
+
+    stream = batches()
+    w = train_steps(engine, stream, warmup) if warmup else {"seconds": 0.0, "losses": []}
+    chunks = []
+    per = [steps // repeats + (1 if i < steps % repeats else 0) for i in range(repeats)]
+    last_losses = None
+    for n in (p for p in per if p):
+        synchronize(device)
+        r = train_steps(engine, stream, n)
+        chunks.append(r["seconds"] / r["steps"])
+        last_losses = r["losses"]
+    return {"seconds_per_step": statistics.fmean(chunks),
+            "seconds_per_step_std": statistics.stdev(chunks) if len(chunks) > 1 else 0.0,
+            "chunk_seconds_per_step": chunks, "setup_seconds": setup_seconds, "warmup_seconds": w["seconds"],
+            "first_losses": w["losses"][:1], "last_loss": last_losses[-1] if last_losses else None,
+            "finite_losses": bool(np.isfinite(np.asarray(last_losses, dtype=float)).all())}
+
+
+# --------------------------------------------------------------------------- the vmap form
+
+class VmapEngine:
+    """N solo models as stacked parameters, one ``vmap``-ed functional step (timing comparison only)."""
+
+    name = "vmap"
+    sync_every = 50
+
+    def __init__(self, configs, arrays, device):
+        from torch.func import functional_call, grad_and_value, stack_module_state, vmap
+
+        self.config, self.configs, self.device, self.members = configs[0], configs, device, len(configs)
+        models = [Trainer(c, device).model for c in configs]
+        for m in models:  # vmap cannot update running statistics in place: batch statistics only
+            for mod in m.modules():
+                if isinstance(mod, torch.nn.BatchNorm2d):
+                    mod.track_running_stats, mod.running_mean, mod.running_var = False, None, None
+        self.params, self.buffers = stack_module_state(models)
+        self.base = models[0].to("meta")
+        self.inner = FusedEngine(configs, arrays, device, cuda_graph=False)  # data and batch gathering
+        self.n_train = self.inner.n_train
+        self.amp_dtype = {"off": None, "fp16": torch.float16, "bf16": torch.bfloat16}[self.config.amp]
+        names = list(self.params)
+        self.names = names
+        lr = torch.tensor([c.lr for c in configs], device=device)
+        self.lr = [lr.view(-1, *([1] * (self.params[n].dim() - 1))) for n in names]
+        self.m = [torch.zeros_like(self.params[n]) for n in names]
+        self.v = [torch.zeros_like(self.params[n]) for n in names]
+        self.t = 0
+
+        def loss_fn(params, buffers, x, y):
+            out = functional_call(self.base, (params, buffers), (x,))
+            return F.cross_entropy(out.float(), y)
+
+        self.grad_fn = vmap(grad_and_value(loss_fn), in_dims=(0, 0, 0, 0))
+
+    def setup(self):
+        self.inner.setup()
+
+    def batches(self, epoch, steps):
+        return self.inner.batches(epoch, steps)
+
+    @staticmethod
+    def batch_len(batch):
+        return batch.shape[-1]
+
+    def step(self, idx):
+        x, y = self.inner._gather("train", idx)
+        c = self.config.in_channels
+        xs = x.contiguous().view(x.shape[0], self.members, c, *x.shape[2:]).transpose(0, 1)  # N x B x C x H x W
+        ctx = (torch.autocast(self.device.type, dtype=self.amp_dtype) if self.amp_dtype is not None
+               else torch.autocast(self.device.type, enabled=False))
+        with ctx:
+            grads, losses = self.grad_fn(self.params, self.buffers, xs, y)
+        g = [grads[n] for n in self.names]
+        p = [self.params[n] for n in self.names]
+        with torch.no_grad():
+            if self.config.optimizer == "sgd":
+                torch._foreach_sub_(p, torch._foreach_mul(g, self.lr))
+            else:
+                self.t += 1
+                b1, b2 = 0.9, 0.999
+                torch._foreach_lerp_(self.m, g, 1 - b1)
+                torch._foreach_mul_(self.v, b2)
+                torch._foreach_addcmul_(self.v, g, g, value=1 - b2)
+                denom = torch._foreach_sqrt(self.v)
+                torch._foreach_div_(denom, (1 - b2 ** self.t) ** 0.5)
+                torch._foreach_add_(denom, 1e-8)
+                upd = torch._foreach_div(self.m, denom)
+                torch._foreach_mul_(upd, self.lr)
+                torch._foreach_div_(upd, 1 - b1 ** self.t)
+                torch._foreach_sub_(p, upd)
+        return losses.detach()
+
+
+# --------------------------------------------------------------------------- main
+
+def _finite(value):
+    if isinstance(value, float):
+        return value if np.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    try:
+        return run(args)
+    except DlbenchError as exc:
+        print(f"train_fused: error: {exc.one_line()}", file=sys.stderr)
+        return exc.exit_code
+
+
+def _log(msg: str) -> None:
+    print(f"train_fused: {msg}", file=sys.stderr, flush=True)
+
+
+def run(args) -> int:
+    dev_name = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
+    device = resolve_device(dev_name)
+    on_cuda = device.type == "cuda"
+    amp = args.amp or ("bf16" if on_cuda else "off")
+    check_amp(amp, device)
+    steps = args.steps if args.steps is not None else (300 if on_cuda else 4)
+    warmup = args.warmup if args.warmup is not None else (20 if on_cuda else 1)
+    if steps < 1 or args.repeats < 1 or warmup < 0 or args.members < 1:
+        raise SystemExit("train_fused: --steps, --repeats and --members must be >= 1, --warmup >= 0")
+    if on_cuda:
+        torch.backends.cudnn.benchmark = True
+    configs = member_configs(args, dev_name, amp)
+    bs, n_m = args.batch_size, args.members
+    n_train = (steps + warmup + 2) * bs
+    arrays = [synthetic_split(c.seed, n_train) for c in configs]
+    graph = args.cuda_graph and on_cuda
+
+    _log(f"agreement check ({n_m} members, fp32) ...")
+    agree = agreement(configs, arrays, device)
+
+    solo: list[dict] = []
+    if not args.skip_solo:
+        for i, c in enumerate(configs):
+            _log(f"solo {i + 1}/{n_m} (resident, lr {c.lr:g}, {c.dataset}) ...")
+            _reset_memory(device)
+            eng = ResidentEngine(c, arrays[i], device, cuda_graph=graph)
+            r = time_engine(eng, device, steps, warmup, args.repeats)
+            r.update(peak_memory_device_bytes=_peak(device), lr=c.lr, dataset=c.dataset, seed=c.seed,
+                     cuda_graph=eng.graph is not None, images_per_second=bs / r["seconds_per_step"])
+            solo.append(r)
+            del eng
+
+    forms = ["grouped", "vmap"] if args.form == "both" else [args.form]
+    fused: dict[str, dict] = {}
+    for form in forms:
+        _log(f"fused ({form}, {n_m} members) ...")
+        _reset_memory(device)
+        try:
+            if form == "grouped":
+                eng = FusedEngine(configs, arrays, device, cuda_graph=graph)
+            else:
+                eng = VmapEngine(configs, arrays, device)
+            r = time_engine(eng, device, steps, warmup, args.repeats)
+        except Exception as exc:  # a form that fails on this torch/device is reported, not fatal
+            if form == args.form:
+                raise
+            fused[form] = {"error": f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}"}
+            continue
+        r.update(peak_memory_device_bytes=_peak(device), cuda_graph=getattr(eng, "graph", None) is not None,
+                 images_per_second_per_member=bs / r["seconds_per_step"],
+                 images_per_second_aggregate=n_m * bs / r["seconds_per_step"])
+        fl = r.pop("first_losses")
+        r["first_losses_per_member"] = fl[0] if fl else None
+        fused[form] = r
+        del eng
+
+    report = {
+        "benchmark": "train_fused",
+        "when": now_iso(),
+        "config": {"model": args.model, "stem": args.stem, "batch_size": bs, "members": n_m,
+                   "optimizer": args.optimizer, "amp": amp, "timed_steps": steps, "warmup_steps": warmup,
+                   "cuda_graph": graph, "form": args.form,
+                   "members_lr": [c.lr for c in configs], "members_dataset": [c.dataset for c in configs],
+                   "members_seed": [c.seed for c in configs]},
+        "data": {"source": "synthetic", "n_train_per_member": n_train,
+                 "note": "random uint8 28x28 images, random labels, one set per member (timing only)"},
+        **{k: agree[k] for k in ("first_loss_max_rel_diff", "first_step_grad_max_rel_diff")},
+        "agreement": agree,
+        "solo": solo,
+        "fused": fused,
+        "device": device_info(str(device)),
+        "environment": environment(),
+    }
+    if solo:
+        solo_sum = sum(r["seconds_per_step"] for r in solo)
+        report["solo_aggregate"] = {"seconds_per_step_all_members": solo_sum,
+                                    "images_per_second_aggregate": n_m * bs / solo_sum,
+                                    "peak_memory_device_bytes_max": max((r["peak_memory_device_bytes"] or 0)
+                                                                        for r in solo) if on_cuda else None}
+        report["ratio"] = {}
+        for form, r in fused.items():
+            if "error" in r:
+                continue
+            report["ratio"][f"{form}_fused_over_solo_aggregate_throughput"] = (
+                r["images_per_second_aggregate"] / report["solo_aggregate"]["images_per_second_aggregate"])
+            fl = r.get("first_losses_per_member")
+            if fl:
+                diffs = [abs(fl[i] - s["first_losses"][0]) / abs(s["first_losses"][0])
+                         for i, s in enumerate(solo) if s["first_losses"]]
+                report["ratio"][f"{form}_first_train_loss_max_rel_diff_amp"] = max(diffs) if diffs else None
+    text = json.dumps(_finite(report), indent=2, allow_nan=False)  # strict JSON: a NaN/inf becomes null
+    print(text)
+    if args.out:
+        Path(args.out).write_text(text + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
