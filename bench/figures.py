@@ -298,8 +298,8 @@ def table1_fused() -> tuple[list[str], dict]:
         *rows,
         "",
         "`dlbench spec expand --estimate --calibrate --compare` on the same machine projected 4.7 min for this "
-        "study against 2.1 min measured: three of the four groups within 11 %, the first calibrated shape far "
-        "off (it paid the process's CUDA start-up); `estimate_t1fm.txt`.",
+        "study against 2.1 min measured: three of the four groups within 11 %, the first far off (its first "
+        "evaluation paid cuDNN's autotuning, counted per image; see fused.md); `estimate_t1fm.txt`.",
         "",
         cite([f"{T1}/study.log", f"{T1}/estimate_t1fm.txt"]),
     ]
