@@ -176,7 +176,10 @@ def test_dlbench_run_local_with_docker_runner_runs_every_task_in_the_image(built
     print(f"\ndlbench run --local --runner docker (6 tasks): {time.monotonic() - start:.0f} s")
     log = proc.stdout + proc.stderr
     assert proc.returncode == 0, log[-5000:]
-    assert f"Found image '{built['image']}'" in log
+    # kfp.local's own log (which image each task ran in) goes to the run's full log, named on stdout
+    full = re.search(r"^full log: (.+)$", proc.stdout, re.M)
+    assert full, proc.stdout
+    assert f"Found image '{built['image']}'" in Path(full.group(1)).read_text()
     records = [json.loads(p.read_text()) for p in (tmp_path / "store").rglob("record.json")]
     assert sorted(r["step"] for r in records) == ["data", "onnx", "profile", "report", "svm", "train"]
     for r in records:
