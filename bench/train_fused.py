@@ -34,7 +34,7 @@ import json
 import statistics
 import sys
 import time
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))  # run from a checkout without install
@@ -49,29 +49,8 @@ from dlbench.train.engines import ResidentEngine, Trainer, check_amp, resolve_de
 from dlbench.train.fused import FusedEngine  # noqa: E402
 from dlbench.train.loop import train_steps  # noqa: E402
 
-
-@dataclass(frozen=True)
-class BenchConfig:
-    """The fields of dlbench.spec.TrainConfig that the engines read (no pydantic needed)."""
-
-    dataset: str = "fashion-mnist"
-    model: str = "resnet18"
-    stem: str = "imagenet"
-    batch_size: int = 16
-    optimizer: str = "adam"
-    lr: float = 1e-3
-    momentum: float = 0.9
-    weight_decay: float = 0.0
-    epochs: int = 1
-    device: str = "cpu"
-    engine: str = "resident"
-    pin_memory: bool = False
-    num_workers: int = 0
-    amp: str = "off"
-    seed: int = 0
-    max_steps_per_epoch: int | None = None
-    input_size: int = 28
-    in_channels: int = 1
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the engines benchmark beside this file
+from train_engines import BenchConfig  # noqa: E402  (TrainConfig's fields, without pydantic)
 
 
 def parse_args(argv=None):
