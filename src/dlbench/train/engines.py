@@ -118,6 +118,11 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         with self.autocast():
             loss = F.cross_entropy(self.model(x), y)
+        self.backward_step(loss)
+        return loss.detach()
+
+    def backward_step(self, loss: torch.Tensor) -> None:
+        """Backward pass and optimizer step, through the GradScaler when fp16 AMP uses one."""
         if self.scaler.is_enabled():
             self.scaler.scale(loss).backward()
             self.scaler.step(self.optimizer)
@@ -125,7 +130,6 @@ class Trainer:
         else:
             loss.backward()
             self.optimizer.step()
-        return loss.detach()
 
     @torch.no_grad()
     def evaluate(self, batches) -> EvalResult:

@@ -351,14 +351,7 @@ class FusedTrainer(Trainer):
         with self.autocast():
             out = self.model(x)
         losses = self.member_losses(out, y)
-        loss = losses.sum()  # members are independent: each member's gradient is its own loss's
-        if self.scaler.is_enabled():
-            self.scaler.scale(loss).backward()
-            self.scaler.step(self.optimizer)
-            self.scaler.update()
-        else:
-            loss.backward()
-            self.optimizer.step()
+        self.backward_step(losses.sum())  # members are independent: each member's gradient is its own loss's
         return losses.detach()
 
     @torch.no_grad()
