@@ -58,7 +58,8 @@ class _Tables(HTMLParser):
         elif tag == "tr":
             self.row = []
         elif tag in ("td", "th") and self.row is not None:
-            self.cell = {"text": "", "span": int(a.get("colspan", 1)), "rowspan": int(a.get("rowspan", 1))}
+            self.cell = {"text": "", "span": int(a.get("colspan", 1)), "rowspan": int(a.get("rowspan", 1)),
+                         "idx": "idx" in (a.get("class") or "").split()}
 
     def handle_data(self, data):
         if self.cell is not None:
@@ -94,7 +95,7 @@ def grid(page: str, key: str) -> tuple[list[tuple], list[list[str]]]:
         for j in range(i, width):
             pending[j] = max(0, pending[j] - 1)
     rows, prev = [], []
-    n_index = sum(1 for c in head[0] if c["rowspan"] > 1)
+    n_index = sum(1 for c in body[0] if c["idx"]) if body else 0  # the row-index cells (class "idx")
     for r in body:
         texts = [c["text"].strip() for c in r]
         for k in range(n_index):
