@@ -26,7 +26,7 @@ def test_help_lists_every_option_with_its_default(capsys):
     for shown in ("(default: resnet18)", "(default: 64)", "(default: adam)", "(default: 0.001)",
                   "(default: resident)", "(default: off)", "(default: cpu)", "(default: imagenet)"):
         assert shown in text, shown
-    assert "{dataloader,resident}" in text and "{off,fp16,bf16}" in text and "{sgd,adam}" in text
+    assert "{dataloader,resident,fused}" in text and "{off,fp16,bf16}" in text and "{sgd,adam}" in text
     assert "{resnet18,resnet34,resnet50}" in text and "{cpu,cuda}" in text
 
 
