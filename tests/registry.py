@@ -14,23 +14,15 @@ import gzip
 import hashlib
 import io
 import json
-import os
 import shutil
-import signal
-import socket
 import subprocess
 import tarfile
-import time
 import urllib.request
 from pathlib import Path
 
+from tests.s3server import _free_port, stop_process, wait_for_port
+
 BINARY = "docker-registry"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def registry_binary() -> str:
@@ -74,26 +66,11 @@ class Registry:
         log = open(self.root / "registry.log", "ab")
         self.proc = subprocess.Popen([registry_binary(), "serve", str(self._config())], stdout=log, stderr=log,
                                      start_new_session=True)
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"docker-registry exited with {self.proc.returncode}: "
-                                   f"{(self.root / 'registry.log').read_text()[-500:]}")
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
-                    return self
-            except OSError:
-                time.sleep(0.1)
-        raise RuntimeError("docker-registry did not open its port within 20 s")
+        wait_for_port(self.proc, self.port, "docker-registry", log=self.root / "registry.log")
+        return self
 
     def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                os.kill(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(10)
+        stop_process(self.proc)
 
     # ------------------------------------------------------------------ pushing without an engine
     def _request(self, method: str, url: str, data: bytes | None = None, headers: dict | None = None,

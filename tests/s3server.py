@@ -23,6 +23,32 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def wait_for_port(proc: subprocess.Popen, port: int, what: str, log: Path | None = None, seconds: float = 20) -> None:
+    """Return once ``proc`` accepts connections on loopback ``port``; raise when it exits or never does."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            tail = f": {log.read_text()[-500:]}" if log is not None and log.is_file() else ""
+            raise RuntimeError(f"{what} exited with {proc.returncode}{tail}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"{what} did not open its port within {seconds:g} s")
+
+
+def stop_process(proc: subprocess.Popen | None) -> None:
+    """SIGTERM, then SIGKILL after 10 s."""
+    if proc and proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait(10)
+
+
 def rclone_binary() -> str:
     here = Path(sys.executable).parent / "rclone"
     found = str(here) if here.is_file() else shutil.which("rclone")
@@ -55,16 +81,8 @@ class S3Server:
             [rclone_binary(), "serve", "s3", "--addr", f"127.0.0.1:{self.port}",
              "--auth-key", f"{self.access_key},{self.secret_key}", "--config", os.devnull, str(self.root)],
             stdout=log, stderr=log, start_new_session=True)
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"rclone serve s3 exited with {self.proc.returncode}")
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
-                    return self
-            except OSError:
-                time.sleep(0.1)
-        raise RuntimeError("rclone serve s3 did not open its port within 20 s")
+        wait_for_port(self.proc, self.port, "rclone serve s3")
+        return self
 
     def kill(self) -> None:
         """Stop the server abruptly (SIGKILL), as a crash or a lost node would."""
@@ -73,9 +91,4 @@ class S3Server:
             self.proc.wait(10)
 
     def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.kill()
+        stop_process(self.proc)
