@@ -38,7 +38,7 @@ from dlbench.train.fused import (
     member_state_dict,
     peak_host_bytes,
 )
-from dlbench.train.loop import run_epoch
+from dlbench.train.loop import epoch_entry, run_epoch
 
 _log = get_logger("dlbench.train")
 
@@ -137,13 +137,10 @@ def run_train_group(configs: Sequence[TrainConfig | dict], split_dirs: Sequence[
                 raise
             t_eval = time.perf_counter()
             vals = trainer.evaluate(engine.eval_batches("val"))
-            eval_seconds = round(time.perf_counter() - t_eval, 4)
+            eval_seconds = time.perf_counter() - t_eval
             for i, c in enumerate(configs):
                 val = vals[i]
-                entry = {"epoch": epoch + 1, "train_loss": tr["loss"][i], "val_loss": val.loss,
-                         "val_accuracy": val.accuracy, "seconds": round(tr["seconds"], 4),
-                         "images_per_second": round(tr["images"] / tr["seconds"], 2), "images": tr["images"],
-                         "steps": tr["steps"], "eval_seconds": eval_seconds}
+                entry = epoch_entry(epoch, tr, tr["loss"][i], val, eval_seconds)
                 histories[i].append(entry)
                 if val.accuracy > bests[i]["val_accuracy"]:
                     bests[i] = {"val_accuracy": val.accuracy, "epoch": epoch + 1}

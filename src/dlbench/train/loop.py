@@ -27,6 +27,13 @@ def run_epoch(engine, epoch: int, steps: int, desc: str = "", on_first_batch=Non
     return result
 
 
+def epoch_entry(epoch: int, tr: dict[str, Any], train_loss: float, val, eval_seconds: float) -> dict[str, Any]:
+    """One epoch of a record's ``history``: ``tr`` from :func:`run_epoch`, ``val`` an evaluation result."""
+    return {"epoch": epoch + 1, "train_loss": train_loss, "val_loss": val.loss, "val_accuracy": val.accuracy,
+            "seconds": round(tr["seconds"], 4), "images_per_second": round(tr["images"] / tr["seconds"], 2),
+            "images": tr["images"], "steps": tr["steps"], "eval_seconds": round(eval_seconds, 4)}
+
+
 def train_steps(engine, batches: Iterator, steps: int, epoch: int = 0, progress: Progress | None = None,
                 on_first_batch=None, step_offset: int = 0) -> dict[str, Any]:
     """Run up to ``steps`` training steps on batches from ``batches``; return their losses, mean loss,

@@ -25,7 +25,7 @@ from dlbench.spec import TrainConfig, validate_model
 from dlbench.train import checkpoint as ckpt
 from dlbench.train.data import normalization, steps_per_epoch
 from dlbench.train.engines import build_engine, check_amp, resolve_device, synchronize
-from dlbench.train.loop import run_epoch
+from dlbench.train.loop import epoch_entry, run_epoch
 
 _log = get_logger("dlbench.train")
 
@@ -111,10 +111,7 @@ def run_train(config: TrainConfig | dict, split_dir: str | os.PathLike, out_dir:
                 raise
             t_eval = time.perf_counter()
             val = trainer.evaluate(engine.eval_batches("val"))
-            entry = {"epoch": epoch + 1, "train_loss": tr["loss"], "val_loss": val.loss,
-                     "val_accuracy": val.accuracy, "seconds": round(tr["seconds"], 4),
-                     "images_per_second": round(tr["images"] / tr["seconds"], 2), "images": tr["images"],
-                     "steps": tr["steps"], "eval_seconds": round(time.perf_counter() - t_eval, 4)}
+            entry = epoch_entry(epoch, tr, tr["loss"], val, time.perf_counter() - t_eval)
             history.append(entry)
             if val.accuracy > best["val_accuracy"]:
                 best = {"val_accuracy": val.accuracy, "epoch": epoch + 1}
