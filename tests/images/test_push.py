@@ -64,7 +64,7 @@ def test_make_push_tags_the_built_image_pushes_it_and_compile_pins_its_digest(po
     env = {k: v for k, v in os.environ.items() if k not in (images.REGISTRY_ENV, images.TAG_ENV)}
     env["ENGINE"] = "podman"
     try:
-        proc = subprocess.run(["make", "push", f"REGISTRY={reg.host}/team", f"TAG={tag}", "KINDS=cpu", "INSECURE=1"],
+        proc = subprocess.run(["make", "--no-print-directory", "push", f"REGISTRY={reg.host}/team", f"TAG={tag}", "KINDS=cpu", "INSECURE=1"],
                               cwd=ROOT, env=env, capture_output=True, text=True)
         assert proc.returncode == 0, proc.stdout + proc.stderr
         out = proc.stdout
@@ -79,7 +79,7 @@ def test_make_push_tags_the_built_image_pushes_it_and_compile_pins_its_digest(po
                                 capture_output=True, text=True)
         assert pulled.returncode == 0, pulled.stderr
         # the command push printed compiles a pipeline naming the image by that digest
-        command = out.strip().splitlines()[-1].strip()
+        command = next(line.strip() for line in reversed(out.splitlines()) if "dlbench compile" in line)
         assert command.startswith(f"DLBENCH_REGISTRY={reg.host}/team DLBENCH_IMAGE_TAG={tag} dlbench compile")
         args = command.split()
         compiled = subprocess.run([str(Path(sys.executable).parent / "dlbench"), *args[3:], "--out",
