@@ -249,7 +249,7 @@ def pct(v: Any) -> float | None:
 # --------------------------------------------------------------------------- environment
 
 def _kv(key: str, title: str, rows: list[dict], notes: list[str] | None = None) -> KeyValues:
-    return KeyValues(key, title, view=pd.DataFrame(rows).fillna("—").astype(str) if rows else None,
+    return KeyValues(key, title, view=pd.DataFrame(rows).astype(object).fillna("—").astype(str) if rows else None,
                      notes=notes or [])
 
 
