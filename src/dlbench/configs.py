@@ -171,7 +171,7 @@ class SvmSettings(_Strict):
 
     C: PositiveFloat = Field(10.0, description="regularisation parameter (> 0)")
     gamma: Gamma = "scale"
-    degree: PositiveInt = Field(3, description="degree of the poly kernel")
+    degree: int = Field(3, ge=1, description="degree of the poly kernel")
     coef0: float = Field(0.0, description="independent term of the poly kernel")
     preprocess: Preprocess = Field("scale", description="scale: pixels / 255; standardize: per-pixel mean and "
                                                         "spread of the training images")
@@ -215,7 +215,8 @@ class ProfileSpec(ProfileSettings):
 class ProfileConfig(ProfileSettings):
     """One call of the ``profile`` step."""
 
-    models: list[ModelName] = Field(min_length=1, description="models to profile")
+    models: list[ModelName] = Field(default_factory=lambda: list(typing.get_args(ModelName)), min_length=1,
+                                    description="models to profile")
     stem: Stem = TrainConfig.model_fields["stem"].default
     num_classes: PositiveInt = Field(NUM_CLASSES, description="outputs of the last layer")
 
@@ -235,6 +236,11 @@ class OnnxSettings(_Strict):
     input_size: InputSize = Field(28, description="input side the model is exported and timed at; the "
                                                   "checkpoint is the best run trained at this input")
     in_channels: InChannels = Field(1, description="input channels (the count the checkpoint was trained with)")
+
+    @field_validator("providers", "batch_sizes")
+    @classmethod
+    def _once_each(cls, v):
+        return list(dict.fromkeys(v))
 
 
 class OnnxSpec(OnnxSettings):

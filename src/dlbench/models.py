@@ -17,9 +17,9 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from dlbench.configs import NUM_CLASSES
 from dlbench.errors import SpecError
 
-NUM_CLASSES = 10
 STEMS = ("imagenet", "small")
 
 

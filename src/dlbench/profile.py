@@ -32,9 +32,10 @@ from typing import Any
 import torch
 from torch import nn
 
+from dlbench.configs import NUM_CLASSES, ProfileConfig, validate_model
 from dlbench.errors import SpecError
 from dlbench.io import atomic_path, write_json
-from dlbench.models import MODELS, NUM_CLASSES, STEMS, count_parameters, create_model
+from dlbench.models import count_parameters, create_model
 from dlbench.record import step_record
 
 CSV_NAME = "profile.csv"
@@ -167,28 +168,6 @@ def profile_model(name: str, stem: str, input_size: int, batch_size: int, in_cha
     }
 
 
-def _check_args(models: list[str], stem: str, input_sizes: list[int], batch_size: int, in_channels: list[int],
-                num_classes: int) -> None:
-    if not models:
-        raise SpecError("no models to profile", f"name at least one of {', '.join(MODELS)}")
-    unknown = [m for m in models if m not in MODELS]
-    if unknown:
-        raise SpecError(f"unknown model(s) {', '.join(map(repr, unknown))}", f"choose from {', '.join(MODELS)}")
-    if stem not in STEMS:
-        raise SpecError(f"unknown stem {stem!r}", f"choose one of {', '.join(STEMS)}")
-    if not input_sizes:
-        raise SpecError("no input sizes to profile", "give at least one, e.g. 28")
-    bad = [s for s in input_sizes if int(s) <= 0]
-    if bad:
-        raise SpecError(f"input sizes must be positive (got {bad})")
-    if batch_size <= 0:
-        raise SpecError(f"batch size must be positive (got {batch_size})")
-    if not in_channels or any(c <= 0 for c in in_channels):
-        raise SpecError(f"input channels must be positive (got {in_channels})")
-    if num_classes <= 0:
-        raise SpecError(f"number of classes must be positive (got {num_classes})")
-
-
 CSV_FIELDS = ("model", "stem", "in_channels", "num_classes", "input_size", "batch_size", "forward_flops", "forward_gflops",
               "forward_gmacs", "forward_gmacs_per_image", "train_step_flops", "train_step_gflops",
               "train_step_gmacs", "params", "params_millions", "activation_bytes", "saved_for_backward_bytes")
@@ -218,20 +197,25 @@ def run_profile(models: list[str], stem: str, input_sizes: list[int], batch_size
     ``in_channels=3, stem="imagenet", num_classes=1000`` is torchvision's own ResNet, the one its
     published GMACs and parameter counts refer to; ``in_channels=3`` at 64x64 with 10 classes is the
     setting the reference study's published "GFLOPs" match (:mod:`dlbench.report.reference`).
+    The arguments are checked as a :class:`~dlbench.configs.ProfileConfig` before anything is written.
     Returns the record.
     """
-    models, input_sizes = list(models), [int(s) for s in input_sizes]
-    in_channels = [int(in_channels)] if isinstance(in_channels, int) else [int(c) for c in in_channels]
-    _check_args(models, stem, input_sizes, batch_size, in_channels, num_classes)
+    channels = [in_channels] if isinstance(in_channels, int) else list(in_channels)
+    cfg = validate_model(ProfileConfig, {"models": list(models), "stem": stem, "input_sizes": list(input_sizes),
+                                         "batch_size": batch_size, "in_channels": channels,
+                                         "num_classes": num_classes}, "profile settings")
+    return profile_step(cfg, out_dir, log)
+
+
+def profile_step(cfg: ProfileConfig, out_dir: str | os.PathLike, log=print) -> dict[str, Any]:
+    """:func:`run_profile` with its settings already a :class:`~dlbench.configs.ProfileConfig`."""
     out = Path(out_dir)
-    config = {"models": models, "stem": stem, "input_sizes": input_sizes, "batch_size": batch_size,
-              "in_channels": in_channels, "num_classes": num_classes}
-    with step_record("profile", config, out) as rec:
+    with step_record("profile", cfg.model_dump(), out) as rec:
         rows = []
-        for name, channels, size in itertools.product(models, in_channels, input_sizes):
-            row = profile_model(name, stem, size, batch_size, channels, num_classes)
+        for name, channels, size in itertools.product(cfg.models, cfg.in_channels, cfg.input_sizes):
+            row = profile_model(name, cfg.stem, size, cfg.batch_size, channels, cfg.num_classes)
             rows.append(row)
-            log(f"{name} {channels}x{size}x{size} batch {batch_size}: "
+            log(f"{name} {channels}x{size}x{size} batch {cfg.batch_size}: "
                 f"forward {row['forward_gflops']:.4g} GFLOPs ({row['forward_gmacs']:.4g} GMACs), "
                 f"train step {row['train_step_gflops']:.4g} GFLOPs, {row['params_millions']:.2f} M params, "
                 f"activations {row['activation_bytes'] / 2**20:.1f} MiB")

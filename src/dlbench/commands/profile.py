@@ -1,13 +1,13 @@
 from __future__ import annotations
 
+from dlbench.commands.options import add_field_options, field_values
+from dlbench.configs import ProfileConfig
+
+OPTIONS = ("models", "stem", "input_sizes", "batch_size", "in_channels", "num_classes")
+
 
 def register(sub) -> None:
-    from typing import get_args
-
     from dlbench.cli import add_command
-    from dlbench.spec import ModelName, Stem
-
-    MODELS, STEMS, NUM_CLASSES = get_args(ModelName), get_args(Stem), 10  # no torch import for --help
 
     p = add_command(
         sub, "profile", "count FLOPs (forward and one training step), parameters and activation memory",
@@ -19,17 +19,12 @@ def register(sub) -> None:
         epilog="units: FLOPs count 2 per multiply-add (convolutions and matrix products only); "
                "GMACs = FLOPs / 2 / 1e9, the unit torchvision publishes (ResNet-18 at 3x224x224: 1.814 GMACs).\n"
                "example: dlbench profile --models resnet18 resnet50 --input-sizes 28 224 --out runs/demo/profile")
-    p.add_argument("--models", nargs="+", default=list(MODELS), metavar="MODEL",
-                   help=f"models to profile ({', '.join(MODELS)})")
-    p.add_argument("--stem", default="imagenet", choices=list(STEMS),
-                   help="imagenet: 7x7/2 conv + max-pool; small: 3x3/1 conv, no pool")
-    p.add_argument("--input-sizes", nargs="+", type=int, default=[28], metavar="PX",
-                   help="square input sizes in pixels")
-    p.add_argument("--batch-size", type=int, default=1, help="images per batch (FLOPs are per batch)")
-    p.add_argument("--in-channels", nargs="+", type=int, default=[1], metavar="C",
-                   help="input channels, one or more (1 for MNIST; 3 with --num-classes 1000 is torchvision's "
-                        "own ResNet; 3 at --input-sizes 64 is the setting of the reference study's GFLOPs)")
-    p.add_argument("--num-classes", type=int, default=NUM_CLASSES, help="outputs of the last layer")
+    add_field_options(
+        p, ProfileConfig, OPTIONS, models={"metavar": "MODEL"}, input_sizes={"metavar": "PX"},
+        stem={"help": "imagenet: 7x7/2 conv + max-pool; small: 3x3/1 conv, no pool"},
+        in_channels={"metavar": "C", "help": "input channels, one or more (1 for MNIST; 3 with --num-classes 1000 "
+                                             "is torchvision's own ResNet; 3 at --input-sizes 64 is the setting of "
+                                             "the reference study's GFLOPs)"})
     p.add_argument("--out", required=True, help="output folder (created)")
     p.set_defaults(func=run)
 
@@ -37,17 +32,15 @@ def register(sub) -> None:
 def run(args) -> int:
     import json
 
+    from dlbench.configs import validate_model
     from dlbench.io import check_out_dir
     from dlbench.log import get_logger
-    from dlbench.profile import _check_args as check_args
-    from dlbench.profile import run_profile
+    from dlbench.profile import profile_step
 
-    check_args(args.models, args.stem, args.input_sizes, args.batch_size, args.in_channels, args.num_classes)
+    cfg = validate_model(ProfileConfig, field_values(args, OPTIONS), "profile options", flags={})
     check_out_dir(args.out)
 
-    rec = run_profile(args.models, args.stem, args.input_sizes, args.batch_size, args.out,
-                      log=get_logger("dlbench.profile").info, in_channels=args.in_channels,
-                      num_classes=args.num_classes)
+    rec = profile_step(cfg, args.out, log=get_logger("dlbench.profile").info)
     keys = ("model", "stem", "in_channels", "input_size", "batch_size", "forward_gflops", "forward_gmacs",
             "train_step_gflops", "params", "activation_bytes", "saved_for_backward_bytes")
     rows = [{k: r[k] for k in keys} for r in rec["metrics"]["rows"]]

@@ -3,6 +3,11 @@ from __future__ import annotations
 import argparse
 import math
 
+from dlbench.commands.options import add_field_options, field_values
+from dlbench.configs import SvmConfig
+
+OPTIONS = ("backend", "kernel", "C", "gamma", "degree", "coef0", "preprocess", "n_train", "seed")
+
 
 def _gamma(text: str) -> float | str:
     if text in ("scale", "auto"):
@@ -17,7 +22,7 @@ def _gamma(text: str) -> float | str:
 
 
 def register(sub) -> None:
-    from dlbench.cli import add_command, finite_float
+    from dlbench.cli import add_command
 
     p = add_command(
         sub, "svm", "fit and evaluate one SVM (scikit-learn on the CPU or cuML on the GPU) on a split",
@@ -35,28 +40,20 @@ def register(sub) -> None:
     p.add_argument("--out", required=True, help="output folder (created)")
     p.add_argument("--dataset", default=None,
                    help="dataset name for the record (default: read from the split's manifest.json)")
-    p.add_argument("--backend", default="auto", choices=["auto", "sklearn", "cuml"], help="SVM implementation")
-    p.add_argument("--kernel", default="rbf", choices=["rbf", "poly"], help="kernel")
-    p.add_argument("--C", dest="C", type=finite_float, default=10.0, help="regularisation parameter (> 0)")
-    p.add_argument("--gamma", type=_gamma, default="scale", help="kernel coefficient: a number > 0, scale or auto")
-    p.add_argument("--degree", type=int, default=3, help="degree of the poly kernel")
-    p.add_argument("--coef0", type=finite_float, default=0.0, help="independent term of the poly kernel")
-    p.add_argument("--preprocess", default="scale", choices=["scale", "standardize"],
-                   help="scale: pixels / 255; standardize: per-pixel mean and spread of the training images")
-    p.add_argument("--n-train", type=int, default=None,
-                   help="stratified, seeded subsample of the training split (default: all of it)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the subsample")
+    # auto here (a machine with a GPU uses it); a spec names its backends (SvmConfig's default: sklearn)
+    add_field_options(p, SvmConfig, OPTIONS, backend={"default": "auto"}, C={"flag": "--C"},
+                      gamma={"type": _gamma}, n_train={"metavar": "N"})
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
     from pathlib import Path
 
+    from dlbench.configs import validate_model
     from dlbench.data.step import split_dataset
     from dlbench.errors import DataError
     from dlbench.io import check_out_dir
     from dlbench.log import get_logger
-    from dlbench.spec import SvmConfig, validate_model
     from dlbench.svm import run_svm
 
     dataset = args.dataset
@@ -65,10 +62,8 @@ def run(args) -> int:
         raise DataError(f"--split {split}: folder not found", "run `dlbench data` first and pass its output folder")
     if dataset is None:
         dataset = split_dataset(split)
-    config = validate_model(SvmConfig, {
-        "dataset": dataset, "backend": args.backend, "kernel": args.kernel, "C": args.C, "gamma": args.gamma,
-        "degree": args.degree, "coef0": args.coef0, "preprocess": args.preprocess, "n_train": args.n_train,
-        "seed": args.seed}, "svm options", flags={"C": "--C"})
+    config = validate_model(SvmConfig, {"dataset": dataset, **field_values(args, OPTIONS)}, "svm options",
+                            flags={"C": "--C"})
     check_out_dir(args.out)
     run_svm(config, args.split, args.out, log=get_logger("dlbench.svm").info)
     print(args.out)

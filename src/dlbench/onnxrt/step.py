@@ -17,17 +17,19 @@ from __future__ import annotations
 
 import csv
 import os
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from dlbench.errors import DeviceError, SpecError, StepFailed
+from dlbench.configs import OnnxConfig, validate_model
+from dlbench.errors import DataError, DeviceError, SpecError, StepFailed
 from dlbench.io import atomic_path
-from dlbench.models import MODELS, STEMS, create_model
+from dlbench.models import create_model
 from dlbench.onnxrt.export import (
-    EXPORTERS,
     INPUT_NAME,
     OUTPUT_NAME,
     check_onnx,
@@ -54,52 +56,13 @@ RESULT_FIELDS = ("runtime", "provider", "device", "precision", "io_binding", "ba
                  "p50_ms", "p90_ms", "p99_ms", "mean_ms", "std_ms", "min_ms", "max_ms", "throughput_ips")
 
 
-def _check_args(model, stem, batch_sizes, warmup, iterations, threads, opset, tolerance, input_size,
-                in_channels, exporter) -> list[int]:
-    if model not in MODELS:
-        raise SpecError(f"unknown model {model!r}", f"choose one of {', '.join(MODELS)}")
-    if stem not in STEMS:
-        raise SpecError(f"unknown stem {stem!r}", f"choose one of {', '.join(STEMS)}")
-    batch_sizes = [int(b) for b in batch_sizes]
-    if not batch_sizes:
-        raise SpecError("no batch sizes to time", "give at least one, e.g. 1 8 64 256")
-    bad = [b for b in batch_sizes if b <= 0]
-    if bad:
-        raise SpecError(f"batch sizes must be positive (got {bad})")
-    if warmup < 0:
-        raise SpecError(f"warm-up runs must be >= 0 (got {warmup})")
-    if iterations < 1:
-        raise SpecError(f"timed iterations must be >= 1 (got {iterations})")
-    if threads is not None and threads < 1:
-        raise SpecError(f"threads must be >= 1 (got {threads})", "leave it unset for the runtime's default")
-    if opset < 13:
-        raise SpecError(f"opset must be >= 13 (got {opset})")
+def check_onnx_config(config: OnnxConfig, checkpoint: str | os.PathLike | None = None) -> None:
+    """What the typed settings cannot know: the opset this torch exports, the checkpoint file is there."""
     newest = getattr(getattr(torch.onnx, "_constants", None), "ONNX_MAX_OPSET", None)
-    if newest is not None and opset > newest:
-        raise SpecError(f"opset {opset} is newer than this torch exports (at most {newest})",
+    if newest is not None and config.opset > newest:
+        raise SpecError(f"opset {config.opset} is newer than this torch exports (at most {newest})",
                         f"use --opset {newest} or less")
-    if not tolerance > 0:
-        raise SpecError(f"parity tolerance must be > 0 (got {tolerance})")
-    if input_size < 8 or in_channels < 1:
-        raise SpecError(f"input must be at least 1x8x8 (got {in_channels}x{input_size}x{input_size})")
-    from dlbench.spec import INPUT_SIZE_RANGE
-
-    if input_size > INPUT_SIZE_RANGE[1]:
-        raise SpecError(f"input size must be at most {INPUT_SIZE_RANGE[1]} pixels (got {input_size})")
-    if exporter not in EXPORTERS:
-        raise SpecError(f"unknown exporter {exporter!r}", f"choose one of {', '.join(EXPORTERS)}")
-    return list(dict.fromkeys(batch_sizes))
-
-
-def check_onnx_args(model, stem, batch_sizes, warmup, iterations, threads, opset, tolerance, input_size,
-                    in_channels, exporter, providers, checkpoint=None) -> None:
-    """Every argument of :func:`run_onnx` that can be checked without building the model; raises SpecError."""
-    _check_args(model, stem, batch_sizes, warmup, iterations, threads, opset, tolerance, input_size, in_channels,
-                exporter)
-    resolve_providers(providers)
     if checkpoint is not None and not Path(checkpoint).is_file():
-        from dlbench.errors import DataError
-
         why = "is a folder, not a file" if Path(checkpoint).is_dir() else "not found"
         raise DataError(f"--checkpoint {checkpoint}: {why}", "pass the best.pt of a train run, or leave it out")
 
@@ -145,135 +108,167 @@ def _torch_runner(model: torch.nn.Module, x: torch.Tensor, device: str, precisio
 
 
 def run_onnx(model: str, stem: str, out_dir: str | os.PathLike, checkpoint: str | os.PathLike | None = None,
-             providers=("cpu",), batch_sizes=(1, 8, 64, 256), warmup: int = 5, iterations: int = 30,
-             threads: int | None = None, opset: int = 18, tolerance: float = 1e-3, log=print, *,
-             input_size: int = 28, in_channels: int = 1, exporter: str = "dynamo") -> dict[str, Any]:
+             log=print, **settings) -> dict[str, Any]:
     """Export ``model`` to ``out_dir/model.onnx``, check it, time it; write timings.csv + record.json.
 
-    Returns the record (a dict). Bad input (unknown model / stem / provider, an empty batch list, a
-    checkpoint that does not fit the model) raises before anything is written.
+    ``settings`` are the other fields of :class:`~dlbench.configs.OnnxConfig` (providers, batch_sizes,
+    warmup, iterations, threads, opset, tolerance, input_size, in_channels, exporter), at its defaults when
+    left out. Returns the record (a dict). Bad input (unknown model / stem / provider, an empty batch list,
+    a checkpoint that does not fit the model) raises before anything is written.
     """
-    batches = _check_args(model, stem, batch_sizes, warmup, iterations, threads, opset, tolerance, input_size,
-                          in_channels, exporter)
-    wanted = resolve_providers(providers)
-    what = f"{model} (stem {stem}, {in_channels} input channel{'s' if in_channels > 1 else ''})"
-    net = create_model(model, stem=stem, in_channels=in_channels)
+    config = validate_model(OnnxConfig, {"model": model, "stem": stem, **settings}, "onnx settings")
+    return onnx_step(config, out_dir, checkpoint, log)
+
+
+@dataclass
+class _Providers:
+    """The providers asked for, those usable here, and why each other one is not."""
+
+    wanted: list[Provider]
+    usable: list[Provider] = field(default_factory=list)
+    unavailable: dict[str, str] = field(default_factory=dict)
+
+    def drop(self, p: Provider, reason: str, log) -> None:
+        self.unavailable[p.name] = reason
+        if p in self.usable:
+            self.usable.remove(p)
+        log(f"provider {p.name} unavailable: {reason}")
+
+    def none_left(self, what: str) -> DeviceError:
+        return DeviceError(f"{what}: " + "; ".join(f"{k}: {v}" for k, v in self.unavailable.items()),
+                           "add 'cpu' to the providers")
+
+
+def onnx_step(config: OnnxConfig, out_dir: str | os.PathLike, checkpoint: str | os.PathLike | None = None,
+              log=print) -> dict[str, Any]:
+    """:func:`run_onnx` with its settings already an :class:`~dlbench.configs.OnnxConfig`."""
+    check_onnx_config(config, checkpoint)
+    providers = _Providers(resolve_providers(config.providers))
+    what = f"{config.model} (stem {config.stem}, {config.in_channels} input channel" \
+           f"{'s' if config.in_channels > 1 else ''})"
+    net = create_model(config.model, stem=config.stem, in_channels=config.in_channels)
     if checkpoint is not None:
         load_checkpoint(net, checkpoint, what)
     net.eval()
-    unavailable: dict[str, str] = {}
-    usable: list[Provider] = []
-    for p in wanted:
+    for p in providers.wanted:
         reason = unavailable_reason(p)
         if reason:
-            unavailable[p.name] = reason
-            log(f"provider {p.name} unavailable: {reason}")
+            providers.drop(p, reason, log)
         else:
-            usable.append(p)
-    if not usable:
-        raise DeviceError("none of the requested ONNX Runtime providers can run here: "
-                          + "; ".join(f"{k}: {v}" for k, v in unavailable.items()), "add 'cpu' to the providers")
+            providers.usable.append(p)
+    if not providers.usable:
+        raise providers.none_left("none of the requested ONNX Runtime providers can run here")
 
     out = Path(out_dir)
-    config = {"model": model, "stem": stem, "checkpoint": str(checkpoint) if checkpoint else None,
-              "providers": [p.name for p in wanted], "batch_sizes": batches, "warmup": warmup,
-              "iterations": iterations, "threads": threads, "opset": opset, "tolerance": tolerance,
-              "input_size": input_size, "in_channels": in_channels, "exporter": exporter}
-    device = "cuda" if any(p.device == "cuda" for p in usable) else "cpu"
+    record_config = {**config.model_dump(), "checkpoint": str(checkpoint) if checkpoint else None}
+    device = "cuda" if any(p.device == "cuda" for p in providers.usable) else "cpu"
     old_threads = torch.get_num_threads()
-    with step_record("onnx", config, out, device=device) as rec:
-        import onnxruntime as ort
-
+    with step_record("onnx", record_config, out, device=device) as rec:
         if checkpoint is not None:
             rec.add_input("checkpoint", checkpoint)
-        if threads:
-            torch.set_num_threads(threads)
+        if config.threads:
+            torch.set_num_threads(config.threads)
         try:
-            metrics = _run(net, model, stem, out, rec, wanted, usable, unavailable, batches, warmup, iterations,
-                           threads, opset, tolerance, input_size, in_channels, exporter, checkpoint, log, ort)
+            metrics = _run(net, config, out, rec, providers, checkpoint, log)
         finally:
             torch.set_num_threads(old_threads)
         rec.metrics.update(metrics)
     return rec.to_dict()
 
 
-def _run(net, model, stem, out, rec, wanted, usable, unavailable, batches, warmup, iterations, threads, opset,
-         tolerance, input_size, in_channels, exporter, checkpoint, log, ort) -> dict[str, Any]:
-    import time
-
-    gen = torch.Generator().manual_seed(0)
-
-    def batch(n: int) -> torch.Tensor:
-        return torch.randn(n, in_channels, input_size, input_size, generator=gen)
-
-    # Export and check.
+def _export(net, config: OnnxConfig, out: Path, batch, log) -> dict[str, Any]:
+    """Export with a dynamic batch axis and check it (``onnx.checker``)."""
     onnx_path = out / ONNX_NAME
     t0 = time.perf_counter()
-    export = export_onnx(net, batch(2), onnx_path, opset=opset, exporter=exporter, log=log)
+    export = export_onnx(net, batch(2), onnx_path, opset=config.opset, exporter=config.exporter, log=log)
     export["seconds"] = round(time.perf_counter() - t0, 3)
     export.update(check_onnx(onnx_path))
     if not export["dynamic_batch"]:
         raise StepFailed(f"exported model has a fixed batch axis ({export['inputs']})")
-    log(f"exported {model} with the {export['exporter']} exporter in {export['seconds']:.1f}s "
-        f"(opset {opset}, dynamic batch), onnx.checker ok")
-    rec.add_output("onnx_model", onnx_path)
+    log(f"exported {config.model} with the {export['exporter']} exporter in {export['seconds']:.1f}s "
+        f"(opset {config.opset}, dynamic batch), onnx.checker ok")
+    return export
 
-    # Sessions, each checked to run on its provider.
+
+def _sessions(onnx_path: Path, providers: _Providers, threads: int | None, log) -> dict[str, Any]:
+    """One session per usable provider, each checked to run on it (a provider that cannot is dropped)."""
     sessions = {}
-    for p in list(usable):
+    for p in list(providers.usable):
         try:
             sessions[p.name] = make_session(onnx_path, p, threads)
         except Exception as exc:
-            unavailable[p.name] = str(exc).strip().splitlines()[0]
-            usable.remove(p)
-            log(f"provider {p.name} unavailable: {unavailable[p.name]}")
-    if not usable:
-        raise DeviceError("no requested ONNX Runtime provider could start a session: "
-                          + "; ".join(f"{k}: {v}" for k, v in unavailable.items()))
+            providers.drop(p, str(exc).strip().splitlines()[0], log)
+    if not providers.usable:
+        raise providers.none_left("no requested ONNX Runtime provider could start a session")
+    return sessions
 
-    # Parity: the CPU provider is the export check (always run); GPU providers are recorded.
+
+def _parity(net, sessions: dict[str, Any], onnx_path: Path, config: OnnxConfig, batch, log) -> dict[str, float]:
+    """Max abs difference from PyTorch fp32 on the CPU per provider; the CPU provider's must be within
+    the tolerance (GPU providers' are recorded only)."""
     inputs = [batch(n) for n in PARITY_BATCHES]
     with torch.inference_mode():
         reference = [net(x).numpy() for x in inputs]
-    cpu_sess = sessions.get("cpu") or make_session(onnx_path, resolve_providers(["cpu"])[0], threads)
+    cpu_sess = sessions.get("cpu") or make_session(onnx_path, resolve_providers(["cpu"])[0], config.threads)
     parity = {}
     for name, sess in {"cpu": cpu_sess, **sessions}.items():
         p = resolve_providers([name])[0]
         parity[name] = float(max(np.abs(_ort_output(sess, p, x.numpy()) - ref).max()
                                  for x, ref in zip(inputs, reference, strict=True)))
-    max_abs_diff = parity["cpu"]
     log("parity vs PyTorch fp32 CPU, max abs diff: " + ", ".join(f"{k} {v:.3g}" for k, v in parity.items()))
-    if not max_abs_diff <= tolerance:
-        raise StepFailed(f"ONNX Runtime output differs from PyTorch by {max_abs_diff:.3g} (> tolerance "
-                         f"{tolerance:g}) on the same inputs", "the export is not faithful; see the record")
+    if not parity["cpu"] <= config.tolerance:
+        raise StepFailed(f"ONNX Runtime output differs from PyTorch by {parity['cpu']:.3g} (> tolerance "
+                         f"{config.tolerance:g}) on the same inputs", "the export is not faithful; see the record")
+    return parity
 
-    # Timing: ORT per provider, then PyTorch eager on each device used.
+
+def _timings(net, sessions: dict[str, Any], config: OnnxConfig, usable: list[Provider], batch,
+             log) -> list[dict[str, Any]]:
+    """ORT per provider, then PyTorch eager on each device used, per batch size."""
+    low = config.iterations < MIN_CONFIDENT_ITERATIONS
+    timed = {"warmup": config.warmup, "iterations": config.iterations}
     devices = list(dict.fromkeys(p.device for p in usable))
-    models = {d: (net if d == "cpu" else create_model(model, stem=stem, in_channels=in_channels)) for d in devices}
-    for d, m in models.items():
+    models = {d: net for d in devices}
+    for d in devices:
         if d != "cpu":
-            m.load_state_dict(net.state_dict())
-            m.to(d).eval()
+            models[d] = create_model(config.model, stem=config.stem, in_channels=config.in_channels)
+            models[d].load_state_dict(net.state_dict())
+            models[d].to(d).eval()
     results = []
-    for bs in batches:
+    for bs in config.batch_sizes:
         x = batch(bs)
         for p in usable:
             call, sync = _ort_runner(sessions[p.name], p, x.numpy())
-            t = time_callable(call, warmup=warmup, iterations=iterations, batch_size=bs, sync=sync)
+            t = time_callable(call, batch_size=bs, sync=sync, **timed)
             results.append({"runtime": "onnxruntime", "provider": p.name, "device": p.device, "precision": "fp32",
-                            "io_binding": p.io_binding, **t.summary(),
-                            "low_confidence": iterations < MIN_CONFIDENT_ITERATIONS})
+                            "io_binding": p.io_binding, **t.summary(), "low_confidence": low})
             log(f"batch {bs:>4} onnxruntime {p.name:<8} p50 {t.p50_ms:8.3f} ms  {t.throughput_ips:10.1f} img/s")
         for d in devices:
             xd = x.to(d)
             for precision in _torch_precisions(d):
                 call, sync = _torch_runner(models[d], xd, d, precision)
-                t = time_callable(call, warmup=warmup, iterations=iterations, batch_size=bs, sync=sync)
+                t = time_callable(call, batch_size=bs, sync=sync, **timed)
                 results.append({"runtime": "pytorch", "provider": d, "device": d, "precision": precision,
-                                "io_binding": False, **t.summary(),
-                                "low_confidence": iterations < MIN_CONFIDENT_ITERATIONS})
+                                "io_binding": False, **t.summary(), "low_confidence": low})
                 log(f"batch {bs:>4} pytorch     {d:<8} {precision} p50 {t.p50_ms:8.3f} ms  "
                     f"{t.throughput_ips:10.1f} img/s")
+    return results
+
+
+def _run(net, config: OnnxConfig, out: Path, rec, providers: _Providers, checkpoint, log) -> dict[str, Any]:
+    import onnxruntime as ort
+
+    gen = torch.Generator().manual_seed(0)
+    size, channels = config.input_size, config.in_channels
+
+    def batch(n: int) -> torch.Tensor:
+        return torch.randn(n, channels, size, size, generator=gen)
+
+    export = _export(net, config, out, batch, log)
+    rec.add_output("onnx_model", out / ONNX_NAME)
+    sessions = _sessions(out / ONNX_NAME, providers, config.threads, log)
+    parity = _parity(net, sessions, out / ONNX_NAME, config, batch, log)
+    results = _timings(net, sessions, config, providers.usable, batch, log)
     timings = out / TIMINGS_NAME
     with atomic_path(timings) as tmp, open(tmp, "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=RESULT_FIELDS, extrasaction="ignore")
@@ -281,21 +276,22 @@ def _run(net, model, stem, out, rec, wanted, usable, unavailable, batches, warmu
         w.writerows(results)
     rec.add_output("timings", timings)
 
+    threads = config.threads
     return {
-        "model": model,
-        "stem": stem,
-        "input_shape": [in_channels, input_size, input_size],
+        "model": config.model,
+        "stem": config.stem,
+        "input_shape": [channels, size, size],
         "weights": "checkpoint" if checkpoint is not None else "fresh",
         "checkpoint": str(checkpoint) if checkpoint is not None else None,
-        "opset": opset,
+        "opset": config.opset,
         "exporter": export["exporter"],
         "export": export,
-        "max_abs_diff": max_abs_diff,
-        "tolerance": tolerance,
+        "max_abs_diff": parity["cpu"],
+        "tolerance": config.tolerance,
         "parity": parity,
-        "providers_requested": [p.name for p in wanted],
-        "providers_available": [p.name for p in usable],
-        "providers_unavailable": unavailable,
+        "providers_requested": [p.name for p in providers.wanted],
+        "providers_available": [p.name for p in providers.usable],
+        "providers_unavailable": providers.unavailable,
         "onnxruntime_version": ort.__version__,
         "onnxruntime_providers": ort.get_available_providers(),
         "threads": threads,
@@ -308,7 +304,7 @@ def _run(net, model, stem, out, rec, wanted, usable, unavailable, batches, warmu
         "results": results,
         "speedup": _speedups(results),
         "min_confident_iterations": MIN_CONFIDENT_ITERATIONS,
-        "low_confidence": iterations < MIN_CONFIDENT_ITERATIONS,
+        "low_confidence": config.iterations < MIN_CONFIDENT_ITERATIONS,
     }
 
 

@@ -31,12 +31,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from dlbench.configs import NUM_CLASSES
 from dlbench.errors import DeviceError, SpecError
 from dlbench.models import create_model
 from dlbench.train.data import NORMALIZATION, epoch_batches, epoch_permutation, model_input, steps_per_epoch
 
 AMP_DTYPES: dict[str, torch.dtype | None] = {"off": None, "fp16": torch.float16, "bf16": torch.bfloat16}
-NUM_CLASSES = 10
 
 
 def resolve_device(name: str) -> torch.device:

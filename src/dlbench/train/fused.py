@@ -39,10 +39,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from dlbench.configs import NUM_CLASSES
 from dlbench.errors import SpecError
 from dlbench.models import create_model
 from dlbench.train.data import NORMALIZATION, epoch_permutation, model_input
-from dlbench.train.engines import AMP_DTYPES, NUM_CLASSES, EvalResult, ResidentEngine, Trainer
+from dlbench.train.engines import AMP_DTYPES, EvalResult, ResidentEngine, Trainer
 
 # TrainConfig fields every member of a group must share (the rest may differ per member).
 SHARED_FIELDS = ("model", "stem", "batch_size", "optimizer", "epochs", "device", "amp", "max_steps_per_epoch",

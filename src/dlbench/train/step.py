@@ -16,12 +16,12 @@ from typing import Any
 
 import torch
 
+from dlbench.configs import TrainConfig, validate_model
 from dlbench.data.sources import CLASS_NAMES
 from dlbench.data.step import load_checked_split
 from dlbench.errors import DataError, SpecError, StepFailed
 from dlbench.log import get_logger
 from dlbench.record import step_record
-from dlbench.spec import TrainConfig, validate_model
 from dlbench.train import checkpoint as ckpt
 from dlbench.train.data import normalization, steps_per_epoch
 from dlbench.train.engines import build_engine, check_amp, resolve_device, synchronize
@@ -46,7 +46,6 @@ def run_train(config: TrainConfig | dict, split_dir: str | os.PathLike, out_dir:
         if resume:
             log("--resume: the fused engine does not resume; training from epoch 1")
         return run_train_group([config], [split_dir], [out_dir], log=log)[0]
-    _check_ranges(config)
     out = Path(out_dir)
     device = resolve_device(config.device)
     check_amp(config.amp, device)
@@ -152,17 +151,3 @@ def run_train(config: TrainConfig | dict, split_dir: str | os.PathLike, out_dir:
         log(f"{config.run_id}: test accuracy {test.accuracy:.2%}, {m['train_seconds']:.1f} s training")
     return rec.to_dict()
 
-
-def _check_ranges(config: TrainConfig) -> None:
-    checks = [("batch_size", config.batch_size >= 1, "a positive integer"),
-              ("epochs", config.epochs >= 1, "a positive integer"),
-              ("lr", config.lr > 0, "> 0"),
-              ("momentum", 0 <= config.momentum < 1, "in [0, 1)"),
-              ("weight_decay", config.weight_decay >= 0, ">= 0"),
-              ("num_workers", config.num_workers >= 0, ">= 0"),
-              ("max_steps_per_epoch", config.max_steps_per_epoch is None or config.max_steps_per_epoch >= 1,
-               "a positive integer or unset")]
-    for name, ok, allowed in checks:
-        if not ok:
-            raise SpecError(f"train config: {name} must be {allowed} (got {getattr(config, name)!r})",
-                            f"fix --{name.replace('_', '-')}")
