@@ -142,7 +142,7 @@ class _Providers:
 def onnx_step(config: OnnxConfig, out_dir: str | os.PathLike, checkpoint: str | os.PathLike | None = None,
               log=print) -> dict[str, Any]:
     """:func:`run_onnx` with its settings already an :class:`~dlbench.configs.OnnxConfig`."""
-    check_onnx_config(config, checkpoint)
+    check_onnx_config(config)  # a checkpoint is read below, and a missing one named there
     providers = _Providers(resolve_providers(config.providers))
     what = f"{config.model} (stem {config.stem}, {config.in_channels} input channel" \
            f"{'s' if config.in_channels > 1 else ''})"
