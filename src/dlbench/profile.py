@@ -74,19 +74,11 @@ def _by_op(counts: dict[str, dict[Any, int]], key: str) -> dict[str, int]:
     return {str(op).removeprefix("aten."): int(v) for op, v in counts.get(key, {}).items()}
 
 
-def profile_model(name: str, stem: str, input_size: int, batch_size: int, in_channels: int = 1,
-                  num_classes: int = NUM_CLASSES) -> dict[str, Any]:
-    """Count one model at one input size (on the meta device); return one row."""
+def _count_forward(model: nn.Module, x: torch.Tensor, leaves: dict[str, nn.Module], what: str):
+    """One forward pass: total FLOPs, FLOPs by op and module, by leaf layer type, and the bytes of the
+    distinct output tensors of the leaf modules."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    with torch.device("meta"):
-        model = create_model(name, stem=stem, in_channels=in_channels, num_classes=num_classes)
-        x = torch.empty(batch_size, in_channels, input_size, input_size)
-        target = torch.zeros(batch_size, dtype=torch.long)
-    params = count_parameters(model)
-    leaves = _leaf_modules(model)
-
-    # Forward: FLOPs by op and by module, and the leaf modules' output bytes.
     outputs: dict[int, int] = {}
     keep: list[torch.Tensor] = []  # hold every output so no storage is freed and reused mid-pass
 
@@ -102,31 +94,39 @@ def profile_model(name: str, stem: str, input_size: int, batch_size: int, in_cha
         with torch.no_grad(), FlopCounterMode(display=False) as fwd:
             model(x)
     except RuntimeError as exc:
-        raise SpecError(f"{name} (stem {stem}) cannot take {in_channels}x{input_size}x{input_size} input: "
-                        f"{str(exc).splitlines()[0]}", "use a larger input size") from None
+        shape = "x".join(str(d) for d in x.shape[1:])
+        raise SpecError(f"{what} cannot take {shape} input: {str(exc).splitlines()[0]}",
+                        "use a larger input size") from None
     finally:
         for h in hooks:
             h.remove()
     keep.clear()
-    fwd_counts = fwd.get_flop_counts()
+    counts = fwd.get_flop_counts()
     forward_flops = int(fwd.get_total_flops())
     by_type: dict[str, int] = defaultdict(int)
     for fqn, module in leaves.items():
-        by_type[type(module).__name__] += int(sum(fwd_counts.get(fqn, {}).values()))
+        by_type[type(module).__name__] += int(sum(counts.get(fqn, {}).values()))
     other = forward_flops - sum(by_type.values())
     if other:
         by_type["other (outside leaf modules)"] = other
+    return forward_flops, counts, by_type, int(sum(outputs.values()))
 
-    # One training step: forward + loss + backward, and what autograd saves for backward. BatchNorm in
-    # training mode needs more than one value per channel, which a batch of 1 at 28x28 does not give
-    # (ResNet's last stage is 1x1 there); so a batch of 1 is counted as a batch of 2, halved. Exact for
-    # the FLOPs (every counted op is linear in the batch), near-exact for the saved bytes.
+
+def _count_train_step(model: nn.Module, batch_size: int, in_channels: int, input_size: int):
+    """One training step (forward + loss + backward): FLOPs, FLOPs by op, and the bytes autograd saves for
+    backward (parameters excluded), scaled to ``batch_size``; and the batch it was counted at.
+
+    BatchNorm in training mode needs more than one value per channel, which a batch of 1 at 28x28 does not
+    give (ResNet's last stage is 1x1 there); so a batch of 1 is counted as a batch of 2, halved. Exact for
+    the FLOPs (every counted op is linear in the batch), near-exact for the saved bytes.
+    """
+    from torch.utils.flop_counter import FlopCounterMode
+
     model.train()
     step_batch = max(batch_size, 2)
-    if step_batch != batch_size:
-        with torch.device("meta"):
-            x = torch.empty(step_batch, in_channels, input_size, input_size)
-            target = torch.zeros(step_batch, dtype=torch.long)
+    with torch.device("meta"):
+        x = torch.empty(step_batch, in_channels, input_size, input_size)
+        target = torch.zeros(step_batch, dtype=torch.long)
     param_keys = {_storage_key(p) for p in model.parameters()}
     saved: dict[int, int] = {}
 
@@ -141,7 +141,22 @@ def profile_model(name: str, stem: str, input_size: int, batch_size: int, in_cha
             loss = nn.functional.cross_entropy(model(x), target)
         loss.backward()
     scale = batch_size / step_batch
-    train_flops = round(step.get_total_flops() * scale)
+    return round(step.get_total_flops() * scale), step.get_flop_counts(), round(sum(saved.values()) * scale), step_batch
+
+
+def profile_model(name: str, stem: str, input_size: int, batch_size: int, in_channels: int = 1,
+                  num_classes: int = NUM_CLASSES) -> dict[str, Any]:
+    """Count one model at one input size (on the meta device); return one row."""
+    with torch.device("meta"):
+        model = create_model(name, stem=stem, in_channels=in_channels, num_classes=num_classes)
+        x = torch.empty(batch_size, in_channels, input_size, input_size)
+    params = count_parameters(model)
+    leaves = _leaf_modules(model)
+    what = f"{name} (stem {stem})"
+
+    forward_flops, fwd_counts, by_type, activation_bytes = _count_forward(model, x, leaves, what)
+    train_flops, step_counts, saved_bytes, step_batch = _count_train_step(model, batch_size, in_channels, input_size)
+    scale = batch_size / step_batch
 
     return {
         "model": name,
@@ -159,11 +174,11 @@ def profile_model(name: str, stem: str, input_size: int, batch_size: int, in_cha
         "train_step_gmacs": train_flops / 2e9,
         "params": params,
         "params_millions": params / 1e6,
-        "activation_bytes": int(sum(outputs.values())),
-        "saved_for_backward_bytes": round(sum(saved.values()) * scale),
+        "activation_bytes": activation_bytes,
+        "saved_for_backward_bytes": saved_bytes,
         "by_layer_type": dict(sorted(by_type.items(), key=lambda kv: -kv[1])),
         "by_op": _by_op(fwd_counts, "Global"),
-        "train_step_by_op": {k: round(v * scale) for k, v in _by_op(step.get_flop_counts(), "Global").items()},
+        "train_step_by_op": {k: round(v * scale) for k, v in _by_op(step_counts, "Global").items()},
         "train_step_counted_at_batch": step_batch,
     }
 

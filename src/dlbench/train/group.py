@@ -20,6 +20,7 @@ from typing import Any
 
 import torch
 
+from dlbench.configs import TrainConfig, validate_model
 from dlbench.data import load_split
 from dlbench.data.sources import CLASS_NAMES
 from dlbench.data.step import SPLIT_NAME, split_manifest
@@ -27,7 +28,6 @@ from dlbench.errors import DataError, SpecError, StepFailed
 from dlbench.io import atomic_path
 from dlbench.log import get_logger
 from dlbench.record import step_record
-from dlbench.spec import TrainConfig, validate_model
 from dlbench.train import checkpoint as ckpt
 from dlbench.train.data import normalization, steps_per_epoch
 from dlbench.train.engines import check_amp, resolve_device, synchronize
@@ -74,16 +74,12 @@ def run_train_group(configs: Sequence[TrainConfig | dict], split_dirs: Sequence[
     Everything is checked before any file is written. A non-finite loss in any member stops the group
     (each member's record says ``failed``; checkpoints of earlier epochs stay).
     """
-    from dlbench.train.step import _check_ranges
-
     configs = [c if isinstance(c, TrainConfig) else validate_model(TrainConfig, dict(c), "train config")
                for c in configs]
     if not (len(configs) == len(split_dirs) == len(out_dirs)):
         raise SpecError("run_train_group: configs, split folders and output folders differ in number",
                         "pass one split folder and one output folder per run")
     check_group(configs)
-    for c in configs:
-        _check_ranges(c)
     first = configs[0]
     device = resolve_device(first.device)
     check_amp(first.amp, device)

@@ -49,24 +49,15 @@ def run_train(config: TrainConfig | dict, split_dir: str | os.PathLike, out_dir:
     out = Path(out_dir)
     device = resolve_device(config.device)
     check_amp(config.amp, device)
-    arrays, manifest, split_path = load_checked_split(split_dir, config.dataset)
-    n_train = len(arrays["y_train"])
-    if config.batch_size > n_train:
-        raise SpecError(f"batch size {config.batch_size} is larger than the training split ({n_train:,} images)",
-                        f"use --batch-size {n_train} or less")
-    for part in ("val", "test"):
-        if len(arrays[f"y_{part}"]) == 0:
-            raise DataError(f"{split_path}: the {part} split is empty", "re-run `dlbench data` with more images")
-    if config.amp == "fp16" and device.type == "cpu":
-        log("note: fp16 autocast on the CPU is emulated by most CPUs and slow; bf16 or off is faster")
-    state = None
+    arrays, manifest, split_path = _checked_split(config, split_dir, device, log)
     last_path, best_path = out / ckpt.LAST_NAME, out / ckpt.BEST_NAME
+    state = None
     if resume:
         if last_path.is_file():
             state = ckpt.load_last(last_path, device, config)
         else:
             log(f"--resume: no {last_path}; starting from epoch 1")
-    classes = manifest.get("classes", CLASS_NAMES[config.dataset])
+    n_train = len(arrays["y_train"])
     steps = steps_per_epoch(n_train, config.batch_size, config.max_steps_per_epoch)
 
     out.mkdir(parents=True, exist_ok=True)
@@ -78,76 +69,107 @@ def run_train(config: TrainConfig | dict, split_dir: str | os.PathLike, out_dir:
             torch.cuda.reset_peak_memory_stats(device)
             torch.backends.cudnn.benchmark = True
         engine = build_engine(config, arrays, device)
-        trainer = engine.trainer
         history: list[dict] = []
         best = {"val_accuracy": -1.0, "epoch": 0}
         start_epoch = 0
         if state is not None:
-            ckpt.restore(trainer, state)
+            ckpt.restore(engine.trainer, state)
             history, best, start_epoch = list(state["history"]), dict(state["best"]), int(state["epoch"])
             log(f"resuming {config.run_id} after epoch {start_epoch} of {config.epochs}")
         m = rec.metrics
         m.update(engine=config.engine, stem=config.stem, input_shape=config.input_shape, steps_per_epoch=steps,
-                 n_train=n_train, n_val=len(arrays["y_val"]), n_test=len(arrays["y_test"]), classes=classes,
+                 n_train=n_train, n_val=len(arrays["y_val"]), n_test=len(arrays["y_test"]),
+                 classes=manifest.get("classes", CLASS_NAMES[config.dataset]),
                  normalization=normalization(config.dataset), resumed_from_epoch=start_epoch if state else None,
                  history=history)
-        t_setup = time.perf_counter()
-        engine.setup()
-        setup_seconds = time.perf_counter() - t_setup
-        first: dict[str, float] = {}
-
-        def on_first_batch():
-            if not first:
-                synchronize(device)
-                first["t"] = time.perf_counter() - t_setup
-
-        for epoch in range(start_epoch, config.epochs):
-            desc = f"{config.model} {config.engine} epoch {epoch + 1}/{config.epochs}"
-            try:
-                tr = run_epoch(engine, epoch, steps, desc, on_first_batch)
-            except StepFailed as exc:
-                m["failed_at"] = getattr(exc, "where", None)
-                raise
-            t_eval = time.perf_counter()
-            val = trainer.evaluate(engine.eval_batches("val"))
-            entry = epoch_entry(epoch, tr, tr["loss"], val, time.perf_counter() - t_eval)
-            history.append(entry)
-            if val.accuracy > best["val_accuracy"]:
-                best = {"val_accuracy": val.accuracy, "epoch": epoch + 1}
-                ckpt.save_best(best_path, trainer.model)
-            ckpt.save_last(last_path, trainer=trainer, config=config, epoch=epoch + 1, history=history, best=best)
-            log(f"{config.run_id} epoch {epoch + 1}/{config.epochs}: train loss {tr['loss']:.4f}, "
-                f"val loss {val.loss:.4f}, val acc {val.accuracy:.2%}, {tr['seconds']:.1f} s, "
-                f"{entry['images_per_second']:,.0f} img/s")
-
-        test = trainer.evaluate(engine.eval_batches("test"))
-        m.update(test_accuracy=test.accuracy, test_loss=test.loss, confusion_matrix=test.confusion,
-                 best_val_accuracy=best["val_accuracy"], best_epoch=best["epoch"])
-        if best["epoch"] and best["epoch"] != config.epochs and best_path.is_file():
-            trainer.model.load_state_dict(torch.load(best_path, map_location=device, weights_only=True))
-            m["test_accuracy_best_checkpoint"] = trainer.evaluate(engine.eval_batches("test")).accuracy
-        else:
-            m["test_accuracy_best_checkpoint"] = test.accuracy
-        seconds = [h["seconds"] for h in history]
-        images = sum(h["images"] for h in history)
-        m.update(
-            train_seconds=round(sum(seconds), 4),
-            epoch_seconds_mean=round(sum(seconds) / len(seconds), 4) if seconds else None,
-            images_per_second=round(images / sum(seconds), 2) if seconds else None,
-            time_to_first_batch=round(first["t"], 4) if first else None,
-            setup_seconds=round(setup_seconds, 4),
-            total_seconds=round(time.perf_counter() - t_start, 4),
-            peak_memory_device_bytes=torch.cuda.max_memory_allocated(device) if device.type == "cuda" else None,
-            peak_memory_host_bytes=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
-            n_parameters=sum(p.numel() for p in trainer.model.parameters()),
-            **engine.describe(),
-        )
-        m["timing_note"] = ("seconds/images_per_second: training steps only (device synchronised), validation "
-                            "excluded (eval_seconds); time_to_first_batch: from engine setup (resident: upload "
-                            "and CUDA-graph capture) to the first batch on the device; peak host memory is the "
-                            "process's maxrss")
+        timing = _train_epochs(config, engine, device, steps, start_epoch, history, best, out, m, log)
+        _finish(config, engine, device, history, best, best_path, m, timing, t_start, log)
         rec.add_output("checkpoint", best_path)
         rec.add_output("last", last_path)
-        log(f"{config.run_id}: test accuracy {test.accuracy:.2%}, {m['train_seconds']:.1f} s training")
     return rec.to_dict()
+
+
+def _checked_split(config: TrainConfig, split_dir, device: torch.device, log):
+    """The split's arrays, refused when a batch is larger than the training part or a part is empty."""
+    arrays, manifest, split_path = load_checked_split(split_dir, config.dataset)
+    n_train = len(arrays["y_train"])
+    if config.batch_size > n_train:
+        raise SpecError(f"batch size {config.batch_size} is larger than the training split ({n_train:,} images)",
+                        f"use --batch-size {n_train} or less")
+    for part in ("val", "test"):
+        if len(arrays[f"y_{part}"]) == 0:
+            raise DataError(f"{split_path}: the {part} split is empty", "re-run `dlbench data` with more images")
+    if config.amp == "fp16" and device.type == "cpu":
+        log("note: fp16 autocast on the CPU is emulated by most CPUs and slow; bf16 or off is faster")
+    return arrays, manifest, split_path
+
+
+def _train_epochs(config: TrainConfig, engine, device: torch.device, steps: int, start_epoch: int,
+                  history: list[dict], best: dict, out: Path, m: dict, log) -> dict[str, float]:
+    """Set the engine up and train the remaining epochs, saving best.pt and last.pt after each; returns
+    the setup time and the time to the first batch."""
+    trainer = engine.trainer
+    t_setup = time.perf_counter()
+    engine.setup()
+    timing = {"setup": time.perf_counter() - t_setup}
+
+    def on_first_batch():
+        if "first_batch" not in timing:
+            synchronize(device)
+            timing["first_batch"] = time.perf_counter() - t_setup
+
+    for epoch in range(start_epoch, config.epochs):
+        desc = f"{config.model} {config.engine} epoch {epoch + 1}/{config.epochs}"
+        try:
+            tr = run_epoch(engine, epoch, steps, desc, on_first_batch)
+        except StepFailed as exc:
+            m["failed_at"] = getattr(exc, "where", None)
+            raise
+        t_eval = time.perf_counter()
+        val = trainer.evaluate(engine.eval_batches("val"))
+        entry = epoch_entry(epoch, tr, tr["loss"], val, time.perf_counter() - t_eval)
+        history.append(entry)
+        if val.accuracy > best["val_accuracy"]:
+            best.update(val_accuracy=val.accuracy, epoch=epoch + 1)
+            ckpt.save_best(out / ckpt.BEST_NAME, trainer.model)
+        ckpt.save_last(out / ckpt.LAST_NAME, trainer=trainer, config=config, epoch=epoch + 1, history=history,
+                       best=best)
+        log(f"{config.run_id} epoch {epoch + 1}/{config.epochs}: train loss {tr['loss']:.4f}, "
+            f"val loss {val.loss:.4f}, val acc {val.accuracy:.2%}, {tr['seconds']:.1f} s, "
+            f"{entry['images_per_second']:,.0f} img/s")
+    return timing
+
+
+def _finish(config: TrainConfig, engine, device: torch.device, history: list[dict], best: dict, best_path: Path,
+            m: dict, timing: dict[str, float], t_start: float, log) -> None:
+    """Test accuracy (of the last and of the best epoch), the summed timings and memory, into ``m``."""
+    trainer = engine.trainer
+    test = trainer.evaluate(engine.eval_batches("test"))
+    m.update(test_accuracy=test.accuracy, test_loss=test.loss, confusion_matrix=test.confusion,
+             best_val_accuracy=best["val_accuracy"], best_epoch=best["epoch"])
+    if best["epoch"] and best["epoch"] != config.epochs and best_path.is_file():
+        trainer.model.load_state_dict(torch.load(best_path, map_location=device, weights_only=True))
+        m["test_accuracy_best_checkpoint"] = trainer.evaluate(engine.eval_batches("test")).accuracy
+    else:
+        m["test_accuracy_best_checkpoint"] = test.accuracy
+    seconds = [h["seconds"] for h in history]
+    images = sum(h["images"] for h in history)
+    first = timing.get("first_batch")
+    m.update(
+        train_seconds=round(sum(seconds), 4),
+        epoch_seconds_mean=round(sum(seconds) / len(seconds), 4) if seconds else None,
+        images_per_second=round(images / sum(seconds), 2) if seconds else None,
+        time_to_first_batch=round(first, 4) if first is not None else None,
+        setup_seconds=round(timing["setup"], 4),
+        total_seconds=round(time.perf_counter() - t_start, 4),
+        peak_memory_device_bytes=torch.cuda.max_memory_allocated(device) if device.type == "cuda" else None,
+        peak_memory_host_bytes=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+        n_parameters=sum(p.numel() for p in trainer.model.parameters()),
+        **engine.describe(),
+    )
+    m["timing_note"] = ("seconds/images_per_second: training steps only (device synchronised), validation "
+                        "excluded (eval_seconds); time_to_first_batch: from engine setup (resident: upload "
+                        "and CUDA-graph capture) to the first batch on the device; peak host memory is the "
+                        "process's maxrss")
+    log(f"{config.run_id}: test accuracy {test.accuracy:.2%}, {m['train_seconds']:.1f} s training")
 
