@@ -33,40 +33,15 @@ from pathlib import Path
 from typing import Any
 
 from dlbench.errors import SpecError
-from dlbench.spec import StudySpec, load_spec, require_runs
+from dlbench.plan import build_plan
+from dlbench.spec import StudySpec, load_spec
 
 DEFAULT_YAML = Path(__file__).with_name("study_pipeline.yaml")
-GPU_PROVIDERS = {"cuda", "tensorrt"}
 RETRY = {"num_retries": 2, "backoff_duration": "60s", "backoff_factor": 2.0, "backoff_max_duration": "600s"}
 
 
 def pipeline_name(spec: StudySpec) -> str:
     return "dlbench-" + (re.sub(r"[^a-z0-9-]+", "-", spec.name.lower()).strip("-") or "study")
-
-
-def plan(spec: StudySpec) -> dict[str, Any]:
-    """What the pipeline will run, grouped by where it runs. Raises SpecError for a study with no runs.
-
-    With ``train.fuse`` compatible GPU runs form groups (``train_gpu_fused``: lists of configs, each
-    group one task training one fused model); see :func:`dlbench.spec.train_tasks`.
-    """
-    from dlbench.spec import train_tasks
-
-    train, svm = require_runs(spec)
-    tasks = train_tasks(spec)
-    solo = [t[0] for t in tasks if len(t) == 1]
-    models = list(dict.fromkeys(spec.profile.models or spec.model_names()))
-    onnx_models = list(dict.fromkeys(spec.onnx.models or spec.model_names()))
-    return {
-        "train_cpu": [c for c in solo if c.device == "cpu"],
-        "train_gpu": [c for c in solo if c.device == "cuda"],
-        "train_gpu_fused": [t for t in tasks if len(t) > 1],
-        "svm_cpu": [c for c in svm if c.backend != "cuml"],
-        "svm_gpu": [c for c in svm if c.backend == "cuml"],
-        "profile_models": models,
-        "onnx_models": onnx_models,
-        "onnx_gpu": bool(GPU_PROVIDERS & set(spec.onnx.providers)),
-    }
 
 
 def plain(value: Any) -> Any:
@@ -83,8 +58,9 @@ def as_json(model) -> Any:
     return plain(json.loads(model.model_dump_json()))
 
 
-def _items(configs: list) -> list[dict[str, Any]]:
-    return [{"configs": [as_json(c) for c in c_]} if isinstance(c_, list) else as_json(c_) for c_ in configs]
+def _items(tasks: list) -> list[dict[str, Any]]:
+    """The loop items of a group: a run's config, or a fused group's ``{"configs": [...]}``."""
+    return [{"configs": [as_json(c) for c in t.configs]} if t.fused else as_json(t.configs[0]) for t in tasks]
 
 
 def build_pipeline(spec: StudySpec, parallelism: int = 1, publish_to: str | None = None, retries: bool = True):
@@ -105,7 +81,7 @@ def build_pipeline(spec: StudySpec, parallelism: int = 1, publish_to: str | None
 
     if parallelism < 1:
         raise SpecError(f"parallelism must be at least 1 (got {parallelism})")
-    p = plan(spec)
+    p = build_plan(spec)
     spec_json = as_json(spec)
     default_publish = storage.STORE_URL if publish_to is None else publish_to
 
@@ -135,7 +111,7 @@ def build_pipeline(spec: StudySpec, parallelism: int = 1, publish_to: str | None
             kubernetes.use_config_map_as_env(d, storage.S3_CONFIG, storage.S3_CONFIG_ENV, optional=True)
         collected: dict[str, Any] = {}
         for group, (component, needs_gpu) in components.items():
-            runs = p[group]
+            runs = p.group(group)
             if not runs:
                 continue
             with dsl.ParallelFor(items=_items(runs), parallelism=parallelism) as item:
@@ -147,19 +123,17 @@ def build_pipeline(spec: StudySpec, parallelism: int = 1, publish_to: str | None
                     on_gpu(t)
             collected[group] = t.outputs["run"]  # a fresh dsl.Collected per consumer (KFP needs that)
 
-        prof = profile(models=p["profile_models"], stem=spec.train.stem,
-                       input_sizes=list(spec.profile.input_sizes), in_channels=list(spec.profile.in_channels),
-                       batch_size=spec.profile.batch_size)
+        pt = p.profile
+        prof = profile(models=list(pt.models), stem=pt.stem, input_sizes=list(pt.input_sizes),
+                       in_channels=list(pt.in_channels), batch_size=pt.batch_size)
         retry(prof.set_display_name("profile"))
 
-        onnx_component = onnx_gpu if p["onnx_gpu"] else onnx_cpu
-        onnx_settings = {**spec_json["onnx"], "stem": spec.train.stem}
-        onnx_settings.pop("models", None)
-        o = onnx_component(models=p["onnx_models"], settings=onnx_settings,
+        onnx_component = onnx_gpu if p.onnx.gpu else onnx_cpu
+        o = onnx_component(models=list(p.onnx.models), settings=as_json(p.onnx.settings),
                            **{k: dsl.Collected(v) for k, v in collected.items() if k.startswith("train_")})
         o.set_display_name("onnx")
         timing(o)
-        if p["onnx_gpu"]:
+        if p.onnx.gpu:
             on_gpu(o)
 
         r = report(spec=spec_json, publish_to=publish_to, run_name=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
@@ -232,15 +206,8 @@ def compile_spec(name_or_path: str, out: str | Path, **kwargs) -> Path:
 
 
 def describe_plan(spec: StudySpec) -> str:
-    p = plan(spec)
-    parts = [f"{len(p[g])} {g.replace('_', ' ')}" for g in ("train_cpu", "train_gpu", "svm_cpu", "svm_gpu") if p[g]]
-    if p["train_gpu_fused"]:
-        runs = sum(len(t) for t in p["train_gpu_fused"])
-        parts.insert(2, f"{runs} train gpu in {len(p['train_gpu_fused'])} fused groups")
-    parts.append(f"profile {len(p['profile_models'])} models")
-    parts.append(f"onnx {len(p['onnx_models'])} models on {'GPU' if p['onnx_gpu'] else 'CPU'}")
-    return ", ".join(parts)
+    return build_plan(spec).describe()
 
 
 __all__ = ["DEFAULT_YAML", "build_pipeline", "compile_pipeline", "compile_spec", "describe_plan", "image_mapping",
-           "is_store_url", "pipeline_name", "plan"]
+           "is_store_url", "pipeline_name"]

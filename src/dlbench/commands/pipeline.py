@@ -306,7 +306,10 @@ def run_fetch(args) -> int:
     summary = fetch_run(store, args.run, args.to, models=args.models, log=get_logger("dlbench.fetch").info)
     print(f"fetched {summary['downloaded']} files ({summary['bytes']:,} bytes), {summary['skipped']} already "
           f"there and verified, from {store.describe(summary['prefix'])} into {args.to}")
-    report = os.path.join(args.to, "report", "report.html")
+    from dlbench.layout import StudyLayout
+    from dlbench.report.step import HTML_NAME
+
+    report = StudyLayout(args.to).report / HTML_NAME
     if os.path.isfile(report):
         print(f"report: {report}")
     return 0

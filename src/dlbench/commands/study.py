@@ -36,6 +36,8 @@ def run(args) -> int:
     from pathlib import Path
 
     from dlbench.io import check_out_dir
+    from dlbench.layout import StudyLayout
+    from dlbench.report.step import HTML_NAME
     from dlbench.spec import check_local_inputs, load_spec, require_runs, with_fuse
     from dlbench.study import default_out, prepare_out, run_study
 
@@ -54,8 +56,9 @@ def run(args) -> int:
     for step, v in summary.items():
         print(f"{step}: {v['ok']} ok" + (f", {len(v['failed'])} failed" if v["failed"] else "")
               + (f", {v['skipped']} kept from before" if v.get("skipped") else ""))
+    lay = StudyLayout(out)
     print(f"results: {out}")
-    print(f"runs by id: {out / 'index.json'}")
-    report = out / "report" / "report.html"
+    print(f"runs by id: {lay.index}")
+    report = lay.report / HTML_NAME
     print(f"report: {report}" if report.is_file() else "report: not written (see the errors above)")
     return 1 if failed else 0
