@@ -69,9 +69,9 @@ def build_pipeline(spec: StudySpec, parallelism: int = 1, publish_to: str | None
     ``retries=False`` leaves the retry policies out: kfp 2.17's local runner honours them, backoff
     included, and on this machine a failure is rarely transient (``dlbench run --local`` uses it).
     """
-    from kfp import dsl, kubernetes
+    from kfp import dsl
 
-    from components import gpu, storage
+    from components import storage
     from components.data_component import data
     from components.onnx_component import onnx_cpu, onnx_gpu
     from components.profile_component import profile
@@ -84,12 +84,6 @@ def build_pipeline(spec: StudySpec, parallelism: int = 1, publish_to: str | None
     p = build_plan(spec)
     spec_json = as_json(spec)
     default_publish = storage.STORE_URL if publish_to is None else publish_to
-
-    def on_gpu(task):
-        task.set_accelerator_type(gpu.ACCELERATOR).set_accelerator_limit(gpu.ACCELERATOR_LIMIT)
-        kubernetes.add_node_selector(task, gpu.NODE_SELECTOR_KEY, gpu.NODE_SELECTOR_VALUE)
-        kubernetes.add_toleration(task, **gpu.TOLERATION)
-        return task
 
     def retry(task, **policy):
         return task.set_retry(**(policy or RETRY)) if retries else task
@@ -107,8 +101,7 @@ def build_pipeline(spec: StudySpec, parallelism: int = 1, publish_to: str | None
         d = data(data_spec=spec_json["data"], seed=spec.seed).set_display_name("data")
         retry(d)
         if is_store_url(spec.data.root):  # the datasets come from the store: the task needs its keys
-            kubernetes.use_secret_as_env(d, storage.S3_SECRET, storage.S3_SECRET_ENV, optional=True)
-            kubernetes.use_config_map_as_env(d, storage.S3_CONFIG, storage.S3_CONFIG_ENV, optional=True)
+            _with_store_keys(d)
         collected: dict[str, Any] = {}
         for group, (component, needs_gpu) in components.items():
             runs = p.group(group)
@@ -120,7 +113,7 @@ def build_pipeline(spec: StudySpec, parallelism: int = 1, publish_to: str | None
                 t.set_display_name(group.replace("_", " "))
                 timing(t)
                 if needs_gpu:
-                    on_gpu(t)
+                    _on_gpu(t)
             collected[group] = t.outputs["run"]  # a fresh dsl.Collected per consumer (KFP needs that)
 
         pt = p.profile
@@ -134,17 +127,40 @@ def build_pipeline(spec: StudySpec, parallelism: int = 1, publish_to: str | None
         o.set_display_name("onnx")
         timing(o)
         if p.onnx.gpu:
-            on_gpu(o)
+            _on_gpu(o)
 
         r = report(spec=spec_json, publish_to=publish_to, run_name=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
                    data=d.outputs["split"], profile=prof.outputs["result"], onnx=o.outputs["result"],
                    **{k: dsl.Collected(v) for k, v in collected.items()})
         retry(r.set_display_name("report").set_caching_options(False), num_retries=1, backoff_duration="30s")
-        kubernetes.use_secret_as_env(r, storage.S3_SECRET, storage.S3_SECRET_ENV, optional=True)
-        kubernetes.use_config_map_as_env(r, storage.S3_CONFIG, storage.S3_CONFIG_ENV, optional=True)
+        _with_store_keys(r)
         return r.outputs["study"]
 
     return study
+
+
+def _on_gpu(task):
+    """One GPU, on a GPU node (``components.gpu``)."""
+    from kfp import kubernetes
+
+    from components import gpu
+
+    task.set_accelerator_type(gpu.ACCELERATOR).set_accelerator_limit(gpu.ACCELERATOR_LIMIT)
+    kubernetes.add_node_selector(task, gpu.NODE_SELECTOR_KEY, gpu.NODE_SELECTOR_VALUE)
+    kubernetes.add_toleration(task, **gpu.TOLERATION)
+    return task
+
+
+def _with_store_keys(task):
+    """The store's endpoint and keys as environment variables, from the Secret and ConfigMap of
+    ``components.storage`` (names only in the YAML)."""
+    from kfp import kubernetes
+
+    from components import storage
+
+    kubernetes.use_secret_as_env(task, storage.S3_SECRET, storage.S3_SECRET_ENV, optional=True)
+    kubernetes.use_config_map_as_env(task, storage.S3_CONFIG, storage.S3_CONFIG_ENV, optional=True)
+    return task
 
 
 def is_store_url(root: str | None) -> bool:
