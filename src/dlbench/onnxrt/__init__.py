@@ -12,7 +12,6 @@ _EXPORTS = {
     "run_onnx": "dlbench.onnxrt.step",
     "onnx_step": "dlbench.onnxrt.step",
     "check_onnx_config": "dlbench.onnxrt.step",
-    "find_train_checkpoint": "dlbench.onnxrt.export",
     "load_checkpoint": "dlbench.onnxrt.export",
     "PROVIDERS": "dlbench.onnxrt.providers",
 }
