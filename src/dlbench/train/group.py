@@ -39,6 +39,7 @@ from dlbench.train.fused import (
     peak_host_bytes,
 )
 from dlbench.train.loop import epoch_entry, run_epoch
+from dlbench.train.step import check_split_parts
 
 _log = get_logger("dlbench.train")
 
@@ -56,13 +57,7 @@ def _load_arrays(config: TrainConfig, split_dir) -> tuple[dict, dict, Path]:
     if manifest.get("dataset", config.dataset) != config.dataset:
         raise DataError(f"{split_path} holds {manifest['dataset']} but the run asks for {config.dataset}",
                         f"pass the {config.dataset} split")
-    n_train = len(arrays["y_train"])
-    if config.batch_size > n_train:
-        raise SpecError(f"batch size {config.batch_size} is larger than the training split ({n_train:,} images)",
-                        f"use --batch-size {n_train} or less")
-    for part in ("val", "test"):
-        if len(arrays[f"y_{part}"]) == 0:
-            raise DataError(f"{split_path}: the {part} split is empty", "re-run `dlbench data` with more images")
+    check_split_parts(config, arrays, split_path)
     return arrays, manifest, split_path
 
 

@@ -89,9 +89,8 @@ def run_train(config: TrainConfig | dict, split_dir: str | os.PathLike, out_dir:
     return rec.to_dict()
 
 
-def _checked_split(config: TrainConfig, split_dir, device: torch.device, log):
-    """The split's arrays, refused when a batch is larger than the training part or a part is empty."""
-    arrays, manifest, split_path = load_checked_split(split_dir, config.dataset)
+def check_split_parts(config: TrainConfig, arrays: dict, split_path) -> None:
+    """A batch no larger than the training part, and val and test parts that are not empty."""
     n_train = len(arrays["y_train"])
     if config.batch_size > n_train:
         raise SpecError(f"batch size {config.batch_size} is larger than the training split ({n_train:,} images)",
@@ -99,6 +98,12 @@ def _checked_split(config: TrainConfig, split_dir, device: torch.device, log):
     for part in ("val", "test"):
         if len(arrays[f"y_{part}"]) == 0:
             raise DataError(f"{split_path}: the {part} split is empty", "re-run `dlbench data` with more images")
+
+
+def _checked_split(config: TrainConfig, split_dir, device: torch.device, log):
+    """The split's arrays, refused when a batch is larger than the training part or a part is empty."""
+    arrays, manifest, split_path = load_checked_split(split_dir, config.dataset)
+    check_split_parts(config, arrays, split_path)
     if config.amp == "fp16" and device.type == "cpu":
         log("note: fp16 autocast on the CPU is emulated by most CPUs and slow; bf16 or off is faster")
     return arrays, manifest, split_path
