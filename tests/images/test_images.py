@@ -112,6 +112,7 @@ def test_build_context_leaves_out_local_state():
              if line.strip() and not line.startswith("#")]
     assert rules[0] == "*", ".dockerignore should ignore everything, then allow what the images install"
     allowed = {r[1:].rstrip("/") for r in rules if r.startswith("!")}
-    assert allowed <= {"pyproject.toml", "README.md", "src", "components", "pipelines", "images/*/requirements.txt"}
+    assert allowed <= {"pyproject.toml", "README.md", "src", "components", "pipelines", "stores",
+                       "images/*/requirements.txt"}
     for local in (".venv", ".git", "runs", ".cache", ".tmp", "tests", "data"):
         assert not any(a == local or a.startswith(local + "/") for a in allowed)
