@@ -16,7 +16,7 @@ import pytest
 from dlbench.cli import main
 from dlbench.io import read_json, sha256_file
 from dlbench.store import MANIFEST_NAME, verify_tree
-from pipelines.s3store import S3Store
+from stores.s3 import S3Store
 
 REPO = Path(__file__).resolve().parents[2]
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
