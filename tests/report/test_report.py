@@ -67,6 +67,16 @@ def test_writes_every_output_and_its_own_record(report):
     assert rec["metrics"]["figures"] == 9 and rec["metrics"]["not_run"] == {}
 
 
+def test_provenance_names_only_runs_that_fill_a_cell(report, study):
+    """A published cell no run fills adds no source: no "nan" among a study table's records."""
+    html = (report / "report.html").read_text()
+    t1 = rows(report, "accuracy_grid")
+    assert any(not x["run_id"] for x in t1)  # the fixture leaves some of Table 1's cells unfilled
+    assert "<code>nan</code>" not in html and "record(s): nan" not in html
+    shown = {x["run_id"] for x in t1 if x["run_id"]}
+    assert f"From {len(shown)} record(s)" in section(html, "accuracy_grid")
+
+
 def test_no_table_or_figure_is_missing_or_broken(report):
     html = (report / "report.html").read_text()
     assert "could not build" not in html

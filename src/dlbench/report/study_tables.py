@@ -193,7 +193,7 @@ def _study_table(table: str, title: str,
             item.frame = rows[[c for c in cols if c in rows]]
             item.notes = _notes(table, rows)
             item.notes.append("Δ pp = ours − study in percentage points; ours / study is the ratio of times.")
-            item.sources = sorted({str(x) for x in rows["run_id"] if x})
+            item.sources = cell_runs(rows)
             item.view = fn(item, rows, _labels(rows), *args)
 
         fill.__name__, fill.__qualname__, fill.__doc__ = fn.__name__, fn.__qualname__, fn.__doc__
