@@ -460,3 +460,27 @@ def test_cli_damaged_record_is_one_line_and_keeps_the_old_report(study_copy, cap
     assert len(err) == 1 and err[0].startswith(f"dlbench: error: {damaged}: not valid JSON"), err
     assert "re-run the step that wrote it" in err[0]
     assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+
+
+def test_a_fast_run_fills_a_published_accuracy_cell_but_never_its_time(tmp_path):
+    """A run of the resident engine (bf16) stands at a Table 1 cell no reference-loop run fills: its accuracy
+    is compared, its time says why it is not; a reference-loop run of the same cell takes the cell instead."""
+    from dlbench.report import reference as ref
+    from dlbench.report.collect import Records
+    from dlbench.report.study_tables import comparison
+    from dlbench.spec import TrainConfig
+    from tests.report.conftest import train_record
+
+    cell = ref.published().iloc[0]  # Table 1: mnist, ResNet-18, cuda, batch 16, SGD, lr 0.001, 4 epochs, pin on
+    settings = dict(dataset="mnist", model="resnet18", device="cuda", batch_size=16, optimizer="sgd", lr=0.001,
+                    epochs=4)
+    fast = TrainConfig(**settings, engine="resident", amp="bf16")
+    train_record(tmp_path, fast, 0.985, 30.0)
+    row = comparison(Records.load(tmp_path)).set_index("cell").loc[cell["cell"]]
+    assert row["run_id"] == fast.run_id and row["ours_accuracy_pct"] == pytest.approx(98.5)
+    assert row["ours_seconds"] is None and "not comparable (resident engine, AMP bf16)" in row["time_note"]
+
+    study_loop = TrainConfig(**settings, engine="dataloader", amp="fp16", pin_memory=True)
+    train_record(tmp_path, study_loop, 0.99, 300.0)
+    row = comparison(Records.load(tmp_path)).set_index("cell").loc[cell["cell"]]
+    assert row["run_id"] == study_loop.run_id and row["ours_seconds"] == 300.0 and row["time_note"] is None

@@ -231,7 +231,7 @@ def train_frame(R: Records) -> pd.DataFrame:
         planned = c.get("planned") or {}
         row = {**c, **planned, "ran_on": c.get("device"), "amp_ran": c.get("amp"), "run_id": r.get("run_id"),
                "ok": is_ok(r), "error": None if is_ok(r) else error_of(r), "smoke": bool(c.get("smoke")),
-               "grids": grids.get(str(r.get("run_id")), []),
+               "grids": grids.get(str(r.get("run_id")), []), "fused": (met(r, "fused_members") or 1) > 1,
                "test_accuracy_pct": pct(met(r, "test_accuracy")) if is_ok(r) else None,
                "best_val_accuracy_pct": pct(met(r, "best_val_accuracy")) if is_ok(r) else None,
                "train_seconds": num(met(r, "train_seconds")) if is_ok(r) else None,

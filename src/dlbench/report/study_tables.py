@@ -50,8 +50,7 @@ def comparison(R: Records) -> pd.DataFrame:
         row.update(study_accuracy_pct=cell["test_accuracy_pct"], study_seconds=cell["train_seconds"],
                    study_fit_ms=cell["fit_ms"], study_gflops=cell["gflops"], study_note=cell["note"])
         frame = svm if cell["table"] == "svm" else train
-        match = ref.matches_svm if cell["table"] == "svm" else ref.matches_train
-        cands = frame[[match(cell, r) for r in frame.to_dict("records")]] if not frame.empty else frame
+        cands, fast = _candidates(cell, frame)
         run, others = _choose(cands, cell["table"])
         row["run_id"] = None if run is None else run["run_id"]
         row["also_matching"] = " ".join(others)
@@ -69,8 +68,9 @@ def comparison(R: Records) -> pd.DataFrame:
             row["ours_seconds"] = None
         else:
             row["ours_accuracy_pct"] = run["test_accuracy_pct"] if ok else None
-            row["ours_seconds"] = run["train_seconds"] if ok else None
+            row["ours_seconds"] = run["train_seconds"] if ok and not fast else None
             row["ours_fit_ms"] = None
+        row["time_note"] = ref.fast_note(run.to_dict()) if fast and run is not None else None
         sa, ss, sf = (ref.value(cell[k]) for k in ("test_accuracy_pct", "train_seconds", "fit_ms"))
         oa, os_, of = row["ours_accuracy_pct"], row["ours_seconds"], row["ours_fit_ms"]
         row["accuracy_diff_pp"] = oa - sa if oa is not None and sa is not None else None
@@ -80,6 +80,21 @@ def comparison(R: Records) -> pd.DataFrame:
     out = pd.DataFrame(rows)
     out["disagrees"] = [_disagreements(out, r) for _, r in out.iterrows()]
     return out
+
+
+def _candidates(cell: pd.Series, frame: pd.DataFrame) -> tuple[pd.DataFrame, bool]:
+    """The runs that fill ``cell``: by the strict match; for an accuracy cell no run fills that way, the runs
+    of the accuracy-only match (``True``: their times are not comparable)."""
+    if frame.empty:
+        return frame, False
+    records = frame.to_dict("records")
+    if cell["table"] == "svm":
+        return frame[[ref.matches_svm(cell, r) for r in records]], False
+    strict = frame[[ref.matches_train(cell, r) for r in records]]
+    if not strict.empty or not cell["test_accuracy_pct"]:
+        return strict, False
+    loose = frame[[ref.matches_train(cell, r, accuracy_only=True) for r in records]]
+    return loose, not loose.empty
 
 
 def _disagreements(C: pd.DataFrame, row: pd.Series) -> str:
@@ -107,6 +122,8 @@ def _cell(row: pd.Series, key: str) -> object:
     v = row[key]
     if key.startswith(("ours", "accuracy_diff", "time_ratio", "fit_ratio")) and _why(row):
         return NotRun(_why(row))
+    if key in ("ours_seconds", "time_ratio") and isinstance(row.get("time_note"), str):
+        return row["time_note"]  # filled by a run trained the fast way: its accuracy only
     return fmt(v, KINDS.get(key, "text")) if not isinstance(v, str) else (v or "—")
 
 
