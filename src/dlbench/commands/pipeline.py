@@ -6,7 +6,6 @@ handlers only, so ``dlbench --help`` and the step commands work without kfp inst
 
 from __future__ import annotations
 
-import argparse
 import importlib
 import os
 
@@ -60,8 +59,19 @@ def _check_parallelism(n: int) -> None:
         raise DlbenchError(f"--parallelism must be at least 1 (got {n})", "1 runs one task of a loop at a time")
 
 
+def _add_pipeline_options(p) -> None:
+    """The options compile and submit share: how the pipeline is built."""
+    p.add_argument("--parallelism", type=int, default=1,
+                   help="runs of one loop executing at once (more disturbs timings on shared nodes)")
+    p.add_argument("--publish-to", default=None, metavar="URL",
+                   help="default of the pipeline's publish_to parameter: the store URL the report task uploads the "
+                        f"run's bundle to, '' for none (default: {_publish_default()})")
+    p.add_argument("--pin-digests", action="store_true",
+                   help="name every image by the digest its registry holds now (name@sha256:...), not by tag")
+
+
 def register(sub) -> None:
-    from dlbench.cli import add_command, finite_float
+    from dlbench.cli import add_command, add_spec_options, finite_float
 
     # ------------------------------------------------------------------ compile
     p = add_command(
@@ -73,22 +83,13 @@ def register(sub) -> None:
                "  dlbench compile --spec reference --out reference.yaml\n"
                "  DLBENCH_REGISTRY=registry.example.com/me dlbench compile --spec quick --pin-digests --check "
                "--out study.yaml\n" + IMAGES_EPILOG)
-    p.add_argument("--spec", default="quick", help="preset name (quick, reference) or a YAML file")
-    p.add_argument("--fuse", action=argparse.BooleanOptionalAction, default=None,
-                   help="train compatible GPU runs as fused groups, one task per group (default: the "
-                        "spec's train.fuse); CPU runs and grids that compare timings stay solo")
+    add_spec_options(p)
     p.add_argument("--out", default=None, metavar="FILE",
                    help=f"where to write the YAML (default: {COMPILE_DIR}/<spec name>.yaml)")
-    p.add_argument("--pin-digests", action="store_true",
-                   help="name every image by the digest its registry holds now (name@sha256:...), not by tag")
     p.add_argument("--check", action="store_true",
                    help="pre-flight before writing: every image resolves in its registry, the spec's datasets "
                         "in the store exist (what dlbench submit checks)")
-    p.add_argument("--parallelism", type=int, default=1,
-                   help="runs of one loop executing at once (more disturbs timings on shared nodes)")
-    p.add_argument("--publish-to", default=None, metavar="URL",
-                   help="default of the pipeline's publish_to parameter: the store URL the report task uploads the "
-                        f"run's bundle to, '' for none (default: {_publish_default()})")
+    _add_pipeline_options(p)
     p.set_defaults(func=run_compile)
 
     # ------------------------------------------------------------------ submit
@@ -104,17 +105,10 @@ def register(sub) -> None:
                "in the store exist; --no-preflight skips it\n" + IMAGES_EPILOG)
     p.add_argument("--host", default=None, help="KFP URL, e.g. http://localhost:8080 (default: $KFP_HOST)")
     p.add_argument("--experiment", default="dlbench", help="experiment to run in (created if missing)")
-    p.add_argument("--spec", default="quick", help="preset name or a YAML file")
-    p.add_argument("--fuse", action=argparse.BooleanOptionalAction, default=None,
-                   help="train compatible GPU runs as fused groups, one task per group (default: the "
-                        "spec's train.fuse); CPU runs and grids that compare timings stay solo")
+    add_spec_options(p)
     p.add_argument("--run-name", default=None, help="run name (default: <spec name>-<timestamp>)")
     p.add_argument("--namespace", default=None, help="user namespace (multi-user Kubeflow)")
-    p.add_argument("--parallelism", type=int, default=1, help="runs of one loop executing at once")
-    p.add_argument("--publish-to", default=None, metavar="URL",
-                   help=f"store URL the report task uploads the bundle to, '' for none (default: {_publish_default()})")
-    p.add_argument("--pin-digests", action="store_true",
-                   help="name every image by the digest its registry holds now (name@sha256:...), not by tag")
+    _add_pipeline_options(p)
     p.add_argument("--no-preflight", dest="preflight", action="store_false",
                    help="skip the pre-flight check of images and datasets")
     p.add_argument("--wait", action="store_true", help="wait for the run to end and show its state changes")
@@ -135,10 +129,7 @@ def register(sub) -> None:
     p.add_argument("--local", action="store_true", help="run here with kfp.local (required; see dlbench submit)")
     p.add_argument("--runner", default="subprocess", choices=["subprocess", "docker"],
                    help="subprocess: this venv; docker: each component in its image (Docker or podman API)")
-    p.add_argument("--spec", default="quick", help="preset name or a YAML file")
-    p.add_argument("--fuse", action=argparse.BooleanOptionalAction, default=None,
-                   help="train compatible GPU runs as fused groups, one task per group (default: the "
-                        "spec's train.fuse); CPU runs and grids that compare timings stay solo")
+    add_spec_options(p)
     p.add_argument("--store", default=None, help=STORE_HELP)
     p.add_argument("--create-bucket", action="store_true", help="create the S3 bucket when it does not exist")
     p.add_argument("--work", default="runs/kfp-local", metavar="DIR",

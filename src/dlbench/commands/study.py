@@ -1,10 +1,8 @@
 from __future__ import annotations
 
-import argparse
-
 
 def register(sub) -> None:
-    from dlbench.cli import add_command
+    from dlbench.cli import add_command, add_spec_options
 
     p = add_command(
         sub, "study", "run every step of a study spec in this process, into one folder",
@@ -14,7 +12,7 @@ def register(sub) -> None:
         epilog="examples:\n  dlbench study --spec quick                 # into runs/quick\n"
                "  dlbench study --spec quick --resume        # again: skip the runs already done\n"
                "  dlbench study --spec my-study.yaml --out runs/try2")
-    p.add_argument("--spec", default="quick", help="preset name (quick, reference) or a YAML file")
+    add_spec_options(p, "one model per group")
     p.add_argument("--out", default=None, metavar="DIR",
                    help="study output folder (default: runs/<the spec's name>, e.g. runs/quick)")
     mode = p.add_mutually_exclusive_group()
@@ -26,9 +24,6 @@ def register(sub) -> None:
     from dlbench.commands.pipeline import SMOKE_HELP
 
     p.add_argument("--smoke", action="store_true", help=SMOKE_HELP)
-    p.add_argument("--fuse", action=argparse.BooleanOptionalAction, default=None,
-                   help="train compatible GPU runs as fused groups, one model per group (default: the spec's "
-                        "train.fuse); CPU runs and grids that compare timings stay solo")
     p.set_defaults(func=run)
 
 
