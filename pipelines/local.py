@@ -38,12 +38,13 @@ from typing import Any
 
 from dlbench.errors import DeviceError, StepFailed
 from dlbench.io import read_json
+from dlbench.layout import INDEX_NAME, write_index
 from dlbench.log import ANSI, PROGRESS_LOGGER, Console, describe_config, task_header
+from dlbench.plan import Plan, build_plan
 from dlbench.spec import StudySpec
 from dlbench.store import BINARY_SUFFIXES, MANIFEST_NAME, LocalStore, StoreError, open_store
-from dlbench.study import write_index
 from pipelines import PipelineError
-from pipelines.study import build_pipeline, describe_plan, pipeline_name, plan
+from pipelines.study import build_pipeline, pipeline_name
 
 RUNNERS = ("subprocess", "docker")
 
@@ -194,12 +195,13 @@ def failed_records(bundle: Path) -> list[str]:
     return out
 
 
-def check_gpu_here(p: dict[str, Any]) -> None:
+def check_gpu_here(p: Plan) -> None:
     """kfp.local runs every task on this machine: a spec with GPU runs needs a GPU here, checked before any
     work (the ONNX step records absent GPU providers as unavailable, so it does not count)."""
-    gpu_runs = len(p["train_gpu"]) + sum(len(t) for t in p.get("train_gpu_fused", []))
+    gpu_runs = sum(len(t.configs) for t in p.train if t.gpu)
+    svm_gpu = len(p.group("svm_gpu"))
     need = [f"{gpu_runs} train run(s) on cuda"] if gpu_runs else []
-    need += [f"{len(p['svm_gpu'])} cuML SVM run(s)"] if p["svm_gpu"] else []
+    need += [f"{svm_gpu} cuML SVM run(s)"] if svm_gpu else []
     if not need:
         return
     import torch
@@ -215,13 +217,13 @@ def run_local(spec: StudySpec, store_url: str | os.PathLike = "runs/pipeline", r
               log: Callable[[str], Any] | None = None, verbose: bool = False,
               console: Console | None = None) -> dict[str, Any]:
     """Run ``spec`` through kfp.local; upload the bundle and weights to ``store_url``; return a summary."""
-    p = plan(spec)
+    p = build_plan(spec)
     check_gpu_here(p)
     store = open_store(store_url, create_bucket=create_bucket)  # a bad store fails before hours of training
     runner_obj = make_runner(runner, spec)
     console = console or Console()
     log = log or console.line
-    log(f"pipeline {pipeline_name(spec)}: {describe_plan(spec)}; results to {store.describe()}")
+    log(f"pipeline {pipeline_name(spec)}: {p.describe()}; results to {store.describe()}")
     from kfp import local
 
     work = Path(work_dir).absolute()
@@ -229,8 +231,8 @@ def run_local(spec: StudySpec, store_url: str | os.PathLike = "runs/pipeline", r
     local.init(runner=runner_obj, pipeline_root=str(work), raise_on_error=True)
     fn = build_pipeline(spec, parallelism=parallelism, publish_to="", retries=False)
     docker_tasks = docker_tasks_removed_after_exit() if runner == "docker" else contextlib.nullcontext()
-    totals = {"data": 1, "train": len(p["train_cpu"]) + len(p["train_gpu"]),
-              "svm": len(p["svm_cpu"]) + len(p["svm_gpu"]), "profile": 1, "onnx": 1, "report": 1}
+    totals = {"data": 1, "train": len(p.group("train_cpu")) + len(p.group("train_gpu")), "svm": len(p.svm),
+              "profile": 1, "onnx": 1, "report": 1}
     output = RunOutput(console, work, totals, verbose=verbose)
     try:
         with docker_tasks, output.capturing():
@@ -280,14 +282,14 @@ def publish_run(run_dir: str | os.PathLike, store, bundle: Path | None = None, l
 
 def _publish(run_dir: Path, store, bundle: Path, log: Callable[[str], Any]) -> dict[str, Any]:
     run_name = run_dir.name
-    index = write_index(run_dir, run_dir / "index.json", exclude=bundle)
+    index = write_index(run_dir, run_dir / INDEX_NAME, exclude=bundle)
     abort = getattr(store, "abort_incomplete", None)
     if abort:  # what an upload cut short by a dead server may have left on a server that keeps it
         abort(run_name, quick=True)
     with tempfile.TemporaryDirectory(prefix="dlbench-publish-", dir=run_dir.parent) as tmp:
         stage = Path(tmp) / run_name
         shutil.copytree(bundle, stage)
-        shutil.copy2(index, stage / "index.json")
+        shutil.copy2(index, stage / INDEX_NAME)
         models = model_files(run_dir, exclude=bundle)
         for src, key in models:
             dest = stage / key
@@ -300,11 +302,11 @@ def _publish(run_dir: Path, store, bundle: Path, log: Callable[[str], Any]) -> d
                          + (f" and {len(problems) - 3} more" if len(problems) > 3 else ""), "publish it again")
     if isinstance(store, LocalStore):
         keep_one_copy(store.root / run_name, [(bundle / f["path"], f["path"]) for f in manifest["files"]]
-                      + [(src, key) for src, key in models] + [(index, "index.json")])
+                      + [(src, key) for src, key in models] + [(index, INDEX_NAME)])
     return {"run": run_name, "store": store.describe(run_name),
             "report": store.describe(f"{run_name}/report/report.html"), "files": len(manifest["files"]),
             "bytes": manifest["total_bytes"], "models": len(models), "failed": failed_records(bundle),
-            "index": store.describe(f"{run_name}/index.json")}
+            "index": store.describe(f"{run_name}/{INDEX_NAME}")}
 
 
 def verify_stored(store, prefix: str) -> list[str]:

@@ -33,40 +33,15 @@ from pathlib import Path
 from typing import Any
 
 from dlbench.errors import SpecError
-from dlbench.spec import StudySpec, load_spec, require_runs
+from dlbench.plan import build_plan
+from dlbench.spec import StudySpec, load_spec
 
 DEFAULT_YAML = Path(__file__).with_name("study_pipeline.yaml")
-GPU_PROVIDERS = {"cuda", "tensorrt"}
 RETRY = {"num_retries": 2, "backoff_duration": "60s", "backoff_factor": 2.0, "backoff_max_duration": "600s"}
 
 
 def pipeline_name(spec: StudySpec) -> str:
     return "dlbench-" + (re.sub(r"[^a-z0-9-]+", "-", spec.name.lower()).strip("-") or "study")
-
-
-def plan(spec: StudySpec) -> dict[str, Any]:
-    """What the pipeline will run, grouped by where it runs. Raises SpecError for a study with no runs.
-
-    With ``train.fuse`` compatible GPU runs form groups (``train_gpu_fused``: lists of configs, each
-    group one task training one fused model); see :func:`dlbench.spec.train_tasks`.
-    """
-    from dlbench.spec import train_tasks
-
-    train, svm = require_runs(spec)
-    tasks = train_tasks(spec)
-    solo = [t[0] for t in tasks if len(t) == 1]
-    models = list(dict.fromkeys(spec.profile.models or spec.model_names()))
-    onnx_models = list(dict.fromkeys(spec.onnx.models or spec.model_names()))
-    return {
-        "train_cpu": [c for c in solo if c.device == "cpu"],
-        "train_gpu": [c for c in solo if c.device == "cuda"],
-        "train_gpu_fused": [t for t in tasks if len(t) > 1],
-        "svm_cpu": [c for c in svm if c.backend != "cuml"],
-        "svm_gpu": [c for c in svm if c.backend == "cuml"],
-        "profile_models": models,
-        "onnx_models": onnx_models,
-        "onnx_gpu": bool(GPU_PROVIDERS & set(spec.onnx.providers)),
-    }
 
 
 def plain(value: Any) -> Any:
@@ -83,8 +58,9 @@ def as_json(model) -> Any:
     return plain(json.loads(model.model_dump_json()))
 
 
-def _items(configs: list) -> list[dict[str, Any]]:
-    return [{"configs": [as_json(c) for c in c_]} if isinstance(c_, list) else as_json(c_) for c_ in configs]
+def _items(tasks: list) -> list[dict[str, Any]]:
+    """The loop items of a group: a run's config, or a fused group's ``{"configs": [...]}``."""
+    return [{"configs": [as_json(c) for c in t.configs]} if t.fused else as_json(t.configs[0]) for t in tasks]
 
 
 def build_pipeline(spec: StudySpec, parallelism: int = 1, publish_to: str | None = None, retries: bool = True):
@@ -93,9 +69,9 @@ def build_pipeline(spec: StudySpec, parallelism: int = 1, publish_to: str | None
     ``retries=False`` leaves the retry policies out: kfp 2.17's local runner honours them, backoff
     included, and on this machine a failure is rarely transient (``dlbench run --local`` uses it).
     """
-    from kfp import dsl, kubernetes
+    from kfp import dsl
 
-    from components import gpu, storage
+    from components import storage
     from components.data_component import data
     from components.onnx_component import onnx_cpu, onnx_gpu
     from components.profile_component import profile
@@ -105,15 +81,9 @@ def build_pipeline(spec: StudySpec, parallelism: int = 1, publish_to: str | None
 
     if parallelism < 1:
         raise SpecError(f"parallelism must be at least 1 (got {parallelism})")
-    p = plan(spec)
+    p = build_plan(spec)
     spec_json = as_json(spec)
     default_publish = storage.STORE_URL if publish_to is None else publish_to
-
-    def on_gpu(task):
-        task.set_accelerator_type(gpu.ACCELERATOR).set_accelerator_limit(gpu.ACCELERATOR_LIMIT)
-        kubernetes.add_node_selector(task, gpu.NODE_SELECTOR_KEY, gpu.NODE_SELECTOR_VALUE)
-        kubernetes.add_toleration(task, **gpu.TOLERATION)
-        return task
 
     def retry(task, **policy):
         return task.set_retry(**(policy or RETRY)) if retries else task
@@ -131,11 +101,10 @@ def build_pipeline(spec: StudySpec, parallelism: int = 1, publish_to: str | None
         d = data(data_spec=spec_json["data"], seed=spec.seed).set_display_name("data")
         retry(d)
         if is_store_url(spec.data.root):  # the datasets come from the store: the task needs its keys
-            kubernetes.use_secret_as_env(d, storage.S3_SECRET, storage.S3_SECRET_ENV, optional=True)
-            kubernetes.use_config_map_as_env(d, storage.S3_CONFIG, storage.S3_CONFIG_ENV, optional=True)
+            _with_store_keys(d)
         collected: dict[str, Any] = {}
         for group, (component, needs_gpu) in components.items():
-            runs = p[group]
+            runs = p.group(group)
             if not runs:
                 continue
             with dsl.ParallelFor(items=_items(runs), parallelism=parallelism) as item:
@@ -144,33 +113,54 @@ def build_pipeline(spec: StudySpec, parallelism: int = 1, publish_to: str | None
                 t.set_display_name(group.replace("_", " "))
                 timing(t)
                 if needs_gpu:
-                    on_gpu(t)
+                    _on_gpu(t)
             collected[group] = t.outputs["run"]  # a fresh dsl.Collected per consumer (KFP needs that)
 
-        prof = profile(models=p["profile_models"], stem=spec.train.stem,
-                       input_sizes=list(spec.profile.input_sizes), in_channels=list(spec.profile.in_channels),
-                       batch_size=spec.profile.batch_size)
+        pt = p.profile
+        prof = profile(models=list(pt.models), stem=pt.stem, input_sizes=list(pt.input_sizes),
+                       in_channels=list(pt.in_channels), batch_size=pt.batch_size)
         retry(prof.set_display_name("profile"))
 
-        onnx_component = onnx_gpu if p["onnx_gpu"] else onnx_cpu
-        onnx_settings = {**spec_json["onnx"], "stem": spec.train.stem}
-        onnx_settings.pop("models", None)
-        o = onnx_component(models=p["onnx_models"], settings=onnx_settings,
+        onnx_component = onnx_gpu if p.onnx.gpu else onnx_cpu
+        o = onnx_component(models=list(p.onnx.models), settings=as_json(p.onnx.settings),
                            **{k: dsl.Collected(v) for k, v in collected.items() if k.startswith("train_")})
         o.set_display_name("onnx")
         timing(o)
-        if p["onnx_gpu"]:
-            on_gpu(o)
+        if p.onnx.gpu:
+            _on_gpu(o)
 
         r = report(spec=spec_json, publish_to=publish_to, run_name=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
                    data=d.outputs["split"], profile=prof.outputs["result"], onnx=o.outputs["result"],
                    **{k: dsl.Collected(v) for k, v in collected.items()})
         retry(r.set_display_name("report").set_caching_options(False), num_retries=1, backoff_duration="30s")
-        kubernetes.use_secret_as_env(r, storage.S3_SECRET, storage.S3_SECRET_ENV, optional=True)
-        kubernetes.use_config_map_as_env(r, storage.S3_CONFIG, storage.S3_CONFIG_ENV, optional=True)
+        _with_store_keys(r)
         return r.outputs["study"]
 
     return study
+
+
+def _on_gpu(task):
+    """One GPU, on a GPU node (``components.gpu``)."""
+    from kfp import kubernetes
+
+    from components import gpu
+
+    task.set_accelerator_type(gpu.ACCELERATOR).set_accelerator_limit(gpu.ACCELERATOR_LIMIT)
+    kubernetes.add_node_selector(task, gpu.NODE_SELECTOR_KEY, gpu.NODE_SELECTOR_VALUE)
+    kubernetes.add_toleration(task, **gpu.TOLERATION)
+    return task
+
+
+def _with_store_keys(task):
+    """The store's endpoint and keys as environment variables, from the Secret and ConfigMap of
+    ``components.storage`` (names only in the YAML)."""
+    from kfp import kubernetes
+
+    from components import storage
+
+    kubernetes.use_secret_as_env(task, storage.S3_SECRET, storage.S3_SECRET_ENV, optional=True)
+    kubernetes.use_config_map_as_env(task, storage.S3_CONFIG, storage.S3_CONFIG_ENV, optional=True)
+    return task
 
 
 def is_store_url(root: str | None) -> bool:
@@ -232,15 +222,8 @@ def compile_spec(name_or_path: str, out: str | Path, **kwargs) -> Path:
 
 
 def describe_plan(spec: StudySpec) -> str:
-    p = plan(spec)
-    parts = [f"{len(p[g])} {g.replace('_', ' ')}" for g in ("train_cpu", "train_gpu", "svm_cpu", "svm_gpu") if p[g]]
-    if p["train_gpu_fused"]:
-        runs = sum(len(t) for t in p["train_gpu_fused"])
-        parts.insert(2, f"{runs} train gpu in {len(p['train_gpu_fused'])} fused groups")
-    parts.append(f"profile {len(p['profile_models'])} models")
-    parts.append(f"onnx {len(p['onnx_models'])} models on {'GPU' if p['onnx_gpu'] else 'CPU'}")
-    return ", ".join(parts)
+    return build_plan(spec).describe()
 
 
 __all__ = ["DEFAULT_YAML", "build_pipeline", "compile_pipeline", "compile_spec", "describe_plan", "image_mapping",
-           "is_store_url", "pipeline_name", "plan"]
+           "is_store_url", "pipeline_name"]

@@ -27,9 +27,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from dlbench.plan import build_plan
 from dlbench.spec import StudySpec
 from pipelines import PipelineError
-from pipelines.study import compile_pipeline, pipeline_name, plan
+from pipelines.study import compile_pipeline, pipeline_name
 
 FINAL_STATES = {"SUCCEEDED", "SKIPPED", "FAILED", "CANCELED"}
 TOKEN_ENV = "KFP_TOKEN"
@@ -160,7 +161,7 @@ def submit(spec: StudySpec, host: str, experiment: str = "dlbench", run_name: st
     """Compile ``spec`` (pre-flight checked), upload or reuse its pipeline version, create a run; return ids
     and the UI link. Nothing reaches the KFP API when the pre-flight fails."""
     host = normalise_host(host)
-    plan(spec)
+    build_plan(spec)  # a spec with no runs is refused before anything is sent
     name = pipeline_name(spec)
     with tempfile.TemporaryDirectory(prefix="dlbench-submit-") as tmp:
         yaml_path = compile_pipeline(spec, Path(tmp) / f"{name}.yaml", parallelism=parallelism, publish_to=publish_to,

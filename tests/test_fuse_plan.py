@@ -82,11 +82,12 @@ def test_reference_fast_fuses_the_accuracy_grids_and_keeps_the_timing_grids():
 
 def test_pipeline_runs_each_group_as_one_task(tmp_path):
     pytest.importorskip("kfp")
-    from pipelines.study import compile_pipeline, describe_plan, plan
+    from dlbench.plan import build_plan
+    from pipelines.study import compile_pipeline, describe_plan
 
     spec = parse_spec(sweep_spec(fuse=True))
-    p = plan(spec)
-    assert [len(t) for t in p["train_gpu_fused"]] == [6, 6]
+    p = build_plan(spec)
+    assert [len(t.configs) for t in p.group("train_gpu_fused")] == [6, 6]
     assert "12 train gpu in 2 fused groups" in describe_plan(spec)
     out = compile_pipeline(spec, tmp_path / "fused.yaml")
     pipeline, *_ = yaml.safe_load_all(out.read_text())

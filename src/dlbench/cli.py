@@ -100,14 +100,6 @@ def add_command(sub, name: str, help: str, description: str | None = None, epilo
                           formatter_class=HelpFormatter)
 
 
-def add_spec_options(p, groups: str = "one task per group") -> None:
-    """``--spec`` and ``--fuse`` of the commands that run a whole study (study, compile, submit, run)."""
-    p.add_argument("--spec", default="quick", help="preset name (quick, reference) or a YAML file")
-    p.add_argument("--fuse", action=argparse.BooleanOptionalAction, default=None,
-                   help=f"train compatible GPU runs as fused groups, {groups} (default: the spec's train.fuse); "
-                        "CPU runs and grids that compare timings stay solo")
-
-
 def add_split_options(p) -> None:
     """``--split``, ``--out`` and ``--dataset`` of a step that reads a `dlbench data` split (train, svm)."""
     p.add_argument("--split", required=True, help="data-step folder (holds split.npz and manifest.json)")

@@ -14,8 +14,9 @@ import torch
 
 from dlbench import cli
 from dlbench.errors import DataError, DeviceError, SpecError, StepFailed
+from dlbench.layout import find_train_checkpoint
 from dlbench.models import MODELS, create_model
-from dlbench.onnxrt import PROVIDERS, find_train_checkpoint, run_onnx
+from dlbench.onnxrt import PROVIDERS, run_onnx
 from dlbench.onnxrt.export import read_state_dict
 from dlbench.record import load_record
 
@@ -253,22 +254,21 @@ def test_find_train_checkpoint_picks_best_finished_run_of_that_model(tmp_path):
 
 def test_study_profiles_once_and_exports_each_model_with_its_checkpoint(tmp_path, monkeypatch):
     import dlbench.onnxrt.step
+    from dlbench.layout import StudyLayout
+    from dlbench.plan import build_plan
+    from dlbench.runner import run_onnx_task, run_profile_task
     from dlbench.spec import parse_spec
-    from dlbench.study import run_profile_and_onnx
 
     spec = parse_spec({"train": {"grids": [{"models": ["resnet18", "resnet50"]}]},
                        "onnx": {"batch_sizes": [1, 2], "warmup": 0, "iterations": 2}})
+    lay = StudyLayout(tmp_path)
     _train_record(tmp_path / "train" / "r18", "resnet18", "imagenet", 0.9)
     calls = []
     monkeypatch.setattr(dlbench.onnxrt.step, "run_onnx", lambda *a, **k: calls.append((a, k)) or {})
-    done = []
-
-    def attempt(step, label, fn, *args, **kwargs):
-        done.append((step, label))
-        return fn(*args, **kwargs)
-
-    run_profile_and_onnx(spec, tmp_path, attempt)
-    assert done == [("profile", "profile"), ("onnx", "resnet18"), ("onnx", "resnet50")]
+    plan = build_plan(spec)
+    assert run_profile_task(plan.profile, lay.profile, print).ok
+    outcomes = run_onnx_task(plan.onnx, lay.runs("train"), lay.onnx_root, print)
+    assert list(outcomes) == ["resnet18", "resnet50"] and all(o.ok for o in outcomes.values())
     rows = load_record(tmp_path / "profile")["metrics"]["rows"]
     assert [r["model"] for r in rows] == ["resnet18", "resnet50"]
     (a18, k18), (a50, k50) = calls
@@ -283,7 +283,7 @@ def test_study_profiles_once_and_exports_each_model_with_its_checkpoint(tmp_path
     spec = parse_spec({"train": {"grids": [{"models": ["resnet18"], "input_size": [64], "in_channels": [3]}]},
                        "onnx": {"input_size": 64, "in_channels": 3}})
     calls.clear()
-    run_profile_and_onnx(spec, tmp_path, attempt)
+    run_onnx_task(build_plan(spec).onnx, lay.runs("train"), lay.onnx_root, print)
     ((_, k),) = calls
     assert k["checkpoint"] == tmp_path / "train" / "r18-64" / "best.pt"
     assert (k["input_size"], k["in_channels"]) == (64, 3)

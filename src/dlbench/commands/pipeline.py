@@ -6,6 +6,7 @@ handlers only, so ``dlbench --help`` and the step commands work without kfp inst
 
 from __future__ import annotations
 
+import argparse
 import importlib
 import os
 
@@ -59,21 +60,27 @@ def _check_parallelism(n: int) -> None:
         raise DlbenchError(f"--parallelism must be at least 1 (got {n})", "1 runs one task of a loop at a time")
 
 
-def _add_pipeline_options(p) -> None:
-    """The options compile and submit share: how the pipeline is built."""
-    p.add_argument("--parallelism", type=int, default=1,
-                   help="runs of one loop executing at once (more disturbs timings on shared nodes)")
-    p.add_argument("--publish-to", default=None, metavar="URL",
-                   help="default of the pipeline's publish_to parameter: the store URL the report task uploads the "
-                        f"run's bundle to, '' for none (default: {_publish_default()})")
+def add_spec_options(p, groups: str = "one task per group") -> None:
+    """``--spec`` and ``--fuse``, the same on every command that plans a study."""
+    p.add_argument("--spec", default="quick", help="preset name (quick, reference) or a YAML file")
+    p.add_argument("--fuse", action=argparse.BooleanOptionalAction, default=None,
+                   help=f"train compatible GPU runs as fused groups, {groups} (default: the spec's train.fuse); "
+                        "CPU runs and grids that compare timings stay solo")
+
+
+def _add_image_options(p) -> None:
     p.add_argument("--pin-digests", action="store_true",
                    help="name every image by the digest its registry holds now (name@sha256:...), not by tag")
 
 
 def register(sub) -> None:
-    from dlbench.cli import add_command, add_spec_options, finite_float
+    for add in (_register_compile, _register_submit, _register_run, _register_publish, _register_fetch):
+        add(sub)
 
-    # ------------------------------------------------------------------ compile
+
+def _register_compile(sub) -> None:
+    from dlbench.cli import add_command
+
     p = add_command(
         sub, "compile", "compile the study pipeline of a spec to KFP v2 YAML",
         description="Build the KFP v2 pipeline of a study spec (one task per train and SVM config, GPU tasks "
@@ -86,13 +93,21 @@ def register(sub) -> None:
     add_spec_options(p)
     p.add_argument("--out", default=None, metavar="FILE",
                    help=f"where to write the YAML (default: {COMPILE_DIR}/<spec name>.yaml)")
+    _add_image_options(p)
     p.add_argument("--check", action="store_true",
                    help="pre-flight before writing: every image resolves in its registry, the spec's datasets "
                         "in the store exist (what dlbench submit checks)")
-    _add_pipeline_options(p)
+    p.add_argument("--parallelism", type=int, default=1,
+                   help="runs of one loop executing at once (more disturbs timings on shared nodes)")
+    p.add_argument("--publish-to", default=None, metavar="URL",
+                   help="default of the pipeline's publish_to parameter: the store URL the report task uploads the "
+                        f"run's bundle to, '' for none (default: {_publish_default()})")
     p.set_defaults(func=run_compile)
 
-    # ------------------------------------------------------------------ submit
+
+def _register_submit(sub) -> None:
+    from dlbench.cli import add_command, finite_float
+
     p = add_command(
         sub, "submit", "send the study pipeline to a KFP API and start a run",
         description="Compile the spec's pipeline, upload it to KFP (or reuse the version with the same content), "
@@ -108,7 +123,10 @@ def register(sub) -> None:
     add_spec_options(p)
     p.add_argument("--run-name", default=None, help="run name (default: <spec name>-<timestamp>)")
     p.add_argument("--namespace", default=None, help="user namespace (multi-user Kubeflow)")
-    _add_pipeline_options(p)
+    p.add_argument("--parallelism", type=int, default=1, help="runs of one loop executing at once")
+    p.add_argument("--publish-to", default=None, metavar="URL",
+                   help=f"store URL the report task uploads the bundle to, '' for none (default: {_publish_default()})")
+    _add_image_options(p)
     p.add_argument("--no-preflight", dest="preflight", action="store_false",
                    help="skip the pre-flight check of images and datasets")
     p.add_argument("--wait", action="store_true", help="wait for the run to end and show its state changes")
@@ -117,7 +135,10 @@ def register(sub) -> None:
                    "(default: wait until the run ends)")
     p.set_defaults(func=run_submit)
 
-    # ------------------------------------------------------------------ run --local
+
+def _register_run(sub) -> None:
+    from dlbench.cli import add_command
+
     p = add_command(
         sub, "run", "run the study pipeline on this machine with kfp.local",
         description="Run the same pipeline a cluster runs, here: kfp.local's SubprocessRunner executes every "
@@ -141,7 +162,10 @@ def register(sub) -> None:
     p.add_argument("--smoke", action="store_true", help=SMOKE_HELP)
     p.set_defaults(func=run_local)
 
-    # ------------------------------------------------------------------ publish
+
+def _register_publish(sub) -> None:
+    from dlbench.cli import add_command
+
     p = add_command(
         sub, "publish", "upload a finished kfp.local run to the store again (after a failed upload)",
         description="Upload the run a dlbench run --local left in its --work folder (report, records and "
@@ -155,7 +179,10 @@ def register(sub) -> None:
     p.add_argument("--create-bucket", action="store_true", help="create the S3 bucket when it does not exist")
     p.set_defaults(func=run_publish)
 
-    # ------------------------------------------------------------------ fetch
+
+def _register_fetch(sub) -> None:
+    from dlbench.cli import add_command
+
     p = add_command(
         sub, "fetch", "download a run's report and records from the store, verified",
         description="Find the run in the store (a name from dlbench run --local, or a KFP run id whose report "
@@ -297,7 +324,10 @@ def run_fetch(args) -> int:
     summary = fetch_run(store, args.run, args.to, models=args.models, log=get_logger("dlbench.fetch").info)
     print(f"fetched {summary['downloaded']} files ({summary['bytes']:,} bytes), {summary['skipped']} already "
           f"there and verified, from {store.describe(summary['prefix'])} into {args.to}")
-    report = os.path.join(args.to, "report", "report.html")
+    from dlbench.layout import StudyLayout
+    from dlbench.report.step import HTML_NAME
+
+    report = StudyLayout(args.to).report / HTML_NAME
     if os.path.isfile(report):
         print(f"report: {report}")
     return 0

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 
 def register(sub) -> None:
-    from dlbench.cli import add_command, add_spec_options
+    from dlbench.cli import add_command
 
     p = add_command(
         sub, "study", "run every step of a study spec in this process, into one folder",
@@ -12,6 +12,8 @@ def register(sub) -> None:
         epilog="examples:\n  dlbench study --spec quick                 # into runs/quick\n"
                "  dlbench study --spec quick --resume        # again: skip the runs already done\n"
                "  dlbench study --spec my-study.yaml --out runs/try2")
+    from dlbench.commands.pipeline import add_spec_options
+
     add_spec_options(p, "one model per group")
     p.add_argument("--out", default=None, metavar="DIR",
                    help="study output folder (default: runs/<the spec's name>, e.g. runs/quick)")
@@ -31,6 +33,8 @@ def run(args) -> int:
     from pathlib import Path
 
     from dlbench.io import check_out_dir
+    from dlbench.layout import StudyLayout
+    from dlbench.report.step import HTML_NAME
     from dlbench.spec import check_local_inputs, load_spec, require_runs, with_fuse
     from dlbench.study import default_out, prepare_out, run_study
 
@@ -49,8 +53,9 @@ def run(args) -> int:
     for step, v in summary.items():
         print(f"{step}: {v['ok']} ok" + (f", {len(v['failed'])} failed" if v["failed"] else "")
               + (f", {v['skipped']} kept from before" if v.get("skipped") else ""))
+    lay = StudyLayout(out)
     print(f"results: {out}")
-    print(f"runs by id: {out / 'index.json'}")
-    report = out / "report" / "report.html"
+    print(f"runs by id: {lay.index}")
+    report = lay.report / HTML_NAME
     print(f"report: {report}" if report.is_file() else "report: not written (see the errors above)")
     return 1 if failed else 0

@@ -11,7 +11,6 @@ import importlib
 _EXPORTS = {
     "run_onnx": "dlbench.onnxrt.step",
     "check_onnx_args": "dlbench.onnxrt.step",
-    "find_train_checkpoint": "dlbench.onnxrt.export",
     "load_checkpoint": "dlbench.onnxrt.export",
     "PROVIDERS": "dlbench.onnxrt.providers",
 }

@@ -17,8 +17,7 @@ import torch
 from torch import nn
 
 from dlbench.errors import DataError
-from dlbench.io import atomic_path, read_json
-from dlbench.spec import TrainConfig
+from dlbench.io import atomic_path
 
 INPUT_NAME = "input"
 OUTPUT_NAME = "logits"
@@ -144,37 +143,3 @@ def check_onnx(path: str | os.PathLike) -> dict[str, Any]:
             "opset_imports": {o.domain or "ai.onnx": o.version for o in model.opset_import},
             "ir_version": model.ir_version}
 
-
-def find_train_checkpoint(train_root: str | os.PathLike, model: str, stem: str, input_size: int = 28,
-                          in_channels: int = 1) -> tuple[Path, dict] | None:
-    """The best checkpoint (highest ``best_val_accuracy``) of a finished train run of ``model``/``stem``
-    trained on ``in_channels`` x ``input_size`` x ``input_size`` input (the input the export is timed at).
-
-    Looks at ``train_root/*/record.json`` as the train step writes it; its ``outputs.checkpoint.path`` is
-    the file name inside that folder. Returns (path, record) or None when there is none.
-    """
-    best: tuple[float, Path, dict] | None = None
-    for rec_path in sorted(Path(train_root).glob("*/record.json")):
-        try:
-            rec = read_json(rec_path)
-        except (OSError, ValueError):
-            continue
-        cfg = TrainConfig.as_recorded(rec.get("config") or {})  # a run recorded before input_size: 1x28x28
-        ckpt = (rec.get("outputs") or {}).get("checkpoint") or {}
-        if rec.get("status") != "ok" or cfg.get("model") != model or cfg.get("stem", "imagenet") != stem:
-            continue
-        if (cfg["input_size"], cfg["in_channels"]) != (input_size, in_channels):
-            continue
-        if not ckpt.get("path"):
-            continue
-        path = Path(ckpt["path"])
-        if not path.is_absolute():
-            path = rec_path.parent / path
-        if not path.is_file():
-            continue
-        metrics = rec.get("metrics") or {}
-        score = metrics.get("best_val_accuracy", metrics.get("test_accuracy"))
-        score = float(score) if isinstance(score, int | float) else float("-inf")
-        if best is None or score > best[0]:
-            best = (score, path, rec)
-    return (best[1], best[2]) if best else None

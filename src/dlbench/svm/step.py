@@ -134,6 +134,9 @@ def run_svm(config: SvmConfig | dict, split_dir: str | os.PathLike, out_dir: str
     if config.n_train is not None and config.n_train > len(y_train):
         raise SpecError(f"n_train {config.n_train:,} is larger than the training split ({len(y_train):,} images)",
                         f"use at most {len(y_train)}, or leave n_train out to use all of it")
+    if config.n_train is not None and config.n_train < 2:
+        raise SpecError(f"n_train {config.n_train} leaves one image, one class: an SVM needs at least two classes",
+                        "use n_train 10 or more (one image per class), or leave it out to use all of the split")
     backend_cls = get_backend(config.backend)
 
     with step_record("svm", config.model_dump(), out, run_id=config.run_id, device=backend_cls.device) as rec:

@@ -107,9 +107,7 @@ def run_train_group(configs: Sequence[TrainConfig | dict], split_dirs: Sequence[
             torch.cuda.reset_peak_memory_stats(device)
             torch.backends.cudnn.benchmark = True
         engine = FusedEngine(configs, arrays, device)
-        trainer = engine.trainer
         histories: list[list[dict]] = [[] for _ in configs]
-        bests = [{"val_accuracy": -1.0, "epoch": 0} for _ in configs]
         for i, (rec, c, (a, manifest, _)) in enumerate(zip(recs, configs, loaded, strict=True)):
             rec.metrics.update(
                 engine="fused", stem=c.stem, input_shape=c.input_shape, steps_per_epoch=steps, n_train=n_train,
@@ -117,71 +115,89 @@ def run_train_group(configs: Sequence[TrainConfig | dict], split_dirs: Sequence[
                 classes=manifest.get("classes", CLASS_NAMES[c.dataset]), normalization=normalization(c.dataset),
                 resumed_from_epoch=None, history=histories[i], fused_with=[r for r in ids if r != c.run_id],
                 fused_members=n_m, time_shared=True)
-        t_setup = time.perf_counter()
-        engine.setup()
-        setup_seconds = time.perf_counter() - t_setup
-        first_t: dict[str, float] = {}
-
-        def on_first_batch():
-            if not first_t:
-                synchronize(device)
-                first_t["t"] = time.perf_counter() - t_setup
-
-        for epoch in range(first.epochs):
-            desc = f"{first.model} fused x{n_m} epoch {epoch + 1}/{first.epochs}"
-            try:
-                tr = run_epoch(engine, epoch, steps, desc, on_first_batch)
-            except StepFailed as exc:
-                for rec in recs:
-                    rec.metrics["failed_at"] = getattr(exc, "where", None)
-                raise
-            t_eval = time.perf_counter()
-            vals = trainer.evaluate(engine.eval_batches("val"))
-            eval_seconds = time.perf_counter() - t_eval
-            for i, c in enumerate(configs):
-                val = vals[i]
-                entry = epoch_entry(epoch, tr, tr["loss"][i], val, eval_seconds)
-                histories[i].append(entry)
-                if val.accuracy > bests[i]["val_accuracy"]:
-                    bests[i] = {"val_accuracy": val.accuracy, "epoch": epoch + 1}
-                    _save_state(outs[i] / ckpt.BEST_NAME, member_state_dict(trainer.model, i))
-                log(f"{c.run_id} (fused x{n_m}) epoch {epoch + 1}/{c.epochs}: train loss {entry['train_loss']:.4f}, "
-                    f"val loss {val.loss:.4f}, val acc {val.accuracy:.2%}")
-            log(f"fused group of {n_m}: epoch {epoch + 1} {tr['seconds']:.1f} s, "
-                f"{n_m * tr['images'] / tr['seconds']:,.0f} img/s over all members")
-
-        tests = trainer.evaluate(engine.eval_batches("test"))
-        reload = [i for i in range(n_m) if bests[i]["epoch"] and bests[i]["epoch"] != first.epochs]
-        best_tests = {}
-        if reload:
-            for i in reload:
-                load_member_state_dict(trainer.model, i,
-                                       torch.load(outs[i] / ckpt.BEST_NAME, map_location=device, weights_only=True))
-            again = trainer.evaluate(engine.eval_batches("test"))
-            best_tests = {i: again[i].accuracy for i in reload}
-        total = round(time.perf_counter() - t_start, 4)
-        peak = torch.cuda.max_memory_allocated(device) if device.type == "cuda" else None
-        describe = engine.describe()
-        for i, (rec, c) in enumerate(zip(recs, configs, strict=True)):
-            m, h = rec.metrics, histories[i]
-            seconds = [e["seconds"] for e in h]
-            images = sum(e["images"] for e in h)
-            m.update(test_accuracy=tests[i].accuracy, test_loss=tests[i].loss, confusion_matrix=tests[i].confusion,
-                     best_val_accuracy=bests[i]["val_accuracy"], best_epoch=bests[i]["epoch"],
-                     test_accuracy_best_checkpoint=best_tests.get(i, tests[i].accuracy),
-                     train_seconds=round(sum(seconds), 4),
-                     epoch_seconds_mean=round(sum(seconds) / len(seconds), 4) if seconds else None,
-                     images_per_second=round(images / sum(seconds), 2) if seconds else None,
-                     images_per_second_group=round(n_m * images / sum(seconds), 2) if seconds else None,
-                     time_to_first_batch=round(first_t["t"], 4) if first_t else None,
-                     setup_seconds=round(setup_seconds, 4), total_seconds=total,
-                     peak_memory_device_bytes=peak, peak_memory_host_bytes=peak_host_bytes(),
-                     n_parameters=sum(p.numel() for p in trainer.model.parameters()) // n_m,
-                     **describe)
-            m["timing_note"] = (f"shared: this run trained fused with {n_m - 1} other run(s) (fused_with) in one "
-                                "model; seconds, setup, time to first batch and peak memory are the whole group's, "
-                                "images_per_second counts this run's images (images_per_second_group: all "
-                                "members'); validation excluded (eval_seconds)")
-            rec.add_output("checkpoint", outs[i] / ckpt.BEST_NAME)
-            log(f"{c.run_id}: test accuracy {tests[i].accuracy:.2%} (fused x{n_m}, {m['train_seconds']:.1f} s shared)")
+        fit = _fit_group(engine, configs, outs, recs, histories, steps, device, log)
+        _finish_group(engine, configs, outs, recs, histories, fit, t_start, device, log)
     return [r.to_dict() for r in recs]
+
+
+def _fit_group(engine: FusedEngine, configs: list[TrainConfig], outs: list[Path], recs: list, histories: list[list[dict]],
+               steps: int, device: torch.device, log) -> dict[str, Any]:
+    """Set the fused model up and train every epoch: each member's history, best validation accuracy (its
+    ``best.pt`` saved when it improves) and the group's setup and first-batch times."""
+    trainer, first, n_m = engine.trainer, configs[0], len(configs)
+    bests = [{"val_accuracy": -1.0, "epoch": 0} for _ in configs]
+    t_setup = time.perf_counter()
+    engine.setup()
+    setup_seconds = time.perf_counter() - t_setup
+    first_t: dict[str, float] = {}
+
+    def on_first_batch():
+        if not first_t:
+            synchronize(device)
+            first_t["t"] = time.perf_counter() - t_setup
+
+    for epoch in range(first.epochs):
+        desc = f"{first.model} fused x{n_m} epoch {epoch + 1}/{first.epochs}"
+        try:
+            tr = run_epoch(engine, epoch, steps, desc, on_first_batch)
+        except StepFailed as exc:
+            for rec in recs:
+                rec.metrics["failed_at"] = getattr(exc, "where", None)
+            raise
+        t_eval = time.perf_counter()
+        vals = trainer.evaluate(engine.eval_batches("val"))
+        eval_seconds = time.perf_counter() - t_eval
+        for i, c in enumerate(configs):
+            val = vals[i]
+            entry = epoch_entry(epoch, tr, tr["loss"][i], val, eval_seconds)
+            histories[i].append(entry)
+            if val.accuracy > bests[i]["val_accuracy"]:
+                bests[i] = {"val_accuracy": val.accuracy, "epoch": epoch + 1}
+                _save_state(outs[i] / ckpt.BEST_NAME, member_state_dict(trainer.model, i))
+            log(f"{c.run_id} (fused x{n_m}) epoch {epoch + 1}/{c.epochs}: train loss {entry['train_loss']:.4f}, "
+                f"val loss {val.loss:.4f}, val acc {val.accuracy:.2%}")
+        log(f"fused group of {n_m}: epoch {epoch + 1} {tr['seconds']:.1f} s, "
+            f"{n_m * tr['images'] / tr['seconds']:,.0f} img/s over all members")
+    return {"bests": bests, "setup_seconds": setup_seconds, "first_batch": first_t.get("t")}
+
+
+def _finish_group(engine: FusedEngine, configs: list[TrainConfig], outs: list[Path], recs: list,
+                  histories: list[list[dict]], fit: dict[str, Any], t_start: float, device: torch.device, log) -> None:
+    """Test every member (at its last epoch, and at its best checkpoint when that is another epoch) and fill
+    in its record's metrics, times marked as the whole group's."""
+    trainer, first, n_m, bests = engine.trainer, configs[0], len(configs), fit["bests"]
+    setup_seconds, first_t = fit["setup_seconds"], fit["first_batch"]
+    tests = trainer.evaluate(engine.eval_batches("test"))
+    reload = [i for i in range(n_m) if bests[i]["epoch"] and bests[i]["epoch"] != first.epochs]
+    best_tests = {}
+    if reload:
+        for i in reload:
+            load_member_state_dict(trainer.model, i,
+                                   torch.load(outs[i] / ckpt.BEST_NAME, map_location=device, weights_only=True))
+        again = trainer.evaluate(engine.eval_batches("test"))
+        best_tests = {i: again[i].accuracy for i in reload}
+    total = round(time.perf_counter() - t_start, 4)
+    peak = torch.cuda.max_memory_allocated(device) if device.type == "cuda" else None
+    describe = engine.describe()
+    for i, (rec, c) in enumerate(zip(recs, configs, strict=True)):
+        m, h = rec.metrics, histories[i]
+        seconds = [e["seconds"] for e in h]
+        images = sum(e["images"] for e in h)
+        m.update(test_accuracy=tests[i].accuracy, test_loss=tests[i].loss, confusion_matrix=tests[i].confusion,
+                 best_val_accuracy=bests[i]["val_accuracy"], best_epoch=bests[i]["epoch"],
+                 test_accuracy_best_checkpoint=best_tests.get(i, tests[i].accuracy),
+                 train_seconds=round(sum(seconds), 4),
+                 epoch_seconds_mean=round(sum(seconds) / len(seconds), 4) if seconds else None,
+                 images_per_second=round(images / sum(seconds), 2) if seconds else None,
+                 images_per_second_group=round(n_m * images / sum(seconds), 2) if seconds else None,
+                 time_to_first_batch=round(first_t, 4) if first_t is not None else None,
+                 setup_seconds=round(setup_seconds, 4), total_seconds=total,
+                 peak_memory_device_bytes=peak, peak_memory_host_bytes=peak_host_bytes(),
+                 n_parameters=sum(p.numel() for p in trainer.model.parameters()) // n_m,
+                 **describe)
+        m["timing_note"] = (f"shared: this run trained fused with {n_m - 1} other run(s) (fused_with) in one "
+                            "model; seconds, setup, time to first batch and peak memory are the whole group's, "
+                            "images_per_second counts this run's images (images_per_second_group: all "
+                            "members'); validation excluded (eval_seconds)")
+        rec.add_output("checkpoint", outs[i] / ckpt.BEST_NAME)
+        log(f"{c.run_id}: test accuracy {tests[i].accuracy:.2%} (fused x{n_m}, {m['train_seconds']:.1f} s shared)")

@@ -1,0 +1,133 @@
+"""Run one task of a plan (:mod:`dlbench.plan`) into given folders, with the one failure policy both runners
+share (``dlbench study`` and the pipeline's components).
+
+Failure policy: a step that fails for a reason a user can act on (a :class:`~dlbench.errors.DlbenchError`:
+bad config, NaN loss, a device that is not there, a split that is missing) is logged in one line and keeps
+a ``record.json`` with ``status: failed`` (one is written here when the step refused before opening its
+own), so the report shows it; the caller goes on with what does not depend on it. Anything else (out of
+memory, a bug) propagates: the study stops, and in a pipeline the task fails and KFP's retry policy applies.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from dlbench.errors import DlbenchError
+from dlbench.layout import find_train_checkpoint, read_record
+from dlbench.log import get_logger
+from dlbench.plan import DataTask, OnnxTask, ProfileTask, SvmTask, TrainTask
+from dlbench.record import record_refusal
+
+_log = get_logger("dlbench.runner")
+Log = Callable[[str], Any]
+
+
+@dataclass
+class Outcome:
+    """What became of one task: the step's return value when it ran, else the one-line error."""
+
+    ok: bool
+    result: Any = None
+    error: str | None = None
+    failed_runs: list[str] = field(default_factory=list)
+
+
+def run_task(step: str, label: str, fn: Callable[..., Any], *args: Any,
+             refusal: dict[str, Any] | None = None, **kwargs: Any) -> Outcome:
+    """``fn(*args, **kwargs)`` under the failure policy. ``refusal`` (config, out_dir, run_id, device) is
+    where a run refused before opening its record gets a failed one."""
+    try:
+        return Outcome(True, fn(*args, **kwargs))
+    except DlbenchError as exc:
+        _log.error(f"{step} {label} failed: {exc.one_line()} (recorded; the report will show it)")
+        if refusal is not None:
+            record_refusal(exc, step, **refusal)
+        return Outcome(False, error=exc.one_line(), failed_runs=[label])
+
+
+def run_data_task(task: DataTask, out: Path, log: Log) -> Outcome:
+    """Split ``task.dataset`` into ``out`` (split.npz, manifest.json, record.json)."""
+    from dlbench.data.step import run_data
+
+    s = task.settings
+    return run_task("data", task.label, run_data, task.dataset, out, source=s.source, root=s.root, seed=task.seed,
+                    subsample=s.subsample, fractions=s.fractions, log=log, smoke=task.smoke,
+                    refusal={"config": task.config, "out_dir": out})
+
+
+def run_train_task(task: TrainTask, data_root: Path, outs: list[Path], log: Log,
+                   keep_resume_checkpoint: bool = True) -> Outcome:
+    """Train ``task`` (solo, or its configs as one fused model) on ``data_root/<dataset>/``, member ``i`` into
+    ``outs[i]``. Without ``keep_resume_checkpoint`` a solo run's ``last.pt`` (optimizer state, several times
+    the model) is dropped once the run ended."""
+    if task.fused:
+        from dlbench.train.group import run_train_group
+
+        configs = list(task.configs)
+        try:
+            return Outcome(True, run_train_group(configs, [data_root / c.dataset for c in configs], outs, log=log))
+        except DlbenchError as exc:
+            _log.error(f"train {task.label} failed: {exc.one_line()} (recorded; the report will show it)")
+            for c, o in zip(configs, outs, strict=True):
+                record_refusal(exc, "train", c.model_dump(), o, run_id=c.run_id, device=c.device)
+            return Outcome(False, error=exc.one_line(), failed_runs=task.run_ids)
+    from dlbench.train import run_train
+
+    (cfg,), (out,) = task.configs, outs
+    outcome = run_task("train", cfg.run_id, run_train, cfg, data_root / cfg.dataset, out, log=log,
+                       refusal={"config": cfg.model_dump(), "out_dir": out, "run_id": cfg.run_id,
+                                "device": cfg.device})
+    if not keep_resume_checkpoint:
+        _drop_resume_checkpoint(out)
+    return outcome
+
+
+def _drop_resume_checkpoint(out: Path) -> None:
+    rec = read_record(out) or {}
+    outputs = rec.get("outputs") or {}
+    last = (outputs.get("last") or {}).get("path")
+    best = (outputs.get("checkpoint") or {}).get("path")
+    if last and (out / last).is_file() and (not best or (out / last).resolve() != (out / best).resolve()):
+        (out / last).unlink()
+
+
+def run_svm_task(task: SvmTask, data_root: Path, out: Path, log: Log) -> Outcome:
+    """Fit and evaluate ``task.config`` on ``data_root/<dataset>/`` into ``out`` (record.json, model.joblib)."""
+    from dlbench.svm import run_svm
+
+    cfg = task.config
+    return run_task("svm", cfg.run_id, run_svm, cfg, data_root / cfg.dataset, out, log=log,
+                    refusal={"config": cfg.model_dump(), "out_dir": out, "run_id": cfg.run_id})
+
+
+def run_profile_task(task: ProfileTask, out: Path, log: Log) -> Outcome:
+    """FLOPs and parameters into ``out`` (profile.csv, profile.json, record.json)."""
+    from dlbench.profile import run_profile
+
+    return run_task("profile", task.label, run_profile, list(task.models), task.stem, list(task.input_sizes),
+                    task.batch_size, out, log=log, in_channels=list(task.in_channels))
+
+
+def run_onnx_task(task: OnnxTask, train_root: Path, out_root: Path, log: Log) -> dict[str, Outcome]:
+    """Every model of ``task`` into ``out_root/<model>/``, exported from the best checkpoint of a finished
+    train run of it in ``train_root/*/`` (at the exported input) or, when there is none, freshly initialised;
+    its record says which."""
+    from dlbench.onnxrt import run_onnx
+
+    s = task.settings
+    outcomes = {}
+    for model in task.models:
+        found = find_train_checkpoint(train_root, model, s.stem, s.input_size, s.in_channels)
+        checkpoint = found[0] if found else None
+        log(f"onnx {model}: " + (f"exporting the best trained checkpoint {checkpoint} ({found[1].get('run_id')})"
+                                 if found else "no finished train run of it; exporting a freshly initialised model"))
+        outcomes[model] = run_task("onnx", model, run_onnx, model, s.stem, out_root / model, checkpoint=checkpoint,
+                                   log=log, **s.run_kwargs())
+    return outcomes
+
+
+__all__ = ["Outcome", "run_data_task", "run_onnx_task", "run_profile_task", "run_svm_task", "run_task",
+           "run_train_task"]
