@@ -1,4 +1,6 @@
-"""Container image names and tags: the one place the Makefile, the KFP components and the docs take them from.
+"""Container image names, tags and build args: the one place the Makefile, the KFP components and the docs
+take them from. One Dockerfile (images/Dockerfile) builds every kind; a kind is the build args it gets
+(``KINDS``, ``build_args``; ``python3 components/images.py cuda --build-args`` prints them for images/build.sh).
 
 No kfp import here, so the Makefile (``python3 components/images.py cpu``), the tests and the
 components all read the same strings. The registry prefix is overridable so a user pushes to their own:
@@ -20,17 +22,43 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
 
 REGISTRY_ENV = "DLBENCH_REGISTRY"
 TAG_ENV = "DLBENCH_IMAGE_TAG"
 DEFAULT_REGISTRY = "ghcr.io/dlbench"
 TAG = "0.1.0"
 
-# kind -> (image name, Dockerfile under images/, what it is for)
+DOCKERFILE = "images/Dockerfile"  # one for every kind; a kind is the build args it gets (build_args)
+
+
+@dataclass(frozen=True)
+class Kind:
+    """One image: its name, what it runs, and what images/Dockerfile builds it from."""
+
+    name: str
+    about: str
+    base_image: str  # BASE_IMAGE: pinned, never :latest
+    pip_index: str = ""  # PIP_EXTRA_INDEX_URL: where pip looks besides PyPI (space-separated)
+    left_out: tuple[str, ...] = ()  # LEFT_OUT: dlbench requirements the image does not install (images/lock.py)
+
+
 KINDS = {
-    "cpu": ("dlbench-cpu", "images/cpu/Dockerfile", "torch (CPU), onnxruntime, scikit-learn: every step on the CPU"),
-    "cuda": ("dlbench-cuda", "images/cuda/Dockerfile", "torch (CUDA 13) + onnxruntime-gpu: train, profile, onnx on a GPU"),
-    "rapids": ("dlbench-rapids", "images/rapids/Dockerfile", "cuML (CUDA 13): the SVM step on a GPU"),
+    # Any Debian/Ubuntu-like base with python3.11 + venv works (CI uses images/debian-base.sh's, as it cannot
+    # pull from a registry). PyTorch's CPU index serves torch 2.14.1+cpu / torchvision 0.29.1+cpu, which sort
+    # above PyPI's CUDA builds of the same versions: the image stays free of ~4 GB of CUDA libraries. CI, which
+    # cannot reach that index, points PIP_EXTRA_INDEX_URL at local wheel indexes and gets the CUDA build.
+    "cpu": Kind("dlbench-cpu", "torch (CPU), onnxruntime, scikit-learn: every step on the CPU",
+                "python:3.11-slim-bookworm", pip_index="https://download.pytorch.org/whl/cpu"),
+    # Any Ubuntu/Debian base with CUDA 13 whose apt has python3 (>= 3.11) and python3-venv; torch's CUDA
+    # libraries come from PyPI with torch's own exact pins. onnxruntime-gpu provides onnxruntime's module.
+    "cuda": Kind("dlbench-cuda", "torch (CUDA 13) + onnxruntime-gpu: train, profile, onnx on a GPU",
+                 "nvidia/cuda:13.0.2-runtime-ubuntu24.04", left_out=("onnxruntime",)),
+    # Any Ubuntu/Debian base with CUDA 13 whose apt has python3 (3.11 to 3.14) and python3-venv; cuML's CUDA
+    # libraries come as pip packages. Only `dlbench svm` (and data) run here.
+    "rapids": Kind("dlbench-rapids", "cuML (CUDA 13): the SVM step on a GPU",
+                   "nvidia/cuda:13.0.2-base-ubuntu24.04", left_out=("torch", "torchvision", "onnxruntime")),
 }
 
 
@@ -52,7 +80,7 @@ def image(kind: str, registry_prefix: str | None = None, image_tag: str | None =
     if kind not in KINDS:
         raise KeyError(f"unknown image kind {kind!r}; known: {', '.join(KINDS)}")
     prefix = (registry_prefix or registry()).rstrip("/")
-    return f"{prefix}/{KINDS[kind][0]}:{image_tag or tag()}"
+    return f"{prefix}/{KINDS[kind].name}:{image_tag or tag()}"
 
 
 def current() -> dict[str, str]:
@@ -61,9 +89,24 @@ def current() -> dict[str, str]:
 
 
 def dockerfile(kind: str) -> str:
-    """Path of the kind's Dockerfile, relative to the repository root."""
+    """Path of the kind's Dockerfile, relative to the repository root (the same for every kind)."""
     image(kind)
-    return KINDS[kind][1]
+    return DOCKERFILE
+
+
+def build_args(kind: str, environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The build args images/Dockerfile takes for a kind (images/build.sh passes them).
+
+    ``$BASE_IMAGE`` and ``$PIP_EXTRA_INDEX_URL`` in ``environ`` (default: the environment) replace the kind's;
+    ``PIP_EXTRA_INDEX_URL`` set to nothing means PyPI only.
+    """
+    image(kind)
+    env = os.environ if environ is None else environ
+    spec = KINDS[kind]
+    return {"KIND": kind,
+            "BASE_IMAGE": env.get("BASE_IMAGE") or spec.base_image,
+            "PIP_EXTRA_INDEX_URL": env.get("PIP_EXTRA_INDEX_URL", spec.pip_index),
+            "LEFT_OUT": " ".join(spec.left_out)}
 
 
 # Resolved once at import: what the components use as base_image.
@@ -73,13 +116,15 @@ CUDA_IMAGE = IMAGES["cuda"]
 RAPIDS_IMAGE = IMAGES["rapids"]
 
 
-if __name__ == "__main__":  # used by the Makefile: python3 components/images.py cpu [--dockerfile|--default]
+if __name__ == "__main__":  # used by the Makefile: python3 components/images.py cpu [--dockerfile|--default|--build-args]
     args = sys.argv[1:]
     if not args or args[0] not in KINDS:
-        sys.exit(f"usage: python3 components/images.py {{{'|'.join(KINDS)}}} [--dockerfile|--default]")
+        sys.exit(f"usage: python3 components/images.py {{{'|'.join(KINDS)}}} [--dockerfile|--default|--build-args]")
     if "--dockerfile" in args:
         print(dockerfile(args[0]))
     elif "--default" in args:  # the name `make images` gives it without DLBENCH_REGISTRY (images/push.sh)
         print(image(args[0], DEFAULT_REGISTRY))
+    elif "--build-args" in args:  # NAME=VALUE lines, one --build-arg each (images/build.sh)
+        print("\n".join(f"{name}={value}" for name, value in build_args(args[0]).items()))
     else:
         print(image(args[0]))

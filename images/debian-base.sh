@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Make a local Debian 12 + Python 3.11 base image for machines that cannot pull from a registry (CI here).
-# The images' Dockerfiles take it as --build-arg BASE_IMAGE=...; on a normal machine the public
+# images/Dockerfile takes it as --build-arg BASE_IMAGE=...; on a normal machine the public
 # python:3.11-slim is used instead and this script is not needed.
 #   images/debian-base.sh [IMAGE]       default IMAGE: localhost/debian-py:bookworm
 # The root filesystem is cached as .cache/debian-py-bookworm.tar (gitignored), so a second run in the

@@ -7,8 +7,9 @@ nothing is installed), constrained to the versions in the current virtualenv so 
 the tests ran. Each image gets every resolved package pinned with ``==``, except:
 - torch's CUDA libraries (nvidia-*, cuda-*, triton): torch's own metadata pins them exactly when the
   CUDA build is installed, and the CPU build (PyTorch's CPU index) has none;
-- onnxruntime in the cuda image, which gets onnxruntime-gpu (CUDA 13 line) instead;
-- torch and torchvision in the rapids image, which runs the SVM step only and gets cuML instead:
+- what a kind leaves out (``left_out`` in components/images.py, which its pip check allows missing):
+  onnxruntime in the cuda image, which gets onnxruntime-gpu (CUDA 13 line) instead; torch, torchvision
+  and onnxruntime in the rapids image, which runs the SVM step only and gets cuML instead:
   a second resolution of cuML for that image's Python (3.12, Ubuntu 24.04) pins cuML's whole tree,
   constrained to the common pins except where cuML needs other versions (pandas: cuDF 26.10 wants < 3.1).
 dlbench itself is installed from the source tree with --no-deps after these.
@@ -23,6 +24,9 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from components.images import KINDS  # noqa: E402
+
 ONNXRUNTIME_GPU = "onnxruntime-gpu==1.31.1"  # first CUDA 13 line is 1.27; 1.31.1 is the newest on PyPI
 CUML = "cuml-cu13==26.10.0"
 RAPIDS_PYTHON = "3.12"  # python3 of the rapids image's base (nvidia/cuda:*-ubuntu24.04)
@@ -82,9 +86,10 @@ def main() -> None:
     common = {n: v for n, v in pins.items() if not TORCH_CUDA_LIBS.match(n)}
     fmt = [f"{n}=={v}" for n, v in sorted(common.items())]
     write("cpu", fmt, "torch's CUDA libraries are left to torch's own pins (the CPU build has none).")
-    write("cuda", [p for p in fmt if not p.startswith("onnxruntime==")] + [ONNXRUNTIME_GPU],
+    write("cuda", [f"{n}=={v}" for n, v in sorted(common.items()) if n not in KINDS["cuda"].left_out]
+          + [ONNXRUNTIME_GPU],
           "onnxruntime-gpu (CUDA 13) replaces onnxruntime; torch's CUDA libraries come with torch's pins.")
-    rapids = {n: v for n, v in common.items() if n not in ("torch", "torchvision", "onnxruntime")}
+    rapids = {n: v for n, v in common.items() if n not in KINDS["rapids"].left_out}
     rapids.update(resolve_cuml(rapids))
     write("rapids", [f"{n}=={v}" for n, v in sorted(rapids.items())],
           f"cuML (CUDA 13) and its tree, resolved for Python {RAPIDS_PYTHON}; no torch, no onnxruntime.")
