@@ -1,23 +1,14 @@
 from __future__ import annotations
 
-import argparse
-import math
-
 
 def _gamma(text: str) -> float | str:
-    if text in ("scale", "auto"):
-        return text
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a number > 0, 'scale' or 'auto' (got {text!r})") from None
-    if not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"must be a finite number > 0, 'scale' or 'auto' (got {text!r})")
-    return value
+    from dlbench.cli import finite_float
+
+    return text if text in ("scale", "auto") else finite_float(text, " > 0, 'scale' or 'auto'")
 
 
 def register(sub) -> None:
-    from dlbench.cli import add_command, finite_float
+    from dlbench.cli import add_command, add_split_options, finite_float
 
     p = add_command(
         sub, "svm", "fit and evaluate one SVM (scikit-learn on the CPU or cuML on the GPU) on a split",
@@ -31,10 +22,7 @@ def register(sub) -> None:
                "'auto' = 1 / n_features, resolved once so every backend gets the same number.\n"
                "example: dlbench svm --split runs/demo/data/fashion-mnist --out runs/demo/svm/rbf "
                "--n-train 10000")
-    p.add_argument("--split", required=True, help="data-step folder (or its split.npz)")
-    p.add_argument("--out", required=True, help="output folder (created)")
-    p.add_argument("--dataset", default=None,
-                   help="dataset name for the record (default: read from the split's manifest.json)")
+    add_split_options(p)
     p.add_argument("--backend", default="auto", choices=["auto", "sklearn", "cuml"], help="SVM implementation")
     p.add_argument("--kernel", default="rbf", choices=["rbf", "poly"], help="kernel")
     p.add_argument("--C", dest="C", type=finite_float, default=10.0, help="regularisation parameter (> 0)")
@@ -50,21 +38,13 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from pathlib import Path
-
-    from dlbench.data.step import split_dataset
-    from dlbench.errors import DataError
+    from dlbench.cli import split_dataset_of
     from dlbench.io import check_out_dir
     from dlbench.log import get_logger
     from dlbench.spec import SvmConfig, validate_model
     from dlbench.svm import run_svm
 
-    dataset = args.dataset
-    split = Path(args.split)
-    if not split.exists():
-        raise DataError(f"--split {split}: folder not found", "run `dlbench data` first and pass its output folder")
-    if dataset is None:
-        dataset = split_dataset(split)
+    dataset = split_dataset_of(args)
     config = validate_model(SvmConfig, {
         "dataset": dataset, "backend": args.backend, "kernel": args.kernel, "C": args.C, "gamma": args.gamma,
         "degree": args.degree, "coef0": args.coef0, "preprocess": args.preprocess, "n_train": args.n_train,

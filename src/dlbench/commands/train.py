@@ -13,7 +13,7 @@ def _default(name: str):
 
 
 def register(sub) -> None:
-    from dlbench.cli import add_command, finite_float
+    from dlbench.cli import add_command, add_split_options, finite_float
 
     p = add_command(
         sub, "train", "train one ResNet configuration on a data-step split",
@@ -28,10 +28,7 @@ def register(sub) -> None:
                "`dlbench study --fuse`, see docs/fused.md). All draw the same batches in the same order from --seed.\n"
                "example: dlbench train --split runs/demo/data/fashion-mnist --out runs/demo/train/r18 "
                "--model resnet18 --batch-size 16 --epochs 4 --device cuda --engine resident --amp bf16")
-    p.add_argument("--split", required=True, help="data-step folder (holds split.npz and manifest.json)")
-    p.add_argument("--out", required=True, help="output folder (created)")
-    p.add_argument("--dataset", default=None,
-                   help="dataset of the split (mnist, fashion-mnist) (default: read from the split's manifest.json)")
+    add_split_options(p)
     p.add_argument("--model", default="resnet18", choices=typing.get_args(ModelName), help="model")
     p.add_argument("--stem", default=_default("stem"), choices=typing.get_args(Stem),
                    help="first layers (imagenet: 7x7/2 conv + max-pool as torchvision; small: 3x3/1 conv, no pool)")
@@ -66,20 +63,13 @@ def register(sub) -> None:
 
 def run(args) -> int:
 
-    from pathlib import Path
-
-    from dlbench.data.step import split_dataset
-    from dlbench.errors import DataError
+    from dlbench.cli import split_dataset_of
     from dlbench.io import check_out_dir
     from dlbench.log import get_logger
     from dlbench.spec import validate_model
     from dlbench.train import run_train
 
-    if not Path(args.split).exists():
-        raise DataError(f"--split {args.split}: folder not found", "give the folder `dlbench data --out` wrote")
-    dataset = args.dataset
-    if dataset is None:
-        dataset = split_dataset(args.split)
+    dataset = split_dataset_of(args)
     config = validate_model(TrainConfig, {
         "dataset": dataset, "model": args.model, "stem": args.stem, "batch_size": args.batch_size,
         "optimizer": args.optimizer, "lr": args.lr, "momentum": args.momentum, "weight_decay": args.weight_decay,
