@@ -45,7 +45,7 @@ test: setup data browser registry  ## run the test suite
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 lint: setup  ## ruff
-	$(BIN)/ruff check src tests components pipelines bench
+	$(BIN)/ruff check src tests components pipelines stores bench
 
 compile: setup  ## compile the quick study's pipeline to pipelines/study_pipeline.yaml (kept in the repo)
 	env -u DLBENCH_REGISTRY -u DLBENCH_IMAGE_TAG $(BIN)/dlbench compile --spec quick --out pipelines/study_pipeline.yaml

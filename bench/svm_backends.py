@@ -4,8 +4,8 @@
     python bench/svm_backends.py --split runs/quick/data/fashion-mnist --backends sklearn,cuml
 
 Every backend gets the identical matrices (pixels / 255 or standardised, float32), the identical
-labels and the identical resolved gamma (dlbench.svm). Times are wall-clock (perf_counter) around one
-fit and one predict of the whole test set; a GPU backend first does an untimed warm-up fit on 200
+labels and the identical resolved gamma (dlbench.svm). Times are wall-clock (dlbench.timing.Stopwatch)
+around one fit and one predict of the whole test set; a GPU backend first does an untimed warm-up fit on 200
 images (its seconds are reported), and its timed fit includes the copy to the device. A speedup is
 reported only when sklearn and another backend both ran; a backend that cannot run is listed with the
 reason. The target of the issue (cuML >= 20x faster than scikit-learn on the full 49,000-image training
@@ -25,20 +25,21 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import json
 import sys
-import time
 from pathlib import Path
 
-import numpy as np
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench_common beside this file (it adds src/)
+import bench_common  # noqa: E402
+import numpy as np  # noqa: E402
 
-from dlbench.data.split import load_split, stratified_indices, stratified_subsample
-from dlbench.data.step import split_manifest
-from dlbench.errors import DlbenchError
-from dlbench.io import read_json
-from dlbench.record import device_info, environment, now_iso
-from dlbench.svm import fit_and_evaluate, get_backend, resolve_gamma
-from dlbench.svm.step import apply_preprocess, fit_preprocess
+from dlbench.data.split import load_split, stratified_subsample  # noqa: E402
+from dlbench.data.step import split_manifest  # noqa: E402
+from dlbench.errors import DlbenchError  # noqa: E402
+from dlbench.io import read_json  # noqa: E402
+from dlbench.record import device_info, environment, now_iso  # noqa: E402
+from dlbench.svm import fit_and_evaluate, get_backend, resolve_gamma  # noqa: E402
+from dlbench.svm.step import apply_preprocess, fit_preprocess  # noqa: E402
+from dlbench.timing import Stopwatch  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -74,12 +75,8 @@ def load_data(args) -> tuple[dict, dict]:
         split = load_split(args.split)
         path = Path(args.split)
         return split, {"split": str(path), "source": "split", "dataset": (split_manifest(path) or {}).get("dataset")}
-    from dlbench.data.sources import load_dataset
-
-    raw = load_dataset(args.dataset, source="idx", root=args.dataset_dir)
-    parts = stratified_indices(raw.labels, (0.7, 0.1, 0.2), args.seed)
-    split = {f"{a}_{p}": (raw.images if a == "x" else raw.labels)[parts[p]] for p in parts for a in "xy"}
-    return split, {"dataset_dir": args.dataset_dir, "dataset": args.dataset, "source": raw.source["kind"]}
+    split, source = bench_common.idx_split(args.dataset, args.dataset_dir, args.seed)
+    return split, {"dataset_dir": args.dataset_dir, "dataset": args.dataset, "source": source["kind"]}
 
 
 def log(msg: str) -> None:
@@ -164,12 +161,7 @@ def compare_across_runs(out: dict, earlier: dict, path: str, args) -> list[dict]
 
 
 def main(argv=None) -> int:
-    args = parse_args(argv)
-    try:
-        return run(args)
-    except DlbenchError as exc:
-        print(f"svm_backends: error: {exc.one_line()}", file=sys.stderr)
-        return exc.exit_code
+    return bench_common.main("svm_backends", parse_args, run, argv)
 
 
 def run(args) -> int:
@@ -203,16 +195,16 @@ def run(args) -> int:
             log(f"{name}: not run: {exc.message}")
             continue
         backend = cls(args.kernel, args.C, gamma, args.degree, args.coef0)
-        t0 = time.perf_counter()
-        r = fit_and_evaluate(backend, X_train, y_train.astype(np.int64), X_test, y_test.astype(np.int64),
-                             n_classes, log=log)
+        with Stopwatch() as wall:
+            r = fit_and_evaluate(backend, X_train, y_train.astype(np.int64), X_test, y_test.astype(np.int64),
+                                 n_classes, log=log)
         results.append({
             "backend": name, "version": backend.version, "device": backend.device, "threads": backend.threads,
             "fit_seconds": round(r["fit_seconds"], 6), "predict_seconds": round(r["predict_seconds"], 6),
             "warmup_seconds": None if r["warmup_seconds"] is None else round(r["warmup_seconds"], 4),
             "accuracy": r["accuracy"], "n_support": r["n_support"],
             "predict_images_per_second": round(len(y_test) / r["predict_seconds"], 1),
-            "wall_seconds": round(time.perf_counter() - t0, 3), "params": {
+            "wall_seconds": round(wall.seconds, 3), "params": {
                 k: (v if isinstance(v, str | int | float | bool | type(None)) else str(v))
                 for k, v in backend.params.items()},
         })
@@ -240,10 +232,7 @@ def run(args) -> int:
         comparisons += compare_across_runs(out, earlier, path, args)
     if not comparisons:
         out["comparison_note"] = "a speedup needs sklearn and another backend to have run"
-    text = json.dumps(out, indent=2, allow_nan=False)
-    print(text)
-    if args.out:
-        Path(args.out).write_text(text + "\n")
+    bench_common.emit(out, args.out)
     if args.strict and unavailable:
         return 1
     return 0 if results else 1

@@ -24,33 +24,25 @@ grouped form (batch norm in training mode, running statistics not tracked; plain
 one learning rate per member via per-member scale tensors; no CUDA graph): a timing comparison only.
 
 Data: synthetic uint8 images of the Fashion-MNIST shape, one set per member (timing does not depend on
-pixel values). Needs torch and torchvision, not pydantic: runs with ``PYTHONPATH=src``.
+pixel values). The member runs are ``dlbench.spec.TrainConfig`` (the train step's config): needs torch,
+torchvision and pydantic; runs from a checkout without installing it.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import statistics
 import sys
-import time
-from dataclasses import replace
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))  # run from a checkout without install
-
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench_common beside this file (it adds src/)
+import bench_common  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
-from dlbench.errors import DlbenchError  # noqa: E402
 from dlbench.record import device_info, environment, now_iso  # noqa: E402
-from dlbench.train.engines import ResidentEngine, Trainer, check_amp, resolve_device, synchronize  # noqa: E402
+from dlbench.train.engines import ResidentEngine, Trainer  # noqa: E402
 from dlbench.train.fused import FusedEngine  # noqa: E402
-from dlbench.train.loop import train_steps  # noqa: E402
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # the engines benchmark beside this file
-from train_engines import BenchConfig  # noqa: E402  (TrainConfig's fields, without pydantic)
 
 
 def parse_args(argv=None):
@@ -77,20 +69,17 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
-def member_configs(args, device_name: str, amp: str) -> list[BenchConfig]:
+def member_configs(args, device_name: str, amp: str) -> list:
+    """The members' ``TrainConfig``: resident engine, lr halved per member (cycle of 4), datasets alternating."""
     datasets = ("fashion-mnist", "mnist")
-    return [BenchConfig(dataset=datasets[i % 2], model=args.model, stem=args.stem, batch_size=args.batch_size,
-                        optimizer=args.optimizer, lr=args.lr / 2 ** (i % 4), device=device_name, amp=amp,
-                        seed=args.seed + i) for i in range(args.members)]
+    return [bench_common.train_config(dataset=datasets[i % 2], model=args.model, stem=args.stem,
+                                      batch_size=args.batch_size, optimizer=args.optimizer,
+                                      lr=args.lr / 2 ** (i % 4), device=device_name, amp=amp, seed=args.seed + i)
+            for i in range(args.members)]
 
 
 def synthetic_split(seed: int, n_train: int) -> dict[str, np.ndarray]:
-    rng = np.random.default_rng(1000 + seed)
-    split = {}
-    for part, n in (("train", n_train), ("val", 64), ("test", 64)):
-        split[f"x_{part}"] = rng.integers(0, 256, size=(n, 28, 28), dtype=np.uint8)
-        split[f"y_{part}"] = rng.integers(0, 10, size=n, dtype=np.uint8)
-    return split
+    return bench_common.synthetic_split(np.random.default_rng(1000 + seed), n_train, 64)
 
 
 def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -103,7 +92,7 @@ def agreement(configs, arrays, device) -> dict:
     tf32 = (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32)
     torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
     try:
-        fp32 = [replace(c, amp="off") for c in configs]
+        fp32 = [c.model_copy(update={"amp": "off"}) for c in configs]
         fused = FusedEngine(fp32, arrays, device, cuda_graph=False)
         fused.setup()
         idx = next(iter(fused.batches(0, 1)))
@@ -141,33 +130,13 @@ def _peak(device) -> int | None:
 
 
 def time_engine(engine, device, steps: int, warmup: int, repeats: int) -> dict:
-    """setup, warm-up, then ``steps`` timed full-batch steps in ``repeats`` chunks."""
-    t0 = time.perf_counter()
-    engine.setup()
-    synchronize(device)
-    setup_seconds = time.perf_counter() - t0
-    full = engine.n_train // engine.config.batch_size
-
-    def batches():
-        epoch = 0
-        while True:
-            yield from engine.batches(epoch, full)
-            epoch += 1
-
-    stream = batches()
-    w = train_steps(engine, stream, warmup) if warmup else {"seconds": 0.0, "losses": []}
-    chunks = []
-    per = [steps // repeats + (1 if i < steps % repeats else 0) for i in range(repeats)]
-    last_losses = None
-    for n in (p for p in per if p):
-        synchronize(device)
-        r = train_steps(engine, stream, n)
-        chunks.append(r["seconds"] / r["steps"])
-        last_losses = r["losses"]
-    return {"seconds_per_step": statistics.fmean(chunks),
-            "seconds_per_step_std": statistics.stdev(chunks) if len(chunks) > 1 else 0.0,
-            "chunk_seconds_per_step": chunks, "setup_seconds": setup_seconds, "warmup_seconds": w["seconds"],
-            "first_losses": w["losses"][:1], "last_loss": last_losses[-1] if last_losses else None,
+    """setup, warm-up, then ``steps`` timed full-batch steps in ``repeats`` chunks (bench_common.time_engine)."""
+    t = bench_common.time_engine(engine, device, steps, warmup, repeats)
+    last_losses = t["chunk_losses"][-1] if t["chunk_losses"] else None
+    return {"seconds_per_step": t["seconds_per_step"], "seconds_per_step_std": t["seconds_per_step_std"],
+            "chunk_seconds_per_step": t["chunk_seconds_per_step"], "setup_seconds": t["setup_seconds"],
+            "warmup_seconds": t["warmup_seconds"], "first_losses": t["warmup_losses"][:1],
+            "last_loss": last_losses[-1] if last_losses else None,
             "finite_losses": bool(np.isfinite(np.asarray(last_losses, dtype=float)).all())}
 
 
@@ -259,12 +228,7 @@ def _finite(value):
 
 
 def main(argv=None) -> int:
-    args = parse_args(argv)
-    try:
-        return run(args)
-    except DlbenchError as exc:
-        print(f"train_fused: error: {exc.one_line()}", file=sys.stderr)
-        return exc.exit_code
+    return bench_common.main("train_fused", parse_args, run, argv)
 
 
 def _log(msg: str) -> None:
@@ -272,18 +236,11 @@ def _log(msg: str) -> None:
 
 
 def run(args) -> int:
-    dev_name = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
-    device = resolve_device(dev_name)
-    on_cuda = device.type == "cuda"
-    amp = args.amp or ("bf16" if on_cuda else "off")
-    check_amp(amp, device)
-    steps = args.steps if args.steps is not None else (300 if on_cuda else 4)
-    warmup = args.warmup if args.warmup is not None else (20 if on_cuda else 1)
-    if steps < 1 or args.repeats < 1 or warmup < 0 or args.members < 1:
-        raise SystemExit("train_fused: --steps, --repeats and --members must be >= 1, --warmup >= 0")
-    if on_cuda:
-        torch.backends.cudnn.benchmark = True
-    configs = member_configs(args, dev_name, amp)
+    if args.members < 1:
+        raise SystemExit("train_fused: --members must be >= 1")
+    tr = bench_common.torch_run("train_fused", args, steps=(300, 4), warmup=(20, 1))
+    device, on_cuda, amp, steps, warmup = tr.device, tr.on_cuda, tr.amp, tr.steps, tr.warmup
+    configs = member_configs(args, device.type, amp)
     bs, n_m = args.batch_size, args.members
     n_train = (steps + warmup + 2) * bs
     arrays = [synthetic_split(c.seed, n_train) for c in configs]
@@ -362,10 +319,7 @@ def run(args) -> int:
                 diffs = [abs(fl[i] - s["first_losses"][0]) / abs(s["first_losses"][0])
                          for i, s in enumerate(solo) if s["first_losses"]]
                 report["ratio"][f"{form}_first_train_loss_max_rel_diff_amp"] = max(diffs) if diffs else None
-    text = json.dumps(_finite(report), indent=2, allow_nan=False)  # strict JSON: a NaN/inf becomes null
-    print(text)
-    if args.out:
-        Path(args.out).write_text(text + "\n")
+    bench_common.emit(_finite(report), args.out)  # strict JSON: a NaN/inf becomes null
     return 0
 
 

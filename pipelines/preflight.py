@@ -49,7 +49,7 @@ def check_images(images: list[str], timeout: float = 10.0) -> list[str]:
     return problems
 
 def _store_credentials_at_hand(env: dict[str, str] | None = None) -> bool:
-    from pipelines.s3store import ENDPOINT_ENV, KEY_ENVS
+    from stores.s3_config import ENDPOINT_ENV, KEY_ENVS
 
     env = os.environ if env is None else env
     return bool(env.get(ENDPOINT_ENV)) and any(env.get(k) and env.get(s) for k, s in KEY_ENVS)

@@ -79,16 +79,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def finite_float(text: str) -> float:
-    """argparse type: a finite number (inf and nan are refused: no step can use them)."""
+def finite_float(text: str, rule: str = "") -> float:
+    """argparse type: a finite number (inf and nan are refused: no step can use them). ``rule`` completes the
+    message of a type built on this one, e.g. ``" > 0, 'scale' or 'auto'"``."""
     import math
 
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+        raise argparse.ArgumentTypeError(f"must be a number{rule} (got {text!r})" if rule
+                                         else f"not a number: {text!r}") from None
     if not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"must be a finite number (got {text!r})")
+        raise argparse.ArgumentTypeError(f"must be a finite number{rule} (got {text!r})")
     return value
 
 
@@ -96,6 +98,26 @@ def add_command(sub, name: str, help: str, description: str | None = None, epilo
     """Add a subcommand with the shared formatter (defaults shown in every option's help)."""
     return sub.add_parser(name, help=help, description=description or help, epilog=epilog,
                           formatter_class=HelpFormatter)
+
+
+def add_split_options(p) -> None:
+    """``--split``, ``--out`` and ``--dataset`` of a step that reads a `dlbench data` split (train, svm)."""
+    p.add_argument("--split", required=True, help="data-step folder (holds split.npz and manifest.json)")
+    p.add_argument("--out", required=True, help="output folder (created)")
+    p.add_argument("--dataset", default=None,
+                   help="dataset of the split (mnist, fashion-mnist) (default: read from the split's manifest.json)")
+
+
+def split_dataset_of(args) -> str:
+    """The dataset of ``args.split`` (``--dataset``, else its manifest's); a one-line error if it is missing."""
+    from pathlib import Path
+
+    from dlbench.data.step import split_dataset
+    from dlbench.errors import DataError
+
+    if not Path(args.split).exists():
+        raise DataError(f"--split {args.split}: folder not found", "run `dlbench data` first and pass its output folder")
+    return args.dataset if args.dataset is not None else split_dataset(args.split)
 
 
 def main(argv: list[str] | None = None) -> int:

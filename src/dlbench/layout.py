@@ -29,6 +29,7 @@ from dlbench.record import RECORD_NAME
 
 SPEC_NAME = "spec.yaml"
 INDEX_NAME = "index.json"
+REPORT_HTML = "report.html"
 # Files a bundle (report + records) leaves out: data arrays and weights, which have artifacts of their own.
 BUNDLE_SKIP = (".npz", ".pt", ".pth", ".onnx", ".joblib", ".pkl")
 
@@ -79,6 +80,10 @@ class StudyLayout:
     @property
     def report(self) -> Path:
         return self.root / "report"
+
+    @property
+    def report_html(self) -> Path:
+        return self.report / REPORT_HTML
 
 
 def read_record(folder: Path) -> dict[str, Any] | None:

@@ -15,8 +15,10 @@ with its size and SHA-256) is written **last**: an upload that stops half-way le
 reader mistakes it for a complete run. Single objects rely on S3's own atomicity: a PUT or a multipart
 upload becomes visible at its key only when complete; the local backend writes a temp file and renames.
 
-The S3 backend (``pipelines.s3store``, minio SDK) lives outside ``src/``; :func:`open_store` loads it
-by name when given an ``s3://`` URL, so this module imports neither minio nor kfp.
+Backends register themselves by URL scheme (:func:`register_store_backend`, as SVM backends do in
+``dlbench.svm.backends``). The S3 backend (``stores.s3``, minio SDK) lives outside ``src/``;
+:func:`store_backend` imports it when an ``s3://`` URL is first opened, so this module imports neither
+minio nor kfp.
 """
 
 from __future__ import annotations
@@ -25,12 +27,11 @@ import hashlib
 import importlib
 import json
 import os
-import shutil
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from dlbench.errors import DlbenchError
 from dlbench.io import CHUNK, sha256_file
@@ -90,14 +91,21 @@ class FileDigest:
         return cls(size=size, sha256=sha.hexdigest(), md5=md5.hexdigest(), multipart_etag=mp)
 
 
-def _join(*parts: str) -> str:
+def join_key(*parts: str) -> str:
+    """Keys joined with ``/``, empty parts and stray slashes dropped: ``join_key("runs/", "a")`` is ``runs/a``."""
     return "/".join(p.strip("/") for p in parts if p and p.strip("/"))
 
 
 class Store(ABC):
     """Objects under keys relative to one base (a folder, or a bucket + prefix)."""
 
+    scheme: ClassVar[str]  # the URL scheme it serves, its key in :data:`BACKENDS`
     url: str  # where the store points, for messages (never holds credentials)
+
+    @classmethod
+    @abstractmethod
+    def from_url(cls, url: str, create_bucket: bool = False) -> Store:
+        """The store ``url`` names; ``create_bucket`` makes a missing bucket (backends that have buckets)."""
 
     # ------------------------------------------------------------------ primitives (per backend)
     @abstractmethod
@@ -189,14 +197,14 @@ class Store(ABC):
         total = manifest["total_bytes"]
         with _bar(total, f"upload {self.describe(prefix)}", progress) as tick:
             for entry in manifest["files"]:
-                info = self.put_file(root / entry["path"], _join(prefix, entry["path"]), progress=tick)
+                info = self.put_file(root / entry["path"], join_key(prefix, entry["path"]), progress=tick)
                 if info.size != entry["bytes"] or (info.sha256 and info.sha256 != entry["sha256"]):
                     raise ChecksumMismatch(f"{self.describe(info.key)} changed while uploading")
         blob = json.dumps(manifest, indent=2, allow_nan=False).encode() + b"\n"
         tmp = root.parent / f".{root.name}.{MANIFEST_NAME}.upload"
         try:
             tmp.write_bytes(blob)
-            self.put_file(tmp, _join(prefix, MANIFEST_NAME))
+            self.put_file(tmp, join_key(prefix, MANIFEST_NAME))
         finally:
             tmp.unlink(missing_ok=True)
         if log:
@@ -204,7 +212,7 @@ class Store(ABC):
         return manifest
 
     def read_manifest(self, prefix: str) -> dict[str, Any]:
-        key = _join(prefix, MANIFEST_NAME)
+        key = join_key(prefix, MANIFEST_NAME)
         if not self.exists(key):
             raise StoreError(f"{self.describe(key)} does not exist",
                              "the upload did not finish, or this is not a run folder")
@@ -239,7 +247,7 @@ class Store(ABC):
         total = sum(e["bytes"] for e in todo)
         with _bar(total, f"fetch {self.describe(prefix)}", progress) as tick:
             for e in todo:
-                self.get_file(_join(prefix, e["path"]), out / e["path"], sha256=e["sha256"], size=e["bytes"],
+                self.get_file(join_key(prefix, e["path"]), out / e["path"], sha256=e["sha256"], size=e["bytes"],
                               progress=tick)
         out.mkdir(parents=True, exist_ok=True)
         kept = {e["path"] for e in files}
@@ -320,15 +328,61 @@ def verify_tree(root: str | os.PathLike) -> list[str]:
     return problems
 
 
+# ---------------------------------------------------------------------------------------------- backends
+
+BACKENDS: dict[str, type[Store]] = {}  # URL scheme -> backend class (register_store_backend)
+
+# Backends outside src/, imported when their scheme is first opened (they register themselves):
+# URL scheme -> (module, what it needs, how to install that).
+BACKEND_MODULES = {"s3": ("stores.s3", "the minio SDK", "pip install 'dlbench[kfp]'")}
+
+
+def register_store_backend(cls: type[Store]) -> type[Store]:
+    """Class decorator: add ``cls`` to :data:`BACKENDS` under ``cls.scheme``."""
+    BACKENDS[cls.scheme] = cls
+    return cls
+
+
+def store_backend(scheme: str) -> type[Store] | None:
+    """The backend class for URL scheme ``scheme`` (None when no backend serves it); a backend of
+    :data:`BACKEND_MODULES` is imported on first use, a missing SDK raises one clear StoreError."""
+    if scheme not in BACKENDS and scheme in BACKEND_MODULES:
+        module, needs, install = BACKEND_MODULES[scheme]
+        try:
+            importlib.import_module(module)
+        except ImportError as exc:
+            raise StoreError(f"the {scheme}:// store needs {needs} ({exc.name} is not importable)", install) from None
+    return BACKENDS.get(scheme)
+
+
+def open_store(url: str | os.PathLike, create_bucket: bool = False) -> Store:
+    """A folder path (or ``file://``) gives a :class:`LocalStore`; ``s3://bucket/prefix`` the S3 backend.
+
+    The S3 backend reads its endpoint and keys from the environment (see ``stores/s3.py``).
+    """
+    text = str(url)
+    backend = store_backend(text.split("://", 1)[0] if "://" in text else "file")
+    if backend is None:
+        raise StoreError(f"unsupported store URL {text!r}", "use a folder path or s3://bucket/prefix")
+    return backend.from_url(text, create_bucket=create_bucket)
+
+
 # ---------------------------------------------------------------------------------------------- local
 
 
+@register_store_backend
 class LocalStore(Store):
     """A folder. Writes go to a temp file beside the target, are verified, then renamed into place."""
+
+    scheme = "file"
 
     def __init__(self, root: str | os.PathLike):
         self.root = Path(root).expanduser().absolute()
         self.url = str(self.root)
+
+    @classmethod
+    def from_url(cls, url: str, create_bucket: bool = False) -> LocalStore:
+        return cls(url.removeprefix("file://"))
 
     def _path(self, key: str) -> Path:
         _check_relative(key)
@@ -389,42 +443,6 @@ class LocalStore(Store):
                 yield block
 
 
-# ---------------------------------------------------------------------------------------------- open
-
-# URL scheme -> "module:Class" of the backend; loaded only when used (the S3 one needs the minio SDK).
-BACKENDS = {"s3": "pipelines.s3store:S3Store"}
-
-
-def open_store(url: str | os.PathLike, create_bucket: bool = False) -> Store:
-    """A folder path (or ``file://``) gives a :class:`LocalStore`; ``s3://bucket/prefix`` the S3 backend.
-
-    The S3 backend reads its endpoint and keys from the environment (see ``pipelines/s3store.py``).
-    """
-    text = str(url)
-    scheme = text.split("://", 1)[0] if "://" in text else "file"
-    if scheme == "file":
-        return LocalStore(text.removeprefix("file://"))
-    if scheme not in BACKENDS:
-        raise StoreError(f"unsupported store URL {text!r}", "use a folder path or s3://bucket/prefix")
-    module, cls = BACKENDS[scheme].split(":")
-    try:
-        backend = getattr(importlib.import_module(module), cls)
-    except ImportError as exc:
-        raise StoreError(f"the {scheme}:// store needs the minio SDK ({exc.name} is not importable)",
-                         "pip install 'dlbench[kfp]'") from None
-    return backend.from_url(text, create_bucket=create_bucket)
-
-
-def copy_tree_local(src: str | os.PathLike, dest: str | os.PathLike, skip_suffixes: tuple[str, ...] = ()) -> None:
-    """Copy a folder's files (not those ending in ``skip_suffixes``) into ``dest``."""
-    src, dest = Path(src), Path(dest)
-    for p in sorted(src.rglob("*")):
-        if p.is_file() and not p.name.endswith(skip_suffixes):
-            target = dest / p.relative_to(src)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(p, target)
-
-
 # ---------------------------------------------------------------------------------------------- runs
 
 
@@ -438,7 +456,7 @@ def find_run(store: Store, run: str) -> str:
     run = run.strip("/")
     if not run:
         raise StoreError("empty run name")
-    if store.exists(_join(run, MANIFEST_NAME)):
+    if store.exists(join_key(run, MANIFEST_NAME)):
         return run
     hits = sorted({o.key[: -len(MANIFEST_NAME) - 1] for o in store.list()
                    if o.key.endswith("/" + MANIFEST_NAME) and f"/{run}/" in f"/{o.key}"})

@@ -1,9 +1,10 @@
-"""The one timing helper: warm-up calls (run, counted, excluded), then measured calls, then percentiles.
+"""The one timing helper: warm-up calls (run, counted, excluded), then measured calls, then percentiles;
+and :class:`Stopwatch` for one interval (a fit, a setup, a whole run).
 
-Used by every step that reports a latency (ONNX Runtime and PyTorch inference in ``onnx``, and any
-``bench/`` script). On a GPU pass ``sync=torch.cuda.synchronize`` (or an ORT IO-binding
-``synchronize_outputs``): it is called after every call, inside the timed interval, so the time covers
-the work and not only its launch.
+Used by every step that reports a latency (ONNX Runtime and PyTorch inference in ``onnx``), the SVM
+step's fit and predict times, and the ``bench/`` scripts. On a GPU pass ``sync=torch.cuda.synchronize``
+(or an ORT IO-binding ``synchronize_outputs``, or an SVM backend's ``synchronize``): it is called after
+every call, inside the timed interval, so the time covers the work and not only its launch.
 
 Percentiles are numpy's linear interpolation over the measured calls, so ``p50 <= p90 <= p99`` always;
 ``throughput_ips`` is items per second over the whole measured time (``batch_size * iterations / sum``).
@@ -40,6 +41,34 @@ class Timing:
         d = asdict(self)
         d.pop("samples_ms")
         return d
+
+
+class Stopwatch:
+    """Wall-clock seconds (``time.perf_counter``) since the start; ``sync`` runs before every reading, so
+    queued device work is inside the time.
+
+    ``with Stopwatch(sync) as sw: ...`` leaves the interval in ``sw.seconds`` (read when the block ends
+    without an exception); ``sw.read()`` reads it at any point (e.g. setup, then time to first batch).
+    """
+
+    def __init__(self, sync: Callable[[], Any] | None = None):
+        self.sync = sync
+        self.seconds: float | None = None
+        self.start = time.perf_counter()
+
+    def read(self) -> float:
+        if self.sync is not None:
+            self.sync()
+        self.seconds = time.perf_counter() - self.start
+        return self.seconds
+
+    def __enter__(self) -> Stopwatch:
+        self.start = time.perf_counter()
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.read()
 
 
 def time_callable(fn: Callable[[], Any], *, warmup: int = 5, iterations: int = 30, batch_size: int = 1,

@@ -166,6 +166,21 @@ def test_build_context_leaves_out_local_state():
              if line.strip() and not line.startswith("#")]
     assert rules[0] == "*", ".dockerignore should ignore everything, then allow what the images install"
     allowed = {r[1:].rstrip("/") for r in rules if r.startswith("!")}
-    assert allowed <= {"pyproject.toml", "README.md", "src", "components", "pipelines", "images/*/requirements.txt"}
+    assert allowed <= {"pyproject.toml", "README.md", "src", "components", "pipelines", "stores",
+                       "images/*/requirements.txt"}
     for local in (".venv", ".git", "runs", ".cache", ".tmp", "tests", "data"):
         assert not any(a == local or a.startswith(local + "/") for a in allowed)
+
+
+def test_the_image_holds_every_top_level_package_dlbench_installs():
+    # a package left out of the image breaks only in a pod (e.g. no stores/: no s3:// store there)
+    find = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]["find"]
+    top = {name.split(".")[0] for name in find["include"]} - {"dlbench"}  # dlbench comes from src/
+    assert {"components", "pipelines", "stores"} <= top
+    copies = {line.split()[1]: line.split()[-1] for line in dockerfile_instructions()
+              if line.startswith("COPY ") and len(line.split()) == 3}  # source -> destination
+    rules = (ROOT / ".dockerignore").read_text().splitlines()
+    allowed = {r.strip()[1:].rstrip("/") for r in rules if r.strip().startswith("!")}
+    for name in top | {"src"}:
+        assert copies.get(name, "").endswith(f"/{name}"), f"images/Dockerfile does not COPY {name}/"
+        assert name in allowed, f".dockerignore leaves out {name}/"

@@ -332,5 +332,5 @@ def test_timings_from_few_iterations_are_marked_and_not_headlined(cli_run, tmp_p
     run_report(out.parent, tmp_path / "report", log=lambda *_: None)
     summary = json.loads((tmp_path / "report" / "summary.json").read_text())
     assert summary["onnx_speedup_vs_pytorch"] is None
-    assert summary["not_run"]["table8"].startswith("low confidence")
+    assert summary["not_run"]["inference_latency"].startswith("low confidence")
     assert "LOW CONFIDENCE: fewer than 20 timed iterations" in (tmp_path / "report" / "report.md").read_text()

@@ -16,7 +16,7 @@ import pytest
 from dlbench.cli import main
 from dlbench.io import read_json, sha256_file
 from dlbench.store import MANIFEST_NAME, verify_tree
-from pipelines.s3store import S3Store
+from stores.s3 import S3Store
 
 REPO = Path(__file__).resolve().parents[2]
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -100,7 +100,7 @@ def test_fetch_downloads_them_intact(local_run, s3_server, tmp_path, monkeypatch
     assert not (dest / "models").exists()  # weights only with --models
     # the profile task counted every input channel count asked for; the report set the reference
     # study's published GFLOPs beside the one row counted in the setting they match
-    with open(dest / "report" / "tables" / "table9.csv", newline="") as f:
+    with open(dest / "report" / "tables" / "model_complexity.csv", newline="") as f:
         table9 = {row["input"]: row for row in csv.DictReader(f)}
     assert set(table9) == {"1x28x28", "1x64x64", "3x28x28", "3x64x64"}
     assert table9["3x64x64"]["study_gflops"] == "0.2961"

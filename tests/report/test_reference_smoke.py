@@ -19,6 +19,7 @@ import pytest
 from dlbench.io import read_json
 from dlbench.record import find_records
 from dlbench.report import reference
+from dlbench.report.study_tables import STUDY_TABLES
 from tests.report.test_browser import PROBE, chromium, run_chromium  # noqa: F401 - chromium is a fixture
 
 DS = {"mnist": "MNIST", "fashion-mnist": "Fashion-MNIST"}
@@ -26,6 +27,7 @@ MODEL = {"resnet18": "ResNet-18", "resnet34": "ResNet-34", "resnet50": "ResNet-5
          "svm-rbf": "RBF"}
 OPT = {"sgd": "SGD", "adam": "Adam", "": "not stated"}
 PIN = {"true": "pin on", "false": "pin off"}
+KEY = {table: build.__name__ for table, build in STUDY_TABLES.items()}  # published table -> its item's id
 
 
 @pytest.fixture(scope="module")
@@ -138,37 +140,37 @@ def test_every_published_value_is_at_its_cell_with_ours_beside_it(smoke):
     assert len(pub) == 77
     for _, cell in pub.iterrows():
         row, scol, ocol = where(cell["table"], cell)
-        assert at(page, cell["table"], row, scol) == cell["test_accuracy_pct"], cell["cell"]
-        ours = at(page, cell["table"], row, ocol)
+        assert at(page, KEY[cell["table"]], row, scol) == cell["test_accuracy_pct"], cell["cell"]
+        ours = at(page, KEY[cell["table"]], row, ocol)
         assert re.fullmatch(r"\d+\.\d\d", ours), (cell["cell"], ours)  # a run of ours fills every cell
         if cell["train_seconds"]:
             time_col = (*scol[:-1], "study s")
-            assert at(page, cell["table"], row, time_col) == cell["train_seconds"], cell["cell"]
+            assert at(page, KEY[cell["table"]], row, time_col) == cell["train_seconds"], cell["cell"]
         if cell["fit_ms"]:
-            assert at(page, cell["table"], row, (scol[0], "study fit ms (CPU)")) == cell["fit_ms"], cell["cell"]
+            assert at(page, KEY[cell["table"]], row, (scol[0], "study fit ms (CPU)")) == cell["fit_ms"], cell["cell"]
     # the example of the issue: Table 4, ResNet-18 SGD on the GPU
-    assert at(page, "table4", ("ResNet-18", "SGD"), ("GPU (A30)", "study s")) == "707.64"
-    assert at(page, "table4", ("ResNet-18", "SGD"), ("GPU (A30)", "study %")) == "92.42"
+    assert at(page, "cpu_vs_gpu", ("ResNet-18", "SGD"), ("GPU (A30)", "study s")) == "707.64"
+    assert at(page, "cpu_vs_gpu", ("ResNet-18", "SGD"), ("GPU (A30)", "study %")) == "92.42"
     # the CSVs carry the published values unrounded beside ours
-    with open(smoke / "report" / "tables" / "table2.csv", newline="") as f:
+    with open(smoke / "report" / "tables" / "epochs_4_vs_10.csv", newline="") as f:
         t2 = list(csv.DictReader(f))
     assert "148.36" in {x["study_seconds"] for x in t2} and all(x["ours_seconds"] for x in t2)
 
 
 def test_the_studys_tables_keep_its_structure(smoke):
     page = (smoke / "report" / "report.html").read_text()
-    cols, rows = grid(page, "table1")
+    cols, rows = grid(page, "accuracy_grid")
     assert [r[:3] for r in rows] == [[b, o, lr] for b in ("16", "32") for o in ("SGD", "Adam")
                                      for lr in ("0.001", "0.0001")]
     assert {c[:2] for c in cols[3:]} == {(d, m) for d in ("MNIST", "Fashion-MNIST") for m in ("ResNet-18", "ResNet-50")}
-    _, rows = grid(page, "table4")
+    _, rows = grid(page, "cpu_vs_gpu")
     assert [r[:2] for r in rows] == [[m, o] for m in ("ResNet-18", "ResNet-34", "ResNet-50") for o in ("SGD", "Adam")]
-    cols, rows = grid(page, "svm")
+    cols, rows = grid(page, "svm_kernels")
     assert [r[0] for r in rows] == ["MNIST", "Fashion-MNIST"] and ("polynomial", "study fit ms (CPU)") in cols
-    assert len(grid(page, "table2")[1]) == 4 and len(grid(page, "table3")[1]) == 4
-    assert len(grid(page, "all-runs")[1]) == 13
+    assert len(grid(page, "epochs_4_vs_10")[1]) == 4 and len(grid(page, "pin_memory")[1]) == 4
+    assert len(grid(page, "results_list")[1]) == 13
     # only the table1 grid's runs fill Table 1: no engine, bf16 or 3x64x64 run is among its sources
-    with open(smoke / "report" / "tables" / "table1.csv", newline="") as f:
+    with open(smoke / "report" / "tables" / "accuracy_grid.csv", newline="") as f:
         ids = {x["run_id"] for x in csv.DictReader(f)}
     for r in find_records(smoke / "train"):
         c = r["config"]

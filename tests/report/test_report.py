@@ -21,8 +21,8 @@ from tests.report.conftest import FAILED_CUML_ERROR, FAILED_TRAIN_ERROR
 FIGURES = ["fig1_accuracy.png", "fig2_optimizer_lr_heatmap.png", "fig3a_pareto.png", "fig3b_convergence.png",
            "fig4_confusion.png", "fig5_svm.png", "fig6_gpu_speedup.png", "fig7_gflops_vs_gpu_time.png",
            "fig8_inference_latency.png"]
-TABLES = ["steps", "failed", "table1", "table2", "table3", "table4", "svm", "all-runs", "table5", "table6",
-          "table7", "table8", "table9"]
+TABLES = ["steps", "failed", "accuracy_grid", "epochs_4_vs_10", "pin_memory", "cpu_vs_gpu", "svm_kernels",
+          "results_list", "engines", "other_runs", "svm_runs", "inference_latency", "model_complexity"]
 
 
 def rows(report: Path, name: str) -> list[dict]:
@@ -67,6 +67,16 @@ def test_writes_every_output_and_its_own_record(report):
     assert rec["metrics"]["figures"] == 9 and rec["metrics"]["not_run"] == {}
 
 
+def test_provenance_names_only_runs_that_fill_a_cell(report, study):
+    """A published cell no run fills adds no source: no "nan" among a study table's records."""
+    html = (report / "report.html").read_text()
+    t1 = rows(report, "accuracy_grid")
+    assert any(not x["run_id"] for x in t1)  # the fixture leaves some of Table 1's cells unfilled
+    assert "<code>nan</code>" not in html and "record(s): nan" not in html
+    shown = {x["run_id"] for x in t1 if x["run_id"]}
+    assert f"From {len(shown)} record(s)" in section(html, "accuracy_grid")
+
+
 def test_no_table_or_figure_is_missing_or_broken(report):
     html = (report / "report.html").read_text()
     assert "could not build" not in html
@@ -86,24 +96,24 @@ def test_no_table_or_figure_is_missing_or_broken(report):
 def test_every_published_value_is_in_its_tables_csv_as_printed(report):
     pub = reference.published()
     assert len(pub) == 77
-    for table, key in (("table1", "table1"), ("table2", "table2"), ("table3", "table3"), ("table4", "table4"),
-                       ("svm", "svm"), ("all-runs", "all-runs")):
+    for table, key in (("table1", "accuracy_grid"), ("table2", "epochs_4_vs_10"), ("table3", "pin_memory"),
+                       ("table4", "cpu_vs_gpu"), ("svm", "svm_kernels"), ("all-runs", "results_list")):
         want = pub[pub["table"] == table]
         got = rows(report, key)
         assert [x["cell"] for x in got] == list(want["cell"])
         for x, (_, p) in zip(got, want.iterrows(), strict=True):
             assert x["study_accuracy_pct"] == p["test_accuracy_pct"]  # 99.20 keeps its zero
             assert x["study_seconds"] == p["train_seconds"] and x["study_fit_ms"] == p["fit_ms"]
-    assert "148.36" in {x["study_seconds"] for x in rows(report, "table2")}
+    assert "148.36" in {x["study_seconds"] for x in rows(report, "epochs_4_vs_10")}
 
 
 def test_table1_is_the_studys_matrix_with_ours_from_matching_runs_only(report, study):
     html = (report / "report.html").read_text()
-    t1 = section(html, "table1")
+    t1 = section(html, "accuracy_grid")
     for label in ("MNIST", "Fashion-MNIST", "ResNet-18", "ResNet-50", "study %", "ours %", "Δ pp"):
         assert f">{label}</th>" in t1, label
     assert t1.count("<tr>") == 3 + 8  # three header rows, batch x optimizer x lr
-    table = rows(report, "table1")
+    table = rows(report, "accuracy_grid")
     by_cell = {(x["dataset"], x["model"], x["batch_size"], x["optimizer"], x["lr"]): x for x in table}
     for r in records(study, "train"):
         c = r["config"]
@@ -128,7 +138,7 @@ def test_table1_is_the_studys_matrix_with_ours_from_matching_runs_only(report, s
 
 
 def test_table2_table3_differences(report, study):
-    t2 = {(x["dataset"], x["model"], x["epochs"]): x for x in rows(report, "table2")}
+    t2 = {(x["dataset"], x["model"], x["epochs"]): x for x in rows(report, "epochs_4_vs_10")}
     base = {"optimizer": "adam", "lr": 1e-3, "device": "cuda", "engine": "dataloader", "pin_memory": True,
             "batch_size": 16}
     r10 = _train(study, dataset="fashion-mnist", model="resnet18", epochs=10, **base)["metrics"]
@@ -140,17 +150,17 @@ def test_table2_table3_differences(report, study):
     sgd = _train(study, dataset="mnist", model="resnet18", epochs=4, optimizer="sgd", lr=1e-3)
     assert t2[("mnist", "resnet18", "4")]["run_id"] == sgd["run_id"]
     assert t2[("mnist", "resnet18", "10")]["run_id"] == ""  # only an Adam 10-epoch run exists
-    t3 = {(x["dataset"], x["model"], x["pin_memory"]): x for x in rows(report, "table3")}
+    t3 = {(x["dataset"], x["model"], x["pin_memory"]): x for x in rows(report, "pin_memory")}
     off = _train(study, pin_memory=False)["metrics"]
     x = t3[("fashion-mnist", "resnet18", "false")]
     assert (x["study_seconds"], x["study_accuracy_pct"]) == ("295.59", "92.06")
     assert f(x["ours_seconds"]) == off["train_seconds"]
     html = (report / "report.html").read_text()
-    assert "1.99x" in section(html, "table3")  # the study's printed speedup
+    assert "1.99x" in section(html, "pin_memory")  # the study's printed speedup
 
 
 def test_table4_sets_ours_beside_the_studys_sgd_and_adam_times(report, study):
-    t4 = {(x["model"], x["optimizer"], x["device"]): x for x in rows(report, "table4")}
+    t4 = {(x["model"], x["optimizer"], x["device"]): x for x in rows(report, "cpu_vs_gpu")}
     assert len(t4) == 12
     assert (t4[("resnet18", "sgd", "cuda")]["study_seconds"], t4[("resnet18", "sgd", "cuda")]["study_accuracy_pct"]) \
         == ("707.64", "92.42")
@@ -158,22 +168,22 @@ def test_table4_sets_ours_beside_the_studys_sgd_and_adam_times(report, study):
     cpu = _train(study, model="resnet18", epochs=10, device="cpu")
     assert t4[("resnet18", "adam", "cpu")]["run_id"] == cpu["run_id"]
     assert t4[("resnet18", "sgd", "cpu")]["run_id"] == ""  # an Adam run never fills an SGD cell
-    html = section((report / "report.html").read_text(), "table4")
+    html = section((report / "report.html").read_text(), "cpu_vs_gpu")
     for text in ("707.64", "92.42", "2724.24", "0.2961", "3.85x", "CPU (Xeon)", "GPU (A30)"):
         assert text in html, text
     assert "Not stated by the study for this table: batch_size, lr" in html
 
 
 def test_svm_table_headed_cpu_and_every_svm_run(report, study):
-    svm = {(x["dataset"], x["model"]): x for x in rows(report, "svm")}
+    svm = {(x["dataset"], x["model"]): x for x in rows(report, "svm_kernels")}
     x = svm[("mnist", "svm-rbf")]
     assert x["study_fit_ms"] == "162137" and x["study_accuracy_pct"] == "97.92"
     [r] = [r for r in records(study, "svm") if r["config"]["dataset"] == "mnist" and r["config"]["kernel"] == "rbf"
            and r["config"]["backend"] == "sklearn"]
     assert f(x["ours_fit_ms"]) == pytest.approx(r["metrics"]["fit_seconds"] * 1000)
-    html = section((report / "report.html").read_text(), "svm")
+    html = section((report / "report.html").read_text(), "svm_kernels")
     assert "study fit ms (CPU)" in html and "A30" not in html.split("<table>")[1]
-    every = rows(report, "table7")
+    every = rows(report, "svm_runs")
     assert len(every) == len(records(study, "svm")) == 6
     cu = [x for x in every if x["ran_backend"] == "cuml" and x["dataset"] == "fashion-mnist"][0]
     sk = [r for r in records(study, "svm") if r["config"]["dataset"] == "fashion-mnist"
@@ -182,9 +192,9 @@ def test_svm_table_headed_cpu_and_every_svm_run(report, study):
 
 
 def test_runs_without_a_cell_go_to_their_own_table(report, study):
-    other = {x["run_id"] for x in rows(report, "table6")}
+    other = {x["run_id"] for x in rows(report, "other_runs")}
     assert _train(study, engine="resident")["run_id"] in other
-    [x] = rows(report, "table5")
+    [x] = rows(report, "engines")
     base = {"dataset": "fashion-mnist", "model": "resnet18", "epochs": 4, "pin_memory": True, "lr": 1e-3,
             "optimizer": "adam", "batch_size": 16}
     dl, res = _train(study, **base, engine="dataloader")["metrics"], _train(study, **base, engine="resident")["metrics"]
@@ -192,10 +202,10 @@ def test_runs_without_a_cell_go_to_their_own_table(report, study):
 
 
 def test_onnx_and_flops_tables(report, study):
-    table = rows(report, "table8")
+    table = rows(report, "inference_latency")
     onnx = records(study, "onnx")
     assert len(table) == sum(len(r["metrics"]["results"]) for r in onnx)
-    t9 = rows(report, "table9")
+    t9 = rows(report, "model_complexity")
     assert [(x["model"], x["input"]) for x in t9] == [
         (m, i) for m in ("resnet18", "resnet34", "resnet50") for i in ("1x28x28", "3x64x64")]
     for x in t9:
@@ -223,7 +233,7 @@ def test_banner_names_the_kind_of_run_and_the_study(report):
                  "Xeon Gold 6326"):
         assert text in banner, text
     assert "SMOKE RUN" not in html
-    assert html.index('id="banner"') < html.index('id="table1"')
+    assert html.index('id="banner"') < html.index('id="accuracy_grid"')
 
 
 # --------------------------------------------------------------------------- HTML and Markdown
@@ -305,20 +315,21 @@ def test_missing_and_failed_steps_render_as_not_run_never_zeros(study_copy):
     s = read_json(out / "summary.json")
     assert "could not build" not in html
     # Whole tables and figures: not run, with the reason.
-    assert set(s["not_run"]) >= {"table8", "table9", "fig8"}
-    assert "no onnx records" in s["not_run"]["table8"]
-    assert "no profile records" in s["not_run"]["table9"]
-    for key in ("table8", "table9"):
+    assert set(s["not_run"]) >= {"inference_latency", "model_complexity", "latency_vs_batch"}
+    assert "no onnx records" in s["not_run"]["inference_latency"]
+    assert "no profile records" in s["not_run"]["model_complexity"]
+    for key in ("inference_latency", "model_complexity"):
         assert re.search(rf'id="{key}".*?<div class="notrun"><b>not run</b>', html, re.S), key
         assert not (out / "tables" / f"{key}.csv").exists()
     assert "> **not run**: no onnx records" in md
     # The SVM table still shows every published value; ours read "not run" with the failure, never 0.
-    svm = section(html, "svm")
+    svm = section(html, "svm_kernels")
     for v in ("97.71", "169357", "86.30", "279310"):
         assert v in svm
     assert svm.count('<span class="nr" title="run svm-') >= 4 and "scikit-learn ran out of memory" in svm
     assert not re.search(r">0(\.0+)?</td>", svm)
-    assert all(x["ours_accuracy_pct"] == "" and "ran out of memory" in x["why_not"] for x in rows(out, "svm"))
+    assert all(x["ours_accuracy_pct"] == "" and "ran out of memory" in x["why_not"]
+               for x in rows(out, "svm_kernels"))
     assert s["best_svm"] == {} and "best_svm_test_accuracy_pct_mnist" not in s["metrics"]
     assert "Table 1:" in html and (out / "figures" / "fig1_accuracy.png").is_file()
     steps = {x["step"]: x for x in rows(out, "steps")}
@@ -338,9 +349,10 @@ def test_a_study_with_only_data_still_reports(tmp_path, study):
     assert "could not build" not in html
     s = read_json(html_path.parent / "summary.json")
     # the study's tables and figures still show every published value; ours are not run
-    assert "707.64" in section(html, "table4") and "not run" in section(html, "table4")
-    assert {"table5", "table6", "table7", "table8", "table9", "fig3b", "fig4", "fig8"} <= set(s["not_run"])
-    assert "no train records" in s["not_run"]["table6"]
+    assert "707.64" in section(html, "cpu_vs_gpu") and "not run" in section(html, "cpu_vs_gpu")
+    assert {"engines", "other_runs", "svm_runs", "inference_latency", "model_complexity", "convergence",
+            "confusion_matrices", "latency_vs_batch"} <= set(s["not_run"])
+    assert "no train records" in s["not_run"]["other_runs"]
 
 
 def test_records_without_optional_keys(study_copy):
@@ -357,10 +369,10 @@ def test_records_without_optional_keys(study_copy):
     html = (out / "report.html").read_text()
     assert "could not build" not in html
     s = read_json(out / "summary.json")
-    assert "fig3b" in s["not_run"] and "history" in s["not_run"]["fig3b"]
-    assert "fig4" in s["not_run"] and "confusion matrix" in s["not_run"]["fig4"]
+    assert "convergence" in s["not_run"] and "history" in s["not_run"]["convergence"]
+    assert "confusion_matrices" in s["not_run"] and "confusion matrix" in s["not_run"]["confusion_matrices"]
     # Epoch time falls back to train_seconds / epochs when the mean is not recorded.
-    [x] = rows(out, "table5")
+    [x] = rows(out, "engines")
     assert f(x["speedup"]) > 1
 
 
@@ -372,7 +384,7 @@ def test_rerun_replaces_outputs_and_ignores_its_own_record(study_copy):
     run_report(study_copy, out, log=quiet)
     assert not (out / "figures" / "stale.png").exists()
     assert not (out / "figures" / "fig8_inference_latency.png").exists()
-    assert not (out / "tables" / "table8.csv").exists()
+    assert not (out / "tables" / "inference_latency.csv").exists()
     rec = read_json(out / "record.json")
     assert not any(k.startswith("report/") for k in rec["inputs"])
 
@@ -426,7 +438,7 @@ def test_single_epoch_runs_get_no_convergence_curves(study_copy):
             r["metrics"]["history"] = r["metrics"]["history"][:1]
             write_json(d / "record.json", r)
     out = run_report(study_copy, study_copy / "report", log=quiet).parent
-    reason = read_json(out / "summary.json")["not_run"]["fig3b"]
+    reason = read_json(out / "summary.json")["not_run"]["convergence"]
     assert "two or more epochs" in reason
     assert not (out / "figures" / "fig3b_convergence.png").exists()
 
@@ -448,3 +460,27 @@ def test_cli_damaged_record_is_one_line_and_keeps_the_old_report(study_copy, cap
     assert len(err) == 1 and err[0].startswith(f"dlbench: error: {damaged}: not valid JSON"), err
     assert "re-run the step that wrote it" in err[0]
     assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+
+
+def test_a_fast_run_fills_a_published_accuracy_cell_but_never_its_time(tmp_path):
+    """A run of the resident engine (bf16) stands at a Table 1 cell no reference-loop run fills: its accuracy
+    is compared, its time says why it is not; a reference-loop run of the same cell takes the cell instead."""
+    from dlbench.report import reference as ref
+    from dlbench.report.collect import Records
+    from dlbench.report.study_tables import comparison
+    from dlbench.spec import TrainConfig
+    from tests.report.conftest import train_record
+
+    cell = ref.published().iloc[0]  # Table 1: mnist, ResNet-18, cuda, batch 16, SGD, lr 0.001, 4 epochs, pin on
+    settings = dict(dataset="mnist", model="resnet18", device="cuda", batch_size=16, optimizer="sgd", lr=0.001,
+                    epochs=4)
+    fast = TrainConfig(**settings, engine="resident", amp="bf16")
+    train_record(tmp_path, fast, 0.985, 30.0)
+    row = comparison(Records.load(tmp_path)).set_index("cell").loc[cell["cell"]]
+    assert row["run_id"] == fast.run_id and row["ours_accuracy_pct"] == pytest.approx(98.5)
+    assert row["ours_seconds"] is None and "not comparable (resident engine, AMP bf16)" in row["time_note"]
+
+    study_loop = TrainConfig(**settings, engine="dataloader", amp="fp16", pin_memory=True)
+    train_record(tmp_path, study_loop, 0.99, 300.0)
+    row = comparison(Records.load(tmp_path)).set_index("cell").loc[cell["cell"]]
+    assert row["run_id"] == study_loop.run_id and row["ours_seconds"] == 300.0 and row["time_note"] is None

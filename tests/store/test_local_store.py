@@ -7,6 +7,7 @@ import os
 
 import pytest
 
+from dlbench import store as store_module
 from dlbench.store import (
     MANIFEST_NAME,
     ChecksumMismatch,
@@ -16,6 +17,7 @@ from dlbench.store import (
     fetch_run,
     find_run,
     open_store,
+    register_store_backend,
     verify_tree,
 )
 
@@ -142,3 +144,20 @@ def test_build_manifest_skips_partial_files(tmp_path):
 def test_unknown_store_scheme_is_one_line_error():
     with pytest.raises(StoreError, match="unsupported store URL"):
         open_store("gs://bucket/x")
+
+
+def test_a_registered_backend_serves_its_url_scheme(tmp_path, monkeypatch):
+    monkeypatch.setattr(store_module, "BACKENDS", dict(store_module.BACKENDS))
+
+    @register_store_backend
+    class Shelf(LocalStore):
+        scheme = "shelf"
+
+        @classmethod
+        def from_url(cls, url, create_bucket=False):
+            return cls(tmp_path / url.removeprefix("shelf://"))
+
+    shelf = open_store("shelf://runs")
+    assert isinstance(shelf, Shelf) and shelf.root == tmp_path / "runs"
+    folder = open_store(f"file://{tmp_path}/runs")
+    assert type(folder) is LocalStore and folder.root == tmp_path / "runs"

@@ -14,7 +14,7 @@ import pytest
 from dlbench.cli import main
 from dlbench.store import MANIFEST_NAME, fetch_run, verify_tree, write_manifest
 from pipelines.local import publish_run, verify_stored
-from pipelines.s3store import S3Store
+from stores.s3 import S3Store
 
 MB = 1024 * 1024
 RUN = "dlbench-tiny-2026-01-01-00-00-00-000000"

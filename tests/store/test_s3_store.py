@@ -9,7 +9,7 @@ import threading
 import pytest
 
 from dlbench.store import MANIFEST_NAME, ChecksumMismatch, StoreError, fetch_run, open_store, verify_tree
-from pipelines.s3store import S3Store
+from stores.s3 import S3Store
 
 MB = 1024 * 1024
 

@@ -325,9 +325,8 @@ def run_fetch(args) -> int:
     print(f"fetched {summary['downloaded']} files ({summary['bytes']:,} bytes), {summary['skipped']} already "
           f"there and verified, from {store.describe(summary['prefix'])} into {args.to}")
     from dlbench.layout import StudyLayout
-    from dlbench.report.step import HTML_NAME
 
-    report = StudyLayout(args.to).report / HTML_NAME
+    report = StudyLayout(args.to).report_html
     if os.path.isfile(report):
         print(f"report: {report}")
     return 0

@@ -64,10 +64,13 @@ def run(args) -> int:
             for c in configs:
                 grids.setdefault(c.run_id, []).append(name)
         n_cells: set[str] = set()
+        strict = {c for t in train_tasks(spec) for cfg in t for c in cells_for(cfg.model_dump())}
 
-        def fills(cells: list[str]) -> str:
-            n_cells.update(cells)
-            return "\n      fills: " + "; ".join(describe(c) for c in cells) if cells else ""
+        def fills(cells: list[str], fast: list[str] = ()) -> str:
+            fast = [c for c in fast if c not in strict and c not in cells]
+            n_cells.update(cells, fast)
+            told = [describe(c) for c in cells] + [f"{describe(c)} (accuracy only)" for c in fast]
+            return "\n      fills: " + "; ".join(told) if told else ""
 
         for task in train_tasks(spec):
             for i, cfg in enumerate(task):
@@ -76,7 +79,8 @@ def run(args) -> int:
                 print(f"train {cfg.run_id}  {cfg.dataset} {cfg.model} bs={cfg.batch_size} {cfg.optimizer} "
                       f"lr={cfg.lr:g} epochs={cfg.epochs} {cfg.device} {cfg.engine} pin={cfg.pin_memory} amp={cfg.amp}"
                       f"{' ' + cfg.input_shape if cfg.input_shape != '1x28x28' else ''}{planned}"
-                      f"  [grid {', '.join(grids.get(cfg.run_id, []))}]{group}" + fills(cells_for(cfg.model_dump())))
+                      f"  [grid {', '.join(grids.get(cfg.run_id, []))}]{group}"
+                      + fills(cells_for(cfg.model_dump()), cells_for(cfg.model_dump(), accuracy_only=True)))
         for cfg in expand_svm(spec):
             planned = "".join(f" (planned {k} {v})" for k, v in (cfg.planned or {}).items())
             print(f"svm   {cfg.run_id}  {cfg.dataset} {cfg.backend} {cfg.kernel} C={cfg.C:g} "

@@ -34,7 +34,6 @@ def run(args) -> int:
 
     from dlbench.io import check_out_dir
     from dlbench.layout import StudyLayout
-    from dlbench.report.step import HTML_NAME
     from dlbench.spec import check_local_inputs, load_spec, require_runs, with_fuse
     from dlbench.study import default_out, prepare_out, run_study
 
@@ -56,6 +55,6 @@ def run(args) -> int:
     lay = StudyLayout(out)
     print(f"results: {out}")
     print(f"runs by id: {lay.index}")
-    report = lay.report / HTML_NAME
+    report = lay.report_html
     print(f"report: {report}" if report.is_file() else "report: not written (see the errors above)")
     return 1 if failed else 0

@@ -1,8 +1,5 @@
 from __future__ import annotations
 
-import argparse
-import math
-
 from dlbench.commands.options import add_field_options, field_values
 from dlbench.configs import SvmConfig
 
@@ -10,19 +7,13 @@ OPTIONS = ("backend", "kernel", "C", "gamma", "degree", "coef0", "preprocess", "
 
 
 def _gamma(text: str) -> float | str:
-    if text in ("scale", "auto"):
-        return text
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a number > 0, 'scale' or 'auto' (got {text!r})") from None
-    if not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"must be a finite number > 0, 'scale' or 'auto' (got {text!r})")
-    return value
+    from dlbench.cli import finite_float
+
+    return text if text in ("scale", "auto") else finite_float(text, " > 0, 'scale' or 'auto'")
 
 
 def register(sub) -> None:
-    from dlbench.cli import add_command
+    from dlbench.cli import add_command, add_split_options
 
     p = add_command(
         sub, "svm", "fit and evaluate one SVM (scikit-learn on the CPU or cuML on the GPU) on a split",
@@ -36,10 +27,7 @@ def register(sub) -> None:
                "'auto' = 1 / n_features, resolved once so every backend gets the same number.\n"
                "example: dlbench svm --split runs/demo/data/fashion-mnist --out runs/demo/svm/rbf "
                "--n-train 10000")
-    p.add_argument("--split", required=True, help="data-step folder (or its split.npz)")
-    p.add_argument("--out", required=True, help="output folder (created)")
-    p.add_argument("--dataset", default=None,
-                   help="dataset name for the record (default: read from the split's manifest.json)")
+    add_split_options(p)
     # auto here (a machine with a GPU uses it); a spec names its backends (SvmConfig's default: sklearn)
     add_field_options(p, SvmConfig, OPTIONS, backend={"default": "auto"}, C={"flag": "--C"},
                       gamma={"type": _gamma}, n_train={"metavar": "N"})
@@ -47,21 +35,13 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from pathlib import Path
-
+    from dlbench.cli import split_dataset_of
     from dlbench.configs import validate_model
-    from dlbench.data.step import split_dataset
-    from dlbench.errors import DataError
     from dlbench.io import check_out_dir
     from dlbench.log import get_logger
     from dlbench.svm import run_svm
 
-    dataset = args.dataset
-    split = Path(args.split)
-    if not split.exists():
-        raise DataError(f"--split {split}: folder not found", "run `dlbench data` first and pass its output folder")
-    if dataset is None:
-        dataset = split_dataset(split)
+    dataset = split_dataset_of(args)
     config = validate_model(SvmConfig, {"dataset": dataset, **field_values(args, OPTIONS)}, "svm options",
                             flags={"C": "--C"})
     check_out_dir(args.out)

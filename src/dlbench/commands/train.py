@@ -8,7 +8,7 @@ OPTIONS = tuple(name for name in TrainConfig.model_fields if name not in ("datas
 
 
 def register(sub) -> None:
-    from dlbench.cli import add_command
+    from dlbench.cli import add_command, add_split_options
 
     p = add_command(
         sub, "train", "train one ResNet configuration on a data-step split",
@@ -23,10 +23,7 @@ def register(sub) -> None:
                "`dlbench study --fuse`, see docs/fused.md). All draw the same batches in the same order from --seed.\n"
                "example: dlbench train --split runs/demo/data/fashion-mnist --out runs/demo/train/r18 "
                "--model resnet18 --batch-size 16 --epochs 4 --device cuda --engine resident --amp bf16")
-    p.add_argument("--split", required=True, help="data-step folder (holds split.npz and manifest.json)")
-    p.add_argument("--out", required=True, help="output folder (created)")
-    p.add_argument("--dataset", default=None,
-                   help="dataset of the split (mnist, fashion-mnist) (default: read from the split's manifest.json)")
+    add_split_options(p)
     add_field_options(p, TrainConfig, OPTIONS, input_size={"metavar": "PX"}, engine={"help": "training loop (see below)"},
                       max_steps_per_epoch={"metavar": "N"})
     p.add_argument("--resume", action="store_true",
@@ -36,20 +33,13 @@ def register(sub) -> None:
 
 def run(args) -> int:
 
-    from pathlib import Path
-
+    from dlbench.cli import split_dataset_of
     from dlbench.configs import validate_model
-    from dlbench.data.step import split_dataset
-    from dlbench.errors import DataError
     from dlbench.io import check_out_dir
     from dlbench.log import get_logger
     from dlbench.train import run_train
 
-    if not Path(args.split).exists():
-        raise DataError(f"--split {args.split}: folder not found", "give the folder `dlbench data --out` wrote")
-    dataset = args.dataset
-    if dataset is None:
-        dataset = split_dataset(args.split)
+    dataset = split_dataset_of(args)
     config = validate_model(TrainConfig, {"dataset": dataset, **field_values(args, OPTIONS)}, "train options",
                             flags={})
     check_out_dir(args.out)

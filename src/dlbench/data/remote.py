@@ -31,7 +31,7 @@ from dlbench.data.sources import (
     load_idx_folder,
 )
 from dlbench.errors import DataError
-from dlbench.store import MANIFEST_NAME, Store, StoreError, _join, open_store
+from dlbench.store import MANIFEST_NAME, Store, StoreError, join_key, open_store
 
 
 def is_store_url(root: str | os.PathLike | None) -> bool:
@@ -87,7 +87,7 @@ def dataset_in_store(store: Store, dataset: str) -> tuple[str, dict[str, Any]]:
     """(prefix, manifest) of ``dataset`` in ``store``: ``<dataset>/MANIFEST.json``, else the store's own
     ``MANIFEST.json`` when the URL names the dataset's folder. StoreError (one line) when neither is there."""
     for prefix in (dataset, ""):
-        if store.exists(_join(prefix, MANIFEST_NAME)):
+        if store.exists(join_key(prefix, MANIFEST_NAME)):
             manifest = store.read_manifest(prefix)
             names = {e["path"] for e in manifest["files"]}
             wanted = [pattern.format(part=part) for part in PARTS for pattern in IDX_NAMES.values()]

@@ -17,6 +17,7 @@ import pandas as pd
 
 from dlbench.io import read_json
 from dlbench.record import find_records
+from dlbench.report import reference as ref
 from dlbench.spec import TrainConfig
 
 STEPS = ("data", "train", "svm", "profile", "onnx")
@@ -230,7 +231,7 @@ def train_frame(R: Records) -> pd.DataFrame:
         planned = c.get("planned") or {}
         row = {**c, **planned, "ran_on": c.get("device"), "amp_ran": c.get("amp"), "run_id": r.get("run_id"),
                "ok": is_ok(r), "error": None if is_ok(r) else error_of(r), "smoke": bool(c.get("smoke")),
-               "grids": grids.get(str(r.get("run_id")), []),
+               "grids": grids.get(str(r.get("run_id")), []), "fused": (met(r, "fused_members") or 1) > 1,
                "test_accuracy_pct": pct(met(r, "test_accuracy")) if is_ok(r) else None,
                "best_val_accuracy_pct": pct(met(r, "best_val_accuracy")) if is_ok(r) else None,
                "train_seconds": num(met(r, "train_seconds")) if is_ok(r) else None,
@@ -254,3 +255,24 @@ def svm_frame(R: Records) -> pd.DataFrame:
                      "n_train_used": met(r, "n_train") if met(r, "n_train") is not None else c.get("n_train"),
                      "_rec": r})
     return pd.DataFrame(rows)
+
+
+# --------------------------------------------------------------------------- inference and profile results
+
+def precision(result: dict) -> str:
+    """The precision of one inference timing (an ONNX record's ``results`` entry); fp32 when not recorded."""
+    return str(result.get("precision") or "fp32")
+
+
+def profile_rows(R: Records) -> list[dict]:
+    """Every row of the finished FLOPs profiles (one per model, input and batch counted)."""
+    return [x for r in R.ok("profile") for x in met(r, "rows", []) or [] if isinstance(x, dict)]
+
+
+def our_gflops(R: Records) -> dict[str, float | None]:
+    """Forward GFLOPs per image at the setting the study's published GFLOPs match, per model."""
+    out: dict[str, float | None] = {}
+    for x in profile_rows(R):
+        if ref.gflops(x) is not None:
+            out[str(x.get("model"))] = num(x.get("forward_gflops"))
+    return out

@@ -1,9 +1,10 @@
-"""The report's figures (matplotlib, Agg, no pyplot state), numbered as the study numbers its Figures 1-7;
-ours after them. Each is made only when its data exists; the study's published values are drawn hollow
-(or hatched) beside ours, filled.
+"""The report's figures (matplotlib, Agg, no pyplot state), titled with the numbers the study gives its
+Figures 1-7; ours after them. Each is made only when its data exists; the study's published values are
+drawn hollow (or hatched) beside ours, filled.
 
-Every builder takes the records, the comparison frame (:func:`dlbench.report.study_tables.comparison`)
-and the figure folder, and returns an :class:`~dlbench.report.items.Item`.
+Every builder is named by what it shows (its item's key), takes the records, the comparison frame
+(:func:`dlbench.report.study_tables.comparison`) and the figure folder, and returns an
+:class:`~dlbench.report.document.Item`; its image keeps the study's number (``fig1_accuracy.png``).
 """
 
 from __future__ import annotations
@@ -30,11 +31,13 @@ from dlbench.report.collect import (
     met,
     model_label,
     num,
+    our_gflops,
     pct,
+    precision,
     train_frame,
 )
-from dlbench.report.items import Item, fmt, run_ids
-from dlbench.report.tables import our_gflops, precision
+from dlbench.report.document import Item, builder, fmt, run_ids
+from dlbench.report.study_tables import cell_runs, cells
 
 STYLE = {
     "font.size": 11, "axes.titlesize": 13, "axes.titleweight": "bold", "axes.labelsize": 11,
@@ -78,10 +81,6 @@ def _f(v: Any) -> float | None:
     return None if v is None or (isinstance(v, float) and v != v) else float(v)
 
 
-def _rows(C: pd.DataFrame, table: str) -> pd.DataFrame:
-    return C[C["table"] == table]
-
-
 def _study_ours_legend(fig: Figure, models: list[str]) -> None:
     handles = [Patch(facecolor=_color(m), label=model_label(m)) for m in models]
     handles += [Patch(facecolor="white", edgecolor="black", label="ours (filled)"),
@@ -91,11 +90,11 @@ def _study_ours_legend(fig: Figure, models: list[str]) -> None:
 
 # --------------------------------------------------------------------------- Figure 1
 
-def fig1(R: Records, C: pd.DataFrame, out: Path) -> Item:
-    item = Item("fig1", "figure", "Figure 1: test accuracy of each model on each dataset, 4 epochs",
-                caption="Table 1's cells as bars per configuration (batch, optimizer, learning rate): ours filled, "
-                        "the study's hatched. A missing filled bar is a cell no run of ours fills.", group="study")
-    rows = _rows(C, "table1")
+@builder("figure", "Figure 1: test accuracy of each model on each dataset, 4 epochs",
+         "Table 1's cells as bars per configuration (batch, optimizer, learning rate): ours filled, "
+         "the study's hatched. A missing filled bar is a cell no run of ours fills.", group="study")
+def accuracy_bars(item: Item, R: Records, C: pd.DataFrame, out: Path) -> None:
+    rows = cells(C, "table1")
     datasets = list(dict.fromkeys(rows["dataset"]))
     models = list(dict.fromkeys(rows["model"]))
     with matplotlib.rc_context(STYLE):
@@ -122,18 +121,17 @@ def fig1(R: Records, C: pd.DataFrame, out: Path) -> Item:
             ax.set_title(dataset_label(ds))
         _study_ours_legend(fig, models)
         item.image = _save(fig, out / "fig1_accuracy.png")
-    item.sources = sorted({str(x) for x in rows["run_id"] if isinstance(x, str)})
-    return item
+    item.sources = cell_runs(rows)
 
 
 # --------------------------------------------------------------------------- Figure 2
 
-def fig2(R: Records, C: pd.DataFrame, out: Path) -> Item:
-    item = Item("fig2", "figure", "Figure 2: optimizer stability, accuracy over optimizer x learning rate (4 epochs)",
-                caption="Table 1's runs only: test accuracy per optimizer and batch (rows) and learning rate "
-                        "(columns), ours in each cell with the study's below in brackets; colour: ours (grey: no run).",
-                group="study")
-    rows = _rows(C, "table1")
+@builder("figure", "Figure 2: optimizer stability, accuracy over optimizer x learning rate (4 epochs)",
+         "Table 1's runs only: test accuracy per optimizer and batch (rows) and learning rate "
+         "(columns), ours in each cell with the study's below in brackets; colour: ours (grey: no run).",
+         group="study")
+def optimizer_lr_heatmap(item: Item, R: Records, C: pd.DataFrame, out: Path) -> None:
+    rows = cells(C, "table1")
     panels = list(dict.fromkeys(zip(rows["dataset"], rows["model"], strict=True)))
     lrs = sorted(set(rows["lr"]), key=float, reverse=True)
     keys = list(dict.fromkeys(zip(rows["optimizer"], rows["batch_size"], strict=True)))
@@ -169,8 +167,7 @@ def fig2(R: Records, C: pd.DataFrame, out: Path) -> Item:
         for ax in list(axes.flat)[len(panels):]:
             ax.set_visible(False)
         item.image = _save(fig, out / "fig2_optimizer_lr_heatmap.png")
-    item.sources = sorted({str(x) for x in rows["run_id"] if isinstance(x, str)})
-    return item
+    item.sources = cell_runs(rows)
 
 
 # --------------------------------------------------------------------------- Figure 3
@@ -186,11 +183,11 @@ def pareto_front(points: list[tuple[float, float]]) -> list[int]:
     return front
 
 
-def fig3a(R: Records, C: pd.DataFrame, out: Path) -> Item:
-    item = Item("fig3a", "figure", "Figure 3a: accuracy vs training time, Pareto front",
-                caption="Every finished ResNet run of ours (filled) and every published cell with a time (hollow): "
-                        "test accuracy against whole-training time; the dashed line joins our Pareto front (no run "
-                        "of ours both faster and more accurate).", group="study")
+@builder("figure", "Figure 3a: accuracy vs training time, Pareto front",
+         "Every finished ResNet run of ours (filled) and every published cell with a time (hollow): "
+         "test accuracy against whole-training time; the dashed line joins our Pareto front (no run "
+         "of ours both faster and more accurate).", group="study")
+def accuracy_vs_time(item: Item, R: Records, C: pd.DataFrame, out: Path) -> None:
     T = train_frame(R)
     T = T[T["ok"] & T["train_seconds"].notna() & T["test_accuracy_pct"].notna()] if not T.empty else T
     pub = C[(C["study_seconds"] != "") & (C["study_accuracy_pct"] != "")]
@@ -222,23 +219,19 @@ def fig3a(R: Records, C: pd.DataFrame, out: Path) -> Item:
         fig.legend(handles=handles, loc="outside lower center", ncols=len(handles), frameon=False)
         item.image = _save(fig, out / "fig3a_pareto.png")
     item.sources = sorted(T["run_id"]) if not T.empty else []
-    return item
 
 
-def fig3b(R: Records, C: pd.DataFrame, out: Path) -> Item:
-    item = Item("fig3b", "figure", "Figure 3b: convergence of the best run per dataset and model",
-                caption="Training loss and validation accuracy after each epoch of the most accurate run of each "
-                        "model on each dataset (one line each, so the figure stays readable at any number of runs).",
-                group="study")
+@builder("figure", "Figure 3b: convergence of the best run per dataset and model",
+         "Training loss and validation accuracy after each epoch of the most accurate run of each "
+         "model on each dataset (one line each, so the figure stays readable at any number of runs).",
+         group="study", needs="train")
+def convergence(item: Item, R: Records, C: pd.DataFrame, out: Path) -> None:
     T = train_frame(R)
-    if T.empty or not T["ok"].any():
-        item.not_run = R.reason("train")
-        return item
     T = T[T["ok"] & T["test_accuracy_pct"].notna()]
     T = T[T["_rec"].map(lambda r: len(met(r, "history", []) or []) >= 2)]
     if T.empty:
         item.not_run = NotRun("no training run recorded two or more epochs of history")
-        return item
+        return
     best = T.sort_values("test_accuracy_pct", ascending=False).groupby(["dataset", "model"], sort=True).head(1)
     styles = {"mnist": "-", "fashion-mnist": "--"}
     with matplotlib.rc_context(STYLE):
@@ -256,7 +249,6 @@ def fig3b(R: Records, C: pd.DataFrame, out: Path) -> Item:
         fig.legend(loc="outside lower center", ncols=2, frameon=False)
         item.image = _save(fig, out / "fig3b_convergence.png")
     item.sources = sorted(best["run_id"])
-    return item
 
 
 # --------------------------------------------------------------------------- Figure 4
@@ -269,14 +261,12 @@ def _matrix(rec: dict) -> np.ndarray | None:
     return a if a.ndim == 2 and a.shape[0] == a.shape[1] and a.shape[0] > 0 else None
 
 
-def fig4(R: Records, C: pd.DataFrame, out: Path) -> Item:
-    item = Item("fig4", "figure", "Figure 4: confusion matrices of the best ResNet-18 models (4 epochs)",
-                caption="Row-normalised confusion matrices (rows: true class, % of that class) of the most accurate "
-                        "ResNet-18 at 4 epochs on each dataset (any ResNet when there is none).", group="study")
+@builder("figure", "Figure 4: confusion matrices of the best ResNet-18 models (4 epochs)",
+         "Row-normalised confusion matrices (rows: true class, % of that class) of the most accurate "
+         "ResNet-18 at 4 epochs on each dataset (any ResNet when there is none).", group="study",
+         needs="train")
+def confusion_matrices(item: Item, R: Records, C: pd.DataFrame, out: Path) -> None:
     T = train_frame(R)
-    if T.empty or not T["ok"].any():
-        item.not_run = R.reason("train")
-        return item
     T = T[T["ok"] & T["test_accuracy_pct"].notna() & T["_rec"].map(lambda r: _matrix(r) is not None)]
     panels = []
     for _ds, g in T.groupby("dataset", sort=True):
@@ -285,7 +275,7 @@ def fig4(R: Records, C: pd.DataFrame, out: Path) -> Item:
         panels.append(best)
     if not panels:
         item.not_run = NotRun("no finished training run recorded a confusion matrix")
-        return item
+        return
     with matplotlib.rc_context(STYLE):
         fig, axes = _new(7.2 * len(panels), 6.6, ncols=len(panels))
         for ax, r in zip(axes[0], panels, strict=True):
@@ -308,16 +298,15 @@ def fig4(R: Records, C: pd.DataFrame, out: Path) -> Item:
             ax.grid(False)
         item.image = _save(fig, out / "fig4_confusion.png")
     item.sources = sorted(r["run_id"] for r in panels)
-    return item
 
 
 # --------------------------------------------------------------------------- Figure 5
 
-def fig5(R: Records, C: pd.DataFrame, out: Path) -> Item:
-    item = Item("fig5", "figure", "Figure 5: SVM analysis, accuracy and fit time of the polynomial and RBF kernels",
-                caption="The SVM table as bars: ours filled, the study's hatched (scikit-learn on its CPUs). Fit time "
-                        "on a log scale.", group="study")
-    rows = _rows(C, "svm")
+@builder("figure", "Figure 5: SVM analysis, accuracy and fit time of the polynomial and RBF kernels",
+         "The SVM table as bars: ours filled, the study's hatched (scikit-learn on its CPUs). Fit time "
+         "on a log scale.", group="study")
+def svm_bars(item: Item, R: Records, C: pd.DataFrame, out: Path) -> None:
+    rows = cells(C, "svm")
     labels = [f"{dataset_label(ds)}\n{'RBF' if k == 'svm-rbf' else 'polynomial'}"
               for ds, k in zip(rows["dataset"], rows["model"], strict=True)]
     with matplotlib.rc_context(STYLE):
@@ -343,14 +332,13 @@ def fig5(R: Records, C: pd.DataFrame, out: Path) -> Item:
                     Patch(facecolor="white", edgecolor="black", hatch="///", label="study (hatched)")]
         fig.legend(handles=handles, loc="outside lower center", ncols=4, frameon=False)
         item.image = _save(fig, out / "fig5_svm.png")
-    item.sources = sorted({str(x) for x in rows["run_id"] if isinstance(x, str)})
-    return item
+    item.sources = cell_runs(rows)
 
 
 # --------------------------------------------------------------------------- Figures 6 and 7
 
-def _table4_pairs(C: pd.DataFrame) -> list[dict]:
-    rows = _rows(C, "table4")
+def _cpu_gpu_pairs(C: pd.DataFrame) -> list[dict]:
+    rows = cells(C, "table4")
     out = []
     for (m, opt), g in rows.groupby(["model", "optimizer"], sort=False):
         cpu, gpu = g[g["device"] == "cpu"].iloc[0], g[g["device"] == "cuda"].iloc[0]
@@ -362,11 +350,11 @@ def _table4_pairs(C: pd.DataFrame) -> list[dict]:
     return out
 
 
-def fig6(R: Records, C: pd.DataFrame, out: Path) -> Item:
-    item = Item("fig6", "figure", "Figure 6: hardware scaling, GPU-over-CPU speedup per model (10 epochs)",
-                caption="CPU time / GPU time of Table 4's configurations: the study's (hatched) beside ours (filled). "
-                        "The study claims the speedup grows with model size (4x-5x).", group="study")
-    pairs = _table4_pairs(C)
+@builder("figure", "Figure 6: hardware scaling, GPU-over-CPU speedup per model (10 epochs)",
+         "CPU time / GPU time of Table 4's configurations: the study's (hatched) beside ours (filled). "
+         "The study claims the speedup grows with model size (4x-5x).", group="study")
+def gpu_speedup(item: Item, R: Records, C: pd.DataFrame, out: Path) -> None:
+    pairs = _cpu_gpu_pairs(C)
     with matplotlib.rc_context(STYLE):
         fig, axes = _new(10, 5)
         ax = axes[0][0]
@@ -386,7 +374,6 @@ def fig6(R: Records, C: pd.DataFrame, out: Path) -> Item:
         _study_ours_legend(fig, list(dict.fromkeys(p["model"] for p in pairs)))
         item.image = _save(fig, out / "fig6_gpu_speedup.png")
     item.sources = sorted({r for p in pairs for r in p["runs"]})
-    return item
 
 
 def _fit(x: list[float], y: list[float]) -> tuple[float, float, float] | None:
@@ -400,13 +387,13 @@ def _fit(x: list[float], y: list[float]) -> tuple[float, float, float] | None:
     return float(a), float(b), r2
 
 
-def fig7(R: Records, C: pd.DataFrame, out: Path) -> Item:
-    item = Item("fig7", "figure", "Figure 7: complexity vs cost, GFLOPs against GPU training time (10 epochs)",
-                caption="Table 4's GPU training times against each model's GFLOPs, with a least-squares line and its "
-                        "R² for the study's points (hollow, its published GFLOPs) and for ours (filled, our GFLOPs "
-                        "counted at 3x64x64, or the study's where no profile ran). The study claims a linear relation.",
-                group="study")
-    pairs = _table4_pairs(C)
+@builder("figure", "Figure 7: complexity vs cost, GFLOPs against GPU training time (10 epochs)",
+         "Table 4's GPU training times against each model's GFLOPs, with a least-squares line and its "
+         "R² for the study's points (hollow, its published GFLOPs) and for ours (filled, our GFLOPs "
+         "counted at 3x64x64, or the study's where no profile ran). The study claims a linear relation.",
+         group="study")
+def gflops_vs_gpu_time(item: Item, R: Records, C: pd.DataFrame, out: Path) -> None:
+    pairs = _cpu_gpu_pairs(C)
     ours_g = our_gflops(R)
     fits = []
     with matplotlib.rc_context(STYLE):
@@ -444,15 +431,14 @@ def fig7(R: Records, C: pd.DataFrame, out: Path) -> Item:
         item.image = _save(fig, out / "fig7_gflops_vs_gpu_time.png")
     item.notes = ["Linear fit, " + "; ".join(fits) + "."]
     item.sources = sorted({r for p in pairs for r in p["runs"]})
-    return item
 
 
 # --------------------------------------------------------------------------- Figure 8 (ours)
 
-def fig8(R: Records, C: pd.DataFrame, out: Path) -> Item:
-    item = Item("fig8", "figure", "Figure 8: inference latency and throughput vs batch size",
-                caption="Median latency per batch and throughput of ONNX Runtime (per provider) and PyTorch eager, "
-                        "log-log axes (a measurement the study lacks).")
+@builder("figure", "Figure 8: inference latency and throughput vs batch size",
+         "Median latency per batch and throughput of ONNX Runtime (per provider) and PyTorch eager, "
+         "log-log axes (a measurement the study lacks).", needs="onnx")
+def latency_vs_batch(item: Item, R: Records, C: pd.DataFrame, out: Path) -> None:
     series: dict[tuple[str, str, str, str], list[tuple[int, float, float | None]]] = defaultdict(list)
     for r in R.ok("onnx"):
         model = str(met(r, "model") or cfg(r, "model"))
@@ -462,8 +448,8 @@ def fig8(R: Records, C: pd.DataFrame, out: Path) -> Item:
                 series[(model, str(x.get("runtime")), str(x.get("provider")), precision(x))].append(
                     (int(b), p50, num(x.get("throughput_ips"))))
     if not series:
-        item.not_run = R.reason("onnx") if not R.ok("onnx") else NotRun("no inference timings recorded")
-        return item
+        item.not_run = NotRun("no inference timings recorded")
+        return
     markers = {"cpu": "o", "cuda": "s", "tensorrt": "^"}
     with matplotlib.rc_context(STYLE):
         fig, axes = _new(13, 5.2 + 0.3 * math.ceil(len(series) / 4), ncols=2)
@@ -488,7 +474,6 @@ def fig8(R: Records, C: pd.DataFrame, out: Path) -> Item:
         fig.legend(loc="outside lower center", ncols=min(4, len(series)), frameon=False)
         item.image = _save(fig, out / "fig8_inference_latency.png")
     item.sources = run_ids(R.ok("onnx"))
-    return item
 
 
-FIGURES = [fig1, fig2, fig3a, fig3b, fig4, fig5, fig6, fig7, fig8]
+FIGURES = [accuracy_bars, optimizer_lr_heatmap, accuracy_vs_time, convergence, confusion_matrices, svm_bars, gpu_speedup, gflops_vs_gpu_time, latency_vs_batch]

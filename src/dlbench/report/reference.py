@@ -78,8 +78,17 @@ def _stated(cell: pd.Series) -> dict[str, Any]:
     return out
 
 
-def matches_train(cell: pd.Series, config: dict[str, Any]) -> bool:
-    """Whether a training config (as planned: a smoke run's ``planned`` settings applied) fills ``cell``."""
+# A run trained the fast way (the resident or fused engine, any autocast) fills a cell's accuracy when no run
+# of the study's own loop does, never its time: its seconds measure another loop (see fast_match). The
+# loader setting pin_memory means nothing to an engine without a DataLoader.
+FAST_ENGINES = ("dataloader", "resident", "fused")
+
+
+def matches_train(cell: pd.Series, config: dict[str, Any], accuracy_only: bool = False) -> bool:
+    """Whether a training config (as planned: a smoke run's ``planned`` settings applied) fills ``cell``.
+
+    ``accuracy_only``: the looser match of a run whose accuracy is comparable but whose time is not (any
+    engine of :data:`FAST_ENGINES`, any AMP, pin_memory not compared)."""
     if cell["table"] == "svm":
         return False
     c = {**config, **(config.get("planned") or {})}
@@ -88,11 +97,19 @@ def matches_train(cell: pd.Series, config: dict[str, Any]) -> bool:
         if k == "lr":
             if not isinstance(got, int | float) or not math.isclose(got, v, rel_tol=1e-9):
                 return False
-        elif got != v:
+        elif got != v and not (accuracy_only and k == "pin_memory"):
             return False
+    if accuracy_only:
+        return c.get("engine") in FAST_ENGINES and all(c.get(k, v) == v for k, v in FIXED.items() if k != "engine")
     if any(c.get(k, v) != v for k, v in FIXED.items()):
         return False
     return c.get("amp") == STUDY_AMP.get(str(c.get("device")))
+
+
+def fast_note(run: dict[str, Any]) -> str:
+    """Why a run that fills a cell by the accuracy-only match shows no time there."""
+    how = f"{run.get('engine')} engine, AMP {run.get('amp')}" + (", fused" if run.get("fused") else "")
+    return f"not comparable ({how})"
 
 
 def matches_svm(cell: pd.Series, config: dict[str, Any]) -> bool:
@@ -105,11 +122,14 @@ def matches_svm(cell: pd.Series, config: dict[str, Any]) -> bool:
             and c.get("backend") in ("sklearn", "auto") and c.get("n_train") is None)
 
 
-def cells_for(config: dict[str, Any], step: str = "train") -> list[str]:
-    """The published cells (``table:row``) a run fills."""
+def cells_for(config: dict[str, Any], step: str = "train", accuracy_only: bool = False) -> list[str]:
+    """The published cells (``table:row``) a run fills; ``accuracy_only``: the accuracy cells it would fill
+    by the looser match (:func:`matches_train`) when no run of the study's own loop does."""
     df = published()
-    fn = matches_train if step == "train" else matches_svm
-    return [row["cell"] for _, row in df.iterrows() if fn(row, config)]
+    if step != "train":
+        return [row["cell"] for _, row in df.iterrows() if matches_svm(row, config)]
+    return [row["cell"] for _, row in df.iterrows()
+            if (row["test_accuracy_pct"] or not accuracy_only) and matches_train(row, config, accuracy_only)]
 
 
 def describe(cell_id: str) -> str:

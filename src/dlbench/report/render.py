@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import re
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -19,28 +18,9 @@ import pandas as pd
 from markupsafe import Markup, escape
 
 from dlbench.report.collect import NotRun
-from dlbench.report.items import Item
+from dlbench.report.document import Item, KeyValues, Section
 
 NUMERIC = re.compile(r"^[+\-−]?[\d,]*\.?\d+(x| %)?$")
-
-
-@dataclass
-class Section:
-    key: str
-    title: str
-    intro: str = ""
-    items: list[Item] = field(default_factory=list)
-
-
-@dataclass
-class KeyValues:
-    """A small titled block of facts (environment): a table, or preformatted text (the spec)."""
-
-    key: str
-    title: str
-    view: pd.DataFrame | None = None
-    text: str | None = None
-    notes: list[str] = field(default_factory=list)
 
 
 def esc(text: Any) -> Markup:

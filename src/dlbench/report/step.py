@@ -22,9 +22,9 @@ from dlbench.report import figures as F
 from dlbench.report import reference as ref
 from dlbench.report import study_tables as S
 from dlbench.report import tables as T
-from dlbench.report.collect import STEPS, NotRun, Records, cfg, device_label, is_ok, met, num
-from dlbench.report.items import Item, fmt
-from dlbench.report.render import KeyValues, Section, render_html, render_markdown
+from dlbench.report.collect import STEPS, NotRun, Records, cfg, device_label, is_ok, met, num, our_gflops, pct
+from dlbench.report.document import Item, KeyValues, Section, fmt
+from dlbench.report.render import render_html, render_markdown
 
 HTML_NAME = "report.html"
 MD_NAME = "report.md"
@@ -41,13 +41,14 @@ def _sections(R: Records, C: pd.DataFrame, fig_dir: Path, log) -> list[Section]:
             return Item(fn.__name__, kind, name,
                         not_run=NotRun(f"the report could not build this {kind}: {type(exc).__name__}: {exc}"))
 
-    gflops = T.our_gflops(R) if R.ok("profile") else {}
-    study_tables = [safe(fn, "table", C, gflops) if fn is S.table4 else safe(fn, "table", C) for fn in S.STUDY_TABLES]
-    filled = {str(x) for x in C["run_id"] if isinstance(x, str)}
+    gflops = our_gflops(R) if R.ok("profile") else {}
+    study_tables = [safe(fn, "table", C, gflops) if fn is S.cpu_vs_gpu else safe(fn, "table", C)
+                    for fn in S.STUDY_TABLES.values()]
+    filled = set(S.cell_runs(C))
     figs = [safe(fn, "figure", R, C, fig_dir) for fn in F.FIGURES]
-    extra_tables = [safe(T.table_engines, "table", R), safe(T.table_other_runs, "table", R, filled),
-                    safe(T.table_svm_runs, "table", R), safe(T.table_onnx, "table", R), safe(T.table_flops, "table", R)]
-    status = [safe(T.table_steps, "table", R), safe(T.table_failed, "table", R)]
+    extra_tables = [safe(T.engines, "table", R), safe(T.other_runs, "table", R, filled), safe(T.svm_runs, "table", R),
+                    safe(T.inference_latency, "table", R), safe(T.model_complexity, "table", R)]
+    status = [safe(T.steps, "table", R), safe(T.failed, "table", R)]
     return [
         Section("study-tables", "The study's tables, ours beside them",
                 f"Every number the study publishes, as printed, at its cell, with ours from the run whose settings "
@@ -79,7 +80,8 @@ def run_report(records_root: str | os.PathLike, out_dir: str | os.PathLike, log=
         banner = build_banner(R, C)
         summary = build_summary(R, C, banner)
         summary["not_run"] = {i.key: i.not_run.reason for i in items if i.not_run is not None}
-        summary["onnx_speedup_vs_pytorch"] = onnx_speedup(R, {i.key: i for i in items}.get("table8"), summary)
+        summary["onnx_speedup_vs_pytorch"] = onnx_speedup(R, {i.key: i for i in items}.get("inference_latency"),
+                                                          summary)
         environment = build_environment(R, items)
 
         _clean(fig_dir, "*.png", {i.image.name for i in items if i.image is not None})
@@ -189,20 +191,10 @@ def build_summary(R: Records, C: pd.DataFrame, banner: dict) -> dict[str, Any]:
     from dlbench.record import git_commit
 
     commits = sorted({(r.get("environment") or {}).get("git_commit") for r in R.all} - {None})
-    best: dict[str, dict] = {}
-    for r in R.ok("train"):
-        a = S._num(pct(met(r, "test_accuracy")))
-        ds = str(cfg(r, "dataset"))
-        if a is not None and (ds not in best or a > best[ds]["accuracy_pct"]):
-            best[ds] = {"accuracy_pct": a, "run_id": r.get("run_id"), "model": cfg(r, "model"),
-                        "epochs": cfg(r, "epochs"), "train_seconds": num(met(r, "train_seconds"))}
-    best_svm: dict[str, dict] = {}
-    for r in R.ok("svm"):
-        a = S._num(pct(met(r, "accuracy")))
-        ds = str(cfg(r, "dataset"))
-        if a is not None and (ds not in best_svm or a > best_svm[ds]["accuracy_pct"]):
-            best_svm[ds] = {"accuracy_pct": a, "run_id": r.get("run_id"), "kernel": cfg(r, "kernel"),
-                            "fit_seconds": num(met(r, "fit_seconds"))}
+    best = _best_per_dataset(R.ok("train"), "test_accuracy", lambda r: {
+        "model": cfg(r, "model"), "epochs": cfg(r, "epochs"), "train_seconds": num(met(r, "train_seconds"))})
+    best_svm = _best_per_dataset(R.ok("svm"), "accuracy", lambda r: {
+        "kernel": cfg(r, "kernel"), "fit_seconds": num(met(r, "fit_seconds"))})
     s: dict[str, Any] = {
         "generated": now_iso(), "records_root": str(R.root), "smoke": banner["smoke"],
         "code_version": commits[0] if len(commits) == 1 else (", ".join(commits) if commits else git_commit()),
@@ -222,8 +214,20 @@ def build_summary(R: Records, C: pd.DataFrame, banner: dict) -> dict[str, Any]:
     return s
 
 
+def _best_per_dataset(runs: list[dict], metric: str, details: Callable[[dict], dict]) -> dict[str, dict]:
+    """The most accurate of ``runs`` per dataset (``metric`` a fraction): its accuracy in %, its run id and
+    ``details(run)``; the first of equals wins."""
+    best: dict[str, dict] = {}
+    for r in runs:
+        a = pct(met(r, metric))
+        ds = str(cfg(r, "dataset"))
+        if a is not None and (ds not in best or a > best[ds]["accuracy_pct"]):
+            best[ds] = {"accuracy_pct": a, "run_id": r.get("run_id"), **details(r)}
+    return best
+
+
 def onnx_speedup(R: Records, item: Item | None, summary: dict) -> dict | None:
-    """The largest ONNX Runtime speedup over PyTorch of Table 8; timings marked low-confidence (too few timed
+    """The largest ONNX Runtime speedup over PyTorch of Table 8 (``inference_latency``); timings marked low-confidence (too few timed
     iterations) are left out, and when only those exist the summary says so."""
     best = None
     if item is not None and item.frame is not None and item.not_run is None:
@@ -234,16 +238,11 @@ def onnx_speedup(R: Records, item: Item | None, summary: dict) -> dict | None:
                         "batch_size": int(row["batch_size"]) if num(row["batch_size"]) is not None else None}
     low = [r for r in R.ok("onnx") if met(r, "low_confidence")]
     if low and best is None:
-        summary["not_run"].setdefault("table8", f"low confidence: the ONNX timings of {len(low)} run(s) come from "
-                                                "fewer than 20 timed iterations (see Table 8)")
+        summary["not_run"].setdefault("inference_latency", f"low confidence: the ONNX timings of {len(low)} run(s) "
+                                                           "come from fewer than 20 timed iterations (see Table 8)")
     if best is not None:
         summary["metrics"]["onnx_speedup_vs_pytorch_max_x"] = float(best["ratio"])
     return best
-
-
-def pct(v: Any) -> float | None:
-    f = num(v)
-    return None if f is None else f * 100.0
 
 
 # --------------------------------------------------------------------------- environment

@@ -3,18 +3,22 @@ published number as printed with ours beside it and the differences.
 
 :func:`comparison` is the long frame behind all of them: one row per published cell, the run that fills
 it (matched on the cell's stated settings only, :mod:`dlbench.report.reference`) and the differences.
-Each table is a pivot of its rows; ``tables/<key>.csv`` is those rows.
+Each table is a pivot of its rows; ``tables/<key>.csv`` is those rows. A builder and its item's key are
+named by what the table shows; its title carries the study's number, and its rows are the published cells
+of that table (``published.csv``'s ``table`` column, e.g. ``table1``).
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+from typing import Any
 
 import pandas as pd
 
 from dlbench.report import reference as ref
 from dlbench.report.collect import NotRun, Records, dataset_label, model_label, svm_frame, train_frame
-from dlbench.report.items import Item, fmt
+from dlbench.report.document import Item, builder, fmt
 
 STUDY, OURS = "study", "ours"
 KINDS = {"study_accuracy_pct": "pct", "ours_accuracy_pct": "pct", "accuracy_diff_pp": "pp",
@@ -46,8 +50,7 @@ def comparison(R: Records) -> pd.DataFrame:
         row.update(study_accuracy_pct=cell["test_accuracy_pct"], study_seconds=cell["train_seconds"],
                    study_fit_ms=cell["fit_ms"], study_gflops=cell["gflops"], study_note=cell["note"])
         frame = svm if cell["table"] == "svm" else train
-        match = ref.matches_svm if cell["table"] == "svm" else ref.matches_train
-        cands = frame[[match(cell, r) for r in frame.to_dict("records")]] if not frame.empty else frame
+        cands, fast = _candidates(cell, frame)
         run, others = _choose(cands, cell["table"])
         row["run_id"] = None if run is None else run["run_id"]
         row["also_matching"] = " ".join(others)
@@ -65,8 +68,9 @@ def comparison(R: Records) -> pd.DataFrame:
             row["ours_seconds"] = None
         else:
             row["ours_accuracy_pct"] = run["test_accuracy_pct"] if ok else None
-            row["ours_seconds"] = run["train_seconds"] if ok else None
+            row["ours_seconds"] = run["train_seconds"] if ok and not fast else None
             row["ours_fit_ms"] = None
+        row["time_note"] = ref.fast_note(run.to_dict()) if fast and run is not None else None
         sa, ss, sf = (ref.value(cell[k]) for k in ("test_accuracy_pct", "train_seconds", "fit_ms"))
         oa, os_, of = row["ours_accuracy_pct"], row["ours_seconds"], row["ours_fit_ms"]
         row["accuracy_diff_pp"] = oa - sa if oa is not None and sa is not None else None
@@ -76,6 +80,21 @@ def comparison(R: Records) -> pd.DataFrame:
     out = pd.DataFrame(rows)
     out["disagrees"] = [_disagreements(out, r) for _, r in out.iterrows()]
     return out
+
+
+def _candidates(cell: pd.Series, frame: pd.DataFrame) -> tuple[pd.DataFrame, bool]:
+    """The runs that fill ``cell``: by the strict match; for an accuracy cell no run fills that way, the runs
+    of the accuracy-only match (``True``: their times are not comparable)."""
+    if frame.empty:
+        return frame, False
+    records = frame.to_dict("records")
+    if cell["table"] == "svm":
+        return frame[[ref.matches_svm(cell, r) for r in records]], False
+    strict = frame[[ref.matches_train(cell, r) for r in records]]
+    if not strict.empty or not cell["test_accuracy_pct"]:
+        return strict, False
+    loose = frame[[ref.matches_train(cell, r, accuracy_only=True) for r in records]]
+    return loose, not loose.empty
 
 
 def _disagreements(C: pd.DataFrame, row: pd.Series) -> str:
@@ -103,6 +122,8 @@ def _cell(row: pd.Series, key: str) -> object:
     v = row[key]
     if key.startswith(("ours", "accuracy_diff", "time_ratio", "fit_ratio")) and _why(row):
         return NotRun(_why(row))
+    if key in ("ours_seconds", "time_ratio") and isinstance(row.get("time_note"), str):
+        return row["time_note"]  # filled by a run trained the fast way: its accuracy only
     return fmt(v, KINDS.get(key, "text")) if not isinstance(v, str) else (v or "—")
 
 
@@ -164,37 +185,56 @@ def _notes(table: str, rows: pd.DataFrame) -> list[str]:
     return list(dict.fromkeys(notes))
 
 
-def _item(key: str, title: str, caption: str, rows: pd.DataFrame, view: pd.DataFrame) -> Item:
-    cols = ["cell", "source", *ref.SETTINGS, "study_accuracy_pct", "ours_accuracy_pct", "accuracy_diff_pp",
-            "study_seconds", "ours_seconds", "time_ratio", "study_fit_ms", "ours_fit_ms", "fit_ratio", "study_gflops",
-            "run_id", "smoke", "why_not", "also_matching", "study_note"]
-    item = Item(key, "table", title, caption, frame=rows[[c for c in cols if c in rows]], view=view, group="study")
-    item.notes = _notes(rows["table"].iloc[0], rows)
-    item.notes.append("Δ pp = ours − study in percentage points; ours / study is the ratio of times.")
-    item.sources = sorted({str(x) for x in rows["run_id"] if x})
-    return item
+def cells(C: pd.DataFrame, table: str) -> pd.DataFrame:
+    """The rows of the comparison frame for one published table (``table1`` ... ``table4``, ``svm``, ``all-runs``)."""
+    return C[C["table"] == table]
 
 
-def table1(C: pd.DataFrame) -> Item:
-    rows = C[C["table"] == "table1"]
-    lab = _labels(rows)
+def cell_runs(rows: pd.DataFrame) -> list[str]:
+    """The ids of the runs shown at these cells, each once, sorted."""
+    return sorted({str(x) for x in rows["run_id"] if isinstance(x, str)})
+
+
+def _study_table(table: str, title: str,
+                 caption: str) -> Callable[[Callable[..., pd.DataFrame]], Callable[..., Item]]:
+    """Declare the builder of the study's table ``table`` (``published.csv``'s ``table`` column):
+    ``fn(item, rows, lab, *args)`` returns the view of its published cells ``rows`` (``lab``: the same rows
+    with the study's labels) and may add notes; the item's CSV (the cells, ours beside them), its common
+    notes and the runs shown are set here. Callers call ``fn(C, *args)`` with the comparison frame."""
+    def declare(fn: Callable[..., pd.DataFrame]) -> Callable[..., Item]:
+        def fill(item: Item, C: pd.DataFrame, *args: Any) -> None:
+            rows = cells(C, table)
+            cols = ["cell", "source", *ref.SETTINGS, "study_accuracy_pct", "ours_accuracy_pct", "accuracy_diff_pp",
+                    "study_seconds", "ours_seconds", "time_ratio", "study_fit_ms", "ours_fit_ms", "fit_ratio",
+                    "study_gflops", "run_id", "smoke", "why_not", "also_matching", "study_note"]
+            item.frame = rows[[c for c in cols if c in rows]]
+            item.notes = _notes(table, rows)
+            item.notes.append("Δ pp = ours − study in percentage points; ours / study is the ratio of times.")
+            item.sources = cell_runs(rows)
+            item.view = fn(item, rows, _labels(rows), *args)
+
+        fill.__name__, fill.__qualname__, fill.__doc__ = fn.__name__, fn.__qualname__, fn.__doc__
+        return builder("table", title, caption, group="study")(fill)
+
+    return declare
+
+
+@_study_table("table1", "Table 1: test accuracy (%) over batch size, optimizer and learning rate (4 epochs)",
+              "The study's matrix: rows batch x optimizer x learning rate, columns dataset x model; in each cell the "
+              "study's accuracy, ours, and the difference. Only runs with the cell's exact settings.")
+def accuracy_grid(item: Item, rows: pd.DataFrame, lab: pd.DataFrame) -> pd.DataFrame:
     view = _pivot(lab, ["batch_size", "optimizer", "lr"], ["dataset", "model"], ACC)
     view.index.names = ["batch", "optimizer", "learning rate"]
-    return _item("table1", "Table 1: test accuracy (%) over batch size, optimizer and learning rate (4 epochs)",
-                 "The study's matrix: rows batch x optimizer x learning rate, columns dataset x model; in each cell "
-                 "the study's accuracy, ours, and the difference. Only runs with the cell's exact settings.", rows,
-                 view)
+    return view
 
 
-def table2(C: pd.DataFrame) -> Item:
-    rows = C[C["table"] == "table2"]
-    lab = _labels(rows)
+@_study_table("table2", "Table 2: 4 vs 10 epochs (best configurations, batch 16)",
+              "Test accuracy and training time (whole training) at 4 and 10 epochs, as the study labels its rows.")
+def epochs_4_vs_10(item: Item, rows: pd.DataFrame, lab: pd.DataFrame) -> pd.DataFrame:
     lab["optimizer"] = lab["optimizer"] + " (BS=" + rows["batch_size"] + ")"
     view = _pivot(lab, ["dataset", "model", "optimizer"], ["epochs"], {**ACC, **TIME})
     view.index.names = ["dataset", "model", "configuration"]
-    return _item("table2", "Table 2: 4 vs 10 epochs (best configurations, batch 16)",
-                 "Test accuracy and training time (whole training) at 4 and 10 epochs, as the study labels its rows.",
-                 rows, view)
+    return view
 
 
 def _published_speedup(note: str) -> str:
@@ -202,9 +242,10 @@ def _published_speedup(note: str) -> str:
     return m.group(1) if m else "—"
 
 
-def table3(C: pd.DataFrame) -> Item:
-    rows = C[C["table"] == "table3"]
-    lab = _labels(rows)
+@_study_table("table3", "Table 3: pin_memory on vs off (4 epochs, batch 16, Adam)",
+              "Training time and test accuracy with pinned host memory on and off; speedup = time off / time on (the "
+              "study's printed speedups).")
+def pin_memory(item: Item, rows: pd.DataFrame, lab: pd.DataFrame) -> pd.DataFrame:
     view = _pivot(lab, ["dataset", "model"], ["pin_memory"], {**TIME, **ACC})
     sp_study, sp_ours = [], []
     for (_ds, _m), g in rows.groupby([lab["dataset"], lab["model"]], sort=False):
@@ -215,17 +256,16 @@ def table3(C: pd.DataFrame) -> Item:
     view[("speedup of pin on", "study")] = sp_study
     view[("speedup of pin on", "ours")] = sp_ours
     view.index.names = ["dataset", "model"]
-    item = _item("table3", "Table 3: pin_memory on vs off (4 epochs, batch 16, Adam)",
-                 "Training time and test accuracy with pinned host memory on and off; speedup = time off / time on "
-                 "(the study's printed speedups).", rows, view)
     item.notes.append("The study's text claims pin_memory=True is \"1.5x to 2x\" faster; its table prints 1.21x "
                       "to 1.99x.")
-    return item
+    return view
 
 
-def table4(C: pd.DataFrame, our_gflops: dict[str, float | None] | None = None) -> Item:
-    rows = C[C["table"] == "table4"]
-    lab = _labels(rows)
+@_study_table("table4", "Table 4: CPU vs GPU, Fashion-MNIST, 10 epochs",
+              f"Training time and test accuracy on the CPU and the GPU ({ref.STUDY['cpu']} vs {ref.STUDY['gpu']} in the "
+              "study), the models' GFLOPs and the GPU speedup (CPU time / GPU time).")
+def cpu_vs_gpu(item: Item, rows: pd.DataFrame, lab: pd.DataFrame,
+               our_gflops: dict[str, float | None] | None = None) -> pd.DataFrame:
     view = _pivot(lab, ["model", "optimizer"], ["device"], {**TIME, **ACC})
     g_study, g_ours, sp_study, sp_ours = [], [], [], []
     for _, g in rows.groupby(["model", "optimizer"], sort=False):
@@ -241,38 +281,34 @@ def table4(C: pd.DataFrame, our_gflops: dict[str, float | None] | None = None) -
     view[("GPU speedup", "study")] = sp_study
     view[("GPU speedup", "ours")] = sp_ours
     view.index.names = ["model", "optimizer"]
-    item = _item("table4", "Table 4: CPU vs GPU, Fashion-MNIST, 10 epochs",
-                 f"Training time and test accuracy on the CPU and the GPU ({ref.STUDY['cpu']} vs {ref.STUDY['gpu']} "
-                 "in the study), the models' GFLOPs and the GPU speedup (CPU time / GPU time).", rows, view)
     item.notes.append("The study's speedup is computed here from its printed times; its text claims 4x-5x. Our "
                       "GFLOPs: forward FLOPs (2 per multiply-add) at 3x64x64, the setting the study's numbers match "
                       "(Table 9).")
-    return item
+    return view
 
 
-def table_svm(C: pd.DataFrame) -> Item:
-    rows = C[C["table"] == "svm"]
-    lab = _labels(rows)
+@_study_table("svm", "SVM table: polynomial and RBF kernels (scikit-learn)",
+              f"Test accuracy and fit time of each kernel; the study fitted its SVMs on its CPUs ({ref.STUDY['cpu']}), in "
+              "milliseconds as printed.")
+def svm_kernels(item: Item, rows: pd.DataFrame, lab: pd.DataFrame) -> pd.DataFrame:
     keys = {**ACC, "study_fit_ms": "study fit ms (CPU)", "ours_fit_ms": "ours fit ms", "fit_ratio": "ours / study"}
     view = _pivot(lab, ["dataset"], ["model"], keys)
     view.index.names = ["dataset"]
-    item = _item("svm", "SVM table: polynomial and RBF kernels (scikit-learn)",
-                 f"Test accuracy and fit time of each kernel; the study fitted its SVMs on its CPUs ({ref.STUDY['cpu']}),"
-                 " in milliseconds as printed.", rows, view)
     item.notes.insert(0, "The study states no C, gamma or degree; ours are in the spec. Matched only by scikit-learn "
                          "runs on the whole train split (cuML runs are in Table 7).")
-    return item
+    return view
 
 
-def table_results_list(C: pd.DataFrame) -> Item:
-    rows = C[C["table"] == "all-runs"]
-    lab = _labels(rows)
+@_study_table("all-runs", "Results list: the study's individual runs (repository page)",
+              "Every run the study's repository page lists, with its settings as listed, and ours.")
+def results_list(item: Item, rows: pd.DataFrame, lab: pd.DataFrame) -> pd.DataFrame:
     view = _values(rows, {**ACC, **TIME})
     view.index = pd.MultiIndex.from_frame(lab[["dataset", "model", "batch_size", "optimizer", "lr", "epochs",
                                                "pin_memory"]])
     view.index.names = ["dataset", "model", "batch", "optimizer", "learning rate", "epochs", "pin_memory"]
-    return _item("all-runs", "Results list: the study's individual runs (repository page)",
-                 "Every run the study's repository page lists, with its settings as listed, and ours.", rows, view)
+    return view
 
 
-STUDY_TABLES = [table1, table2, table3, table4, table_svm, table_results_list]
+# The builder of each published table (``published.csv``'s ``table`` column), in the study's order.
+STUDY_TABLES = {"table1": accuracy_grid, "table2": epochs_4_vs_10, "table3": pin_memory, "table4": cpu_vs_gpu,
+                "svm": svm_kernels, "all-runs": results_list}

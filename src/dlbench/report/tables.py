@@ -1,8 +1,9 @@
 """The report's own tables, beyond the study's: runs the study has no cell for (engines, other inputs,
 bf16), every SVM run with scikit-learn vs cuML, inference, model complexity, and the run's status.
 
-Each builder returns an :class:`~dlbench.report.items.Item` with ``frame`` (raw values, the CSV) and
-``view`` (formatted strings). Numbered after the study's Tables 1-4.
+Each builder is named by what it shows (its item's key) and returns an :class:`~dlbench.report.document.Item`
+with ``frame`` (raw values, the CSV) and ``view`` (formatted strings). Their titles number them after the
+study's Tables 1-4.
 """
 
 from __future__ import annotations
@@ -25,11 +26,13 @@ from dlbench.report.collect import (
     model_label,
     num,
     pct,
+    precision,
+    profile_rows,
     svm_frame,
     train_frame,
     varying_keys,
 )
-from dlbench.report.items import Item, fmt, run_ids, view_of
+from dlbench.report.document import Item, builder, fmt, run_ids, view_of
 
 TRAIN_AXES: list[tuple[str, str, str]] = [
     ("dataset", "dataset", "dataset"), ("model", "model", "model"), ("stem", "stem", "text"),
@@ -52,25 +55,19 @@ def _axes(frame: pd.DataFrame, exclude: tuple[str, ...] = ()) -> tuple[dict[str,
     return kinds, labels, ("Same in every row: " + ", ".join(consts) + ".") if consts else None
 
 
-def _not_run(item: Item, reason: NotRun) -> Item:
-    item.not_run = reason
-    return item
-
-
 # --------------------------------------------------------------------------- extra training runs
 
-def table_engines(R: Records) -> Item:
-    item = Item("table5", "table", "Table 5: training engines, DataLoader vs data resident on the device",
-                caption="The same configuration with the study's DataLoader loop and with the data resident on the "
-                        "device (a comparison the study lacks). Speedup = DataLoader epoch time / resident epoch time.")
-    if not R.ok("train"):
-        return _not_run(item, R.reason("train"))
+@builder("table", "Table 5: training engines, DataLoader vs data resident on the device",
+         "The same configuration with the study's DataLoader loop and with the data resident on the device (a "
+         "comparison the study lacks). Speedup = DataLoader epoch time / resident epoch time.", needs="train")
+def engines(item: Item, R: Records) -> None:
     groups = [(b, by) for b, by in group_by_axis(R.step("train"), "engine")
               if {"dataloader", "resident"} <= set(by) and any(is_ok(r) for r in by.values())]
     if not groups:
-        engines = sorted({str(cfg(r, "engine")) for r in R.step("train")})
-        return _not_run(item, NotRun(f"no configuration was trained with both engines (engines in this run: "
-                                     f"{', '.join(engines)}); add engine: [dataloader, resident] to a grid"))
+        names = sorted({str(cfg(r, "engine")) for r in R.step("train")})
+        item.not_run = NotRun(f"no configuration was trained with both engines (engines in this run: "
+                              f"{', '.join(names)}); add engine: [dataloader, resident] to a grid")
+        return
     rows = []
     for base, by in groups:
         row = dict(base)
@@ -91,7 +88,6 @@ def table_engines(R: Records) -> Item:
     item.frame, item.view = frame.map(_raw), view_of(frame, kinds, labels)
     item.notes = [n for n in (note,) if n]
     item.sources = run_ids(r for _, by in groups for r in by.values())
-    return item
 
 
 def _epoch_seconds(rec: dict) -> float | None:
@@ -102,47 +98,56 @@ def _epoch_seconds(rec: dict) -> float | None:
     return v
 
 
+def _runs_view(item: Item, frame: pd.DataFrame, runs: pd.DataFrame, kinds: dict[str, str], labels: dict[str, str],
+               numbers: tuple[str, ...]) -> pd.DataFrame:
+    """The view of a table with a row per run: a failed run's ``numbers`` read "not run", its error a note."""
+    view = view_of(frame, kinds, labels)
+    for i, (_, r) in enumerate(runs.iterrows()):
+        if not r["ok"]:
+            for k in numbers:
+                view.iloc[i, list(kinds).index(k)] = "not run"
+            item.notes.append(f"not run: {r['run_id']} failed: {r['error']}")
+    return view
+
+
 def _raw(v: Any) -> Any:
     return "not run" if isinstance(v, NotRun) else v
 
 
-def table_other_runs(R: Records, filled: set[str]) -> Item:
-    item = Item("table6", "table", "Table 6: our other training runs (no published cell)",
-                caption="Every training run that fills none of the study's cells: other engines, input sizes, "
-                        "precisions, or settings the study did not publish.")
+@builder("table", "Table 6: our other training runs (no published cell)",
+         "Every training run that fills none of the study's cells: other engines, input sizes, precisions, or "
+         "settings the study did not publish.")
+def other_runs(item: Item, R: Records, filled: set[str]) -> None:
     T = train_frame(R)
     if T.empty:
-        return _not_run(item, R.reason("train"))
+        item.not_run = R.reason("train")
+        return
     T = T[~T["run_id"].isin(filled)]
     if T.empty:
-        return _not_run(item, NotRun("every training run of this study fills a published cell"))
+        item.not_run = NotRun("every training run of this study fills a published cell")
+        return
     kinds, labels, note = _axes(T)
     kinds.update(test_accuracy_pct="pct", train_seconds="s2", images_per_second="ips", run_id="text")
     labels.update(test_accuracy_pct="test accuracy (%)", train_seconds="training time (s)",
                   images_per_second="images/s", run_id="run id")
     T = T.sort_values([k for k in ("dataset", "model", "device", "engine", "amp", "input_size") if k in T])
     frame = T[[k for k in kinds]].copy()
-    view = view_of(frame, kinds, labels)
-    for i, (_, r) in enumerate(T.iterrows()):
-        if not r["ok"]:
-            for k in ("test_accuracy_pct", "train_seconds", "images_per_second"):
-                view.iloc[i, list(kinds).index(k)] = "not run"
-            item.notes.append(f"not run: {r['run_id']} failed: {r['error']}")
-    item.frame, item.view = frame, view
+    item.frame = frame
+    item.view = _runs_view(item, frame, T, kinds, labels, ("test_accuracy_pct", "train_seconds", "images_per_second"))
     item.notes = [n for n in (note,) if n] + item.notes
     item.sources = sorted(T["run_id"])
-    return item
 
 
 # --------------------------------------------------------------------------- SVM
 
-def table_svm_runs(R: Records) -> Item:
-    item = Item("table7", "table", "Table 7: every SVM run, scikit-learn and cuML",
-                caption="Each SVM run: accuracy on the test split, fit and predict time, and cuML's speedup over "
-                        "scikit-learn where both fitted the same configuration.")
+@builder("table", "Table 7: every SVM run, scikit-learn and cuML",
+         "Each SVM run: accuracy on the test split, fit and predict time, and cuML's speedup over scikit-learn where "
+         "both fitted the same configuration.")
+def svm_runs(item: Item, R: Records) -> None:
     S = svm_frame(R)
     if S.empty:
-        return _not_run(item, R.reason("svm"))
+        item.not_run = R.reason("svm")
+        return
     S = S.sort_values(["dataset", "kernel", "backend"])
     sk = {(r["dataset"], r["kernel"], r["n_train"]): r["fit_seconds"] for _, r in S.iterrows()
           if r["ran_backend"] == "sklearn" and r["ok"]}
@@ -159,31 +164,19 @@ def table_svm_runs(R: Records) -> Item:
               "fit_seconds": "fit (s)", "predict_seconds": "predict (s)", "fit_speedup_vs_sklearn": "cuML fit speedup",
               "run_id": "run id"}
     frame = S[list(kinds)].copy()
-    view = view_of(frame, kinds, labels)
-    for i, (_, r) in enumerate(S.iterrows()):
-        if not r["ok"]:
-            for k in ("accuracy_pct", "fit_seconds", "predict_seconds"):
-                view.iloc[i, list(kinds).index(k)] = "not run"
-            item.notes.append(f"not run: {r['run_id']} failed: {r['error']}")
+    item.frame = frame
+    item.view = _runs_view(item, frame, S, kinds, labels, ("accuracy_pct", "fit_seconds", "predict_seconds"))
     consts = [f"{k} {S[k].iloc[0]}" for k in ("C", "gamma", "degree", "preprocess") if k in S and S[k].nunique() == 1]
     item.notes.insert(0, "Same in every row: " + ", ".join(consts) + ".")
-    item.frame, item.view = frame, view
     item.sources = sorted(S["run_id"])
-    return item
 
 
 # --------------------------------------------------------------------------- inference, complexity
 
-def precision(result: dict) -> str:
-    return str(result.get("precision") or "fp32")
-
-
-def table_onnx(R: Records) -> Item:
-    item = Item("table8", "table", "Table 8: inference latency and throughput",
-                caption="Median (p50), p90 and p99 latency per batch and throughput, ONNX Runtime per execution "
-                        "provider and PyTorch eager.")
-    if not R.ok("onnx"):
-        return _not_run(item, R.reason("onnx"))
+@builder("table", "Table 8: inference latency and throughput",
+         "Median (p50), p90 and p99 latency per batch and throughput, ONNX Runtime per execution provider and "
+         "PyTorch eager.", needs="onnx")
+def inference_latency(item: Item, R: Records) -> None:
     rows = []
     for r in sorted(R.step("onnx"), key=lambda r: str(met(r, "model") or cfg(r, "model"))):
         model = str(met(r, "model") or cfg(r, "model"))
@@ -213,7 +206,8 @@ def table_onnx(R: Records) -> Item:
                           + {"checkpoint": "weights from the best train checkpoint"}.get(
                               str(met(r, "weights")), f"weights: {met(r, 'weights') or 'not recorded'}") + ".")
     if not rows:
-        return _not_run(item, NotRun("no inference timings recorded"))
+        item.not_run = NotRun("no inference timings recorded")
+        return
     frame = pd.DataFrame(rows)
     kinds = {"model": "model", "runtime": "text", "provider": "text", "precision": "text", "batch_size": "int",
              "p50_ms": "ms", "p90_ms": "ms", "p99_ms": "ms", "throughput_ips": "ips", "speedup_vs_pytorch": "x",
@@ -224,29 +218,13 @@ def table_onnx(R: Records) -> Item:
     item.frame, item.view = frame, view_of(frame, kinds, labels)
     item.notes.append("Speedup vs PyTorch = PyTorch eager fp32 p50 / ONNX Runtime p50 at the same batch and device.")
     item.sources = run_ids(R.step("onnx"))
-    return item
 
 
-def profile_rows(R: Records) -> list[dict]:
-    return [x for r in R.ok("profile") for x in met(r, "rows", []) or [] if isinstance(x, dict)]
-
-
-def our_gflops(R: Records) -> dict[str, float | None]:
-    """Forward GFLOPs per image at the setting the study's published GFLOPs match, per model."""
-    out: dict[str, float | None] = {}
-    for x in profile_rows(R):
-        if ref.gflops(x) is not None:
-            out[str(x.get("model"))] = num(x.get("forward_gflops"))
-    return out
-
-
-def table_flops(R: Records) -> Item:
-    item = Item("table9", "table", "Table 9: model complexity (FLOPs, parameters)",
-                caption="Floating-point operations of one forward pass and of one training step, parameters and "
-                        "activation memory, at each input counted; the study's published GFLOPs beside the rows "
-                        "of the setting they match.")
-    if not R.ok("profile"):
-        return _not_run(item, R.reason("profile"))
+@builder("table", "Table 9: model complexity (FLOPs, parameters)",
+         "Floating-point operations of one forward pass and of one training step, parameters and activation memory, "
+         "at each input counted; the study's published GFLOPs beside the rows of the setting they match.",
+         needs="profile")
+def model_complexity(item: Item, R: Records) -> None:
     rows = []
     for x in profile_rows(R):
         size, channels = x.get("input_size"), x.get("in_channels", 1)
@@ -270,18 +248,16 @@ def table_flops(R: Records) -> Item:
                    f"the forward GFLOPs at {s['in_channels']}x{s['input_size']}x{s['input_size']} with 10 outputs "
                    "(the study most likely resized its images to 64x64, 3 channels)."]
     item.sources = run_ids(R.ok("profile"))
-    return item
 
 
 # --------------------------------------------------------------------------- status
 
-def table_steps(R: Records) -> Item:
-    item = Item("steps", "table", "Steps in this run",
-                caption="Which steps ran, how many of their runs succeeded, and why a step is missing.")
+@builder("table", "Steps in this run", "Which steps ran, how many of their runs succeeded, and why a step is missing.")
+def steps(item: Item, R: Records) -> None:
     rows = []
-    steps = ["data", "train", "svm", "profile", "onnx"]
-    steps += sorted({str(r.get("step")) for r in R.all} - set(steps))
-    for step in steps:
+    names = ["data", "train", "svm", "profile", "onnx"]
+    names += sorted({str(r.get("step")) for r in R.all} - set(names))
+    for step in names:
         ok, failed = R.ok(step), R.failed(step)
         status = ("ok" if not failed else f"{len(failed)} failed (see Failed runs)") if ok else R.reason(step).reason
         rows.append({"step": step, "ok": len(ok), "failed": len(failed), "status": status})
@@ -290,21 +266,20 @@ def table_steps(R: Records) -> Item:
     item.view = view_of(frame, {"step": "text", "ok": "int", "failed": "int", "status": "text"},
                         {"ok": "runs ok", "failed": "runs failed"})
     item.sources = run_ids(R.all)
-    return item
 
 
-def table_failed(R: Records) -> Item | None:
-    failed = [r for r in R.all if not is_ok(r)]
-    if not failed:
+def failed(R: Records) -> Item | None:
+    runs = [r for r in R.all if not is_ok(r)]
+    if not runs:
         return None
     item = Item("failed", "table", "Failed runs",
                 caption="Every run whose record says it failed, with its error. Their numbers read \"not run\" in "
                         "the tables, never zeros.")
     frame = pd.DataFrame([{"step": r.get("step"), "run_id": r.get("run_id"), "error": error_of(r),
                            "folder": str(Path(r["_dir"]).relative_to(R.root)) if Path(r["_dir"]).is_relative_to(R.root)
-                           else r["_dir"]} for r in failed])
+                           else r["_dir"]} for r in runs])
     item.frame = frame
     item.view = view_of(frame, {"step": "text", "run_id": "text", "error": "text", "folder": "text"},
                         {"run_id": "run id"})
-    item.sources = run_ids(failed)
+    item.sources = run_ids(runs)
     return item

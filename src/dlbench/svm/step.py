@@ -9,7 +9,6 @@ the GPU get identical inputs and the record can compare them.
 from __future__ import annotations
 
 import os
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -20,6 +19,7 @@ from dlbench.data.step import load_checked_split, split_manifest
 from dlbench.errors import DataError, SpecError, StepFailed
 from dlbench.record import step_record
 from dlbench.svm.backends import SvmBackend, get_backend, resolve_gamma
+from dlbench.timing import Stopwatch
 
 if TYPE_CHECKING:  # the spec (pydantic) is imported only by run_svm, so bench/ runs where pydantic is absent
     from dlbench.spec import SvmConfig
@@ -66,8 +66,8 @@ def fit_and_evaluate(backend: SvmBackend, X_train: np.ndarray, y_train: np.ndarr
 
     Labels are integers below ``n_classes``. Backends see them encoded as 0..K-1 over the classes present
     in ``y_train`` (cuML's multi-class predict answers with those indices), and predictions are decoded
-    back; ``label_values`` in the result maps index -> label. Timings use ``time.perf_counter`` with ``backend.synchronize()`` before
-    the clock stops, so queued GPU work is inside the measured time. fit_seconds includes the copy of the
+    back; ``label_values`` in the result maps index -> label. Timings use :class:`dlbench.timing.Stopwatch`
+    with ``backend.synchronize()`` before the clock stops, so queued GPU work is inside the measured time. fit_seconds includes the copy of the
     training matrix to the device for a GPU backend; predict_seconds the copy there and back.
     """
     label_values, y_enc = np.unique(y_train, return_inverse=True)
@@ -75,24 +75,21 @@ def fit_and_evaluate(backend: SvmBackend, X_train: np.ndarray, y_train: np.ndarr
     warmup_seconds = None
     if backend.warmup:
         keep = stratified_subsample(y_enc, min(WARMUP_IMAGES, len(y_enc)), seed=0)
-        t0 = time.perf_counter()
-        type(backend)(backend.kernel, backend.C, backend.gamma, backend.degree, backend.coef0) \
-            .fit(X_train[keep], y_enc[keep]).predict(X_test[:WARMUP_IMAGES])
-        backend.synchronize()
-        warmup_seconds = time.perf_counter() - t0
+        with Stopwatch(backend.synchronize) as warm:
+            type(backend)(backend.kernel, backend.C, backend.gamma, backend.degree, backend.coef0) \
+                .fit(X_train[keep], y_enc[keep]).predict(X_test[:WARMUP_IMAGES])
+        warmup_seconds = warm.seconds
         log(f"{backend.name}: warm-up fit on {len(keep)} images took {warmup_seconds:.2f} s (not counted)")
     log(f"{backend.name}: fitting {backend.kernel} SVC (C={backend.C:g}, gamma={backend.gamma:.6g}) "
         f"on {len(y_train):,} images x {X_train.shape[1]} features")
-    t0 = time.perf_counter()
-    backend.fit(X_train, y_enc)
-    backend.synchronize()
-    fit_seconds = time.perf_counter() - t0
+    with Stopwatch(backend.synchronize) as fit:
+        backend.fit(X_train, y_enc)
+    fit_seconds = fit.seconds
     log(f"{backend.name}: fit {fit_seconds:.2f} s, {backend.n_support:,} support vectors; "
         f"predicting {len(y_test):,} test images")
-    t0 = time.perf_counter()
-    pred = backend.predict(X_test)
-    backend.synchronize()
-    predict_seconds = time.perf_counter() - t0
+    with Stopwatch(backend.synchronize) as predict:
+        pred = backend.predict(X_test)
+    predict_seconds = predict.seconds
     pred = label_values[np.asarray(pred).astype(np.int64).ravel()].astype(np.int64)
     cm = confusion(y_test, pred, n_classes)
     rows = cm.sum(axis=1)
@@ -152,11 +149,10 @@ def run_svm(config: SvmConfig | dict, split_dir: str | os.PathLike, out_dir: str
         n_classes = max(int(labels.max()) + 1, 10) if labels.size else 10
         class_names = _class_names(split_dir, n_classes)
 
-        t0 = time.perf_counter()
-        prep = fit_preprocess(x_train, config.preprocess)
-        X_train = apply_preprocess(x_train, prep)
-        X_test = apply_preprocess(split["x_test"], prep)
-        preprocess_seconds = time.perf_counter() - t0
+        with Stopwatch() as preprocess:
+            prep = fit_preprocess(x_train, config.preprocess)
+            X_train = apply_preprocess(x_train, prep)
+            X_test = apply_preprocess(split["x_test"], prep)
         gamma = resolve_gamma(config.gamma, X_train)
 
         backend = backend_cls(config.kernel, config.C, gamma, config.degree, config.coef0)
@@ -168,7 +164,7 @@ def run_svm(config: SvmConfig | dict, split_dir: str | os.PathLike, out_dir: str
             "fit_seconds": round(result["fit_seconds"], 4),
             "predict_seconds": round(result["predict_seconds"], 4),
             "warmup_seconds": None if result["warmup_seconds"] is None else round(result["warmup_seconds"], 4),
-            "preprocess_seconds": round(preprocess_seconds, 4),
+            "preprocess_seconds": round(preprocess.seconds, 4),
             "per_class_accuracy": result["per_class_accuracy"],
             "confusion_matrix": result["confusion_matrix"],
             "n_support": result["n_support"],

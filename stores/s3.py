@@ -28,10 +28,15 @@ MD5-of-part-MD5s for a multipart upload of known part size; a server whose ETag 
 SSE-KMS, is checked by reading the object back). A mismatch deletes the object. A PUT or multipart
 upload only becomes visible at its key when complete, so an interrupted upload leaves nothing there;
 trees add ``MANIFEST.json`` last (``Store.put_tree``).
+
+Importing this module registers the backend for ``s3://`` URLs (``dlbench.store.open_store`` imports it
+on first use). The settings are read in ``stores.s3_config``, SDK and network errors are classified in
+``stores.s3_errors``.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import random
@@ -40,81 +45,45 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
-from urllib.parse import urlparse
 
 import certifi
 import urllib3
 from minio import Minio
-from minio.error import InvalidResponseError, S3Error, ServerError
-from urllib3.exceptions import HTTPError as Urllib3Error
-from urllib3.exceptions import MaxRetryError, SSLError
+from minio.error import InvalidResponseError, S3Error
 
 from dlbench.io import CHUNK
-from dlbench.store import ChecksumMismatch, FileDigest, ObjectInfo, Store, StoreError, _join
+from dlbench.store import (
+    ChecksumMismatch,
+    FileDigest,
+    ObjectInfo,
+    Store,
+    StoreError,
+    join_key,
+    register_store_backend,
+)
+from stores.s3_config import (
+    DEFAULT_DEADLINE_S,
+    ENDPOINT_ENV,
+    REGION_ENV,
+    SECURE_ENV,
+    credentials_from_env,
+    deadline_from_env,
+    parse_endpoint,
+    retries_from_env,
+    split_url,
+)
+from stores.s3_errors import classify, is_no_such_upload, no_bucket_hint
 
 T = TypeVar("T")
 # urllib3 logs each retry as a warning; our own message (one line, after the last attempt) says it all.
 logging.getLogger("urllib3.connectionpool").setLevel(logging.ERROR)
 
-ENDPOINT_ENV = "DLBENCH_S3_ENDPOINT"
-SECURE_ENV = "DLBENCH_S3_SECURE"
-REGION_ENV = "DLBENCH_S3_REGION"
-RETRIES_ENV = "DLBENCH_S3_RETRIES"
-DEADLINE_ENV = "DLBENCH_S3_RETRY_DEADLINE_S"
-DEFAULT_DEADLINE_S = 90.0
 MAX_BACKOFF_S = 10.0
-KEY_ENVS = (("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"), ("MINIO_ACCESS_KEY", "MINIO_SECRET_KEY"))
 SHA_META = "x-amz-meta-sha256"
 MIN_PART = 5 * 1024 * 1024
 DEFAULT_PART = 16 * 1024 * 1024
 MAX_PARTS = 10_000
-
-AUTH_CODES = {"AccessDenied", "SignatureDoesNotMatch", "InvalidAccessKeyId", "InvalidToken", "ExpiredToken"}
-TRANSIENT_CODES = {"SlowDown", "InternalError", "ServiceUnavailable", "RequestTimeout", "RequestTimeTooSkewed",
-                   "XMinioServerNotInitialized", "OperationAborted"}
-_BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _ETAG_RE = re.compile(r"^[0-9a-f]{32}(-\d+)?$")
-
-
-class _Transient(Exception):
-    """An error worth retrying; carries the one-line reason."""
-
-
-def parse_endpoint(text: str, secure_env: str | None = None) -> tuple[str, bool]:
-    """``http://host:9000`` -> ("host:9000", False); ``host:9000`` -> ("host:9000", $DLBENCH_S3_SECURE)."""
-    text = text.strip()
-    if "://" in text:
-        u = urlparse(text)
-        if u.scheme not in ("http", "https") or not u.netloc:
-            raise StoreError(f"{ENDPOINT_ENV}={text!r} is not an http(s) URL", "e.g. http://minio.local:9000")
-        if u.path not in ("", "/") or u.query:
-            raise StoreError(f"{ENDPOINT_ENV}={text!r} has a path; the S3 endpoint is scheme://host:port only",
-                             "put the bucket and prefix in the store URL s3://bucket/prefix")
-        return u.netloc, u.scheme == "https"
-    if "/" in text or not text:
-        raise StoreError(f"{ENDPOINT_ENV}={text!r} is not host:port or an http(s) URL")
-    secure = (secure_env or "1").strip().lower() not in ("0", "false", "no", "off")
-    return text, secure
-
-
-def credentials_from_env(env: dict[str, str] | None = None) -> tuple[str, str]:
-    env = os.environ if env is None else env
-    for key_var, secret_var in KEY_ENVS:
-        if env.get(key_var) and env.get(secret_var):
-            return env[key_var], env[secret_var]
-    raise StoreError("no S3 credentials in the environment",
-                     "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or MINIO_ACCESS_KEY and MINIO_SECRET_KEY)")
-
-
-def split_url(url: str) -> tuple[str, str]:
-    u = urlparse(url)
-    if u.scheme != "s3" or not u.netloc:
-        raise StoreError(f"{url!r} is not an s3://bucket/prefix URL")
-    bucket = u.netloc
-    if not _BUCKET_RE.match(bucket) or ".." in bucket:
-        raise StoreError(f"bucket name {bucket!r} is not valid",
-                         "3-63 characters: lowercase letters, digits, dots and hyphens")
-    return bucket, u.path.strip("/")
 
 
 class _ProgressAdapter:
@@ -157,7 +126,10 @@ class _TrackingMinio(Minio):
         self.open_uploads.pop(upload_id, None)
 
 
+@register_store_backend
 class S3Store(Store):
+    scheme = "s3"
+
     def __init__(self, bucket: str, prefix: str = "", *, endpoint: str, secure: bool, access_key: str,
                  secret_key: str, region: str = "us-east-1", retries: int | None = None, backoff: float = 1.0,
                  part_size: int = DEFAULT_PART, parallel_uploads: int = 3, connect_timeout: float = 5.0,
@@ -191,18 +163,7 @@ class S3Store(Store):
         endpoint, secure = parse_endpoint(endpoint_text, env.get(SECURE_ENV))
         access, secret = credentials_from_env(env)
         region = env.get(REGION_ENV) or env.get("AWS_REGION") or "us-east-1"
-        try:
-            retries = int(env[RETRIES_ENV]) if env.get(RETRIES_ENV) else None
-            if retries is not None and retries < 1:
-                raise ValueError
-        except ValueError:
-            raise StoreError(f"{RETRIES_ENV}={env.get(RETRIES_ENV)!r} is not a whole number of 1 or more") from None
-        try:
-            deadline = float(env[DEADLINE_ENV]) if env.get(DEADLINE_ENV) else DEFAULT_DEADLINE_S
-            if not 0 <= deadline < float("inf"):
-                raise ValueError
-        except ValueError:
-            raise StoreError(f"{DEADLINE_ENV}={env.get(DEADLINE_ENV)!r} is not a number of seconds >= 0") from None
+        retries, deadline = retries_from_env(env), deadline_from_env(env)
         kwargs.setdefault("retries", retries)
         kwargs.setdefault("deadline", deadline)
         store = cls(bucket, prefix, endpoint=endpoint, secure=secure, access_key=access, secret_key=secret,
@@ -213,31 +174,7 @@ class S3Store(Store):
     # ------------------------------------------------------------------ errors and retries
     def _reason(self, exc: BaseException) -> tuple[str, bool, str | None]:
         """(one-line reason, transient?, hint) for an exception from the SDK or the network."""
-        if isinstance(exc, S3Error):
-            if exc.code in AUTH_CODES:
-                return (f"the S3 server at {self.endpoint} rejected the credentials ({exc.code})", False,
-                        "check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY and the key's bucket policy")
-            if exc.code == "NoSuchBucket":
-                return (f"bucket {self.bucket!r} does not exist at {self.endpoint}", False, self._no_bucket_hint())
-            return f"{exc.code}: {exc.message}", exc.code in TRANSIENT_CODES, None
-        if isinstance(exc, ServerError):
-            return f"server error HTTP {exc.status_code} from {self.endpoint}", exc.status_code >= 500, None
-        if isinstance(exc, InvalidResponseError):
-            text = " ".join(str(exc).split())[:160]
-            return (f"{self.endpoint} does not answer like an S3 server ({text})", False,
-                    f"check {ENDPOINT_ENV}")
-        if isinstance(exc, MaxRetryError):
-            inner = exc.reason
-            why = _short_net(inner) if inner is not None else "no answer"
-            if isinstance(inner, SSLError):
-                return f"TLS to {self.endpoint} failed ({why})", False, f"check the scheme in {ENDPOINT_ENV}"
-            return f"S3 endpoint {self.endpoint} unreachable ({why})", True, f"check {ENDPOINT_ENV} and that the server runs"
-        if isinstance(exc, Urllib3Error | ConnectionError | TimeoutError):
-            return (f"connection to {self.endpoint} failed ({_short_net(exc)})", True,
-                    f"check {ENDPOINT_ENV} and that the server runs")
-        if isinstance(exc, OSError):
-            return f"{exc.strerror or exc}", False, None
-        raise exc
+        return classify(exc, self.endpoint, self.bucket)
 
     def _retry_delay(self, attempt: int, started: float) -> float | None:
         """Seconds to wait before attempt ``attempt + 1``, or None when the attempts or the deadline are spent.
@@ -269,7 +206,7 @@ class S3Store(Store):
                 time.sleep(delay)
 
     def _key(self, key: str) -> str:
-        return _join(self.prefix, key)
+        return join_key(self.prefix, key)
 
     # ------------------------------------------------------------------ bucket
     def check_bucket(self, create: bool = False) -> None:
@@ -278,13 +215,8 @@ class S3Store(Store):
             return
         if not create:
             self._call(f"reach bucket {self.bucket!r}", self._confirm_missing_bucket)
-            raise StoreError(f"bucket {self.bucket!r} does not exist at {self.endpoint}", self._no_bucket_hint())
+            raise StoreError(f"bucket {self.bucket!r} does not exist at {self.endpoint}", no_bucket_hint(self.bucket))
         self._call(f"create bucket {self.bucket!r}", lambda: self._client.make_bucket(self.bucket))
-
-    def _no_bucket_hint(self) -> str:
-        # valid for every verb: fetch has no --create-bucket, and a run cannot be in a bucket that is not there
-        return (f"check the bucket in the store URL; to create it, dlbench run --local --create-bucket, "
-                f"or mc mb ALIAS/{self.bucket}")
 
     def _confirm_missing_bucket(self) -> None:
         """A HEAD that says 404 may come from any web server; a listing proves it is S3 talking."""
@@ -401,21 +333,9 @@ class S3Store(Store):
 
     def get_file(self, key, path, sha256=None, size=None, progress=None) -> Path:
         """Download with retries; each retry resumes from the ``.part`` already on disk."""
-        started = time.monotonic()
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
-                return super().get_file(key, path, sha256=sha256, size=size, progress=progress)
-            except StoreError:
-                raise
-            except Exception as exc:  # noqa: BLE001 - classified here
-                reason, transient, hint = self._reason(exc)
-                delay = self._retry_delay(attempt, started) if transient else None
-                if delay is None:
-                    raise StoreError(f"could not download {self.describe(key)}: {reason}"
-                                     f"{_tries(attempt, started)}", hint) from None
-                time.sleep(delay)
+        download = super().get_file
+        return self._call(f"download {self.describe(key)}",
+                          lambda: download(key, path, sha256=sha256, size=size, progress=progress))
 
     # ------------------------------------------------------------------ incomplete multipart uploads
     def _abort(self, key: str, upload_id: str) -> None:
@@ -423,7 +343,7 @@ class S3Store(Store):
         try:
             self._client._abort_multipart_upload(self.bucket, key, upload_id)
         except (S3Error, InvalidResponseError) as exc:
-            if getattr(exc, "code", None) != "NoSuchUpload" and "NoSuchUpload" not in str(exc):
+            if not is_no_such_upload(exc):
                 raise
             self._client.open_uploads.pop(upload_id, None)
 
@@ -441,7 +361,7 @@ class S3Store(Store):
                     res = self._client._list_multipart_uploads(self.bucket, prefix=full or None,
                                                                key_marker=key_marker, upload_id_marker=id_marker)
                 except (S3Error, InvalidResponseError) as exc:  # rclone answers NoSuchUpload for none
-                    if getattr(exc, "code", None) != "NoSuchUpload" and "NoSuchUpload" not in str(exc):
+                    if not is_no_such_upload(exc):
                         raise
                     return out
                 out += [(u.object_name, u.upload_id) for u in res.uploads if not exact or u.object_name == full]
@@ -480,24 +400,7 @@ def _tries(attempt: int, started: float) -> str:
 
 
 def _sha256_stream(chunks: Iterator[bytes]) -> str:
-    import hashlib
-
     h = hashlib.sha256()
     for c in chunks:
         h.update(c)
     return h.hexdigest()
-
-
-def _short_net(exc: BaseException) -> str:
-    text = str(exc)
-    for needle, short in (("Connection refused", "connection refused"), ("timed out", "timed out"),
-                          ("Name or service not known", "unknown host"), ("nodename nor servname", "unknown host"),
-                          ("Temporary failure in name resolution", "unknown host"),
-                          ("CERTIFICATE_VERIFY_FAILED", "TLS certificate not trusted"),
-                          ("WRONG_VERSION_NUMBER", "a plain-HTTP port? use http:// in " + ENDPOINT_ENV),
-                          ("Connection reset", "connection reset"), ("Connection aborted", "connection aborted"),
-                          ("RemoteDisconnected", "server closed the connection"),
-                          ("IncompleteRead", "transfer cut short")):
-        if needle in text:
-            return short
-    return type(exc).__name__

@@ -1,4 +1,5 @@
-"""What the report shows: numbered tables and figures (:class:`Item`), and how a value reads.
+"""The report's document model: its sections (:class:`Section`), their tables and figures (:class:`Item`),
+the environment's blocks (:class:`KeyValues`), and how a value reads (:func:`fmt`, :func:`view_of`).
 
 A table is two DataFrames: ``frame`` holds raw values (written to ``tables/<key>.csv`` with pandas, the
 study's published values as printed, ours unrounded) and ``view`` holds the strings a reader sees, in the
@@ -8,6 +9,7 @@ was not run reads "not run" (the reason in the notes), never a zero.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,7 +24,9 @@ NONE = "—"
 
 @dataclass
 class Item:
-    """One numbered table or figure of the report, or the reason it is not there."""
+    """One table or figure of the report, or the reason it is not there. ``key`` names what it shows: the
+    HTML element id, ``tables/<key>.csv`` and its entry in summary.json's ``not_run``; ``title`` carries
+    the number a reader sees (the study's for its own tables and figures, ours after them)."""
 
     key: str
     kind: str  # table | figure
@@ -39,6 +43,27 @@ class Item:
     @property
     def table(self) -> pd.DataFrame | None:
         return self.view
+
+
+@dataclass
+class Section:
+    """A part of the report (the study's tables, its figures, ours, status) and its items in order."""
+
+    key: str
+    title: str
+    intro: str = ""
+    items: list[Item] = field(default_factory=list)
+
+
+@dataclass
+class KeyValues:
+    """A small titled block of facts (environment): a table, or preformatted text (the spec)."""
+
+    key: str
+    title: str
+    view: pd.DataFrame | None = None
+    text: str | None = None
+    notes: list[str] = field(default_factory=list)
 
 
 def fmt(value: Any, kind: str = "text") -> str:
@@ -82,6 +107,30 @@ def fmt(value: Any, kind: str = "text") -> str:
     if kind == "float":
         return f"{f:.3g}" if abs(f) < 100 else f"{f:,.0f}"
     return str(value)
+
+
+def builder(kind: str, title: str, caption: str = "", *, group: str = "ours",
+            needs: str | None = None) -> Callable[[Callable[..., None]], Callable[..., Item]]:
+    """Declare the builder of one table or figure; its key is the function's name (what it shows).
+
+    The decorated ``fn(item, *args)`` fills the :class:`Item` made here from the declaration (frame and
+    view, image, notes, sources, or ``not_run``); callers call ``fn(*args)`` and get the item. With
+    ``needs`` (the first argument then the :class:`~dlbench.report.collect.Records`), a step without a
+    finished run makes the item not run with that step's reason, and ``fn`` is not called.
+    """
+    def declare(fn: Callable[..., None]) -> Callable[..., Item]:
+        def build(*args: Any) -> Item:
+            item = Item(fn.__name__, kind, title, caption=caption, group=group)
+            if needs is not None and not args[0].ok(needs):
+                item.not_run = args[0].reason(needs)
+            else:
+                fn(item, *args)
+            return item
+
+        build.__name__, build.__qualname__, build.__doc__ = fn.__name__, fn.__qualname__, fn.__doc__
+        return build
+
+    return declare
 
 
 def view_of(frame: pd.DataFrame, kinds: dict[str, str], labels: dict[str, str] | None = None) -> pd.DataFrame:
