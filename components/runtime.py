@@ -180,10 +180,10 @@ def _paths(*artifact_lists: list | None) -> list[Path]:
 def onnx_task(models: list, settings: dict, result: Any, metrics: Any, train_cpu: list | None = None,
               train_gpu: list | None = None, train_gpu_fused: list | None = None) -> None:
     """Export and time every model into ``result.path/<model>/``; uses the best trained checkpoint of each."""
-    from dlbench.plan import OnnxSettings, OnnxTask
+    from dlbench.plan import OnnxTask, OnnxTaskSettings
     from dlbench.spec import validate_model
 
-    task = OnnxTask(tuple(models), validate_model(OnnxSettings, settings, "onnx settings"))
+    task = OnnxTask(tuple(models), validate_model(OnnxTaskSettings, settings, "onnx settings"))
     out = Path(result.path)
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="dlbench-train-runs-") as tmp:

@@ -17,17 +17,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from dlbench.spec import (
-    DataSpec,
-    OnnxSpec,
-    Stem,
-    StudySpec,
-    SvmConfig,
-    TrainConfig,
-    expand_svm,
-    require_runs,
-    train_tasks,
-)
+from dlbench.configs import OnnxConfig, OnnxSettings, Stem, SvmConfig, TrainConfig
+from dlbench.spec import DataSpec, StudySpec, expand_svm, require_runs, train_tasks
 
 GPU_PROVIDERS = frozenset({"cuda", "tensorrt"})
 # The groups of run tasks, in the order the pipeline lays out its loops.
@@ -122,14 +113,15 @@ class ProfileTask:
     label: ClassVar[str] = "profile"
 
 
-class OnnxSettings(OnnxSpec):
-    """The settings of the ONNX task: the spec's ``onnx`` section (its models are the task's) and the stem the
-    models were trained with, which the exported model must have."""
+class OnnxTaskSettings(OnnxSettings):
+    """The settings of the ONNX task: the spec's ``onnx`` section less its models (the task's), and the stem
+    the models were trained with, which the exported model must have."""
 
-    stem: Stem = "imagenet"
+    stem: Stem = TrainConfig.model_fields["stem"].default
 
-    def run_kwargs(self) -> dict[str, Any]:
-        return self.model_dump(exclude={"models", "stem"})
+    def config(self, model: str) -> OnnxConfig:
+        """The typed settings of one model's ``onnx`` step."""
+        return OnnxConfig(model=model, **self.model_dump())
 
 
 @dataclass(frozen=True)
@@ -138,7 +130,7 @@ class OnnxTask:
     other), each from the best finished train run of it at the exported input."""
 
     models: tuple[str, ...]
-    settings: OnnxSettings
+    settings: OnnxTaskSettings
     step: ClassVar[str] = "onnx"
 
     @property
@@ -190,9 +182,9 @@ def build_plan(spec: StudySpec, fuse: bool | None = None) -> Plan:
         profile=ProfileTask(tuple(dict.fromkeys(p.models or models)), spec.train.stem, tuple(p.input_sizes),
                             tuple(p.in_channels), p.batch_size),
         onnx=OnnxTask(tuple(dict.fromkeys(o.models or models)),
-                      OnnxSettings(**o.model_dump(exclude={"models"}), stem=spec.train.stem)),
+                      OnnxTaskSettings(**o.model_dump(exclude={"models"}), stem=spec.train.stem)),
     )
 
 
-__all__ = ["GPU_PROVIDERS", "RUN_GROUPS", "DataTask", "OnnxSettings", "OnnxTask", "Plan", "ProfileTask", "SvmTask",
+__all__ = ["GPU_PROVIDERS", "RUN_GROUPS", "DataTask", "OnnxTask", "OnnxTaskSettings", "Plan", "ProfileTask", "SvmTask",
            "TrainTask", "build_plan"]

@@ -115,7 +115,7 @@ def run_onnx_task(task: OnnxTask, train_root: Path, out_root: Path, log: Log) ->
     """Every model of ``task`` into ``out_root/<model>/``, exported from the best checkpoint of a finished
     train run of it in ``train_root/*/`` (at the exported input) or, when there is none, freshly initialised;
     its record says which."""
-    from dlbench.onnxrt import run_onnx
+    from dlbench.onnxrt import onnx_step
 
     s = task.settings
     outcomes = {}
@@ -124,8 +124,7 @@ def run_onnx_task(task: OnnxTask, train_root: Path, out_root: Path, log: Log) ->
         checkpoint = found[0] if found else None
         log(f"onnx {model}: " + (f"exporting the best trained checkpoint {checkpoint} ({found[1].get('run_id')})"
                                  if found else "no finished train run of it; exporting a freshly initialised model"))
-        outcomes[model] = run_task("onnx", model, run_onnx, model, s.stem, out_root / model, checkpoint=checkpoint,
-                                   log=log, **s.run_kwargs())
+        outcomes[model] = run_task("onnx", model, onnx_step, s.config(model), out_root / model, checkpoint, log)
     return outcomes
 
 

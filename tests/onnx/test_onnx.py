@@ -269,19 +269,19 @@ def test_study_profiles_once_and_exports_each_model_with_its_checkpoint(tmp_path
     lay = StudyLayout(tmp_path)
     _train_record(tmp_path / "train" / "r18", "resnet18", "imagenet", 0.9)
     calls = []
-    monkeypatch.setattr(dlbench.onnxrt.step, "run_onnx", lambda *a, **k: calls.append((a, k)) or {})
+    monkeypatch.setattr(dlbench.onnxrt.step, "onnx_step", lambda *a, **k: calls.append(a) or {})
     plan = build_plan(spec)
     assert run_profile_task(plan.profile, lay.profile, print).ok
     outcomes = run_onnx_task(plan.onnx, lay.runs("train"), lay.onnx_root, print)
     assert list(outcomes) == ["resnet18", "resnet50"] and all(o.ok for o in outcomes.values())
     rows = load_record(tmp_path / "profile")["metrics"]["rows"]
     assert [r["model"] for r in rows] == ["resnet18", "resnet50"]
-    (a18, k18), (a50, k50) = calls
-    assert a18[0] == "resnet18" and a18[2] == tmp_path / "onnx" / "resnet18"
-    assert k18["checkpoint"] == tmp_path / "train" / "r18" / "best.pt"
-    assert k50["checkpoint"] is None
-    assert k18["batch_sizes"] == [1, 2] and k18["iterations"] == 2
-    assert (k18["input_size"], k18["in_channels"]) == (28, 1)
+    (c18, out18, ckpt18, _), (c50, _, ckpt50, _) = calls
+    assert c18.model == "resnet18" and out18 == tmp_path / "onnx" / "resnet18"
+    assert ckpt18 == tmp_path / "train" / "r18" / "best.pt"
+    assert c50.model == "resnet50" and ckpt50 is None
+    assert c18.batch_sizes == [1, 2] and c18.iterations == 2
+    assert (c18.input_size, c18.in_channels, c18.stem) == (28, 1, "imagenet")
 
     # at another input: the checkpoint of the run trained at that input, exported and timed there
     _train_record(tmp_path / "train" / "r18-64", "resnet18", "imagenet", 0.8, input_size=64, in_channels=3)
@@ -289,9 +289,9 @@ def test_study_profiles_once_and_exports_each_model_with_its_checkpoint(tmp_path
                        "onnx": {"input_size": 64, "in_channels": 3}})
     calls.clear()
     run_onnx_task(build_plan(spec).onnx, lay.runs("train"), lay.onnx_root, print)
-    ((_, k),) = calls
-    assert k["checkpoint"] == tmp_path / "train" / "r18-64" / "best.pt"
-    assert (k["input_size"], k["in_channels"]) == (64, 3)
+    ((c, _, ckpt, _),) = calls
+    assert ckpt == tmp_path / "train" / "r18-64" / "best.pt"
+    assert (c.input_size, c.in_channels) == (64, 3)
 
 
 def test_io_binding_path_gives_the_same_output_as_plain_run(cli_run):
