@@ -38,7 +38,7 @@ from dlbench.train.fused import (
     member_state_dict,
     peak_host_bytes,
 )
-from dlbench.train.loop import epoch_entry, run_epoch
+from dlbench.train.loop import epoch_entry, run_epoch, start_clock
 from dlbench.train.step import check_split_parts
 
 _log = get_logger("dlbench.train")
@@ -93,10 +93,7 @@ def run_train_group(configs: Sequence[TrainConfig | dict], split_dirs: Sequence[
                 for c, o in zip(configs, outs, strict=True)]
         for rec, (_, _, split_path) in zip(recs, loaded, strict=True):
             rec.add_input("split", split_path)
-        t_start = time.perf_counter()
-        if device.type == "cuda":
-            torch.cuda.reset_peak_memory_stats(device)
-            torch.backends.cudnn.benchmark = True
+        t_start = start_clock(device)
         engine = FusedEngine(configs, arrays, device)
         histories: list[list[dict]] = [[] for _ in configs]
         for i, (rec, c, (a, manifest, _)) in enumerate(zip(recs, configs, loaded, strict=True)):

@@ -16,6 +16,15 @@ from dlbench.log import Progress
 from dlbench.train.engines import synchronize
 
 
+def start_clock(device: torch.device) -> float:
+    """The start of a training's wall time: on a GPU, peak memory counted from here and cuDNN left to pick
+    its fastest kernels (the first steps then include that search, as every run's do)."""
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+        torch.backends.cudnn.benchmark = True
+    return time.perf_counter()
+
+
 def run_epoch(engine, epoch: int, steps: int, desc: str = "", on_first_batch=None) -> dict[str, Any]:
     """Train one epoch (at most ``steps`` batches) with a progress bar or log lines; see :func:`train_steps`."""
     progress = Progress(engine.batches(epoch, steps), total=steps, desc=desc)

@@ -25,7 +25,7 @@ from dlbench.record import step_record
 from dlbench.train import checkpoint as ckpt
 from dlbench.train.data import normalization, steps_per_epoch
 from dlbench.train.engines import build_engine, check_amp, resolve_device, synchronize
-from dlbench.train.loop import epoch_entry, run_epoch
+from dlbench.train.loop import epoch_entry, run_epoch, start_clock
 
 _log = get_logger("dlbench.train")
 
@@ -64,10 +64,7 @@ def run_train(config: TrainConfig | dict, split_dir: str | os.PathLike, out_dir:
     with step_record("train", config.model_dump(), out, run_id=config.run_id, device=str(device),
                      fresh=state is None) as rec:
         rec.add_input("split", split_path)
-        t_start = time.perf_counter()
-        if device.type == "cuda":
-            torch.cuda.reset_peak_memory_stats(device)
-            torch.backends.cudnn.benchmark = True
+        t_start = start_clock(device)
         engine = build_engine(config, arrays, device)
         history: list[dict] = []
         best = {"val_accuracy": -1.0, "epoch": 0}
