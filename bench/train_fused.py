@@ -235,6 +235,47 @@ def _log(msg: str) -> None:
     print(f"train_fused: {msg}", file=sys.stderr, flush=True)
 
 
+def time_solo(configs, arrays, device, steps: int, warmup: int, repeats: int, graph: bool, bs: int) -> list[dict]:
+    """Each member trained alone on the resident engine, one after another."""
+    solo = []
+    for i, c in enumerate(configs):
+        _log(f"solo {i + 1}/{len(configs)} (resident, lr {c.lr:g}, {c.dataset}) ...")
+        _reset_memory(device)
+        eng = ResidentEngine(c, arrays[i], device, cuda_graph=graph)
+        r = time_engine(eng, device, steps, warmup, repeats)
+        r.update(peak_memory_device_bytes=_peak(device), lr=c.lr, dataset=c.dataset, seed=c.seed,
+                 cuda_graph=eng.graph is not None, images_per_second=bs / r["seconds_per_step"])
+        solo.append(r)
+        del eng
+    return solo
+
+
+def time_fused(form: str, configs, arrays, device, steps: int, warmup: int, repeats: int, graph: bool, bs: int,
+               fatal: bool) -> dict:
+    """All members as one fused model (``grouped`` convolutions or ``vmap``); a form that fails on this
+    torch/device is reported in the JSON unless it is the one asked for (``fatal``)."""
+    n_m = len(configs)
+    _log(f"fused ({form}, {n_m} members) ...")
+    _reset_memory(device)
+    try:
+        if form == "grouped":
+            eng = FusedEngine(configs, arrays, device, cuda_graph=graph)
+        else:
+            eng = VmapEngine(configs, arrays, device)
+        r = time_engine(eng, device, steps, warmup, repeats)
+    except Exception as exc:
+        if fatal:
+            raise
+        return {"error": f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}"}
+    r.update(peak_memory_device_bytes=_peak(device), cuda_graph=getattr(eng, "graph", None) is not None,
+             images_per_second_per_member=bs / r["seconds_per_step"],
+             images_per_second_aggregate=n_m * bs / r["seconds_per_step"])
+    fl = r.pop("first_losses")
+    r["first_losses_per_member"] = fl[0] if fl else None
+    del eng
+    return r
+
+
 def run(args) -> int:
     if args.members < 1:
         raise SystemExit("train_fused: --members must be >= 1")
@@ -249,41 +290,10 @@ def run(args) -> int:
     _log(f"agreement check ({n_m} members, fp32) ...")
     agree = agreement(configs, arrays, device)
 
-    solo: list[dict] = []
-    if not args.skip_solo:
-        for i, c in enumerate(configs):
-            _log(f"solo {i + 1}/{n_m} (resident, lr {c.lr:g}, {c.dataset}) ...")
-            _reset_memory(device)
-            eng = ResidentEngine(c, arrays[i], device, cuda_graph=graph)
-            r = time_engine(eng, device, steps, warmup, args.repeats)
-            r.update(peak_memory_device_bytes=_peak(device), lr=c.lr, dataset=c.dataset, seed=c.seed,
-                     cuda_graph=eng.graph is not None, images_per_second=bs / r["seconds_per_step"])
-            solo.append(r)
-            del eng
-
+    solo = [] if args.skip_solo else time_solo(configs, arrays, device, steps, warmup, args.repeats, graph, bs)
     forms = ["grouped", "vmap"] if args.form == "both" else [args.form]
-    fused: dict[str, dict] = {}
-    for form in forms:
-        _log(f"fused ({form}, {n_m} members) ...")
-        _reset_memory(device)
-        try:
-            if form == "grouped":
-                eng = FusedEngine(configs, arrays, device, cuda_graph=graph)
-            else:
-                eng = VmapEngine(configs, arrays, device)
-            r = time_engine(eng, device, steps, warmup, args.repeats)
-        except Exception as exc:  # a form that fails on this torch/device is reported, not fatal
-            if form == args.form:
-                raise
-            fused[form] = {"error": f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}"}
-            continue
-        r.update(peak_memory_device_bytes=_peak(device), cuda_graph=getattr(eng, "graph", None) is not None,
-                 images_per_second_per_member=bs / r["seconds_per_step"],
-                 images_per_second_aggregate=n_m * bs / r["seconds_per_step"])
-        fl = r.pop("first_losses")
-        r["first_losses_per_member"] = fl[0] if fl else None
-        fused[form] = r
-        del eng
+    fused = {form: time_fused(form, configs, arrays, device, steps, warmup, args.repeats, graph, bs,
+                              fatal=form == args.form) for form in forms}
 
     report = {
         "benchmark": "train_fused",
