@@ -33,14 +33,19 @@ from dlbench.report.collect import (
     varying_keys,
 )
 from dlbench.report.document import Item, builder, fmt, run_ids, view_of
+from dlbench.spec import GRID_AXES
 
-TRAIN_AXES: list[tuple[str, str, str]] = [
+# The training settings a table tells runs apart by: these with their labels and formats, in this order, then
+# any other grid axis of TrainConfig (a field added there reaches the tables without an edit here).
+_AXIS_LABELS: list[tuple[str, str, str]] = [
     ("dataset", "dataset", "dataset"), ("model", "model", "model"), ("stem", "stem", "text"),
     ("input_size", "input size", "int"), ("in_channels", "input channels", "int"), ("batch_size", "batch", "int"),
     ("optimizer", "optimizer", "text"), ("lr", "learning rate", "lr"), ("epochs", "epochs", "int"),
     ("device", "device", "device"), ("engine", "engine", "text"), ("pin_memory", "pin_memory", "bool"),
     ("num_workers", "workers", "int"), ("amp", "AMP", "text"),
 ]
+TRAIN_AXES: list[tuple[str, str, str]] = _AXIS_LABELS + [
+    (name, name.replace("_", " "), "text") for name in GRID_AXES.values() if name not in {k for k, _, _ in _AXIS_LABELS}]
 
 
 def _axes(frame: pd.DataFrame, exclude: tuple[str, ...] = ()) -> tuple[dict[str, str], dict[str, str], str | None]:

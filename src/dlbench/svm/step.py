@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from dlbench.configs import NUM_CLASSES
 from dlbench.data.split import stratified_subsample
 from dlbench.data.step import load_checked_split, split_manifest
 from dlbench.errors import DataError, SpecError, StepFailed
@@ -136,7 +137,7 @@ def run_svm(config: SvmConfig | dict, split_dir: str | os.PathLike, out_dir: str
                         f"use at most {len(y_train)}, or leave n_train out to use all of it")
     if config.n_train is not None and config.n_train < 2:
         raise SpecError(f"n_train {config.n_train} leaves one image, one class: an SVM needs at least two classes",
-                        "use n_train 10 or more (one image per class), or leave it out to use all of the split")
+                        f"use n_train {NUM_CLASSES} or more (one image per class), or leave it out to use all of the split")
     backend_cls = get_backend(config.backend)
 
     with step_record("svm", config.model_dump(), out, run_id=config.run_id, device=backend_cls.device) as rec:
@@ -146,7 +147,7 @@ def run_svm(config: SvmConfig | dict, split_dir: str | os.PathLike, out_dir: str
             x_train, y_train = x_train[keep], y_train[keep]
             log(f"stratified subsample of the training split: {len(y_train):,} images (seed {config.seed})")
         labels = np.unique(np.concatenate([y_train, split["y_test"]]))
-        n_classes = max(int(labels.max()) + 1, 10) if labels.size else 10
+        n_classes = max(int(labels.max()) + 1, NUM_CLASSES) if labels.size else NUM_CLASSES
         class_names = _class_names(split_dir, n_classes)
 
         with Stopwatch() as preprocess:
