@@ -170,7 +170,15 @@ class VmapEngine:
         self.v = [torch.zeros_like(self.params[n]) for n in names]
         self.t = 0
 
+        dtype = self.amp_dtype
+
         def loss_fn(params, buffers, x, y):
+            # Mixed precision by casting, not autocast: autocast under a vmap-ed grad meets float gradients in
+            # the batch-norm backward ("expected scalar type BFloat16 but found Float"). The forward runs in
+            # the AMP dtype from half-precision copies of the fp32 parameters, which keep the gradients.
+            if dtype is not None:
+                params = {k: v.to(dtype) for k, v in params.items()}
+                x = x.to(dtype)
             out = functional_call(self.base, (params, buffers), (x,))
             return F.cross_entropy(out.float(), y)
 
@@ -190,10 +198,7 @@ class VmapEngine:
         x, y = self.inner._gather("train", idx)
         c = self.config.in_channels
         xs = x.contiguous().view(x.shape[0], self.members, c, *x.shape[2:]).transpose(0, 1)  # N x B x C x H x W
-        ctx = (torch.autocast(self.device.type, dtype=self.amp_dtype) if self.amp_dtype is not None
-               else torch.autocast(self.device.type, enabled=False))
-        with ctx:
-            grads, losses = self.grad_fn(self.params, self.buffers, xs, y)
+        grads, losses = self.grad_fn(self.params, self.buffers, xs, y)
         g = [grads[n] for n in self.names]
         p = [self.params[n] for n in self.names]
         with torch.no_grad():
