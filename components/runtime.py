@@ -191,9 +191,9 @@ def onnx_task(models: list, settings: dict, result: Any, metrics: Any, train_cpu
         link_runs(_paths(train_cpu, train_gpu, train_gpu_fused), train_root)
         outcomes = run_onnx_task(task, train_root, out, log.info)
     failed = 0
-    for model in outcomes:
-        rec = read_record(out / model) or {}
-        if rec.get("status") != "ok":
+    for model, outcome in outcomes.items():
+        rec = outcome.result if outcome.ok else {}  # the step returns its record
+        if (rec or {}).get("status") != "ok":
             failed += 1
             continue
         for r in (rec.get("metrics") or {}).get("results") or []:

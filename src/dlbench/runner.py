@@ -10,7 +10,7 @@ memory, a bug) propagates: the study stops, and in a pipeline the task fails and
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,16 +36,17 @@ class Outcome:
 
 
 def run_task(step: str, label: str, fn: Callable[..., Any], *args: Any,
-             refusal: dict[str, Any] | None = None, **kwargs: Any) -> Outcome:
-    """``fn(*args, **kwargs)`` under the failure policy. ``refusal`` (config, out_dir, run_id, device) is
-    where a run refused before opening its record gets a failed one."""
+             refusals: Sequence[dict[str, Any]] = (), runs: list[str] | None = None, **kwargs: Any) -> Outcome:
+    """``fn(*args, **kwargs)`` under the failure policy. Each of ``refusals`` (config, out_dir, run_id, device)
+    is a run that, refused before opening its record, gets a failed one; ``runs`` names the runs the task
+    holds (default: ``label``)."""
     try:
         return Outcome(True, fn(*args, **kwargs))
     except DlbenchError as exc:
         _log.error(f"{step} {label} failed: {exc.one_line()} (recorded; the report will show it)")
-        if refusal is not None:
+        for refusal in refusals:
             record_refusal(exc, step, **refusal)
-        return Outcome(False, error=exc.one_line(), failed_runs=[label])
+        return Outcome(False, error=exc.one_line(), failed_runs=runs or [label])
 
 
 def run_data_task(task: DataTask, out: Path, log: Log) -> Outcome:
@@ -55,7 +56,7 @@ def run_data_task(task: DataTask, out: Path, log: Log) -> Outcome:
     s = task.settings
     return run_task("data", task.label, run_data, task.dataset, out, source=s.source, root=s.root, seed=task.seed,
                     subsample=s.subsample, fractions=s.fractions, log=log, smoke=task.smoke,
-                    refusal={"config": task.config, "out_dir": out})
+                    refusals=[{"config": task.config, "out_dir": out}])
 
 
 def run_train_task(task: TrainTask, data_root: Path, outs: list[Path], log: Log,
@@ -63,23 +64,19 @@ def run_train_task(task: TrainTask, data_root: Path, outs: list[Path], log: Log,
     """Train ``task`` (solo, or its configs as one fused model) on ``data_root/<dataset>/``, member ``i`` into
     ``outs[i]``. Without ``keep_resume_checkpoint`` a solo run's ``last.pt`` (optimizer state, several times
     the model) is dropped once the run ended."""
+    refusals = [{"config": c.model_dump(), "out_dir": o, "run_id": c.run_id, "device": c.device}
+                for c, o in zip(task.configs, outs, strict=True)]
     if task.fused:
         from dlbench.train.group import run_train_group
 
         configs = list(task.configs)
-        try:
-            return Outcome(True, run_train_group(configs, [data_root / c.dataset for c in configs], outs, log=log))
-        except DlbenchError as exc:
-            _log.error(f"train {task.label} failed: {exc.one_line()} (recorded; the report will show it)")
-            for c, o in zip(configs, outs, strict=True):
-                record_refusal(exc, "train", c.model_dump(), o, run_id=c.run_id, device=c.device)
-            return Outcome(False, error=exc.one_line(), failed_runs=task.run_ids)
+        return run_task("train", task.label, run_train_group, configs, [data_root / c.dataset for c in configs],
+                        outs, log=log, refusals=refusals, runs=task.run_ids)
     from dlbench.train import run_train
 
     (cfg,), (out,) = task.configs, outs
     outcome = run_task("train", cfg.run_id, run_train, cfg, data_root / cfg.dataset, out, log=log,
-                       refusal={"config": cfg.model_dump(), "out_dir": out, "run_id": cfg.run_id,
-                                "device": cfg.device})
+                       refusals=refusals)
     if not keep_resume_checkpoint:
         _drop_resume_checkpoint(out)
     return outcome
@@ -100,7 +97,7 @@ def run_svm_task(task: SvmTask, data_root: Path, out: Path, log: Log) -> Outcome
 
     cfg = task.config
     return run_task("svm", cfg.run_id, run_svm, cfg, data_root / cfg.dataset, out, log=log,
-                    refusal={"config": cfg.model_dump(), "out_dir": out, "run_id": cfg.run_id})
+                    refusals=[{"config": cfg.model_dump(), "out_dir": out, "run_id": cfg.run_id}])
 
 
 def run_profile_task(task: ProfileTask, out: Path, log: Log) -> Outcome:
