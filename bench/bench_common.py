@@ -1,13 +1,9 @@
 """What the bench/ scripts share: their entry point (one-line errors), JSON output, data, run configs,
 the device settings of the torch benchmarks and the engine timing loop.
 
-A script imports this module from beside itself::
-
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    import bench_common
-
-which also puts the checkout's ``src`` first on ``sys.path``, so the scripts run from a checkout without
-installing it. The run configs are :class:`dlbench.spec.TrainConfig` (pydantic), the step's own config.
+A script imports this module from beside itself (``import bench_common``: Python puts a script's own
+folder first on ``sys.path``; the tests name ``bench/`` in pytest's ``pythonpath``); dlbench comes from the
+install (``make setup``). The run configs are :class:`dlbench.spec.TrainConfig` (pydantic), the step's own config.
 """
 
 from __future__ import annotations
@@ -21,12 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))  # run from a checkout without install
+import numpy as np
 
-import numpy as np  # noqa: E402
-
-from dlbench.errors import DlbenchError  # noqa: E402
-from dlbench.timing import Stopwatch  # noqa: E402
+from dlbench.errors import DlbenchError
+from dlbench.timing import Stopwatch
 
 
 def main(name: str, parse_args: Callable, run: Callable[[Any], int], argv=None) -> int:
@@ -54,7 +48,9 @@ def idx_split(dataset: str, root: str, seed: int) -> tuple[dict[str, np.ndarray]
 
     raw = load_dataset(dataset, source="idx", root=root)
     parts = stratified_indices(raw.labels, (0.7, 0.1, 0.2), seed)
-    return {f"{a}_{p}": (raw.images if a == "x" else raw.labels)[parts[p]] for p in parts for a in "xy"}, raw.source
+    return {
+        f"{a}_{p}": (raw.images if a == "x" else raw.labels)[parts[p]] for p in parts for a in "xy"
+    }, raw.source
 
 
 def synthetic_split(rng: np.random.Generator, n_train: int, n_eval: int) -> dict[str, np.ndarray]:
@@ -74,6 +70,7 @@ def train_config(**fields):
 
 
 # --------------------------------------------------------------------------- torch benchmarks
+
 
 @dataclass(frozen=True)
 class TorchRun:
@@ -144,8 +141,13 @@ def time_engine(engine, device, steps: int, warmup: int, repeats: int) -> dict[s
         r = train_steps(engine, stream, n)
         chunks.append(r["seconds"] / r["steps"])
         chunk_losses.append(r["losses"])
-    return {"seconds_per_step": statistics.fmean(chunks),
-            "seconds_per_step_std": statistics.stdev(chunks) if len(chunks) > 1 else 0.0,
-            "chunk_seconds_per_step": chunks, "chunk_losses": chunk_losses,
-            "setup_seconds": setup_seconds, "time_to_first_batch": time_to_first_batch,
-            "warmup_seconds": w["seconds"], "warmup_losses": list(w["losses"])}
+    return {
+        "seconds_per_step": statistics.fmean(chunks),
+        "seconds_per_step_std": statistics.stdev(chunks) if len(chunks) > 1 else 0.0,
+        "chunk_seconds_per_step": chunks,
+        "chunk_losses": chunk_losses,
+        "setup_seconds": setup_seconds,
+        "time_to_first_batch": time_to_first_batch,
+        "warmup_seconds": w["seconds"],
+        "warmup_losses": list(w["losses"]),
+    }

@@ -28,17 +28,33 @@ BEGIN, END = "<!-- figures:begin (bench/figures.py writes this block) -->", "<!-
 H100 = "docs/h100-2026-11-23"
 CPU = "docs/cpu-2026-11-23"
 ENGINES = [f"{H100}/train_engines_resnet18_bs16_bf16.json", f"{H100}/train_engines_resnet50_bs16_bf16.json"]
-TRAIN_RECORDS = [f"{H100}/train_resnet18_4ep_bf16_seed0_record.json", f"{H100}/train_resnet18_4ep_fp16_seed0_record.json",
-                 f"{H100}/train_resnet18_4ep_bf16_seed1_record.json"]
-SVM_H100 = [f"{H100}/svm_sklearn_vs_cuml_rbf_10k.json", f"{H100}/svm_cuml_rbf_49k.json", f"{H100}/svm_cuml_poly_49k.json"]
-SVM_CPU = [f"{CPU}/svm_sklearn_rbf_10k_vs_h100_sklearn_cuml.json", f"{CPU}/svm_sklearn_rbf_49k_vs_h100_cuml.json"]
+TRAIN_RECORDS = [
+    f"{H100}/train_resnet18_4ep_bf16_seed0_record.json",
+    f"{H100}/train_resnet18_4ep_fp16_seed0_record.json",
+    f"{H100}/train_resnet18_4ep_bf16_seed1_record.json",
+]
+SVM_H100 = [
+    f"{H100}/svm_sklearn_vs_cuml_rbf_10k.json",
+    f"{H100}/svm_cuml_rbf_49k.json",
+    f"{H100}/svm_cuml_poly_49k.json",
+]
+SVM_CPU = [
+    f"{CPU}/svm_sklearn_rbf_10k_vs_h100_sklearn_cuml.json",
+    f"{CPU}/svm_sklearn_rbf_49k_vs_h100_cuml.json",
+]
 ONNX = [f"{H100}/onnx_resnet18_timings.csv", f"{H100}/onnx_resnet50_timings.csv"]
 H200 = "docs/h200-2026-11-29"
-FUSED = [f"{H200}/fused_r18_bs16_m8.json", f"{H200}/fused_r18_bs16_m16.json", f"{H200}/fused_r50_bs16_m8.json"]
+FUSED = [
+    f"{H200}/fused_r18_bs16_m8.json",
+    f"{H200}/fused_r18_bs16_m16.json",
+    f"{H200}/fused_r50_bs16_m8.json",
+]
 FUSED_VARIANTS = f"{H200}/fused_variants_r18_bs16.json"
 INPUT64 = f"{H200}/train_r18_64x64x3_record.json"
 T1 = f"{H200}/table1-fashion-fused"
-REFERENCE_ACCURACY = 91.43  # the reference study's ResNet-18 / Fashion-MNIST / batch 16 / Adam 1e-3 / 4 epochs
+REFERENCE_ACCURACY = (
+    91.43  # the reference study's ResNet-18 / Fashion-MNIST / batch 16 / Adam 1e-3 / 4 epochs
+)
 
 
 def load(rel: str) -> dict:
@@ -63,7 +79,9 @@ def model_label(name: str) -> str:
 
 
 def cite(files: list[str]) -> str:
-    return "Source: " + ", ".join(f"[`{Path(f).name}`]({Path(f).relative_to('docs').as_posix()})" for f in files)
+    return "Source: " + ", ".join(
+        f"[`{Path(f).name}`]({Path(f).relative_to('docs').as_posix()})" for f in files
+    )
 
 
 def engines() -> tuple[list[str], dict]:
@@ -72,9 +90,11 @@ def engines() -> tuple[list[str], dict]:
         d = load(rel)
         c, dl, rs = d["config"], d["engines"]["dataloader"], d["engines"]["resident"]
         ratio = dl["seconds_per_step"] / rs["seconds_per_step"]
-        rows.append(f"| {model_label(c['model'])} | {c['batch_size']} | {c['amp']} | "
-                    f"{ms(dl['seconds_per_step'])} ms, {dl['projected_epoch_seconds']:.1f} s | "
-                    f"{ms(rs['seconds_per_step'])} ms, {rs['projected_epoch_seconds']:.2f} s | {ratio:.1f}x |")
+        rows.append(
+            f"| {model_label(c['model'])} | {c['batch_size']} | {c['amp']} | "
+            f"{ms(dl['seconds_per_step'])} ms, {dl['projected_epoch_seconds']:.1f} s | "
+            f"{ms(rs['seconds_per_step'])} ms, {rs['projected_epoch_seconds']:.2f} s | {ratio:.1f}x |"
+        )
         head.setdefault("engine_ratio", {})[c["model"]] = ratio
         head.setdefault("engine_epoch", {})[c["model"]] = rs["projected_epoch_seconds"]
         head["engine_device"] = d["device"]["name"]
@@ -106,8 +126,10 @@ def accuracy() -> tuple[list[str], dict]:
         c, m = r["config"], r["metrics"]
         accs.append(m["test_accuracy"])
         amp = "fp16 + GradScaler" if c["amp"] == "fp16" else c["amp"]
-        rows.append(f"| {amp} | {c['seed']} | {c['stem']} | {m['epoch_seconds_mean']:.2f} s | {pct(m['test_accuracy'])} "
-                    f"| {pct(m['test_accuracy_best_checkpoint'])} (epoch {m['best_epoch']}) |")
+        rows.append(
+            f"| {amp} | {c['seed']} | {c['stem']} | {m['epoch_seconds_mean']:.2f} s | {pct(m['test_accuracy'])} "
+            f"| {pct(m['test_accuracy_best_checkpoint'])} (epoch {m['best_epoch']}) |"
+        )
     r0 = load(TRAIN_RECORDS[0])
     c, m = r0["config"], r0["metrics"]
     head = {"acc_min": min(accs), "acc_max": max(accs)}
@@ -137,17 +159,29 @@ def svm() -> tuple[list[str], dict]:
         d = load(rel)
         machine = "2-vCPU VM" if rel.startswith(CPU) else "H100 machine"
         for x in sorted(d["results"], key=lambda x: x["backend"], reverse=True):
-            name = {"sklearn": f"scikit-learn {x['version']} (1 core)", "cuml": f"cuML {x['version'][:5]}"}[x["backend"]]
-            kernel = d["config"]["kernel"] + (f" (degree {d['config']['degree']})" if d["config"]["kernel"] == "poly" else "")
-            rows.append(f"| {name} | {machine} | {kernel}, C={d['config']['C']:g} | {d['data']['n_train']:,} | "
-                        f"{d['data']['n_test']:,} | {x['fit_seconds']:.2f} s | {x['predict_seconds']:.2f} s | "
-                        f"{pct(x['accuracy'])} |")
+            name = {"sklearn": f"scikit-learn {x['version']} (1 core)", "cuml": f"cuML {x['version'][:5]}"}[
+                x["backend"]
+            ]
+            kernel = d["config"]["kernel"] + (
+                f" (degree {d['config']['degree']})" if d["config"]["kernel"] == "poly" else ""
+            )
+            rows.append(
+                f"| {name} | {machine} | {kernel}, C={d['config']['C']:g} | {d['data']['n_train']:,} | "
+                f"{d['data']['n_test']:,} | {x['fit_seconds']:.2f} s | {x['predict_seconds']:.2f} s | "
+                f"{pct(x['accuracy'])} |"
+            )
     big = load(SVM_CPU[1])["comparisons"][0]
     cu49 = load(SVM_H100[1])["results"][0]
     sk49 = load(SVM_CPU[1])["results"][0]
     h10 = load(SVM_H100[0])["comparisons"][0]
-    head.update(cuml_fit=big["fit_speedup"], cuml_gap=big["accuracy_gap_points"], cuml_acc=cu49["accuracy"],
-                sk_acc=sk49["accuracy"], cuml_fit_s=cu49["fit_seconds"], sk_fit_s=sk49["fit_seconds"])
+    head.update(
+        cuml_fit=big["fit_speedup"],
+        cuml_gap=big["accuracy_gap_points"],
+        cuml_acc=cu49["accuracy"],
+        sk_acc=sk49["accuracy"],
+        cuml_fit_s=cu49["fit_seconds"],
+        sk_fit_s=sk49["fit_seconds"],
+    )
     lines = [
         "## SVMs (`bench/svm_backends.py`)",
         "",
@@ -170,8 +204,13 @@ def svm() -> tuple[list[str], dict]:
 
 
 def onnx() -> tuple[list[str], dict]:
-    cols = [("onnxruntime", "cpu", "fp32"), ("onnxruntime", "cuda", "fp32"), ("pytorch", "cpu", "fp32"),
-            ("pytorch", "cuda", "fp32"), ("pytorch", "cuda", "bf16")]
+    cols = [
+        ("onnxruntime", "cpu", "fp32"),
+        ("onnxruntime", "cuda", "fp32"),
+        ("pytorch", "cpu", "fp32"),
+        ("pytorch", "cuda", "fp32"),
+        ("pytorch", "cuda", "bf16"),
+    ]
     rows = []
     for rel in ONNX:
         model = "ResNet-" + rel.split("resnet")[1].split("_")[0]
@@ -180,8 +219,14 @@ def onnx() -> tuple[list[str], dict]:
         for bs in sorted({int(r["batch_size"]) for r in data}):
             cells = []
             for runtime, provider, precision in cols:
-                hit = [r for r in data if r["runtime"] == runtime and r["provider"] == provider
-                       and r["precision"] == precision and int(r["batch_size"]) == bs]
+                hit = [
+                    r
+                    for r in data
+                    if r["runtime"] == runtime
+                    and r["provider"] == provider
+                    and r["precision"] == precision
+                    and int(r["batch_size"]) == bs
+                ]
                 cells.append(f"{float(hit[0]['p50_ms']):.2f} ms" if hit else "")
             rows.append(f"| {model} | {bs} | " + " | ".join(cells) + " |")
     lines = [
@@ -206,18 +251,29 @@ def fused() -> tuple[list[str], dict]:
         d = load(rel)
         c, f, s = d["config"], d["fused"]["grouped"], d["solo_aggregate"]
         ratio = d["ratio"]["grouped_fused_over_solo_aggregate_throughput"]
-        rows.append(f"| {model_label(c['model'])} | {c['batch_size']} | {c['members']} | "
-                    f"{s['images_per_second_aggregate']:,.0f} | {f['images_per_second_aggregate']:,.0f} | {ratio:.2f}x | "
-                    f"{f['peak_memory_device_bytes'] / 2**30:.1f} GiB | {d['first_loss_max_rel_diff']:.1e} | "
-                    f"{d['first_step_grad_max_rel_diff']:.1e} |")
+        rows.append(
+            f"| {model_label(c['model'])} | {c['batch_size']} | {c['members']} | "
+            f"{s['images_per_second_aggregate']:,.0f} | {f['images_per_second_aggregate']:,.0f} | {ratio:.2f}x | "
+            f"{f['peak_memory_device_bytes'] / 2**30:.1f} GiB | {d['first_loss_max_rel_diff']:.1e} | "
+            f"{d['first_step_grad_max_rel_diff']:.1e} |"
+        )
         head.setdefault("fused_ratio", {})[(c["model"], c["members"])] = ratio
     v = load(FUSED_VARIANTS)
     solo = v["solo_r18_bf16_bench"]["images_per_second"]
-    labels = {"m8_cl_bf16_bench": "8, channels_last, bf16 (the engine's form)", "m8_nchw_bf16_bench": "8, NCHW, bf16",
-              "m8_cl_fp16_bench": "8, channels_last, fp16 + GradScaler", "m8_cl_fp32off_bench": "8, channels_last, fp32",
-              "m32_cl_bf16_bench": "32, channels_last, bf16", "m32_nchw_bf16_bench": "32, NCHW, bf16"}
-    vrows = [f"| {label} | {v[k]['seconds_per_step'] * 1000:.2f} ms | {v[k]['images_per_second_aggregate']:,.0f} | "
-             f"{v[k]['images_per_second_aggregate'] / solo:.2f}x |" for k, label in labels.items() if "error" not in v[k]]
+    labels = {
+        "m8_cl_bf16_bench": "8, channels_last, bf16 (the engine's form)",
+        "m8_nchw_bf16_bench": "8, NCHW, bf16",
+        "m8_cl_fp16_bench": "8, channels_last, fp16 + GradScaler",
+        "m8_cl_fp32off_bench": "8, channels_last, fp32",
+        "m32_cl_bf16_bench": "32, channels_last, bf16",
+        "m32_nchw_bf16_bench": "32, NCHW, bf16",
+    }
+    vrows = [
+        f"| {label} | {v[k]['seconds_per_step'] * 1000:.2f} ms | {v[k]['images_per_second_aggregate']:,.0f} | "
+        f"{v[k]['images_per_second_aggregate'] / solo:.2f}x |"
+        for k, label in labels.items()
+        if "error" not in v[k]
+    ]
     d8 = load(FUSED[0])
     lines = [
         "## Fused training (`bench/train_fused.py`, `bench/fused_variants.py`)",
@@ -279,9 +335,14 @@ def input64() -> tuple[list[str], dict]:
 def table1_fused() -> tuple[list[str], dict]:
     recs = [json.loads(p.read_text()) for p in sorted((ROOT / T1).glob("resnet18-*.json"))]
     recs.sort(key=lambda r: (r["config"]["batch_size"], r["config"]["optimizer"], -r["config"]["lr"]))
-    rows = [f"| {r['config']['batch_size']} | {r['config']['optimizer']} | {lr_text(r['config']['lr'])} | "
-            f"{pct(r['metrics']['test_accuracy'])} | {r['metrics']['train_seconds']:.1f} s |" for r in recs]
-    groups = {tuple(sorted([r["run_id"], *r["metrics"]["fused_with"]])): r["metrics"]["train_seconds"] for r in recs}
+    rows = [
+        f"| {r['config']['batch_size']} | {r['config']['optimizer']} | {lr_text(r['config']['lr'])} | "
+        f"{pct(r['metrics']['test_accuracy'])} | {r['metrics']['train_seconds']:.1f} s |"
+        for r in recs
+    ]
+    groups = {
+        tuple(sorted([r["run_id"], *r["metrics"]["fused_with"]])): r["metrics"]["train_seconds"] for r in recs
+    }
     total = sum(groups.values())
     lines = [
         "## Table 1's grid on the GPU, fused (`dlbench study --fuse`)",
@@ -314,15 +375,20 @@ def render() -> tuple[str, str]:
         parts.append("\n".join(lines))
         head.update(h)
     env = load(ENGINES[0])
-    doc = "\n\n".join([
-        "# Measured figures\n\n"
-        "Every number here is written by `python bench/figures.py --write` from the raw files each table "
-        "cites (`tests/test_docs.py` fails when this page and the files disagree); edit the script, not this "
-        f"page. GPU figures: one {env['device']['name']} (driver {env['device']['driver']}, CUDA "
-        f"{env['device']['cuda']}), {env['environment']['cpu_count']} vCPUs, Python {env['environment']['python']}; "
-        "CPU figures: a 2-vCPU Intel Xeon VM. Timings compare fairly only within one machine and one run.",
-        *parts,
-    ]) + "\n"
+    doc = (
+        "\n\n".join(
+            [
+                "# Measured figures\n\n"
+                "Every number here is written by `python bench/figures.py --write` from the raw files each table "
+                "cites (`tests/test_docs.py` fails when this page and the files disagree); edit the script, not this "
+                f"page. GPU figures: one {env['device']['name']} (driver {env['device']['driver']}, CUDA "
+                f"{env['device']['cuda']}), {env['environment']['cpu_count']} vCPUs, Python {env['environment']['python']}; "
+                "CPU figures: a 2-vCPU Intel Xeon VM. Timings compare fairly only within one machine and one run.",
+                *parts,
+            ]
+        )
+        + "\n"
+    )
     bullets = [
         f"- Training: the resident engine (data on the GPU, CUDA graph) runs a ResNet-18 epoch "
         f"{head['engine_ratio']['resnet18']:.1f}x faster than the reference study's DataLoader loop "
@@ -361,8 +427,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"wrote {DOC.relative_to(ROOT)} and the README block")
         return 0
     if args.check:
-        stale = [p for p, ok in ((DOC, DOC.is_file() and DOC.read_text() == doc), (README, readme == new_readme))
-                 if not ok]
+        stale = [
+            p
+            for p, ok in ((DOC, DOC.is_file() and DOC.read_text() == doc), (README, readme == new_readme))
+            if not ok
+        ]
         for p in stale:
             print(f"{p.relative_to(ROOT)} is stale: python bench/figures.py --write", file=sys.stderr)
         return 1 if stale else 0

@@ -13,21 +13,15 @@ A CPU smoke check of the script itself (numbers meaningless)::
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import sys
 
 import torch
+import train_fused as tf  # beside this script
 
 from dlbench.train.engines import ResidentEngine
 from dlbench.train.fused import FusedEngine
-
-_spec = importlib.util.spec_from_file_location(
-    "train_fused", os.path.join(os.path.dirname(os.path.abspath(__file__)), "train_fused.py"))
-tf = importlib.util.module_from_spec(_spec)
-sys.modules["train_fused"] = tf
-_spec.loader.exec_module(tf)
 
 DEV = torch.device(os.environ.get("DEV", "cuda"))
 STEPS, WARM = int(os.environ.get("STEPS", 300)), int(os.environ.get("WARM", 20))
@@ -63,20 +57,32 @@ def main() -> int:
         torch.backends.cudnn.benchmark = bench
         cfg = tf.member_configs(Args(1), DEV.type, "bf16")[0]
         r = timed(ResidentEngine(cfg, tf.synthetic_split(0, NTRAIN), DEV))
-        out[name] = {"seconds_per_step": r["seconds_per_step"], "images_per_second": 16 / r["seconds_per_step"]}
+        out[name] = {
+            "seconds_per_step": r["seconds_per_step"],
+            "images_per_second": 16 / r["seconds_per_step"],
+        }
         print(name, out[name], flush=True)
-    variants = [("m8_cl_bf16", 8, False, "bf16", False), ("m8_cl_bf16_bench", 8, True, "bf16", False),
-                ("m8_nchw_bf16", 8, False, "bf16", True), ("m8_nchw_bf16_bench", 8, True, "bf16", True),
-                ("m8_cl_fp16_bench", 8, True, "fp16", False), ("m8_cl_fp32off_bench", 8, True, "off", False),
-                ("m32_cl_bf16_bench", M32, True, "bf16", False), ("m32_nchw_bf16_bench", M32, True, "bf16", True)]
+    variants = [
+        ("m8_cl_bf16", 8, False, "bf16", False),
+        ("m8_cl_bf16_bench", 8, True, "bf16", False),
+        ("m8_nchw_bf16", 8, False, "bf16", True),
+        ("m8_nchw_bf16_bench", 8, True, "bf16", True),
+        ("m8_cl_fp16_bench", 8, True, "fp16", False),
+        ("m8_cl_fp32off_bench", 8, True, "off", False),
+        ("m32_cl_bf16_bench", M32, True, "bf16", False),
+        ("m32_nchw_bf16_bench", M32, True, "bf16", True),
+    ]
     for name, members, bench, amp, nchw in variants:
         torch.backends.cudnn.benchmark = bench
         try:
             engine, batch = fused_engine(members, amp, nchw)
             r = timed(engine)
-            out[name] = {"seconds_per_step": r["seconds_per_step"],
-                         "images_per_second_aggregate": members * batch / r["seconds_per_step"],
-                         "setup_seconds": r["setup_seconds"], "finite_losses": r["finite_losses"]}
+            out[name] = {
+                "seconds_per_step": r["seconds_per_step"],
+                "images_per_second_aggregate": members * batch / r["seconds_per_step"],
+                "setup_seconds": r["setup_seconds"],
+                "finite_losses": r["finite_losses"],
+            }
         except (RuntimeError, torch.cuda.OutOfMemoryError) as exc:
             out[name] = {"error": f"{type(exc).__name__}: {exc}"[:300]}
         print(name, out[name], flush=True)

@@ -32,22 +32,21 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench_common beside this file (it adds src/)
-import bench_common  # noqa: E402
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
+import bench_common
+import numpy as np
+import torch
+import torch.nn.functional as F
 
-from dlbench.record import device_info, environment, now_iso  # noqa: E402
-from dlbench.train.engines import ResidentEngine, Trainer  # noqa: E402
-from dlbench.train.fused import FusedEngine  # noqa: E402
+from dlbench.record import device_info, environment, now_iso
+from dlbench.train.engines import ResidentEngine, Trainer
+from dlbench.train.fused import FusedEngine
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
     p.add_argument("--device", default="auto", help="cpu, cuda, or auto (cuda when visible)")
     p.add_argument("--model", default="resnet18", choices=["resnet18", "resnet34", "resnet50"])
     p.add_argument("--stem", default="imagenet", choices=["imagenet", "small"])
@@ -55,14 +54,30 @@ def parse_args(argv=None):
     p.add_argument("--members", type=int, default=4, help="N: member runs fused into one model")
     p.add_argument("--optimizer", default="adam", choices=["adam", "sgd"])
     p.add_argument("--lr", type=float, default=1e-3, help="member i trains with lr / 2**(i %% 4)")
-    p.add_argument("--amp", default=None, choices=["off", "fp16", "bf16"], help="default: bf16 on cuda, off on cpu")
-    p.add_argument("--steps", type=int, default=None, help="timed steps per run; default: 300 on cuda, 4 on cpu")
-    p.add_argument("--warmup", type=int, default=None, help="untimed steps first; default: 20 on cuda, 1 on cpu")
-    p.add_argument("--repeats", type=int, default=3, help="the timed steps are split into this many timed chunks")
-    p.add_argument("--form", default="grouped", choices=["grouped", "vmap", "both"],
-                   help="fused form: grouped convolutions (the fused engine), torch.func vmap, or both")
-    p.add_argument("--cuda-graph", action=argparse.BooleanOptionalAction, default=True,
-                   help="on CUDA: capture the solo and fused (grouped) steps in CUDA graphs")
+    p.add_argument(
+        "--amp", default=None, choices=["off", "fp16", "bf16"], help="default: bf16 on cuda, off on cpu"
+    )
+    p.add_argument(
+        "--steps", type=int, default=None, help="timed steps per run; default: 300 on cuda, 4 on cpu"
+    )
+    p.add_argument(
+        "--warmup", type=int, default=None, help="untimed steps first; default: 20 on cuda, 1 on cpu"
+    )
+    p.add_argument(
+        "--repeats", type=int, default=3, help="the timed steps are split into this many timed chunks"
+    )
+    p.add_argument(
+        "--form",
+        default="grouped",
+        choices=["grouped", "vmap", "both"],
+        help="fused form: grouped convolutions (the fused engine), torch.func vmap, or both",
+    )
+    p.add_argument(
+        "--cuda-graph",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="on CUDA: capture the solo and fused (grouped) steps in CUDA graphs",
+    )
     p.add_argument("--skip-solo", action="store_true", help="time the fused run only (no ratio)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default=None, help="also write the JSON to this file")
@@ -72,10 +87,20 @@ def parse_args(argv=None):
 def member_configs(args, device_name: str, amp: str) -> list:
     """The members' ``TrainConfig``: resident engine, lr halved per member (cycle of 4), datasets alternating."""
     datasets = ("fashion-mnist", "mnist")
-    return [bench_common.train_config(dataset=datasets[i % 2], model=args.model, stem=args.stem,
-                                      batch_size=args.batch_size, optimizer=args.optimizer,
-                                      lr=args.lr / 2 ** (i % 4), device=device_name, amp=amp, seed=args.seed + i)
-            for i in range(args.members)]
+    return [
+        bench_common.train_config(
+            dataset=datasets[i % 2],
+            model=args.model,
+            stem=args.stem,
+            batch_size=args.batch_size,
+            optimizer=args.optimizer,
+            lr=args.lr / 2 ** (i % 4),
+            device=device_name,
+            amp=amp,
+            seed=args.seed + i,
+        )
+        for i in range(args.members)
+    ]
 
 
 def synthetic_split(seed: int, n_train: int) -> dict[str, np.ndarray]:
@@ -105,15 +130,23 @@ def agreement(configs, arrays, device) -> dict:
         loss_diffs, grad_diffs = [], []
         for i, c in enumerate(fp32):
             solo = Trainer(c, device, channels_last=True)
-            xi = x[:, i * c.in_channels:(i + 1) * c.in_channels].contiguous(memory_format=torch.channels_last)
+            xi = x[:, i * c.in_channels : (i + 1) * c.in_channels].contiguous(
+                memory_format=torch.channels_last
+            )
             loss = F.cross_entropy(solo.model(xi), y[i])
             loss.backward()
-            loss_diffs.append(abs(float(loss.detach()) - float(losses[i].detach())) / abs(float(loss.detach())))
+            loss_diffs.append(
+                abs(float(loss.detach()) - float(losses[i].detach())) / abs(float(loss.detach()))
+            )
             grad_diffs.append(max(_rel(fused_grads[n][i], p.grad) for n, p in solo.model.named_parameters()))
             del solo
-        return {"first_loss_max_rel_diff": max(loss_diffs), "first_step_grad_max_rel_diff": max(grad_diffs),
-                "first_loss_rel_diff_per_member": loss_diffs, "first_step_grad_rel_diff_per_member": grad_diffs,
-                "check": "eager, fp32, TF32 off, the members' first batches; gradients per tensor, norm-wise"}
+        return {
+            "first_loss_max_rel_diff": max(loss_diffs),
+            "first_step_grad_max_rel_diff": max(grad_diffs),
+            "first_loss_rel_diff_per_member": loss_diffs,
+            "first_step_grad_rel_diff_per_member": grad_diffs,
+            "check": "eager, fp32, TF32 off, the members' first batches; gradients per tensor, norm-wise",
+        }
     finally:
         torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = tf32
 
@@ -133,14 +166,20 @@ def time_engine(engine, device, steps: int, warmup: int, repeats: int) -> dict:
     """setup, warm-up, then ``steps`` timed full-batch steps in ``repeats`` chunks (bench_common.time_engine)."""
     t = bench_common.time_engine(engine, device, steps, warmup, repeats)
     last_losses = t["chunk_losses"][-1] if t["chunk_losses"] else None
-    return {"seconds_per_step": t["seconds_per_step"], "seconds_per_step_std": t["seconds_per_step_std"],
-            "chunk_seconds_per_step": t["chunk_seconds_per_step"], "setup_seconds": t["setup_seconds"],
-            "warmup_seconds": t["warmup_seconds"], "first_losses": t["warmup_losses"][:1],
-            "last_loss": last_losses[-1] if last_losses else None,
-            "finite_losses": bool(np.isfinite(np.asarray(last_losses, dtype=float)).all())}
+    return {
+        "seconds_per_step": t["seconds_per_step"],
+        "seconds_per_step_std": t["seconds_per_step_std"],
+        "chunk_seconds_per_step": t["chunk_seconds_per_step"],
+        "setup_seconds": t["setup_seconds"],
+        "warmup_seconds": t["warmup_seconds"],
+        "first_losses": t["warmup_losses"][:1],
+        "last_loss": last_losses[-1] if last_losses else None,
+        "finite_losses": bool(np.isfinite(np.asarray(last_losses, dtype=float)).all()),
+    }
 
 
 # --------------------------------------------------------------------------- the vmap form
+
 
 class VmapEngine:
     """N solo models as stacked parameters, one ``vmap``-ed functional step (timing comparison only)."""
@@ -197,7 +236,9 @@ class VmapEngine:
     def step(self, idx):
         x, y = self.inner._gather("train", idx)
         c = self.config.in_channels
-        xs = x.contiguous().view(x.shape[0], self.members, c, *x.shape[2:]).transpose(0, 1)  # N x B x C x H x W
+        xs = (
+            x.contiguous().view(x.shape[0], self.members, c, *x.shape[2:]).transpose(0, 1)
+        )  # N x B x C x H x W
         grads, losses = self.grad_fn(self.params, self.buffers, xs, y)
         g = [grads[n] for n in self.names]
         p = [self.params[n] for n in self.names]
@@ -211,16 +252,17 @@ class VmapEngine:
                 torch._foreach_mul_(self.v, b2)
                 torch._foreach_addcmul_(self.v, g, g, value=1 - b2)
                 denom = torch._foreach_sqrt(self.v)
-                torch._foreach_div_(denom, (1 - b2 ** self.t) ** 0.5)
+                torch._foreach_div_(denom, (1 - b2**self.t) ** 0.5)
                 torch._foreach_add_(denom, 1e-8)
                 upd = torch._foreach_div(self.m, denom)
                 torch._foreach_mul_(upd, self.lr)
-                torch._foreach_div_(upd, 1 - b1 ** self.t)
+                torch._foreach_div_(upd, 1 - b1**self.t)
                 torch._foreach_sub_(p, upd)
         return losses.detach()
 
 
 # --------------------------------------------------------------------------- main
+
 
 def _finite(value):
     if isinstance(value, float):
@@ -240,7 +282,9 @@ def _log(msg: str) -> None:
     print(f"train_fused: {msg}", file=sys.stderr, flush=True)
 
 
-def time_solo(configs, arrays, device, steps: int, warmup: int, repeats: int, graph: bool, bs: int) -> list[dict]:
+def time_solo(
+    configs, arrays, device, steps: int, warmup: int, repeats: int, graph: bool, bs: int
+) -> list[dict]:
     """Each member trained alone on the resident engine, one after another."""
     solo = []
     for i, c in enumerate(configs):
@@ -248,15 +292,31 @@ def time_solo(configs, arrays, device, steps: int, warmup: int, repeats: int, gr
         _reset_memory(device)
         eng = ResidentEngine(c, arrays[i], device, cuda_graph=graph)
         r = time_engine(eng, device, steps, warmup, repeats)
-        r.update(peak_memory_device_bytes=_peak(device), lr=c.lr, dataset=c.dataset, seed=c.seed,
-                 cuda_graph=eng.graph is not None, images_per_second=bs / r["seconds_per_step"])
+        r.update(
+            peak_memory_device_bytes=_peak(device),
+            lr=c.lr,
+            dataset=c.dataset,
+            seed=c.seed,
+            cuda_graph=eng.graph is not None,
+            images_per_second=bs / r["seconds_per_step"],
+        )
         solo.append(r)
         del eng
     return solo
 
 
-def time_fused(form: str, configs, arrays, device, steps: int, warmup: int, repeats: int, graph: bool, bs: int,
-               fatal: bool) -> dict:
+def time_fused(
+    form: str,
+    configs,
+    arrays,
+    device,
+    steps: int,
+    warmup: int,
+    repeats: int,
+    graph: bool,
+    bs: int,
+    fatal: bool,
+) -> dict:
     """All members as one fused model (``grouped`` convolutions or ``vmap``); a form that fails on this
     torch/device is reported in the JSON unless it is the one asked for (``fatal``)."""
     n_m = len(configs)
@@ -272,9 +332,12 @@ def time_fused(form: str, configs, arrays, device, steps: int, warmup: int, repe
         if fatal:
             raise
         return {"error": f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}"}
-    r.update(peak_memory_device_bytes=_peak(device), cuda_graph=getattr(eng, "graph", None) is not None,
-             images_per_second_per_member=bs / r["seconds_per_step"],
-             images_per_second_aggregate=n_m * bs / r["seconds_per_step"])
+    r.update(
+        peak_memory_device_bytes=_peak(device),
+        cuda_graph=getattr(eng, "graph", None) is not None,
+        images_per_second_per_member=bs / r["seconds_per_step"],
+        images_per_second_aggregate=n_m * bs / r["seconds_per_step"],
+    )
     fl = r.pop("first_losses")
     r["first_losses_per_member"] = fl[0] if fl else None
     del eng
@@ -295,21 +358,40 @@ def run(args) -> int:
     _log(f"agreement check ({n_m} members, fp32) ...")
     agree = agreement(configs, arrays, device)
 
-    solo = [] if args.skip_solo else time_solo(configs, arrays, device, steps, warmup, args.repeats, graph, bs)
+    solo = (
+        [] if args.skip_solo else time_solo(configs, arrays, device, steps, warmup, args.repeats, graph, bs)
+    )
     forms = ["grouped", "vmap"] if args.form == "both" else [args.form]
-    fused = {form: time_fused(form, configs, arrays, device, steps, warmup, args.repeats, graph, bs,
-                              fatal=form == args.form) for form in forms}
+    fused = {
+        form: time_fused(
+            form, configs, arrays, device, steps, warmup, args.repeats, graph, bs, fatal=form == args.form
+        )
+        for form in forms
+    }
 
     report = {
         "benchmark": "train_fused",
         "when": now_iso(),
-        "config": {"model": args.model, "stem": args.stem, "batch_size": bs, "members": n_m,
-                   "optimizer": args.optimizer, "amp": amp, "timed_steps": steps, "warmup_steps": warmup,
-                   "cuda_graph": graph, "form": args.form,
-                   "members_lr": [c.lr for c in configs], "members_dataset": [c.dataset for c in configs],
-                   "members_seed": [c.seed for c in configs]},
-        "data": {"source": "synthetic", "n_train_per_member": n_train,
-                 "note": "random uint8 28x28 images, random labels, one set per member (timing only)"},
+        "config": {
+            "model": args.model,
+            "stem": args.stem,
+            "batch_size": bs,
+            "members": n_m,
+            "optimizer": args.optimizer,
+            "amp": amp,
+            "timed_steps": steps,
+            "warmup_steps": warmup,
+            "cuda_graph": graph,
+            "form": args.form,
+            "members_lr": [c.lr for c in configs],
+            "members_dataset": [c.dataset for c in configs],
+            "members_seed": [c.seed for c in configs],
+        },
+        "data": {
+            "source": "synthetic",
+            "n_train_per_member": n_train,
+            "note": "random uint8 28x28 images, random labels, one set per member (timing only)",
+        },
         **{k: agree[k] for k in ("first_loss_max_rel_diff", "first_step_grad_max_rel_diff")},
         "agreement": agree,
         "solo": solo,
@@ -319,20 +401,27 @@ def run(args) -> int:
     }
     if solo:
         solo_sum = sum(r["seconds_per_step"] for r in solo)
-        report["solo_aggregate"] = {"seconds_per_step_all_members": solo_sum,
-                                    "images_per_second_aggregate": n_m * bs / solo_sum,
-                                    "peak_memory_device_bytes_max": max((r["peak_memory_device_bytes"] or 0)
-                                                                        for r in solo) if on_cuda else None}
+        report["solo_aggregate"] = {
+            "seconds_per_step_all_members": solo_sum,
+            "images_per_second_aggregate": n_m * bs / solo_sum,
+            "peak_memory_device_bytes_max": max((r["peak_memory_device_bytes"] or 0) for r in solo)
+            if on_cuda
+            else None,
+        }
         report["ratio"] = {}
         for form, r in fused.items():
             if "error" in r:
                 continue
             report["ratio"][f"{form}_fused_over_solo_aggregate_throughput"] = (
-                r["images_per_second_aggregate"] / report["solo_aggregate"]["images_per_second_aggregate"])
+                r["images_per_second_aggregate"] / report["solo_aggregate"]["images_per_second_aggregate"]
+            )
             fl = r.get("first_losses_per_member")
             if fl:
-                diffs = [abs(fl[i] - s["first_losses"][0]) / abs(s["first_losses"][0])
-                         for i, s in enumerate(solo) if s["first_losses"]]
+                diffs = [
+                    abs(fl[i] - s["first_losses"][0]) / abs(s["first_losses"][0])
+                    for i, s in enumerate(solo)
+                    if s["first_losses"]
+                ]
                 report["ratio"][f"{form}_first_train_loss_max_rel_diff_amp"] = max(diffs) if diffs else None
     bench_common.emit(_finite(report), args.out)  # strict JSON: a NaN/inf becomes null
     return 0

@@ -41,7 +41,9 @@ class Kind:
     about: str
     base_image: str  # BASE_IMAGE: pinned, never :latest
     pip_index: str = ""  # PIP_EXTRA_INDEX_URL: where pip looks besides PyPI (space-separated)
-    left_out: tuple[str, ...] = ()  # LEFT_OUT: dlbench requirements the image does not install (images/lock.py)
+    left_out: tuple[
+        str, ...
+    ] = ()  # LEFT_OUT: dlbench requirements the image does not install (images/lock.py)
 
 
 KINDS = {
@@ -49,16 +51,28 @@ KINDS = {
     # pull from a registry). PyTorch's CPU index serves torch 2.14.1+cpu / torchvision 0.29.1+cpu, which sort
     # above PyPI's CUDA builds of the same versions: the image stays free of ~4 GB of CUDA libraries. CI, which
     # cannot reach that index, points PIP_EXTRA_INDEX_URL at local wheel indexes and gets the CUDA build.
-    "cpu": Kind("dlbench-cpu", "torch (CPU), onnxruntime, scikit-learn: every step on the CPU",
-                "python:3.11-slim-bookworm", pip_index="https://download.pytorch.org/whl/cpu"),
+    "cpu": Kind(
+        "dlbench-cpu",
+        "torch (CPU), onnxruntime, scikit-learn: every step on the CPU",
+        "python:3.11-slim-bookworm",
+        pip_index="https://download.pytorch.org/whl/cpu",
+    ),
     # Any Ubuntu/Debian base with CUDA 13 whose apt has python3 (>= 3.11) and python3-venv; torch's CUDA
     # libraries come from PyPI with torch's own exact pins. onnxruntime-gpu provides onnxruntime's module.
-    "cuda": Kind("dlbench-cuda", "torch (CUDA 13) + onnxruntime-gpu: train, profile, onnx on a GPU",
-                 "nvidia/cuda:13.0.2-runtime-ubuntu24.04", left_out=("onnxruntime",)),
+    "cuda": Kind(
+        "dlbench-cuda",
+        "torch (CUDA 13) + onnxruntime-gpu: train, profile, onnx on a GPU",
+        "nvidia/cuda:13.0.2-runtime-ubuntu24.04",
+        left_out=("onnxruntime",),
+    ),
     # Any Ubuntu/Debian base with CUDA 13 whose apt has python3 (3.11 to 3.14) and python3-venv; cuML's CUDA
     # libraries come as pip packages. Only `dlbench svm` (and data) run here.
-    "rapids": Kind("dlbench-rapids", "cuML (CUDA 13): the SVM step on a GPU",
-                   "nvidia/cuda:13.0.2-base-ubuntu24.04", left_out=("torch", "torchvision", "onnxruntime")),
+    "rapids": Kind(
+        "dlbench-rapids",
+        "cuML (CUDA 13): the SVM step on a GPU",
+        "nvidia/cuda:13.0.2-base-ubuntu24.04",
+        left_out=("torch", "torchvision", "onnxruntime"),
+    ),
 }
 
 
@@ -103,10 +117,12 @@ def build_args(kind: str, environ: Mapping[str, str] | None = None) -> dict[str,
     image(kind)
     env = os.environ if environ is None else environ
     spec = KINDS[kind]
-    return {"KIND": kind,
-            "BASE_IMAGE": env.get("BASE_IMAGE") or spec.base_image,
-            "PIP_EXTRA_INDEX_URL": env.get("PIP_EXTRA_INDEX_URL", spec.pip_index),
-            "LEFT_OUT": " ".join(spec.left_out)}
+    return {
+        "KIND": kind,
+        "BASE_IMAGE": env.get("BASE_IMAGE") or spec.base_image,
+        "PIP_EXTRA_INDEX_URL": env.get("PIP_EXTRA_INDEX_URL", spec.pip_index),
+        "LEFT_OUT": " ".join(spec.left_out),
+    }
 
 
 # Resolved once at import: what the components use as base_image.
@@ -116,10 +132,14 @@ CUDA_IMAGE = IMAGES["cuda"]
 RAPIDS_IMAGE = IMAGES["rapids"]
 
 
-if __name__ == "__main__":  # used by the Makefile: python3 components/images.py cpu [--dockerfile|--default|--build-args]
+if (
+    __name__ == "__main__"
+):  # used by the Makefile: python3 components/images.py cpu [--dockerfile|--default|--build-args]
     args = sys.argv[1:]
     if not args or args[0] not in KINDS:
-        sys.exit(f"usage: python3 components/images.py {{{'|'.join(KINDS)}}} [--dockerfile|--default|--build-args]")
+        sys.exit(
+            f"usage: python3 components/images.py {{{'|'.join(KINDS)}}} [--dockerfile|--default|--build-args]"
+        )
     if "--dockerfile" in args:
         print(dockerfile(args[0]))
     elif "--default" in args:  # the name `make images` gives it without DLBENCH_REGISTRY (images/push.sh)

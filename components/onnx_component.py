@@ -5,26 +5,52 @@ cuda image with a GPU."""
 from kfp import dsl
 from kfp.dsl import Input, Metrics, Model, Output
 
-from components.images import CPU_IMAGE, CUDA_IMAGE
+from dlbench_kfp.components.images import CPU_IMAGE, CUDA_IMAGE
 
 
 @dsl.component(base_image=CPU_IMAGE, install_kfp_package=False)
-def onnx_cpu(models: list, settings: dict, result: Output[Model], metrics: Output[Metrics],
-             train_cpu: Input[list[Model]] = None, train_gpu: Input[list[Model]] = None,
-             train_gpu_fused: Input[list[Model]] = None):
+def onnx_cpu(
+    models: list,
+    settings: dict,
+    result: Output[Model],
+    metrics: Output[Metrics],
+    train_cpu: Input[list[Model]] = None,
+    train_gpu: Input[list[Model]] = None,
+    train_gpu_fused: Input[list[Model]] = None,
+):
     """Export and time every model, one after another; result/<model>/ holds model.onnx, timings, record.json."""
-    from components.runtime import onnx_task
+    from dlbench_kfp.components.runtime import onnx_task
 
-    onnx_task(models, settings, result, metrics, train_cpu=train_cpu, train_gpu=train_gpu,
-              train_gpu_fused=train_gpu_fused)
+    onnx_task(
+        models,
+        settings,
+        result,
+        metrics,
+        train_cpu=train_cpu,
+        train_gpu=train_gpu,
+        train_gpu_fused=train_gpu_fused,
+    )
 
 
 @dsl.component(base_image=CUDA_IMAGE, install_kfp_package=False)
-def onnx_gpu(models: list, settings: dict, result: Output[Model], metrics: Output[Metrics],
-             train_cpu: Input[list[Model]] = None, train_gpu: Input[list[Model]] = None,
-             train_gpu_fused: Input[list[Model]] = None):
+def onnx_gpu(
+    models: list,
+    settings: dict,
+    result: Output[Model],
+    metrics: Output[Metrics],
+    train_cpu: Input[list[Model]] = None,
+    train_gpu: Input[list[Model]] = None,
+    train_gpu_fused: Input[list[Model]] = None,
+):
     """Export and time every model on the GPU providers too; result/<model>/ as onnx_cpu."""
-    from components.runtime import onnx_task
+    from dlbench_kfp.components.runtime import onnx_task
 
-    onnx_task(models, settings, result, metrics, train_cpu=train_cpu, train_gpu=train_gpu,
-              train_gpu_fused=train_gpu_fused)
+    onnx_task(
+        models,
+        settings,
+        result,
+        metrics,
+        train_cpu=train_cpu,
+        train_gpu=train_gpu,
+        train_gpu_fused=train_gpu_fused,
+    )

@@ -3,13 +3,20 @@
 from kfp import dsl
 from kfp.dsl import Artifact, Metrics, Output
 
-from components.images import CPU_IMAGE
+from dlbench_kfp.components.images import CPU_IMAGE
 
 
 @dsl.component(base_image=CPU_IMAGE, install_kfp_package=False)
-def profile(models: list, stem: str, input_sizes: list, in_channels: list, batch_size: int,
-            result: Output[Artifact], metrics: Output[Metrics]):
+def profile(
+    models: list,
+    stem: str,
+    input_sizes: list,
+    in_channels: list,
+    batch_size: int,
+    result: Output[Artifact],
+    metrics: Output[Metrics],
+):
     """Count FLOPs (torch FlopCounterMode) and parameters; result/ holds profile.csv/json and record.json."""
-    from components.runtime import profile_task
+    from dlbench_kfp.components.runtime import profile_task
 
     profile_task(models, stem, input_sizes, in_channels, batch_size, result, metrics)

@@ -4,20 +4,45 @@ the KFP UI as HTML, Markdown and Metrics, and optionally published to the artifa
 from kfp import dsl
 from kfp.dsl import HTML, Artifact, Dataset, Input, Markdown, Metrics, Model, Output
 
-from components.images import CPU_IMAGE
+from dlbench_kfp.components.images import CPU_IMAGE
 
 
 @dsl.component(base_image=CPU_IMAGE, install_kfp_package=False)
-def report(spec: dict, publish_to: str, run_name: str, study: Output[Artifact], html: Output[HTML],
-           markdown: Output[Markdown], metrics: Output[Metrics], data: Input[Dataset] = None,
-           profile: Input[Artifact] = None, onnx: Input[Model] = None, train_cpu: Input[list[Model]] = None,
-           train_gpu: Input[list[Model]] = None, train_gpu_fused: Input[list[Model]] = None,
-           svm_cpu: Input[list[Model]] = None,
-           svm_gpu: Input[list[Model]] = None):
+def report(
+    spec: dict,
+    publish_to: str,
+    run_name: str,
+    study: Output[Artifact],
+    html: Output[HTML],
+    markdown: Output[Markdown],
+    metrics: Output[Metrics],
+    data: Input[Dataset] = None,
+    profile: Input[Artifact] = None,
+    onnx: Input[Model] = None,
+    train_cpu: Input[list[Model]] = None,
+    train_gpu: Input[list[Model]] = None,
+    train_gpu_fused: Input[list[Model]] = None,
+    svm_cpu: Input[list[Model]] = None,
+    svm_gpu: Input[list[Model]] = None,
+):
     """study/ = spec.yaml, data/, train/<run_id>/, svm/<run_id>/, profile/, onnx/<model>/, report/ and
     MANIFEST.json (written last); uploaded to <publish_to>/<run_name>/ when publish_to is set."""
-    from components.runtime import report_task
+    from dlbench_kfp.components.runtime import report_task
 
-    report_task(spec, publish_to, run_name, study, html, markdown, metrics, data=data, profile=profile,
-                onnx=onnx, train_cpu=train_cpu, train_gpu=train_gpu, train_gpu_fused=train_gpu_fused,
-                svm_cpu=svm_cpu, svm_gpu=svm_gpu)
+    report_task(
+        spec,
+        publish_to,
+        run_name,
+        study,
+        html,
+        markdown,
+        metrics,
+        data=data,
+        profile=profile,
+        onnx=onnx,
+        train_cpu=train_cpu,
+        train_gpu=train_gpu,
+        train_gpu_fused=train_gpu_fused,
+        svm_cpu=svm_cpu,
+        svm_gpu=svm_gpu,
+    )

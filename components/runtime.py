@@ -88,10 +88,16 @@ def train_task(split: Any, config: dict, run: Any, metrics: Any, confusion: Any)
     out.mkdir(parents=True, exist_ok=True)
     run_train_task(TrainTask((cfg,)), Path(split.path), [out], log.info, keep_resume_checkpoint=False)
     rec = _outcome(out, run, metrics)
-    run.metadata.update({"model": cfg.model, "dataset": cfg.dataset, "device": cfg.device, "engine": cfg.engine})
+    run.metadata.update(
+        {"model": cfg.model, "dataset": cfg.dataset, "device": cfg.device, "engine": cfg.engine}
+    )
     m = rec.get("metrics") or {}
-    _log_report_units(metrics, m, {"test_accuracy": "test_accuracy_pct", "best_val_accuracy": "best_val_accuracy_pct"},
-                      ("train_seconds", "images_per_second", "test_loss"))
+    _log_report_units(
+        metrics,
+        m,
+        {"test_accuracy": "test_accuracy_pct", "best_val_accuracy": "best_val_accuracy_pct"},
+        ("train_seconds", "images_per_second", "test_loss"),
+    )
     _log_confusion(confusion, m)
 
 
@@ -114,8 +120,9 @@ def train_group_task(split: Any, group: dict, run: Any, metrics: Any) -> None:
     run_train_task(task, Path(split.path), outs, log.info)
     ok = sum(1 for o in outs if (read_record(o) or {}).get("status") == "ok")
     first = task.configs[0]
-    run.metadata.update({"runs": task.run_ids, "ok": ok, "model": first.model, "device": first.device,
-                         "engine": "fused"})
+    run.metadata.update(
+        {"runs": task.run_ids, "ok": ok, "model": first.model, "device": first.device, "engine": "fused"}
+    )
     _log_number(metrics, "runs", len(task.configs))
     _log_number(metrics, "ok", ok)
 
@@ -143,24 +150,36 @@ def svm_task(split: Any, config: dict, run: Any, metrics: Any, confusion: Any) -
     run_svm_task(SvmTask(cfg), Path(split.path), out, log.info)
     rec = _outcome(out, run, metrics)
     m = rec.get("metrics") or {}
-    run.metadata.update({"dataset": cfg.dataset, "kernel": cfg.kernel, "backend": m.get("backend", cfg.backend)})
-    _log_report_units(metrics, m, {"accuracy": "test_accuracy_pct"},
-                      ("fit_seconds", "predict_seconds", "n_support", "n_train"))
+    run.metadata.update(
+        {"dataset": cfg.dataset, "kernel": cfg.kernel, "backend": m.get("backend", cfg.backend)}
+    )
+    _log_report_units(
+        metrics,
+        m,
+        {"accuracy": "test_accuracy_pct"},
+        ("fit_seconds", "predict_seconds", "n_support", "n_train"),
+    )
     _log_confusion(confusion, m)
 
 
 # ----------------------------------------------------------------------------------------- profile
 
 
-def profile_task(models: list, stem: str, input_sizes: list, in_channels: list, batch_size: int, result: Any,
-                 metrics: Any) -> None:
+def profile_task(
+    models: list, stem: str, input_sizes: list, in_channels: list, batch_size: int, result: Any, metrics: Any
+) -> None:
     """FLOPs and parameters of every model at every input size and channel count into ``result.path``."""
     from dlbench.plan import ProfileTask
 
     out = Path(result.path)
     out.mkdir(parents=True, exist_ok=True)
-    task = ProfileTask(tuple(models), stem, tuple(int(s) for s in input_sizes), tuple(int(c) for c in in_channels),
-                       int(batch_size))
+    task = ProfileTask(
+        tuple(models),
+        stem,
+        tuple(int(s) for s in input_sizes),
+        tuple(int(c) for c in in_channels),
+        int(batch_size),
+    )
     run_profile_task(task, out, log.info)
     rec = _outcome(out, result, metrics)
     for row in (rec.get("metrics") or {}).get("rows") or []:
@@ -177,8 +196,15 @@ def _paths(*artifact_lists: list | None) -> list[Path]:
     return [Path(a.path) for artifacts in artifact_lists for a in artifacts or []]
 
 
-def onnx_task(models: list, settings: dict, result: Any, metrics: Any, train_cpu: list | None = None,
-              train_gpu: list | None = None, train_gpu_fused: list | None = None) -> None:
+def onnx_task(
+    models: list,
+    settings: dict,
+    result: Any,
+    metrics: Any,
+    train_cpu: list | None = None,
+    train_gpu: list | None = None,
+    train_gpu_fused: list | None = None,
+) -> None:
     """Export and time every model into ``result.path/<model>/``; uses the best trained checkpoint of each."""
     from dlbench.plan import OnnxTask, OnnxTaskSettings
     from dlbench.spec import validate_model
@@ -198,7 +224,9 @@ def onnx_task(models: list, settings: dict, result: Any, metrics: Any, train_cpu
             continue
         for r in (rec.get("metrics") or {}).get("results") or []:
             if r.get("runtime") == "onnxruntime":
-                _log_number(metrics, f"{model}_{r.get('provider')}_b{r.get('batch_size')}_p50_ms", r.get("p50_ms"))
+                _log_number(
+                    metrics, f"{model}_{r.get('provider')}_b{r.get('batch_size')}_p50_ms", r.get("p50_ms")
+                )
     result.metadata["models"] = list(models)
     result.metadata["failed"] = failed
     _log_number(metrics, "failed", failed)
@@ -207,8 +235,9 @@ def onnx_task(models: list, settings: dict, result: Any, metrics: Any, train_cpu
 # ----------------------------------------------------------------------------------------- report
 
 
-def assemble_study(into: Path, spec: dict, data: Any = None, profile: Any = None, runs: dict | None = None,
-                   onnx: Any = None) -> dict[str, int]:
+def assemble_study(
+    into: Path, spec: dict, data: Any = None, profile: Any = None, runs: dict | None = None, onnx: Any = None
+) -> dict[str, int]:
     """Lay the artifacts' records out as ``dlbench study`` does (:func:`dlbench.layout.assemble`), with the
     spec as ``spec.yaml``. Returns counts per step."""
     import yaml
@@ -224,24 +253,42 @@ def assemble_study(into: Path, spec: dict, data: Any = None, profile: Any = None
     except SpecError as exc:
         log.warning(f"spec.yaml written as received: {exc.one_line()}")
     lay.spec.write_text(yaml.safe_dump(spec, sort_keys=False))
-    return assemble(lay, data_root=Path(data.path) if data is not None else None,
-                    runs={step: _paths(artifacts) for step, artifacts in (runs or {}).items()},
-                    profile=Path(profile.path) if profile is not None else None,
-                    onnx_root=Path(onnx.path) if onnx is not None else None)
+    return assemble(
+        lay,
+        data_root=Path(data.path) if data is not None else None,
+        runs={step: _paths(artifacts) for step, artifacts in (runs or {}).items()},
+        profile=Path(profile.path) if profile is not None else None,
+        onnx_root=Path(onnx.path) if onnx is not None else None,
+    )
 
 
-def report_task(spec: dict, publish_to: str, run_name: str, study: Any, html: Any, markdown: Any, metrics: Any,
-                data: Any = None, profile: Any = None, onnx: Any = None, train_cpu: list | None = None,
-                train_gpu: list | None = None, svm_cpu: list | None = None, svm_gpu: list | None = None,
-                train_gpu_fused: list | None = None) -> None:
+def report_task(
+    spec: dict,
+    publish_to: str,
+    run_name: str,
+    study: Any,
+    html: Any,
+    markdown: Any,
+    metrics: Any,
+    data: Any = None,
+    profile: Any = None,
+    onnx: Any = None,
+    train_cpu: list | None = None,
+    train_gpu: list | None = None,
+    svm_cpu: list | None = None,
+    svm_gpu: list | None = None,
+    train_gpu_fused: list | None = None,
+) -> None:
     """Gather every record into ``study.path`` (the run's bundle), write the report, a MANIFEST.json last,
     and with ``publish_to`` (a store URL) upload the bundle to ``<publish_to>/<run_name>/``."""
     from dlbench.report import run_report
     from dlbench.store import open_store, write_manifest
 
     root = Path(study.path)
-    runs = {"train": list(train_cpu or []) + list(train_gpu or []) + list(train_gpu_fused or []),
-            "svm": list(svm_cpu or []) + list(svm_gpu or [])}
+    runs = {
+        "train": list(train_cpu or []) + list(train_gpu or []) + list(train_gpu_fused or []),
+        "svm": list(svm_cpu or []) + list(svm_gpu or []),
+    }
     counts = assemble_study(root, spec, data=data, profile=profile, runs=runs, onnx=onnx)
     log.info("records: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
     html_path = run_report(root, StudyLayout(root).report, log=log.info)

@@ -25,14 +25,18 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from components.images import KINDS  # noqa: E402
+from dlbench_kfp.components.images import KINDS  # noqa: E402
 
 ONNXRUNTIME_GPU = "onnxruntime-gpu==1.31.1"  # first CUDA 13 line is 1.27; 1.31.1 is the newest on PyPI
 CUML = "cuml-cu13==26.10.0"
 RAPIDS_PYTHON = "3.12"  # python3 of the rapids image's base (nvidia/cuda:*-ubuntu24.04)
 CUML_DECIDES = {"pandas"}  # common pins cuML's tree needs at other versions
 PLATFORMS = [f"manylinux_2_{v}_x86_64" for v in (28, 27, 26, 25, 24, 18, 17, 12, 5)] + [
-    "manylinux2014_x86_64", "manylinux2010_x86_64", "manylinux1_x86_64", "any"]
+    "manylinux2014_x86_64",
+    "manylinux2010_x86_64",
+    "manylinux1_x86_64",
+    "any",
+]
 TORCH_CUDA_LIBS = re.compile(r"^(nvidia-.*|cuda-.*|triton)$")
 
 
@@ -41,15 +45,34 @@ def _canonical(name: str) -> str:
 
 
 def resolve() -> dict[str, str]:
-    freeze = subprocess.run([sys.executable, "-m", "pip", "freeze", "--exclude-editable"],
-                            check=True, capture_output=True, text=True).stdout
+    freeze = subprocess.run(
+        [sys.executable, "-m", "pip", "freeze", "--exclude-editable"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
     constraints = ROOT / ".cache" / "lock-constraints.txt"
     constraints.parent.mkdir(exist_ok=True)
     constraints.write_text("\n".join(line for line in freeze.splitlines() if "==" in line) + "\n")
     report = subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--dry-run", "--ignore-installed", "--quiet",
-         "--report", "-", "-c", str(constraints), f"{ROOT}[kfp]"],
-        check=True, capture_output=True, text=True).stdout
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--dry-run",
+            "--ignore-installed",
+            "--quiet",
+            "--report",
+            "-",
+            "-c",
+            str(constraints),
+            f"{ROOT}[kfp]",
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
     pins = {}
     for item in json.loads(report)["install"]:
         name = _canonical(item["metadata"]["name"])
@@ -65,18 +88,44 @@ def resolve_cuml(common: dict[str, str]) -> dict[str, str]:
     target = ROOT / ".cache" / "lock-rapids-target"
     platforms = [arg for p in PLATFORMS for arg in ("--platform", p)]
     proc = subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--dry-run", "--ignore-installed", "--quiet", "--report", "-",
-         "--only-binary=:all:", "--python-version", RAPIDS_PYTHON, *platforms, "--target", str(target),
-         "-c", str(constraints), CUML], capture_output=True, text=True)
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--dry-run",
+            "--ignore-installed",
+            "--quiet",
+            "--report",
+            "-",
+            "--only-binary=:all:",
+            "--python-version",
+            RAPIDS_PYTHON,
+            *platforms,
+            "--target",
+            str(target),
+            "-c",
+            str(constraints),
+            CUML,
+        ],
+        capture_output=True,
+        text=True,
+    )
     if proc.returncode != 0:
         sys.exit(f"resolving {CUML} for Python {RAPIDS_PYTHON} failed:\n{proc.stderr[-3000:]}")
-    return {_canonical(i["metadata"]["name"]): i["metadata"]["version"] for i in json.loads(proc.stdout)["install"]}
+    return {
+        _canonical(i["metadata"]["name"]): i["metadata"]["version"]
+        for i in json.loads(proc.stdout)["install"]
+    }
 
 
 def write(kind: str, lines: list[str], note: str) -> None:
     path = ROOT / "images" / kind / "requirements.txt"
-    header = [f"# {kind} image: pinned by images/lock.py from one resolution of dlbench[kfp]; do not edit.",
-              f"# {note}", ""]
+    header = [
+        f"# {kind} image: pinned by images/lock.py from one resolution of dlbench[kfp]; do not edit.",
+        f"# {note}",
+        "",
+    ]
     path.write_text("\n".join(header + lines) + "\n")
     print(f"{path.relative_to(ROOT)}: {len(lines)} pins")
 
@@ -86,13 +135,19 @@ def main() -> None:
     common = {n: v for n, v in pins.items() if not TORCH_CUDA_LIBS.match(n)}
     fmt = [f"{n}=={v}" for n, v in sorted(common.items())]
     write("cpu", fmt, "torch's CUDA libraries are left to torch's own pins (the CPU build has none).")
-    write("cuda", [f"{n}=={v}" for n, v in sorted(common.items()) if n not in KINDS["cuda"].left_out]
-          + [ONNXRUNTIME_GPU],
-          "onnxruntime-gpu (CUDA 13) replaces onnxruntime; torch's CUDA libraries come with torch's pins.")
+    write(
+        "cuda",
+        [f"{n}=={v}" for n, v in sorted(common.items()) if n not in KINDS["cuda"].left_out]
+        + [ONNXRUNTIME_GPU],
+        "onnxruntime-gpu (CUDA 13) replaces onnxruntime; torch's CUDA libraries come with torch's pins.",
+    )
     rapids = {n: v for n, v in common.items() if n not in KINDS["rapids"].left_out}
     rapids.update(resolve_cuml(rapids))
-    write("rapids", [f"{n}=={v}" for n, v in sorted(rapids.items())],
-          f"cuML (CUDA 13) and its tree, resolved for Python {RAPIDS_PYTHON}; no torch, no onnxruntime.")
+    write(
+        "rapids",
+        [f"{n}=={v}" for n, v in sorted(rapids.items())],
+        f"cuML (CUDA 13) and its tree, resolved for Python {RAPIDS_PYTHON}; no torch, no onnxruntime.",
+    )
 
 
 if __name__ == "__main__":

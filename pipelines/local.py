@@ -43,8 +43,8 @@ from dlbench.log import ANSI, PROGRESS_LOGGER, Console, describe_config, task_he
 from dlbench.plan import Plan, build_plan
 from dlbench.spec import StudySpec
 from dlbench.store import BINARY_SUFFIXES, MANIFEST_NAME, LocalStore, StoreError, open_store
-from pipelines import PipelineError
-from pipelines.study import build_pipeline, pipeline_name
+from dlbench_kfp.pipelines import PipelineError
+from dlbench_kfp.pipelines.study import build_pipeline, pipeline_name
 
 RUNNERS = ("subprocess", "docker")
 
@@ -56,7 +56,11 @@ def docker_mounts(spec: StudySpec) -> list:
     folders = {Path("/usr/share/datasets")}
     if spec.data.root:
         folders.add(Path(spec.data.root).absolute())
-    return [Mount(target=str(f), source=str(f), type="bind", read_only=True) for f in sorted(folders) if f.is_dir()]
+    return [
+        Mount(target=str(f), source=str(f), type="bind", read_only=True)
+        for f in sorted(folders)
+        if f.is_dir()
+    ]
 
 
 def make_runner(kind: str, spec: StudySpec):
@@ -71,13 +75,17 @@ def make_runner(kind: str, spec: StudySpec):
         try:
             import docker
         except ImportError:
-            raise PipelineError("--runner docker needs the Docker SDK for Python",
-                                "pip install docker (in the dev extra), and a Docker or podman API: see README") from None
+            raise PipelineError(
+                "--runner docker needs the Docker SDK for Python",
+                "pip install docker (in the dev extra), and a Docker or podman API: see README",
+            ) from None
         try:
             docker.from_env().ping()
         except Exception as exc:  # noqa: BLE001 - the SDK raises many types for "no engine"
-            raise PipelineError(f"no Docker API reachable: {' '.join(str(exc).split())[:200]}",
-                                "start docker, or podman system service and set DOCKER_HOST") from None
+            raise PipelineError(
+                f"no Docker API reachable: {' '.join(str(exc).split())[:200]}",
+                "start docker, or podman system service and set DOCKER_HOST",
+            ) from None
         return local.DockerRunner(user=f"{os.getuid()}:{os.getgid()}", mounts=docker_mounts(spec))
     raise PipelineError(f"unknown runner {kind!r}", f"choose one of {', '.join(RUNNERS)}")
 
@@ -116,7 +124,7 @@ class _LogFollower(threading.Thread):
         self.join(grace)
         with self.lock:
             self.stopped = True
-            rest = b"" if not self.is_alive() else self.container.logs(stream=False)[self.printed:]
+            rest = b"" if not self.is_alive() else self.container.logs(stream=False)[self.printed :]
             self._print(rest, final=True)
 
 
@@ -142,8 +150,9 @@ def run_container(client, image: str, command: list[str], volumes: dict[str, Any
         client.images.pull(image)
         print("Image pull complete\n")
     run_args.pop("auto_remove", None)
-    container = client.containers.run(image=image, command=command, detach=True, stdout=True, stderr=True,
-                                      volumes=volumes, **run_args)
+    container = client.containers.run(
+        image=image, command=command, detach=True, stdout=True, stderr=True, volumes=volumes, **run_args
+    )
     try:
         follower = _LogFollower(container)
         follower.start()
@@ -207,15 +216,24 @@ def check_gpu_here(p: Plan) -> None:
     import torch
 
     if not torch.cuda.is_available():
-        raise DeviceError(f"the spec asks for a GPU ({', '.join(need)}) but no CUDA device is visible here",
-                          "run it here with train device [cpu] and svm backends [sklearn], or send it to a "
-                          "cluster with GPU nodes: dlbench submit --host URL")
+        raise DeviceError(
+            f"the spec asks for a GPU ({', '.join(need)}) but no CUDA device is visible here",
+            "run it here with train device [cpu] and svm backends [sklearn], or send it to a "
+            "cluster with GPU nodes: dlbench submit --host URL",
+        )
 
 
-def run_local(spec: StudySpec, store_url: str | os.PathLike = "runs/pipeline", runner: str = "subprocess",
-              work_dir: str | os.PathLike = "runs/kfp-local", parallelism: int = 1, create_bucket: bool = False,
-              log: Callable[[str], Any] | None = None, verbose: bool = False,
-              console: Console | None = None) -> dict[str, Any]:
+def run_local(
+    spec: StudySpec,
+    store_url: str | os.PathLike = "runs/pipeline",
+    runner: str = "subprocess",
+    work_dir: str | os.PathLike = "runs/kfp-local",
+    parallelism: int = 1,
+    create_bucket: bool = False,
+    log: Callable[[str], Any] | None = None,
+    verbose: bool = False,
+    console: Console | None = None,
+) -> dict[str, Any]:
     """Run ``spec`` through kfp.local; upload the bundle and weights to ``store_url``; return a summary."""
     p = build_plan(spec)
     check_gpu_here(p)
@@ -231,8 +249,14 @@ def run_local(spec: StudySpec, store_url: str | os.PathLike = "runs/pipeline", r
     local.init(runner=runner_obj, pipeline_root=str(work), raise_on_error=True)
     fn = build_pipeline(spec, parallelism=parallelism, publish_to="", retries=False)
     docker_tasks = docker_tasks_removed_after_exit() if runner == "docker" else contextlib.nullcontext()
-    totals = {"data": 1, "train": len(p.group("train_cpu")) + len(p.group("train_gpu")), "svm": len(p.svm),
-              "profile": 1, "onnx": 1, "report": 1}
+    totals = {
+        "data": 1,
+        "train": len(p.group("train_cpu")) + len(p.group("train_gpu")),
+        "svm": len(p.svm),
+        "profile": 1,
+        "onnx": 1,
+        "report": 1,
+    }
     output = RunOutput(console, work, totals, verbose=verbose)
     try:
         with docker_tasks, output.capturing():
@@ -246,7 +270,9 @@ def run_local(spec: StudySpec, store_url: str | os.PathLike = "runs/pipeline", r
     study = task.outputs["Output"]
     bundle = Path(study.path)
     run_dir = _run_dir(bundle, work)
-    info = publish_run(run_dir, store, bundle=bundle, log=log, store_url=str(store_url), work_dir=str(work_dir))
+    info = publish_run(
+        run_dir, store, bundle=bundle, log=log, store_url=str(store_url), work_dir=str(work_dir)
+    )
     return {**info, "kfp_root": str(run_dir), "log": str(output.log_path) if output.log_path else None}
 
 
@@ -254,14 +280,22 @@ def find_bundle(run_dir: Path) -> Path:
     """The report task's ``study`` artifact below a kfp.local run folder: the folder with MANIFEST.json."""
     found = sorted(p.parent for p in run_dir.rglob(MANIFEST_NAME) if (p.parent / "report").is_dir())
     if len(found) != 1:
-        raise PipelineError(f"{run_dir}: {'no' if not found else len(found)} report bundles "
-                            f"({MANIFEST_NAME} beside report/) below the run folder",
-                            "pass the folder of a kfp.local run that reached its report task")
+        raise PipelineError(
+            f"{run_dir}: {'no' if not found else len(found)} report bundles "
+            f"({MANIFEST_NAME} beside report/) below the run folder",
+            "pass the folder of a kfp.local run that reached its report task",
+        )
     return found[0]
 
 
-def publish_run(run_dir: str | os.PathLike, store, bundle: Path | None = None, log: Callable[[str], Any] = print,
-                store_url: str | None = None, work_dir: str | None = None) -> dict[str, Any]:
+def publish_run(
+    run_dir: str | os.PathLike,
+    store,
+    bundle: Path | None = None,
+    log: Callable[[str], Any] = print,
+    store_url: str | None = None,
+    work_dir: str | None = None,
+) -> dict[str, Any]:
     """Upload a kfp.local run (its report bundle, and the weights of every run as ``models/...``) to
     ``<store>/<run name>/``, MANIFEST.json last, then check every stored object against the manifest.
 
@@ -274,10 +308,14 @@ def publish_run(run_dir: str | os.PathLike, store, bundle: Path | None = None, l
     try:
         return _publish(run_dir, store, bundle, log)
     except StoreError as exc:
-        again = (f"dlbench publish {run_dir.name} --work {work_dir or run_dir.parent} "
-                 f"--store {store_url or store.url}")
-        raise StoreError(f"storing run {run_dir.name} failed: {exc.message}; the complete run is in {run_dir}",
-                         f"{exc.hint + '; then ' if exc.hint else ''}publish it again with: {again}") from None
+        again = (
+            f"dlbench publish {run_dir.name} --work {work_dir or run_dir.parent} "
+            f"--store {store_url or store.url}"
+        )
+        raise StoreError(
+            f"storing run {run_dir.name} failed: {exc.message}; the complete run is in {run_dir}",
+            f"{exc.hint + '; then ' if exc.hint else ''}publish it again with: {again}",
+        ) from None
 
 
 def _publish(run_dir: Path, store, bundle: Path, log: Callable[[str], Any]) -> dict[str, Any]:
@@ -298,15 +336,28 @@ def _publish(run_dir: Path, store, bundle: Path, log: Callable[[str], Any]) -> d
         manifest = store.put_tree(stage, run_name, log=log)
     problems = verify_stored(store, run_name)
     if problems:
-        raise StoreError(f"{store.describe(run_name)} does not match its {MANIFEST_NAME}: {'; '.join(problems[:3])}"
-                         + (f" and {len(problems) - 3} more" if len(problems) > 3 else ""), "publish it again")
+        raise StoreError(
+            f"{store.describe(run_name)} does not match its {MANIFEST_NAME}: {'; '.join(problems[:3])}"
+            + (f" and {len(problems) - 3} more" if len(problems) > 3 else ""),
+            "publish it again",
+        )
     if isinstance(store, LocalStore):
-        keep_one_copy(store.root / run_name, [(bundle / f["path"], f["path"]) for f in manifest["files"]]
-                      + [(src, key) for src, key in models] + [(index, INDEX_NAME)])
-    return {"run": run_name, "store": store.describe(run_name),
-            "report": store.describe(f"{run_name}/report/report.html"), "files": len(manifest["files"]),
-            "bytes": manifest["total_bytes"], "models": len(models), "failed": failed_records(bundle),
-            "index": store.describe(f"{run_name}/{INDEX_NAME}")}
+        keep_one_copy(
+            store.root / run_name,
+            [(bundle / f["path"], f["path"]) for f in manifest["files"]]
+            + [(src, key) for src, key in models]
+            + [(index, INDEX_NAME)],
+        )
+    return {
+        "run": run_name,
+        "store": store.describe(run_name),
+        "report": store.describe(f"{run_name}/report/report.html"),
+        "files": len(manifest["files"]),
+        "bytes": manifest["total_bytes"],
+        "models": len(models),
+        "failed": failed_records(bundle),
+        "index": store.describe(f"{run_name}/{INDEX_NAME}"),
+    }
 
 
 def verify_stored(store, prefix: str) -> list[str]:
@@ -419,7 +470,9 @@ class RunOutput:
 
     # ------------------------------------------------------------------ tasks
     def _begin(self, component_name: str, arguments: dict, run_folder: Path) -> None:
-        if self.log_path is not None and self.log_path.parent == self.work:  # first task: the run's folder is known
+        if (
+            self.log_path is not None and self.log_path.parent == self.work
+        ):  # first task: the run's folder is known
             run_folder.mkdir(parents=True, exist_ok=True)
             final = run_folder / "pipeline.log"
             os.replace(self.log_path, final)
@@ -439,13 +492,18 @@ class RunOutput:
                 what += " at " + ", ".join(f"{int(s)}" for s in arguments["input_sizes"]) + " px"
         self.tail.clear()
         self.started = time.perf_counter()
-        self.console.header(task_header(step, self.counts[step], max(self.totals.get(step, 1), self.counts[step]),
-                                        what, run_id))
+        self.console.header(
+            task_header(
+                step, self.counts[step], max(self.totals.get(step, 1), self.counts[step]), what, run_id
+            )
+        )
 
     def _end(self, ok: bool) -> None:
         if ok or self.passthrough is not None:
             return
-        self.console.error(f"  task failed after {time.perf_counter() - self.started:.1f} s; the end of its output:")
+        self.console.error(
+            f"  task failed after {time.perf_counter() - self.started:.1f} s; the end of its output:"
+        )
         lines = [x for x in self.tail if x.strip() and not x.startswith(("---", "    [KFP Executor"))]
         for x in lines[-FAILURE_TAIL:]:
             self.console.line("  | " + x.strip())
@@ -459,9 +517,12 @@ class RunOutput:
 
         def run_task(*args, **kwargs):
             with self.lock:
-                self._begin(kwargs.get("component_name", ""), kwargs.get("arguments") or {},
-                            Path(kwargs.get("pipeline_root", self.work)) /
-                            str(kwargs.get("pipeline_resource_name", "")).split("/")[0])
+                self._begin(
+                    kwargs.get("component_name", ""),
+                    kwargs.get("arguments") or {},
+                    Path(kwargs.get("pipeline_root", self.work))
+                    / str(kwargs.get("pipeline_resource_name", "")).split("/")[0],
+                )
             ok = False
             try:
                 outputs, task_status = original(*args, **kwargs)
@@ -477,7 +538,11 @@ class RunOutput:
             os.environ["DLBENCH_PROGRESS_INTERVAL"] = "2"  # the tasks' progress lines feed the status line
         task_dispatcher.run_single_task_implementation = run_task
         try:
-            with warnings.catch_warnings(), contextlib.redirect_stdout(capture), contextlib.redirect_stderr(capture):
+            with (
+                warnings.catch_warnings(),
+                contextlib.redirect_stdout(capture),
+                contextlib.redirect_stderr(capture),
+            ):
                 if not self.verbose:
                     for category, message in KNOWN_WARNINGS:
                         warnings.filterwarnings("ignore", message=message, category=category)

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from dlbench.spec import StudySpec
-from pipelines import PipelineError
+from dlbench_kfp.pipelines import PipelineError
 
 
 class PreflightError(PipelineError):
@@ -30,15 +30,18 @@ class PreflightError(PipelineError):
     def __init__(self, problems: list[str]):
         self.problems = problems
         n = len(problems)
-        super().__init__(f"pre-flight found {n} problem{'s' if n != 1 else ''}",
-                         "fix them, or pass --no-preflight to skip the check")
+        super().__init__(
+            f"pre-flight found {n} problem{'s' if n != 1 else ''}",
+            "fix them, or pass --no-preflight to skip the check",
+        )
 
     def one_line(self) -> str:  # a line per problem: the CLI prints them under the summary
         return super().one_line() + "".join(f"\n  {p}" for p in self.problems)
 
+
 def check_images(images: list[str], timeout: float = 10.0) -> list[str]:
     """One line per image its registry does not hold (or cannot be asked about)."""
-    from pipelines import registry
+    from dlbench_kfp.pipelines import registry
 
     problems, clients = [], {}
     for image in images:
@@ -48,31 +51,39 @@ def check_images(images: list[str], timeout: float = 10.0) -> list[str]:
             problems.append(exc.one_line())
     return problems
 
+
 def _store_credentials_at_hand(env: dict[str, str] | None = None) -> bool:
-    from stores.s3_config import ENDPOINT_ENV, KEY_ENVS
+    from dlbench_kfp.stores.s3_config import ENDPOINT_ENV, KEY_ENVS
 
     env = os.environ if env is None else env
     return bool(env.get(ENDPOINT_ENV)) and any(env.get(k) and env.get(s) for k, s in KEY_ENVS)
+
 
 def check_datasets(spec: StudySpec) -> tuple[list[str], list[str]]:
     """(problems, notes) about the datasets the spec names in the store."""
     from dlbench.data.remote import dataset_in_store
     from dlbench.store import StoreError, open_store
-    from pipelines.study import is_store_url
+    from dlbench_kfp.pipelines.study import is_store_url
 
     root = spec.data.root
     if not is_store_url(root):
         notes = []
         if root:
-            notes.append(f"data.root {root} is a path: pods read it only if the image or a volume holds it "
-                         "(dlbench data push puts datasets in the store, data.root: s3://... reads them there)")
+            notes.append(
+                f"data.root {root} is a path: pods read it only if the image or a volume holds it "
+                "(dlbench data push puts datasets in the store, data.root: s3://... reads them there)"
+            )
         elif spec.data.source in ("auto", "torchvision"):
-            notes.append("data.root is not set: the data task downloads the datasets, which needs internet "
-                         "in the pods (dlbench data push + data.root: s3://... needs none)")
+            notes.append(
+                "data.root is not set: the data task downloads the datasets, which needs internet "
+                "in the pods (dlbench data push + data.root: s3://... needs none)"
+            )
         return [], notes
     if not _store_credentials_at_hand():
-        return [], [f"datasets in {root} not checked: no store credentials here (set DLBENCH_S3_ENDPOINT, "
-                    "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY to check them)"]
+        return [], [
+            f"datasets in {root} not checked: no store credentials here (set DLBENCH_S3_ENDPOINT, "
+            "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY to check them)"
+        ]
     try:
         store = open_store(root)
     except StoreError as exc:
@@ -84,17 +95,25 @@ def check_datasets(spec: StudySpec) -> tuple[list[str], list[str]]:
             for entry in manifest["files"]:
                 info = store.info(f"{prefix}/{entry['path']}".strip("/"))
                 if info is None or info.size != entry["bytes"]:
-                    what = "missing" if info is None else f"{info.size:,} bytes, its manifest says {entry['bytes']:,}"
-                    problems.append(f"dataset {dataset}: {store.describe(prefix)}/{entry['path']} {what} "
-                                    f"(push it again: dlbench data push --dataset {dataset} --store {root})")
+                    what = (
+                        "missing"
+                        if info is None
+                        else f"{info.size:,} bytes, its manifest says {entry['bytes']:,}"
+                    )
+                    problems.append(
+                        f"dataset {dataset}: {store.describe(prefix)}/{entry['path']} {what} "
+                        f"(push it again: dlbench data push --dataset {dataset} --store {root})"
+                    )
         except StoreError as exc:
             problems.append(f"dataset {dataset}: {exc.one_line()}")
     return problems, []
 
-def preflight(spec: StudySpec, yaml_path: str | os.PathLike, log: Callable[[str], Any] = print,
-              timeout: float = 10.0) -> None:
+
+def preflight(
+    spec: StudySpec, yaml_path: str | os.PathLike, log: Callable[[str], Any] = print, timeout: float = 10.0
+) -> None:
     """Check the compiled pipeline's images and the spec's store datasets; PreflightError lists every problem."""
-    from pipelines.registry import images_in
+    from dlbench_kfp.pipelines.registry import images_in
 
     images = images_in(Path(yaml_path).read_text())
     problems = check_images(images, timeout=timeout)
@@ -104,6 +123,12 @@ def preflight(spec: StudySpec, yaml_path: str | os.PathLike, log: Callable[[str]
         log(f"pre-flight: note: {note}")
     if problems:
         raise PreflightError(problems)
-    found = "1 image found in its registry" if len(images) == 1 else f"{len(images)} images found in their registries"
-    log(f"pre-flight: {found}"
-        + ("" if notes else f", datasets found in {spec.data.root}" if spec.data.root else ""))
+    found = (
+        "1 image found in its registry"
+        if len(images) == 1
+        else f"{len(images)} images found in their registries"
+    )
+    log(
+        f"pre-flight: {found}"
+        + ("" if notes else f", datasets found in {spec.data.root}" if spec.data.root else "")
+    )

@@ -35,15 +35,17 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipelines import PipelineError
+from dlbench_kfp.pipelines import PipelineError
 
 INSECURE_ENV = "DLBENCH_INSECURE_REGISTRIES"
-MANIFEST_TYPES = ", ".join([
-    "application/vnd.oci.image.index.v1+json",
-    "application/vnd.oci.image.manifest.v1+json",
-    "application/vnd.docker.distribution.manifest.list.v2+json",
-    "application/vnd.docker.distribution.manifest.v2+json",
-])
+MANIFEST_TYPES = ", ".join(
+    [
+        "application/vnd.oci.image.index.v1+json",
+        "application/vnd.oci.image.manifest.v1+json",
+        "application/vnd.docker.distribution.manifest.list.v2+json",
+        "application/vnd.docker.distribution.manifest.v2+json",
+    ]
+)
 DOCKER_HUB = "docker.io"
 DOCKER_HUB_API = "registry-1.docker.io"
 _DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
@@ -111,8 +113,11 @@ def parse_reference(text: str) -> Reference:
         if "/" not in repository:
             repository = f"library/{repository}"
     if not _REPO_RE.match(repository):
-        raise RegistryError(f"image {text!r}: {repository!r} is not a valid repository name",
-                            "lowercase letters, digits and separators . _ - /", kind="invalid")
+        raise RegistryError(
+            f"image {text!r}: {repository!r} is not a valid repository name",
+            "lowercase letters, digits and separators . _ - /",
+            kind="invalid",
+        )
     return Reference(registry, repository, tag, digest)
 
 
@@ -129,14 +134,22 @@ def auth_files(env: dict[str, str] | None = None) -> list[Path]:
     if env.get("XDG_RUNTIME_DIR"):
         files.append(Path(env["XDG_RUNTIME_DIR"]) / "containers" / "auth.json")
     files.append(home / ".config" / "containers" / "auth.json")
-    files.append(Path(env["DOCKER_CONFIG"]) / "config.json" if env.get("DOCKER_CONFIG")
-                 else home / ".docker" / "config.json")
+    files.append(
+        Path(env["DOCKER_CONFIG"]) / "config.json"
+        if env.get("DOCKER_CONFIG")
+        else home / ".docker" / "config.json"
+    )
     return files
 
 
 def _auth_keys(registry: str) -> list[str]:
-    keys = [registry, f"https://{registry}", f"http://{registry}", f"https://{registry}/v1/",
-            f"https://{registry}/v2/"]
+    keys = [
+        registry,
+        f"https://{registry}",
+        f"http://{registry}",
+        f"https://{registry}/v1/",
+        f"https://{registry}/v2/",
+    ]
     if registry == DOCKER_HUB:
         keys += ["https://index.docker.io/v1/", "index.docker.io", DOCKER_HUB_API]
     return keys
@@ -188,8 +201,11 @@ class _Redirect(urllib.request.HTTPRedirectHandler):
     """Follow redirects for HEAD too, and drop the Authorization header on the way (as Docker does)."""
 
     def redirect_request(self, req, fp, code, msg, headers, newurl):
-        new = urllib.request.Request(newurl, method=req.get_method(),
-                                     headers={k: v for k, v in req.header_items() if k.lower() != "authorization"})
+        new = urllib.request.Request(
+            newurl,
+            method=req.get_method(),
+            headers={k: v for k, v in req.header_items() if k.lower() != "authorization"},
+        )
         return new
 
 
@@ -211,11 +227,14 @@ class _Answer:
 def _short(exc: BaseException) -> str:
     reason = getattr(exc, "reason", exc)
     text = " ".join(str(reason).split())
-    for needle, short in (("Connection refused", "connection refused"), ("timed out", "timed out"),
-                          ("Name or service not known", "unknown host"),
-                          ("Temporary failure in name resolution", "unknown host"),
-                          ("CERTIFICATE_VERIFY_FAILED", "TLS certificate not trusted"),
-                          ("WRONG_VERSION_NUMBER", "it does not speak HTTPS")):
+    for needle, short in (
+        ("Connection refused", "connection refused"),
+        ("timed out", "timed out"),
+        ("Name or service not known", "unknown host"),
+        ("Temporary failure in name resolution", "unknown host"),
+        ("CERTIFICATE_VERIFY_FAILED", "TLS certificate not trusted"),
+        ("WRONG_VERSION_NUMBER", "it does not speak HTTPS"),
+    ):
         if needle in text:
             return short
     return text[:120] or type(exc).__name__
@@ -239,8 +258,11 @@ class RegistryClient:
         req = urllib.request.Request(url, method=method, headers=headers)
         try:
             with _opener(verify=not self.insecure).open(req, timeout=self.timeout) as resp:
-                return _Answer(resp.status, {k.lower(): v for k, v in resp.headers.items()},
-                               resp.read(1 << 20) if method != "HEAD" else b"")
+                return _Answer(
+                    resp.status,
+                    {k.lower(): v for k, v in resp.headers.items()},
+                    resp.read(1 << 20) if method != "HEAD" else b"",
+                )
         except urllib.error.HTTPError as exc:
             body = exc.read(1 << 16) if method != "HEAD" else b""
             return _Answer(exc.code, {k.lower(): v for k, v in (exc.headers or {}).items()}, body)
@@ -259,11 +281,16 @@ class RegistryClient:
             except (urllib.error.URLError, OSError) as exc:
                 last = exc
         why = _short(last) if last else "no answer"
-        hint = ("check the registry host and port, and that it runs" if self.insecure or "HTTPS" not in why else
-                f"if it serves plain HTTP, add it to {INSECURE_ENV} (e.g. {INSECURE_ENV}={self.api_host})")
+        hint = (
+            "check the registry host and port, and that it runs"
+            if self.insecure or "HTTPS" not in why
+            else f"if it serves plain HTTP, add it to {INSECURE_ENV} (e.g. {INSECURE_ENV}={self.api_host})"
+        )
         if "certificate" in why:
-            hint = (f"install its CA in the system trust store or SSL_CERT_FILE, or list it in {INSECURE_ENV} "
-                    "to skip verification")
+            hint = (
+                f"install its CA in the system trust store or SSL_CERT_FILE, or list it in {INSECURE_ENV} "
+                "to skip verification"
+            )
         raise RegistryError(f"registry {self.registry} unreachable ({why})", hint, kind="unreachable")
 
     # -------------------------------------------------------------- auth
@@ -276,8 +303,9 @@ class RegistryClient:
         params = dict(re.findall(r'(\w+)="([^"]*)"', challenge))
         realm = params.pop("realm", None)
         if not realm:
-            raise RegistryError(f"registry {self.registry} asked for a token without naming where to get it",
-                                kind="denied")
+            raise RegistryError(
+                f"registry {self.registry} asked for a token without naming where to get it", kind="denied"
+            )
         params.setdefault("scope", f"repository:{repository}:pull")
         if self.creds:
             params.setdefault("account", self.creds[0])
@@ -286,27 +314,36 @@ class RegistryClient:
         try:
             ans = self._send(url, "GET", headers)
         except (urllib.error.URLError, OSError) as exc:
-            raise RegistryError(f"token service of {self.registry} unreachable ({_short(exc)})",
-                                kind="unreachable") from None
+            raise RegistryError(
+                f"token service of {self.registry} unreachable ({_short(exc)})", kind="unreachable"
+            ) from None
         if ans.status in (401, 403):
             raise self._denied(repository, "the token service refused the credentials")
         try:
             data = json.loads(ans.body)
             return data.get("token") or data["access_token"]
         except (ValueError, KeyError, TypeError):
-            raise RegistryError(f"token service of {self.registry} answered HTTP {ans.status} without a token",
-                                kind="denied") from None
+            raise RegistryError(
+                f"token service of {self.registry} answered HTTP {ans.status} without a token", kind="denied"
+            ) from None
 
     def _denied(self, repository: str, why: str) -> RegistryError:
         login = f"docker login {self.registry} (or podman login {self.registry})"
         if self.creds:
-            return RegistryError(f"registry {self.registry} refused access to {repository}: {why} with the "
-                                 "stored login", f"check the login has pull access: {login}", kind="denied")
-        return RegistryError(f"registry {self.registry} refused access to {repository}: {why}; no login for it "
-                             "was found", f"{login}; a private or missing repository also answers this way",
-                             kind="denied")
+            return RegistryError(
+                f"registry {self.registry} refused access to {repository}: {why} with the stored login",
+                f"check the login has pull access: {login}",
+                kind="denied",
+            )
+        return RegistryError(
+            f"registry {self.registry} refused access to {repository}: {why}; no login for it was found",
+            f"{login}; a private or missing repository also answers this way",
+            kind="denied",
+        )
 
-    def request(self, method: str, path: str, repository: str, headers: dict[str, str] | None = None) -> _Answer:
+    def request(
+        self, method: str, path: str, repository: str, headers: dict[str, str] | None = None
+    ) -> _Answer:
         """``method`` on ``/v2/<path>``, answering one 401 challenge (Basic or Bearer)."""
         url = f"{self._base_url()}/v2/{path}"
         headers = dict(headers or {})
@@ -328,8 +365,11 @@ class RegistryClient:
                     raise self._denied(repository, "HTTP 401")
                 ans = self._send(url, method, headers)
         except (urllib.error.URLError, OSError) as exc:
-            raise RegistryError(f"registry {self.registry} unreachable ({_short(exc)})",
-                                "check the registry host and that it runs", kind="unreachable") from None
+            raise RegistryError(
+                f"registry {self.registry} unreachable ({_short(exc)})",
+                "check the registry host and that it runs",
+                kind="unreachable",
+            ) from None
         if ans.status == 401:
             raise self._denied(repository, "HTTP 401")
         return ans
@@ -338,22 +378,28 @@ class RegistryClient:
     def digest(self, ref: Reference) -> str:
         """The manifest digest of ``ref`` (its tag, or its digest confirmed to exist)."""
         target = ref.digest or ref.tag
-        ans = self.request("HEAD", f"{ref.repository}/manifests/{target}", ref.repository,
-                           {"Accept": MANIFEST_TYPES})
+        ans = self.request(
+            "HEAD", f"{ref.repository}/manifests/{target}", ref.repository, {"Accept": MANIFEST_TYPES}
+        )
         if ans.status == 200:
             digest = ans.headers.get("docker-content-digest")
             if ref.digest:
                 return ref.digest
             if not digest or not _DIGEST_RE.match(digest):
-                raise RegistryError(f"registry {self.registry} answered for {ref} without a Docker-Content-Digest "
-                                    "header", "use a registry that implements the Docker Registry HTTP API v2")
+                raise RegistryError(
+                    f"registry {self.registry} answered for {ref} without a Docker-Content-Digest header",
+                    "use a registry that implements the Docker Registry HTTP API v2",
+                )
             return digest
         if ans.status == 404:
             raise self._missing(ref)
         if ans.status == 403:
             raise self._denied(ref.repository, "HTTP 403")
-        raise RegistryError(f"registry {self.registry} answered HTTP {ans.status} for {ref}",
-                            "check the registry's logs", kind="unreachable")
+        raise RegistryError(
+            f"registry {self.registry} answered HTTP {ans.status} for {ref}",
+            "check the registry's logs",
+            kind="unreachable",
+        )
 
     def tags(self, repository: str) -> list[str] | None:
         """The repository's tags, or None when the registry says the repository does not exist."""
@@ -374,21 +420,31 @@ class RegistryClient:
             tags = []
         what = f"digest {ref.digest}" if ref.digest else f"tag {ref.tag!r}"
         if tags is None:
-            return RegistryError(f"image {ref}: repository {ref.repository} does not exist in {self.registry}",
-                                 "push the images there (make push REGISTRY=...), or fix DLBENCH_REGISTRY",
-                                 kind="missing-repository")
+            return RegistryError(
+                f"image {ref}: repository {ref.repository} does not exist in {self.registry}",
+                "push the images there (make push REGISTRY=...), or fix DLBENCH_REGISTRY",
+                kind="missing-repository",
+            )
         have = f"it has {', '.join(sorted(tags)[:8])}" if tags else "it has no tags"
-        return RegistryError(f"image {ref}: no {what} in {ref.name} ({have})",
-                             "push this tag (make push REGISTRY=... TAG=...), or set DLBENCH_IMAGE_TAG to one it has",
-                             kind="missing-tag")
+        return RegistryError(
+            f"image {ref}: no {what} in {ref.name} ({have})",
+            "push this tag (make push REGISTRY=... TAG=...), or set DLBENCH_IMAGE_TAG to one it has",
+            kind="missing-tag",
+        )
 
 
-def resolve(reference: str, timeout: float = 10.0, env: dict[str, str] | None = None,
-            clients: dict[str, RegistryClient] | None = None) -> str:
+def resolve(
+    reference: str,
+    timeout: float = 10.0,
+    env: dict[str, str] | None = None,
+    clients: dict[str, RegistryClient] | None = None,
+) -> str:
     """The ``sha256:`` digest the registry holds for ``reference``; RegistryError (one line) otherwise."""
     ref = parse_reference(reference)
     clients = {} if clients is None else clients
-    client = clients.get(ref.registry) or clients.setdefault(ref.registry, RegistryClient(ref.registry, timeout, env))
+    client = clients.get(ref.registry) or clients.setdefault(
+        ref.registry, RegistryClient(ref.registry, timeout, env)
+    )
     return client.digest(ref)
 
 
@@ -409,6 +465,7 @@ def images_in(yaml_text: str) -> list[str]:
 
 def replace_images(yaml_text: str, mapping: dict[str, str]) -> str:
     """The YAML with each ``image:`` value found in ``mapping`` replaced (the rest of the text untouched)."""
+
     def sub(m: re.Match) -> str:
         old = m.group(2).strip("'\"")
         return m.group(1) + mapping.get(old, m.group(2))

@@ -63,7 +63,9 @@ def _items(tasks: list) -> list[dict[str, Any]]:
     return [{"configs": [as_json(c) for c in t.configs]} if t.fused else as_json(t.configs[0]) for t in tasks]
 
 
-def build_pipeline(spec: StudySpec, parallelism: int = 1, publish_to: str | None = None, retries: bool = True):
+def build_pipeline(
+    spec: StudySpec, parallelism: int = 1, publish_to: str | None = None, retries: bool = True
+):
     """The KFP pipeline function for ``spec`` (kfp is imported here, not at module import).
 
     ``retries=False`` leaves the retry policies out: kfp 2.17's local runner honours them, backoff
@@ -71,13 +73,13 @@ def build_pipeline(spec: StudySpec, parallelism: int = 1, publish_to: str | None
     """
     from kfp import dsl
 
-    from components import storage
-    from components.data_component import data
-    from components.onnx_component import onnx_cpu, onnx_gpu
-    from components.profile_component import profile
-    from components.report_component import report
-    from components.svm_component import svm_cpu, svm_gpu
-    from components.train_component import train_cpu, train_gpu, train_gpu_fused
+    from dlbench_kfp.components import storage
+    from dlbench_kfp.components.data_component import data
+    from dlbench_kfp.components.onnx_component import onnx_cpu, onnx_gpu
+    from dlbench_kfp.components.profile_component import profile
+    from dlbench_kfp.components.report_component import report
+    from dlbench_kfp.components.svm_component import svm_cpu, svm_gpu
+    from dlbench_kfp.components.train_component import train_cpu, train_gpu, train_gpu_fused
 
     if parallelism < 1:
         raise SpecError(f"parallelism must be at least 1 (got {parallelism})")
@@ -91,12 +93,18 @@ def build_pipeline(spec: StudySpec, parallelism: int = 1, publish_to: str | None
     def timing(task):
         return retry(task.set_caching_options(False))
 
-    components = {"train_cpu": (train_cpu, False), "train_gpu": (train_gpu, True),
-                  "train_gpu_fused": (train_gpu_fused, True),
-                  "svm_cpu": (svm_cpu, False), "svm_gpu": (svm_gpu, True)}
+    components = {
+        "train_cpu": (train_cpu, False),
+        "train_gpu": (train_gpu, True),
+        "train_gpu_fused": (train_gpu_fused, True),
+        "svm_cpu": (svm_cpu, False),
+        "svm_gpu": (svm_gpu, True),
+    }
 
-    @dsl.pipeline(name=pipeline_name(spec),
-                  description=f"dlbench study {spec.name!r}: {spec.description or 'ResNets vs SVMs'}")
+    @dsl.pipeline(
+        name=pipeline_name(spec),
+        description=f"dlbench study {spec.name!r}: {spec.description or 'ResNets vs SVMs'}",
+    )
     def study(publish_to: str = default_publish) -> dsl.Artifact:
         d = data(data_spec=spec_json["data"], seed=spec.seed).set_display_name("data")
         retry(d)
@@ -117,21 +125,35 @@ def build_pipeline(spec: StudySpec, parallelism: int = 1, publish_to: str | None
             collected[group] = t.outputs["run"]  # a fresh dsl.Collected per consumer (KFP needs that)
 
         pt = p.profile
-        prof = profile(models=list(pt.models), stem=pt.stem, input_sizes=list(pt.input_sizes),
-                       in_channels=list(pt.in_channels), batch_size=pt.batch_size)
+        prof = profile(
+            models=list(pt.models),
+            stem=pt.stem,
+            input_sizes=list(pt.input_sizes),
+            in_channels=list(pt.in_channels),
+            batch_size=pt.batch_size,
+        )
         retry(prof.set_display_name("profile"))
 
         onnx_component = onnx_gpu if p.onnx.gpu else onnx_cpu
-        o = onnx_component(models=list(p.onnx.models), settings=as_json(p.onnx.settings),
-                           **{k: dsl.Collected(v) for k, v in collected.items() if k.startswith("train_")})
+        o = onnx_component(
+            models=list(p.onnx.models),
+            settings=as_json(p.onnx.settings),
+            **{k: dsl.Collected(v) for k, v in collected.items() if k.startswith("train_")},
+        )
         o.set_display_name("onnx")
         timing(o)
         if p.onnx.gpu:
             _on_gpu(o)
 
-        r = report(spec=spec_json, publish_to=publish_to, run_name=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
-                   data=d.outputs["split"], profile=prof.outputs["result"], onnx=o.outputs["result"],
-                   **{k: dsl.Collected(v) for k, v in collected.items()})
+        r = report(
+            spec=spec_json,
+            publish_to=publish_to,
+            run_name=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
+            data=d.outputs["split"],
+            profile=prof.outputs["result"],
+            onnx=o.outputs["result"],
+            **{k: dsl.Collected(v) for k, v in collected.items()},
+        )
         retry(r.set_display_name("report").set_caching_options(False), num_retries=1, backoff_duration="30s")
         _with_store_keys(r)
         return r.outputs["study"]
@@ -143,7 +165,7 @@ def _on_gpu(task):
     """One GPU, on a GPU node (``components.gpu``)."""
     from kfp import kubernetes
 
-    from components import gpu
+    from dlbench_kfp.components import gpu
 
     task.set_accelerator_type(gpu.ACCELERATOR).set_accelerator_limit(gpu.ACCELERATOR_LIMIT)
     kubernetes.add_node_selector(task, gpu.NODE_SELECTOR_KEY, gpu.NODE_SELECTOR_VALUE)
@@ -156,7 +178,7 @@ def _with_store_keys(task):
     ``components.storage`` (names only in the YAML)."""
     from kfp import kubernetes
 
-    from components import storage
+    from dlbench_kfp.components import storage
 
     kubernetes.use_secret_as_env(task, storage.S3_SECRET, storage.S3_SECRET_ENV, optional=True)
     kubernetes.use_config_map_as_env(task, storage.S3_CONFIG, storage.S3_CONFIG_ENV, optional=True)
@@ -171,8 +193,8 @@ def is_store_url(root: str | None) -> bool:
 def image_mapping(yaml_text: str, pin_digests: bool = False) -> dict[str, str]:
     """Image as compiled -> image to use: the names the environment gives now (the components took theirs at
     import), then, with ``pin_digests``, each as ``name@sha256:...`` resolved in its registry."""
-    from components import images
-    from pipelines import registry
+    from dlbench_kfp.components import images
+    from dlbench_kfp.pipelines import registry
 
     renamed = {images.IMAGES[k]: images.current()[k] for k in images.KINDS}
     mapping = {}
@@ -186,8 +208,14 @@ def image_mapping(yaml_text: str, pin_digests: bool = False) -> dict[str, str]:
     return mapping
 
 
-def compile_pipeline(spec: StudySpec, out: str | Path, parallelism: int = 1, publish_to: str | None = None,
-                     pin_digests: bool = False, check: Callable[[Path], Any] | None = None) -> Path:
+def compile_pipeline(
+    spec: StudySpec,
+    out: str | Path,
+    parallelism: int = 1,
+    publish_to: str | None = None,
+    pin_digests: bool = False,
+    check: Callable[[Path], Any] | None = None,
+) -> Path:
     """Compile the pipeline of ``spec`` to ``out`` (YAML), atomically: a failed compile leaves the old file.
 
     ``pin_digests``: images by digest (a registry that cannot say fails the compile). ``check(path)`` runs on
@@ -199,7 +227,7 @@ def compile_pipeline(spec: StudySpec, out: str | Path, parallelism: int = 1, pub
 
     from kfp import compiler
 
-    from pipelines import registry
+    from dlbench_kfp.pipelines import registry
 
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -225,5 +253,13 @@ def describe_plan(spec: StudySpec) -> str:
     return build_plan(spec).describe()
 
 
-__all__ = ["DEFAULT_YAML", "build_pipeline", "compile_pipeline", "compile_spec", "describe_plan", "image_mapping",
-           "is_store_url", "pipeline_name"]
+__all__ = [
+    "DEFAULT_YAML",
+    "build_pipeline",
+    "compile_pipeline",
+    "compile_spec",
+    "describe_plan",
+    "image_mapping",
+    "is_store_url",
+    "pipeline_name",
+]

@@ -29,8 +29,8 @@ from typing import Any
 
 from dlbench.plan import build_plan
 from dlbench.spec import StudySpec
-from pipelines import PipelineError
-from pipelines.study import compile_pipeline, pipeline_name
+from dlbench_kfp.pipelines import PipelineError
+from dlbench_kfp.pipelines.study import compile_pipeline, pipeline_name
 
 FINAL_STATES = {"SUCCEEDED", "SKIPPED", "FAILED", "CANCELED"}
 TOKEN_ENV = "KFP_TOKEN"
@@ -40,7 +40,9 @@ COOKIES_ENV = "KFP_COOKIES"
 def normalise_host(host: str) -> str:
     host = host.strip().rstrip("/")
     if not host.startswith(("http://", "https://")):
-        raise PipelineError(f"--host {host!r} needs a scheme", "e.g. http://localhost:8080 (a port-forward of ml-pipeline-ui)")
+        raise PipelineError(
+            f"--host {host!r} needs a scheme", "e.g. http://localhost:8080 (a port-forward of ml-pipeline-ui)"
+        )
     return host
 
 
@@ -62,23 +64,29 @@ def check_kfp_api(host: str, timeout: float = 10.0) -> dict[str, Any]:
             body, ctype, status = resp.read(65536), resp.headers.get("Content-Type", ""), resp.status
     except urllib.error.HTTPError as exc:
         if exc.code in (401, 403):
-            raise PipelineError(f"the KFP API at {host} refused us (HTTP {exc.code})",
-                                f"set {TOKEN_ENV} (bearer token) or {COOKIES_ENV} (session cookie)") from None
-        raise PipelineError(f"{host} is not a KFP API: GET /apis/v2beta1/healthz answered HTTP {exc.code}",
-                            "point --host at the KFP UI or API (e.g. kubectl port-forward svc/ml-pipeline-ui 8080:80)"
-                            ) from None
+            raise PipelineError(
+                f"the KFP API at {host} refused us (HTTP {exc.code})",
+                f"set {TOKEN_ENV} (bearer token) or {COOKIES_ENV} (session cookie)",
+            ) from None
+        raise PipelineError(
+            f"{host} is not a KFP API: GET /apis/v2beta1/healthz answered HTTP {exc.code}",
+            "point --host at the KFP UI or API (e.g. kubectl port-forward svc/ml-pipeline-ui 8080:80)",
+        ) from None
     except (urllib.error.URLError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
-        raise PipelineError(f"KFP host {host} unreachable ({' '.join(str(reason).split())[:120]})",
-                            "check --host and that the port-forward or ingress is up") from None
+        raise PipelineError(
+            f"KFP host {host} unreachable ({' '.join(str(reason).split())[:120]})",
+            "check --host and that the port-forward or ingress is up",
+        ) from None
     if status != 200:
         raise PipelineError(f"{host} is not a KFP API: healthz answered HTTP {status}")
     try:
         data = json.loads(body)
     except ValueError:
         hint = "a login page? set KFP_COOKIES or KFP_TOKEN" if "html" in ctype else "check --host"
-        raise PipelineError(f"{host} is not a KFP API: healthz answered {ctype or 'no content type'}, not JSON",
-                            hint) from None
+        raise PipelineError(
+            f"{host} is not a KFP API: healthz answered {ctype or 'no content type'}, not JSON", hint
+        ) from None
     if not isinstance(data, dict):
         raise PipelineError(f"{host} is not a KFP API: healthz answered {type(data).__name__}, not an object")
     return data
@@ -141,13 +149,18 @@ def upload_or_reuse(client, yaml_path: Path, name: str, description: str, host: 
                 if not versions:
                     raise PipelineError(f"KFP at {host} created pipeline {name} without a version")
                 return p.pipeline_id, versions[0].pipeline_version_id, True
-            found = client.list_pipeline_versions(pipeline_id, page_size=100,
-                                                  filter=_filter(version_name)).pipeline_versions or []
+            found = (
+                client.list_pipeline_versions(
+                    pipeline_id, page_size=100, filter=_filter(version_name)
+                ).pipeline_versions
+                or []
+            )
             for v in found:
                 if v.display_name == version_name:
                     return pipeline_id, v.pipeline_version_id, False
-            v = client.upload_pipeline_version(str(yaml_path), version_name, pipeline_id=pipeline_id,
-                                               description=description)
+            v = client.upload_pipeline_version(
+                str(yaml_path), version_name, pipeline_id=pipeline_id, description=description
+            )
             return pipeline_id, v.pipeline_version_id, True
         except PipelineError:
             raise
@@ -155,19 +168,33 @@ def upload_or_reuse(client, yaml_path: Path, name: str, description: str, host: 
             raise _api_error("upload the pipeline", exc, host) from None
 
 
-def submit(spec: StudySpec, host: str, experiment: str = "dlbench", run_name: str | None = None,
-           parallelism: int = 1, publish_to: str | None = None, namespace: str | None = None,
-           pin_digests: bool = False, preflight: bool = True, log: Callable[[str], Any] = print) -> dict[str, Any]:
+def submit(
+    spec: StudySpec,
+    host: str,
+    experiment: str = "dlbench",
+    run_name: str | None = None,
+    parallelism: int = 1,
+    publish_to: str | None = None,
+    namespace: str | None = None,
+    pin_digests: bool = False,
+    preflight: bool = True,
+    log: Callable[[str], Any] = print,
+) -> dict[str, Any]:
     """Compile ``spec`` (pre-flight checked), upload or reuse its pipeline version, create a run; return ids
     and the UI link. Nothing reaches the KFP API when the pre-flight fails."""
     host = normalise_host(host)
     build_plan(spec)  # a spec with no runs is refused before anything is sent
     name = pipeline_name(spec)
     with tempfile.TemporaryDirectory(prefix="dlbench-submit-") as tmp:
-        yaml_path = compile_pipeline(spec, Path(tmp) / f"{name}.yaml", parallelism=parallelism, publish_to=publish_to,
-                                     pin_digests=pin_digests)
+        yaml_path = compile_pipeline(
+            spec,
+            Path(tmp) / f"{name}.yaml",
+            parallelism=parallelism,
+            publish_to=publish_to,
+            pin_digests=pin_digests,
+        )
         if preflight:
-            from pipelines.preflight import preflight as check
+            from dlbench_kfp.pipelines.preflight import preflight as check
 
             check(spec, yaml_path, log=log)
         check_kfp_api(host)
@@ -180,17 +207,36 @@ def submit(spec: StudySpec, host: str, experiment: str = "dlbench", run_name: st
             exp = client.create_experiment(experiment, namespace=namespace)
             job = run_name or f"{spec.name}-{time.strftime('%Y%m%d-%H%M%S')}"
             params = {} if publish_to is None else {"publish_to": publish_to}
-            run = client.run_pipeline(experiment_id=exp.experiment_id, job_name=job, pipeline_id=pipeline_id,
-                                      version_id=version_id, params=params)
+            run = client.run_pipeline(
+                experiment_id=exp.experiment_id,
+                job_name=job,
+                pipeline_id=pipeline_id,
+                version_id=version_id,
+                params=params,
+            )
         except Exception as exc:  # noqa: BLE001
             raise _api_error("create the run", exc, host) from None
     link = f"{host}/#/runs/details/{run.run_id}"
-    return {"run_id": run.run_id, "run_name": job, "link": link, "pipeline_id": pipeline_id,
-            "version_id": version_id, "experiment_id": exp.experiment_id, "uploaded": uploaded}
+    return {
+        "run_id": run.run_id,
+        "run_name": job,
+        "link": link,
+        "pipeline_id": pipeline_id,
+        "version_id": version_id,
+        "experiment_id": exp.experiment_id,
+        "uploaded": uploaded,
+    }
 
 
-def wait_for_run(host: str, run_id: str, poll: float = 10.0, timeout: float | None = None,
-                 namespace: str | None = None, log: Callable[[str], Any] = print, client=None) -> str:
+def wait_for_run(
+    host: str,
+    run_id: str,
+    poll: float = 10.0,
+    timeout: float | None = None,
+    namespace: str | None = None,
+    log: Callable[[str], Any] = print,
+    client=None,
+) -> str:
     """Poll the run until it ends (SUCCEEDED, FAILED, CANCELED, SKIPPED) or ``timeout``; return its state."""
     host = normalise_host(host)
     client = client or make_client(host, namespace)
@@ -213,6 +259,8 @@ def wait_for_run(host: str, run_id: str, poll: float = 10.0, timeout: float | No
         if state in FINAL_STATES:
             return state
         if timeout is not None and time.monotonic() - start > timeout:
-            raise PipelineError(f"run {run_id} still {state} after {timeout:.0f} s",
-                                "it keeps running on the cluster; wait again or open the UI link")
+            raise PipelineError(
+                f"run {run_id} still {state} after {timeout:.0f} s",
+                "it keeps running on the cluster; wait again or open the UI link",
+            )
         time.sleep(poll)

@@ -61,7 +61,7 @@ from dlbench.store import (
     join_key,
     register_store_backend,
 )
-from stores.s3_config import (
+from dlbench_kfp.stores.s3_config import (
     DEFAULT_DEADLINE_S,
     ENDPOINT_ENV,
     REGION_ENV,
@@ -72,7 +72,7 @@ from stores.s3_config import (
     retries_from_env,
     split_url,
 )
-from stores.s3_errors import classify, is_no_such_upload, no_bucket_hint
+from dlbench_kfp.stores.s3_errors import classify, is_no_such_upload, no_bucket_hint
 
 T = TypeVar("T")
 # urllib3 logs each retry as a warning; our own message (one line, after the last attempt) says it all.
@@ -117,7 +117,9 @@ class _TrackingMinio(Minio):
         return upload_id
 
     def _complete_multipart_upload(self, bucket_name, object_name, upload_id, parts, *args, **kwargs):
-        result = super()._complete_multipart_upload(bucket_name, object_name, upload_id, parts, *args, **kwargs)
+        result = super()._complete_multipart_upload(
+            bucket_name, object_name, upload_id, parts, *args, **kwargs
+        )
         self.open_uploads.pop(upload_id, None)
         return result
 
@@ -130,10 +132,24 @@ class _TrackingMinio(Minio):
 class S3Store(Store):
     scheme = "s3"
 
-    def __init__(self, bucket: str, prefix: str = "", *, endpoint: str, secure: bool, access_key: str,
-                 secret_key: str, region: str = "us-east-1", retries: int | None = None, backoff: float = 1.0,
-                 part_size: int = DEFAULT_PART, parallel_uploads: int = 3, connect_timeout: float = 5.0,
-                 read_timeout: float = 300.0, deadline: float = DEFAULT_DEADLINE_S):
+    def __init__(
+        self,
+        bucket: str,
+        prefix: str = "",
+        *,
+        endpoint: str,
+        secure: bool,
+        access_key: str,
+        secret_key: str,
+        region: str = "us-east-1",
+        retries: int | None = None,
+        backoff: float = 1.0,
+        part_size: int = DEFAULT_PART,
+        parallel_uploads: int = 3,
+        connect_timeout: float = 5.0,
+        read_timeout: float = 300.0,
+        deadline: float = DEFAULT_DEADLINE_S,
+    ):
         self.bucket, self.prefix = bucket, prefix.strip("/")
         self.endpoint = f"{'https' if secure else 'http'}://{endpoint}"
         self.url = f"s3://{bucket}/{self.prefix}".rstrip("/")
@@ -142,32 +158,52 @@ class S3Store(Store):
         self.part_size = max(MIN_PART, part_size)
         self.parallel_uploads = parallel_uploads
         http = urllib3.PoolManager(
-            timeout=urllib3.Timeout(connect=connect_timeout, read=read_timeout), maxsize=10,
-            cert_reqs="CERT_REQUIRED", ca_certs=os.environ.get("SSL_CERT_FILE") or certifi.where(),
-            retries=urllib3.Retry(total=1, backoff_factor=0.2, status_forcelist=[500, 502, 503, 504]))
+            timeout=urllib3.Timeout(connect=connect_timeout, read=read_timeout),
+            maxsize=10,
+            cert_reqs="CERT_REQUIRED",
+            ca_certs=os.environ.get("SSL_CERT_FILE") or certifi.where(),
+            retries=urllib3.Retry(total=1, backoff_factor=0.2, status_forcelist=[500, 502, 503, 504]),
+        )
         # The keys live only inside the client (never on self, never in a message).
-        self._client = _TrackingMinio(endpoint, access_key=access_key, secret_key=secret_key, secure=secure,
-                             region=region, http_client=http)
+        self._client = _TrackingMinio(
+            endpoint,
+            access_key=access_key,
+            secret_key=secret_key,
+            secure=secure,
+            region=region,
+            http_client=http,
+        )
 
     def __repr__(self) -> str:
         return f"S3Store({self.url!r}, endpoint={self.endpoint!r})"
 
     @classmethod
-    def from_url(cls, url: str, create_bucket: bool = False, env: dict[str, str] | None = None,
-                 **kwargs: Any) -> S3Store:
+    def from_url(
+        cls, url: str, create_bucket: bool = False, env: dict[str, str] | None = None, **kwargs: Any
+    ) -> S3Store:
         env = os.environ if env is None else env
         bucket, prefix = split_url(url)
         endpoint_text = env.get(ENDPOINT_ENV)
         if not endpoint_text:
-            raise StoreError(f"{ENDPOINT_ENV} is not set", f"export {ENDPOINT_ENV}=http://HOST:9000 for {url}")
+            raise StoreError(
+                f"{ENDPOINT_ENV} is not set", f"export {ENDPOINT_ENV}=http://HOST:9000 for {url}"
+            )
         endpoint, secure = parse_endpoint(endpoint_text, env.get(SECURE_ENV))
         access, secret = credentials_from_env(env)
         region = env.get(REGION_ENV) or env.get("AWS_REGION") or "us-east-1"
         retries, deadline = retries_from_env(env), deadline_from_env(env)
         kwargs.setdefault("retries", retries)
         kwargs.setdefault("deadline", deadline)
-        store = cls(bucket, prefix, endpoint=endpoint, secure=secure, access_key=access, secret_key=secret,
-                    region=region, **kwargs)
+        store = cls(
+            bucket,
+            prefix,
+            endpoint=endpoint,
+            secure=secure,
+            access_key=access,
+            secret_key=secret,
+            region=region,
+            **kwargs,
+        )
         store.check_bucket(create=create_bucket)
         return store
 
@@ -202,7 +238,9 @@ class S3Store(Store):
                 reason, transient, hint = self._reason(exc)
                 delay = self._retry_delay(attempt, started) if transient else None
                 if delay is None:
-                    raise StoreError(f"could not {action}: {reason}{_tries(attempt, started)}", hint) from None
+                    raise StoreError(
+                        f"could not {action}: {reason}{_tries(attempt, started)}", hint
+                    ) from None
                 time.sleep(delay)
 
     def _key(self, key: str) -> str:
@@ -215,7 +253,9 @@ class S3Store(Store):
             return
         if not create:
             self._call(f"reach bucket {self.bucket!r}", self._confirm_missing_bucket)
-            raise StoreError(f"bucket {self.bucket!r} does not exist at {self.endpoint}", no_bucket_hint(self.bucket))
+            raise StoreError(
+                f"bucket {self.bucket!r} does not exist at {self.endpoint}", no_bucket_hint(self.bucket)
+            )
         self._call(f"create bucket {self.bucket!r}", lambda: self._client.make_bucket(self.bucket))
 
     def _confirm_missing_bucket(self) -> None:
@@ -256,8 +296,15 @@ class S3Store(Store):
             tries[0] += 1
             with self._open(src) as f:
                 return self._client.put_object(
-                    self.bucket, full, f, length=size, part_size=part, metadata={"sha256": digest.sha256},
-                    progress=_ProgressAdapter(progress, state), num_parallel_uploads=self.parallel_uploads)
+                    self.bucket,
+                    full,
+                    f,
+                    length=size,
+                    part_size=part,
+                    metadata={"sha256": digest.sha256},
+                    progress=_ProgressAdapter(progress, state),
+                    num_parallel_uploads=self.parallel_uploads,
+                )
 
         try:
             result = self._call(f"upload {src.name} to {self.describe(key)}", upload)
@@ -285,8 +332,10 @@ class S3Store(Store):
                 self._client.remove_object(self.bucket, full)
             except Exception:  # noqa: BLE001 - best effort; the error below is what matters
                 pass
-            raise ChecksumMismatch(f"upload of {src.name} to {self.describe(key)} is corrupt: {problem}",
-                                   "the object was deleted; try again")
+            raise ChecksumMismatch(
+                f"upload of {src.name} to {self.describe(key)} is corrupt: {problem}",
+                "the object was deleted; try again",
+            )
         return ObjectInfo(key, size, digest.sha256)
 
     def info(self, key) -> ObjectInfo | None:
@@ -312,19 +361,26 @@ class S3Store(Store):
             full += "/"
 
         def run():
-            return [o for o in self._client.list_objects(self.bucket, prefix=full or None, recursive=True)
-                    if not o.is_dir]
+            return [
+                o
+                for o in self._client.list_objects(self.bucket, prefix=full or None, recursive=True)
+                if not o.is_dir
+            ]
 
         objs = self._call(f"list {self.describe(prefix)}", run)
-        return sorted((ObjectInfo(o.object_name[len(base):], o.size) for o in objs), key=lambda o: o.key)
+        return sorted((ObjectInfo(o.object_name[len(base) :], o.size) for o in objs), key=lambda o: o.key)
 
     def delete(self, key) -> None:
-        self._call(f"delete {self.describe(key)}", lambda: self._client.remove_object(self.bucket, self._key(key)))
+        self._call(
+            f"delete {self.describe(key)}", lambda: self._client.remove_object(self.bucket, self._key(key))
+        )
 
     def _read(self, key, offset=0) -> Iterator[bytes]:
         full = self._key(key)
-        resp = self._call(f"download {self.describe(key)}",
-                          lambda: self._client.get_object(self.bucket, full, offset=offset))
+        resp = self._call(
+            f"download {self.describe(key)}",
+            lambda: self._client.get_object(self.bucket, full, offset=offset),
+        )
         try:
             yield from resp.stream(CHUNK)
         finally:
@@ -334,8 +390,10 @@ class S3Store(Store):
     def get_file(self, key, path, sha256=None, size=None, progress=None) -> Path:
         """Download with retries; each retry resumes from the ``.part`` already on disk."""
         download = super().get_file
-        return self._call(f"download {self.describe(key)}",
-                          lambda: download(key, path, sha256=sha256, size=size, progress=progress))
+        return self._call(
+            f"download {self.describe(key)}",
+            lambda: download(key, path, sha256=sha256, size=size, progress=progress),
+        )
 
     # ------------------------------------------------------------------ incomplete multipart uploads
     def _abort(self, key: str, upload_id: str) -> None:
@@ -358,13 +416,16 @@ class S3Store(Store):
             out, key_marker, id_marker = [], None, None
             while True:
                 try:
-                    res = self._client._list_multipart_uploads(self.bucket, prefix=full or None,
-                                                               key_marker=key_marker, upload_id_marker=id_marker)
+                    res = self._client._list_multipart_uploads(
+                        self.bucket, prefix=full or None, key_marker=key_marker, upload_id_marker=id_marker
+                    )
                 except (S3Error, InvalidResponseError) as exc:  # rclone answers NoSuchUpload for none
                     if not is_no_such_upload(exc):
                         raise
                     return out
-                out += [(u.object_name, u.upload_id) for u in res.uploads if not exact or u.object_name == full]
+                out += [
+                    (u.object_name, u.upload_id) for u in res.uploads if not exact or u.object_name == full
+                ]
                 if not res.is_truncated:
                     return out
                 key_marker, id_marker = res.next_key_marker, res.next_upload_id_marker
@@ -379,11 +440,16 @@ class S3Store(Store):
             self.retries = 1
         full = self._key(prefix)
         try:
-            found = {(k, u) for u, k in self._client.open_uploads.items()
-                     if (k == full if exact else k.startswith(full.rstrip("/") + "/" if full else ""))}
+            found = {
+                (k, u)
+                for u, k in self._client.open_uploads.items()
+                if (k == full if exact else k.startswith(full.rstrip("/") + "/" if full else ""))
+            }
             found |= set(self.incomplete_uploads(prefix, exact=exact))
             for key, upload_id in sorted(found):
-                self._call(f"abort the incomplete upload of {key}", lambda k=key, u=upload_id: self._abort(k, u))
+                self._call(
+                    f"abort the incomplete upload of {key}", lambda k=key, u=upload_id: self._abort(k, u)
+                )
             return len(found)
         except StoreError:
             if quick:

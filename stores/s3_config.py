@@ -27,8 +27,10 @@ def parse_endpoint(text: str, secure_env: str | None = None) -> tuple[str, bool]
         if u.scheme not in ("http", "https") or not u.netloc:
             raise StoreError(f"{ENDPOINT_ENV}={text!r} is not an http(s) URL", "e.g. http://minio.local:9000")
         if u.path not in ("", "/") or u.query:
-            raise StoreError(f"{ENDPOINT_ENV}={text!r} has a path; the S3 endpoint is scheme://host:port only",
-                             "put the bucket and prefix in the store URL s3://bucket/prefix")
+            raise StoreError(
+                f"{ENDPOINT_ENV}={text!r} has a path; the S3 endpoint is scheme://host:port only",
+                "put the bucket and prefix in the store URL s3://bucket/prefix",
+            )
         return u.netloc, u.scheme == "https"
     if "/" in text or not text:
         raise StoreError(f"{ENDPOINT_ENV}={text!r} is not host:port or an http(s) URL")
@@ -41,8 +43,10 @@ def credentials_from_env(env: dict[str, str] | None = None) -> tuple[str, str]:
     for key_var, secret_var in KEY_ENVS:
         if env.get(key_var) and env.get(secret_var):
             return env[key_var], env[secret_var]
-    raise StoreError("no S3 credentials in the environment",
-                     "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or MINIO_ACCESS_KEY and MINIO_SECRET_KEY)")
+    raise StoreError(
+        "no S3 credentials in the environment",
+        "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or MINIO_ACCESS_KEY and MINIO_SECRET_KEY)",
+    )
 
 
 def retries_from_env(env: dict[str, str]) -> int | None:
@@ -52,7 +56,9 @@ def retries_from_env(env: dict[str, str]) -> int | None:
         if retries is not None and retries < 1:
             raise ValueError
     except ValueError:
-        raise StoreError(f"{RETRIES_ENV}={env.get(RETRIES_ENV)!r} is not a whole number of 1 or more") from None
+        raise StoreError(
+            f"{RETRIES_ENV}={env.get(RETRIES_ENV)!r} is not a whole number of 1 or more"
+        ) from None
     return retries
 
 
@@ -63,7 +69,9 @@ def deadline_from_env(env: dict[str, str]) -> float:
         if not 0 <= deadline < float("inf"):
             raise ValueError
     except ValueError:
-        raise StoreError(f"{DEADLINE_ENV}={env.get(DEADLINE_ENV)!r} is not a number of seconds >= 0") from None
+        raise StoreError(
+            f"{DEADLINE_ENV}={env.get(DEADLINE_ENV)!r} is not a number of seconds >= 0"
+        ) from None
     return deadline
 
 
@@ -73,6 +81,8 @@ def split_url(url: str) -> tuple[str, str]:
         raise StoreError(f"{url!r} is not an s3://bucket/prefix URL")
     bucket = u.netloc
     if not _BUCKET_RE.match(bucket) or ".." in bucket:
-        raise StoreError(f"bucket name {bucket!r} is not valid",
-                         "3-63 characters: lowercase letters, digits, dots and hyphens")
+        raise StoreError(
+            f"bucket name {bucket!r} is not valid",
+            "3-63 characters: lowercase letters, digits, dots and hyphens",
+        )
     return bucket, u.path.strip("/")

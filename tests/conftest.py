@@ -12,7 +12,9 @@ from dlbench.data.idx import write_idx
 FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
 
 
-def make_idx_folder(folder: Path, n_train: int = 300, n_test: int = 100, seed: int = 0, gz: bool = True) -> Path:
+def make_idx_folder(
+    folder: Path, n_train: int = 300, n_test: int = 100, seed: int = 0, gz: bool = True
+) -> Path:
     """Write a small, learnable MNIST-like dataset: each class is a bright bar at its own place."""
     rng = np.random.default_rng(seed)
     folder.mkdir(parents=True, exist_ok=True)
@@ -21,7 +23,7 @@ def make_idx_folder(folder: Path, n_train: int = 300, n_test: int = 100, seed: i
         rng.shuffle(labels)
         images = rng.integers(0, 60, size=(n, 28, 28), dtype=np.uint8)
         for i, c in enumerate(labels):
-            images[i, 2 + 2 * c: 5 + 2 * c, 4:24] = 255
+            images[i, 2 + 2 * c : 5 + 2 * c, 4:24] = 255
         ext = ".gz" if gz else ""
         write_idx(folder / f"{part}-images-idx3-ubyte{ext}", images)
         write_idx(folder / f"{part}-labels-idx1-ubyte{ext}", labels)

@@ -23,7 +23,9 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait_for_port(proc: subprocess.Popen, port: int, what: str, log: Path | None = None, seconds: float = 20) -> None:
+def wait_for_port(
+    proc: subprocess.Popen, port: int, what: str, log: Path | None = None, seconds: float = 20
+) -> None:
     """Return once ``proc`` accepts connections on loopback ``port``; raise when it exits or never does."""
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
@@ -72,15 +74,32 @@ class S3Server:
         return f"http://127.0.0.1:{self.port}"
 
     def env(self) -> dict[str, str]:
-        return {"DLBENCH_S3_ENDPOINT": self.endpoint, "AWS_ACCESS_KEY_ID": self.access_key,
-                "AWS_SECRET_ACCESS_KEY": self.secret_key, "DLBENCH_S3_REGION": "us-east-1"}
+        return {
+            "DLBENCH_S3_ENDPOINT": self.endpoint,
+            "AWS_ACCESS_KEY_ID": self.access_key,
+            "AWS_SECRET_ACCESS_KEY": self.secret_key,
+            "DLBENCH_S3_REGION": "us-east-1",
+        }
 
     def start(self) -> S3Server:
         log = open(self.root.parent / f"rclone-{self.port}.log", "ab")
         self.proc = subprocess.Popen(
-            [rclone_binary(), "serve", "s3", "--addr", f"127.0.0.1:{self.port}",
-             "--auth-key", f"{self.access_key},{self.secret_key}", "--config", os.devnull, str(self.root)],
-            stdout=log, stderr=log, start_new_session=True)
+            [
+                rclone_binary(),
+                "serve",
+                "s3",
+                "--addr",
+                f"127.0.0.1:{self.port}",
+                "--auth-key",
+                f"{self.access_key},{self.secret_key}",
+                "--config",
+                os.devnull,
+                str(self.root),
+            ],
+            stdout=log,
+            stderr=log,
+            start_new_session=True,
+        )
         wait_for_port(self.proc, self.port, "rclone serve s3")
         return self
 

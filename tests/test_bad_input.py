@@ -53,8 +53,11 @@ def inputs(tmp_path_factory):
     shutil.copy(idx / "train-labels-idx1-ubyte.gz", swapped / "train-images-idx3-ubyte.gz")
     (root / "a-file").write_text("not a folder\n")
     (root / "empty.yaml").write_text("# nothing here\n")
-    good = {"name": "t", "data": {"datasets": ["fashion-mnist"], "source": "idx", "root": str(idx)},
-            "train": {"grids": [{"models": ["resnet18"]}]}}
+    good = {
+        "name": "t",
+        "data": {"datasets": ["fashion-mnist"], "source": "idx", "root": str(idx)},
+        "train": {"grids": [{"models": ["resnet18"]}]},
+    }
 
     def spec(name: str, **data_changes):
         d = yaml.safe_load(yaml.safe_dump(good))
@@ -83,36 +86,90 @@ CASES = [
     # ---------------------------------------------------------------- data
     ("data-unknown-dataset", "data --dataset cifar10 --out {O}/d", "invalid choice: 'cifar10'"),
     ("data-no-dataset", "data --out {O}/d", "required: --dataset"),
-    ("data-out-proc", "data --dataset fashion-mnist --root {I}/idx --out /proc/x", "--out /proc/x: cannot write"),
+    (
+        "data-out-proc",
+        "data --dataset fashion-mnist --root {I}/idx --out /proc/x",
+        "--out /proc/x: cannot write",
+    ),
     ("data-out-file", "data --dataset fashion-mnist --root {I}/idx --out {I}/a-file", "a file is there"),
-    ("data-out-under-file", "data --dataset fashion-mnist --root {I}/idx --out {I}/a-file/d", "is a file, so it"),
+    (
+        "data-out-under-file",
+        "data --dataset fashion-mnist --root {I}/idx --out {I}/a-file/d",
+        "is a file, so it",
+    ),
     ("data-out-empty", "data --dataset fashion-mnist --root {I}/idx --out=", "no --out folder"),
-    ("data-root-missing", "data --dataset fashion-mnist --root {I}/nope --out {O}/d", "data folder not found"),
+    (
+        "data-root-missing",
+        "data --dataset fashion-mnist --root {I}/nope --out {O}/d",
+        "data folder not found",
+    ),
     ("data-root-file", "data --dataset fashion-mnist --root {I}/a-file --out {O}/d", "data folder not found"),
-    ("data-subsample-5", "data --dataset fashion-mnist --root {I}/idx --subsample 5 --out {O}/d",
-     "fewer images than the 10 classes"),
-    ("data-subsample-0", "data --dataset fashion-mnist --root {I}/idx --subsample 0 --out {O}/d", "greater than 0"),
-    ("data-subsample-neg", "data --dataset fashion-mnist --root {I}/idx --subsample -3 --out {O}/d", "greater than 0"),
-    ("data-subsample-huge", "data --dataset fashion-mnist --root {I}/idx --subsample 1000000000 --out {O}/d",
-     "larger than the datasets"),
-    ("data-subsample-over-data", "data --dataset fashion-mnist --root {I}/idx --subsample 5000 --out {O}/d",
-     "larger than the data (1,000 images"),
-    ("data-fractions-sum", "data --dataset fashion-mnist --root {I}/idx --fractions 0.5 0.5 0.5 --out {O}/d",
-     "sum to 1"),
-    ("data-fractions-nan", "data --dataset fashion-mnist --root {I}/idx --fractions nan 0.5 0.5 --out {O}/d",
-     "finite number"),
-    ("data-fractions-inf", "data --dataset fashion-mnist --root {I}/idx --fractions inf 0 0 --out {O}/d",
-     "finite number"),
-    ("data-fractions-two", "data --dataset fashion-mnist --root {I}/idx --fractions 0.7 0.3 --out {O}/d",
-     "expected 3 arguments"),
-    ("data-fractions-tiny-val", "data --dataset fashion-mnist --root {I}/idx --fractions 0.99 0.005 0.005 --out {O}/d",
-     "fewer than the 10 classes"),
-    ("data-seed-negative", "data --dataset fashion-mnist --root {I}/idx --seed -1 --out {O}/d", "--seed must be >= 0"),
+    (
+        "data-subsample-5",
+        "data --dataset fashion-mnist --root {I}/idx --subsample 5 --out {O}/d",
+        "fewer images than the 10 classes",
+    ),
+    (
+        "data-subsample-0",
+        "data --dataset fashion-mnist --root {I}/idx --subsample 0 --out {O}/d",
+        "greater than 0",
+    ),
+    (
+        "data-subsample-neg",
+        "data --dataset fashion-mnist --root {I}/idx --subsample -3 --out {O}/d",
+        "greater than 0",
+    ),
+    (
+        "data-subsample-huge",
+        "data --dataset fashion-mnist --root {I}/idx --subsample 1000000000 --out {O}/d",
+        "larger than the datasets",
+    ),
+    (
+        "data-subsample-over-data",
+        "data --dataset fashion-mnist --root {I}/idx --subsample 5000 --out {O}/d",
+        "larger than the data (1,000 images",
+    ),
+    (
+        "data-fractions-sum",
+        "data --dataset fashion-mnist --root {I}/idx --fractions 0.5 0.5 0.5 --out {O}/d",
+        "sum to 1",
+    ),
+    (
+        "data-fractions-nan",
+        "data --dataset fashion-mnist --root {I}/idx --fractions nan 0.5 0.5 --out {O}/d",
+        "finite number",
+    ),
+    (
+        "data-fractions-inf",
+        "data --dataset fashion-mnist --root {I}/idx --fractions inf 0 0 --out {O}/d",
+        "finite number",
+    ),
+    (
+        "data-fractions-two",
+        "data --dataset fashion-mnist --root {I}/idx --fractions 0.7 0.3 --out {O}/d",
+        "expected 3 arguments",
+    ),
+    (
+        "data-fractions-tiny-val",
+        "data --dataset fashion-mnist --root {I}/idx --fractions 0.99 0.005 0.005 --out {O}/d",
+        "fewer than the 10 classes",
+    ),
+    (
+        "data-seed-negative",
+        "data --dataset fashion-mnist --root {I}/idx --seed -1 --out {O}/d",
+        "--seed must be >= 0",
+    ),
     ("data-source-unknown", "data --dataset fashion-mnist --source web --out {O}/d", "invalid choice: 'web'"),
-    ("data-swapped-files", "data --dataset fashion-mnist --root {I}/swapped --out {O}/d",
-     "(an IDX labels file), not images"),
-    ("data-other-dataset", f"data --dataset mnist --root {FASHION_DIR} --out {{O}}/d",
-     "is Fashion-MNIST's train-images-idx3-ubyte (by its SHA-256), not MNIST"),
+    (
+        "data-swapped-files",
+        "data --dataset fashion-mnist --root {I}/swapped --out {O}/d",
+        "(an IDX labels file), not images",
+    ),
+    (
+        "data-other-dataset",
+        f"data --dataset mnist --root {FASHION_DIR} --out {{O}}/d",
+        "is Fashion-MNIST's train-images-idx3-ubyte (by its SHA-256), not MNIST",
+    ),
     # ---------------------------------------------------------------- svm
     ("svm-C-inf", "svm --split {I}/split --out {O}/s --C inf", "finite number"),
     ("svm-C-nan", "svm --split {I}/split --out {O}/s --C nan", "finite number"),
@@ -122,60 +179,160 @@ CASES = [
     ("svm-gamma-nan", "svm --split {I}/split --out {O}/s --gamma nan", "finite number"),
     ("svm-gamma-negative", "svm --split {I}/split --out {O}/s --gamma -1", "gamma must be > 0"),
     ("svm-coef0-inf", "svm --split {I}/split --out {O}/s --kernel poly --coef0 inf", "finite number"),
-    ("svm-degree-zero", "svm --split {I}/split --out {O}/s --kernel poly --degree 0", "greater than or equal to 1"),
+    (
+        "svm-degree-zero",
+        "svm --split {I}/split --out {O}/s --kernel poly --degree 0",
+        "greater than or equal to 1",
+    ),
     ("svm-n-train-zero", "svm --split {I}/split --out {O}/s --n-train 0", "greater than 0"),
-    ("svm-n-train-too-many", "svm --split {I}/split --out {O}/s --n-train 100000", "larger than the training split"),
+    (
+        "svm-n-train-too-many",
+        "svm --split {I}/split --out {O}/s --n-train 100000",
+        "larger than the training split",
+    ),
     ("svm-seed-negative", "svm --split {I}/split --out {O}/s --seed -1", "greater than or equal to 0"),
     ("svm-split-missing", "svm --split {I}/nope --out {O}/s", "/nope: folder not found"),
     ("svm-split-tampered", "svm --split {I}/tampered --out {O}/s", "is not the split the manifest describes"),
-    ("svm-wrong-dataset", "svm --split {I}/split --dataset mnist --out {O}/s",
-     "holds fashion-mnist but the run asks for mnist"),
+    (
+        "svm-wrong-dataset",
+        "svm --split {I}/split --dataset mnist --out {O}/s",
+        "holds fashion-mnist but the run asks for mnist",
+    ),
     ("svm-out-proc", "svm --split {I}/split --out /proc/x", "--out /proc/x: cannot write"),
     ("svm-out-file", "svm --split {I}/split --out {I}/a-file", "a file is there"),
     ("svm-out-is-the-split", "svm --split {I}/split --out {I}/split", "holds the record of a data step"),
-    ("train-out-is-the-split", "train --split {I}/split --out {I}/split --max-steps-per-epoch 1",
-     "holds the record of a data step"),
+    (
+        "train-out-is-the-split",
+        "train --split {I}/split --out {I}/split --max-steps-per-epoch 1",
+        "holds the record of a data step",
+    ),
     ("svm-kernel-unknown", "svm --split {I}/split --out {O}/s --kernel linear", "invalid choice: 'linear'"),
     # ---------------------------------------------------------------- train
     ("train-lr-inf", "train --split {I}/split --out {O}/t --lr inf", "finite number"),
     ("train-lr-nan", "train --split {I}/split --out {O}/t --lr nan", "finite number"),
     ("train-lr-zero", "train --split {I}/split --out {O}/t --lr 0", "--lr: Input should be greater than 0"),
-    ("train-momentum-big", "train --split {I}/split --out {O}/t --momentum 1.5", "--momentum: Input should be less than 1"),
+    (
+        "train-momentum-big",
+        "train --split {I}/split --out {O}/t --momentum 1.5",
+        "--momentum: Input should be less than 1",
+    ),
     ("train-weight-decay-inf", "train --split {I}/split --out {O}/t --weight-decay inf", "finite number"),
-    ("train-epochs-zero", "train --split {I}/split --out {O}/t --epochs 0", "--epochs: Input should be greater than 0"),
-    ("train-batch-zero", "train --split {I}/split --out {O}/t --batch-size 0", "--batch-size: Input should be greater than 0"),
-    ("train-batch-too-big", "train --split {I}/split --out {O}/t --batch-size 100000", "larger than the training"),
-    ("train-model-unknown", "train --split {I}/split --out {O}/t --model resnet99", "argument --model: invalid choice"),
-    ("train-device-unknown", "train --split {I}/split --out {O}/t --device tpu", "argument --device: invalid choice"),
-    ("train-input-size-small", "train --split {I}/split --out {O}/t --input-size 4", "greater than or equal to 8"),
+    (
+        "train-epochs-zero",
+        "train --split {I}/split --out {O}/t --epochs 0",
+        "--epochs: Input should be greater than 0",
+    ),
+    (
+        "train-batch-zero",
+        "train --split {I}/split --out {O}/t --batch-size 0",
+        "--batch-size: Input should be greater than 0",
+    ),
+    (
+        "train-batch-too-big",
+        "train --split {I}/split --out {O}/t --batch-size 100000",
+        "larger than the training",
+    ),
+    (
+        "train-model-unknown",
+        "train --split {I}/split --out {O}/t --model resnet99",
+        "argument --model: invalid choice",
+    ),
+    (
+        "train-device-unknown",
+        "train --split {I}/split --out {O}/t --device tpu",
+        "argument --device: invalid choice",
+    ),
+    (
+        "train-input-size-small",
+        "train --split {I}/split --out {O}/t --input-size 4",
+        "greater than or equal to 8",
+    ),
     ("train-seed-negative", "train --split {I}/split --out {O}/t --seed -1", "greater than or equal to 0"),
-    ("train-max-steps-zero", "train --split {I}/split --out {O}/t --max-steps-per-epoch 0",
-     "--max-steps-per-epoch: Input should be greater than 0"),
-    ("train-workers-negative", "train --split {I}/split --out {O}/t --num-workers -1", "--num-workers: Input should be greater than or equal to 0"),
+    (
+        "train-max-steps-zero",
+        "train --split {I}/split --out {O}/t --max-steps-per-epoch 0",
+        "--max-steps-per-epoch: Input should be greater than 0",
+    ),
+    (
+        "train-workers-negative",
+        "train --split {I}/split --out {O}/t --num-workers -1",
+        "--num-workers: Input should be greater than or equal to 0",
+    ),
     ("train-split-missing", "train --split {I}/nope --out {O}/t", "/nope: folder not found"),
-    ("train-split-tampered", "train --split {I}/tampered --out {O}/t", "is not the split the manifest describes"),
-    ("train-wrong-dataset", "train --split {I}/split --dataset mnist --out {O}/t",
-     "holds fashion-mnist but the run asks for mnist"),
+    (
+        "train-split-tampered",
+        "train --split {I}/tampered --out {O}/t",
+        "is not the split the manifest describes",
+    ),
+    (
+        "train-wrong-dataset",
+        "train --split {I}/split --dataset mnist --out {O}/t",
+        "holds fashion-mnist but the run asks for mnist",
+    ),
     ("train-out-proc", "train --split {I}/split --out /proc/x", "--out /proc/x: cannot write"),
     ("train-out-file", "train --split {I}/split --out {I}/a-file", "a file is there"),
     # ---------------------------------------------------------------- profile
-    ("profile-model-unknown", "profile --models resnet99 --out {O}/p", "argument --models: invalid choice: 'resnet99'"),
-    ("profile-size-zero", "profile --models resnet18 --input-sizes 0 --out {O}/p", "--input-sizes: Input should be greater than 0"),
-    ("profile-batch-zero", "profile --models resnet18 --batch-size 0 --out {O}/p", "--batch-size: Input should be greater than 0"),
-    ("profile-classes-zero", "profile --models resnet18 --num-classes 0 --out {O}/p", "--num-classes: Input should be greater than 0"),
+    (
+        "profile-model-unknown",
+        "profile --models resnet99 --out {O}/p",
+        "argument --models: invalid choice: 'resnet99'",
+    ),
+    (
+        "profile-size-zero",
+        "profile --models resnet18 --input-sizes 0 --out {O}/p",
+        "--input-sizes: Input should be greater than 0",
+    ),
+    (
+        "profile-batch-zero",
+        "profile --models resnet18 --batch-size 0 --out {O}/p",
+        "--batch-size: Input should be greater than 0",
+    ),
+    (
+        "profile-classes-zero",
+        "profile --models resnet18 --num-classes 0 --out {O}/p",
+        "--num-classes: Input should be greater than 0",
+    ),
     ("profile-out-proc", "profile --models resnet18 --out /proc/x", "--out /proc/x: cannot write"),
     ("profile-out-under-file", "profile --models resnet18 --out {I}/a-file/p", "is a file, so it"),
     # ---------------------------------------------------------------- onnx
-    ("onnx-batch-zero", "onnx --model resnet18 --batch-sizes 0 --out {O}/o", "--batch-sizes: Input should be greater than 0"),
-    ("onnx-iterations-zero", "onnx --model resnet18 --iterations 0 --out {O}/o", "--iterations: Input should be greater than 0"),
-    ("onnx-warmup-negative", "onnx --model resnet18 --warmup -1 --out {O}/o", "--warmup: Input should be greater than or equal to 0"),
+    (
+        "onnx-batch-zero",
+        "onnx --model resnet18 --batch-sizes 0 --out {O}/o",
+        "--batch-sizes: Input should be greater than 0",
+    ),
+    (
+        "onnx-iterations-zero",
+        "onnx --model resnet18 --iterations 0 --out {O}/o",
+        "--iterations: Input should be greater than 0",
+    ),
+    (
+        "onnx-warmup-negative",
+        "onnx --model resnet18 --warmup -1 --out {O}/o",
+        "--warmup: Input should be greater than or equal to 0",
+    ),
     ("onnx-tolerance-inf", "onnx --model resnet18 --tolerance inf --out {O}/o", "finite number"),
     ("onnx-tolerance-nan", "onnx --model resnet18 --tolerance nan --out {O}/o", "finite number"),
-    ("onnx-opset-old", "onnx --model resnet18 --opset 5 --out {O}/o", "--opset: Input should be greater than or equal to 13"),
+    (
+        "onnx-opset-old",
+        "onnx --model resnet18 --opset 5 --out {O}/o",
+        "--opset: Input should be greater than or equal to 13",
+    ),
     ("onnx-opset-future", "onnx --model resnet18 --opset 99 --out {O}/o", "opset 99 is newer than"),
-    ("onnx-input-size-huge", "onnx --model resnet18 --input-size 100000 --out {O}/o", "--input-size: Input should be less than or equal to 512"),
-    ("onnx-threads-zero", "onnx --model resnet18 --threads 0 --out {O}/o", "--threads: Input should be greater than 0"),
-    ("onnx-provider-unknown", "onnx --model resnet18 --providers tpu --out {O}/o", "argument --providers: invalid choice: 'tpu'"),
+    (
+        "onnx-input-size-huge",
+        "onnx --model resnet18 --input-size 100000 --out {O}/o",
+        "--input-size: Input should be less than or equal to 512",
+    ),
+    (
+        "onnx-threads-zero",
+        "onnx --model resnet18 --threads 0 --out {O}/o",
+        "--threads: Input should be greater than 0",
+    ),
+    (
+        "onnx-provider-unknown",
+        "onnx --model resnet18 --providers tpu --out {O}/o",
+        "argument --providers: invalid choice: 'tpu'",
+    ),
     ("onnx-checkpoint-missing", "onnx --model resnet18 --checkpoint {I}/nope.pt --out {O}/o", "--checkpoint"),
     ("onnx-out-file", "onnx --model resnet18 --out {I}/a-file", "a file is there"),
     # ---------------------------------------------------------------- report
@@ -190,7 +347,11 @@ CASES = [
     ("spec-root-missing", "spec validate {I}/no-root.yaml", "data.root"),
     ("spec-subsample-5", "spec validate {I}/sub5.yaml", "fewer images than the 10 classes"),
     ("spec-subsample-huge", "spec validate {I}/subhuge.yaml", "larger than the datasets"),
-    ("spec-seed-negative", "spec validate {I}/neg-seed.yaml", "seed: Input should be greater than or equal to 0"),
+    (
+        "spec-seed-negative",
+        "spec validate {I}/neg-seed.yaml",
+        "seed: Input should be greater than or equal to 0",
+    ),
     ("spec-fractions", "spec validate {I}/bad-fractions.yaml", "sum to 1 (got [0.5, 0.5, 0.5])"),
     ("spec-binary-file", "spec validate {I}/idx/train-images-idx3-ubyte.gz", "not a text file"),
     ("spec-missing-file", "spec validate {I}/nope.yaml", "neither a preset"),
@@ -205,16 +366,28 @@ CASES = [
     ("compile-out-proc", "compile --spec quick --out /proc/x.yaml", "--out /proc/x.yaml: cannot write"),
     ("compile-out-dir", "compile --spec quick --out {I}/a-dir", "a folder is there, not a file"),
     ("compile-out-under-file", "compile --spec quick --out {I}/a-file/p.yaml", "is a file, not a folder"),
-    ("compile-parallelism-zero", "compile --spec quick --parallelism 0 --out {O}/p.yaml", "--parallelism must be"),
+    (
+        "compile-parallelism-zero",
+        "compile --spec quick --parallelism 0 --out {O}/p.yaml",
+        "--parallelism must be",
+    ),
     ("compile-empty-spec", "compile --spec {I}/empty.yaml --out {O}/p.yaml", "is empty"),
     ("fetch-to-proc", "fetch RUN --store {O}/store --to /proc/y", "--to /proc/y: cannot write"),
     ("fetch-to-file", "fetch RUN --store {O}/store --to {I}/a-file", "a file is there"),
     ("run-no-local", "run --spec quick --work {O}/w", "add --local"),
-    ("run-parallelism-zero", "run --local --spec quick --parallelism 0 --work {O}/w", "--parallelism must be at least 1"),
+    (
+        "run-parallelism-zero",
+        "run --local --spec quick --parallelism 0 --work {O}/w",
+        "--parallelism must be at least 1",
+    ),
     ("run-work-file", "run --local --spec quick --work {I}/a-file", "--work"),
     ("run-work-proc", "run --local --spec quick --work /proc/x", "--work /proc/x: cannot write"),
     ("run-root-missing", "run --local --spec {I}/no-root.yaml --work {O}/w", "data.root"),
-    ("run-store-proc", "run --local --spec quick --work {O}/w --store /proc/s", "--store /proc/s: cannot write"),
+    (
+        "run-store-proc",
+        "run --local --spec quick --work {O}/w --store /proc/s",
+        "--store /proc/s: cannot write",
+    ),
     ("run-store-file", "run --local --spec quick --work {O}/w --store {I}/a-file", "--store"),
     ("publish-unknown-run", "publish RUN --work {O} --store {O}/s", "no run 'RUN'"),
     ("submit-poll-zero", "submit --host http://127.0.0.1:9 --poll 0", "--poll must be > 0"),
@@ -225,8 +398,14 @@ CASES = [
 def run_cli(args: list[str], cwd: Path, prefix: list[str] = ()) -> subprocess.CompletedProcess:
     env = {**os.environ, "TQDM_DISABLE": "1", "PYTHONPATH": str(REPO)}
     env.pop("DLBENCH_STORE", None)
-    return subprocess.run([*prefix, sys.executable, "-m", "dlbench", *args], capture_output=True, text=True,
-                          cwd=cwd, env=env, timeout=300)
+    return subprocess.run(
+        [*prefix, sys.executable, "-m", "dlbench", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=env,
+        timeout=300,
+    )
 
 
 def check_refused(result: subprocess.CompletedProcess, expect: str) -> None:
@@ -252,7 +431,19 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(inputs, tmp_path, case,
 def test_there_are_at_least_60_cases_across_every_command():
     commands = {c[1].split(" ")[0] for c in CASES}
     assert len(CASES) >= 60
-    assert commands >= {"data", "svm", "train", "profile", "onnx", "report", "spec", "study", "compile", "fetch", "run"}
+    assert commands >= {
+        "data",
+        "svm",
+        "train",
+        "profile",
+        "onnx",
+        "report",
+        "spec",
+        "study",
+        "compile",
+        "fetch",
+        "run",
+    }
 
 
 # A folder without write permission for the user. Root passes permission bits, so when the tests run as root

@@ -22,9 +22,15 @@ def _subcommands():
 
 
 def test_closed_pipe_ends_quietly():
-    proc = subprocess.run(f"set -o pipefail; '{sys.executable}' -m dlbench spec expand reference | head -1",
-                          shell=True, executable="/bin/bash", capture_output=True, text=True, cwd=REPO,
-                          env={**os.environ})
+    proc = subprocess.run(
+        f"set -o pipefail; '{sys.executable}' -m dlbench spec expand reference | head -1",
+        shell=True,
+        executable="/bin/bash",
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env={**os.environ},
+    )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("train ") and proc.stdout.count("\n") == 1
     assert proc.stderr == ""
@@ -42,7 +48,12 @@ def test_help_shows_real_defaults_once(name):
 
 def test_train_help_lists_the_registries_choices():
     text = " ".join(_subcommands()["train"].format_help().split())
-    for choices in ("{resnet18,resnet34,resnet50}", "{cpu,cuda}", "{dataloader,resident,fused}", "{off,fp16,bf16}"):
+    for choices in (
+        "{resnet18,resnet34,resnet50}",
+        "{cpu,cuda}",
+        "{dataloader,resident,fused}",
+        "{off,fp16,bf16}",
+    ):
         assert choices in text, choices
 
 

@@ -47,12 +47,15 @@ def test_a_grid_axis_and_a_train_setting_reach_the_run():
     assert [(c.batch_size, c.input_size, c.momentum) for c in runs] == [(8, 32, 0.5), (16, 32, 0.5)]
 
 
-@pytest.mark.parametrize("field, bad, words", [
-    ("batch_size", 0, "batch_size: Input should be greater than 0"),
-    ("momentum", 1.0, "momentum: Input should be less than 1"),
-    ("input_size", 4, "input_size: Input should be greater than or equal to 8"),
-    ("lr", float("inf"), "lr: Input should be a finite number"),
-])
+@pytest.mark.parametrize(
+    "field, bad, words",
+    [
+        ("batch_size", 0, "batch_size: Input should be greater than 0"),
+        ("momentum", 1.0, "momentum: Input should be less than 1"),
+        ("input_size", 4, "input_size: Input should be greater than or equal to 8"),
+        ("lr", float("inf"), "lr: Input should be a finite number"),
+    ],
+)
 def test_one_bound_for_the_config_the_spec_and_the_command_line(field, bad, words):
     with pytest.raises(SpecError, match=words):
         configs.validate_model(TrainConfig, {"dataset": "mnist", field: bad}, "train config")

@@ -29,7 +29,9 @@ def test_readme_is_a_five_minute_read():
 
 def test_docs_figures_are_written_from_the_files_they_cite():
     """bench/figures.py --check regenerates docs/benchmarks.md and the README block from the JSON/CSV."""
-    proc = subprocess.run([sys.executable, "bench/figures.py", "--check"], cwd=ROOT, capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "bench/figures.py", "--check"], cwd=ROOT, capture_output=True, text=True
+    )
     assert proc.returncode == 0, proc.stderr
 
 
@@ -37,11 +39,16 @@ def test_quoted_numbers_match_their_json():
     """The headline figures, read back from the text and recomputed from the raw files."""
     text = README.read_text()
     doc = (ROOT / "docs" / "benchmarks.md").read_text()
-    eng = json.loads((ROOT / "docs/h100-2026-11-23/train_engines_resnet18_bs16_bf16.json").read_text())["engines"]
+    eng = json.loads((ROOT / "docs/h100-2026-11-23/train_engines_resnet18_bs16_bf16.json").read_text())[
+        "engines"
+    ]
     ratio = eng["dataloader"]["seconds_per_step"] / eng["resident"]["seconds_per_step"]
     assert f"ResNet-18 epoch {ratio:.1f}x faster" in text
     assert f"| {eng['dataloader']['seconds_per_step'] * 1000:.2f} ms, " in doc
-    assert f"{eng['resident']['seconds_per_step'] * 1000:.2f} ms, {eng['resident']['projected_epoch_seconds']:.2f} s" in doc
+    assert (
+        f"{eng['resident']['seconds_per_step'] * 1000:.2f} ms, {eng['resident']['projected_epoch_seconds']:.2f} s"
+        in doc
+    )
     svm = json.loads((ROOT / "docs/cpu-2026-11-23/svm_sklearn_rbf_49k_vs_h100_cuml.json").read_text())
     assert f"{svm['comparisons'][0]['fit_speedup']:.1f}x faster than scikit-learn" in text
     for name in ("bf16_seed0", "fp16_seed0", "bf16_seed1"):

@@ -14,24 +14,57 @@ from dlbench.spec import load_spec, parse_spec, train_tasks
 
 
 def gpu_spec() -> dict:
-    return {"name": "g", "data": {"datasets": ["mnist", "fashion-mnist"], "subsample": 10_000},
-            "train": {"fuse": True, "grids": [
-                {"models": ["resnet18"], "batch_size": [16], "lr": [1e-3, 1e-4], "epochs": [3], "device": ["cuda"],
-                 "engine": ["resident"], "amp": ["bf16"]},
-                {"name": "timing", "datasets": ["fashion-mnist"], "models": ["resnet18"], "batch_size": [16],
-                 "epochs": [3], "device": ["cpu", "cuda"], "engine": ["dataloader"]}]},
-            "svm": {"backends": ["sklearn"], "kernels": ["rbf"], "n_train": 2000}}
+    return {
+        "name": "g",
+        "data": {"datasets": ["mnist", "fashion-mnist"], "subsample": 10_000},
+        "train": {
+            "fuse": True,
+            "grids": [
+                {
+                    "models": ["resnet18"],
+                    "batch_size": [16],
+                    "lr": [1e-3, 1e-4],
+                    "epochs": [3],
+                    "device": ["cuda"],
+                    "engine": ["resident"],
+                    "amp": ["bf16"],
+                },
+                {
+                    "name": "timing",
+                    "datasets": ["fashion-mnist"],
+                    "models": ["resnet18"],
+                    "batch_size": [16],
+                    "epochs": [3],
+                    "device": ["cpu", "cuda"],
+                    "engine": ["dataloader"],
+                },
+            ],
+        },
+        "svm": {"backends": ["sklearn"], "kernels": ["rbf"], "n_train": 2000},
+    }
 
 
 def calibration_for(spec, s_step: float) -> dict:
     shapes = {}
     for t in train_tasks(spec):
         sh = shape_of(t)
-        shapes[shape_key(sh)] = {"shape": sh, "seconds_per_step": s_step * sh["members"],
-                                 "eval_seconds_per_image": 1e-4, "setup_seconds": 2.0, "epoch_start_seconds": 0.5}
-    return {"format": 1, "shapes": shapes,
-            "svm": {"n_fit": 500, "n_predict": 500, "kernels": {"rbf": {"fit_seconds": 1.0, "predict_seconds": 0.5}}},
-            "onnx_cpu_seconds_per_image": {"resnet18": 1e-3}}
+        shapes[shape_key(sh)] = {
+            "shape": sh,
+            "seconds_per_step": s_step * sh["members"],
+            "eval_seconds_per_image": 1e-4,
+            "setup_seconds": 2.0,
+            "epoch_start_seconds": 0.5,
+        }
+    return {
+        "format": 1,
+        "shapes": shapes,
+        "svm": {
+            "n_fit": 500,
+            "n_predict": 500,
+            "kernels": {"rbf": {"fit_seconds": 1.0, "predict_seconds": 0.5}},
+        },
+        "onnx_cpu_seconds_per_image": {"resnet18": 1e-3},
+    }
 
 
 def test_projection_follows_the_formula_and_counts_a_fused_group_once():

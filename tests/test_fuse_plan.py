@@ -13,15 +13,44 @@ from dlbench.train.fused import MEMBER_FIELDS
 
 
 def sweep_spec(**train) -> dict:
-    return {"name": "sweep", "data": {"datasets": ["mnist", "fashion-mnist"]},
-            "train": {"grids": [
-                {"name": "sweep", "models": ["resnet18"], "batch_size": [16], "optimizer": ["sgd", "adam"],
-                 "lr": [1e-3, 1e-4, 1e-2], "device": ["cuda"], "engine": ["resident"], "amp": ["bf16"]},
-                {"name": "pin", "datasets": ["fashion-mnist"], "models": ["resnet18"], "batch_size": [16],
-                 "device": ["cuda"], "engine": ["dataloader"], "pin_memory": [True, False]},
-                {"name": "cpu-vs-gpu", "datasets": ["fashion-mnist"], "models": ["resnet18"], "batch_size": [16],
-                 "lr": [5e-4], "device": ["cpu", "cuda"], "engine": ["resident"], "amp": ["bf16"]},
-            ], **train}}
+    return {
+        "name": "sweep",
+        "data": {"datasets": ["mnist", "fashion-mnist"]},
+        "train": {
+            "grids": [
+                {
+                    "name": "sweep",
+                    "models": ["resnet18"],
+                    "batch_size": [16],
+                    "optimizer": ["sgd", "adam"],
+                    "lr": [1e-3, 1e-4, 1e-2],
+                    "device": ["cuda"],
+                    "engine": ["resident"],
+                    "amp": ["bf16"],
+                },
+                {
+                    "name": "pin",
+                    "datasets": ["fashion-mnist"],
+                    "models": ["resnet18"],
+                    "batch_size": [16],
+                    "device": ["cuda"],
+                    "engine": ["dataloader"],
+                    "pin_memory": [True, False],
+                },
+                {
+                    "name": "cpu-vs-gpu",
+                    "datasets": ["fashion-mnist"],
+                    "models": ["resnet18"],
+                    "batch_size": [16],
+                    "lr": [5e-4],
+                    "device": ["cpu", "cuda"],
+                    "engine": ["resident"],
+                    "amp": ["bf16"],
+                },
+            ],
+            **train,
+        },
+    }
 
 
 def test_compatible_gpu_runs_are_grouped_and_timing_runs_stay_solo():
@@ -36,8 +65,11 @@ def test_compatible_gpu_runs_are_grouped_and_timing_runs_stay_solo():
     solo = [t[0] for t in tasks if len(t) == 1]
     # the pin_memory pair and the CPU-vs-GPU pair: their timing is the point
     assert sorted((c.engine, c.device, c.pin_memory) for c in solo) == [
-        ("dataloader", "cuda", False), ("dataloader", "cuda", True), ("resident", "cpu", False),
-        ("resident", "cuda", False)]
+        ("dataloader", "cuda", False),
+        ("dataloader", "cuda", True),
+        ("resident", "cpu", False),
+        ("resident", "cuda", False),
+    ]
     # every run is trained exactly once
     assert sorted(c.run_id for t in tasks for c in t) == sorted(c.run_id for c in expand_train(spec))
 
@@ -75,15 +107,16 @@ def test_reference_fast_fuses_the_accuracy_grids_and_keeps_the_timing_grids():
     assert fused and all(c.device == "cuda" and c.engine == "resident" for c in fused)
     assert all(len(t) <= (spec.train.fuse_max_members or 8) for t in tasks)
     # Table 3 keeps the reference loop, pinned and not
-    assert {c.pin_memory for c in solo if c.engine == "dataloader" and c.epochs == 4 and c.device == "cuda"} == {
-        True, False}
+    assert {
+        c.pin_memory for c in solo if c.engine == "dataloader" and c.epochs == 4 and c.device == "cuda"
+    } == {True, False}
     assert {c.device for c in solo if c.engine == "dataloader"} >= {"cpu", "cuda"}  # Table 4 too
 
 
 def test_pipeline_runs_each_group_as_one_task(tmp_path):
     pytest.importorskip("kfp")
     from dlbench.plan import build_plan
-    from pipelines.study import compile_pipeline, describe_plan
+    from dlbench_kfp.pipelines.study import compile_pipeline, describe_plan
 
     spec = parse_spec(sweep_spec(fuse=True))
     p = build_plan(spec)
@@ -112,4 +145,6 @@ def test_reference_fast_fills_every_published_cell_timing_cells_by_the_studys_lo
         strict = any(ref.matches_train(cell, c) for c in train)
         if cell["train_seconds"] and not cell["test_accuracy_pct"]:
             assert strict, ref.describe(cell["cell"])  # a time-only cell: only the study's own loop fills it
-        assert strict or any(ref.matches_train(cell, c, accuracy_only=True) for c in train), ref.describe(cell["cell"])
+        assert strict or any(ref.matches_train(cell, c, accuracy_only=True) for c in train), ref.describe(
+            cell["cell"]
+        )

@@ -21,14 +21,16 @@ def _loop_items(pipeline: dict) -> dict[str, list]:
         if "iteratorPolicy" not in t:
             continue
         inner = next(iter(pipeline["components"][t["componentRef"]["name"]]["dag"]["tasks"].values()))
-        out[inner["componentRef"]["name"].removeprefix("comp-")] = json.loads(t["parameterIterator"]["items"]["raw"])
+        out[inner["componentRef"]["name"].removeprefix("comp-")] = json.loads(
+            t["parameterIterator"]["items"]["raw"]
+        )
     return out
 
 
 def test_the_compiled_pipeline_runs_the_plans_tasks_in_its_groups(tmp_path):
     pytest.importorskip("kfp")
     from dlbench.spec import SvmConfig, TrainConfig
-    from pipelines.study import compile_pipeline
+    from dlbench_kfp.pipelines.study import compile_pipeline
 
     spec = with_fuse(load_spec("reference-fast"), True)
     plan = build_plan(spec)
@@ -53,9 +55,24 @@ def test_the_compiled_pipeline_runs_the_plans_tasks_in_its_groups(tmp_path):
 def test_a_refused_fused_group_leaves_a_failed_record_per_member(tiny_split, tmp_path):
     """The runner's failure policy for a fused group: no exception, each member's record says failed with the
     reason, and the outcome names every member."""
-    spec = parse_spec({"data": {"datasets": ["fashion-mnist"]}, "train": {"fuse": True, "grids": [
-        {"models": ["resnet18"], "batch_size": [5000], "lr": [1e-3, 1e-4], "device": ["cuda"],
-         "engine": ["resident"], "amp": ["bf16"]}]}})
+    spec = parse_spec(
+        {
+            "data": {"datasets": ["fashion-mnist"]},
+            "train": {
+                "fuse": True,
+                "grids": [
+                    {
+                        "models": ["resnet18"],
+                        "batch_size": [5000],
+                        "lr": [1e-3, 1e-4],
+                        "device": ["cuda"],
+                        "engine": ["resident"],
+                        "amp": ["bf16"],
+                    }
+                ],
+            },
+        }
+    )
     plan = build_plan(spec)
     (task,) = plan.train
     assert task.fused and len(task.configs) == 2

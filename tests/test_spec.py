@@ -35,14 +35,18 @@ def test_run_ids_are_stable_and_config_sensitive():
 
 def test_input_axes_expand_and_leave_earlier_run_ids_alone():
     # ids of runs recorded before the input fields existed (their records and folders carry them)
-    assert [c.run_id for c in expand_train(load_spec("quick"))] == ["resnet18-aa1fe045b717", "resnet18-e0e7d63a558a"]
+    assert [c.run_id for c in expand_train(load_spec("quick"))] == [
+        "resnet18-aa1fe045b717",
+        "resnet18-e0e7d63a558a",
+    ]
     spec = parse_spec({"train": {"grids": [{"input_size": [28, 64], "in_channels": [1, 3]}]}})
     runs = expand_train(spec)
     assert [c.input_shape for c in runs] == ["1x28x28", "3x28x28", "1x64x64", "3x64x64"]
     assert len({c.run_id for c in runs}) == 4
     ref = [c for c in expand_train(load_spec("reference")) if c.input_size == 64]
     assert [(c.model, c.batch_size, c.optimizer, c.lr, c.epochs, c.in_channels) for c in ref] == [
-        ("resnet18", 16, "adam", 0.001, 4, 3)]
+        ("resnet18", 16, "adam", 0.001, 4, 3)
+    ]
 
 
 def test_duplicate_grid_points_collapse():
@@ -50,28 +54,61 @@ def test_duplicate_grid_points_collapse():
     assert len(expand_train(spec)) == 1
 
 
-@pytest.mark.parametrize("data, message", [
-    ({"train": {"grids": [{"optimizer": ["rmsprop"]}]}},
-     "train.grids.0.optimizer.0: Input should be 'sgd' or 'adam' (got 'rmsprop')"),
-    ({"train": {"grids": [{"models": ["vgg16"]}]}}, "train.grids.0.models.0: Input should be 'resnet18', 'resnet34' or 'resnet50'"),
-    ({"train": {"grids": [{"batch_size": [0]}]}}, "train.grids.0.batch_size.0: Input should be greater than 0 (got 0)"),
-    ({"train": {"grids": [{"lr": [-1]}]}}, "train.grids.0.lr.0: Input should be greater than 0 (got -1)"),
-    ({"data": {"datasets": ["cifar10"]}}, "data.datasets.0: Input should be 'mnist' or 'fashion-mnist' (got 'cifar10')"),
-    ({"data": {"fractions": [0.5, 0.1, 0.1]}}, "data.fractions: Value error, train/val/test fractions must be positive and sum to 1"),
-    ({"svm": {"C": 0}}, "svm.C: Input should be greater than 0 (got 0)"),
-    ({"svm": {"kernels": ["linear"]}}, "svm.kernels.0: Input should be 'rbf' or 'poly' (got 'linear')"),
-    ({"svm": {"gamma": -1.0}}, "svm.gamma"),
-    ({"onnx": {"providers": ["openvino"]}}, "onnx.providers.0: Input should be 'cpu', 'cuda' or 'tensorrt'"),
-    ({"onnx": {"batch_sizes": []}}, "onnx.batch_sizes: List should have at least 1 item"),
-    ({"profile": {"in_channels": [1, 0]}}, "profile.in_channels.1: Input should be greater than 0 (got 0)"),
-    ({"train": {"grids": [{"input_size": [4]}]}},
-     "train.grids.0.input_size.0: Input should be greater than or equal to 8 (got 4)"),
-    ({"train": {"grids": [{"in_channels": [2]}]}}, "train.grids.0.in_channels.0: Input should be 1 or 3 (got 2)"),
-    ({"epochs": 3}, "epochs: unknown field"),
-    ({"train": {"grids": [{"device": ["tpu"]}]}}, "train.grids.0.device.0: Input should be 'cpu' or 'cuda'"),
-    ({"data": {"datasets": ["mnist"]}, "train": {"grids": [{"datasets": ["fashion-mnist"]}]}},
-     "not in data.datasets"),
-])
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        (
+            {"train": {"grids": [{"optimizer": ["rmsprop"]}]}},
+            "train.grids.0.optimizer.0: Input should be 'sgd' or 'adam' (got 'rmsprop')",
+        ),
+        (
+            {"train": {"grids": [{"models": ["vgg16"]}]}},
+            "train.grids.0.models.0: Input should be 'resnet18', 'resnet34' or 'resnet50'",
+        ),
+        (
+            {"train": {"grids": [{"batch_size": [0]}]}},
+            "train.grids.0.batch_size.0: Input should be greater than 0 (got 0)",
+        ),
+        ({"train": {"grids": [{"lr": [-1]}]}}, "train.grids.0.lr.0: Input should be greater than 0 (got -1)"),
+        (
+            {"data": {"datasets": ["cifar10"]}},
+            "data.datasets.0: Input should be 'mnist' or 'fashion-mnist' (got 'cifar10')",
+        ),
+        (
+            {"data": {"fractions": [0.5, 0.1, 0.1]}},
+            "data.fractions: Value error, train/val/test fractions must be positive and sum to 1",
+        ),
+        ({"svm": {"C": 0}}, "svm.C: Input should be greater than 0 (got 0)"),
+        ({"svm": {"kernels": ["linear"]}}, "svm.kernels.0: Input should be 'rbf' or 'poly' (got 'linear')"),
+        ({"svm": {"gamma": -1.0}}, "svm.gamma"),
+        (
+            {"onnx": {"providers": ["openvino"]}},
+            "onnx.providers.0: Input should be 'cpu', 'cuda' or 'tensorrt'",
+        ),
+        ({"onnx": {"batch_sizes": []}}, "onnx.batch_sizes: List should have at least 1 item"),
+        (
+            {"profile": {"in_channels": [1, 0]}},
+            "profile.in_channels.1: Input should be greater than 0 (got 0)",
+        ),
+        (
+            {"train": {"grids": [{"input_size": [4]}]}},
+            "train.grids.0.input_size.0: Input should be greater than or equal to 8 (got 4)",
+        ),
+        (
+            {"train": {"grids": [{"in_channels": [2]}]}},
+            "train.grids.0.in_channels.0: Input should be 1 or 3 (got 2)",
+        ),
+        ({"epochs": 3}, "epochs: unknown field"),
+        (
+            {"train": {"grids": [{"device": ["tpu"]}]}},
+            "train.grids.0.device.0: Input should be 'cpu' or 'cuda'",
+        ),
+        (
+            {"data": {"datasets": ["mnist"]}, "train": {"grids": [{"datasets": ["fashion-mnist"]}]}},
+            "not in data.datasets",
+        ),
+    ],
+)
 def test_bad_fields_name_field_and_allowed_values(data, message):
     with pytest.raises(SpecError) as info:
         parse_spec(data, "test.yaml")
@@ -88,12 +125,21 @@ def test_bad_yaml_and_missing_file(tmp_path):
         load_spec(str(tmp_path / "none.yaml"))
 
 
-@pytest.mark.parametrize("data, message", [
-    ({"data": {"subsampel": 10}}, "data.subsampel: unknown field, did you mean subsample? "
-                                  "(allowed: datasets, fractions, root, source, subsample)"),
-    ({"train": {"grids": [{"modls": ["resnet18"]}]}}, "train.grids.0.modls: unknown field, did you mean models?"),
-    ({"svm": {"kernel": ["rbf"]}}, "svm.kernel: unknown field, did you mean kernels?"),
-])
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        (
+            {"data": {"subsampel": 10}},
+            "data.subsampel: unknown field, did you mean subsample? "
+            "(allowed: datasets, fractions, root, source, subsample)",
+        ),
+        (
+            {"train": {"grids": [{"modls": ["resnet18"]}]}},
+            "train.grids.0.modls: unknown field, did you mean models?",
+        ),
+        ({"svm": {"kernel": ["rbf"]}}, "svm.kernel: unknown field, did you mean kernels?"),
+    ],
+)
 def test_unknown_field_names_the_allowed_ones(data, message):
     with pytest.raises(SpecError) as info:
         parse_spec(data, "test.yaml")
@@ -110,8 +156,10 @@ def test_spec_with_zero_runs_is_refused_before_any_work(tmp_path, capsys, comman
     args = [str(out) if a == "OUT" else a for a in command] + [str(spec)]
     assert main(args) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert err == ["dlbench: error: spec 'zero' expands to zero train runs and zero SVM runs (give train.grids at "
-                   "least one grid, or svm.backends and svm.kernels at least one entry)"]
+    assert err == [
+        "dlbench: error: spec 'zero' expands to zero train runs and zero SVM runs (give train.grids at "
+        "least one grid, or svm.backends and svm.kernels at least one entry)"
+    ]
     assert not out.exists()
 
 
@@ -123,15 +171,22 @@ def test_smoke_spec_keeps_every_run_on_the_cpu_and_what_it_planned():
     smoke = smoke_spec(ref)
     full, runs = expand_train(ref), expand_train(smoke)
     assert len(runs) == len(full) and [c.epochs for c in runs] == [c.epochs for c in full]  # all epochs kept
-    assert all(c.device == "cpu" and c.smoke and c.max_steps_per_epoch == 2 and c.num_workers == 0 for c in runs)
+    assert all(
+        c.device == "cpu" and c.smoke and c.max_steps_per_epoch == 2 and c.num_workers == 0 for c in runs
+    )
     planned = {(c.planned or {}).get("device", c.device) for c in runs}
     assert planned == {"cpu", "cuda"}
     assert all(c.amp == "off" for c in runs)  # autocast planned for the GPU is emulated or slow on a CPU
     svm = expand_svm(smoke)
-    assert {c.backend for c in svm} == {"sklearn"} and {(c.planned or {}).get("backend") for c in svm} == {None, "cuml"}
+    assert {c.backend for c in svm} == {"sklearn"} and {(c.planned or {}).get("backend") for c in svm} == {
+        None,
+        "cuml",
+    }
     assert smoke.data.subsample == 300 and smoke.onnx.providers == ["cpu"]
     # each smoke run stands in at the published cells its planned run fills: all 77
-    cells = {x for c in runs for x in cells_for(c.model_dump())} | {x for c in svm for x in cells_for(c.model_dump(), "svm")}
+    cells = {x for c in runs for x in cells_for(c.model_dump())} | {
+        x for c in svm for x in cells_for(c.model_dump(), "svm")
+    }
     assert len(cells) == len(published()) == 77
     # the smoke marks stay out of the ids of ordinary runs
     assert [c.run_id for c in expand_train(ref)] == [c.run_id for c in full]

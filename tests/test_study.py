@@ -8,12 +8,14 @@ from dlbench.study import run_study
 
 def test_runs_refused_before_their_record_get_a_failed_record_the_report_shows(idx_folder, tmp_path):
     # 400 images -> 280 in train: a batch of 1,000 and n_train of 5,000 are refused by their steps.
-    spec = parse_spec({
-        "data": {"datasets": ["fashion-mnist"], "source": "idx", "root": str(idx_folder)},
-        "train": {"grids": [{"batch_size": [1000]}]},
-        "svm": {"n_train": 5000},
-        "onnx": {"batch_sizes": [1], "warmup": 0, "iterations": 2},
-    })
+    spec = parse_spec(
+        {
+            "data": {"datasets": ["fashion-mnist"], "source": "idx", "root": str(idx_folder)},
+            "train": {"grids": [{"batch_size": [1000]}]},
+            "svm": {"n_train": 5000},
+            "onnx": {"batch_sizes": [1], "warmup": 0, "iterations": 2},
+        }
+    )
     out = tmp_path / "study"
     summary = run_study(spec, out)
     assert len(summary["train"]["failed"]) == 1 and len(summary["svm"]["failed"]) == 1
@@ -42,15 +44,19 @@ def _tiny_study(idx_folder, name: str = "tiny-study") -> dict:
     return {
         "name": name,
         "data": {"datasets": ["fashion-mnist"], "source": "idx", "root": str(idx_folder)},
-        "train": {"max_steps_per_epoch": 1,
-                  "grids": [{"models": ["resnet18"], "batch_size": [32], "epochs": [1], "device": ["cpu"]}]},
+        "train": {
+            "max_steps_per_epoch": 1,
+            "grids": [{"models": ["resnet18"], "batch_size": [32], "epochs": [1], "device": ["cpu"]}],
+        },
         "svm": {"kernels": ["rbf"], "n_train": 100},
         "profile": {"input_sizes": [28]},
         "onnx": {"batch_sizes": [1], "warmup": 0, "iterations": 1},
     }
 
 
-def test_study_folders_are_never_mixed_or_overwritten_silently(idx_folder, tmp_path, monkeypatch, capsys, caplog):
+def test_study_folders_are_never_mixed_or_overwritten_silently(
+    idx_folder, tmp_path, monkeypatch, capsys, caplog
+):
     import yaml
 
     from dlbench.cli import main
@@ -78,7 +84,9 @@ def test_study_folders_are_never_mixed_or_overwritten_silently(idx_folder, tmp_p
     # the same study again: refused, nothing touched
     assert main(["study", "--spec", str(spec)]) == 2
     err = capsys.readouterr().err
-    assert "already holds study 'tiny-study' (2 runs done)" in err and "--resume" in err and "--overwrite" in err
+    assert (
+        "already holds study 'tiny-study' (2 runs done)" in err and "--resume" in err and "--overwrite" in err
+    )
     assert all(p.read_bytes() == b for p, b in before.items())
 
     # another study into that folder: refused, even with --resume
@@ -100,9 +108,13 @@ def test_study_folders_are_never_mixed_or_overwritten_silently(idx_folder, tmp_p
     caplog.clear()
     assert main(["study", "--spec", str(spec), "--resume"]) == 0
     captured = capsys.readouterr()
-    assert "train: 0 ok, 1 kept from before" in captured.out and "svm: 0 ok, 1 kept from before" in captured.out
-    assert f"[train 1/1] resnet18 resident bs=32 adam 1e-3 1 ep fashion-mnist cpu (id {train.name}): done before, " \
-           "kept (--resume)" in caplog.text
+    assert (
+        "train: 0 ok, 1 kept from before" in captured.out and "svm: 0 ok, 1 kept from before" in captured.out
+    )
+    assert (
+        f"[train 1/1] resnet18 resident bs=32 adam 1e-3 1 ep fashion-mnist cpu (id {train.name}): done before, "
+        "kept (--resume)" in caplog.text
+    )
     assert all(p.read_bytes() == b for p, b in before.items())
     assert (out / "report" / "report.html").is_file()
 
@@ -111,5 +123,7 @@ def test_study_folders_are_never_mixed_or_overwritten_silently(idx_folder, tmp_p
     assert main(["study", "--spec", str(spec), "--overwrite"]) == 0
     assert "train: 1 ok" in capsys.readouterr().out
     assert not (out / "stray.txt").exists()
-    assert json.loads((train / "record.json").read_text())["started"] != \
-        json.loads(before[train / "record.json"])["started"]
+    assert (
+        json.loads((train / "record.json").read_text())["started"]
+        != json.loads(before[train / "record.json"])["started"]
+    )

@@ -53,8 +53,14 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescript
 
     def _get_help_string(self, action):
         text = action.help or ""
-        if (action.default is None or action.default is False or action.required or "default" in text
-                or action.default is argparse.SUPPRESS or isinstance(action, argparse._VersionAction)):
+        if (
+            action.default is None
+            or action.default is False
+            or action.required
+            or "default" in text
+            or action.default is argparse.SUPPRESS
+            or isinstance(action, argparse._VersionAction)
+        ):
             return text
         return super()._get_help_string(action)
 
@@ -70,8 +76,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser = ArgumentParser(
         prog="dlbench",
         description="Benchmark ResNet-18/34/50 against SVMs on MNIST and Fashion-MNIST, CPU and GPU, "
-                    "step by step or as one study.",
-        epilog=EPILOG, formatter_class=HelpFormatter)
+        "step by step or as one study.",
+        epilog=EPILOG,
+        formatter_class=HelpFormatter,
+    )
     parser.add_argument("--version", action="version", version=f"dlbench {__version__}")
     sub = parser.add_subparsers(title="commands", metavar="COMMAND")
     for name in COMMAND_MODULES:
@@ -87,8 +95,9 @@ def finite_float(text: str, rule: str = "") -> float:
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a number{rule} (got {text!r})" if rule
-                                         else f"not a number: {text!r}") from None
+        raise argparse.ArgumentTypeError(
+            f"must be a number{rule} (got {text!r})" if rule else f"not a number: {text!r}"
+        ) from None
     if not math.isfinite(value):
         raise argparse.ArgumentTypeError(f"must be a finite number{rule} (got {text!r})")
     return value
@@ -96,16 +105,20 @@ def finite_float(text: str, rule: str = "") -> float:
 
 def add_command(sub, name: str, help: str, description: str | None = None, epilog: str | None = None):
     """Add a subcommand with the shared formatter (defaults shown in every option's help)."""
-    return sub.add_parser(name, help=help, description=description or help, epilog=epilog,
-                          formatter_class=HelpFormatter)
+    return sub.add_parser(
+        name, help=help, description=description or help, epilog=epilog, formatter_class=HelpFormatter
+    )
 
 
 def add_split_options(p) -> None:
     """``--split``, ``--out`` and ``--dataset`` of a step that reads a `dlbench data` split (train, svm)."""
     p.add_argument("--split", required=True, help="data-step folder (holds split.npz and manifest.json)")
     p.add_argument("--out", required=True, help="output folder (created)")
-    p.add_argument("--dataset", default=None,
-                   help="dataset of the split (mnist, fashion-mnist) (default: read from the split's manifest.json)")
+    p.add_argument(
+        "--dataset",
+        default=None,
+        help="dataset of the split (mnist, fashion-mnist) (default: read from the split's manifest.json)",
+    )
 
 
 def split_dataset_of(args) -> str:
@@ -116,7 +129,9 @@ def split_dataset_of(args) -> str:
     from dlbench.errors import DataError
 
     if not Path(args.split).exists():
-        raise DataError(f"--split {args.split}: folder not found", "run `dlbench data` first and pass its output folder")
+        raise DataError(
+            f"--split {args.split}: folder not found", "run `dlbench data` first and pass its output folder"
+        )
     return args.dataset if args.dataset is not None else split_dataset(args.split)
 
 

@@ -123,8 +123,11 @@ class TrainConfig(_RunConfig):
 
     dataset: DatasetName = Field(description="dataset of the split")
     model: ModelName = grid("resnet18", "model")
-    stem: Stem = setting("imagenet", "first layers (imagenet: 7x7/2 conv + max-pool as torchvision, as the "
-                                     "reference study; small: 3x3/1 conv, no pool)")
+    stem: Stem = setting(
+        "imagenet",
+        "first layers (imagenet: 7x7/2 conv + max-pool as torchvision, as the "
+        "reference study; small: 3x3/1 conv, no pool)",
+    )
     batch_size: PositiveInt = grid(64, "images per step")
     optimizer: Optimizer = grid("adam", "optimizer")
     lr: PositiveFloat = grid(1e-3, "learning rate")
@@ -138,14 +141,26 @@ class TrainConfig(_RunConfig):
     amp: Amp = grid("off", "mixed precision (fp16 uses a GradScaler; bf16 needs none)")
     seed: NonNegativeInt = Field(0, description="seed of the initial weights and batch order")
     max_steps_per_epoch: PositiveInt | None = setting(
-        None, "stop each epoch after this many steps (smoke runs) (default: every image once)")
-    input_size: InputSize = grid(28, "side the 28x28 images are resized to (bilinear) before the model; the "
-                                     "reference study's published FLOPs point to 64", added=True)
-    in_channels: InChannels = grid(1, "model input channels: 1, or 3 (the gray image repeated, as "
-                                      "torchvision's Grayscale(3))", added=True)
+        None, "stop each epoch after this many steps (smoke runs) (default: every image once)"
+    )
+    input_size: InputSize = grid(
+        28,
+        "side the 28x28 images are resized to (bilinear) before the model; the "
+        "reference study's published FLOPs point to 64",
+        added=True,
+    )
+    in_channels: InChannels = grid(
+        1,
+        "model input channels: 1, or 3 (the gray image repeated, as torchvision's Grayscale(3))",
+        added=True,
+    )
     smoke: bool = _field(False, "a smoke run (see dlbench.spec.smoke_spec)", None, True)
-    planned: dict[str, str] | None = _field(None, "a smoke run: the settings the spec planned that the smoke "
-                                                  "run replaced (e.g. device cuda)", None, True)
+    planned: dict[str, str] | None = _field(
+        None,
+        "a smoke run: the settings the spec planned that the smoke run replaced (e.g. device cuda)",
+        None,
+        True,
+    )
 
     @property
     def run_id(self) -> str:
@@ -162,8 +177,9 @@ def _check_gamma(v):
     return v
 
 
-Gamma = Annotated[float | Literal["scale", "auto"], Field(description="kernel coefficient: a number > 0, scale "
-                                                                      "or auto")]
+Gamma = Annotated[
+    float | Literal["scale", "auto"], Field(description="kernel coefficient: a number > 0, scale or auto")
+]
 
 
 class SvmSettings(_Strict):
@@ -173,10 +189,13 @@ class SvmSettings(_Strict):
     gamma: Gamma = "scale"
     degree: int = Field(3, ge=1, description="degree of the poly kernel")
     coef0: float = Field(0.0, description="independent term of the poly kernel")
-    preprocess: Preprocess = Field("scale", description="scale: pixels / 255; standardize: per-pixel mean and "
-                                                        "spread of the training images")
-    n_train: PositiveInt | None = Field(None, description="stratified, seeded subsample of the training split "
-                                                          "(default: all of it)")
+    preprocess: Preprocess = Field(
+        "scale",
+        description="scale: pixels / 255; standardize: per-pixel mean and spread of the training images",
+    )
+    n_train: PositiveInt | None = Field(
+        None, description="stratified, seeded subsample of the training split (default: all of it)"
+    )
 
     @field_validator("gamma")
     @classmethod
@@ -200,23 +219,32 @@ class SvmConfig(_RunConfig, SvmSettings):
 
 
 class ProfileSettings(_Strict):
-    input_sizes: list[PositiveInt] = Field(default=[28], min_length=1, description="square input sizes in pixels")
+    input_sizes: list[PositiveInt] = Field(
+        default=[28], min_length=1, description="square input sizes in pixels"
+    )
     in_channels: list[PositiveInt] = Field(
-        default=[1], min_length=1,
+        default=[1],
+        min_length=1,
         description="input channels to count: 1 is the trained models; 3 at input size 64 is the setting the "
-                    "reference study's published GFLOPs match")
+        "reference study's published GFLOPs match",
+    )
     batch_size: PositiveInt = Field(1, description="images per batch (FLOPs are per batch)")
 
 
 class ProfileSpec(ProfileSettings):
-    models: list[ModelName] | None = Field(default=None, description="default: every model in the train grids")
+    models: list[ModelName] | None = Field(
+        default=None, description="default: every model in the train grids"
+    )
 
 
 class ProfileConfig(ProfileSettings):
     """One call of the ``profile`` step."""
 
-    models: list[ModelName] = Field(default_factory=lambda: list(typing.get_args(ModelName)), min_length=1,
-                                    description="models to profile")
+    models: list[ModelName] = Field(
+        default_factory=lambda: list(typing.get_args(ModelName)),
+        min_length=1,
+        description="models to profile",
+    )
     stem: Stem = TrainConfig.model_fields["stem"].default
     num_classes: PositiveInt = Field(NUM_CLASSES, description="outputs of the last layer")
 
@@ -225,17 +253,26 @@ class OnnxSettings(_Strict):
     """How the ``onnx`` step exports and times a model (the spec's ``onnx:`` less its model list)."""
 
     providers: list[Provider] = Field(default=["cpu"], min_length=1, description="ONNX Runtime providers")
-    batch_sizes: list[PositiveInt] = Field(default=[1, 8, 64, 256], min_length=1, description="batch sizes to time")
+    batch_sizes: list[PositiveInt] = Field(
+        default=[1, 8, 64, 256], min_length=1, description="batch sizes to time"
+    )
     warmup: NonNegativeInt = Field(5, description="untimed calls per runtime and batch size")
     iterations: PositiveInt = Field(30, description="timed calls per runtime and batch size")
-    threads: PositiveInt | None = Field(None, description="intra-op threads for ONNX Runtime and PyTorch "
-                                                          "(default: each runtime's own)")
+    threads: PositiveInt | None = Field(
+        None, description="intra-op threads for ONNX Runtime and PyTorch (default: each runtime's own)"
+    )
     opset: int = Field(18, ge=13, description="ONNX opset")
-    tolerance: PositiveFloat = Field(1e-3, description="largest allowed max abs difference between ONNX Runtime "
-                                                       "(CPU) and PyTorch outputs")
-    input_size: InputSize = Field(28, description="input side the model is exported and timed at; the "
-                                                  "checkpoint is the best run trained at this input")
-    in_channels: InChannels = Field(1, description="input channels (the count the checkpoint was trained with)")
+    tolerance: PositiveFloat = Field(
+        1e-3, description="largest allowed max abs difference between ONNX Runtime (CPU) and PyTorch outputs"
+    )
+    input_size: InputSize = Field(
+        28,
+        description="input side the model is exported and timed at; the "
+        "checkpoint is the best run trained at this input",
+    )
+    in_channels: InChannels = Field(
+        1, description="input channels (the count the checkpoint was trained with)"
+    )
 
     @field_validator("providers", "batch_sizes")
     @classmethod
@@ -244,7 +281,9 @@ class OnnxSettings(_Strict):
 
 
 class OnnxSpec(OnnxSettings):
-    models: list[ModelName] | None = Field(default=None, description="default: every model in the train grids")
+    models: list[ModelName] | None = Field(
+        default=None, description="default: every model in the train grids"
+    )
 
     def run_kwargs(self) -> dict[str, Any]:
         """The keyword arguments of ``dlbench.onnxrt.run_onnx`` these settings give (every field but models)."""
@@ -255,13 +294,17 @@ class OnnxConfig(OnnxSettings):
     """One call of the ``onnx`` step: one model, exported and timed."""
 
     model: ModelName = Field(description="model name")
-    stem: Stem = Field(TrainConfig.model_fields["stem"].default,
-                       description="stem the model (and checkpoint) was built with")
-    exporter: Exporter = Field("dynamo", description="torch.onnx exporter tried first (the other is the "
-                                                     "fallback; the record says which ran)")
+    stem: Stem = Field(
+        TrainConfig.model_fields["stem"].default, description="stem the model (and checkpoint) was built with"
+    )
+    exporter: Exporter = Field(
+        "dynamo",
+        description="torch.onnx exporter tried first (the other is the fallback; the record says which ran)",
+    )
 
 
 # --------------------------------------------------------------------------- one-line errors
+
 
 def _model_in(tp: Any) -> type[BaseModel] | None:
     if isinstance(tp, type) and issubclass(tp, BaseModel):
@@ -296,14 +339,22 @@ def _error_text(err: dict, model_cls: type[BaseModel] | None) -> str:
             msg += f", did you mean {close[0]}?"
         if allowed:
             msg += f" (allowed: {', '.join(allowed)})"
-    if (err["type"] not in ("missing", "extra_forbidden") and not isinstance(got, dict | list)
-            and "(got " not in msg):
+    if (
+        err["type"] not in ("missing", "extra_forbidden")
+        and not isinstance(got, dict | list)
+        and "(got " not in msg
+    ):
         msg += f" (got {got!r})"
     return msg
 
 
-def format_validation_error(source: str, exc: ValidationError, model_cls: type[BaseModel] | None = None,
-                            label: str = "spec", flags: dict[str, str] | None = None) -> str:
+def format_validation_error(
+    source: str,
+    exc: ValidationError,
+    model_cls: type[BaseModel] | None = None,
+    label: str = "spec",
+    flags: dict[str, str] | None = None,
+) -> str:
     """One line naming each bad field; with ``flags`` (field -> command-line option) the options the user
     typed instead of the spec's field names."""
     parts = []
@@ -322,8 +373,9 @@ def format_validation_error(source: str, exc: ValidationError, model_cls: type[B
     return f"{label} {source}: ".lstrip() + "; ".join(parts)
 
 
-def validate_model(model_cls: type[BaseModel], data: dict[str, Any], what: str,
-                   flags: dict[str, str] | None = None) -> Any:
+def validate_model(
+    model_cls: type[BaseModel], data: dict[str, Any], what: str, flags: dict[str, str] | None = None
+) -> Any:
     """Validate a step config (e.g. TrainConfig from CLI flags) with the same one-line errors; ``flags``
     (field -> option, ``{}`` for ``--field-name``) names the command-line options instead of the fields."""
     try:

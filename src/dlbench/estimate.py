@@ -43,11 +43,20 @@ CAL_EVAL_IMAGES = 256
 
 def shape_of(task: list[TrainConfig]) -> dict[str, Any]:
     c = task[0]
-    return {"model": c.model, "stem": c.stem, "batch_size": c.batch_size, "input_size": c.input_size,
-            "in_channels": c.in_channels, "optimizer": c.optimizer, "amp": c.amp, "device": c.device,
-            "engine": "fused" if len(task) > 1 else c.engine, "members": len(task),
-            "num_workers": c.num_workers if c.engine == "dataloader" else 0,
-            "pin_memory": bool(c.pin_memory) if c.engine == "dataloader" else False}
+    return {
+        "model": c.model,
+        "stem": c.stem,
+        "batch_size": c.batch_size,
+        "input_size": c.input_size,
+        "in_channels": c.in_channels,
+        "optimizer": c.optimizer,
+        "amp": c.amp,
+        "device": c.device,
+        "engine": "fused" if len(task) > 1 else c.engine,
+        "members": len(task),
+        "num_workers": c.num_workers if c.engine == "dataloader" else 0,
+        "pin_memory": bool(c.pin_memory) if c.engine == "dataloader" else False,
+    }
 
 
 def shape_key(shape: dict[str, Any]) -> str:
@@ -66,6 +75,7 @@ def split_sizes(spec: StudySpec, dataset: str) -> dict[str, int]:
 
 # --------------------------------------------------------------------------- calibration
 
+
 def _synthetic(n_train: int, n_eval: int, seed: int = 0) -> dict:
     import numpy as np
 
@@ -77,8 +87,12 @@ def _synthetic(n_train: int, n_eval: int, seed: int = 0) -> dict:
     return out
 
 
-def calibrate_shape(shape: dict[str, Any], steps: int | None = None, warmup: int | None = None,
-                    eval_images: int = CAL_EVAL_IMAGES) -> dict[str, Any]:
+def calibrate_shape(
+    shape: dict[str, Any],
+    steps: int | None = None,
+    warmup: int | None = None,
+    eval_images: int = CAL_EVAL_IMAGES,
+) -> dict[str, Any]:
     """Time ``steps`` training steps, the evaluation of ``eval_images`` images and the engine setup."""
     steps = steps or CAL_STEPS[shape["device"]]
     warmup = CAL_WARMUP[shape["device"]] if warmup is None else warmup
@@ -92,11 +106,25 @@ def calibrate_shape(shape: dict[str, Any], steps: int | None = None, warmup: int
         torch.backends.cudnn.benchmark = True
     bs, members = shape["batch_size"], shape["members"]
     n_train = (steps + warmup + 1) * bs
-    configs = [TrainConfig(dataset="fashion-mnist", model=shape["model"], stem=shape["stem"], batch_size=bs,
-                           optimizer=shape["optimizer"], lr=1e-3 / (1 + i), amp=shape["amp"], device=shape["device"],
-                           engine="resident" if shape["engine"] == "fused" else shape["engine"], seed=i,
-                           num_workers=shape["num_workers"], pin_memory=shape["pin_memory"],
-                           input_size=shape["input_size"], in_channels=shape["in_channels"]) for i in range(members)]
+    configs = [
+        TrainConfig(
+            dataset="fashion-mnist",
+            model=shape["model"],
+            stem=shape["stem"],
+            batch_size=bs,
+            optimizer=shape["optimizer"],
+            lr=1e-3 / (1 + i),
+            amp=shape["amp"],
+            device=shape["device"],
+            engine="resident" if shape["engine"] == "fused" else shape["engine"],
+            seed=i,
+            num_workers=shape["num_workers"],
+            pin_memory=shape["pin_memory"],
+            input_size=shape["input_size"],
+            in_channels=shape["in_channels"],
+        )
+        for i in range(members)
+    ]
     arrays = [_synthetic(n_train, eval_images, seed=i) for i in range(members)]
     t0 = time.perf_counter()
     if shape["engine"] == "fused":
@@ -134,8 +162,13 @@ def calibrate_shape(shape: dict[str, Any], steps: int | None = None, warmup: int
     engine.trainer.evaluate(engine.eval_batches("val"))
     synchronize(device)
     eval_spi = (time.perf_counter() - t3) / eval_images
-    return {"seconds_per_step": s_step, "eval_seconds_per_image": eval_spi, "setup_seconds": setup,
-            "epoch_start_seconds": epoch_start, "timed_steps": r["steps"]}
+    return {
+        "seconds_per_step": s_step,
+        "eval_seconds_per_image": eval_spi,
+        "setup_seconds": setup,
+        "epoch_start_seconds": epoch_start,
+        "timed_steps": r["steps"],
+    }
 
 
 def calibrate_svm(spec: StudySpec, n_fit: int = 600, n_predict: int = 400) -> dict[str, Any] | None:
@@ -161,7 +194,7 @@ def calibrate_svm(spec: StudySpec, n_fit: int = 600, n_predict: int = 400) -> di
         y = rng.integers(0, 10, n_fit + n_predict)
         images = rng.integers(0, 60, size=(len(y), 28, 28), dtype=np.uint8)
         for i, c in enumerate(y):
-            images[i, 2 + 2 * c: 5 + 2 * c, 4:24] = 255
+            images[i, 2 + 2 * c : 5 + 2 * c, 4:24] = 255
     out: dict[str, Any] = {"n_fit": n_fit, "n_predict": n_predict, "data": source, "kernels": {}}
     for c in {c.kernel: c for c in configs}.values():
         prep = fit_preprocess(images[:n_fit], c.preprocess)
@@ -176,8 +209,9 @@ def calibrate_svm(spec: StudySpec, n_fit: int = 600, n_predict: int = 400) -> di
     return out
 
 
-def calibrate(spec: StudySpec, devices: list[str] | None = None, log=print,
-              existing: dict[str, Any] | None = None) -> dict[str, Any]:
+def calibrate(
+    spec: StudySpec, devices: list[str] | None = None, log=print, existing: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """Measure every shape of ``spec`` on ``devices`` (default: cpu, and cuda when visible) that
     ``existing`` does not already hold; returns the (updated) calibration."""
     import torch
@@ -189,8 +223,11 @@ def calibrate(spec: StudySpec, devices: list[str] | None = None, log=print,
     cal = existing or {"format": FORMAT, "shapes": {}}
     cal.setdefault("machines", {})
     for dev in devices:
-        cal["machines"][dev] = {"device": device_info(dev), "when": now_iso(),
-                                "torch_threads": torch.get_num_threads()}
+        cal["machines"][dev] = {
+            "device": device_info(dev),
+            "when": now_iso(),
+            "torch_threads": torch.get_num_threads(),
+        }
     cal["environment"] = environment()
     shapes = {shape_key(s): s for s in (shape_of(t) for t in train_tasks(spec)) if s["device"] in devices}
     for key, shape in shapes.items():
@@ -230,12 +267,15 @@ def load_calibration(path: str | os.PathLike) -> dict[str, Any]:
     try:
         cal = json.loads(p.read_text())
     except FileNotFoundError:
-        raise DataError(f"calibration file {p} does not exist",
-                        "measure one with --calibrate --calibration FILE") from None
+        raise DataError(
+            f"calibration file {p} does not exist", "measure one with --calibrate --calibration FILE"
+        ) from None
     except (json.JSONDecodeError, UnicodeDecodeError):
         raise DataError(f"{p} is not a JSON calibration file", "measure it again with --calibrate") from None
     if not isinstance(cal, dict) or cal.get("format") != FORMAT or not isinstance(cal.get("shapes"), dict):
-        raise DataError(f"{p} is not a dlbench calibration (format {FORMAT})", "measure it again with --calibrate")
+        raise DataError(
+            f"{p} is not a dlbench calibration (format {FORMAT})", "measure it again with --calibrate"
+        )
     return cal
 
 
@@ -244,6 +284,7 @@ def save_calibration(cal: dict[str, Any], path: str | os.PathLike) -> None:
 
 
 # --------------------------------------------------------------------------- projection
+
 
 def estimate(spec: StudySpec, cal: dict[str, Any]) -> dict[str, Any]:
     """Per task and per step projected seconds; tasks whose shape is not in ``cal`` are listed as such."""
@@ -257,16 +298,27 @@ def estimate(spec: StudySpec, cal: dict[str, Any]) -> dict[str, Any]:
         if c.max_steps_per_epoch:
             steps = min(steps, c.max_steps_per_epoch)
         m = cal["shapes"].get(shape_key(shape))
-        entry = {"runs": [t.run_id for t in task], "shape": shape, "epochs": c.epochs, "steps_per_epoch": steps}
+        entry = {
+            "runs": [t.run_id for t in task],
+            "shape": shape,
+            "epochs": c.epochs,
+            "steps_per_epoch": steps,
+        }
         if m is None:
             entry["seconds"] = None
             missing.append(shape_key(shape))
         else:
-            per_epoch = steps * m["seconds_per_step"] + m["epoch_start_seconds"] + sizes["val"] * m[
-                "eval_seconds_per_image"] * shape["members"]
+            per_epoch = (
+                steps * m["seconds_per_step"]
+                + m["epoch_start_seconds"]
+                + sizes["val"] * m["eval_seconds_per_image"] * shape["members"]
+            )
             entry["train_seconds"] = c.epochs * steps * m["seconds_per_step"]
-            entry["seconds"] = (m["setup_seconds"] + c.epochs * per_epoch
-                                + sizes["test"] * m["eval_seconds_per_image"] * shape["members"])
+            entry["seconds"] = (
+                m["setup_seconds"]
+                + c.epochs * per_epoch
+                + sizes["test"] * m["eval_seconds_per_image"] * shape["members"]
+            )
             train_total += entry["seconds"]
         tasks_out.append(entry)
     steps_total: dict[str, float | None] = {"train": train_total}
@@ -282,8 +334,9 @@ def estimate(spec: StudySpec, cal: dict[str, Any]) -> dict[str, Any]:
             continue
         n = min(c.n_train or sizes["train"], sizes["train"])
         cal_svm = cal["svm"]
-        s = (k["fit_seconds"] * (n / cal_svm["n_fit"]) ** 2
-             + k["predict_seconds"] * (n / cal_svm["n_fit"]) * (sizes["test"] / cal_svm["n_predict"]))
+        s = k["fit_seconds"] * (n / cal_svm["n_fit"]) ** 2 + k["predict_seconds"] * (n / cal_svm["n_fit"]) * (
+            sizes["test"] / cal_svm["n_predict"]
+        )
         svm_runs.append({"run": c.run_id, "seconds": s})
         svm_total += s
     steps_total["svm"] = svm_total
@@ -298,10 +351,17 @@ def estimate(spec: StudySpec, cal: dict[str, Any]) -> dict[str, Any]:
     steps_total["profile"] = FIXED["profile"]
     steps_total["report"] = FIXED["report"]
     total = sum(v for v in steps_total.values() if v is not None)
-    return {"spec": spec.name, "tasks": tasks_out, "svm": svm_runs, "steps": steps_total, "total_seconds": total,
-            "not_calibrated": sorted(set(missing)), "fixed_allowances": FIXED,
-            "note": "train and SVM from timings measured by the calibration; data, profile, report and ONNX "
-                    "export are fixed allowances"}
+    return {
+        "spec": spec.name,
+        "tasks": tasks_out,
+        "svm": svm_runs,
+        "steps": steps_total,
+        "total_seconds": total,
+        "not_calibrated": sorted(set(missing)),
+        "fixed_allowances": FIXED,
+        "note": "train and SVM from timings measured by the calibration; data, profile, report and ONNX "
+        "export are fixed allowances",
+    }
 
 
 def actual_seconds(study_dir: str | os.PathLike) -> dict[str, Any]:
@@ -336,12 +396,19 @@ def format_estimate(est: dict[str, Any], actual: dict[str, Any] | None = None) -
     lines = []
     for t in est["tasks"]:
         sh = t["shape"]
-        what = (f"{sh['model']} bs={sh['batch_size']} {sh['optimizer']} {sh['amp']} {sh['device']} {sh['engine']}"
-                + (f" x{sh['members']}" if sh["members"] > 1 else "") + f" {t['epochs']} ep x {t['steps_per_epoch']} steps")
+        what = (
+            f"{sh['model']} bs={sh['batch_size']} {sh['optimizer']} {sh['amp']} {sh['device']} {sh['engine']}"
+            + (f" x{sh['members']}" if sh["members"] > 1 else "")
+            + f" {t['epochs']} ep x {t['steps_per_epoch']} steps"
+        )
         act = ""
         if actual:
             vals = [actual["runs"].get(r) for r in t["runs"]]
-            act = f"   actual {fmt(max(v for v in vals if v is not None))}" if any(v is not None for v in vals) else ""
+            act = (
+                f"   actual {fmt(max(v for v in vals if v is not None))}"
+                if any(v is not None for v in vals)
+                else ""
+            )
         lines.append(f"train {', '.join(t['runs'])}  {what}: {fmt(t['seconds'])}{act}")
     for s in est["svm"]:
         act = f"   actual {fmt(actual['runs'][s['run']])}" if actual and s["run"] in actual["runs"] else ""

@@ -75,6 +75,7 @@ def dumps_json(obj: Any) -> str:
 
 # --------------------------------------------------------------------------- output locations
 
+
 def check_out_dir(path: str | os.PathLike, option: str = "--out") -> Path:
     """Check, before any work, that ``path`` is (or can become) a folder this user can write into.
 
@@ -88,8 +89,9 @@ def check_out_dir(path: str | os.PathLike, option: str = "--out") -> Path:
     if str(path) == "":
         raise OutputError(f"{option}: empty path", "give a folder")
     if p.exists() and not p.is_dir():
-        raise OutputError(f"{option} {path}: a file is there, not a folder",
-                          "move the file away or choose another folder")
+        raise OutputError(
+            f"{option} {path}: a file is there, not a folder", "move the file away or choose another folder"
+        )
     _probe_writable(p if p.is_dir() else _existing_ancestor(p, option, path), option, path)
     return p
 
@@ -116,8 +118,9 @@ def _existing_ancestor(p: Path, option: str, path: str | os.PathLike) -> Path:
         if q.is_dir():
             return q
         if q.exists() or q.is_symlink():
-            raise OutputError(f"{option} {path}: {q} is a file, so it cannot hold a folder",
-                              "choose a path below a folder")
+            raise OutputError(
+                f"{option} {path}: {q} is a file, so it cannot hold a folder", "choose a path below a folder"
+            )
         if q == q.parent:
             return q
 
@@ -128,12 +131,16 @@ def _probe_writable(folder: Path, option: str, path: str | os.PathLike) -> None:
     except OSError as exc:
         import errno
 
-        reason = {errno.EACCES: "no write permission", errno.EPERM: "no write permission",
-                  errno.EROFS: "read-only file system",
-                  errno.ENOENT: "this place does not take new files"}.get(exc.errno, exc.strerror or "OSError")
+        reason = {
+            errno.EACCES: "no write permission",
+            errno.EPERM: "no write permission",
+            errno.EROFS: "read-only file system",
+            errno.ENOENT: "this place does not take new files",
+        }.get(exc.errno, exc.strerror or "OSError")
         where = "" if Path(folder).absolute() == Path(path).absolute() else f" in {folder}"
-        raise OutputError(f"{option} {path}: cannot write{where} ({reason})",
-                          "choose a folder you can write to") from None
+        raise OutputError(
+            f"{option} {path}: cannot write{where} ({reason})", "choose a folder you can write to"
+        ) from None
     os.rmdir(probe)
 
 
@@ -141,8 +148,10 @@ def read_json(path: str | os.PathLike) -> Any:
     try:
         return json.loads(Path(path).read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise JsonFileError(f"{path}: not valid JSON ({exc})",
-                            "the file is damaged: re-run the step that wrote it, or move it away") from None
+        raise JsonFileError(
+            f"{path}: not valid JSON ({exc})",
+            "the file is damaged: re-run the step that wrote it, or move it away",
+        ) from None
 
 
 def _json_default(o: Any) -> Any:

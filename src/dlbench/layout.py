@@ -106,8 +106,9 @@ def run_folders(src: Path) -> list[Path]:
     return [d for d in sorted(src.iterdir()) if d.is_dir() and (d / RECORD_NAME).is_file()]
 
 
-def find_train_checkpoint(train_root: str | os.PathLike, model: str, stem: str, input_size: int = 28,
-                          in_channels: int = 1) -> tuple[Path, dict] | None:
+def find_train_checkpoint(
+    train_root: str | os.PathLike, model: str, stem: str, input_size: int = 28, in_channels: int = 1
+) -> tuple[Path, dict] | None:
     """The best checkpoint (highest ``best_val_accuracy``) of a finished train run of ``model``/``stem``
     trained on ``in_channels`` x ``input_size`` x ``input_size`` input (the input the export is timed at).
 
@@ -175,8 +176,13 @@ def _copy_subfolders(src: Path, dest: Path) -> int:
     return n
 
 
-def assemble(into: StudyLayout, data_root: Path | None = None, runs: dict[str, list[Path]] | None = None,
-             profile: Path | None = None, onnx_root: Path | None = None) -> dict[str, int]:
+def assemble(
+    into: StudyLayout,
+    data_root: Path | None = None,
+    runs: dict[str, list[Path]] | None = None,
+    profile: Path | None = None,
+    onnx_root: Path | None = None,
+) -> dict[str, int]:
     """Lay the records of a study's steps out in ``into`` (``data_root/<dataset>/``, run folders per step,
     ``profile``, ``onnx_root/<model>/``), without data arrays and weights. Returns counts per step."""
     counts: dict[str, int] = {}
@@ -199,8 +205,9 @@ def assemble(into: StudyLayout, data_root: Path | None = None, runs: dict[str, l
     return counts
 
 
-def write_index(root: str | os.PathLike, path: str | os.PathLike | None = None,
-                exclude: str | os.PathLike | None = None) -> Path:
+def write_index(
+    root: str | os.PathLike, path: str | os.PathLike | None = None, exclude: str | os.PathLike | None = None
+) -> Path:
     """``index.json``: every train and SVM run below ``root`` by run id, with its step, a one-line label, its
     status, its folder (relative to ``root``) and its config, so that a folder of hashed ids can be read.
     Folders below ``exclude`` (a copy of the records, such as a pipeline's bundle) are left out."""
@@ -220,8 +227,13 @@ def write_index(root: str | os.PathLike, path: str | os.PathLike | None = None,
         if step not in ("train", "svm") or not run_id:
             continue
         config = rec.get("config") or {}
-        runs[str(run_id)] = {"step": step, "label": describe_config(step, config), "status": rec.get("status"),
-                             "folder": folder.relative_to(root).as_posix(), "config": config}
+        runs[str(run_id)] = {
+            "step": step,
+            "label": describe_config(step, config),
+            "status": rec.get("status"),
+            "folder": folder.relative_to(root).as_posix(),
+            "config": config,
+        }
     out = Path(path) if path else root / INDEX_NAME
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp")

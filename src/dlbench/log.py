@@ -63,8 +63,14 @@ def use_bar() -> bool:
 class Progress:
     """Wrap an iterable; ``set(**stats)`` attaches numbers (loss, img/s) shown in the bar or log line."""
 
-    def __init__(self, iterable: Iterable[T], total: int | None = None, desc: str = "",
-                 interval: float | None = None, logger: logging.Logger | None = None):
+    def __init__(
+        self,
+        iterable: Iterable[T],
+        total: int | None = None,
+        desc: str = "",
+        interval: float | None = None,
+        logger: logging.Logger | None = None,
+    ):
         self.iterable = iterable
         self.total = total if total is not None else (len(iterable) if hasattr(iterable, "__len__") else None)
         self.desc = desc
@@ -125,10 +131,20 @@ def format_lr(lr: float) -> str:
 
 def describe_config(step: str, config: dict) -> str:
     """One short phrase for a run's config (a spec's TrainConfig / SvmConfig as a dict)."""
-    c = {k: (int(v) if isinstance(v, float) and v.is_integer() and k != "lr" else v) for k, v in config.items()}
+    c = {
+        k: (int(v) if isinstance(v, float) and v.is_integer() and k != "lr" else v) for k, v in config.items()
+    }
     if step == "train":
-        words = [c.get("model"), c.get("engine"), f"bs={c.get('batch_size')}", c.get("optimizer"),
-                 format_lr(float(c.get("lr", 0))), f"{c.get('epochs')} ep", c.get("dataset"), c.get("device")]
+        words = [
+            c.get("model"),
+            c.get("engine"),
+            f"bs={c.get('batch_size')}",
+            c.get("optimizer"),
+            format_lr(float(c.get("lr", 0))),
+            f"{c.get('epochs')} ep",
+            c.get("dataset"),
+            c.get("device"),
+        ]
         if c.get("amp") not in (None, "off"):
             words.append(str(c["amp"]))
         if c.get("input_size") not in (None, 28) or c.get("in_channels") not in (None, 1):
@@ -139,8 +155,13 @@ def describe_config(step: str, config: dict) -> str:
         return " ".join(str(w) for w in words if w is not None)
     if step == "svm":
         n = c.get("n_train")
-        words = [c.get("backend"), c.get("kernel"), f"C={float(c.get('C', 0)):g}", f"n_train={n or 'all'}",
-                 c.get("dataset")]
+        words = [
+            c.get("backend"),
+            c.get("kernel"),
+            f"C={float(c.get('C', 0)):g}",
+            f"n_train={n or 'all'}",
+            c.get("dataset"),
+        ]
         return " ".join(str(w) for w in words if w is not None)
     return ""
 
@@ -200,7 +221,7 @@ class Console:
         except (OSError, ValueError, AttributeError):
             pass
         self._clear()
-        self.stream.write(self._paint(f"  {text}"[:max(width, 20)], self.DIM))
+        self.stream.write(self._paint(f"  {text}"[: max(width, 20)], self.DIM))
         self.stream.flush()
         self._status = True
 

@@ -39,8 +39,9 @@ MODELS: dict[str, Callable[..., nn.Module]] = {
 }
 
 
-def create_model(name: str, stem: str = "imagenet", in_channels: int = 1,
-                 num_classes: int = NUM_CLASSES) -> nn.Module:
+def create_model(
+    name: str, stem: str = "imagenet", in_channels: int = 1, num_classes: int = NUM_CLASSES
+) -> nn.Module:
     """Build a freshly initialised model. ``in_channels=3, stem="imagenet"`` is torchvision's own."""
     if name not in MODELS:
         raise SpecError(f"unknown model {name!r}", f"choose one of {', '.join(MODELS)}")

@@ -43,8 +43,14 @@ class DataTask:
     def config(self) -> dict[str, Any]:
         """The config its record holds (a refusal's record too)."""
         s = self.settings
-        return {"dataset": self.dataset, "source": s.source, "root": s.root, "seed": self.seed,
-                "subsample": s.subsample, "fractions": list(s.fractions)}
+        return {
+            "dataset": self.dataset,
+            "source": s.source,
+            "root": s.root,
+            "seed": self.seed,
+            "subsample": s.subsample,
+            "fractions": list(s.fractions),
+        }
 
 
 @dataclass(frozen=True)
@@ -153,12 +159,19 @@ class Plan:
 
     def counts(self) -> dict[str, int]:
         """Runs per step (a fused group counts its members)."""
-        return {"data": len(self.data), "train": sum(len(t.configs) for t in self.train), "svm": len(self.svm)}
+        return {
+            "data": len(self.data),
+            "train": sum(len(t.configs) for t in self.train),
+            "svm": len(self.svm),
+        }
 
     def describe(self) -> str:
         """One line: how many runs go where."""
-        parts = [f"{len(self.group(g))} {g.replace('_', ' ')}" for g in ("train_cpu", "train_gpu", "svm_cpu", "svm_gpu")
-                 if self.group(g)]
+        parts = [
+            f"{len(self.group(g))} {g.replace('_', ' ')}"
+            for g in ("train_cpu", "train_gpu", "svm_cpu", "svm_gpu")
+            if self.group(g)
+        ]
         fused = self.group("train_gpu_fused")
         if fused:
             runs = sum(len(t.configs) for t in fused)
@@ -179,12 +192,29 @@ def build_plan(spec: StudySpec, fuse: bool | None = None) -> Plan:
         data=tuple(DataTask(ds, spec.data, spec.seed, spec.smoke) for ds in spec.data.datasets),
         train=tuple(TrainTask(tuple(t)) for t in train_tasks(spec, fuse=fuse)),
         svm=tuple(SvmTask(c) for c in expand_svm(spec)),
-        profile=ProfileTask(tuple(dict.fromkeys(p.models or models)), spec.train.stem, tuple(p.input_sizes),
-                            tuple(p.in_channels), p.batch_size),
-        onnx=OnnxTask(tuple(dict.fromkeys(o.models or models)),
-                      OnnxTaskSettings(**o.model_dump(exclude={"models"}), stem=spec.train.stem)),
+        profile=ProfileTask(
+            tuple(dict.fromkeys(p.models or models)),
+            spec.train.stem,
+            tuple(p.input_sizes),
+            tuple(p.in_channels),
+            p.batch_size,
+        ),
+        onnx=OnnxTask(
+            tuple(dict.fromkeys(o.models or models)),
+            OnnxTaskSettings(**o.model_dump(exclude={"models"}), stem=spec.train.stem),
+        ),
     )
 
 
-__all__ = ["GPU_PROVIDERS", "RUN_GROUPS", "DataTask", "OnnxTask", "OnnxTaskSettings", "Plan", "ProfileTask", "SvmTask",
-           "TrainTask", "build_plan"]
+__all__ = [
+    "GPU_PROVIDERS",
+    "RUN_GROUPS",
+    "DataTask",
+    "OnnxTask",
+    "OnnxTaskSettings",
+    "Plan",
+    "ProfileTask",
+    "SvmTask",
+    "TrainTask",
+    "build_plan",
+]

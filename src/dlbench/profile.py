@@ -83,7 +83,7 @@ def _count_forward(model: nn.Module, x: torch.Tensor, leaves: dict[str, nn.Modul
     keep: list[torch.Tensor] = []  # hold every output so no storage is freed and reused mid-pass
 
     def on_output(_module, _inputs, out):
-        for t in (out if isinstance(out, tuple | list) else (out,)):
+        for t in out if isinstance(out, tuple | list) else (out,):
             if isinstance(t, torch.Tensor):
                 keep.append(t)
                 outputs[_storage_key(t)] = t.untyped_storage().nbytes()
@@ -95,8 +95,9 @@ def _count_forward(model: nn.Module, x: torch.Tensor, leaves: dict[str, nn.Modul
             model(x)
     except RuntimeError as exc:
         shape = "x".join(str(d) for d in x.shape[1:])
-        raise SpecError(f"{what} cannot take {shape} input: {str(exc).splitlines()[0]}",
-                        "use a larger input size") from None
+        raise SpecError(
+            f"{what} cannot take {shape} input: {str(exc).splitlines()[0]}", "use a larger input size"
+        ) from None
     finally:
         for h in hooks:
             h.remove()
@@ -141,11 +142,22 @@ def _count_train_step(model: nn.Module, batch_size: int, in_channels: int, input
             loss = nn.functional.cross_entropy(model(x), target)
         loss.backward()
     scale = batch_size / step_batch
-    return round(step.get_total_flops() * scale), step.get_flop_counts(), round(sum(saved.values()) * scale), step_batch
+    return (
+        round(step.get_total_flops() * scale),
+        step.get_flop_counts(),
+        round(sum(saved.values()) * scale),
+        step_batch,
+    )
 
 
-def profile_model(name: str, stem: str, input_size: int, batch_size: int, in_channels: int = 1,
-                  num_classes: int = NUM_CLASSES) -> dict[str, Any]:
+def profile_model(
+    name: str,
+    stem: str,
+    input_size: int,
+    batch_size: int,
+    in_channels: int = 1,
+    num_classes: int = NUM_CLASSES,
+) -> dict[str, Any]:
     """Count one model at one input size (on the meta device); return one row."""
     with torch.device("meta"):
         model = create_model(name, stem=stem, in_channels=in_channels, num_classes=num_classes)
@@ -155,7 +167,9 @@ def profile_model(name: str, stem: str, input_size: int, batch_size: int, in_cha
     what = f"{name} (stem {stem})"
 
     forward_flops, fwd_counts, by_type, activation_bytes = _count_forward(model, x, leaves, what)
-    train_flops, step_counts, saved_bytes, step_batch = _count_train_step(model, batch_size, in_channels, input_size)
+    train_flops, step_counts, saved_bytes, step_batch = _count_train_step(
+        model, batch_size, in_channels, input_size
+    )
     scale = batch_size / step_batch
 
     return {
@@ -183,9 +197,25 @@ def profile_model(name: str, stem: str, input_size: int, batch_size: int, in_cha
     }
 
 
-CSV_FIELDS = ("model", "stem", "in_channels", "num_classes", "input_size", "batch_size", "forward_flops", "forward_gflops",
-              "forward_gmacs", "forward_gmacs_per_image", "train_step_flops", "train_step_gflops",
-              "train_step_gmacs", "params", "params_millions", "activation_bytes", "saved_for_backward_bytes")
+CSV_FIELDS = (
+    "model",
+    "stem",
+    "in_channels",
+    "num_classes",
+    "input_size",
+    "batch_size",
+    "forward_flops",
+    "forward_gflops",
+    "forward_gmacs",
+    "forward_gmacs_per_image",
+    "train_step_flops",
+    "train_step_gflops",
+    "train_step_gmacs",
+    "params",
+    "params_millions",
+    "activation_bytes",
+    "saved_for_backward_bytes",
+)
 
 
 def write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
@@ -203,9 +233,16 @@ def write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
             w.writerow(line)
 
 
-def run_profile(models: list[str], stem: str, input_sizes: list[int], batch_size: int,
-                out_dir: str | os.PathLike, log=print, in_channels: int | list[int] = 1,
-                num_classes: int = NUM_CLASSES) -> dict[str, Any]:
+def run_profile(
+    models: list[str],
+    stem: str,
+    input_sizes: list[int],
+    batch_size: int,
+    out_dir: str | os.PathLike,
+    log=print,
+    in_channels: int | list[int] = 1,
+    num_classes: int = NUM_CLASSES,
+) -> dict[str, Any]:
     """Profile every model at every input size and channel count; write profile.csv/json and record.json.
 
     ``in_channels=1, num_classes=10`` are the project's models (MNIST-style input);
@@ -216,9 +253,18 @@ def run_profile(models: list[str], stem: str, input_sizes: list[int], batch_size
     Returns the record.
     """
     channels = [in_channels] if isinstance(in_channels, int) else list(in_channels)
-    cfg = validate_model(ProfileConfig, {"models": list(models), "stem": stem, "input_sizes": list(input_sizes),
-                                         "batch_size": batch_size, "in_channels": channels,
-                                         "num_classes": num_classes}, "profile settings")
+    cfg = validate_model(
+        ProfileConfig,
+        {
+            "models": list(models),
+            "stem": stem,
+            "input_sizes": list(input_sizes),
+            "batch_size": batch_size,
+            "in_channels": channels,
+            "num_classes": num_classes,
+        },
+        "profile settings",
+    )
     return profile_step(cfg, out_dir, log)
 
 
@@ -230,10 +276,12 @@ def profile_step(cfg: ProfileConfig, out_dir: str | os.PathLike, log=print) -> d
         for name, channels, size in itertools.product(cfg.models, cfg.in_channels, cfg.input_sizes):
             row = profile_model(name, cfg.stem, size, cfg.batch_size, channels, cfg.num_classes)
             rows.append(row)
-            log(f"{name} {channels}x{size}x{size} batch {cfg.batch_size}: "
+            log(
+                f"{name} {channels}x{size}x{size} batch {cfg.batch_size}: "
                 f"forward {row['forward_gflops']:.4g} GFLOPs ({row['forward_gmacs']:.4g} GMACs), "
                 f"train step {row['train_step_gflops']:.4g} GFLOPs, {row['params_millions']:.2f} M params, "
-                f"activations {row['activation_bytes'] / 2**20:.1f} MiB")
+                f"activations {row['activation_bytes'] / 2**20:.1f} MiB"
+            )
         write_csv(out / CSV_NAME, rows)
         write_json(out / JSON_NAME, {"unit_note": UNIT_NOTE, "rows": rows})
         rec.add_output("table", out / CSV_NAME)

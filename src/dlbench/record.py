@@ -38,8 +38,17 @@ RECORD_NAME = "record.json"
 
 # Libraries whose versions every record carries (those installed; the rest are left out).
 TRACKED_LIBRARIES = (
-    "torch", "torchvision", "numpy", "scikit-learn", "onnx", "onnxruntime", "onnxruntime-gpu",
-    "cuml-cu13", "cuml-cu12", "pandas", "matplotlib",
+    "torch",
+    "torchvision",
+    "numpy",
+    "scikit-learn",
+    "onnx",
+    "onnxruntime",
+    "onnxruntime-gpu",
+    "cuml-cu13",
+    "cuml-cu12",
+    "pandas",
+    "matplotlib",
 )
 
 
@@ -60,8 +69,9 @@ class Record:
     metrics: dict[str, Any] = field(default_factory=dict)
     schema: int = SCHEMA_VERSION
 
-    def add_input(self, name: str, path: str | os.PathLike | None = None, sha256: str | None = None,
-                  **extra: Any) -> None:
+    def add_input(
+        self, name: str, path: str | os.PathLike | None = None, sha256: str | None = None, **extra: Any
+    ) -> None:
         entry: dict[str, Any] = dict(extra)
         if path is not None:
             entry["path"] = str(path)
@@ -109,8 +119,9 @@ def git_commit() -> str | None:
         return env
     try:
         here = Path(__file__).resolve().parent
-        out = subprocess.run(["git", "-C", str(here), "rev-parse", "HEAD"], capture_output=True,
-                             text=True, timeout=5)
+        out = subprocess.run(
+            ["git", "-C", str(here), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5
+        )
         return out.stdout.strip() or None if out.returncode == 0 else None
     except (OSError, subprocess.SubprocessError):
         return None
@@ -148,9 +159,13 @@ def device_info(device: str = "cpu") -> dict[str, Any]:
 
             idx = torch.device(device).index or 0
             props = torch.cuda.get_device_properties(idx)
-            info.update(name=props.name, memory_gib=round(props.total_memory / 2**30, 1),
-                        cuda=torch.version.cuda, cudnn=torch.backends.cudnn.version(),
-                        capability=f"{props.major}.{props.minor}")
+            info.update(
+                name=props.name,
+                memory_gib=round(props.total_memory / 2**30, 1),
+                cuda=torch.version.cuda,
+                cudnn=torch.backends.cudnn.version(),
+                capability=f"{props.major}.{props.minor}",
+            )
             info["driver"] = _nvidia_driver()
         except Exception as exc:  # recorded, not fatal: the step itself checks availability
             info["error"] = str(exc)
@@ -159,8 +174,12 @@ def device_info(device: str = "cpu") -> dict[str, Any]:
 
 def _nvidia_driver() -> str | None:
     try:
-        out = subprocess.run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
-                             capture_output=True, text=True, timeout=10)
+        out = subprocess.run(
+            ["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
         return out.stdout.strip().splitlines()[0] if out.returncode == 0 and out.stdout.strip() else None
     except (OSError, subprocess.SubprocessError, IndexError):
         return None
@@ -189,8 +208,11 @@ def clear_previous_run(step: str, out_dir: str | os.PathLike) -> list[str]:
         except (DataError, OSError):
             prev = None
         if isinstance(prev, dict) and prev.get("step") not in (None, step):
-            raise OutputError(f"{out} holds the record of a {prev.get('step')} step, which a {step} run there "
-                              f"would replace", "choose another output folder")
+            raise OutputError(
+                f"{out} holds the record of a {prev.get('step')} step, which a {step} run there "
+                f"would replace",
+                "choose another output folder",
+            )
         for entry in (prev.get("outputs") or {}).values() if isinstance(prev, dict) else ():
             name = str((entry or {}).get("path") or "") if isinstance(entry, dict) else ""
             if name and "/" not in name and name not in (".", ".."):
@@ -206,8 +228,14 @@ def clear_previous_run(step: str, out_dir: str | os.PathLike) -> list[str]:
 
 
 @contextlib.contextmanager
-def step_record(step: str, config: dict[str, Any], out_dir: str | os.PathLike, run_id: str | None = None,
-                device: str = "cpu", fresh: bool = True) -> Iterator[Record]:
+def step_record(
+    step: str,
+    config: dict[str, Any],
+    out_dir: str | os.PathLike,
+    run_id: str | None = None,
+    device: str = "cpu",
+    fresh: bool = True,
+) -> Iterator[Record]:
     """Open a record for one step; write ``out_dir/record.json`` atomically when the block ends.
 
     With ``fresh`` (the default) an earlier run's record and outputs in ``out_dir`` are removed first
@@ -239,8 +267,14 @@ def step_record(step: str, config: dict[str, Any], out_dir: str | os.PathLike, r
         write_json(out / RECORD_NAME, rec.to_dict())
 
 
-def record_refusal(exc: BaseException, step: str, config: dict[str, Any], out_dir: str | os.PathLike,
-                   run_id: str | None = None, device: str = "cpu") -> bool:
+def record_refusal(
+    exc: BaseException,
+    step: str,
+    config: dict[str, Any],
+    out_dir: str | os.PathLike,
+    run_id: str | None = None,
+    device: str = "cpu",
+) -> bool:
     """Write a ``failed`` record for a run its step refused before opening a record (batch or n_train
     larger than the split, an absent device), so a study's report shows the failure instead of losing it.
 
@@ -267,8 +301,10 @@ def find_records(root: str | os.PathLike) -> list[dict[str, Any]]:
     for p in sorted(Path(root).rglob(RECORD_NAME)):
         rec = read_json(p)
         if not isinstance(rec, dict):
-            raise DataError(f"{p}: not a record (a JSON {type(rec).__name__}, not an object)",
-                            "re-run the step that wrote it, or move it away")
+            raise DataError(
+                f"{p}: not a record (a JSON {type(rec).__name__}, not an object)",
+                "re-run the step that wrote it, or move it away",
+            )
         rec["_dir"] = str(p.parent)
         out.append(rec)
     return out

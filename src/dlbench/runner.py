@@ -35,8 +35,15 @@ class Outcome:
     failed_runs: list[str] = field(default_factory=list)
 
 
-def run_task(step: str, label: str, fn: Callable[..., Any], *args: Any,
-             refusals: Sequence[dict[str, Any]] = (), runs: list[str] | None = None, **kwargs: Any) -> Outcome:
+def run_task(
+    step: str,
+    label: str,
+    fn: Callable[..., Any],
+    *args: Any,
+    refusals: Sequence[dict[str, Any]] = (),
+    runs: list[str] | None = None,
+    **kwargs: Any,
+) -> Outcome:
     """``fn(*args, **kwargs)`` under the failure policy. Each of ``refusals`` (config, out_dir, run_id, device)
     is a run that, refused before opening its record, gets a failed one; ``runs`` names the runs the task
     holds (default: ``label``)."""
@@ -54,29 +61,54 @@ def run_data_task(task: DataTask, out: Path, log: Log) -> Outcome:
     from dlbench.data.step import run_data
 
     s = task.settings
-    return run_task("data", task.label, run_data, task.dataset, out, source=s.source, root=s.root, seed=task.seed,
-                    subsample=s.subsample, fractions=s.fractions, log=log, smoke=task.smoke,
-                    refusals=[{"config": task.config, "out_dir": out}])
+    return run_task(
+        "data",
+        task.label,
+        run_data,
+        task.dataset,
+        out,
+        source=s.source,
+        root=s.root,
+        seed=task.seed,
+        subsample=s.subsample,
+        fractions=s.fractions,
+        log=log,
+        smoke=task.smoke,
+        refusals=[{"config": task.config, "out_dir": out}],
+    )
 
 
-def run_train_task(task: TrainTask, data_root: Path, outs: list[Path], log: Log,
-                   keep_resume_checkpoint: bool = True) -> Outcome:
+def run_train_task(
+    task: TrainTask, data_root: Path, outs: list[Path], log: Log, keep_resume_checkpoint: bool = True
+) -> Outcome:
     """Train ``task`` (solo, or its configs as one fused model) on ``data_root/<dataset>/``, member ``i`` into
     ``outs[i]``. Without ``keep_resume_checkpoint`` a solo run's ``last.pt`` (optimizer state, several times
     the model) is dropped once the run ended."""
-    refusals = [{"config": c.model_dump(), "out_dir": o, "run_id": c.run_id, "device": c.device}
-                for c, o in zip(task.configs, outs, strict=True)]
+    refusals = [
+        {"config": c.model_dump(), "out_dir": o, "run_id": c.run_id, "device": c.device}
+        for c, o in zip(task.configs, outs, strict=True)
+    ]
     if task.fused:
         from dlbench.train.group import run_train_group
 
         configs = list(task.configs)
-        return run_task("train", task.label, run_train_group, configs, [data_root / c.dataset for c in configs],
-                        outs, log=log, refusals=refusals, runs=task.run_ids)
+        return run_task(
+            "train",
+            task.label,
+            run_train_group,
+            configs,
+            [data_root / c.dataset for c in configs],
+            outs,
+            log=log,
+            refusals=refusals,
+            runs=task.run_ids,
+        )
     from dlbench.train import run_train
 
     (cfg,), (out,) = task.configs, outs
-    outcome = run_task("train", cfg.run_id, run_train, cfg, data_root / cfg.dataset, out, log=log,
-                       refusals=refusals)
+    outcome = run_task(
+        "train", cfg.run_id, run_train, cfg, data_root / cfg.dataset, out, log=log, refusals=refusals
+    )
     if not keep_resume_checkpoint:
         _drop_resume_checkpoint(out)
     return outcome
@@ -96,16 +128,34 @@ def run_svm_task(task: SvmTask, data_root: Path, out: Path, log: Log) -> Outcome
     from dlbench.svm import run_svm
 
     cfg = task.config
-    return run_task("svm", cfg.run_id, run_svm, cfg, data_root / cfg.dataset, out, log=log,
-                    refusals=[{"config": cfg.model_dump(), "out_dir": out, "run_id": cfg.run_id}])
+    return run_task(
+        "svm",
+        cfg.run_id,
+        run_svm,
+        cfg,
+        data_root / cfg.dataset,
+        out,
+        log=log,
+        refusals=[{"config": cfg.model_dump(), "out_dir": out, "run_id": cfg.run_id}],
+    )
 
 
 def run_profile_task(task: ProfileTask, out: Path, log: Log) -> Outcome:
     """FLOPs and parameters into ``out`` (profile.csv, profile.json, record.json)."""
     from dlbench.profile import run_profile
 
-    return run_task("profile", task.label, run_profile, list(task.models), task.stem, list(task.input_sizes),
-                    task.batch_size, out, log=log, in_channels=list(task.in_channels))
+    return run_task(
+        "profile",
+        task.label,
+        run_profile,
+        list(task.models),
+        task.stem,
+        list(task.input_sizes),
+        task.batch_size,
+        out,
+        log=log,
+        in_channels=list(task.in_channels),
+    )
 
 
 def run_onnx_task(task: OnnxTask, train_root: Path, out_root: Path, log: Log) -> dict[str, Outcome]:
@@ -119,11 +169,26 @@ def run_onnx_task(task: OnnxTask, train_root: Path, out_root: Path, log: Log) ->
     for model in task.models:
         found = find_train_checkpoint(train_root, model, s.stem, s.input_size, s.in_channels)
         checkpoint = found[0] if found else None
-        log(f"onnx {model}: " + (f"exporting the best trained checkpoint {checkpoint} ({found[1].get('run_id')})"
-                                 if found else "no finished train run of it; exporting a freshly initialised model"))
-        outcomes[model] = run_task("onnx", model, onnx_step, s.config(model), out_root / model, checkpoint, log)
+        log(
+            f"onnx {model}: "
+            + (
+                f"exporting the best trained checkpoint {checkpoint} ({found[1].get('run_id')})"
+                if found
+                else "no finished train run of it; exporting a freshly initialised model"
+            )
+        )
+        outcomes[model] = run_task(
+            "onnx", model, onnx_step, s.config(model), out_root / model, checkpoint, log
+        )
     return outcomes
 
 
-__all__ = ["Outcome", "run_data_task", "run_onnx_task", "run_profile_task", "run_svm_task", "run_task",
-           "run_train_task"]
+__all__ = [
+    "Outcome",
+    "run_data_task",
+    "run_onnx_task",
+    "run_profile_task",
+    "run_svm_task",
+    "run_task",
+    "run_train_task",
+]

@@ -45,16 +45,22 @@ def list_runs(store: Store) -> list[dict[str, Any]]:
     for p in runs:
         base = f"{p}/" if p else ""
         try:
-            spec = yaml.safe_load(store.read_bytes(f"{base}spec.yaml")) or {} if f"{base}spec.yaml" in keys \
+            spec = (
+                yaml.safe_load(store.read_bytes(f"{base}spec.yaml")) or {}
+                if f"{base}spec.yaml" in keys
                 else {"name": "(steps)"}
+            )
         except Exception:  # noqa: BLE001
             spec = {}
-        records = [_read_json(store, k) for k in sorted(keys)
-                   if k.startswith(base) and k.endswith("/record.json")]
+        records = [
+            _read_json(store, k) for k in sorted(keys) if k.startswith(base) and k.endswith("/record.json")
+        ]
         failed = sum(1 for r in records if r.get("status") not in ("ok", None))
         running = sum(1 for r in records if r.get("status") == "running")
         report = _read_json(store, f"{base}report/record.json")
-        when = report.get("ended") or max((r.get("ended") or r.get("started") or "" for r in records), default="")
+        when = report.get("ended") or max(
+            (r.get("ended") or r.get("started") or "" for r in records), default=""
+        )
         if not report:
             status = "no report yet" if not running else f"{running} running"
         elif failed:
@@ -62,23 +68,36 @@ def list_runs(store: Store) -> list[dict[str, Any]]:
         else:
             status = "ok"
         html = f"{base}report/report.html"
-        out.append({
-            "name": p or ".", "spec": spec.get("name", "?") if isinstance(spec, dict) else "?",
-            "date": when[:16].replace("T", " "), "status": status, "records": len(records),
-            "kind": "pipeline run" if f"{base}{MANIFEST_NAME}" in keys else "study",
-            "report": store.describe(html) if html in keys else "",
-        })
+        out.append(
+            {
+                "name": p or ".",
+                "spec": spec.get("name", "?") if isinstance(spec, dict) else "?",
+                "date": when[:16].replace("T", " "),
+                "status": status,
+                "records": len(records),
+                "kind": "pipeline run" if f"{base}{MANIFEST_NAME}" in keys else "study",
+                "report": store.describe(html) if html in keys else "",
+            }
+        )
     out.sort(key=lambda r: r["date"], reverse=True)
     return out
 
 
 def format_runs(rows: list[dict[str, Any]]) -> str:
-    cols = [("name", "NAME"), ("spec", "SPEC"), ("date", "DATE (UTC)"), ("status", "STATUS"), ("report", "REPORT")]
+    cols = [
+        ("name", "NAME"),
+        ("spec", "SPEC"),
+        ("date", "DATE (UTC)"),
+        ("status", "STATUS"),
+        ("report", "REPORT"),
+    ]
     table = [[h for _, h in cols]] + [[str(r[k]) for k, _ in cols] for r in rows]
     widths = [max(len(row[i]) for row in table) for i in range(len(cols) - 1)]
     lines = []
     for row in table:
-        lines.append("  ".join(cell.ljust(w) for cell, w in zip(row[:-1], widths, strict=False)) + "  " + row[-1])
+        lines.append(
+            "  ".join(cell.ljust(w) for cell, w in zip(row[:-1], widths, strict=False)) + "  " + row[-1]
+        )
     return "\n".join(line.rstrip() for line in lines)
 
 

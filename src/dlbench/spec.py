@@ -58,9 +58,14 @@ from dlbench.errors import SpecError
 class DataSpec(_Strict):
     datasets: list[DatasetName] = Field(default=["fashion-mnist"], min_length=1)
     source: DataSource = "auto"
-    root: str | None = Field(default=None, description="folder of IDX files, or the store `dlbench data push` put "
-                             "them in (s3://bucket/datasets); default: search known places")
-    subsample: int | None = Field(default=None, gt=0, description="stratified subsample of all images before the split")
+    root: str | None = Field(
+        default=None,
+        description="folder of IDX files, or the store `dlbench data push` put "
+        "them in (s3://bucket/datasets); default: search known places",
+    )
+    subsample: int | None = Field(
+        default=None, gt=0, description="stratified subsample of all images before the split"
+    )
     fractions: tuple[float, float, float] = (0.7, 0.1, 0.2)
 
     @field_validator("fractions")
@@ -78,12 +83,16 @@ class DataSpec(_Strict):
         if self.subsample is None:
             return self
         if self.subsample > DATASET_IMAGES:
-            raise ValueError(f"subsample {self.subsample:,} is larger than the datasets "
-                             f"({DATASET_IMAGES:,} images each); use at most {DATASET_IMAGES:,} or leave it out")
+            raise ValueError(
+                f"subsample {self.subsample:,} is larger than the datasets "
+                f"({DATASET_IMAGES:,} images each); use at most {DATASET_IMAGES:,} or leave it out"
+            )
         if min(part_sizes(self.subsample, self.fractions)) < NUM_CLASSES:
             least = smallest_total(self.fractions, NUM_CLASSES)
-            raise ValueError(f"subsample {self.subsample:,} split {'/'.join(f'{f:g}' for f in self.fractions)} "
-                             f"leaves a part with fewer images than the {NUM_CLASSES} classes; use at least {least:,}")
+            raise ValueError(
+                f"subsample {self.subsample:,} split {'/'.join(f'{f:g}' for f in self.fractions)} "
+                f"leaves a part with fewer images than the {NUM_CLASSES} classes; use at least {least:,}"
+            )
         return self
 
 
@@ -100,34 +109,53 @@ def _one(field) -> tuple[Any, Any]:
 
 
 # Grid list name -> TrainConfig field, for every field the grids list (``in_spec="grid"``), in field order.
-GRID_AXES = {("models" if name == "model" else name): name
-             for name, f in TrainConfig.model_fields.items() if spec_place(f) == "grid"}
+GRID_AXES = {
+    ("models" if name == "model" else name): name
+    for name, f in TrainConfig.model_fields.items()
+    if spec_place(f) == "grid"
+}
 # TrainConfig fields set once under ``train:`` (``in_spec="train"``).
 TRAIN_SETTINGS = tuple(name for name, f in TrainConfig.model_fields.items() if spec_place(f) == "train")
 
 TrainGrid = create_model(
-    "TrainGrid", __base__=_Strict, __module__=__name__,
+    "TrainGrid",
+    __base__=_Strict,
+    __module__=__name__,
     __doc__="One grid: every list is an axis; the runs are their Cartesian product (the axes are the "
-            "TrainConfig fields marked ``grid``).",
+    "TrainConfig fields marked ``grid``).",
     name=(str, "grid"),
     datasets=(list[DatasetName] | None, Field(default=None, description="default: data.datasets")),
     **{axis: _axis(TrainConfig.model_fields[name]) for axis, name in GRID_AXES.items()},
-    fuse=(bool | None, Field(default=None,
-                             description="with train.fuse: false keeps this grid's runs solo, true fuses them even "
-                                         "where they compare timings; default: solo when the grid varies device, "
-                                         "engine or pin_memory (its timing is the point)")),
+    fuse=(
+        bool | None,
+        Field(
+            default=None,
+            description="with train.fuse: false keeps this grid's runs solo, true fuses them even "
+            "where they compare timings; default: solo when the grid varies device, "
+            "engine or pin_memory (its timing is the point)",
+        ),
+    ),
 )
 
 TrainSpec = create_model(
-    "TrainSpec", __base__=_Strict, __module__=__name__,
+    "TrainSpec",
+    __base__=_Strict,
+    __module__=__name__,
     __doc__="The ``train:`` section: the TrainConfig fields marked ``train``, the grids and fusion.",
     **{name: _one(TrainConfig.model_fields[name]) for name in TRAIN_SETTINGS},
     grids=(list[TrainGrid], Field(default_factory=lambda: [TrainGrid()])),
-    fuse=(bool | None, Field(default=None,
-                             description="train compatible GPU runs as fused groups (one model, one task per "
-                                         "group); default: off (dlbench study --fuse turns it on)")),
-    fuse_max_members=(int | None, Field(default=None, gt=0, description=f"most runs in one fused group; "
-                                                                        f"default {8}")),
+    fuse=(
+        bool | None,
+        Field(
+            default=None,
+            description="train compatible GPU runs as fused groups (one model, one task per "
+            "group); default: off (dlbench study --fuse turns it on)",
+        ),
+    ),
+    fuse_max_members=(
+        int | None,
+        Field(default=None, gt=0, description=f"most runs in one fused group; default {8}"),
+    ),
 )
 
 
@@ -140,8 +168,11 @@ class StudySpec(_Strict):
     name: str = "study"
     description: str = ""
     seed: int = Field(default=0, ge=0)
-    smoke: bool = Field(default=False, description="a smoke run (set by --smoke, see smoke_spec): every run on the "
-                                                   "CPU, its planned settings kept in the config's `planned`")
+    smoke: bool = Field(
+        default=False,
+        description="a smoke run (set by --smoke, see smoke_spec): every run on the "
+        "CPU, its planned settings kept in the config's `planned`",
+    )
     data: DataSpec = DataSpec()
     train: TrainSpec = TrainSpec()
     svm: SvmSpec = SvmSpec()
@@ -153,8 +184,9 @@ class StudySpec(_Strict):
         for i, g in enumerate(self.train.grids):
             extra = set(g.datasets or []) - set(self.data.datasets)
             if extra:
-                raise ValueError(f"train.grids.{i}.datasets: {sorted(extra)} not in data.datasets "
-                                 f"{self.data.datasets}")
+                raise ValueError(
+                    f"train.grids.{i}.datasets: {sorted(extra)} not in data.datasets {self.data.datasets}"
+                )
         return self
 
     def model_names(self) -> list[str]:
@@ -166,6 +198,7 @@ class StudySpec(_Strict):
 
 
 # --------------------------------------------------------------------------- expansion
+
 
 def expand_train(spec: StudySpec) -> list[TrainConfig]:
     """Every training run of the spec: the union of each grid's product, deduplicated, in order."""
@@ -183,8 +216,10 @@ def expand_grids(spec: StudySpec) -> dict[str, list[TrainConfig]]:
     shared = {name: getattr(t, name) for name in TRAIN_SETTINGS}
     for g in t.grids:
         runs = out.setdefault(g.name, [])
-        axes = {"dataset": g.datasets or spec.data.datasets,
-                **{name: getattr(g, axis) for axis, name in GRID_AXES.items()}}
+        axes = {
+            "dataset": g.datasets or spec.data.datasets,
+            **{name: getattr(g, axis) for axis, name in GRID_AXES.items()},
+        }
         for values in itertools.product(*axes.values()):
             cfg = TrainConfig(**dict(zip(axes, values, strict=True)), **shared, seed=spec.seed)
             if spec.smoke:
@@ -230,7 +265,16 @@ def smoke_spec(spec: StudySpec, images: int = SMOKE_IMAGES, steps: int = SMOKE_S
 FUSE_MAX_MEMBERS = 8
 # Fields the members of a fused group may differ in (dlbench.train.fused.MEMBER_FIELDS; every other field
 # of TrainConfig is shared by the group).
-FUSE_MEMBER_FIELDS = ("dataset", "lr", "momentum", "weight_decay", "seed", "engine", "pin_memory", "num_workers")
+FUSE_MEMBER_FIELDS = (
+    "dataset",
+    "lr",
+    "momentum",
+    "weight_decay",
+    "seed",
+    "engine",
+    "pin_memory",
+    "num_workers",
+)
 
 
 def _timing_grid(g: TrainGrid) -> bool:
@@ -253,7 +297,9 @@ def fuse_key(config: TrainConfig) -> tuple | None:
     return tuple((k, v) for k, v in sorted(config.model_dump().items()) if k not in FUSE_MEMBER_FIELDS)
 
 
-def train_tasks(spec: StudySpec, fuse: bool | None = None, max_members: int | None = None) -> list[list[TrainConfig]]:
+def train_tasks(
+    spec: StudySpec, fuse: bool | None = None, max_members: int | None = None
+) -> list[list[TrainConfig]]:
     """The spec's training runs as the tasks that train them, in the order of :func:`expand_train`: a
     task of one run trains solo, a task of several trains them as one fused model.
 
@@ -304,11 +350,21 @@ def expand_svm(spec: StudySpec) -> list[SvmConfig]:
     s = spec.svm
     out: dict[str, SvmConfig] = {}
     for ds, backend, kernel in itertools.product(spec.data.datasets, s.backends, s.kernels):
-        cfg = SvmConfig(dataset=ds, backend=backend, kernel=kernel, seed=spec.seed,
-                        **s.model_dump(include=set(SvmSettings.model_fields)))
+        cfg = SvmConfig(
+            dataset=ds,
+            backend=backend,
+            kernel=kernel,
+            seed=spec.seed,
+            **s.model_dump(include=set(SvmSettings.model_fields)),
+        )
         if spec.smoke:
-            cfg = cfg.model_copy(update={"smoke": True, "backend": "sklearn",
-                                         **({"planned": {"backend": backend}} if backend != "sklearn" else {})})
+            cfg = cfg.model_copy(
+                update={
+                    "smoke": True,
+                    "backend": "sklearn",
+                    **({"planned": {"backend": backend}} if backend != "sklearn" else {}),
+                }
+            )
         out.setdefault(cfg.run_id, cfg)
     return list(out.values())
 
@@ -317,20 +373,27 @@ def require_runs(spec: StudySpec) -> tuple[list[TrainConfig], list[SvmConfig]]:
     """The spec's train and SVM runs; a SpecError when there are none, checked before any work."""
     train, svm = expand_train(spec), expand_svm(spec)
     if not train and not svm:
-        raise SpecError(f"spec {spec.name!r} expands to zero train runs and zero SVM runs",
-                        "give train.grids at least one grid, or svm.backends and svm.kernels at least one entry")
+        raise SpecError(
+            f"spec {spec.name!r} expands to zero train runs and zero SVM runs",
+            "give train.grids at least one grid, or svm.backends and svm.kernels at least one entry",
+        )
     return train, svm
 
 
 # --------------------------------------------------------------------------- loading
 
+
 def preset_names() -> list[str]:
-    return sorted(p.name[:-5] for p in resources.files("dlbench.presets").iterdir() if p.name.endswith(".yaml"))
+    return sorted(
+        p.name[:-5] for p in resources.files("dlbench.presets").iterdir() if p.name.endswith(".yaml")
+    )
 
 
 def _read_spec_text(name_or_path: str) -> tuple[str, str]:
     if name_or_path in preset_names():
-        return f"{name_or_path}.yaml", (resources.files("dlbench.presets") / f"{name_or_path}.yaml").read_text()
+        return f"{name_or_path}.yaml", (
+            resources.files("dlbench.presets") / f"{name_or_path}.yaml"
+        ).read_text()
     p = Path(name_or_path)
     if not p.is_file():
         raise SpecError(f"spec {name_or_path!r} is neither a preset ({', '.join(preset_names())}) nor a file")
@@ -358,8 +421,10 @@ def load_spec(name_or_path: str) -> StudySpec:
     except yaml.YAMLError as exc:
         raise SpecError(f"spec {source}: not valid YAML: {' '.join(str(exc).split())}") from None
     if not data:
-        raise SpecError(f"spec {source} is empty", "give at least a name and the parts to run, or use a preset: "
-                        + ", ".join(preset_names()))
+        raise SpecError(
+            f"spec {source} is empty",
+            "give at least a name and the parts to run, or use a preset: " + ", ".join(preset_names()),
+        )
     return parse_spec(data, source)
 
 
@@ -374,5 +439,7 @@ def check_local_inputs(spec: StudySpec, source: str = "<spec>") -> None:
         p = Path(root)
         if not p.is_dir():
             why = "is a file, not a folder" if p.exists() else "does not exist"
-            raise SpecError(f"spec {source}: data.root {root!r} {why}",
-                            "give the folder holding the IDX files, or leave data.root out to search known places")
+            raise SpecError(
+                f"spec {source}: data.root {root!r} {why}",
+                "give the folder holding the IDX files, or leave data.root out to search known places",
+            )

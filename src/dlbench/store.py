@@ -135,8 +135,14 @@ class Store(ABC):
     def describe(self, key: str = "") -> str:
         return f"{self.url.rstrip('/')}/{key}" if key else self.url
 
-    def get_file(self, key: str, path: str | os.PathLike, sha256: str | None = None, size: int | None = None,
-                 progress: Progress | None = None) -> Path:
+    def get_file(
+        self,
+        key: str,
+        path: str | os.PathLike,
+        sha256: str | None = None,
+        size: int | None = None,
+        progress: Progress | None = None,
+    ) -> Path:
         """Download ``key`` to ``path`` and verify it; an interrupted download resumes from its ``.part``.
 
         The expected SHA-256 is ``sha256`` if given (e.g. from a manifest), else the one stored with the
@@ -148,8 +154,10 @@ class Store(ABC):
             raise StoreError(f"{self.describe(key)} does not exist")
         expected = sha256 or meta.sha256
         if size is not None and meta.size != size:
-            raise ChecksumMismatch(f"{self.describe(key)} has {meta.size:,} bytes, expected {size:,}",
-                                   "the object changed or was not fully written; upload it again")
+            raise ChecksumMismatch(
+                f"{self.describe(key)} has {meta.size:,} bytes, expected {size:,}",
+                "the object changed or was not fully written; upload it again",
+            )
         path.parent.mkdir(parents=True, exist_ok=True)
         part = path.with_name(path.name + PART_SUFFIX)
         for attempt in (1, 2):
@@ -177,9 +185,13 @@ class Store(ABC):
                 continue  # the resumed part may have come from an older object: once more from scratch
             raise ChecksumMismatch(
                 f"{self.describe(key)}: downloaded bytes do not match "
-                + (f"SHA-256 {expected[:12]}… (got {got[:12]}…)" if got_size == meta.size else
-                   f"size {meta.size:,} (got {got_size:,})"),
-                "the stored object is corrupt or changed while reading; upload it again")
+                + (
+                    f"SHA-256 {expected[:12]}… (got {got[:12]}…)"
+                    if got_size == meta.size
+                    else f"size {meta.size:,} (got {got_size:,})"
+                ),
+                "the stored object is corrupt or changed while reading; upload it again",
+            )
         raise AssertionError("unreachable")
 
     def read_bytes(self, key: str) -> bytes:
@@ -187,8 +199,13 @@ class Store(ABC):
             raise StoreError(f"{self.describe(key)} does not exist")
         return b"".join(self._read(key, 0))
 
-    def put_tree(self, local_dir: str | os.PathLike, prefix: str, progress: bool | None = None,
-                 log: Callable[[str], Any] | None = None) -> dict[str, Any]:
+    def put_tree(
+        self,
+        local_dir: str | os.PathLike,
+        prefix: str,
+        progress: bool | None = None,
+        log: Callable[[str], Any] | None = None,
+    ) -> dict[str, Any]:
         """Upload every file below ``local_dir`` to ``prefix/``, then ``prefix/MANIFEST.json`` last."""
         root = Path(local_dir)
         if not root.is_dir():
@@ -214,8 +231,10 @@ class Store(ABC):
     def read_manifest(self, prefix: str) -> dict[str, Any]:
         key = join_key(prefix, MANIFEST_NAME)
         if not self.exists(key):
-            raise StoreError(f"{self.describe(key)} does not exist",
-                             "the upload did not finish, or this is not a run folder")
+            raise StoreError(
+                f"{self.describe(key)} does not exist",
+                "the upload did not finish, or this is not a run folder",
+            )
         try:
             manifest = json.loads(self.read_bytes(key))
         except ValueError as exc:
@@ -224,9 +243,14 @@ class Store(ABC):
             raise StoreError(f"{self.describe(key)} is not a dlbench manifest")
         return manifest
 
-    def get_tree(self, prefix: str, local_dir: str | os.PathLike,
-                 select: Callable[[str], bool] | None = None, progress: bool | None = None,
-                 log: Callable[[str], Any] | None = None) -> dict[str, Any]:
+    def get_tree(
+        self,
+        prefix: str,
+        local_dir: str | os.PathLike,
+        select: Callable[[str], bool] | None = None,
+        progress: bool | None = None,
+        log: Callable[[str], Any] | None = None,
+    ) -> dict[str, Any]:
         """Download the files of ``prefix/MANIFEST.json`` (those ``select`` keeps) into ``local_dir``.
 
         Resumable: files already there with the right SHA-256 are skipped, partial ``.part`` files
@@ -247,18 +271,34 @@ class Store(ABC):
         total = sum(e["bytes"] for e in todo)
         with _bar(total, f"fetch {self.describe(prefix)}", progress) as tick:
             for e in todo:
-                self.get_file(join_key(prefix, e["path"]), out / e["path"], sha256=e["sha256"], size=e["bytes"],
-                              progress=tick)
+                self.get_file(
+                    join_key(prefix, e["path"]),
+                    out / e["path"],
+                    sha256=e["sha256"],
+                    size=e["bytes"],
+                    progress=tick,
+                )
         out.mkdir(parents=True, exist_ok=True)
         kept = {e["path"] for e in files}
-        local = {**manifest, "files": files, "total_bytes": sum(e["bytes"] for e in files),
-                 "left_out": [e["path"] for e in manifest["files"] if e["path"] not in kept]}
+        local = {
+            **manifest,
+            "files": files,
+            "total_bytes": sum(e["bytes"] for e in files),
+            "left_out": [e["path"] for e in manifest["files"] if e["path"] not in kept],
+        }
         (out / MANIFEST_NAME).write_text(json.dumps(local, indent=2, allow_nan=False) + "\n")
-        summary = {"downloaded": len(todo), "skipped": skipped, "bytes": total, "files": len(files),
-                   "left_out": len(manifest["files"]) - len(files)}
+        summary = {
+            "downloaded": len(todo),
+            "skipped": skipped,
+            "bytes": total,
+            "files": len(files),
+            "left_out": len(manifest["files"]) - len(files),
+        }
         if log:
-            log(f"fetched {len(todo)} files ({total:,} bytes), {skipped} already present and verified, "
-                f"into {out}")
+            log(
+                f"fetched {len(todo)} files ({total:,} bytes), {skipped} already present and verified, "
+                f"into {out}"
+            )
         return summary
 
 
@@ -281,8 +321,15 @@ class _bar:
         if self.enabled and self.total:
             from tqdm import tqdm
 
-            self._tqdm = tqdm(total=self.total, desc=self.desc, unit="B", unit_scale=True, unit_divisor=1024,
-                              leave=False, dynamic_ncols=True)
+            self._tqdm = tqdm(
+                total=self.total,
+                desc=self.desc,
+                unit="B",
+                unit_scale=True,
+                unit_divisor=1024,
+                leave=False,
+                dynamic_ncols=True,
+            )
             return self._tqdm.update
         return lambda n: None
 
@@ -303,8 +350,12 @@ def build_manifest(root: str | os.PathLike, files: Iterable[Path] | None = None)
         if rel == MANIFEST_NAME or rel.endswith(PART_SUFFIX):
             continue
         entries.append({"path": rel, "bytes": p.stat().st_size, "sha256": sha256_file(p)})
-    return {"format": MANIFEST_FORMAT, "created": now_iso(), "files": entries,
-            "total_bytes": sum(e["bytes"] for e in entries)}
+    return {
+        "format": MANIFEST_FORMAT,
+        "created": now_iso(),
+        "files": entries,
+        "total_bytes": sum(e["bytes"] for e in entries),
+    }
 
 
 def write_manifest(root: str | os.PathLike) -> Path:
@@ -334,7 +385,7 @@ BACKENDS: dict[str, type[Store]] = {}  # URL scheme -> backend class (register_s
 
 # Backends outside src/, imported when their scheme is first opened (they register themselves):
 # URL scheme -> (module, what it needs, how to install that).
-BACKEND_MODULES = {"s3": ("stores.s3", "the minio SDK", "pip install 'dlbench[kfp]'")}
+BACKEND_MODULES = {"s3": ("dlbench_kfp.stores.s3", "the minio SDK", "pip install 'dlbench[kfp]'")}
 
 
 def register_store_backend(cls: type[Store]) -> type[Store]:
@@ -351,7 +402,9 @@ def store_backend(scheme: str) -> type[Store] | None:
         try:
             importlib.import_module(module)
         except ImportError as exc:
-            raise StoreError(f"the {scheme}:// store needs {needs} ({exc.name} is not importable)", install) from None
+            raise StoreError(
+                f"the {scheme}:// store needs {needs} ({exc.name} is not importable)", install
+            ) from None
     return BACKENDS.get(scheme)
 
 
@@ -406,8 +459,10 @@ class LocalStore(Store):
                 os.fsync(fo.fileno())
             got = sha256_file(tmp)
             if got != want:
-                raise ChecksumMismatch(f"{self.describe(key)}: written bytes do not match {src} "
-                                       f"(SHA-256 {got[:12]}… vs {want[:12]}…)")
+                raise ChecksumMismatch(
+                    f"{self.describe(key)}: written bytes do not match {src} "
+                    f"(SHA-256 {got[:12]}… vs {want[:12]}…)"
+                )
             os.replace(tmp, dest)
         except OSError as exc:
             raise StoreError(f"could not write {self.describe(key)}: {exc.strerror or exc}") from None
@@ -458,24 +513,39 @@ def find_run(store: Store, run: str) -> str:
         raise StoreError("empty run name")
     if store.exists(join_key(run, MANIFEST_NAME)):
         return run
-    hits = sorted({o.key[: -len(MANIFEST_NAME) - 1] for o in store.list()
-                   if o.key.endswith("/" + MANIFEST_NAME) and f"/{run}/" in f"/{o.key}"})
+    hits = sorted(
+        {
+            o.key[: -len(MANIFEST_NAME) - 1]
+            for o in store.list()
+            if o.key.endswith("/" + MANIFEST_NAME) and f"/{run}/" in f"/{o.key}"
+        }
+    )
     if len(hits) == 1:
         return hits[0]
     if not hits:
-        raise StoreError(f"no run {run!r} in {store.describe()}: no {run}/{MANIFEST_NAME} and no bundle below "
-                         f"a folder named {run}",
-                         "check the run name (dlbench run --local prints it) and the store URL")
-    raise StoreError(f"run {run!r} matches {len(hits)} bundles in {store.describe()}: {', '.join(hits[:5])}",
-                     "pass the full prefix of the one you want")
+        raise StoreError(
+            f"no run {run!r} in {store.describe()}: no {run}/{MANIFEST_NAME} and no bundle below "
+            f"a folder named {run}",
+            "check the run name (dlbench run --local prints it) and the store URL",
+        )
+    raise StoreError(
+        f"run {run!r} matches {len(hits)} bundles in {store.describe()}: {', '.join(hits[:5])}",
+        "pass the full prefix of the one you want",
+    )
 
 
 def is_model_path(path: str) -> bool:
     return path.startswith("models/") or path.endswith(BINARY_SUFFIXES)
 
 
-def fetch_run(store: Store, run: str, to: str | os.PathLike, models: bool = False, progress: bool | None = None,
-              log: Callable[[str], Any] | None = None) -> dict[str, Any]:
+def fetch_run(
+    store: Store,
+    run: str,
+    to: str | os.PathLike,
+    models: bool = False,
+    progress: bool | None = None,
+    log: Callable[[str], Any] | None = None,
+) -> dict[str, Any]:
     """Download a run's report and records (and with ``models`` its weights) into ``to``, verified."""
     prefix = find_run(store, run)
     select = None if models else (lambda p: not is_model_path(p))

@@ -51,8 +51,13 @@ def _resolved(spec: StudySpec) -> dict:
     return json.loads(spec.model_dump_json())
 
 
-def prepare_out(spec: StudySpec, out_dir: str | os.PathLike, resume: bool = False, overwrite: bool = False,
-                flag: str = "--out") -> str:
+def prepare_out(
+    spec: StudySpec,
+    out_dir: str | os.PathLike,
+    resume: bool = False,
+    overwrite: bool = False,
+    flag: str = "--out",
+) -> str:
     """Check ``out_dir`` before any work: ``"new"`` (absent or empty), ``"resume"`` (it holds this study and
     ``resume``), ``"overwrite"`` (it held a study and was emptied). Anything else raises
     :class:`StudyFolderError` and changes nothing."""
@@ -67,33 +72,45 @@ def prepare_out(spec: StudySpec, out_dir: str | os.PathLike, resume: bool = Fals
         return "new"
     held = out / SPEC_NAME
     if not held.is_file():
-        raise StudyFolderError(f"{flag} {out} is not empty and holds no study (no {SPEC_NAME})",
-                               f"choose an empty or new folder with {flag}")
+        raise StudyFolderError(
+            f"{flag} {out} is not empty and holds no study (no {SPEC_NAME})",
+            f"choose an empty or new folder with {flag}",
+        )
     try:
         old = yaml.safe_load(held.read_text()) or {}
     except yaml.YAMLError:
         old = {}
     old_name = old.get("name") if isinstance(old, dict) else None
     new = _resolved(spec)
-    done = sum(record_ok(d) for step in ("train", "svm") if (out / step).is_dir() for d in (out / step).iterdir())
+    done = sum(
+        record_ok(d) for step in ("train", "svm") if (out / step).is_dir() for d in (out / step).iterdir()
+    )
     if overwrite:
         shutil.rmtree(out)
         return "overwrite"
     if old_name != spec.name:
-        raise StudyFolderError(f"{flag} {out} holds another study, {old_name!r}, not {spec.name!r}",
-                               f"choose another {flag} (the default is {default_out(spec)}), or add --overwrite "
-                               "to replace it")
+        raise StudyFolderError(
+            f"{flag} {out} holds another study, {old_name!r}, not {spec.name!r}",
+            f"choose another {flag} (the default is {default_out(spec)}), or add --overwrite to replace it",
+        )
     if not resume:
-        raise StudyFolderError(f"{flag} {out} already holds study {spec.name!r} ({done} runs done)",
-                               "add --resume to skip the runs already done, --overwrite to start again, or choose "
-                               f"another {flag}")
+        raise StudyFolderError(
+            f"{flag} {out} already holds study {spec.name!r} ({done} runs done)",
+            "add --resume to skip the runs already done, --overwrite to start again, or choose "
+            f"another {flag}",
+        )
     if old.get("data") != new["data"] or old.get("seed") != new["seed"]:
-        raise StudyFolderError(f"{flag} {out} holds study {spec.name!r} with other data settings or seed; resuming "
-                               "would mix two splits", "add --overwrite to start again, or choose another " + flag)
+        raise StudyFolderError(
+            f"{flag} {out} holds study {spec.name!r} with other data settings or seed; resuming "
+            "would mix two splits",
+            "add --overwrite to start again, or choose another " + flag,
+        )
     return "resume"
 
 
-def run_study(spec: StudySpec, out_dir: str | os.PathLike, resume: bool = False, fuse: bool | None = None) -> dict:
+def run_study(
+    spec: StudySpec, out_dir: str | os.PathLike, resume: bool = False, fuse: bool | None = None
+) -> dict:
     """Run every task of the spec's plan (:func:`dlbench.plan.build_plan`) into ``out_dir``, laid out as
     :class:`dlbench.layout.StudyLayout` says; return a summary {step: {ok: n, failed: [...], skipped: n}}.
 
@@ -115,18 +132,24 @@ def run_study(spec: StudySpec, out_dir: str | os.PathLike, resume: bool = False,
         walk.train(task, lay, data_ok)
     for task in plan.svm:
         walk.svm(task, lay, data_ok)
-    walk.header("profile", ", ".join(plan.profile.models) + " at "
-                + ", ".join(str(s) for s in plan.profile.input_sizes) + " px")
+    walk.header(
+        "profile",
+        ", ".join(plan.profile.models) + " at " + ", ".join(str(s) for s in plan.profile.input_sizes) + " px",
+    )
     walk.count("profile", run_profile_task(plan.profile, lay.profile, get_logger("dlbench.profile").info))
     walk.header("onnx", ", ".join(plan.onnx.models))
-    for outcome in run_onnx_task(plan.onnx, lay.runs("train"), lay.onnx_root, get_logger("dlbench.onnx").info).values():
+    for outcome in run_onnx_task(
+        plan.onnx, lay.runs("train"), lay.onnx_root, get_logger("dlbench.onnx").info
+    ).values():
         walk.count("onnx", outcome)
     write_index(lay.root)
     from dlbench.report import run_report
 
     walk.header("report")
-    walk.count("report", run_task("report", "report", run_report, lay.root, lay.report,
-                                  log=get_logger("dlbench.report").info))
+    walk.count(
+        "report",
+        run_task("report", "report", run_report, lay.root, lay.report, log=get_logger("dlbench.report").info),
+    )
     return walk.summary
 
 
@@ -168,12 +191,16 @@ class _Walk:
             self.header("data", task.dataset, note=self.KEPT)
             return True
         self.header("data", task.dataset)
-        return self.count("data", run_data_task(task, lay.data(task.dataset), get_logger("dlbench.data").info))
+        return self.count(
+            "data", run_data_task(task, lay.data(task.dataset), get_logger("dlbench.data").info)
+        )
 
     def train(self, task: TrainTask, lay: StudyLayout, data_ok: dict[str, bool]) -> None:
         todo = []
         for cfg in task.configs:
-            what = describe_config("train", cfg.model_dump()) + (f" (fused x{len(task.configs)})" if task.fused else "")
+            what = describe_config("train", cfg.model_dump()) + (
+                f" (fused x{len(task.configs)})" if task.fused else ""
+            )
             if self.kept("train", lay.run("train", cfg.run_id)):
                 self.header("train", what, cfg.run_id, self.KEPT)
                 continue
@@ -182,13 +209,20 @@ class _Walk:
         missing = sorted({c.dataset for c in todo if not data_ok.get(c.dataset)})
         if missing:
             for cfg in todo:
-                log.warning(f"train {cfg.run_id} skipped: the data step for {', '.join(missing)} did not succeed")
+                log.warning(
+                    f"train {cfg.run_id} skipped: the data step for {', '.join(missing)} did not succeed"
+                )
             return
         if todo:
             task = TrainTask(tuple(todo))
             # a smoke run's resume checkpoint (weights and optimizer state, 130-280 MB) is of no use
-            outcome = run_train_task(task, lay.data_root, [lay.run("train", c.run_id) for c in todo],
-                                     get_logger("dlbench.train").info, keep_resume_checkpoint=not todo[0].smoke)
+            outcome = run_train_task(
+                task,
+                lay.data_root,
+                [lay.run("train", c.run_id) for c in todo],
+                get_logger("dlbench.train").info,
+                keep_resume_checkpoint=not todo[0].smoke,
+            )
             self.count("train", outcome, runs=len(todo))
 
     def svm(self, task: SvmTask, lay: StudyLayout, data_ok: dict[str, bool]) -> None:
@@ -201,4 +235,7 @@ class _Walk:
         if not data_ok.get(cfg.dataset):
             log.warning(f"svm {cfg.run_id} skipped: the data step for {cfg.dataset} did not succeed")
             return
-        self.count("svm", run_svm_task(task, lay.data_root, lay.run("svm", cfg.run_id), get_logger("dlbench.svm").info))
+        self.count(
+            "svm",
+            run_svm_task(task, lay.data_root, lay.run("svm", cfg.run_id), get_logger("dlbench.svm").info),
+        )

@@ -71,8 +71,14 @@ class Stopwatch:
             self.read()
 
 
-def time_callable(fn: Callable[[], Any], *, warmup: int = 5, iterations: int = 30, batch_size: int = 1,
-                  sync: Callable[[], Any] | None = None) -> Timing:
+def time_callable(
+    fn: Callable[[], Any],
+    *,
+    warmup: int = 5,
+    iterations: int = 30,
+    batch_size: int = 1,
+    sync: Callable[[], Any] | None = None,
+) -> Timing:
     """Call ``fn`` ``warmup`` times untimed, then ``iterations`` times timed one by one."""
     if warmup < 0:
         raise ValueError(f"warmup must be >= 0 (got {warmup})")
@@ -94,10 +100,16 @@ def time_callable(fn: Callable[[], Any], *, warmup: int = 5, iterations: int = 3
     p50, p90, p99 = (float(v) for v in np.percentile(arr, [50, 90, 99]))
     total_s = float(arr.sum()) / 1e3
     return Timing(
-        warmup=warmup, iterations=iterations, batch_size=batch_size,
-        p50_ms=p50, p90_ms=p90, p99_ms=p99,
-        mean_ms=float(arr.mean()), std_ms=statistics.stdev(samples) if len(samples) > 1 else 0.0,
-        min_ms=float(arr.min()), max_ms=float(arr.max()),
+        warmup=warmup,
+        iterations=iterations,
+        batch_size=batch_size,
+        p50_ms=p50,
+        p90_ms=p90,
+        p99_ms=p99,
+        mean_ms=float(arr.mean()),
+        std_ms=statistics.stdev(samples) if len(samples) > 1 else 0.0,
+        min_ms=float(arr.min()),
+        max_ms=float(arr.max()),
         throughput_ips=batch_size * iterations / max(total_s, 1e-12),
         samples_ms=samples,
     )

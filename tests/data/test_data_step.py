@@ -22,8 +22,12 @@ def test_split_files_and_manifest(idx_folder, tmp_path):
     split = load_split(out / "split.npz")
     assert [len(split[f"y_{p}"]) for p in ("train", "val", "test")] == [280, 40, 80]
     assert manifest["parts"]["train"]["class_counts"] == [28] * 10
-    assert set(manifest["inputs"]) == {"train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
-                                       "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"}
+    assert set(manifest["inputs"]) == {
+        "train-images-idx3-ubyte.gz",
+        "train-labels-idx1-ubyte.gz",
+        "t10k-images-idx3-ubyte.gz",
+        "t10k-labels-idx1-ubyte.gz",
+    }
     rec = json.loads((out / "record.json").read_text())
     assert rec["step"] == "data" and rec["status"] == "ok"
     assert rec["outputs"]["split"]["sha256"] == manifest["outputs"]["split.npz"]["sha256"]
@@ -61,11 +65,24 @@ def _cli(*args):
 @pytest.mark.parametrize("case", ["unknown-dataset", "missing-folder", "bad-magic", "truncated", "swapped"])
 def test_cli_bad_input_is_one_line_and_writes_nothing(idx_folder, tmp_path, case):
     out = tmp_path / "out"
-    args = ["data", "--dataset", "fashion-mnist", "--out", str(out), "--source", "idx", "--root", str(idx_folder)]
-    expect = {"unknown-dataset": "invalid choice: 'cifar10'", "missing-folder": "data folder not found",
-              "bad-magic": "train-images-idx3-ubyte.gz: wrong magic number",
-              "truncated": "train-labels-idx1-ubyte.gz: corrupt or truncated gzip",
-              "swapped": "t10k-images-idx3-ubyte.gz: wrong magic number 0x00000801 (an IDX labels file), not images"}[case]
+    args = [
+        "data",
+        "--dataset",
+        "fashion-mnist",
+        "--out",
+        str(out),
+        "--source",
+        "idx",
+        "--root",
+        str(idx_folder),
+    ]
+    expect = {
+        "unknown-dataset": "invalid choice: 'cifar10'",
+        "missing-folder": "data folder not found",
+        "bad-magic": "train-images-idx3-ubyte.gz: wrong magic number",
+        "truncated": "train-labels-idx1-ubyte.gz: corrupt or truncated gzip",
+        "swapped": "t10k-images-idx3-ubyte.gz: wrong magic number 0x00000801 (an IDX labels file), not images",
+    }[case]
     if case == "unknown-dataset":
         args[2] = "cifar10"
     elif case == "missing-folder":
@@ -77,7 +94,9 @@ def test_cli_bad_input_is_one_line_and_writes_nothing(idx_folder, tmp_path, case
         p = idx_folder / "train-labels-idx1-ubyte.gz"
         p.write_bytes(p.read_bytes()[:30])
     else:  # a labels file copied over the images file: valid IDX, wrong part
-        (idx_folder / "t10k-images-idx3-ubyte.gz").write_bytes((idx_folder / "t10k-labels-idx1-ubyte.gz").read_bytes())
+        (idx_folder / "t10k-images-idx3-ubyte.gz").write_bytes(
+            (idx_folder / "t10k-labels-idx1-ubyte.gz").read_bytes()
+        )
     r = _cli(*args)
     assert r.returncode == 2
     lines = r.stderr.strip().splitlines()
@@ -124,25 +143,45 @@ def test_help_explains_every_option():
     assert "(default: auto)" in r.stdout and "(default: 0)" in r.stdout
 
 
-@pytest.mark.parametrize("subsample, fractions, message", [
-    (5, (0.7, 0.1, 0.2), "fewer than the 10 classes"),
-    (10**9, (0.7, 0.1, 0.2), "larger than the data (400 images"),
-    (120, (0.9, 0.05, 0.05), "use a subsample of at least 194"),
-])
+@pytest.mark.parametrize(
+    "subsample, fractions, message",
+    [
+        (5, (0.7, 0.1, 0.2), "fewer than the 10 classes"),
+        (10**9, (0.7, 0.1, 0.2), "larger than the data (400 images"),
+        (120, (0.9, 0.05, 0.05), "use a subsample of at least 194"),
+    ],
+)
 def test_splits_that_cannot_serve_are_refused_before_writing(tmp_path, subsample, fractions, message):
     folder = make_idx_folder(tmp_path / "idx")
     with pytest.raises(DataError, match=re.escape(message)):
-        run_data("mnist", tmp_path / "out", source="idx", root=str(folder), subsample=subsample,
-                 fractions=fractions, log=lambda *_: None)
+        run_data(
+            "mnist",
+            tmp_path / "out",
+            source="idx",
+            root=str(folder),
+            subsample=subsample,
+            fractions=fractions,
+            log=lambda *_: None,
+        )
     assert not (tmp_path / "out").exists()
 
 
-def test_files_of_another_dataset_are_refused_and_unknown_files_marked_unverified(fashion_dir, idx_folder, tmp_path):
-    with pytest.raises(DataError, match=r"is Fashion-MNIST's train-images-idx3-ubyte \(by its SHA-256\), not MNIST"):
+def test_files_of_another_dataset_are_refused_and_unknown_files_marked_unverified(
+    fashion_dir, idx_folder, tmp_path
+):
+    with pytest.raises(
+        DataError, match=r"is Fashion-MNIST's train-images-idx3-ubyte \(by its SHA-256\), not MNIST"
+    ):
         run_data("mnist", tmp_path / "m", source="idx", root=str(fashion_dir), log=lambda *_: None)
     assert not (tmp_path / "m").exists()
-    manifest = run_data("fashion-mnist", tmp_path / "f", source="idx", root=str(fashion_dir), subsample=500,
-                        log=lambda *_: None)
+    manifest = run_data(
+        "fashion-mnist",
+        tmp_path / "f",
+        source="idx",
+        root=str(fashion_dir),
+        subsample=500,
+        log=lambda *_: None,
+    )
     assert manifest["source"]["verified"] == "sha256"
     manifest = run_data("mnist", tmp_path / "t", source="idx", root=str(idx_folder), log=lambda *_: None)
     assert manifest["source"]["verified"] is False and "unverified" in manifest["source"]["verification"]
@@ -175,6 +214,7 @@ def test_a_full_set_with_the_other_datasets_statistics_is_refused(tmp_path):
     with pytest.raises(DataError, match=r"the images look like MNIST, not Fashion-MNIST \(mean pixel 0.13"):
         run_data("fashion-mnist", tmp_path / "out", source="idx", root=str(folder), log=lambda *_: None)
     assert not (tmp_path / "out").exists()
-    manifest = run_data("mnist", tmp_path / "ok", source="idx", root=str(folder), subsample=1000,
-                        log=lambda *_: None)
+    manifest = run_data(
+        "mnist", tmp_path / "ok", source="idx", root=str(folder), subsample=1000, log=lambda *_: None
+    )
     assert manifest["source"]["verified"] == "image statistics"

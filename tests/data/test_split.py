@@ -85,18 +85,23 @@ def test_load_split_rejects_damaged_and_inconsistent_files(tmp_path):
     """A flipped byte inside a compressed member (zlib error, not a zip error) and labels that do not
     match the images are one-line DataErrors, not a traceback or a misleading error later on."""
     rng = np.random.default_rng(0)
-    parts = {p: (rng.integers(0, 255, (n, 28, 28), dtype=np.uint8), np.arange(n, dtype=np.uint8) % 10)
-             for p, n in (("train", 70), ("val", 10), ("test", 20))}
+    parts = {
+        p: (rng.integers(0, 255, (n, 28, 28), dtype=np.uint8), np.arange(n, dtype=np.uint8) % 10)
+        for p, n in (("train", 70), ("val", 10), ("test", 20))
+    }
     arrays = {f"{a}_{p}": v for p, (x, y) in parts.items() for a, v in (("x", x), ("y", y))}
     good = tmp_path / "good.npz"
     save_arrays(good, arrays)
     data = good.read_bytes()
     with zipfile.ZipFile(good) as z:
         at = z.getinfo("x_train.npy").header_offset
-    name_len, extra_len = int.from_bytes(data[at + 26:at + 28], "little"), int.from_bytes(data[at + 28:at + 30], "little")
+    name_len, extra_len = (
+        int.from_bytes(data[at + 26 : at + 28], "little"),
+        int.from_bytes(data[at + 28 : at + 30], "little"),
+    )
     start = at + 30 + name_len + extra_len  # first byte of the member's deflate stream
     damaged = tmp_path / "damaged.npz"
-    damaged.write_bytes(data[:start] + bytes([data[start] ^ 0xFF]) + data[start + 1:])
+    damaged.write_bytes(data[:start] + bytes([data[start] ^ 0xFF]) + data[start + 1 :])
     with pytest.raises(DataError, match=r"damaged.npz: not a readable split file .*re-run `dlbench data`"):
         load_split(damaged)
     short = tmp_path / "short.npz"

@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from components import images
-from pipelines import registry
+from dlbench_kfp.components import images
+from dlbench_kfp.pipelines import registry
 from tests.registry import Registry
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -29,10 +29,14 @@ pytestmark = pytest.mark.container
 
 @pytest.fixture
 def podman():
-    if shutil.which("podman") is None:  # as CI's machine starts: install it (root or sudo), as ci-build.sh does
+    if (
+        shutil.which("podman") is None
+    ):  # as CI's machine starts: install it (root or sudo), as ci-build.sh does
         setup = subprocess.run(["images/podman-host.sh"], cwd=ROOT, capture_output=True, text=True)
         if setup.returncode != 0 or shutil.which("podman") is None:
-            pytest.fail(f"podman is missing and images/podman-host.sh could not install it: {setup.stderr[-1000:]}")
+            pytest.fail(
+                f"podman is missing and images/podman-host.sh could not install it: {setup.stderr[-1000:]}"
+            )
     return shutil.which("podman")
 
 
@@ -44,9 +48,16 @@ def reg(tmp_path):
 
 
 def image_ids(podman, repository_prefix: str = "") -> set[str]:
-    lines = subprocess.run([podman, "images", "--no-trunc", "--format", "{{.Id}} {{.Repository}}"],
-                           capture_output=True, text=True).stdout.splitlines()
-    return {line.split()[0] for line in lines if line.split()[1:2] and line.split()[1].startswith(repository_prefix)}
+    lines = subprocess.run(
+        [podman, "images", "--no-trunc", "--format", "{{.Id}} {{.Repository}}"],
+        capture_output=True,
+        text=True,
+    ).stdout.splitlines()
+    return {
+        line.split()[0]
+        for line in lines
+        if line.split()[1:2] and line.split()[1].startswith(repository_prefix)
+    }
 
 
 def test_make_push_tags_the_built_image_pushes_it_and_compile_pins_its_digest(podman, reg, tmp_path):
@@ -58,14 +69,30 @@ def test_make_push_tags_the_built_image_pushes_it_and_compile_pins_its_digest(po
     (tmp_path / "rootfs" / "hello.txt").write_text("tiny\n")
     with tarfile.open(tmp_path / "tiny.tar", "w") as tar:
         tar.add(tmp_path / "rootfs" / "hello.txt", arcname="hello.txt")
-    imported = subprocess.run([podman, "import", "--change", "ENV DLBENCH_GIT_COMMIT=0000000", str(tmp_path / "tiny.tar"),
-                               local], capture_output=True, text=True)
+    imported = subprocess.run(
+        [podman, "import", "--change", "ENV DLBENCH_GIT_COMMIT=0000000", str(tmp_path / "tiny.tar"), local],
+        capture_output=True,
+        text=True,
+    )
     assert imported.returncode == 0, imported.stderr
     env = {k: v for k, v in os.environ.items() if k not in (images.REGISTRY_ENV, images.TAG_ENV)}
     env["ENGINE"] = "podman"
     try:
-        proc = subprocess.run(["make", "--no-print-directory", "push", f"REGISTRY={reg.host}/team", f"TAG={tag}", "KINDS=cpu", "INSECURE=1"],
-                              cwd=ROOT, env=env, capture_output=True, text=True)
+        proc = subprocess.run(
+            [
+                "make",
+                "--no-print-directory",
+                "push",
+                f"REGISTRY={reg.host}/team",
+                f"TAG={tag}",
+                "KINDS=cpu",
+                "INSECURE=1",
+            ],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+        )
         assert proc.returncode == 0, proc.stdout + proc.stderr
         out = proc.stdout
         assert f"push: tagging {local} as {target}" in out
@@ -75,29 +102,44 @@ def test_make_push_tags_the_built_image_pushes_it_and_compile_pins_its_digest(po
         digest = found.group(2)
         # the registry holds that digest under the tag, and hands the image out by it
         assert registry.resolve(target) == digest
-        pulled = subprocess.run([podman, "pull", "--tls-verify=false", f"{reg.host}/team/dlbench-cpu@{digest}"],
-                                capture_output=True, text=True)
+        pulled = subprocess.run(
+            [podman, "pull", "--tls-verify=false", f"{reg.host}/team/dlbench-cpu@{digest}"],
+            capture_output=True,
+            text=True,
+        )
         assert pulled.returncode == 0, pulled.stderr
         # the command push printed compiles a pipeline naming the image by that digest
         command = next(line.strip() for line in reversed(out.splitlines()) if "dlbench compile" in line)
         assert command.startswith(f"DLBENCH_REGISTRY={reg.host}/team DLBENCH_IMAGE_TAG={tag} dlbench compile")
         args = command.split()
-        compiled = subprocess.run([str(Path(sys.executable).parent / "dlbench"), *args[3:], "--out",
-                                   str(tmp_path / "pinned.yaml")], cwd=ROOT, capture_output=True, text=True,
-                                  env={**env, **dict(a.split("=", 1) for a in args[:2])})
+        compiled = subprocess.run(
+            [str(Path(sys.executable).parent / "dlbench"), *args[3:], "--out", str(tmp_path / "pinned.yaml")],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            env={**env, **dict(a.split("=", 1) for a in args[:2])},
+        )
         assert compiled.returncode == 0, compiled.stderr
         pipeline = next(yaml.safe_load_all((tmp_path / "pinned.yaml").read_text()))
-        assert {e["container"]["image"] for e in pipeline["deploymentSpec"]["executors"].values()} == \
-            {f"{reg.host}/team/dlbench-cpu@{digest}"}
+        assert {e["container"]["image"] for e in pipeline["deploymentSpec"]["executors"].values()} == {
+            f"{reg.host}/team/dlbench-cpu@{digest}"
+        }
     finally:
         subprocess.run([podman, "rmi", "--force", local, target], capture_output=True)
-        for image_id in image_ids(podman, reg.host) - before:  # the pull by digest (the engine's store is shared)
+        for image_id in (
+            image_ids(podman, reg.host) - before
+        ):  # the pull by digest (the engine's store is shared)
             subprocess.run([podman, "rmi", "--force", image_id], capture_output=True)
 
 
 def test_make_push_without_a_registry_says_how(tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in (images.REGISTRY_ENV, images.TAG_ENV)}
-    proc = subprocess.run(["make", "--no-print-directory", "push", "KINDS=cpu"], cwd=ROOT, env=env,
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        ["make", "--no-print-directory", "push", "KINDS=cpu"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode != 0
     assert "push: no registry: make push REGISTRY=host[:port]/namespace" in proc.stderr

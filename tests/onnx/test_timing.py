@@ -12,7 +12,9 @@ from dlbench.timing import Stopwatch, time_callable
 
 def test_warmup_runs_first_and_is_excluded():
     calls, syncs = [], []
-    t = time_callable(lambda: calls.append(1), warmup=3, iterations=7, batch_size=8, sync=lambda: syncs.append(1))
+    t = time_callable(
+        lambda: calls.append(1), warmup=3, iterations=7, batch_size=8, sync=lambda: syncs.append(1)
+    )
     assert len(calls) == 10  # 3 warm-up + 7 timed
     assert len(t.samples_ms) == 7 and t.warmup == 3 and t.iterations == 7
     assert len(syncs) == 8  # once after the warm-up, once per timed call

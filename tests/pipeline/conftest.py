@@ -15,9 +15,20 @@ def tiny_spec_dict(idx_root: str) -> dict:
         "name": "tiny",
         "description": "pipeline test",
         "data": {"datasets": ["fashion-mnist"], "source": "idx", "root": idx_root, "subsample": 600},
-        "train": {"stem": "imagenet", "max_steps_per_epoch": 2,
-                  "grids": [{"name": "one", "models": ["resnet18"], "batch_size": [32], "epochs": [1],
-                             "device": ["cpu"], "engine": ["resident"]}]},
+        "train": {
+            "stem": "imagenet",
+            "max_steps_per_epoch": 2,
+            "grids": [
+                {
+                    "name": "one",
+                    "models": ["resnet18"],
+                    "batch_size": [32],
+                    "epochs": [1],
+                    "device": ["cpu"],
+                    "engine": ["resident"],
+                }
+            ],
+        },
         "svm": {"backends": ["sklearn"], "kernels": ["rbf"], "n_train": 200},
         "profile": {"input_sizes": [28, 64], "in_channels": [1, 3]},
         "onnx": {"providers": ["cpu"], "batch_sizes": [1], "warmup": 1, "iterations": 2},

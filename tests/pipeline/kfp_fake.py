@@ -110,8 +110,15 @@ class FakeKfp:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
                 ctype = self.headers.get("Content-Type", "")
-                fake.requests.append({"method": method, "path": u.path, "query": parse_qs(u.query),
-                                      "body": body, "headers": dict(self.headers)})
+                fake.requests.append(
+                    {
+                        "method": method,
+                        "path": u.path,
+                        "query": parse_qs(u.query),
+                        "body": body,
+                        "headers": dict(self.headers),
+                    }
+                )
                 status, payload = fake.handle(method, u.path, parse_qs(u.query), body, ctype)
                 data = json.dumps(payload).encode()
                 self.send_response(status)
@@ -141,7 +148,8 @@ def _filter_value(text: str | None) -> str | None:
 
 def _multipart_file(body: bytes, ctype: str) -> str:
     msg = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
-        b"Content-Type: " + ctype.encode() + b"\r\n\r\n" + body)
+        b"Content-Type: " + ctype.encode() + b"\r\n\r\n" + body
+    )
     for part in msg.iter_parts():
         if part.get_param("name", header="content-disposition") == "uploadfile":
             return part.get_content() if isinstance(part.get_content(), str) else part.get_content().decode()

@@ -21,8 +21,12 @@ from dlbench.cli import build_parser
 
 REPO = Path(__file__).resolve().parents[2]
 DOC = REPO / "docs" / "cluster.md"
-VALUES = {"$REGISTRY": "registry.example.com/you", "${REGISTRY%%/*}": "registry.example.com",
-          "$RUN_ID": "7c1e0000", "$NS": "kubeflow"}
+VALUES = {
+    "$REGISTRY": "registry.example.com/you",
+    "${REGISTRY%%/*}": "registry.example.com",
+    "$RUN_ID": "7c1e0000",
+    "$NS": "kubeflow",
+}
 
 
 def commands() -> list[str]:
@@ -64,8 +68,9 @@ def test_the_walkthrough_pushes_compiles_and_submits_with_digests_and_the_pre_fl
     submit_line = next(line for line in lines if "dlbench submit" in line)
     assert "--pin-digests" in compile_line and "--check" in compile_line
     assert "--pin-digests" in submit_line and "--wait" in submit_line and "--no-preflight" not in submit_line
-    dry = subprocess.run(["make", "-n", "push", "REGISTRY=registry.example.com/you"], cwd=REPO, capture_output=True,
-                         text=True)
+    dry = subprocess.run(
+        ["make", "-n", "push", "REGISTRY=registry.example.com/you"], cwd=REPO, capture_output=True, text=True
+    )
     assert dry.returncode == 0 and "images/push.sh cpu cuda rapids" in dry.stdout, dry.stderr
     assert any(line.startswith("make push REGISTRY=") for line in lines)
 
@@ -73,11 +78,17 @@ def test_the_walkthrough_pushes_compiles_and_submits_with_digests_and_the_pre_fl
 def test_the_walkthroughs_spec_command_makes_a_spec_reading_the_store(tmp_path):
     (line,) = [line for line in commands() if line.startswith("dlbench spec show")]
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
-    made = subprocess.run(["bash", "-euo", "pipefail", "-c", line], cwd=tmp_path, env=env, capture_output=True,
-                          text=True)
+    made = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", line], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
     assert made.returncode == 0, made.stderr
     spec = yaml.safe_load((tmp_path / "cluster-quick.yaml").read_text())
     assert spec["data"]["root"] == "s3://dlbench/datasets" and spec["name"] == "cluster-quick"
-    check = subprocess.run(["bash", "-c", "dlbench spec validate cluster-quick.yaml"], cwd=tmp_path, env=env,
-                           capture_output=True, text=True)
+    check = subprocess.run(
+        ["bash", "-c", "dlbench spec validate cluster-quick.yaml"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert check.returncode == 0, check.stderr

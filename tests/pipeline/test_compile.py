@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from components import images, storage
+from dlbench_kfp.components import images, storage
 
 REPO = Path(__file__).resolve().parents[2]
 STORED = REPO / "pipelines" / "study_pipeline.yaml"
@@ -21,8 +21,14 @@ IMAGE_ENVS = (images.REGISTRY_ENV, images.TAG_ENV)
 
 def compile_spec(spec: str, out: Path, *extra: str, env: dict | None = None) -> subprocess.CompletedProcess:
     base = {k: v for k, v in os.environ.items() if k not in IMAGE_ENVS}
-    return subprocess.run([sys.executable, "-m", "dlbench", "compile", "--spec", spec, "--out", str(out), *extra],
-                          capture_output=True, text=True, cwd=REPO, env={**base, **(env or {})}, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "dlbench", "compile", "--spec", spec, "--out", str(out), *extra],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env={**base, **(env or {})},
+        timeout=300,
+    )
 
 
 def docs(path: Path) -> tuple[dict, dict]:
@@ -32,10 +38,13 @@ def docs(path: Path) -> tuple[dict, dict]:
 
 def mixed_spec(tmp_path: Path) -> Path:
     """Every kind of task: CPU and GPU training, sklearn and cuML SVMs, ONNX on the CUDA provider."""
-    spec = {"name": "mixed", "data": {"datasets": ["fashion-mnist"]},
-            "train": {"grids": [{"models": ["resnet18"], "device": ["cpu", "cuda"]}]},
-            "svm": {"backends": ["sklearn", "cuml"], "kernels": ["rbf"]},
-            "onnx": {"providers": ["cpu", "cuda"]}}
+    spec = {
+        "name": "mixed",
+        "data": {"datasets": ["fashion-mnist"]},
+        "train": {"grids": [{"models": ["resnet18"], "device": ["cpu", "cuda"]}]},
+        "svm": {"backends": ["sklearn", "cuml"], "kernels": ["rbf"]},
+        "onnx": {"providers": ["cpu", "cuda"]},
+    }
     path = tmp_path / "mixed.yaml"
     path.write_text(yaml.safe_dump(spec))
     return path
@@ -45,8 +54,9 @@ def test_stored_pipeline_yaml_is_current(tmp_path):
     fresh = tmp_path / "study_pipeline.yaml"
     result = compile_spec("quick", fresh)
     assert result.returncode == 0, result.stderr
-    assert fresh.read_text() == STORED.read_text(), \
+    assert fresh.read_text() == STORED.read_text(), (
         "pipelines/study_pipeline.yaml is stale: run `make compile` and commit it"
+    )
 
 
 def test_stored_yaml_loads_with_kfps_loader():
@@ -55,11 +65,19 @@ def test_stored_yaml_loads_with_kfps_loader():
     comp = components.load_component_from_file(str(STORED))
     assert comp.name == "dlbench-quick"
     spec = comp.pipeline_spec
-    assert set(spec.components) >= {"comp-data", "comp-train-cpu", "comp-svm-cpu", "comp-profile",
-                                    "comp-onnx-cpu", "comp-report"}
+    assert set(spec.components) >= {
+        "comp-data",
+        "comp-train-cpu",
+        "comp-svm-cpu",
+        "comp-profile",
+        "comp-onnx-cpu",
+        "comp-report",
+    }
     executors = spec.deployment_spec["executors"]
     assert {name: executors[name]["container"]["image"] for name in executors} == {
-        f"exec-{n}": images.CPU_IMAGE for n in ("data", "train-cpu", "svm-cpu", "profile", "onnx-cpu", "report")}
+        f"exec-{n}": images.CPU_IMAGE
+        for n in ("data", "train-cpu", "svm-cpu", "profile", "onnx-cpu", "report")
+    }
     assert "exec-report" in comp.platform_spec.platforms["kubernetes"].deployment_spec.executors
 
 
@@ -69,8 +87,16 @@ def test_images_gpus_caching_and_retries_per_task(tmp_path):
     assert result.returncode == 0, result.stderr
     pipeline, platform = docs(out)
     executors = pipeline["deploymentSpec"]["executors"]
-    expected_image = {"data": "cpu", "train-cpu": "cpu", "train-gpu": "cuda", "svm-cpu": "cpu",
-                      "svm-gpu": "rapids", "profile": "cpu", "onnx-gpu": "cuda", "report": "cpu"}
+    expected_image = {
+        "data": "cpu",
+        "train-cpu": "cpu",
+        "train-gpu": "cuda",
+        "svm-cpu": "cpu",
+        "svm-gpu": "rapids",
+        "profile": "cpu",
+        "onnx-gpu": "cuda",
+        "report": "cpu",
+    }
     assert set(executors) == {f"exec-{n}" for n in expected_image}
     k8s = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
     for name, kind in expected_image.items():
@@ -107,8 +133,12 @@ def test_images_gpus_caching_and_retries_per_task(tmp_path):
 
 def test_compiled_yaml_holds_no_secret_value(tmp_path):
     out = tmp_path / "p.yaml"
-    env = {"AWS_ACCESS_KEY_ID": "access-id-must-not-appear", "AWS_SECRET_ACCESS_KEY": SECRET,
-           "MINIO_SECRET_KEY": SECRET, "DLBENCH_S3_ENDPOINT": "http://minio.example:9000"}
+    env = {
+        "AWS_ACCESS_KEY_ID": "access-id-must-not-appear",
+        "AWS_SECRET_ACCESS_KEY": SECRET,
+        "MINIO_SECRET_KEY": SECRET,
+        "DLBENCH_S3_ENDPOINT": "http://minio.example:9000",
+    }
     result = compile_spec("quick", out, env=env)
     assert result.returncode == 0, result.stderr
     text = out.read_text()
@@ -122,7 +152,11 @@ def test_grid_in_the_yaml_matches_the_spec():
 
     pipeline, _ = docs(STORED)
     spec = load_spec("quick")
-    loops = {t["componentRef"]["name"]: t for t in pipeline["root"]["dag"]["tasks"].values() if "iteratorPolicy" in t}
+    loops = {
+        t["componentRef"]["name"]: t
+        for t in pipeline["root"]["dag"]["tasks"].values()
+        if "iteratorPolicy" in t
+    }
     items = {name: json.loads(t["parameterIterator"]["items"]["raw"]) for name, t in loops.items()}
     train_items = next(v for k, v in items.items() if "train" in json.dumps(pipeline["components"][k]))
     assert sorted(i["engine"] for i in train_items) == sorted(c.engine for c in expand_train(spec))

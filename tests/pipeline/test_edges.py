@@ -13,8 +13,13 @@ BLOCK = "import sys; sys.modules.update(kfp=None, minio=None); from dlbench.cli 
 
 
 def run_without_kfp(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", BLOCK.format(args=list(args))], capture_output=True, text=True,
-                          cwd=REPO, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-c", BLOCK.format(args=list(args))],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=120,
+    )
 
 
 def test_src_imports_neither_kfp_nor_minio():

@@ -16,7 +16,7 @@ import pytest
 from dlbench.cli import main
 from dlbench.io import read_json, sha256_file
 from dlbench.store import MANIFEST_NAME, verify_tree
-from stores.s3 import S3Store
+from dlbench_kfp.stores.s3 import S3Store
 
 REPO = Path(__file__).resolve().parents[2]
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -25,20 +25,41 @@ STEPS = {"data", "train", "svm", "profile", "onnx", "report"}
 
 
 def dlbench(*args: str, env: dict, timeout: int = 900) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "dlbench", *args], capture_output=True, text=True, cwd=REPO,
-                          env={**os.environ, "TQDM_DISABLE": "1", **env}, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "dlbench", *args],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env={**os.environ, "TQDM_DISABLE": "1", **env},
+        timeout=timeout,
+    )
 
 
 @pytest.fixture(scope="module")
 def local_run(tiny_spec, s3_server, tmp_path_factory):
     work = tmp_path_factory.mktemp("kfp")
-    result = dlbench("run", "--local", "--spec", str(tiny_spec), "--store", "s3://made-by-run/runs",
-                     "--create-bucket", "--work", str(work), env=s3_server.env())
+    result = dlbench(
+        "run",
+        "--local",
+        "--spec",
+        str(tiny_spec),
+        "--store",
+        "s3://made-by-run/runs",
+        "--create-bucket",
+        "--work",
+        str(work),
+        env=s3_server.env(),
+    )
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
     run = re.search(r"^run: (\S+)$", result.stdout, re.M).group(1)
     log_file = Path(re.search(r"^full log: (\S+)$", result.stdout, re.M).group(1))
-    return {"result": result, "run": run, "work": work / run, "log_file": log_file,
-            "log": log_file.read_text()}
+    return {
+        "result": result,
+        "run": run,
+        "work": work / run,
+        "log_file": log_file,
+        "log": log_file.read_text(),
+    }
 
 
 def test_every_step_ran_through_kfp_local(local_run):
@@ -64,8 +85,11 @@ def test_the_console_shows_dlbench_lines_only(local_run):
     named = sorted(h.split("]")[0] + "]" for h in headers)  # kfp.local's order of independent tasks varies
     assert named == sorted(f"[{step} 1/1]" for step in STEPS), headers
     (train,) = [h for h in headers if h.startswith("[train")]
-    assert re.fullmatch(r"\[train 1/1\] resnet18 resident bs=32 adam 1e-3 1 ep fashion-mnist cpu "
-                        r"\(id resnet18-[0-9a-f]{12}\)", train), train
+    assert re.fullmatch(
+        r"\[train 1/1\] resnet18 resident bs=32 adam 1e-3 1 ep fashion-mnist cpu "
+        r"\(id resnet18-[0-9a-f]{12}\)",
+        train,
+    ), train
     assert re.search(r"epoch 1/1: train loss [0-9.]+, val loss", out)  # one line per epoch, below its header
     index = read_json(local_run["work"] / "index.json")["runs"]
     assert {v["step"] for v in index.values()} == {"train", "svm"}
@@ -77,8 +101,12 @@ def test_report_and_records_are_in_the_s3_server(local_run, s3_server):
     assert f"report: s3://made-by-run/runs/{run}/report/report.html" in local_run["result"].stdout
     store = S3Store.from_url("s3://made-by-run/runs", env=s3_server.env())
     keys = {o.key for o in store.list(run)}
-    assert {f"{run}/{MANIFEST_NAME}", f"{run}/report/report.html", f"{run}/report/report.md",
-            f"{run}/spec.yaml"} <= keys
+    assert {
+        f"{run}/{MANIFEST_NAME}",
+        f"{run}/report/report.html",
+        f"{run}/report/report.md",
+        f"{run}/spec.yaml",
+    } <= keys
     import json
 
     records = [json.loads(store.read_bytes(k)) for k in keys if k.endswith("/record.json")]
@@ -117,8 +145,11 @@ def test_fetch_downloads_them_intact(local_run, s3_server, tmp_path, monkeypatch
     assert all(type(v) is int for v in grid["batch_size"] + grid["epochs"]) and type(spec["seed"]) is int
     # the records are byte-identical to what the pipeline's tasks wrote
     (train_rec,) = list((dest / "train").glob("*/record.json"))
-    (kfp_rec,) = [p for p in local_run["work"].rglob("record.json")
-                  if read_json(p)["step"] == "train" and "report" not in p.parts]
+    (kfp_rec,) = [
+        p
+        for p in local_run["work"].rglob("record.json")
+        if read_json(p)["step"] == "train" and "report" not in p.parts
+    ]
     assert train_rec.read_bytes() == kfp_rec.read_bytes()
     # again: nothing to download; with --models the checkpoint arrives and matches
     assert main(["fetch", run, "--store", "s3://made-by-run/runs", "--to", str(dest), "--models"]) == 0
@@ -153,13 +184,30 @@ def test_bad_store_settings_fail_before_running(tiny_spec, s3_server, tmp_path):
     work = tmp_path / "kfp"
     cases = [
         ({}, "s3://no-such-bucket/runs", "bucket 'no-such-bucket' does not exist"),
-        ({"AWS_SECRET_ACCESS_KEY": "wrong-secret-0123456789"}, "s3://dlbench/runs", "rejected the credentials"),
-        ({"DLBENCH_S3_ENDPOINT": "http://127.0.0.1:9", "DLBENCH_S3_RETRIES": "1"}, "s3://dlbench/runs",
-         "unreachable (connection refused)"),
+        (
+            {"AWS_SECRET_ACCESS_KEY": "wrong-secret-0123456789"},
+            "s3://dlbench/runs",
+            "rejected the credentials",
+        ),
+        (
+            {"DLBENCH_S3_ENDPOINT": "http://127.0.0.1:9", "DLBENCH_S3_RETRIES": "1"},
+            "s3://dlbench/runs",
+            "unreachable (connection refused)",
+        ),
     ]
     for env, store, message in cases:
-        result = dlbench("run", "--local", "--spec", str(tiny_spec), "--store", store, "--work", str(work),
-                         env={**s3_server.env(), **env}, timeout=120)
+        result = dlbench(
+            "run",
+            "--local",
+            "--spec",
+            str(tiny_spec),
+            "--store",
+            store,
+            "--work",
+            str(work),
+            env={**s3_server.env(), **env},
+            timeout=120,
+        )
         assert result.returncode == 2, result.stderr
         assert message in result.stderr and result.stderr.count("\n") == 1, result.stderr
     assert not work.exists() or not any(work.iterdir())  # nothing ran
@@ -173,9 +221,20 @@ def test_fetch_of_an_unknown_run_is_one_line(s3_server, tmp_path, monkeypatch, c
 
 
 def test_docker_runner_without_a_docker_api_is_one_line(tiny_spec, tmp_path):
-    result = dlbench("run", "--local", "--runner", "docker", "--spec", str(tiny_spec), "--store", str(tmp_path / "s"),
-                     "--work", str(tmp_path / "kfp"), env={"DOCKER_HOST": f"unix://{tmp_path}/no-docker.sock"},
-                     timeout=120)
+    result = dlbench(
+        "run",
+        "--local",
+        "--runner",
+        "docker",
+        "--spec",
+        str(tiny_spec),
+        "--store",
+        str(tmp_path / "s"),
+        "--work",
+        str(tmp_path / "kfp"),
+        env={"DOCKER_HOST": f"unix://{tmp_path}/no-docker.sock"},
+        timeout=120,
+    )
     assert result.returncode == 2 and "no Docker API reachable" in result.stderr
     assert result.stderr.count("\n") == 1
 
@@ -187,8 +246,18 @@ def test_a_missing_data_root_is_refused_before_any_work(tiny_spec, tmp_path):
     spec["data"]["root"] = str(tmp_path / "no-such-idx-folder")
     bad = tmp_path / "bad.yaml"
     bad.write_text(yaml.safe_dump(spec))
-    result = dlbench("run", "--local", "--spec", str(bad), "--store", str(tmp_path / "store"),
-                     "--work", str(tmp_path / "kfp"), env={}, timeout=300)
+    result = dlbench(
+        "run",
+        "--local",
+        "--spec",
+        str(bad),
+        "--store",
+        str(tmp_path / "store"),
+        "--work",
+        str(tmp_path / "kfp"),
+        env={},
+        timeout=300,
+    )
     assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
     assert "data.root" in result.stderr and "does not exist" in result.stderr
     assert not (tmp_path / "kfp").exists() and not (tmp_path / "store").exists()
@@ -207,13 +276,25 @@ def test_a_task_failure_ends_the_run_like_a_study(tiny_spec, tmp_path):
     spec["data"]["root"] = str(idx)
     bad = tmp_path / "bad.yaml"
     bad.write_text(yaml.safe_dump(spec))
-    result = dlbench("run", "--local", "--spec", str(bad), "--store", str(tmp_path / "store"),
-                     "--work", str(tmp_path / "kfp"), env={}, timeout=600)
+    result = dlbench(
+        "run",
+        "--local",
+        "--spec",
+        str(bad),
+        "--store",
+        str(tmp_path / "store"),
+        "--work",
+        str(tmp_path / "kfp"),
+        env={},
+        timeout=600,
+    )
     out = ANSI.sub("", result.stdout)
     assert result.returncode == 1, result.stderr[-3000:]
     assert "Traceback" not in result.stderr + result.stdout
     failed = [line for line in out.splitlines() if line.startswith("failed: ")]
-    assert any(line.startswith("failed: data/fashion-mnist: ") and "wrong magic number" in line for line in failed)
+    assert any(
+        line.startswith("failed: data/fashion-mnist: ") and "wrong magic number" in line for line in failed
+    )
     assert any(line.startswith("failed: train/") for line in failed)
     assert re.search(r"^report: .*report/report.html$", out, re.M)
     run = re.search(r"^run: (\S+)$", out, re.M).group(1)
@@ -223,8 +304,19 @@ def test_a_task_failure_ends_the_run_like_a_study(tiny_spec, tmp_path):
     assert "[data 1/1] fashion-mnist" in result.stderr and "wrong magic number" in result.stderr
     assert "Executing task" not in result.stdout + result.stderr
     # --verbose: kfp.local's own log and every task's whole output as well (no colour codes in a pipe)
-    verbose = dlbench("run", "--local", "--verbose", "--spec", str(bad), "--store", str(tmp_path / "store2"),
-                      "--work", str(tmp_path / "kfp2"), env={}, timeout=600)
+    verbose = dlbench(
+        "run",
+        "--local",
+        "--verbose",
+        "--spec",
+        str(bad),
+        "--store",
+        str(tmp_path / "store2"),
+        "--work",
+        str(tmp_path / "kfp2"),
+        env={},
+        timeout=600,
+    )
     assert verbose.returncode == 1
     shown = verbose.stdout + verbose.stderr
     assert "Executing task 'data'" in shown and "Got executor_input" in shown and "[data 1/1]" in shown
@@ -245,13 +337,13 @@ class StuckLogContainer:
         return self._follow()
 
     def _follow(self):
-        yield from self.chunks[:self.streamed]
+        yield from self.chunks[: self.streamed]
         self.release.wait()  # stuck until the test ends
         yield b"late chunk that must not be printed\n"
 
 
 def test_a_task_log_whose_stream_never_ends_is_printed_whole_once(capsys):
-    from pipelines.local import _LogFollower
+    from dlbench_kfp.pipelines.local import _LogFollower
 
     # "é" split across two chunks, as a byte stream may cut it
     chunks = [b"epoch 1 loss 0.5\ncaf\xc3", b"\xa9\n", b"epoch 2 loss 0.3\n", b"done\n"]
@@ -265,7 +357,7 @@ def test_a_task_log_whose_stream_never_ends_is_printed_whole_once(capsys):
 
 
 def test_a_task_log_whose_stream_ends_is_printed_as_it_came(capsys):
-    from pipelines.local import _LogFollower
+    from dlbench_kfp.pipelines.local import _LogFollower
 
     container = StuckLogContainer([b"one\n", b"two\n"], streamed=2)
     container.release.set()  # the stream ends right after the last chunk
@@ -299,15 +391,17 @@ def _feed(output, lines: list[str]) -> None:
     output.feed("".join(line + "\n" for line in lines))
 
 
-TASK_OUTPUT = ["    [KFP Executor 2026-11-29 22:06:37,417 INFO]: Got executor_input:",
-               "    22:06:46 INFO dlbench.progress: resnet18 resident epoch 1/1 10/66 (3.0s) loss=1.9",
-               "    22:06:46 INFO dlbench.component: resnet18-9e02a5d31827 epoch 1/1: train loss 1.5559",
-               "    /x/kfp/local/subprocess_task_handler.py:81: RuntimeWarning: You may be attemping to run"]
+TASK_OUTPUT = [
+    "    [KFP Executor 2026-11-29 22:06:37,417 INFO]: Got executor_input:",
+    "    22:06:46 INFO dlbench.progress: resnet18 resident epoch 1/1 10/66 (3.0s) loss=1.9",
+    "    22:06:46 INFO dlbench.component: resnet18-9e02a5d31827 epoch 1/1: train loss 1.5559",
+    "    /x/kfp/local/subprocess_task_handler.py:81: RuntimeWarning: You may be attemping to run",
+]
 
 
 def test_progress_and_colour_only_on_a_terminal(tmp_path, monkeypatch):
     from dlbench.log import Console
-    from pipelines.local import RunOutput
+    from dlbench_kfp.pipelines.local import RunOutput
 
     monkeypatch.delenv("NO_COLOR", raising=False)
     monkeypatch.setenv("TERM", "xterm")
@@ -325,7 +419,9 @@ def test_progress_and_colour_only_on_a_terminal(tmp_path, monkeypatch):
     import io
 
     pipe = io.StringIO()
-    output = RunOutput(Console(pipe), tmp_path / "p", {"train": 1}) if (tmp_path / "p").mkdir() is None else None
+    output = (
+        RunOutput(Console(pipe), tmp_path / "p", {"train": 1}) if (tmp_path / "p").mkdir() is None else None
+    )
     _feed(output, TASK_OUTPUT)
     output.console.header("[train 1/1] resnet18")
     output.close()

@@ -16,9 +16,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 import yaml
 
-from components import images
+from dlbench_kfp.components import images
 from dlbench.cli import main
-from pipelines import registry
+from dlbench_kfp.pipelines import registry
 from tests.conftest import make_idx_folder
 from tests.pipeline.conftest import tiny_spec_dict
 from tests.pipeline.kfp_fake import FakeKfp
@@ -73,24 +73,38 @@ def test_submit_with_images_present_passes_preflight_and_runs_pinned(names, kfp_
     assert "pre-flight: 1 image found" in out and len(kfp_api.runs) == 1
     (upload,) = kfp_api.uploads
     doc = next(yaml.safe_load_all(upload["yaml"]))
-    assert {e["container"]["image"] for e in doc["deploymentSpec"]["executors"].values()} == \
-        {f"{names.host}/dlbench/dlbench-cpu@{names.digest}"}
+    assert {e["container"]["image"] for e in doc["deploymentSpec"]["executors"].values()} == {
+        f"{names.host}/dlbench/dlbench-cpu@{names.digest}"
+    }
 
 
-@pytest.mark.parametrize("registry_env, tag, expected", [
-    ("{host}/dlbench", "nope", "image {host}/dlbench/dlbench-cpu:nope: no tag 'nope' in {host}/dlbench/dlbench-cpu "
-                               "(it has t1) (push this tag (make push REGISTRY=... TAG=...)"),
-    ("{host}/elsewhere", TAG, "image {host}/elsewhere/dlbench-cpu:t1: repository elsewhere/dlbench-cpu does not "
-                              "exist in {host} (push the images there (make push REGISTRY=...)"),
-])
+@pytest.mark.parametrize(
+    "registry_env, tag, expected",
+    [
+        (
+            "{host}/dlbench",
+            "nope",
+            "image {host}/dlbench/dlbench-cpu:nope: no tag 'nope' in {host}/dlbench/dlbench-cpu "
+            "(it has t1) (push this tag (make push REGISTRY=... TAG=...)",
+        ),
+        (
+            "{host}/elsewhere",
+            TAG,
+            "image {host}/elsewhere/dlbench-cpu:t1: repository elsewhere/dlbench-cpu does not "
+            "exist in {host} (push the images there (make push REGISTRY=...)",
+        ),
+    ],
+)
 def test_submit_with_a_missing_image_fails_in_one_line_before_any_kfp_call(
-        names, kfp_api, tiny_spec, monkeypatch, capsys, registry_env, tag, expected):
+    names, kfp_api, tiny_spec, monkeypatch, capsys, registry_env, tag, expected
+):
     monkeypatch.setenv(images.REGISTRY_ENV, registry_env.format(host=names.host))
     monkeypatch.setenv(images.TAG_ENV, tag)
     assert main(["submit", "--host", kfp_api.url, "--spec", str(tiny_spec), "--wait"]) == 2
     err = capsys.readouterr().err.splitlines()
-    assert err[0] == ("dlbench: error: pre-flight found 1 problem (fix them, or pass --no-preflight to skip "
-                      "the check)")
+    assert err[0] == (
+        "dlbench: error: pre-flight found 1 problem (fix them, or pass --no-preflight to skip the check)"
+    )
     assert len(err) == 2 and err[1].startswith("  " + expected.format(host=names.host)), err
     assert kfp_api.requests == [], "nothing may reach the KFP API when the pre-flight fails"
     # --no-preflight submits anyway (the cluster would then fail to pull)
@@ -98,7 +112,9 @@ def test_submit_with_a_missing_image_fails_in_one_line_before_any_kfp_call(
     assert len(kfp_api.runs) == 1
 
 
-def test_compile_check_and_pin_write_nothing_when_an_image_is_missing(names, tiny_spec, tmp_path, monkeypatch, capsys):
+def test_compile_check_and_pin_write_nothing_when_an_image_is_missing(
+    names, tiny_spec, tmp_path, monkeypatch, capsys
+):
     out = tmp_path / "study.yaml"
     out.write_text("previous\n")
     monkeypatch.setenv(images.TAG_ENV, "nope")
@@ -119,7 +135,9 @@ def test_an_unreachable_registry_is_one_line(names, tiny_spec, tmp_path, monkeyp
     assert len(err) == 2 and "unreachable (connection refused)" in err[1]
 
 
-def test_basic_auth_registry_uses_the_login_in_the_engines_auth_file(tmp_path, tiny_spec, monkeypatch, capsys):
+def test_basic_auth_registry_uses_the_login_in_the_engines_auth_file(
+    tmp_path, tiny_spec, monkeypatch, capsys
+):
     server = Registry(tmp_path / "reg", users={"alice": "s3cret-pass"}).start()
     try:
         digest = server.push_tiny_image("team/dlbench-cpu", TAG, auth=("alice", "s3cret-pass"))
@@ -137,12 +155,16 @@ def test_basic_auth_registry_uses_the_login_in_the_engines_auth_file(tmp_path, t
         # podman login writes ${XDG_RUNTIME_DIR}/containers/auth.json
         auth = tmp_path / "run" / "containers" / "auth.json"
         auth.parent.mkdir(parents=True)
-        auth.write_text(json.dumps({"auths": {server.host: {"auth": base64.b64encode(b"alice:s3cret-pass").decode()}}}))
+        auth.write_text(
+            json.dumps({"auths": {server.host: {"auth": base64.b64encode(b"alice:s3cret-pass").decode()}}})
+        )
         assert main(["compile", "--spec", str(tiny_spec), "--out", str(out), "--check", "--pin-digests"]) == 0
         assert executor_images(out) == {f"{server.host}/team/dlbench-cpu@{digest}"}
         assert "s3cret-pass" not in capsys.readouterr().out
         # a wrong password is refused in one line, naming the stored login
-        auth.write_text(json.dumps({"auths": {server.host: {"auth": base64.b64encode(b"alice:wrong").decode()}}}))
+        auth.write_text(
+            json.dumps({"auths": {server.host: {"auth": base64.b64encode(b"alice:wrong").decode()}}})
+        )
         assert main(["compile", "--spec", str(tiny_spec), "--out", str(out), "--check"]) == 2
         assert "with the stored login" in capsys.readouterr().err
     finally:
@@ -171,8 +193,9 @@ class _TokenRegistry(BaseHTTPRequestHandler):
         if self.path == "/v2/":
             return self._send(200, b"{}")
         if self.headers.get("Authorization") != "Bearer tok-bob":
-            challenge = (f'Bearer realm="http://{host}/token",service="{host}",'
-                         f'scope="repository:org/dlbench-cpu:pull"')
+            challenge = (
+                f'Bearer realm="http://{host}/token",service="{host}",scope="repository:org/dlbench-cpu:pull"'
+            )
             return self._send(401, b"", {"WWW-Authenticate": challenge})
         if self.path == f"/v2/org/dlbench-cpu/manifests/{TAG}":
             return self._send(200, b"", {"Docker-Content-Digest": self.digest})
@@ -201,23 +224,29 @@ def test_bearer_token_flow_with_a_docker_config_login(tmp_path, monkeypatch):
             monkeypatch.delenv(var, raising=False)
         (tmp_path / ".docker").mkdir()
         (tmp_path / ".docker" / "config.json").write_text(
-            json.dumps({"auths": {f"https://{host}": {"auth": base64.b64encode(b"bob:pw").decode()}}}))
+            json.dumps({"auths": {f"https://{host}": {"auth": base64.b64encode(b"bob:pw").decode()}}})
+        )
         assert registry.resolve(f"{host}/org/dlbench-cpu:{TAG}") == _TokenRegistry.digest
         token_calls = [s for s in _TokenRegistry.seen if s[1].startswith("/token")]
         assert token_calls and "scope=repository%3Aorg%2Fdlbench-cpu%3Apull" in token_calls[-1][1]
-        assert registry.pin(f"{host}/org/dlbench-cpu:{TAG}") == f"{host}/org/dlbench-cpu@{_TokenRegistry.digest}"
+        assert (
+            registry.pin(f"{host}/org/dlbench-cpu:{TAG}") == f"{host}/org/dlbench-cpu@{_TokenRegistry.digest}"
+        )
     finally:
         server.shutdown()
         server.server_close()
 
 
-@pytest.mark.parametrize("text, parts", [
-    ("ghcr.io/dlbench/dlbench-cpu:0.1.0", ("ghcr.io", "dlbench/dlbench-cpu", "0.1.0", None)),
-    ("python:3.11-slim", ("docker.io", "library/python", "3.11-slim", None)),
-    ("me/app", ("docker.io", "me/app", "latest", None)),
-    ("localhost:5000/a/b@sha256:" + "0" * 64, ("localhost:5000", "a/b", None, "sha256:" + "0" * 64)),
-    ("127.0.0.1:5000/ns/name:tag", ("127.0.0.1:5000", "ns/name", "tag", None)),
-])
+@pytest.mark.parametrize(
+    "text, parts",
+    [
+        ("ghcr.io/dlbench/dlbench-cpu:0.1.0", ("ghcr.io", "dlbench/dlbench-cpu", "0.1.0", None)),
+        ("python:3.11-slim", ("docker.io", "library/python", "3.11-slim", None)),
+        ("me/app", ("docker.io", "me/app", "latest", None)),
+        ("localhost:5000/a/b@sha256:" + "0" * 64, ("localhost:5000", "a/b", None, "sha256:" + "0" * 64)),
+        ("127.0.0.1:5000/ns/name:tag", ("127.0.0.1:5000", "ns/name", "tag", None)),
+    ],
+)
 def test_references_split_as_docker_does(text, parts):
     ref = registry.parse_reference(text)
     assert (ref.registry, ref.repository, ref.tag, ref.digest) == parts
@@ -231,8 +260,9 @@ def test_a_malformed_reference_is_one_line():
 # ------------------------------------------------------------------------------------------- datasets
 
 
-def test_preflight_checks_the_datasets_the_spec_reads_from_the_store(names, kfp_api, s3_server, tmp_path,
-                                                                      monkeypatch, capsys):
+def test_preflight_checks_the_datasets_the_spec_reads_from_the_store(
+    names, kfp_api, s3_server, tmp_path, monkeypatch, capsys
+):
     spec = tiny_spec_dict("s3://dlbench/preflight-datasets")
     path = tmp_path / "s3spec.yaml"
     path.write_text(yaml.safe_dump(spec, sort_keys=False))
@@ -243,11 +273,25 @@ def test_preflight_checks_the_datasets_the_spec_reads_from_the_store(names, kfp_
     assert len(err) == 2 and err[1] == (
         "  dataset fashion-mnist: no Fashion-MNIST in the store: s3://dlbench/preflight-datasets/fashion-mnist/"
         "MANIFEST.json does not exist (dlbench data push --dataset fashion-mnist --store "
-        "s3://dlbench/preflight-datasets)")
+        "s3://dlbench/preflight-datasets)"
+    )
     assert kfp_api.requests == []
     idx = make_idx_folder(tmp_path / "idx", 100, 50)
-    assert main(["data", "push", "--dataset", "fashion-mnist", "--root", str(idx),
-                 "--store", "s3://dlbench/preflight-datasets"]) == 0
+    assert (
+        main(
+            [
+                "data",
+                "push",
+                "--dataset",
+                "fashion-mnist",
+                "--root",
+                str(idx),
+                "--store",
+                "s3://dlbench/preflight-datasets",
+            ]
+        )
+        == 0
+    )
     assert main(["submit", "--host", kfp_api.url, "--spec", str(path)]) == 0
     assert "datasets found in s3://dlbench/preflight-datasets" in capsys.readouterr().out
     # the data task of such a pipeline gets the store's Secret and ConfigMap
@@ -258,5 +302,7 @@ def test_preflight_checks_the_datasets_the_spec_reads_from_the_store(names, kfp_
     for k in s3_server.env():
         monkeypatch.delenv(k)
     assert main(["compile", "--spec", str(path), "--out", str(tmp_path / "x.yaml"), "--check"]) == 0
-    assert "datasets in s3://dlbench/preflight-datasets not checked: no store credentials here" in \
-        capsys.readouterr().out
+    assert (
+        "datasets in s3://dlbench/preflight-datasets not checked: no store credentials here"
+        in capsys.readouterr().out
+    )

@@ -7,10 +7,10 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from components import runtime
+from dlbench_kfp.components import runtime
 from dlbench.cli import main
 from dlbench.io import read_json
-from pipelines.local import failed_records
+from dlbench_kfp.pipelines.local import failed_records
 
 
 class Artifact:
@@ -38,12 +38,21 @@ def _task(kind, split_root, config, out):
     return run, metrics
 
 
-@pytest.mark.parametrize("kind, config, error", [
-    ("train", {"dataset": "fashion-mnist", "model": "resnet18", "batch_size": 100_000, "device": "cpu"},
-     "batch size 100000 is larger than the training split"),
-    ("svm", {"dataset": "fashion-mnist", "backend": "sklearn", "kernel": "rbf", "n_train": 100_000},
-     "n_train 100,000 is larger than the training split"),
-])
+@pytest.mark.parametrize(
+    "kind, config, error",
+    [
+        (
+            "train",
+            {"dataset": "fashion-mnist", "model": "resnet18", "batch_size": 100_000, "device": "cpu"},
+            "batch size 100000 is larger than the training split",
+        ),
+        (
+            "svm",
+            {"dataset": "fashion-mnist", "backend": "sklearn", "kernel": "rbf", "n_train": 100_000},
+            "n_train 100,000 is larger than the training split",
+        ),
+    ],
+)
 def test_a_refused_run_leaves_a_failed_record_the_run_reports(kind, config, error, split_root, tmp_path):
     run, metrics = _task(kind, split_root, config, tmp_path / "task")
     rec = read_json(tmp_path / "task" / "run" / "record.json")
@@ -59,7 +68,12 @@ def test_train_on_an_absent_gpu_is_recorded(split_root, tmp_path, monkeypatch):
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 0)
-    _task("train", split_root, {"dataset": "fashion-mnist", "model": "resnet18", "device": "cuda"}, tmp_path / "task")
+    _task(
+        "train",
+        split_root,
+        {"dataset": "fashion-mnist", "model": "resnet18", "device": "cuda"},
+        tmp_path / "task",
+    )
     rec = read_json(tmp_path / "task" / "run" / "record.json")
     assert rec["status"] == "failed" and "no CUDA device is visible" in rec["error"]
     assert rec["config"]["device"] == "cuda"
@@ -73,28 +87,46 @@ def test_run_local_refuses_a_gpu_spec_without_a_gpu_before_any_work(tiny_spec, t
     spec["train"]["grids"][0]["device"] = ["cuda"]
     gpu = tmp_path / "gpu.yaml"
     gpu.write_text(yaml.safe_dump(spec))
-    code = main(["run", "--local", "--spec", str(gpu), "--store", str(tmp_path / "store"),
-                 "--work", str(tmp_path / "kfp")])
+    code = main(
+        [
+            "run",
+            "--local",
+            "--spec",
+            str(gpu),
+            "--store",
+            str(tmp_path / "store"),
+            "--work",
+            str(tmp_path / "kfp"),
+        ]
+    )
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1, err
-    assert err[0].startswith("dlbench: error: the spec asks for a GPU (1 train run(s) on cuda) but no CUDA device")
+    assert err[0].startswith(
+        "dlbench: error: the spec asks for a GPU (1 train run(s) on cuda) but no CUDA device"
+    )
     assert "device [cpu]" in err[0] and "dlbench submit" in err[0]
     assert not (tmp_path / "store").exists() and not (tmp_path / "kfp").exists()
 
 
 def test_task_metrics_are_in_the_reports_units_named_with_the_unit(split_root, tmp_path):
-    run, metrics = _task("svm", split_root, {"dataset": "fashion-mnist", "backend": "sklearn", "kernel": "rbf",
-                                             "n_train": 200}, tmp_path / "task")
+    run, metrics = _task(
+        "svm",
+        split_root,
+        {"dataset": "fashion-mnist", "backend": "sklearn", "kernel": "rbf", "n_train": 200},
+        tmp_path / "task",
+    )
     rec = read_json(tmp_path / "task" / "run" / "record.json")
     assert rec["status"] == "ok"
-    assert metrics.metrics["test_accuracy_pct"] == rec["metrics"]["accuracy"] * 100  # the report's %, not a fraction
+    assert (
+        metrics.metrics["test_accuracy_pct"] == rec["metrics"]["accuracy"] * 100
+    )  # the report's %, not a fraction
     assert "accuracy" not in metrics.metrics
 
 
 def test_a_spec_through_kfp_keeps_its_integers_and_field_order(tmp_path):
     """KFP hands a dict parameter back from a protobuf Struct: every number a float, keys sorted."""
     from dlbench.spec import StudySpec, load_spec
-    from pipelines.study import as_json
+    from dlbench_kfp.pipelines.study import as_json
 
     def struct(v):
         if isinstance(v, dict):

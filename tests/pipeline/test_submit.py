@@ -22,8 +22,19 @@ def kfp_api():
 def submit(kfp_api, tiny_spec, *extra):
     """Submit without the pre-flight: the default images are not in a registry reachable here
     (tests/pipeline/test_preflight.py checks the pre-flight against a real registry)."""
-    return main(["submit", "--host", kfp_api.url, "--spec", str(tiny_spec), "--experiment", "bench",
-                 "--no-preflight", *extra])
+    return main(
+        [
+            "submit",
+            "--host",
+            kfp_api.url,
+            "--spec",
+            str(tiny_spec),
+            "--experiment",
+            "bench",
+            "--no-preflight",
+            *extra,
+        ]
+    )
 
 
 def test_submit_uploads_the_pipeline_and_creates_a_run(kfp_api, tiny_spec, capsys):
@@ -35,16 +46,24 @@ def test_submit_uploads_the_pipeline_and_creates_a_run(kfp_api, tiny_spec, capsy
     (upload,) = kfp_api.uploads
     doc = next(yaml.safe_load_all(upload["yaml"]))
     assert upload["name"] == "dlbench-tiny" and doc["pipelineInfo"]["name"] == "dlbench-tiny"
-    assert {"comp-data", "comp-train-cpu", "comp-svm-cpu", "comp-profile", "comp-onnx-cpu", "comp-report"} \
-        <= set(doc["components"])
+    assert {
+        "comp-data",
+        "comp-train-cpu",
+        "comp-svm-cpu",
+        "comp-profile",
+        "comp-onnx-cpu",
+        "comp-report",
+    } <= set(doc["components"])
     # the run: in the experiment, on that pipeline version, with the parameter we passed
     run = kfp_api.runs[run_id]
     (exp_id,) = kfp_api.experiments
     assert kfp_api.experiments[exp_id]["display_name"] == "bench"
     assert run["experiment_id"] == exp_id and run["display_name"] == "first"
     (pid,) = kfp_api.pipelines
-    assert run["pipeline_version_reference"] == {"pipeline_id": pid,
-                                                 "pipeline_version_id": kfp_api.versions[pid][0]["pipeline_version_id"]}
+    assert run["pipeline_version_reference"] == {
+        "pipeline_id": pid,
+        "pipeline_version_id": kfp_api.versions[pid][0]["pipeline_version_id"],
+    }
     assert run["runtime_config"]["parameters"] == {"publish_to": "s3://dlbench/runs"}
     assert kfp_api.requests_to("GET", f"{API}/healthz")
 
@@ -93,18 +112,34 @@ class _Plain(http.server.BaseHTTPRequestHandler):
         pass
 
 
-@pytest.mark.parametrize("status, body, ctype, expected", [
-    (404, b"<html>nope</html>", "text/html", "is not a KFP API: GET /apis/v2beta1/healthz answered HTTP 404"),
-    (200, b"<html>login</html>", "text/html", "is not a KFP API: healthz answered text/html, not JSON"),
-    (401, b"{}", "application/json", "refused us (HTTP 401)"),
-])
+@pytest.mark.parametrize(
+    "status, body, ctype, expected",
+    [
+        (
+            404,
+            b"<html>nope</html>",
+            "text/html",
+            "is not a KFP API: GET /apis/v2beta1/healthz answered HTTP 404",
+        ),
+        (200, b"<html>login</html>", "text/html", "is not a KFP API: healthz answered text/html, not JSON"),
+        (401, b"{}", "application/json", "refused us (HTTP 401)"),
+    ],
+)
 def test_a_host_that_is_not_a_kfp_api_is_one_line(tiny_spec, capsys, status, body, ctype, expected):
     handler = type("H", (_Plain,), {"status": status, "body": body, "ctype": ctype})
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        rc = main(["submit", "--host", f"http://127.0.0.1:{server.server_port}", "--spec", str(tiny_spec),
-                   "--no-preflight"])
+        rc = main(
+            [
+                "submit",
+                "--host",
+                f"http://127.0.0.1:{server.server_port}",
+                "--spec",
+                str(tiny_spec),
+                "--no-preflight",
+            ]
+        )
     finally:
         server.shutdown()
         server.server_close()
@@ -115,8 +150,19 @@ def test_a_host_that_is_not_a_kfp_api_is_one_line(tiny_spec, capsys, status, bod
 def test_unreachable_host_and_missing_scheme(tiny_spec, capsys):
     from tests.s3server import _free_port
 
-    assert main(["submit", "--host", f"http://127.0.0.1:{_free_port()}", "--spec", str(tiny_spec),
-                 "--no-preflight"]) == 2
+    assert (
+        main(
+            [
+                "submit",
+                "--host",
+                f"http://127.0.0.1:{_free_port()}",
+                "--spec",
+                str(tiny_spec),
+                "--no-preflight",
+            ]
+        )
+        == 2
+    )
     assert "unreachable" in capsys.readouterr().err
     assert main(["submit", "--host", "localhost:8080", "--spec", str(tiny_spec), "--no-preflight"]) == 2
     assert "needs a scheme" in capsys.readouterr().err

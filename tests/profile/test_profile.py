@@ -13,7 +13,11 @@ from dlbench.profile import run_profile
 from dlbench.record import load_record
 
 # torchvision's model cards (weights meta "_ops" in GMACs and "num_params") for 3x224x224, 1000 classes.
-TORCHVISION = {"resnet18": (1.814, 11_689_512), "resnet34": (3.664, 21_797_672), "resnet50": (4.089, 25_557_032)}
+TORCHVISION = {
+    "resnet18": (1.814, 11_689_512),
+    "resnet34": (3.664, 21_797_672),
+    "resnet50": (4.089, 25_557_032),
+}
 
 
 def quiet(*_args):
@@ -23,7 +27,9 @@ def quiet(*_args):
 @pytest.fixture(scope="module")
 def torchvision_record(tmp_path_factory):
     out = tmp_path_factory.mktemp("profile224")
-    return run_profile(list(TORCHVISION), "imagenet", [224], 1, out, log=quiet, in_channels=3, num_classes=1000), out
+    return run_profile(
+        list(TORCHVISION), "imagenet", [224], 1, out, log=quiet, in_channels=3, num_classes=1000
+    ), out
 
 
 @pytest.mark.parametrize("model", list(TORCHVISION))
@@ -71,20 +77,25 @@ def test_training_step_breakdown_and_activations_scale_with_batch(tmp_path):
 
 
 def test_small_stem_costs_more_than_imagenet_stem(tmp_path):
-    rows = {s: run_profile(["resnet18"], s, [28], 1, tmp_path / s, log=quiet)["metrics"]["rows"][0]
-            for s in ("imagenet", "small")}
+    rows = {
+        s: run_profile(["resnet18"], s, [28], 1, tmp_path / s, log=quiet)["metrics"]["rows"][0]
+        for s in ("imagenet", "small")
+    }
     assert rows["small"]["forward_flops"] > 10 * rows["imagenet"]["forward_flops"]
 
 
-@pytest.mark.parametrize("kwargs, words", [
-    ({"models": []}, "models: List should have at least 1 item"),
-    ({"models": ["vgg16"]}, "models.0: Input should be 'resnet18', 'resnet34' or 'resnet50'"),
-    ({"input_sizes": []}, "input_sizes: List should have at least 1 item"),
-    ({"input_sizes": [0]}, "input_sizes.0: Input should be greater than 0"),
-    ({"batch_size": 0}, "batch_size: Input should be greater than 0"),
-    ({"stem": "huge"}, "stem: Input should be 'imagenet' or 'small'"),
-    ({"num_classes": 0}, "num_classes: Input should be greater than 0"),
-])
+@pytest.mark.parametrize(
+    "kwargs, words",
+    [
+        ({"models": []}, "models: List should have at least 1 item"),
+        ({"models": ["vgg16"]}, "models.0: Input should be 'resnet18', 'resnet34' or 'resnet50'"),
+        ({"input_sizes": []}, "input_sizes: List should have at least 1 item"),
+        ({"input_sizes": [0]}, "input_sizes.0: Input should be greater than 0"),
+        ({"batch_size": 0}, "batch_size: Input should be greater than 0"),
+        ({"stem": "huge"}, "stem: Input should be 'imagenet' or 'small'"),
+        ({"num_classes": 0}, "num_classes: Input should be greater than 0"),
+    ],
+)
 def test_bad_input_is_one_line_spec_error(tmp_path, kwargs, words):
     args = {"models": ["resnet18"], "stem": "imagenet", "input_sizes": [28], "batch_size": 1, **kwargs}
     with pytest.raises(SpecError, match=words) as err:
@@ -95,11 +106,29 @@ def test_bad_input_is_one_line_spec_error(tmp_path, kwargs, words):
 
 def test_cli_prints_rows_as_json(tmp_path, capsys):
     out = tmp_path / "p"
-    assert cli.main(["profile", "--models", "resnet18", "resnet50", "--input-sizes", "28", "32",
-                     "--in-channels", "1", "3", "--out", str(out)]) == 0
+    assert (
+        cli.main(
+            [
+                "profile",
+                "--models",
+                "resnet18",
+                "resnet50",
+                "--input-sizes",
+                "28",
+                "32",
+                "--in-channels",
+                "1",
+                "3",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     printed = json.loads(capsys.readouterr().out)
     assert [(r["model"], r["in_channels"], r["input_size"]) for r in printed["rows"]] == [
-        (m, c, px) for m in ("resnet18", "resnet50") for c in (1, 3) for px in (28, 32)]
+        (m, c, px) for m in ("resnet18", "resnet50") for c in (1, 3) for px in (28, 32)
+    ]
     assert load_record(out)["config"]["in_channels"] == [1, 3]
     with open(out / "profile.csv") as f:
         assert [r["in_channels"] for r in csv.DictReader(f)] == ["1", "1", "3", "3"] * 2
@@ -118,11 +147,23 @@ def test_the_reference_studys_gflops_are_forward_flops_at_3x64x64(tmp_path):
     from dlbench.report import reference
 
     s = reference.GFLOPS_SETTING
-    rec = run_profile(list(reference.GFLOPS), s["stem"], [28, s["input_size"]], s["batch_size"], tmp_path, log=quiet,
-                      in_channels=[1, s["in_channels"]], num_classes=s["num_classes"])
+    rec = run_profile(
+        list(reference.GFLOPS),
+        s["stem"],
+        [28, s["input_size"]],
+        s["batch_size"],
+        tmp_path,
+        log=quiet,
+        in_channels=[1, s["in_channels"]],
+        num_classes=s["num_classes"],
+    )
     rows = rec["metrics"]["rows"]
     assert [(r["model"], r["in_channels"], r["input_size"]) for r in rows[:4]] == [
-        ("resnet18", 1, 28), ("resnet18", 1, 64), ("resnet18", 3, 28), ("resnet18", 3, 64)]
+        ("resnet18", 1, 28),
+        ("resnet18", 1, 64),
+        ("resnet18", 3, 28),
+        ("resnet18", 3, 64),
+    ]
     for r in rows:
         published = reference.gflops(r)
         if (r["in_channels"], r["input_size"]) == (s["in_channels"], s["input_size"]):

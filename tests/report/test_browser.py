@@ -16,9 +16,18 @@ from PIL import Image
 
 from tests.report.test_report import FIGURES
 
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--disable-extensions", "--hide-scrollbars"]
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-extensions",
+    "--hide-scrollbars",
+]
 
 # Appended to a copy of the report: after the load event, write what the browser rendered into the DOM.
 PROBE = """<script>
@@ -50,8 +59,9 @@ def chromium() -> str:
 
 
 def run_chromium(exe: str, profile: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([exe, *FLAGS, f"--user-data-dir={profile}", *args], capture_output=True, text=True,
-                          timeout=600)
+    return subprocess.run(
+        [exe, *FLAGS, f"--user-data-dir={profile}", *args], capture_output=True, text=True, timeout=600
+    )
 
 
 @pytest.fixture(scope="session")
@@ -60,8 +70,14 @@ def rendered(chromium, report, tmp_path_factory) -> dict:
     tmp = tmp_path_factory.mktemp("browser")
     probe = tmp / "probe.html"  # the page is self-contained, so a copy elsewhere renders the same
     probe.write_text((report / "report.html").read_text().replace("</body>", PROBE))
-    res = run_chromium(chromium, tmp / "profile", "--window-size=1400,4000", "--virtual-time-budget=15000",
-                       "--dump-dom", probe.as_uri())
+    res = run_chromium(
+        chromium,
+        tmp / "profile",
+        "--window-size=1400,4000",
+        "--virtual-time-budget=15000",
+        "--dump-dom",
+        probe.as_uri(),
+    )
     m = re.search(r'<pre id="probe">(.*?)</pre>', res.stdout, re.S)
     assert m, f"the probe did not run (chromium exit {res.returncode}): {res.stderr[-2000:]}"
     return json.loads(html.unescape(m.group(1)))
@@ -73,8 +89,9 @@ def test_every_figure_loads_in_the_browser(rendered):
     for img in imgs:
         assert img["complete"] and img["w"] > 300 and img["h"] > 200, img  # a broken image has naturalWidth 0
         assert img["shown"] > 300, img  # and it is laid out at a readable size
-    assert {i["alt"].split(":")[0] for i in imgs} == {f"Figure {n}" for n in ("1", "2", "3a", "3b", "4", "5", "6", "7",
-                                                                             "8")}
+    assert {i["alt"].split(":")[0] for i in imgs} == {
+        f"Figure {n}" for n in ("1", "2", "3a", "3b", "4", "5", "6", "7", "8")
+    }
 
 
 def test_tables_render_and_the_page_fits_the_window(rendered, report):
@@ -87,8 +104,13 @@ def test_tables_render_and_the_page_fits_the_window(rendered, report):
 
 def test_screenshot_shows_the_report(chromium, report, tmp_path):
     shot = tmp_path / "report.png"
-    res = run_chromium(chromium, tmp_path / "profile", "--window-size=1400,4000", f"--screenshot={shot}",
-                       (report / "report.html").as_uri())
+    res = run_chromium(
+        chromium,
+        tmp_path / "profile",
+        "--window-size=1400,4000",
+        f"--screenshot={shot}",
+        (report / "report.html").as_uri(),
+    )
     assert shot.is_file(), res.stderr[-2000:]
     im = np.asarray(Image.open(shot).convert("L"), dtype=float)
     assert im.shape == (4000, 1400)

@@ -23,8 +23,13 @@ from dlbench.report.study_tables import STUDY_TABLES
 from tests.report.test_browser import PROBE, chromium, run_chromium  # noqa: F401 - chromium is a fixture
 
 DS = {"mnist": "MNIST", "fashion-mnist": "Fashion-MNIST"}
-MODEL = {"resnet18": "ResNet-18", "resnet34": "ResNet-34", "resnet50": "ResNet-50", "svm-poly": "polynomial",
-         "svm-rbf": "RBF"}
+MODEL = {
+    "resnet18": "ResNet-18",
+    "resnet34": "ResNet-34",
+    "resnet50": "ResNet-50",
+    "svm-poly": "polynomial",
+    "svm-rbf": "RBF",
+}
 OPT = {"sgd": "SGD", "adam": "Adam", "": "not stated"}
 PIN = {"true": "pin on", "false": "pin off"}
 KEY = {table: build.__name__ for table, build in STUDY_TABLES.items()}  # published table -> its item's id
@@ -33,8 +38,12 @@ KEY = {table: build.__name__ for table, build in STUDY_TABLES.items()}  # publis
 @pytest.fixture(scope="module")
 def smoke(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("reference-smoke") / "study"
-    res = subprocess.run([sys.executable, "-m", "dlbench", "study", "--spec", "reference", "--smoke", "--out",
-                          str(out)], capture_output=True, text=True, timeout=3600)
+    res = subprocess.run(
+        [sys.executable, "-m", "dlbench", "study", "--spec", "reference", "--smoke", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=3600,
+    )
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     return out
 
@@ -60,8 +69,12 @@ class _Tables(HTMLParser):
         elif tag == "tr":
             self.row = []
         elif tag in ("td", "th") and self.row is not None:
-            self.cell = {"text": "", "span": int(a.get("colspan", 1)), "rowspan": int(a.get("rowspan", 1)),
-                         "idx": "idx" in (a.get("class") or "").split()}
+            self.cell = {
+                "text": "",
+                "span": int(a.get("colspan", 1)),
+                "rowspan": int(a.get("rowspan", 1)),
+                "idx": "idx" in (a.get("class") or "").split(),
+            }
 
     def handle_data(self, data):
         if self.cell is not None:
@@ -111,7 +124,7 @@ def at(page: str, key: str, row: tuple, col: tuple) -> str:
     cols, rows = grid(page, key)
     n = len(row)
     [r] = [x for x in rows if tuple(x[:n]) == row]
-    [j] = [j for j, c in enumerate(cols) if c[-len(col):] == col and j >= n]
+    [j] = [j for j, c in enumerate(cols) if c[-len(col) :] == col and j >= n]
     return htmllib.unescape(r[j])
 
 
@@ -130,8 +143,11 @@ def where(table: str, cell: dict) -> tuple[tuple, tuple, tuple]:
         return (m, opt), (dev, "study %"), (dev, "ours %")
     if table == "svm":
         return (ds,), (m, "study %"), (m, "ours %")
-    return ((ds, m, cell["batch_size"], opt, cell["lr"], f"{cell['epochs']} epochs", PIN[cell["pin_memory"]]),
-            ("study %",), ("ours %",))
+    return (
+        (ds, m, cell["batch_size"], opt, cell["lr"], f"{cell['epochs']} epochs", PIN[cell["pin_memory"]]),
+        ("study %",),
+        ("ours %",),
+    )
 
 
 def test_every_published_value_is_at_its_cell_with_ours_beside_it(smoke):
@@ -147,7 +163,9 @@ def test_every_published_value_is_at_its_cell_with_ours_beside_it(smoke):
             time_col = (*scol[:-1], "study s")
             assert at(page, KEY[cell["table"]], row, time_col) == cell["train_seconds"], cell["cell"]
         if cell["fit_ms"]:
-            assert at(page, KEY[cell["table"]], row, (scol[0], "study fit ms (CPU)")) == cell["fit_ms"], cell["cell"]
+            assert at(page, KEY[cell["table"]], row, (scol[0], "study fit ms (CPU)")) == cell["fit_ms"], cell[
+                "cell"
+            ]
     # the example of the issue: Table 4, ResNet-18 SGD on the GPU
     assert at(page, "cpu_vs_gpu", ("ResNet-18", "SGD"), ("GPU (A30)", "study s")) == "707.64"
     assert at(page, "cpu_vs_gpu", ("ResNet-18", "SGD"), ("GPU (A30)", "study %")) == "92.42"
@@ -160,11 +178,16 @@ def test_every_published_value_is_at_its_cell_with_ours_beside_it(smoke):
 def test_the_studys_tables_keep_its_structure(smoke):
     page = (smoke / "report" / "report.html").read_text()
     cols, rows = grid(page, "accuracy_grid")
-    assert [r[:3] for r in rows] == [[b, o, lr] for b in ("16", "32") for o in ("SGD", "Adam")
-                                     for lr in ("0.001", "0.0001")]
-    assert {c[:2] for c in cols[3:]} == {(d, m) for d in ("MNIST", "Fashion-MNIST") for m in ("ResNet-18", "ResNet-50")}
+    assert [r[:3] for r in rows] == [
+        [b, o, lr] for b in ("16", "32") for o in ("SGD", "Adam") for lr in ("0.001", "0.0001")
+    ]
+    assert {c[:2] for c in cols[3:]} == {
+        (d, m) for d in ("MNIST", "Fashion-MNIST") for m in ("ResNet-18", "ResNet-50")
+    }
     _, rows = grid(page, "cpu_vs_gpu")
-    assert [r[:2] for r in rows] == [[m, o] for m in ("ResNet-18", "ResNet-34", "ResNet-50") for o in ("SGD", "Adam")]
+    assert [r[:2] for r in rows] == [
+        [m, o] for m in ("ResNet-18", "ResNet-34", "ResNet-50") for o in ("SGD", "Adam")
+    ]
     cols, rows = grid(page, "svm_kernels")
     assert [r[0] for r in rows] == ["MNIST", "Fashion-MNIST"] and ("polynomial", "study fit ms (CPU)") in cols
     assert len(grid(page, "epochs_4_vs_10")[1]) == 4 and len(grid(page, "pin_memory")[1]) == 4
@@ -195,8 +218,14 @@ def test_smoke_banner_and_every_record_marked(smoke):
 def test_figures_1_to_7_decode_in_the_browser(smoke, chromium, tmp_path):  # noqa: F811
     probe = tmp_path / "probe.html"
     probe.write_text((smoke / "report" / "report.html").read_text().replace("</body>", PROBE))
-    res = run_chromium(chromium, tmp_path / "profile", "--window-size=1400,4000", "--virtual-time-budget=20000",
-                       "--dump-dom", probe.as_uri())
+    res = run_chromium(
+        chromium,
+        tmp_path / "profile",
+        "--window-size=1400,4000",
+        "--virtual-time-budget=20000",
+        "--dump-dom",
+        probe.as_uri(),
+    )
     m = re.search(r'<pre id="probe">(.*?)</pre>', res.stdout, re.S)
     assert m, res.stderr[-2000:]
     imgs = json.loads(htmllib.unescape(m.group(1)))["images"]

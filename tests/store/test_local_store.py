@@ -59,8 +59,11 @@ def test_tree_manifest_is_written_last_and_fetch_verifies(tmp_path):
     store.put_file = spy
     manifest = store.put_tree(tree, "run-1", progress=False)
     assert written[-1] == f"run-1/{MANIFEST_NAME}"
-    assert {e["path"] for e in manifest["files"]} == {"report/report.html", "train/r1/record.json",
-                                                       "models/train/r1/checkpoint.pt"}
+    assert {e["path"] for e in manifest["files"]} == {
+        "report/report.html",
+        "train/r1/record.json",
+        "models/train/r1/checkpoint.pt",
+    }
     assert find_run(store, "run-1") == "run-1"
     summary = fetch_run(store, "run-1", tmp_path / "got", progress=False)
     assert summary["downloaded"] == 2 and summary["left_out"] == 1  # weights only with models=True

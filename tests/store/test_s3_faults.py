@@ -13,8 +13,8 @@ import pytest
 
 from dlbench.cli import main
 from dlbench.store import MANIFEST_NAME, fetch_run, verify_tree, write_manifest
-from pipelines.local import publish_run, verify_stored
-from stores.s3 import S3Store
+from dlbench_kfp.pipelines.local import publish_run, verify_stored
+from dlbench_kfp.stores.s3 import S3Store
 
 MB = 1024 * 1024
 RUN = "dlbench-tiny-2026-01-01-00-00-00-000000"
@@ -61,7 +61,9 @@ def test_a_server_restart_mid_upload_is_waited_out_and_the_run_verifies(own_s3_s
     run_dir = kfp_local_run(tmp_path / "work")
     store = S3Store.from_url(f"s3://{server.bucket}/runs", env=server.env(), part_size=5 * MB)
     assert store.deadline >= 60  # the default covers a restart
-    kill_after(store, server, 8 * MB, restart_after_s=15)  # SeaweedFS-class servers take ~18 s to answer again
+    kill_after(
+        store, server, 8 * MB, restart_after_s=15
+    )  # SeaweedFS-class servers take ~18 s to answer again
     info = publish_run(run_dir, store, log=lambda *_: None)
     assert info["run"] == RUN and info["models"] == 1
     after = S3Store.from_url(f"s3://{server.bucket}/runs", env=server.env())
@@ -69,12 +71,15 @@ def test_a_server_restart_mid_upload_is_waited_out_and_the_run_verifies(own_s3_s
     got = tmp_path / "got"
     fetch_run(after, RUN, got, models=True, progress=False)
     assert verify_tree(got) == []
-    assert (got / "models" / "train" / "resnet18-abc" / "best.pt").read_bytes() == \
-        (run_dir / "train-cpu" / "run" / "best.pt").read_bytes()
+    assert (got / "models" / "train" / "resnet18-abc" / "best.pt").read_bytes() == (
+        run_dir / "train-cpu" / "run" / "best.pt"
+    ).read_bytes()
     assert after.incomplete_uploads(RUN) == [] and store._client.open_uploads == {}
 
 
-def test_a_server_gone_for_good_then_publish_completes_the_store(own_s3_server, tmp_path, monkeypatch, capsys):
+def test_a_server_gone_for_good_then_publish_completes_the_store(
+    own_s3_server, tmp_path, monkeypatch, capsys
+):
     server = own_s3_server
     work = tmp_path / "work"
     run_dir = kfp_local_run(work)
@@ -89,7 +94,9 @@ def test_a_server_gone_for_good_then_publish_completes_the_store(own_s3_server, 
         store = real_from_url(cls, *args, **kwargs)
         opened.append(store)
         if len(opened) == 1:
-            kill_after(store, server, 20 * MB)  # mid-way through the second 16 MiB part: the server is gone for good
+            kill_after(
+                store, server, 20 * MB
+            )  # mid-way through the second 16 MiB part: the server is gone for good
         return store
 
     monkeypatch.setattr(S3Store, "from_url", classmethod(from_url))
@@ -116,7 +123,10 @@ def test_a_server_gone_for_good_then_publish_completes_the_store(own_s3_server, 
 
 def test_publish_of_an_unknown_run_is_one_line(tmp_path, capsys):
     (tmp_path / "work").mkdir()
-    assert main(["publish", "no-such-run", "--work", str(tmp_path / "work"), "--store", str(tmp_path / "s")]) == 2
+    assert (
+        main(["publish", "no-such-run", "--work", str(tmp_path / "work"), "--store", str(tmp_path / "s")])
+        == 2
+    )
     [line] = capsys.readouterr().err.strip().splitlines()
     assert "no run 'no-such-run'" in line
     assert not (tmp_path / "s").exists()
@@ -127,4 +137,6 @@ def test_a_bad_retry_deadline_is_one_line(s3_server, value):
     from dlbench.store import StoreError
 
     with pytest.raises(StoreError, match="DLBENCH_S3_RETRY_DEADLINE_S"):
-        S3Store.from_url(f"s3://{s3_server.bucket}/x", env={**s3_server.env(), "DLBENCH_S3_RETRY_DEADLINE_S": value})
+        S3Store.from_url(
+            f"s3://{s3_server.bucket}/x", env={**s3_server.env(), "DLBENCH_S3_RETRY_DEADLINE_S": value}
+        )

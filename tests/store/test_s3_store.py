@@ -9,7 +9,7 @@ import threading
 import pytest
 
 from dlbench.store import MANIFEST_NAME, ChecksumMismatch, StoreError, fetch_run, open_store, verify_tree
-from stores.s3 import S3Store
+from dlbench_kfp.stores.s3 import S3Store
 
 MB = 1024 * 1024
 
@@ -34,7 +34,9 @@ def test_multipart_round_trip_of_20_mb(s3_server, tmp_path):
     assert info.size == src.stat().st_size and sum(seen) == info.size
     meta = store.info("weights/big.bin")
     assert meta.size == info.size and meta.sha256 == hashlib.sha256(src.read_bytes()).hexdigest()
-    assert (s3_server.root / s3_server.bucket / "multipart" / "weights" / "big.bin").stat().st_size == info.size
+    assert (
+        s3_server.root / s3_server.bucket / "multipart" / "weights" / "big.bin"
+    ).stat().st_size == info.size
     back = store.get_file("weights/big.bin", tmp_path / "back.bin")
     assert back.read_bytes() == src.read_bytes()
     assert [o.key for o in store.list("weights")] == ["weights/big.bin"]
@@ -110,7 +112,11 @@ def test_missing_keys_and_endpoint_name_the_variables(s3_server):
 def test_unreachable_endpoint_fails_after_retries(s3_server):
     from tests.s3server import _free_port
 
-    env = {**s3_server.env(), "DLBENCH_S3_ENDPOINT": f"http://127.0.0.1:{_free_port()}", "DLBENCH_S3_RETRIES": "2"}
+    env = {
+        **s3_server.env(),
+        "DLBENCH_S3_ENDPOINT": f"http://127.0.0.1:{_free_port()}",
+        "DLBENCH_S3_RETRIES": "2",
+    }
     with pytest.raises(StoreError) as err:
         S3Store.from_url(f"s3://{s3_server.bucket}/x", env=env, backoff=0.01)
     assert "unreachable (connection refused) after 2 attempts" in str(err.value)
@@ -171,10 +177,16 @@ def test_server_killed_mid_download_then_fetch_resumes(own_s3_server, tmp_path):
             server.kill()
 
     real_get = store.get_file
-    store.get_file = lambda key, path, sha256=None, size=None, progress=None: real_get(key, path, sha256, size, tick)
+    store.get_file = lambda key, path, sha256=None, size=None, progress=None: real_get(
+        key, path, sha256, size, tick
+    )
     with pytest.raises(StoreError) as err:
         store.get_tree("r", tmp_path / "got", progress=False)
-    assert "could not download s3://" in str(err.value) and "a.bin" in str(err.value) and "\n" not in str(err.value)
+    assert (
+        "could not download s3://" in str(err.value)
+        and "a.bin" in str(err.value)
+        and "\n" not in str(err.value)
+    )
     part = tmp_path / "got" / "a.bin.part"
     assert not (tmp_path / "got" / "a.bin").exists()
     partial = part.stat().st_size
@@ -192,7 +204,9 @@ def test_server_killed_mid_download_then_fetch_resumes(own_s3_server, tmp_path):
 def test_fetch_from_a_missing_bucket_suggests_only_what_fetch_can_do(s3_env, tmp_path, capsys):
     from dlbench.cli import main
 
-    assert main(["fetch", "some-run", "--to", str(tmp_path / "to"), "--store", "s3://no-such-bucket/runs"]) == 2
+    assert (
+        main(["fetch", "some-run", "--to", str(tmp_path / "to"), "--store", "s3://no-such-bucket/runs"]) == 2
+    )
     [line] = capsys.readouterr().err.strip().splitlines()
     assert line.startswith("dlbench: error: bucket 'no-such-bucket' does not exist at http://127.0.0.1:")
     assert "check the bucket in the store URL" in line and "pass --create-bucket" not in line

@@ -13,6 +13,7 @@ def fashion_small(fashion_dir, tmp_path_factory) -> Path:
     from dlbench.data.step import run_data
 
     out = tmp_path_factory.mktemp("fashion-small") / "split"
-    run_data("fashion-mnist", out, source="idx", root=str(fashion_dir), seed=0, subsample=3000,
-             log=lambda *_: None)
+    run_data(
+        "fashion-mnist", out, source="idx", root=str(fashion_dir), seed=0, subsample=3000, log=lambda *_: None
+    )
     return out

@@ -79,8 +79,15 @@ class Recorder(SklearnBackend):
         return True, "stand-in"
 
     def fit(self, X, y):
-        Recorder.seen.append({"n": len(y), "labels": sorted(set(np.asarray(y).tolist())), "gamma": self.gamma,
-                              "C": self.C, "dtype": X.dtype})
+        Recorder.seen.append(
+            {
+                "n": len(y),
+                "labels": sorted(set(np.asarray(y).tolist())),
+                "gamma": self.gamma,
+                "C": self.C,
+                "dtype": X.dtype,
+            }
+        )
         return super().fit(X, y)
 
 
@@ -88,12 +95,18 @@ def test_auto_prefers_the_gpu_backend_when_it_can_run(monkeypatch, tiny_split, t
     monkeypatch.setitem(BACKENDS, "cuml", Recorder)
     Recorder.seen = []
     assert get_backend("auto") is Recorder
-    rec = run_svm(SvmConfig(dataset="fashion-mnist", backend="auto", C=2.0), tiny_split, tmp_path / "o",
-                  log=lambda *_: None)
+    rec = run_svm(
+        SvmConfig(dataset="fashion-mnist", backend="auto", C=2.0),
+        tiny_split,
+        tmp_path / "o",
+        log=lambda *_: None,
+    )
     assert rec["metrics"]["backend"] == "cuml"  # the record says which one ran
     # a warm-up fit on a fresh instance, then the timed fit; both with the same resolved gamma and C
     assert [s["n"] for s in Recorder.seen] == [200, 700]
-    assert {s["gamma"] for s in Recorder.seen} == {rec["metrics"]["gamma"]} and {s["C"] for s in Recorder.seen} == {2.0}
+    assert {s["gamma"] for s in Recorder.seen} == {rec["metrics"]["gamma"]} and {
+        s["C"] for s in Recorder.seen
+    } == {2.0}
     assert rec["metrics"]["warmup_seconds"] is not None
 
 
@@ -101,8 +114,9 @@ def test_labels_reach_backends_as_indices_and_come_back_as_labels():
     X, y = _blobs(n_classes=3)
     labels = np.array([2, 5, 9])[y]  # sparse label values
     Recorder.seen = []
-    result = fit_and_evaluate(Recorder("rbf", 1.0, 0.05), X, labels, X, labels, n_classes=10,
-                              log=lambda *_: None)
+    result = fit_and_evaluate(
+        Recorder("rbf", 1.0, 0.05), X, labels, X, labels, n_classes=10, log=lambda *_: None
+    )
     assert Recorder.seen[-1]["labels"] == [0, 1, 2]
     assert set(result["predictions"].tolist()) == {2, 5, 9}
     cm = np.array(result["confusion_matrix"])

@@ -36,7 +36,9 @@ def _run(bench, capsys, *args):
 
 def test_only_sklearn_here_lists_cuml_with_its_reason(bench, tiny_split, capsys):
     ok, reason = CumlBackend.available()
-    code, out = _run(bench, capsys, "--split", str(tiny_split), "--n-train", "200", "--backends", "sklearn,cuml")
+    code, out = _run(
+        bench, capsys, "--split", str(tiny_split), "--n-train", "200", "--backends", "sklearn,cuml"
+    )
     assert code == 0
     if ok:  # a GPU machine with cuML: both ran, so there is a comparison
         assert [r["backend"] for r in out["results"]] == ["sklearn", "cuml"] and len(out["comparisons"]) == 1
@@ -51,7 +53,9 @@ def test_only_sklearn_here_lists_cuml_with_its_reason(bench, tiny_split, capsys)
 
 def test_speedup_when_both_ran(bench, tiny_split, capsys, monkeypatch, tmp_path):
     monkeypatch.setitem(BACKENDS, "cuml", FastStandIn)
-    code, out = _run(bench, capsys, "--split", str(tiny_split), "--n-train", "300", "--out", str(tmp_path / "b.json"))
+    code, out = _run(
+        bench, capsys, "--split", str(tiny_split), "--n-train", "300", "--out", str(tmp_path / "b.json")
+    )
     assert code == 0 and out["unavailable"] == {}
     sk, other = out["results"]
     (cmp,) = out["comparisons"]
@@ -78,28 +82,72 @@ def test_compare_with_an_earlier_run_on_another_machine(bench, tiny_split, capsy
     # a "GPU machine" run with only the other backend, then a CPU-only run with sklearn that names it
     monkeypatch.setitem(BACKENDS, "cuml", FastStandIn)
     earlier = tmp_path / "gpu.json"
-    code, gpu = _run(bench, capsys, "--split", str(tiny_split), "--n-train", "300", "--backends", "cuml",
-                     "--out", str(earlier))
+    code, gpu = _run(
+        bench,
+        capsys,
+        "--split",
+        str(tiny_split),
+        "--n-train",
+        "300",
+        "--backends",
+        "cuml",
+        "--out",
+        str(earlier),
+    )
     assert code == 0 and gpu["comparisons"] == []
-    code, out = _run(bench, capsys, "--split", str(tiny_split), "--n-train", "300", "--backends", "sklearn",
-                     "--compare-with", str(earlier))
+    code, out = _run(
+        bench,
+        capsys,
+        "--split",
+        str(tiny_split),
+        "--n-train",
+        "300",
+        "--backends",
+        "sklearn",
+        "--compare-with",
+        str(earlier),
+    )
     assert code == 0 and out["compared_with"] == [str(earlier)] and out["comparison_note"] is None
     (cmp,) = out["comparisons"]
     sk, other = out["results"][0], gpu["results"][0]
     assert cmp["same_run"] is False and cmp["earlier_run"] == str(earlier)
     assert cmp["fit_speedup"] == pytest.approx(sk["fit_seconds"] / other["fit_seconds"], rel=0.01)
     assert cmp["accuracy_gap_points"] == 0 and "fingerprint" in cmp["data_check"]
-    assert cmp["machines"]["cuml"]["time"] == gpu["time"] and cmp["machines"]["sklearn"]["time"] == out["time"]
+    assert (
+        cmp["machines"]["cuml"]["time"] == gpu["time"] and cmp["machines"]["sklearn"]["time"] == out["time"]
+    )
     assert "single-core" in cmp["caution"]
 
 
 def test_compare_with_a_different_measurement_is_refused_before_fitting(bench, tiny_split, capsys, tmp_path):
     earlier = tmp_path / "earlier.json"
-    code, _ = _run(bench, capsys, "--split", str(tiny_split), "--n-train", "200", "--backends", "sklearn",
-                   "--out", str(earlier))
+    code, _ = _run(
+        bench,
+        capsys,
+        "--split",
+        str(tiny_split),
+        "--n-train",
+        "200",
+        "--backends",
+        "sklearn",
+        "--out",
+        str(earlier),
+    )
     assert code == 0
-    code = bench.main(["--split", str(tiny_split), "--n-train", "300", "--C", "3", "--backends", "sklearn",
-                       "--compare-with", str(earlier)])
+    code = bench.main(
+        [
+            "--split",
+            str(tiny_split),
+            "--n-train",
+            "300",
+            "--C",
+            "3",
+            "--backends",
+            "sklearn",
+            "--compare-with",
+            str(earlier),
+        ]
+    )
     captured = capsys.readouterr()
     assert code == 2 and captured.out == ""
     (line,) = captured.err.strip().splitlines()  # one line, and no fit was started
@@ -110,8 +158,18 @@ def test_compare_with_a_different_measurement_is_refused_before_fitting(bench, t
     other = json.loads(earlier.read_text())
     other["data"]["fingerprint"] = "0" * 64
     earlier.write_text(json.dumps(other))
-    code = bench.main(["--split", str(tiny_split), "--n-train", "200", "--backends", "sklearn",
-                       "--compare-with", str(earlier)])
+    code = bench.main(
+        [
+            "--split",
+            str(tiny_split),
+            "--n-train",
+            "200",
+            "--backends",
+            "sklearn",
+            "--compare-with",
+            str(earlier),
+        ]
+    )
     assert code == 2 and "images or labels differ" in capsys.readouterr().err
 
     earlier.write_text(json.dumps({"benchmark": "train_engines"}))

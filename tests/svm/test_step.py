@@ -11,9 +11,21 @@ from dlbench.svm.backends import CumlBackend
 from dlbench.svm.step import apply_preprocess
 
 QUIET = {"log": lambda *_: None}
-RECORD_METRICS = {"accuracy", "fit_seconds", "predict_seconds", "per_class_accuracy", "confusion_matrix",
-                  "n_support", "n_train", "backend", "backend_version", "threads", "classes", "gamma",
-                  "preprocess"}
+RECORD_METRICS = {
+    "accuracy",
+    "fit_seconds",
+    "predict_seconds",
+    "per_class_accuracy",
+    "confusion_matrix",
+    "n_support",
+    "n_train",
+    "backend",
+    "backend_version",
+    "threads",
+    "classes",
+    "gamma",
+    "preprocess",
+}
 
 
 def _cfg(**kw):
@@ -48,7 +60,9 @@ def test_rbf_on_real_fashion_mnist(fashion_small, tmp_path):
 
 
 def test_poly_kernel_on_real_fashion_mnist(fashion_small, tmp_path):
-    rec = run_svm(_cfg(kernel="poly", C=10, degree=3, n_train=2000), fashion_small, tmp_path / "poly", **QUIET)
+    rec = run_svm(
+        _cfg(kernel="poly", C=10, degree=3, n_train=2000), fashion_small, tmp_path / "poly", **QUIET
+    )
     m = rec["metrics"]
     assert m["accuracy"] > 0.7, m["accuracy"]
     assert m["backend_params"]["kernel"] == "poly" and m["backend_params"]["degree"] == 3
@@ -106,15 +120,18 @@ def test_n_train_larger_than_split_is_one_line_and_writes_nothing(tiny_split, tm
     assert not out.exists()
 
 
-@pytest.mark.parametrize("bad, field", [
-    ({"kernel": "linear"}, "kernel: Input should be 'rbf' or 'poly'"),
-    ({"C": 0}, "C: Input should be greater than 0"),
-    ({"C": -1.0}, "C: Input should be greater than 0"),
-    ({"gamma": -0.1}, "gamma: Value error, gamma must be > 0, 'scale' or 'auto'"),
-    ({"gamma": 0}, "gamma: Value error, gamma must be > 0"),
-    ({"backend": "thundersvm"}, "backend: Input should be 'sklearn', 'cuml' or 'auto'"),
-    ({"n_train": 0}, "n_train: Input should be greater than 0"),
-])
+@pytest.mark.parametrize(
+    "bad, field",
+    [
+        ({"kernel": "linear"}, "kernel: Input should be 'rbf' or 'poly'"),
+        ({"C": 0}, "C: Input should be greater than 0"),
+        ({"C": -1.0}, "C: Input should be greater than 0"),
+        ({"gamma": -0.1}, "gamma: Value error, gamma must be > 0, 'scale' or 'auto'"),
+        ({"gamma": 0}, "gamma: Value error, gamma must be > 0"),
+        ({"backend": "thundersvm"}, "backend: Input should be 'sklearn', 'cuml' or 'auto'"),
+        ({"n_train": 0}, "n_train: Input should be greater than 0"),
+    ],
+)
 def test_bad_config_values_are_one_line(bad, field):
     with pytest.raises(SpecError) as err:
         validate_model(SvmConfig, {"dataset": "fashion-mnist", **bad}, "svm options")
@@ -132,8 +149,9 @@ def test_auto_picks_what_can_run_and_records_it(tiny_split, tmp_path):
     assert (rec["metrics"]["warmup_seconds"] is not None) == gpu
 
 
-def test_a_model_that_cannot_be_saved_fails_the_step_but_keeps_the_measurements(tiny_split, tmp_path,
-                                                                                monkeypatch):
+def test_a_model_that_cannot_be_saved_fails_the_step_but_keeps_the_measurements(
+    tiny_split, tmp_path, monkeypatch
+):
     from dlbench.errors import StepFailed
     from dlbench.svm.backends import SklearnBackend
 
@@ -158,7 +176,12 @@ def test_a_failed_rerun_leaves_no_artifact_of_the_earlier_run(tiny_split, tmp_pa
     from dlbench.svm import backends
 
     out = tmp_path / "svm"
-    run_svm({"dataset": "fashion-mnist", "backend": "sklearn", "n_train": 100}, tiny_split, out, log=lambda *_: None)
+    run_svm(
+        {"dataset": "fashion-mnist", "backend": "sklearn", "n_train": 100},
+        tiny_split,
+        out,
+        log=lambda *_: None,
+    )
     assert (out / "model.joblib").is_file()
 
     def broken_fit(self, X, y):
@@ -166,8 +189,12 @@ def test_a_failed_rerun_leaves_no_artifact_of_the_earlier_run(tiny_split, tmp_pa
 
     monkeypatch.setattr(backends.SklearnBackend, "fit", broken_fit)
     with pytest.raises(StepFailed):
-        run_svm({"dataset": "fashion-mnist", "backend": "sklearn", "n_train": 120}, tiny_split, out,
-                log=lambda *_: None)
+        run_svm(
+            {"dataset": "fashion-mnist", "backend": "sklearn", "n_train": 120},
+            tiny_split,
+            out,
+            log=lambda *_: None,
+        )
     rec = json.loads((out / "record.json").read_text())
     assert rec["status"] == "failed" and rec["config"]["n_train"] == 120
     assert sorted(p.name for p in out.iterdir()) == ["record.json"]

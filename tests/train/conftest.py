@@ -9,8 +9,17 @@ from dlbench.spec import TrainConfig
 
 def make_config(**kw) -> TrainConfig:
     """ResNet-18 (imagenet stem: cheap at 28x28), batch 32, one epoch of 3 steps, unless told otherwise."""
-    base = dict(dataset="fashion-mnist", model="resnet18", stem="imagenet", batch_size=32, epochs=1,
-                max_steps_per_epoch=3, engine="resident", device="cpu", seed=0)
+    base = dict(
+        dataset="fashion-mnist",
+        model="resnet18",
+        stem="imagenet",
+        batch_size=32,
+        epochs=1,
+        max_steps_per_epoch=3,
+        engine="resident",
+        device="cpu",
+        seed=0,
+    )
     base.update(kw)
     return TrainConfig(**base)
 

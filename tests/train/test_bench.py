@@ -21,8 +21,24 @@ def load_bench():
 def test_bench_prints_both_engines_and_the_ratio(capsys, tmp_path):
     bench = load_bench()
     out = tmp_path / "bench.json"
-    code = bench.main(["--device", "cpu", "--batch-size", "8", "--steps", "2", "--warmup", "1", "--repeats", "2",
-                       "--num-workers", "0", "--out", str(out)])
+    code = bench.main(
+        [
+            "--device",
+            "cpu",
+            "--batch-size",
+            "8",
+            "--steps",
+            "2",
+            "--warmup",
+            "1",
+            "--repeats",
+            "2",
+            "--num-workers",
+            "0",
+            "--out",
+            str(out),
+        ]
+    )
     assert code == 0
     report = json.loads(capsys.readouterr().out)
     assert report == json.loads(out.read_text())
@@ -33,8 +49,10 @@ def test_bench_prints_both_engines_and_the_ratio(capsys, tmp_path):
         assert e["images_per_second"] == 8 / e["seconds_per_step"]
         assert e["time_to_first_batch"] >= 0 and e["warmup_steps"] == 1 and e["finite_losses"]
     ratio = report["ratio"]["dataloader_over_resident_epoch_time"]
-    assert ratio == (report["engines"]["dataloader"]["projected_epoch_seconds"]
-                     / report["engines"]["resident"]["projected_epoch_seconds"])
+    assert ratio == (
+        report["engines"]["dataloader"]["projected_epoch_seconds"]
+        / report["engines"]["resident"]["projected_epoch_seconds"]
+    )
     # same seed, same first batch: the same first loss up to the channels_last convolution order
     assert report["ratio"]["first_loss_abs_diff"] < 1e-4
     assert report["device"]["type"] == "cpu" and "torch" in report["environment"]["libraries"]

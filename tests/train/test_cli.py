@@ -11,9 +11,28 @@ import torch
 from dlbench.cli import main
 from dlbench.record import load_record
 
-OPTIONS = ["--split", "--out", "--dataset", "--model", "--stem", "--batch-size", "--optimizer", "--lr",
-           "--momentum", "--weight-decay", "--epochs", "--device", "--engine", "--amp", "--pin-memory",
-           "--no-pin-memory", "--num-workers", "--seed", "--max-steps-per-epoch", "--resume"]
+OPTIONS = [
+    "--split",
+    "--out",
+    "--dataset",
+    "--model",
+    "--stem",
+    "--batch-size",
+    "--optimizer",
+    "--lr",
+    "--momentum",
+    "--weight-decay",
+    "--epochs",
+    "--device",
+    "--engine",
+    "--amp",
+    "--pin-memory",
+    "--no-pin-memory",
+    "--num-workers",
+    "--seed",
+    "--max-steps-per-epoch",
+    "--resume",
+]
 
 
 def test_help_lists_every_option_with_its_default(capsys):
@@ -23,8 +42,16 @@ def test_help_lists_every_option_with_its_default(capsys):
     text = " ".join(capsys.readouterr().out.split())  # help is wrapped to the terminal's width
     for opt in OPTIONS:
         assert opt in text, opt
-    for shown in ("(default: resnet18)", "(default: 64)", "(default: adam)", "(default: 0.001)",
-                  "(default: resident)", "(default: off)", "(default: cpu)", "(default: imagenet)"):
+    for shown in (
+        "(default: resnet18)",
+        "(default: 64)",
+        "(default: adam)",
+        "(default: 0.001)",
+        "(default: resident)",
+        "(default: off)",
+        "(default: cpu)",
+        "(default: imagenet)",
+    ):
         assert shown in text, shown
     assert "{dataloader,resident,fused}" in text and "{off,fp16,bf16}" in text and "{sgd,adam}" in text
     assert "{resnet18,resnet34,resnet50}" in text and "{cpu,cuda}" in text
@@ -38,8 +65,25 @@ def test_listed_in_the_top_level_help(capsys):
 
 def test_a_tiny_run(tiny_split, tmp_path, capsys):
     out = tmp_path / "run"
-    code = main(["train", "--split", str(tiny_split), "--out", str(out), "--engine", "dataloader",
-                 "--batch-size", "32", "--max-steps-per-epoch", "2", "--optimizer", "sgd", "--lr", "0.01"])
+    code = main(
+        [
+            "train",
+            "--split",
+            str(tiny_split),
+            "--out",
+            str(out),
+            "--engine",
+            "dataloader",
+            "--batch-size",
+            "32",
+            "--max-steps-per-epoch",
+            "2",
+            "--optimizer",
+            "sgd",
+            "--lr",
+            "0.01",
+        ]
+    )
     assert code == 0
     assert "test accuracy" in capsys.readouterr().out
     rec = load_record(out)
@@ -53,8 +97,23 @@ def test_a_tiny_run_at_the_reference_input(tiny_split, tmp_path, capsys):
     from dlbench.onnxrt.export import load_checkpoint
 
     out = tmp_path / "run64"
-    code = main(["train", "--split", str(tiny_split), "--out", str(out), "--batch-size", "16",
-                 "--max-steps-per-epoch", "2", "--input-size", "64", "--in-channels", "3"])
+    code = main(
+        [
+            "train",
+            "--split",
+            str(tiny_split),
+            "--out",
+            str(out),
+            "--batch-size",
+            "16",
+            "--max-steps-per-epoch",
+            "2",
+            "--input-size",
+            "64",
+            "--in-channels",
+            "3",
+        ]
+    )
     assert code == 0
     rec = load_record(out)
     assert rec["config"]["input_size"] == 64 and rec["config"]["in_channels"] == 3
@@ -63,7 +122,9 @@ def test_a_tiny_run_at_the_reference_input(tiny_split, tmp_path, capsys):
     load_checkpoint(net, out / "best.pt", "resnet18")
     assert net(torch.zeros(2, 3, 64, 64)).shape == (2, 10)
     capsys.readouterr()
-    assert main(["train", "--split", str(tiny_split), "--out", str(tmp_path / "bad"), "--input-size", "4"]) == 2
+    assert (
+        main(["train", "--split", str(tiny_split), "--out", str(tmp_path / "bad"), "--input-size", "4"]) == 2
+    )
     err = capsys.readouterr().err.strip()
     assert "--input-size" in err and "8" in err and "\n" not in err and not (tmp_path / "bad").exists()
 
@@ -79,12 +140,15 @@ def _one_line_error(capsys, argv, code):
     return err
 
 
-@pytest.mark.parametrize("flag,value,words", [
-    ("--optimizer", "rmsprop", ["--optimizer", "'sgd', 'adam'", "rmsprop"]),
-    ("--model", "resnet101", ["--model", "resnet18", "resnet101"]),
-    ("--engine", "turbo", ["--engine", "'dataloader', 'resident'"]),
-    ("--amp", "fp8", ["--amp", "fp8"]),
-])
+@pytest.mark.parametrize(
+    "flag,value,words",
+    [
+        ("--optimizer", "rmsprop", ["--optimizer", "'sgd', 'adam'", "rmsprop"]),
+        ("--model", "resnet101", ["--model", "resnet18", "resnet101"]),
+        ("--engine", "turbo", ["--engine", "'dataloader', 'resident'"]),
+        ("--amp", "fp8", ["--amp", "fp8"]),
+    ],
+)
 def test_unknown_choices(tiny_split, tmp_path, capsys, flag, value, words):
     out = tmp_path / "out"
     err = _one_line_error(capsys, ["train", "--split", str(tiny_split), "--out", str(out), flag, value], 2)
@@ -95,30 +159,53 @@ def test_unknown_choices(tiny_split, tmp_path, capsys, flag, value, words):
 
 def test_cuda_absent(tiny_split, tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    err = _one_line_error(capsys, ["train", "--split", str(tiny_split), "--out", str(tmp_path / "o"),
-                                   "--device", "cuda"], 2)
+    err = _one_line_error(
+        capsys, ["train", "--split", str(tiny_split), "--out", str(tmp_path / "o"), "--device", "cuda"], 2
+    )
     assert "no CUDA device is visible" in err and "use --device cpu" in err
 
 
 def test_batch_too_large(tiny_split, tmp_path, capsys):
-    err = _one_line_error(capsys, ["train", "--split", str(tiny_split), "--out", str(tmp_path / "o"),
-                                   "--batch-size", "5000"], 2)
+    err = _one_line_error(
+        capsys, ["train", "--split", str(tiny_split), "--out", str(tmp_path / "o"), "--batch-size", "5000"], 2
+    )
     assert "larger than the training split (700 images)" in err and "--batch-size 700 or less" in err
 
 
 def test_split_missing(tmp_path, capsys):
-    err = _one_line_error(capsys, ["train", "--split", str(tmp_path / "nope"), "--out", str(tmp_path / "o"),
-                                   "--dataset", "mnist"], 2)
+    err = _one_line_error(
+        capsys,
+        ["train", "--split", str(tmp_path / "nope"), "--out", str(tmp_path / "o"), "--dataset", "mnist"],
+        2,
+    )
     assert f"--split {tmp_path / 'nope'}: folder not found" in err
 
 
 def test_diverging_run_exits_1_with_one_line(tiny_split, tmp_path):
     """A real divergence (lr 1e30) through the installed entry point: exit 1, one line naming epoch and step."""
     out = tmp_path / "o"
-    proc = subprocess.run([sys.executable, "-m", "dlbench", "train", "--split", str(tiny_split), "--out", str(out),
-                           "--lr", "1e30", "--batch-size", "32", "--max-steps-per-epoch", "3"],
-                          capture_output=True, text=True, timeout=600, env={"DLBENCH_LOG_LEVEL": "ERROR",
-                                                                           "PATH": "/usr/bin:/bin"})
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "dlbench",
+            "train",
+            "--split",
+            str(tiny_split),
+            "--out",
+            str(out),
+            "--lr",
+            "1e30",
+            "--batch-size",
+            "32",
+            "--max-steps-per-epoch",
+            "3",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={"DLBENCH_LOG_LEVEL": "ERROR", "PATH": "/usr/bin:/bin"},
+    )
     assert proc.returncode == 1, proc.stderr
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("dlbench: error: training loss is nan at epoch 1, step 2")

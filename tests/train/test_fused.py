@@ -23,10 +23,12 @@ from tests.conftest import make_idx_folder
 from tests.train.conftest import make_config
 
 # four members differing in dataset, learning rate, momentum, weight decay and seed
-MEMBERS = [dict(dataset="fashion-mnist", lr=1e-3, seed=0),
-           dict(dataset="mnist", lr=1e-2, seed=1, momentum=0.5, weight_decay=1e-4),
-           dict(dataset="fashion-mnist", lr=3e-4, seed=2, momentum=0.0),
-           dict(dataset="mnist", lr=2e-3, seed=3)]
+MEMBERS = [
+    dict(dataset="fashion-mnist", lr=1e-3, seed=0),
+    dict(dataset="mnist", lr=1e-2, seed=1, momentum=0.5, weight_decay=1e-4),
+    dict(dataset="fashion-mnist", lr=3e-4, seed=2, momentum=0.0),
+    dict(dataset="mnist", lr=2e-3, seed=3),
+]
 
 
 def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -40,10 +42,17 @@ def _first_batches(configs, batch: int):
     xs, ys = [], []
     for c in configs:
         mean, std = NORMALIZATION[c.dataset]
-        xs.append(model_input(torch.randint(0, 256, (batch, 1, 28, 28), generator=g, dtype=torch.uint8), mean, std))
+        xs.append(
+            model_input(torch.randint(0, 256, (batch, 1, 28, 28), generator=g, dtype=torch.uint8), mean, std)
+        )
         ys.append(torch.randint(0, 10, (batch,), generator=g))
     cl = torch.channels_last
-    return torch.cat(xs, 1).contiguous(memory_format=cl), torch.stack(ys), [x.contiguous(memory_format=cl) for x in xs], ys
+    return (
+        torch.cat(xs, 1).contiguous(memory_format=cl),
+        torch.stack(ys),
+        [x.contiguous(memory_format=cl) for x in xs],
+        ys,
+    )
 
 
 @pytest.mark.parametrize("optimizer, param_tol", [("sgd", 1e-5), ("adam", 1e-4)])
@@ -68,7 +77,9 @@ def test_members_match_their_solo_runs_in_the_first_step(optimizer, param_tol):
         names = [n for n, _ in solo.model.named_parameters()]
         got = torch.cat([after[n].reshape(-1) for n in names])
         want = torch.cat([p.detach().reshape(-1) for p in solo.model.parameters()])
-        moved = torch.cat([p.detach().reshape(-1) for p in Trainer(c, torch.device("cpu")).model.parameters()])
+        moved = torch.cat(
+            [p.detach().reshape(-1) for p in Trainer(c, torch.device("cpu")).model.parameters()]
+        )
         assert _rel(got, want) < param_tol, i  # per-member lr, momentum and weight decay in the one step
         assert _rel(got, moved) > 10 * param_tol  # and the step did move the weights
 
@@ -109,7 +120,9 @@ def two_datasets(tmp_path_factory):
 def test_short_run_accuracy_records_and_checkpoints(two_datasets, tmp_path, quiet):
     """Each member's test accuracy is within the spread of two solo runs that differ only in their CPU
     thread count (measured here) plus 0.5 points; its record and best.pt are those of a normal run."""
-    configs = [make_config(optimizer="adam", batch_size=16, epochs=2, max_steps_per_epoch=8, **m) for m in MEMBERS]
+    configs = [
+        make_config(optimizer="adam", batch_size=16, epochs=2, max_steps_per_epoch=8, **m) for m in MEMBERS
+    ]
     splits = [two_datasets[c.dataset] for c in configs]
     outs = [tmp_path / "fused" / c.run_id for c in configs]
     recs = run_train_group(configs, splits, outs, log=quiet)
@@ -128,8 +141,12 @@ def test_short_run_accuracy_records_and_checkpoints(two_datasets, tmp_path, quie
         torch.set_num_threads(threads)
     allowed = max(spread) + 0.005
     for i, (c, rec, out) in enumerate(zip(configs, recs, outs, strict=True)):
-        assert abs(rec["metrics"]["test_accuracy"] - solo_acc[i]) <= allowed, (i, rec["metrics"]["test_accuracy"],
-                                                                                solo_acc, spread)
+        assert abs(rec["metrics"]["test_accuracy"] - solo_acc[i]) <= allowed, (
+            i,
+            rec["metrics"]["test_accuracy"],
+            solo_acc,
+            spread,
+        )
         on_disk = load_record(out)
         assert on_disk == json.loads(json.dumps(rec)) and on_disk["status"] == "ok"
         m = on_disk["metrics"]
@@ -146,7 +163,9 @@ def test_short_run_accuracy_records_and_checkpoints(two_datasets, tmp_path, quie
         x = model_input(torch.from_numpy(split["x_test"]).unsqueeze(1), mean, std)
         model.eval()
         with torch.no_grad():
-            acc = float((model(x).argmax(1) == torch.from_numpy(split["y_test"].astype("int64"))).double().mean())
+            acc = float(
+                (model(x).argmax(1) == torch.from_numpy(split["y_test"].astype("int64"))).double().mean()
+            )
         # the same weights through the plain model: at most one image's argmax may flip by rounding
         assert acc == pytest.approx(m["test_accuracy_best_checkpoint"], abs=1.01 / m["n_test"])
 
@@ -162,15 +181,36 @@ def test_bench_prints_timings_ratio_and_agreement(tmp_path, capsys):
     sys.modules[spec.name] = bench  # dataclasses look their module up there
     spec.loader.exec_module(bench)
     out = tmp_path / "fused.json"
-    assert bench.main(["--device", "cpu", "--members", "2", "--batch-size", "4", "--steps", "1", "--warmup", "1",
-                       "--repeats", "1", "--out", str(out)]) == 0
+    assert (
+        bench.main(
+            [
+                "--device",
+                "cpu",
+                "--members",
+                "2",
+                "--batch-size",
+                "4",
+                "--steps",
+                "1",
+                "--warmup",
+                "1",
+                "--repeats",
+                "1",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     report = json.loads(capsys.readouterr().out)
     assert report == json.loads(out.read_text())
     assert report["first_loss_max_rel_diff"] < 1e-5 and report["first_step_grad_max_rel_diff"] < 1e-5
     assert len(report["solo"]) == 2 and report["fused"]["grouped"]["images_per_second_aggregate"] > 0
     ratio = report["ratio"]["grouped_fused_over_solo_aggregate_throughput"]
-    assert ratio == pytest.approx(report["fused"]["grouped"]["images_per_second_aggregate"]
-                                  / report["solo_aggregate"]["images_per_second_aggregate"])
+    assert ratio == pytest.approx(
+        report["fused"]["grouped"]["images_per_second_aggregate"]
+        / report["solo_aggregate"]["images_per_second_aggregate"]
+    )
     # the fused run's first training losses are the solo runs' (same batches, same weights)
     assert report["ratio"]["grouped_first_train_loss_max_rel_diff_amp"] < 1e-5
     assert report["config"]["members_lr"] == [1e-3, 5e-4] and report["device"]["type"] == "cpu"

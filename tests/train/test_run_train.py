@@ -15,10 +15,24 @@ from dlbench.train import run_train
 from tests.train.conftest import make_config
 
 HISTORY_KEYS = {"epoch", "train_loss", "val_loss", "val_accuracy", "seconds", "images_per_second"}
-METRIC_KEYS = {"test_accuracy", "test_loss", "best_val_accuracy", "best_epoch", "train_seconds",
-               "epoch_seconds_mean", "images_per_second", "time_to_first_batch", "peak_memory_device_bytes",
-               "peak_memory_host_bytes", "history", "confusion_matrix", "classes", "engine", "stem",
-               "steps_per_epoch"}
+METRIC_KEYS = {
+    "test_accuracy",
+    "test_loss",
+    "best_val_accuracy",
+    "best_epoch",
+    "train_seconds",
+    "epoch_seconds_mean",
+    "images_per_second",
+    "time_to_first_batch",
+    "peak_memory_device_bytes",
+    "peak_memory_host_bytes",
+    "history",
+    "confusion_matrix",
+    "classes",
+    "engine",
+    "stem",
+    "steps_per_epoch",
+}
 
 
 @pytest.fixture(scope="module")
@@ -75,16 +89,20 @@ def _assert_same_run(a_dir, a_rec, b_dir, b_rec):
     for key in ("test_accuracy", "test_loss", "best_val_accuracy", "best_epoch", "confusion_matrix"):
         assert ma[key] == mb[key], key
     for ha, hb in zip(ma["history"], mb["history"], strict=True):
-        assert (ha["train_loss"], ha["val_loss"], ha["val_accuracy"]) == (hb["train_loss"], hb["val_loss"],
-                                                                          hb["val_accuracy"])
+        assert (ha["train_loss"], ha["val_loss"], ha["val_accuracy"]) == (
+            hb["train_loss"],
+            hb["val_loss"],
+            hb["val_accuracy"],
+        )
 
 
 def test_resume_after_one_epoch_equals_an_uninterrupted_run(two_epochs, tiny_split, tmp_path):
     a_dir, a_rec = two_epochs
     first = run_train(make_config(epochs=1, max_steps_per_epoch=2), tiny_split, tmp_path, log=lambda *_: None)
     assert [h["epoch"] for h in first["metrics"]["history"]] == [1]
-    b_rec = run_train(make_config(epochs=2, max_steps_per_epoch=2), tiny_split, tmp_path, resume=True,
-                      log=lambda *_: None)
+    b_rec = run_train(
+        make_config(epochs=2, max_steps_per_epoch=2), tiny_split, tmp_path, resume=True, log=lambda *_: None
+    )
     assert b_rec["metrics"]["resumed_from_epoch"] == 1
     assert [h["epoch"] for h in b_rec["metrics"]["history"]] == [1, 2]
     _assert_same_run(a_dir, a_rec, tmp_path, b_rec)
@@ -129,12 +147,15 @@ def test_resume_of_a_checkpoint_written_before_the_input_fields(tiny_split, tmp_
     state = torch.load(tmp_path / "last.pt", weights_only=True)
     del state["config"]["input_size"], state["config"]["in_channels"]
     torch.save(state, tmp_path / "last.pt")
-    rec = run_train(make_config(epochs=2, max_steps_per_epoch=2), tiny_split, tmp_path, resume=True,
-                    log=lambda *_: None)
+    rec = run_train(
+        make_config(epochs=2, max_steps_per_epoch=2), tiny_split, tmp_path, resume=True, log=lambda *_: None
+    )
     assert rec["metrics"]["resumed_from_epoch"] == 1
     torch.save(state, tmp_path / "last.pt")
     with pytest.raises(SpecError, match=r"input_size: 28 in the checkpoint, 64 now"):
-        run_train(make_config(epochs=2, max_steps_per_epoch=2, input_size=64), tiny_split, tmp_path, resume=True)
+        run_train(
+            make_config(epochs=2, max_steps_per_epoch=2, input_size=64), tiny_split, tmp_path, resume=True
+        )
 
 
 def test_cuda_absent_fails_before_writing(tiny_split, tmp_path, monkeypatch):

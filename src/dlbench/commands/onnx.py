@@ -12,27 +12,36 @@ def register(sub) -> None:
     from dlbench.onnxrt.providers import PROVIDERS
 
     p = add_command(
-        sub, "onnx", "export a model to ONNX, check parity, time ONNX Runtime against PyTorch eager",
+        sub,
+        "onnx",
+        "export a model to ONNX, check parity, time ONNX Runtime against PyTorch eager",
         description="Export a trained checkpoint (or a freshly initialised model) to ONNX with a dynamic batch "
-                    "axis, validate it with onnx.checker, compare ONNX Runtime's output with PyTorch's on the "
-                    "same inputs (fails above --tolerance), then time ONNX Runtime per provider and batch size "
-                    "beside PyTorch eager on the same device. Writes model.onnx, timings.csv and record.json; "
-                    "prints the results as JSON.",
+        "axis, validate it with onnx.checker, compare ONNX Runtime's output with PyTorch's on the "
+        "same inputs (fails above --tolerance), then time ONNX Runtime per provider and batch size "
+        "beside PyTorch eager on the same device. Writes model.onnx, timings.csv and record.json; "
+        "prints the results as JSON.",
         epilog=f"providers: {', '.join(f'{k} = {v.ort_name}' for k, v in PROVIDERS.items())}. Those that "
-               "cannot run here are recorded as unavailable with the reason (cuda and tensorrt need the "
-               "onnxruntime-gpu wheel and a GPU); the step fails only if none can run. Timing: --warmup calls "
-               "run first and are excluded, then --iterations timed calls; p50/p90/p99, mean, std, "
-               "throughput (images/s).\n"
-               "example: dlbench onnx --model resnet18 --checkpoint runs/quick/train/ID/best.pt "
-               "--batch-sizes 1 64 --out runs/demo/onnx/resnet18")
+        "cannot run here are recorded as unavailable with the reason (cuda and tensorrt need the "
+        "onnxruntime-gpu wheel and a GPU); the step fails only if none can run. Timing: --warmup calls "
+        "run first and are excluded, then --iterations timed calls; p50/p90/p99, mean, std, "
+        "throughput (images/s).\n"
+        "example: dlbench onnx --model resnet18 --checkpoint runs/quick/train/ID/best.pt "
+        "--batch-sizes 1 64 --out runs/demo/onnx/resnet18",
+    )
     add_field_options(
-        p, OnnxConfig, OPTIONS,
+        p,
+        OnnxConfig,
+        OPTIONS,
         providers={"metavar": "NAME", "help": f"ONNX Runtime providers ({', '.join(PROVIDERS)})"},
-        batch_sizes={"metavar": "N"}, input_size={"help": "square input size in pixels (the size the checkpoint "
-                                                          "was trained at)"})
-    p.add_argument("--checkpoint", default=None,
-                   help="state_dict .pt from a train run (plain, or under key 'model') (default: a freshly "
-                        "initialised model)")
+        batch_sizes={"metavar": "N"},
+        input_size={"help": "square input size in pixels (the size the checkpoint was trained at)"},
+    )
+    p.add_argument(
+        "--checkpoint",
+        default=None,
+        help="state_dict .pt from a train run (plain, or under key 'model') (default: a freshly "
+        "initialised model)",
+    )
     p.add_argument("--out", required=True, help="output folder (created)")
     p.set_defaults(func=run)
 
@@ -51,8 +60,30 @@ def run(args) -> int:
 
     rec = onnx_step(config, args.out, checkpoint=args.checkpoint, log=get_logger("dlbench.onnx").info)
     m = rec["metrics"]
-    keys = ("model", "stem", "weights", "checkpoint", "exporter", "opset", "max_abs_diff", "tolerance", "parity",
-            "providers_available", "providers_unavailable", "threads", "torch_threads",
-            "graph_optimization_level", "onnxruntime_version", "results", "speedup")
-    print(json.dumps({"out": str(args.out), "device": rec["device"], **{k: m[k] for k in keys}}, indent=2, allow_nan=False))
+    keys = (
+        "model",
+        "stem",
+        "weights",
+        "checkpoint",
+        "exporter",
+        "opset",
+        "max_abs_diff",
+        "tolerance",
+        "parity",
+        "providers_available",
+        "providers_unavailable",
+        "threads",
+        "torch_threads",
+        "graph_optimization_level",
+        "onnxruntime_version",
+        "results",
+        "speedup",
+    )
+    print(
+        json.dumps(
+            {"out": str(args.out), "device": rec["device"], **{k: m[k] for k in keys}},
+            indent=2,
+            allow_nan=False,
+        )
+    )
     return 0

@@ -10,21 +10,32 @@ def register(sub) -> None:
     from dlbench.cli import add_command
 
     p = add_command(
-        sub, "profile", "count FLOPs (forward and one training step), parameters and activation memory",
+        sub,
+        "profile",
+        "count FLOPs (forward and one training step), parameters and activation memory",
         description="For each model and input size, count the FLOPs of one forward pass and of one training "
-                    "step (forward + cross-entropy loss + backward) with PyTorch's FlopCounterMode, the "
-                    "parameters, a breakdown by layer type and by aten op, and the activation memory of one "
-                    "batch. Counted on PyTorch's meta device (shapes only), so it takes seconds at any size. "
-                    "Writes profile.csv, profile.json and record.json; prints the rows as JSON.",
+        "step (forward + cross-entropy loss + backward) with PyTorch's FlopCounterMode, the "
+        "parameters, a breakdown by layer type and by aten op, and the activation memory of one "
+        "batch. Counted on PyTorch's meta device (shapes only), so it takes seconds at any size. "
+        "Writes profile.csv, profile.json and record.json; prints the rows as JSON.",
         epilog="units: FLOPs count 2 per multiply-add (convolutions and matrix products only); "
-               "GMACs = FLOPs / 2 / 1e9, the unit torchvision publishes (ResNet-18 at 3x224x224: 1.814 GMACs).\n"
-               "example: dlbench profile --models resnet18 resnet50 --input-sizes 28 224 --out runs/demo/profile")
+        "GMACs = FLOPs / 2 / 1e9, the unit torchvision publishes (ResNet-18 at 3x224x224: 1.814 GMACs).\n"
+        "example: dlbench profile --models resnet18 resnet50 --input-sizes 28 224 --out runs/demo/profile",
+    )
     add_field_options(
-        p, ProfileConfig, OPTIONS, models={"metavar": "MODEL"}, input_sizes={"metavar": "PX"},
+        p,
+        ProfileConfig,
+        OPTIONS,
+        models={"metavar": "MODEL"},
+        input_sizes={"metavar": "PX"},
         stem={"help": "imagenet: 7x7/2 conv + max-pool; small: 3x3/1 conv, no pool"},
-        in_channels={"metavar": "C", "help": "input channels, one or more (1 for MNIST; 3 with --num-classes 1000 "
-                                             "is torchvision's own ResNet; 3 at --input-sizes 64 is the setting of "
-                                             "the reference study's GFLOPs)"})
+        in_channels={
+            "metavar": "C",
+            "help": "input channels, one or more (1 for MNIST; 3 with --num-classes 1000 "
+            "is torchvision's own ResNet; 3 at --input-sizes 64 is the setting of "
+            "the reference study's GFLOPs)",
+        },
+    )
     p.add_argument("--out", required=True, help="output folder (created)")
     p.set_defaults(func=run)
 
@@ -41,8 +52,25 @@ def run(args) -> int:
     check_out_dir(args.out)
 
     rec = profile_step(cfg, args.out, log=get_logger("dlbench.profile").info)
-    keys = ("model", "stem", "in_channels", "input_size", "batch_size", "forward_gflops", "forward_gmacs",
-            "train_step_gflops", "params", "activation_bytes", "saved_for_backward_bytes")
+    keys = (
+        "model",
+        "stem",
+        "in_channels",
+        "input_size",
+        "batch_size",
+        "forward_gflops",
+        "forward_gmacs",
+        "train_step_gflops",
+        "params",
+        "activation_bytes",
+        "saved_for_backward_bytes",
+    )
     rows = [{k: r[k] for k in keys} for r in rec["metrics"]["rows"]]
-    print(json.dumps({"out": str(args.out), "unit_note": rec["metrics"]["unit_note"], "rows": rows}, indent=2, allow_nan=False))
+    print(
+        json.dumps(
+            {"out": str(args.out), "unit_note": rec["metrics"]["unit_note"], "rows": rows},
+            indent=2,
+            allow_nan=False,
+        )
+    )
     return 0

@@ -7,18 +7,31 @@ def register(sub) -> None:
     from dlbench.cli import add_command
 
     p = add_command(
-        sub, "report", "gather every record of a run into report.html, report.md, tables and figures",
+        sub,
+        "report",
+        "gather every record of a run into report.html, report.md, tables and figures",
         description="Read every record.json below --records (data, train, svm, profile, onnx steps) and write "
-                    "report.md, a self-contained report.html (figures embedded, no network needed), "
-                    "tables/*.csv, figures/*.png, summary.json (headline numbers) and record.json. A step that "
-                    "failed or was not run shows as \"not run\" with its reason. Prints the path of report.html.",
-        epilog="example: dlbench report --records runs/quick --out runs/quick/report")
-    p.add_argument("--records", default="runs/quick", metavar="DIR",
-                   help="folder searched recursively for record.json files, e.g. a study folder runs/<spec name>")
-    p.add_argument("--out", default=None, metavar="DIR",
-                   help="output folder (default: DIR/report, the study's own report folder). A folder holding "
-                        "other files, or the report of other records, is refused without --overwrite")
-    p.add_argument("--overwrite", action="store_true", help="write into --out even when it holds something else")
+        "report.md, a self-contained report.html (figures embedded, no network needed), "
+        "tables/*.csv, figures/*.png, summary.json (headline numbers) and record.json. A step that "
+        'failed or was not run shows as "not run" with its reason. Prints the path of report.html.',
+        epilog="example: dlbench report --records runs/quick --out runs/quick/report",
+    )
+    p.add_argument(
+        "--records",
+        default="runs/quick",
+        metavar="DIR",
+        help="folder searched recursively for record.json files, e.g. a study folder runs/<spec name>",
+    )
+    p.add_argument(
+        "--out",
+        default=None,
+        metavar="DIR",
+        help="output folder (default: DIR/report, the study's own report folder). A folder holding "
+        "other files, or the report of other records, is refused without --overwrite",
+    )
+    p.add_argument(
+        "--overwrite", action="store_true", help="write into --out even when it holds something else"
+    )
     p.set_defaults(func=run)
 
 
@@ -32,9 +45,11 @@ def run(args) -> int:
 
     records = Path(args.records)
     if not records.is_dir():  # the same words as run_report's own check, before the output check
-        raise DataError(f"records folder {records} " + ("is a file, not a folder" if records.exists() else
-                                                        "does not exist"),
-                        "point --records at a study folder, e.g. runs/quick")
+        raise DataError(
+            f"records folder {records} "
+            + ("is a file, not a folder" if records.exists() else "does not exist"),
+            "point --records at a study folder, e.g. runs/quick",
+        )
     default = args.out in (None, DEFAULT_OUT)
     out = records / "report" if default else Path(args.out)
     check_out_dir(out, "--out" if not default else "the report folder")
@@ -58,11 +73,15 @@ def check_report_out(out, records) -> None:
     except (OSError, ValueError):
         rec = {}
     if rec.get("step") != "report":
-        raise DlbenchError(f"--out {out} is not empty and holds no report", "choose another --out, or add --overwrite")
+        raise DlbenchError(
+            f"--out {out} is not empty and holds no report", "choose another --out, or add --overwrite"
+        )
     held = (rec.get("config") or {}).get("records_root")
     if held and not _same_folder(held, records):
-        raise DlbenchError(f"--out {out} holds the report of other records ({held})",
-                           "choose another --out, or add --overwrite to replace it")
+        raise DlbenchError(
+            f"--out {out} holds the report of other records ({held})",
+            "choose another --out, or add --overwrite to replace it",
+        )
 
 
 def _same_folder(a, b) -> bool:

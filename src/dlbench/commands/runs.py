@@ -7,15 +7,23 @@ def register(sub) -> None:
     from dlbench.cli import add_command
 
     p = add_command(
-        sub, "runs", "list the studies and pipeline runs in a folder or a store",
+        sub,
+        "runs",
+        "list the studies and pipeline runs in a folder or a store",
         description="List every study folder (dlbench study) and pipeline run (dlbench run --local, or a "
-                    "cluster run published to a store) below a folder or an S3 store: its name, spec, date, "
-                    "status (from its records) and report. Newest first.",
+        "cluster run published to a store) below a folder or an S3 store: its name, spec, date, "
+        "status (from its records) and report. Newest first.",
         epilog="examples:\n  dlbench runs                       # everything under ./runs\n"
-               "  dlbench runs runs/pipeline         # the local pipeline runs\n"
-               "  dlbench runs s3://dlbench/runs     # a store (DLBENCH_S3_ENDPOINT and keys from the environment)")
-    p.add_argument("where", nargs="?", default=DEFAULT_ROOT, metavar="STORE_OR_FOLDER",
-                   help=f"a folder or s3://bucket/prefix (default: {DEFAULT_ROOT})")
+        "  dlbench runs runs/pipeline         # the local pipeline runs\n"
+        "  dlbench runs s3://dlbench/runs     # a store (DLBENCH_S3_ENDPOINT and keys from the environment)",
+    )
+    p.add_argument(
+        "where",
+        nargs="?",
+        default=DEFAULT_ROOT,
+        metavar="STORE_OR_FOLDER",
+        help=f"a folder or s3://bucket/prefix (default: {DEFAULT_ROOT})",
+    )
     p.add_argument("--json", action="store_true", help="print the list as JSON")
     p.set_defaults(func=run)
 
@@ -29,8 +37,10 @@ def run(args) -> int:
     from dlbench.store import open_store
 
     if is_local(args.where) and not Path(str(args.where).removeprefix("file://")).is_dir():
-        raise DlbenchError(f"folder not found: {args.where}",
-                           "give a folder that holds studies or runs (e.g. runs), or a store URL")
+        raise DlbenchError(
+            f"folder not found: {args.where}",
+            "give a folder that holds studies or runs (e.g. runs), or a store URL",
+        )
     rows = list_runs(open_store(args.where))
     if args.json:
         print(json.dumps(rows, indent=2))

@@ -11,24 +11,50 @@ def register(sub) -> None:
     from dlbench.cli import add_command
 
     p = add_command(sub, "spec", "show, validate or expand a study spec (preset name or YAML file)")
-    p.add_argument("action", choices=["show", "validate", "expand", "presets"],
-                   help="show: print the resolved spec as YAML; validate: check it; expand: list every run "
-                        "with its id; presets: list the shipped presets")
+    p.add_argument(
+        "action",
+        choices=["show", "validate", "expand", "presets"],
+        help="show: print the resolved spec as YAML; validate: check it; expand: list every run "
+        "with its id; presets: list the shipped presets",
+    )
     p.add_argument("spec", nargs="?", default="quick", help="preset name or path to a YAML spec")
-    p.add_argument("--fuse", action=argparse.BooleanOptionalAction, default=None,
-                   help="expand as with --fuse: compatible GPU runs listed (and estimated) as fused groups")
-    p.add_argument("--estimate", action="store_true",
-                   help="expand: also print each run's and the study's projected time (needs --calibrate or "
-                        "--calibration FILE)")
-    p.add_argument("--calibrate", action="store_true",
-                   help="measure a few dozen steps of each distinct model/batch/engine shape here first "
-                        "(with --calibration FILE: add to it and save it)")
-    p.add_argument("--calibration", metavar="FILE", default=None,
-                   help="a stored calibration (JSON) to project from, e.g. one measured on the GPU machine")
-    p.add_argument("--device", action="append", choices=["cpu", "cuda"], default=None,
-                   help="calibrate the runs of this device (repeatable); default: cpu, and cuda when visible")
-    p.add_argument("--compare", metavar="STUDY_DIR", default=None,
-                   help="print a finished study's measured times beside the estimate")
+    p.add_argument(
+        "--fuse",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="expand as with --fuse: compatible GPU runs listed (and estimated) as fused groups",
+    )
+    p.add_argument(
+        "--estimate",
+        action="store_true",
+        help="expand: also print each run's and the study's projected time (needs --calibrate or "
+        "--calibration FILE)",
+    )
+    p.add_argument(
+        "--calibrate",
+        action="store_true",
+        help="measure a few dozen steps of each distinct model/batch/engine shape here first "
+        "(with --calibration FILE: add to it and save it)",
+    )
+    p.add_argument(
+        "--calibration",
+        metavar="FILE",
+        default=None,
+        help="a stored calibration (JSON) to project from, e.g. one measured on the GPU machine",
+    )
+    p.add_argument(
+        "--device",
+        action="append",
+        choices=["cpu", "cuda"],
+        default=None,
+        help="calibrate the runs of this device (repeatable); default: cpu, and cuda when visible",
+    )
+    p.add_argument(
+        "--compare",
+        metavar="STUDY_DIR",
+        default=None,
+        help="print a finished study's measured times beside the estimate",
+    )
     p.set_defaults(func=run)
 
 
@@ -76,16 +102,20 @@ def run(args) -> int:
             for i, cfg in enumerate(task):
                 group = "" if len(task) == 1 else f"  [fused group of {len(task)}, member {i + 1}]"
                 planned = "".join(f" (planned {k} {v})" for k, v in (cfg.planned or {}).items())
-                print(f"train {cfg.run_id}  {cfg.dataset} {cfg.model} bs={cfg.batch_size} {cfg.optimizer} "
-                      f"lr={cfg.lr:g} epochs={cfg.epochs} {cfg.device} {cfg.engine} pin={cfg.pin_memory} amp={cfg.amp}"
-                      f"{' ' + cfg.input_shape if cfg.input_shape != '1x28x28' else ''}{planned}"
-                      f"  [grid {', '.join(grids.get(cfg.run_id, []))}]{group}"
-                      + fills(cells_for(cfg.model_dump()), cells_for(cfg.model_dump(), accuracy_only=True)))
+                print(
+                    f"train {cfg.run_id}  {cfg.dataset} {cfg.model} bs={cfg.batch_size} {cfg.optimizer} "
+                    f"lr={cfg.lr:g} epochs={cfg.epochs} {cfg.device} {cfg.engine} pin={cfg.pin_memory} amp={cfg.amp}"
+                    f"{' ' + cfg.input_shape if cfg.input_shape != '1x28x28' else ''}{planned}"
+                    f"  [grid {', '.join(grids.get(cfg.run_id, []))}]{group}"
+                    + fills(cells_for(cfg.model_dump()), cells_for(cfg.model_dump(), accuracy_only=True))
+                )
         for cfg in expand_svm(spec):
             planned = "".join(f" (planned {k} {v})" for k, v in (cfg.planned or {}).items())
-            print(f"svm   {cfg.run_id}  {cfg.dataset} {cfg.backend} {cfg.kernel} C={cfg.C:g} "
-                  f"gamma={cfg.gamma} n_train={cfg.n_train or 'all'}{planned}"
-                  + fills(cells_for(cfg.model_dump(), "svm")))
+            print(
+                f"svm   {cfg.run_id}  {cfg.dataset} {cfg.backend} {cfg.kernel} C={cfg.C:g} "
+                f"gamma={cfg.gamma} n_train={cfg.n_train or 'all'}{planned}"
+                + fills(cells_for(cfg.model_dump(), "svm"))
+            )
         from dlbench.report.reference import published
 
         print(f"published cells filled: {len(n_cells)} of {len(published())}")
@@ -105,11 +135,15 @@ def run_estimate(args, spec) -> int:
     from dlbench.log import get_logger
 
     if args.action != "expand":
-        raise SpecError(f"--estimate / --calibrate go with `dlbench spec expand`, not {args.action}",
-                        f"run dlbench spec expand {args.spec} --estimate --calibrate")
+        raise SpecError(
+            f"--estimate / --calibrate go with `dlbench spec expand`, not {args.action}",
+            f"run dlbench spec expand {args.spec} --estimate --calibrate",
+        )
     if not args.calibrate and not args.calibration:
-        raise SpecError("--estimate needs step times: --calibrate (measure here) or --calibration FILE",
-                        f"run dlbench spec expand {args.spec} --estimate --calibrate")
+        raise SpecError(
+            "--estimate needs step times: --calibrate (measure here) or --calibration FILE",
+            f"run dlbench spec expand {args.spec} --estimate --calibrate",
+        )
     actual = actual_seconds(args.compare) if args.compare else None  # a bad folder fails before measuring
     cal = None
     if args.calibration and (not args.calibrate or os.path.exists(args.calibration)):

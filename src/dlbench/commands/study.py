@@ -5,24 +5,35 @@ def register(sub) -> None:
     from dlbench.cli import add_command
 
     p = add_command(
-        sub, "study", "run every step of a study spec in this process, into one folder",
+        sub,
+        "study",
+        "run every step of a study spec in this process, into one folder",
         description="Run a whole study (data, then each step the spec asks for) here, without KFP. "
-                    "A step that fails is recorded; the rest go on. A folder that already holds a study is "
-                    "refused unless --resume or --overwrite says what to do with it.",
+        "A step that fails is recorded; the rest go on. A folder that already holds a study is "
+        "refused unless --resume or --overwrite says what to do with it.",
         epilog="examples:\n  dlbench study --spec quick                 # into runs/quick\n"
-               "  dlbench study --spec quick --resume        # again: skip the runs already done\n"
-               "  dlbench study --spec my-study.yaml --out runs/try2")
+        "  dlbench study --spec quick --resume        # again: skip the runs already done\n"
+        "  dlbench study --spec my-study.yaml --out runs/try2",
+    )
     from dlbench.commands.pipeline import add_spec_options
 
     add_spec_options(p, "one model per group")
-    p.add_argument("--out", default=None, metavar="DIR",
-                   help="study output folder (default: runs/<the spec's name>, e.g. runs/quick)")
+    p.add_argument(
+        "--out",
+        default=None,
+        metavar="DIR",
+        help="study output folder (default: runs/<the spec's name>, e.g. runs/quick)",
+    )
     mode = p.add_mutually_exclusive_group()
-    mode.add_argument("--resume", action="store_true",
-                      help="continue the same study in --out: runs whose record says ok are kept and skipped "
-                           "(matched by run id); profile, ONNX and the report run again")
-    mode.add_argument("--overwrite", action="store_true",
-                      help="delete the study already in --out and start again")
+    mode.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the same study in --out: runs whose record says ok are kept and skipped "
+        "(matched by run id); profile, ONNX and the report run again",
+    )
+    mode.add_argument(
+        "--overwrite", action="store_true", help="delete the study already in --out and start again"
+    )
     from dlbench.commands.pipeline import SMOKE_HELP
 
     p.add_argument("--smoke", action="store_true", help=SMOKE_HELP)
@@ -50,8 +61,11 @@ def run(args) -> int:
     summary = run_study(spec, out, resume=mode == "resume")
     failed = sum(len(v["failed"]) for v in summary.values())
     for step, v in summary.items():
-        print(f"{step}: {v['ok']} ok" + (f", {len(v['failed'])} failed" if v["failed"] else "")
-              + (f", {v['skipped']} kept from before" if v.get("skipped") else ""))
+        print(
+            f"{step}: {v['ok']} ok"
+            + (f", {len(v['failed'])} failed" if v["failed"] else "")
+            + (f", {v['skipped']} kept from before" if v.get("skipped") else "")
+        )
     lay = StudyLayout(out)
     print(f"results: {out}")
     print(f"runs by id: {lay.index}")

@@ -16,21 +16,31 @@ def register(sub) -> None:
     from dlbench.cli import add_command, add_split_options
 
     p = add_command(
-        sub, "svm", "fit and evaluate one SVM (scikit-learn on the CPU or cuML on the GPU) on a split",
+        sub,
+        "svm",
+        "fit and evaluate one SVM (scikit-learn on the CPU or cuML on the GPU) on a split",
         description="Fit an SVC on the training part of a split written by `dlbench data` (optionally a "
-                    "stratified, seeded subsample of it), evaluate it on the test part, and write "
-                    "model.joblib and record.json (accuracy, per-class accuracy, confusion matrix, fit and "
-                    "predict seconds, support vectors, backend and version, threads).",
+        "stratified, seeded subsample of it), evaluate it on the test part, and write "
+        "model.joblib and record.json (accuracy, per-class accuracy, confusion matrix, fit and "
+        "predict seconds, support vectors, backend and version, threads).",
         epilog="backends: sklearn = scikit-learn's SVC (libsvm, one CPU core); cuml = RAPIDS cuML's SVC "
-               "(needs an NVIDIA GPU and the cuml-cu13 wheels); auto = cuml when it can run, else sklearn "
-               "(the record's metrics.backend says which ran). gamma 'scale' = 1 / (n_features * var(X)), "
-               "'auto' = 1 / n_features, resolved once so every backend gets the same number.\n"
-               "example: dlbench svm --split runs/demo/data/fashion-mnist --out runs/demo/svm/rbf "
-               "--n-train 10000")
+        "(needs an NVIDIA GPU and the cuml-cu13 wheels); auto = cuml when it can run, else sklearn "
+        "(the record's metrics.backend says which ran). gamma 'scale' = 1 / (n_features * var(X)), "
+        "'auto' = 1 / n_features, resolved once so every backend gets the same number.\n"
+        "example: dlbench svm --split runs/demo/data/fashion-mnist --out runs/demo/svm/rbf "
+        "--n-train 10000",
+    )
     add_split_options(p)
     # auto here (a machine with a GPU uses it); a spec names its backends (SvmConfig's default: sklearn)
-    add_field_options(p, SvmConfig, OPTIONS, backend={"default": "auto"}, C={"flag": "--C"},
-                      gamma={"type": _gamma}, n_train={"metavar": "N"})
+    add_field_options(
+        p,
+        SvmConfig,
+        OPTIONS,
+        backend={"default": "auto"},
+        C={"flag": "--C"},
+        gamma={"type": _gamma},
+        n_train={"metavar": "N"},
+    )
     p.set_defaults(func=run)
 
 
@@ -42,8 +52,9 @@ def run(args) -> int:
     from dlbench.svm import run_svm
 
     dataset = split_dataset_of(args)
-    config = validate_model(SvmConfig, {"dataset": dataset, **field_values(args, OPTIONS)}, "svm options",
-                            flags={"C": "--C"})
+    config = validate_model(
+        SvmConfig, {"dataset": dataset, **field_values(args, OPTIONS)}, "svm options", flags={"C": "--C"}
+    )
     check_out_dir(args.out)
     run_svm(config, args.split, args.out, log=get_logger("dlbench.svm").info)
     print(args.out)

@@ -11,23 +11,35 @@ def register(sub) -> None:
     from dlbench.cli import add_command, add_split_options
 
     p = add_command(
-        sub, "train", "train one ResNet configuration on a data-step split",
+        sub,
+        "train",
+        "train one ResNet configuration on a data-step split",
         description="Train one ResNet-18/34/50 configuration on the split written by `dlbench data` and write "
-                    "record.json (per-epoch train loss, val loss/accuracy, epoch time, images/s; test accuracy, "
-                    "confusion matrix, time to first batch, peak memory), best.pt (state_dict of the best "
-                    "epoch by validation accuracy) and last.pt (everything needed to --resume).",
+        "record.json (per-epoch train loss, val loss/accuracy, epoch time, images/s; test accuracy, "
+        "confusion matrix, time to first batch, peak memory), best.pt (state_dict of the best "
+        "epoch by validation accuracy) and last.pt (everything needed to --resume).",
         epilog="engines: dataloader = the reference study's loop (DataLoader, host-side conversion, one "
-               "host-to-device copy and one loss read-back per batch); resident = the split on the device, "
-               "batches gathered there, channels_last, and on CUDA the whole step captured in a CUDA graph; "
-               "fused = the resident engine for a fused group (here a group of one; groups come from "
-               "`dlbench study --fuse`, see docs/fused.md). All draw the same batches in the same order from --seed.\n"
-               "example: dlbench train --split runs/demo/data/fashion-mnist --out runs/demo/train/r18 "
-               "--model resnet18 --batch-size 16 --epochs 4 --device cuda --engine resident --amp bf16")
+        "host-to-device copy and one loss read-back per batch); resident = the split on the device, "
+        "batches gathered there, channels_last, and on CUDA the whole step captured in a CUDA graph; "
+        "fused = the resident engine for a fused group (here a group of one; groups come from "
+        "`dlbench study --fuse`, see docs/fused.md). All draw the same batches in the same order from --seed.\n"
+        "example: dlbench train --split runs/demo/data/fashion-mnist --out runs/demo/train/r18 "
+        "--model resnet18 --batch-size 16 --epochs 4 --device cuda --engine resident --amp bf16",
+    )
     add_split_options(p)
-    add_field_options(p, TrainConfig, OPTIONS, input_size={"metavar": "PX"}, engine={"help": "training loop (see below)"},
-                      max_steps_per_epoch={"metavar": "N"})
-    p.add_argument("--resume", action="store_true",
-                   help="continue from OUT/last.pt after its last complete epoch (same options; more --epochs allowed)")
+    add_field_options(
+        p,
+        TrainConfig,
+        OPTIONS,
+        input_size={"metavar": "PX"},
+        engine={"help": "training loop (see below)"},
+        max_steps_per_epoch={"metavar": "N"},
+    )
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue from OUT/last.pt after its last complete epoch (same options; more --epochs allowed)",
+    )
     p.set_defaults(func=run)
 
 
@@ -40,11 +52,14 @@ def run(args) -> int:
     from dlbench.train import run_train
 
     dataset = split_dataset_of(args)
-    config = validate_model(TrainConfig, {"dataset": dataset, **field_values(args, OPTIONS)}, "train options",
-                            flags={})
+    config = validate_model(
+        TrainConfig, {"dataset": dataset, **field_values(args, OPTIONS)}, "train options", flags={}
+    )
     check_out_dir(args.out)
     rec = run_train(config, args.split, args.out, resume=args.resume, log=get_logger("dlbench.train").info)
     m = rec["metrics"]
-    print(f"{args.out}: test accuracy {m['test_accuracy']:.2%}, {m['train_seconds']:.1f} s training "
-          f"({m['images_per_second']:,.0f} img/s)")
+    print(
+        f"{args.out}: test accuracy {m['test_accuracy']:.2%}, {m['train_seconds']:.1f} s training "
+        f"({m['images_per_second']:,.0f} img/s)"
+    )
     return 0

@@ -17,8 +17,14 @@ import numpy as np
 from dlbench.errors import DataError
 
 GZIP_MAGIC = b"\x1f\x8b"
-DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: np.dtype(">i2"), 0x0C: np.dtype(">i4"),
-          0x0D: np.dtype(">f4"), 0x0E: np.dtype(">f8")}
+DTYPES = {
+    0x08: np.uint8,
+    0x09: np.int8,
+    0x0B: np.dtype(">i2"),
+    0x0C: np.dtype(">i4"),
+    0x0D: np.dtype(">f4"),
+    0x0E: np.dtype(">f8"),
+}
 CODES = {np.dtype(np.uint8): 0x08, np.dtype(np.int8): 0x09}
 
 
@@ -33,8 +39,9 @@ def _read_bytes(path: Path) -> bytes:
         try:
             return gzip.decompress(raw)
         except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
-            raise DataError(f"{path}: corrupt or truncated gzip stream ({exc})",
-                            "re-download or reinstall the data file") from None
+            raise DataError(
+                f"{path}: corrupt or truncated gzip stream ({exc})", "re-download or reinstall the data file"
+            ) from None
     return raw
 
 
@@ -51,14 +58,19 @@ def read_idx(path: str | os.PathLike, with_sha256: bool = False, kind: str | Non
         raise DataError(f"{path}: too short to be an IDX file ({len(data)} bytes)")
     zero, code, ndim = struct.unpack(">HBB", data[:4])
     if zero != 0 or code not in DTYPES or ndim == 0:
-        raise DataError(f"{path}: wrong magic number 0x{data[:4].hex()} (not an IDX file)",
-                        "expected 0x00000801 for labels or 0x00000803 for images")
+        raise DataError(
+            f"{path}: wrong magic number 0x{data[:4].hex()} (not an IDX file)",
+            "expected 0x00000801 for labels or 0x00000803 for images",
+        )
     if kind is not None and ndim != KIND_NDIM[kind]:
         other = {v: k for k, v in KIND_NDIM.items()}.get(ndim)
-        raise DataError(f"{path}: wrong magic number 0x{data[:4].hex()} " + (f"(an IDX {other} file)" if other else
-                        f"({ndim} dimensions)") + f", not {kind}",
-                        f"expected 0x0000080{KIND_NDIM[kind]} for {kind}: the file under this name is another "
-                        "part of the dataset; restore the right one")
+        raise DataError(
+            f"{path}: wrong magic number 0x{data[:4].hex()} "
+            + (f"(an IDX {other} file)" if other else f"({ndim} dimensions)")
+            + f", not {kind}",
+            f"expected 0x0000080{KIND_NDIM[kind]} for {kind}: the file under this name is another "
+            "part of the dataset; restore the right one",
+        )
     header = 4 + 4 * ndim
     if len(data) < header:
         raise DataError(f"{path}: truncated header ({len(data)} bytes, need {header})")
@@ -68,8 +80,10 @@ def read_idx(path: str | os.PathLike, with_sha256: bool = False, kind: str | Non
     got = len(data) - header
     if got != expected:
         kind = "truncated" if got < expected else "has trailing bytes"
-        raise DataError(f"{path}: {kind}: header says {'x'.join(map(str, dims))} "
-                        f"({expected} data bytes) but the file holds {got}")
+        raise DataError(
+            f"{path}: {kind}: header says {'x'.join(map(str, dims))} "
+            f"({expected} data bytes) but the file holds {got}"
+        )
     arr = np.frombuffer(data, dtype=dtype, offset=header).reshape(dims)
     arr = arr.astype(dtype.newbyteorder("=")) if dtype.byteorder == ">" else arr.copy()
     if with_sha256:

@@ -43,21 +43,29 @@ def idx_files(dataset: str, folder: str | os.PathLike) -> list[Path]:
     """The four IDX files of ``folder`` (gz or raw, as found); a one-line error when one is missing."""
     folder = Path(folder)
     if not folder.is_dir():
-        raise DataError(f"{folder}: data folder not found",
-                        f"pass --root with a folder holding the {DATASETS[dataset]['title']} IDX files")
+        raise DataError(
+            f"{folder}: data folder not found",
+            f"pass --root with a folder holding the {DATASETS[dataset]['title']} IDX files",
+        )
     files = []
     for part in PARTS:
         for pattern in IDX_NAMES.values():
             path = _find_file(folder, pattern.format(part=part))
             if path is None:
-                raise DataError(f"{folder}: missing {pattern.format(part=part)}[.gz]",
-                                "the folder needs train- and t10k- images and labels IDX files")
+                raise DataError(
+                    f"{folder}: missing {pattern.format(part=part)}[.gz]",
+                    "the folder needs train- and t10k- images and labels IDX files",
+                )
             files.append(path)
     return files
 
 
-def push_dataset(dataset: str, store_url: str, root: str | os.PathLike | None = None,
-                 log: Callable[[str], Any] | None = None) -> dict[str, Any]:
+def push_dataset(
+    dataset: str,
+    store_url: str,
+    root: str | os.PathLike | None = None,
+    log: Callable[[str], Any] | None = None,
+) -> dict[str, Any]:
     """Upload the IDX files of ``dataset`` (from ``root``, else the first known folder holding them) to
     ``<store_url>/<dataset>/`` with ``MANIFEST.json`` last; return the manifest (paths, bytes, SHA-256)."""
     from dlbench.data.sources import has_idx, search_paths
@@ -66,12 +74,17 @@ def push_dataset(dataset: str, store_url: str, root: str | os.PathLike | None = 
     if root is None:
         folder = next((p for p in search_paths(dataset) if has_idx(p)), None)
         if folder is None:
-            raise DataError(f"no {DATASETS[dataset]['title']} IDX files found in "
-                            f"{', '.join(map(str, search_paths(dataset)))}", "pass --root FOLDER")
+            raise DataError(
+                f"no {DATASETS[dataset]['title']} IDX files found in "
+                f"{', '.join(map(str, search_paths(dataset)))}",
+                "pass --root FOLDER",
+            )
     else:
         folder = Path(root)
     files = idx_files(dataset, folder)
-    load_idx_folder(dataset, folder)  # a folder that does not read as the dataset is refused before any upload
+    load_idx_folder(
+        dataset, folder
+    )  # a folder that does not read as the dataset is refused before any upload
     store = open_store(store_url)
     with tempfile.TemporaryDirectory(prefix="dlbench-push-") as tmp:
         stage = Path(tmp) / dataset
@@ -95,8 +108,10 @@ def dataset_in_store(store: Store, dataset: str) -> tuple[str, dict[str, Any]]:
                 continue
             return prefix, manifest
     where = store.describe(dataset)
-    raise StoreError(f"no {DATASETS[dataset]['title']} in the store: {where}/{MANIFEST_NAME} does not exist",
-                     f"dlbench data push --dataset {dataset} --store {store.describe()}")
+    raise StoreError(
+        f"no {DATASETS[dataset]['title']} in the store: {where}/{MANIFEST_NAME} does not exist",
+        f"dlbench data push --dataset {dataset} --store {store.describe()}",
+    )
 
 
 def load_from_store(dataset: str, url: str, log: Callable[[str], Any] | None = None) -> RawData:
@@ -113,10 +128,14 @@ def load_from_store(dataset: str, url: str, log: Callable[[str], Any] | None = N
         shutil.rmtree(tmp, ignore_errors=True)
     for name, meta in data.inputs.items():
         meta["path"] = f"{location}/{name}"
-    data.source = {"kind": "idx", "path": location, "location": location,
-                   "description": f"{DATASETS[dataset]['title']} IDX files from {location} "
-                                  f"(train + t10k merged; SHA-256 verified against its {MANIFEST_NAME})",
-                   **{k: data.source[k] for k in ("verified", "verification") if k in data.source}}
+    data.source = {
+        "kind": "idx",
+        "path": location,
+        "location": location,
+        "description": f"{DATASETS[dataset]['title']} IDX files from {location} "
+        f"(train + t10k merged; SHA-256 verified against its {MANIFEST_NAME})",
+        **{k: data.source[k] for k in ("verified", "verification") if k in data.source},
+    }
     if log:
         log(f"downloaded {len(manifest['files'])} files of {dataset} from {location}, SHA-256 verified")
     return data

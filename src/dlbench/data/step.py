@@ -37,8 +37,10 @@ def split_dataset(split: str | os.PathLike) -> str:
     """The dataset a split holds, from its manifest; a one-line error when the manifest is missing."""
     manifest = split_manifest(split)
     if manifest is None:
-        raise DataError(f"{split}: no {MANIFEST_NAME} beside the split, so the dataset is unknown",
-                        "pass --split with a `dlbench data` folder, or --dataset")
+        raise DataError(
+            f"{split}: no {MANIFEST_NAME} beside the split, so the dataset is unknown",
+            "pass --split with a `dlbench data` folder, or --dataset",
+        )
     return manifest.get("dataset")
 
 
@@ -47,22 +49,31 @@ def check_split_sizes(labels: np.ndarray, subsample: int | None, fractions, what
     than there are classes: such a part cannot hold every class, and steps after it fail or mislead."""
     n_all = len(labels)
     if subsample is not None and subsample > n_all:
-        raise DataError(f"subsample {subsample:,} is larger than the data ({n_all:,} images in {what})",
-                        f"use at most {n_all:,}, or leave the subsample out to use every image")
+        raise DataError(
+            f"subsample {subsample:,} is larger than the data ({n_all:,} images in {what})",
+            f"use at most {n_all:,}, or leave the subsample out to use every image",
+        )
     n = subsample or n_all
     k = len(np.unique(labels))
     sizes = part_sizes(n, fractions)
     if min(sizes) < k:
         low = ", ".join(f"{name} {size:,}" for name, size in zip(PART_NAMES, sizes, strict=True))
         least = smallest_total(fractions, k)
-        fix = (f"use a subsample of at least {least:,}" if least <= n_all else
-               f"give the parts larger fractions (these need {least:,} images, the data has {n_all:,})")
-        raise DataError(f"{n:,} images split {'/'.join(f'{f:g}' for f in fractions)} leave parts of {low}: "
-                        f"fewer than the {k} classes", fix)
+        fix = (
+            f"use a subsample of at least {least:,}"
+            if least <= n_all
+            else f"give the parts larger fractions (these need {least:,} images, the data has {n_all:,})"
+        )
+        raise DataError(
+            f"{n:,} images split {'/'.join(f'{f:g}' for f in fractions)} leave parts of {low}: "
+            f"fewer than the {k} classes",
+            fix,
+        )
 
 
-def load_checked_split(split: str | os.PathLike, dataset: str | None = None
-                       ) -> tuple[dict[str, np.ndarray], dict[str, Any], Path]:
+def load_checked_split(
+    split: str | os.PathLike, dataset: str | None = None
+) -> tuple[dict[str, np.ndarray], dict[str, Any], Path]:
     """(arrays, manifest, path of split.npz) of a data-step split, checked before a step uses it.
 
     With a manifest beside it, ``split.npz`` must have the SHA-256 the manifest recorded (a split of
@@ -74,31 +85,51 @@ def load_checked_split(split: str | os.PathLike, dataset: str | None = None
     manifest = split_manifest(split_path) if split_path.parent.is_dir() else None
     if manifest is not None:
         if not isinstance(manifest, dict):
-            raise DataError(f"{split_path.parent / MANIFEST_NAME}: not a data-step manifest", "re-run `dlbench data`")
+            raise DataError(
+                f"{split_path.parent / MANIFEST_NAME}: not a data-step manifest", "re-run `dlbench data`"
+            )
         if dataset is not None and manifest.get("dataset") != dataset:
-            raise DataError(f"{split_path.parent} holds {manifest.get('dataset')} but the run asks for {dataset}",
-                            f"pass the {dataset} split, or --dataset {manifest.get('dataset')}")
+            raise DataError(
+                f"{split_path.parent} holds {manifest.get('dataset')} but the run asks for {dataset}",
+                f"pass the {dataset} split, or --dataset {manifest.get('dataset')}",
+            )
         want = ((manifest.get("outputs") or {}).get(SPLIT_NAME) or {}).get("sha256")
         if split_path.is_file():
             got = sha256_file(split_path)
             if want != got:
-                raise DataError(f"{split_path}: SHA-256 {got[:12]}… is not the {(want or 'none')[:12]}… its "
-                                f"{MANIFEST_NAME} recorded: the file is not the split the manifest describes",
-                                "re-run `dlbench data` into this folder")
+                raise DataError(
+                    f"{split_path}: SHA-256 {got[:12]}… is not the {(want or 'none')[:12]}… its "
+                    f"{MANIFEST_NAME} recorded: the file is not the split the manifest describes",
+                    "re-run `dlbench data` into this folder",
+                )
     arrays = load_split(split_path)
     return arrays, manifest or {}, split_path
 
 
-def run_data(dataset: str, out_dir: str | os.PathLike, source: str = "auto", root: str | None = None,
-             seed: int = 0, subsample: int | None = None, fractions=(0.7, 0.1, 0.2),
-             log=print, smoke: bool = False) -> dict[str, Any]:
+def run_data(
+    dataset: str,
+    out_dir: str | os.PathLike,
+    source: str = "auto",
+    root: str | None = None,
+    seed: int = 0,
+    subsample: int | None = None,
+    fractions=(0.7, 0.1, 0.2),
+    log=print,
+    smoke: bool = False,
+) -> dict[str, Any]:
     """Write ``out_dir/split.npz``, ``manifest.json`` and ``record.json``; return the manifest.
 
     Nothing is written at the output paths until the split is complete (temp file, then rename).
     """
     out = Path(out_dir)
-    config = {"dataset": dataset, "source": source, "root": root, "seed": seed, "subsample": subsample,
-              "fractions": list(fractions)}
+    config = {
+        "dataset": dataset,
+        "source": source,
+        "root": root,
+        "seed": seed,
+        "subsample": subsample,
+        "fractions": list(fractions),
+    }
     if smoke:  # the data of a smoke run (dlbench.spec.smoke_spec); left out otherwise, so record ids stay
         config["smoke"] = True
     raw = load_dataset(dataset, source=source, root=root)  # errors before any file is touched
@@ -128,9 +159,13 @@ def run_data(dataset: str, out_dir: str | os.PathLike, source: str = "auto", roo
             "image_shape": list(images.shape[1:]),
             "total": int(len(labels)),
             "classes": CLASS_NAMES[dataset],
-            "parts": {name: {"size": int(len(parts[name])),
-                             "class_counts": np.bincount(labels[parts[name]], minlength=10).tolist()}
-                      for name in PART_NAMES},
+            "parts": {
+                name: {
+                    "size": int(len(parts[name])),
+                    "class_counts": np.bincount(labels[parts[name]], minlength=10).tolist(),
+                }
+                for name in PART_NAMES
+            },
             "inputs": raw.inputs,
             "outputs": {SPLIT_NAME: {"sha256": sha256_file(split_path), "bytes": split_path.stat().st_size}},
         }
@@ -143,6 +178,9 @@ def run_data(dataset: str, out_dir: str | os.PathLike, source: str = "auto", roo
         rec.metrics["source"] = raw.source["kind"]
         rec.metrics["sample"] = bool(raw.source.get("sample", False))
         rec.metrics["fingerprint"] = manifest["outputs"][SPLIT_NAME]["sha256"]
-        log("split " + " / ".join(f"{name} {manifest['parts'][name]['size']:,}" for name in PART_NAMES)
-            + f" -> {split_path}")
+        log(
+            "split "
+            + " / ".join(f"{name} {manifest['parts'][name]['size']:,}" for name in PART_NAMES)
+            + f" -> {split_path}"
+        )
     return manifest

@@ -45,19 +45,22 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     try:
         obj = torch.load(p, map_location="cpu", weights_only=True)
     except Exception as exc:
-        raise DataError(f"checkpoint {p} cannot be read as a PyTorch state_dict: {_first_line(exc)}",
-                        "pass the best.pt a finished train run wrote; this file is damaged or not a checkpoint"
-                        ) from None
+        raise DataError(
+            f"checkpoint {p} cannot be read as a PyTorch state_dict: {_first_line(exc)}",
+            "pass the best.pt a finished train run wrote; this file is damaged or not a checkpoint",
+        ) from None
     if isinstance(obj, dict) and isinstance(obj.get("model"), dict):
         obj = obj["model"]
     if not isinstance(obj, dict) or not obj or not all(isinstance(v, torch.Tensor) for v in obj.values()):
-        raise DataError(f"checkpoint {p} holds no state_dict",
-                        "expected torch.save(model.state_dict()) or a dict with the state_dict under 'model'")
+        raise DataError(
+            f"checkpoint {p} holds no state_dict",
+            "expected torch.save(model.state_dict()) or a dict with the state_dict under 'model'",
+        )
     state = {}
     for k, v in obj.items():
         for prefix in _PREFIXES:
             if k.startswith(prefix):
-                k = k[len(prefix):]
+                k = k[len(prefix) :]
         state[k] = v
     return state
 
@@ -68,8 +71,11 @@ def load_checkpoint(model: nn.Module, path: str | os.PathLike, what: str) -> Non
     own = model.state_dict()
     missing = [k for k in own if k not in state]
     unexpected = [k for k in state if k not in own]
-    shapes = [f"{k}: checkpoint {list(state[k].shape)} vs model {list(v.shape)}"
-              for k, v in own.items() if k in state and state[k].shape != v.shape]
+    shapes = [
+        f"{k}: checkpoint {list(state[k].shape)} vs model {list(v.shape)}"
+        for k, v in own.items()
+        if k in state and state[k].shape != v.shape
+    ]
     if missing or unexpected or shapes:
         parts = []
         if shapes:
@@ -78,13 +84,21 @@ def load_checkpoint(model: nn.Module, path: str | os.PathLike, what: str) -> Non
             parts.append(f"{len(missing)} missing key(s), e.g. {_examples(missing)}")
         if unexpected:
             parts.append(f"{len(unexpected)} unexpected key(s), e.g. {_examples(unexpected)}")
-        raise DataError(f"checkpoint {path} does not fit {what}: " + "; ".join(parts),
-                        "pass a checkpoint trained with the same model, stem and input channels")
+        raise DataError(
+            f"checkpoint {path} does not fit {what}: " + "; ".join(parts),
+            "pass a checkpoint trained with the same model, stem and input channels",
+        )
     model.load_state_dict(state)
 
 
-def export_onnx(model: nn.Module, example: torch.Tensor, path: str | os.PathLike, opset: int = 18,
-                exporter: str = "dynamo", log=print) -> dict[str, Any]:
+def export_onnx(
+    model: nn.Module,
+    example: torch.Tensor,
+    path: str | os.PathLike,
+    opset: int = 18,
+    exporter: str = "dynamo",
+    log=print,
+) -> dict[str, Any]:
     """Export ``model`` (eval mode) to ``path`` with a dynamic batch axis; return how it was done.
 
     ``example`` must have a batch of at least 2 (torch.export specialises a batch of 1 to a constant).
@@ -114,13 +128,29 @@ def _export(exporter: str, model: nn.Module, example: torch.Tensor, path: Path, 
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         if exporter == "dynamo":
-            torch.onnx.export(model, (example,), str(path), dynamo=True, input_names=[INPUT_NAME],
-                              output_names=[OUTPUT_NAME], opset_version=opset, external_data=False,
-                              dynamic_shapes=({0: torch.export.Dim(BATCH_DIM)},), verbose=False)
+            torch.onnx.export(
+                model,
+                (example,),
+                str(path),
+                dynamo=True,
+                input_names=[INPUT_NAME],
+                output_names=[OUTPUT_NAME],
+                opset_version=opset,
+                external_data=False,
+                dynamic_shapes=({0: torch.export.Dim(BATCH_DIM)},),
+                verbose=False,
+            )
         else:
-            torch.onnx.export(model, (example,), str(path), dynamo=False, input_names=[INPUT_NAME],
-                              output_names=[OUTPUT_NAME], opset_version=opset,
-                              dynamic_axes={INPUT_NAME: {0: BATCH_DIM}, OUTPUT_NAME: {0: BATCH_DIM}})
+            torch.onnx.export(
+                model,
+                (example,),
+                str(path),
+                dynamo=False,
+                input_names=[INPUT_NAME],
+                output_names=[OUTPUT_NAME],
+                opset_version=opset,
+                dynamic_axes={INPUT_NAME: {0: BATCH_DIM}, OUTPUT_NAME: {0: BATCH_DIM}},
+            )
 
 
 def check_onnx(path: str | os.PathLike) -> dict[str, Any]:
@@ -138,8 +168,10 @@ def check_onnx(path: str | os.PathLike) -> dict[str, Any]:
 
     inputs, outputs = dims(model.graph.input), dims(model.graph.output)
     first = [shape[0] if shape else None for shape in (*inputs.values(), *outputs.values())]
-    return {"inputs": inputs, "outputs": outputs,
-            "dynamic_batch": all(isinstance(d, str) and d for d in first),
-            "opset_imports": {o.domain or "ai.onnx": o.version for o in model.opset_import},
-            "ir_version": model.ir_version}
-
+    return {
+        "inputs": inputs,
+        "outputs": outputs,
+        "dynamic_batch": all(isinstance(d, str) and d for d in first),
+        "opset_imports": {o.domain or "ai.onnx": o.version for o in model.opset_import},
+        "ir_version": model.ir_version,
+    }

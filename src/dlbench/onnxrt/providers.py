@@ -28,8 +28,9 @@ class Provider:
 PROVIDERS: dict[str, Provider] = {
     "cpu": Provider("cpu", "CPUExecutionProvider", "cpu", io_binding=False),
     "cuda": Provider("cuda", "CUDAExecutionProvider", "cuda", io_binding=True),
-    "tensorrt": Provider("tensorrt", "TensorrtExecutionProvider", "cuda", io_binding=True,
-                         fallbacks=("CUDAExecutionProvider",)),
+    "tensorrt": Provider(
+        "tensorrt", "TensorrtExecutionProvider", "cuda", io_binding=True, fallbacks=("CUDAExecutionProvider",)
+    ),
 }
 
 
@@ -40,8 +41,10 @@ def resolve_providers(names) -> list[Provider]:
         raise SpecError("no ONNX Runtime providers given", f"name at least one of {', '.join(PROVIDERS)}")
     unknown = [n for n in names if n not in PROVIDERS]
     if unknown:
-        raise SpecError(f"unknown ONNX Runtime provider(s) {', '.join(map(repr, unknown))}",
-                        f"choose from {', '.join(PROVIDERS)}")
+        raise SpecError(
+            f"unknown ONNX Runtime provider(s) {', '.join(map(repr, unknown))}",
+            f"choose from {', '.join(PROVIDERS)}",
+        )
     return [PROVIDERS[n] for n in dict.fromkeys(names)]
 
 
@@ -103,6 +106,8 @@ def make_session(path, provider: Provider, threads: int | None = None):
     sess = ort.InferenceSession(str(path), sess_options=so, providers=providers)
     used = sess.get_providers()
     if not used or used[0] != provider.ort_name:
-        raise RuntimeError(f"ONNX Runtime fell back to {', '.join(used)} instead of {provider.ort_name} "
-                           "(are the CUDA / cuDNN / TensorRT libraries on the library path?)")
+        raise RuntimeError(
+            f"ONNX Runtime fell back to {', '.join(used)} instead of {provider.ort_name} "
+            "(are the CUDA / cuDNN / TensorRT libraries on the library path?)"
+        )
     return sess

@@ -52,19 +52,39 @@ PARITY_BATCHES = (1, 3)
 # Fewer timed iterations than this give percentiles and ratios marked low-confidence: a p99 of 3 calls is
 # their maximum, and one scheduler hiccup on a busy machine moves a p50 ratio by orders of magnitude.
 MIN_CONFIDENT_ITERATIONS = 20
-RESULT_FIELDS = ("runtime", "provider", "device", "precision", "io_binding", "batch_size", "warmup", "iterations",
-                 "p50_ms", "p90_ms", "p99_ms", "mean_ms", "std_ms", "min_ms", "max_ms", "throughput_ips")
+RESULT_FIELDS = (
+    "runtime",
+    "provider",
+    "device",
+    "precision",
+    "io_binding",
+    "batch_size",
+    "warmup",
+    "iterations",
+    "p50_ms",
+    "p90_ms",
+    "p99_ms",
+    "mean_ms",
+    "std_ms",
+    "min_ms",
+    "max_ms",
+    "throughput_ips",
+)
 
 
 def check_onnx_config(config: OnnxConfig, checkpoint: str | os.PathLike | None = None) -> None:
     """What the typed settings cannot know: the opset this torch exports, the checkpoint file is there."""
     newest = getattr(getattr(torch.onnx, "_constants", None), "ONNX_MAX_OPSET", None)
     if newest is not None and config.opset > newest:
-        raise SpecError(f"opset {config.opset} is newer than this torch exports (at most {newest})",
-                        f"use --opset {newest} or less")
+        raise SpecError(
+            f"opset {config.opset} is newer than this torch exports (at most {newest})",
+            f"use --opset {newest} or less",
+        )
     if checkpoint is not None and not Path(checkpoint).is_file():
         why = "is a folder, not a file" if Path(checkpoint).is_dir() else "not found"
-        raise DataError(f"--checkpoint {checkpoint}: {why}", "pass the best.pt of a train run, or leave it out")
+        raise DataError(
+            f"--checkpoint {checkpoint}: {why}", "pass the best.pt of a train run, or leave it out"
+        )
 
 
 def _ort_runner(sess, provider: Provider, x: np.ndarray):
@@ -100,15 +120,23 @@ def _torch_precisions(device: str) -> list[str]:
 
 def _torch_runner(model: torch.nn.Module, x: torch.Tensor, device: str, precision: str):
     def call():
-        with torch.inference_mode(), torch.autocast(device_type=device, dtype=torch.bfloat16,
-                                                     enabled=precision == "bf16"):
+        with (
+            torch.inference_mode(),
+            torch.autocast(device_type=device, dtype=torch.bfloat16, enabled=precision == "bf16"),
+        ):
             return model(x)
 
     return call, (torch.cuda.synchronize if device == "cuda" else None)
 
 
-def run_onnx(model: str, stem: str, out_dir: str | os.PathLike, checkpoint: str | os.PathLike | None = None,
-             log=print, **settings) -> dict[str, Any]:
+def run_onnx(
+    model: str,
+    stem: str,
+    out_dir: str | os.PathLike,
+    checkpoint: str | os.PathLike | None = None,
+    log=print,
+    **settings,
+) -> dict[str, Any]:
     """Export ``model`` to ``out_dir/model.onnx``, check it, time it; write timings.csv + record.json.
 
     ``settings`` are the other fields of :class:`~dlbench.configs.OnnxConfig` (providers, batch_sizes,
@@ -135,17 +163,22 @@ class _Providers:
         log(f"provider {p.name} unavailable: {reason}")
 
     def none_left(self, what: str) -> DeviceError:
-        return DeviceError(f"{what}: " + "; ".join(f"{k}: {v}" for k, v in self.unavailable.items()),
-                           "add 'cpu' to the providers")
+        return DeviceError(
+            f"{what}: " + "; ".join(f"{k}: {v}" for k, v in self.unavailable.items()),
+            "add 'cpu' to the providers",
+        )
 
 
-def onnx_step(config: OnnxConfig, out_dir: str | os.PathLike, checkpoint: str | os.PathLike | None = None,
-              log=print) -> dict[str, Any]:
+def onnx_step(
+    config: OnnxConfig, out_dir: str | os.PathLike, checkpoint: str | os.PathLike | None = None, log=print
+) -> dict[str, Any]:
     """:func:`run_onnx` with its settings already an :class:`~dlbench.configs.OnnxConfig`."""
     check_onnx_config(config)  # a checkpoint is read below, and a missing one named there
     providers = _Providers(resolve_providers(config.providers))
-    what = f"{config.model} (stem {config.stem}, {config.in_channels} input channel" \
-           f"{'s' if config.in_channels > 1 else ''})"
+    what = (
+        f"{config.model} (stem {config.stem}, {config.in_channels} input channel"
+        f"{'s' if config.in_channels > 1 else ''})"
+    )
     net = create_model(config.model, stem=config.stem, in_channels=config.in_channels)
     if checkpoint is not None:
         load_checkpoint(net, checkpoint, what)
@@ -185,8 +218,10 @@ def _export(net, config: OnnxConfig, out: Path, batch, log) -> dict[str, Any]:
     export.update(check_onnx(onnx_path))
     if not export["dynamic_batch"]:
         raise StepFailed(f"exported model has a fixed batch axis ({export['inputs']})")
-    log(f"exported {config.model} with the {export['exporter']} exporter in {export['seconds']:.1f}s "
-        f"(opset {config.opset}, dynamic batch), onnx.checker ok")
+    log(
+        f"exported {config.model} with the {export['exporter']} exporter in {export['seconds']:.1f}s "
+        f"(opset {config.opset}, dynamic batch), onnx.checker ok"
+    )
     return export
 
 
@@ -203,7 +238,9 @@ def _sessions(onnx_path: Path, providers: _Providers, threads: int | None, log) 
     return sessions
 
 
-def _parity(net, sessions: dict[str, Any], onnx_path: Path, config: OnnxConfig, batch, log) -> dict[str, float]:
+def _parity(
+    net, sessions: dict[str, Any], onnx_path: Path, config: OnnxConfig, batch, log
+) -> dict[str, float]:
     """Max abs difference from PyTorch fp32 on the CPU per provider; the CPU provider's must be within
     the tolerance (GPU providers' are recorded only)."""
     inputs = [batch(n) for n in PARITY_BATCHES]
@@ -213,17 +250,25 @@ def _parity(net, sessions: dict[str, Any], onnx_path: Path, config: OnnxConfig, 
     parity = {}
     for name, sess in {"cpu": cpu_sess, **sessions}.items():
         p = resolve_providers([name])[0]
-        parity[name] = float(max(np.abs(_ort_output(sess, p, x.numpy()) - ref).max()
-                                 for x, ref in zip(inputs, reference, strict=True)))
+        parity[name] = float(
+            max(
+                np.abs(_ort_output(sess, p, x.numpy()) - ref).max()
+                for x, ref in zip(inputs, reference, strict=True)
+            )
+        )
     log("parity vs PyTorch fp32 CPU, max abs diff: " + ", ".join(f"{k} {v:.3g}" for k, v in parity.items()))
     if not parity["cpu"] <= config.tolerance:
-        raise StepFailed(f"ONNX Runtime output differs from PyTorch by {parity['cpu']:.3g} (> tolerance "
-                         f"{config.tolerance:g}) on the same inputs", "the export is not faithful; see the record")
+        raise StepFailed(
+            f"ONNX Runtime output differs from PyTorch by {parity['cpu']:.3g} (> tolerance "
+            f"{config.tolerance:g}) on the same inputs",
+            "the export is not faithful; see the record",
+        )
     return parity
 
 
-def _timings(net, sessions: dict[str, Any], config: OnnxConfig, usable: list[Provider], batch,
-             log) -> list[dict[str, Any]]:
+def _timings(
+    net, sessions: dict[str, Any], config: OnnxConfig, usable: list[Provider], batch, log
+) -> list[dict[str, Any]]:
     """ORT per provider, then PyTorch eager on each device used, per batch size."""
     low = config.iterations < MIN_CONFIDENT_ITERATIONS
     timed = {"warmup": config.warmup, "iterations": config.iterations}
@@ -240,18 +285,40 @@ def _timings(net, sessions: dict[str, Any], config: OnnxConfig, usable: list[Pro
         for p in usable:
             call, sync = _ort_runner(sessions[p.name], p, x.numpy())
             t = time_callable(call, batch_size=bs, sync=sync, **timed)
-            results.append({"runtime": "onnxruntime", "provider": p.name, "device": p.device, "precision": "fp32",
-                            "io_binding": p.io_binding, **t.summary(), "low_confidence": low})
-            log(f"batch {bs:>4} onnxruntime {p.name:<8} p50 {t.p50_ms:8.3f} ms  {t.throughput_ips:10.1f} img/s")
+            results.append(
+                {
+                    "runtime": "onnxruntime",
+                    "provider": p.name,
+                    "device": p.device,
+                    "precision": "fp32",
+                    "io_binding": p.io_binding,
+                    **t.summary(),
+                    "low_confidence": low,
+                }
+            )
+            log(
+                f"batch {bs:>4} onnxruntime {p.name:<8} p50 {t.p50_ms:8.3f} ms  {t.throughput_ips:10.1f} img/s"
+            )
         for d in devices:
             xd = x.to(d)
             for precision in _torch_precisions(d):
                 call, sync = _torch_runner(models[d], xd, d, precision)
                 t = time_callable(call, batch_size=bs, sync=sync, **timed)
-                results.append({"runtime": "pytorch", "provider": d, "device": d, "precision": precision,
-                                "io_binding": False, **t.summary(), "low_confidence": low})
-                log(f"batch {bs:>4} pytorch     {d:<8} {precision} p50 {t.p50_ms:8.3f} ms  "
-                    f"{t.throughput_ips:10.1f} img/s")
+                results.append(
+                    {
+                        "runtime": "pytorch",
+                        "provider": d,
+                        "device": d,
+                        "precision": precision,
+                        "io_binding": False,
+                        **t.summary(),
+                        "low_confidence": low,
+                    }
+                )
+                log(
+                    f"batch {bs:>4} pytorch     {d:<8} {precision} p50 {t.p50_ms:8.3f} ms  "
+                    f"{t.throughput_ips:10.1f} img/s"
+                )
     return results
 
 
@@ -299,8 +366,8 @@ def _run(net, config: OnnxConfig, out: Path, rec, providers: _Providers, checkpo
         "torch_threads": threads or torch.get_num_threads(),
         "graph_optimization_level": GRAPH_OPTIMIZATION_LEVEL,
         "timing_note": "per call of one batch; warm-up calls run first and are excluded; percentiles over the "
-                       "timed calls; throughput = batch_size x iterations / total timed seconds; GPU calls "
-                       "synchronised inside the timed interval",
+        "timed calls; throughput = batch_size x iterations / total timed seconds; GPU calls "
+        "synchronised inside the timed interval",
         "results": results,
         "speedup": _speedups(results),
         "min_confident_iterations": MIN_CONFIDENT_ITERATIONS,
@@ -310,13 +377,23 @@ def _run(net, config: OnnxConfig, out: Path, rec, providers: _Providers, checkpo
 
 def _speedups(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """ORT p50 against PyTorch fp32 p50 on the same device and batch (PyTorch / ORT: > 1 = ORT faster)."""
-    torch_p50 = {(r["device"], r["batch_size"]): r["p50_ms"] for r in results
-                 if r["runtime"] == "pytorch" and r["precision"] == "fp32"}
+    torch_p50 = {
+        (r["device"], r["batch_size"]): r["p50_ms"]
+        for r in results
+        if r["runtime"] == "pytorch" and r["precision"] == "fp32"
+    }
     out = []
     for r in results:
         if r["runtime"] == "onnxruntime" and (r["device"], r["batch_size"]) in torch_p50:
             pt = torch_p50[(r["device"], r["batch_size"])]
-            out.append({"provider": r["provider"], "batch_size": r["batch_size"], "onnxruntime_p50_ms": r["p50_ms"],
-                        "pytorch_p50_ms": pt, "speedup": pt / r["p50_ms"],
-                        "low_confidence": bool(r.get("low_confidence"))})
+            out.append(
+                {
+                    "provider": r["provider"],
+                    "batch_size": r["batch_size"],
+                    "onnxruntime_p50_ms": r["p50_ms"],
+                    "pytorch_p50_ms": pt,
+                    "speedup": pt / r["p50_ms"],
+                    "low_confidence": bool(r.get("low_confidence")),
+                }
+            )
     return out

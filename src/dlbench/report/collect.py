@@ -21,8 +21,13 @@ from dlbench.report import reference as ref
 from dlbench.spec import TrainConfig
 
 STEPS = ("data", "train", "svm", "profile", "onnx")
-STEP_TITLES = {"data": "data", "train": "ResNet training", "svm": "SVM", "profile": "FLOPs profile",
-               "onnx": "ONNX Runtime inference"}
+STEP_TITLES = {
+    "data": "data",
+    "train": "ResNet training",
+    "svm": "SVM",
+    "profile": "FLOPs profile",
+    "onnx": "ONNX Runtime inference",
+}
 
 DATASET_LABELS = {"mnist": "MNIST", "fashion-mnist": "Fashion-MNIST"}
 MODEL_LABELS = {"resnet18": "ResNet-18", "resnet34": "ResNet-34", "resnet50": "ResNet-50"}
@@ -137,9 +142,13 @@ class Records:
         failed = self.failed(step)
         if failed:
             more = f" (and {len(failed) - 1} more failed)" if len(failed) > 1 else ""
-            return NotRun(f"every {STEP_TITLES.get(step, step)} run failed; {failed_reason(failed[0]).reason}{more}")
-        return NotRun(f"no {step} records under {self.root}: the {STEP_TITLES.get(step, step)} step was not run "
-                      f"(not in the spec, or the run stopped before it)")
+            return NotRun(
+                f"every {STEP_TITLES.get(step, step)} run failed; {failed_reason(failed[0]).reason}{more}"
+            )
+        return NotRun(
+            f"no {step} records under {self.root}: the {STEP_TITLES.get(step, step)} step was not run "
+            f"(not in the spec, or the run stopped before it)"
+        )
 
     def data_for(self, dataset: str) -> dict | None:
         for r in self.ok("data"):
@@ -160,6 +169,7 @@ def _rank(rec: dict) -> tuple:
 
 
 # --------------------------------------------------------------------------- grouping
+
 
 def frozen(value: Any) -> str:
     return json.dumps(value, sort_keys=True, default=str)
@@ -201,6 +211,7 @@ def most_common(values: list[Any]) -> Any:
 
 # --------------------------------------------------------------------------- frames
 
+
 def grid_membership(spec_text: str | None) -> dict[str, list[str]]:
     """run id -> the names of the spec's grids that hold it (empty without a readable spec.yaml)."""
     if not spec_text:
@@ -229,14 +240,23 @@ def train_frame(R: Records) -> pd.DataFrame:
     for r in R.step("train"):
         c = dict(r.get("config") or {})
         planned = c.get("planned") or {}
-        row = {**c, **planned, "ran_on": c.get("device"), "amp_ran": c.get("amp"), "run_id": r.get("run_id"),
-               "ok": is_ok(r), "error": None if is_ok(r) else error_of(r), "smoke": bool(c.get("smoke")),
-               "grids": grids.get(str(r.get("run_id")), []), "fused": (met(r, "fused_members") or 1) > 1,
-               "test_accuracy_pct": pct(met(r, "test_accuracy")) if is_ok(r) else None,
-               "best_val_accuracy_pct": pct(met(r, "best_val_accuracy")) if is_ok(r) else None,
-               "train_seconds": num(met(r, "train_seconds")) if is_ok(r) else None,
-               "images_per_second": num(met(r, "images_per_second")) if is_ok(r) else None,
-               "_rec": r}
+        row = {
+            **c,
+            **planned,
+            "ran_on": c.get("device"),
+            "amp_ran": c.get("amp"),
+            "run_id": r.get("run_id"),
+            "ok": is_ok(r),
+            "error": None if is_ok(r) else error_of(r),
+            "smoke": bool(c.get("smoke")),
+            "grids": grids.get(str(r.get("run_id")), []),
+            "fused": (met(r, "fused_members") or 1) > 1,
+            "test_accuracy_pct": pct(met(r, "test_accuracy")) if is_ok(r) else None,
+            "best_val_accuracy_pct": pct(met(r, "best_val_accuracy")) if is_ok(r) else None,
+            "train_seconds": num(met(r, "train_seconds")) if is_ok(r) else None,
+            "images_per_second": num(met(r, "images_per_second")) if is_ok(r) else None,
+            "_rec": r,
+        }
         row.pop("planned", None)
         rows.append(row)
     return pd.DataFrame(rows)
@@ -247,17 +267,27 @@ def svm_frame(R: Records) -> pd.DataFrame:
     for r in R.step("svm"):
         c = dict(r.get("config") or {})
         planned = c.get("planned") or {}
-        rows.append({**c, **planned, "ran_backend": met(r, "backend") or c.get("backend"), "run_id": r.get("run_id"),
-                     "ok": is_ok(r), "error": None if is_ok(r) else error_of(r), "smoke": bool(c.get("smoke")),
-                     "accuracy_pct": pct(met(r, "accuracy")) if is_ok(r) else None,
-                     "fit_seconds": num(met(r, "fit_seconds")) if is_ok(r) else None,
-                     "predict_seconds": num(met(r, "predict_seconds")) if is_ok(r) else None,
-                     "n_train_used": met(r, "n_train") if met(r, "n_train") is not None else c.get("n_train"),
-                     "_rec": r})
+        rows.append(
+            {
+                **c,
+                **planned,
+                "ran_backend": met(r, "backend") or c.get("backend"),
+                "run_id": r.get("run_id"),
+                "ok": is_ok(r),
+                "error": None if is_ok(r) else error_of(r),
+                "smoke": bool(c.get("smoke")),
+                "accuracy_pct": pct(met(r, "accuracy")) if is_ok(r) else None,
+                "fit_seconds": num(met(r, "fit_seconds")) if is_ok(r) else None,
+                "predict_seconds": num(met(r, "predict_seconds")) if is_ok(r) else None,
+                "n_train_used": met(r, "n_train") if met(r, "n_train") is not None else c.get("n_train"),
+                "_rec": r,
+            }
+        )
     return pd.DataFrame(rows)
 
 
 # --------------------------------------------------------------------------- inference and profile results
+
 
 def precision(result: dict) -> str:
     """The precision of one inference timing (an ONNX record's ``results`` entry); fp32 when not recorded."""

@@ -109,8 +109,9 @@ def fmt(value: Any, kind: str = "text") -> str:
     return str(value)
 
 
-def builder(kind: str, title: str, caption: str = "", *, group: str = "ours",
-            needs: str | None = None) -> Callable[[Callable[..., None]], Callable[..., Item]]:
+def builder(
+    kind: str, title: str, caption: str = "", *, group: str = "ours", needs: str | None = None
+) -> Callable[[Callable[..., None]], Callable[..., Item]]:
     """Declare the builder of one table or figure; its key is the function's name (what it shows).
 
     The decorated ``fn(item, *args)`` fills the :class:`Item` made here from the declaration (frame and
@@ -118,6 +119,7 @@ def builder(kind: str, title: str, caption: str = "", *, group: str = "ours",
     ``needs`` (the first argument then the :class:`~dlbench.report.collect.Records`), a step without a
     finished run makes the item not run with that step's reason, and ``fn`` is not called.
     """
+
     def declare(fn: Callable[..., None]) -> Callable[..., Item]:
         def build(*args: Any) -> Item:
             item = Item(fn.__name__, kind, title, caption=caption, group=group)

@@ -27,8 +27,14 @@ LABEL = "study"  # the column label of a published value, beside "ours"
 
 SETTINGS = ["dataset", "model", "device", "batch_size", "optimizer", "lr", "epochs", "pin_memory"]
 TABLES = ["table1", "table2", "table3", "table4", "svm", "all-runs"]
-TABLE_TITLES = {"table1": "Table 1", "table2": "Table 2", "table3": "Table 3", "table4": "Table 4",
-                "svm": "SVM table", "all-runs": "Results list"}
+TABLE_TITLES = {
+    "table1": "Table 1",
+    "table2": "Table 2",
+    "table3": "Table 3",
+    "table4": "Table 4",
+    "svm": "SVM table",
+    "all-runs": "Results list",
+}
 SOURCE_LABELS = {"study": "the paper", "results-list": "the repository's results list"}
 
 # What the study fixes for every ResNet run (not restated per cell): a run matches a cell only with these.
@@ -100,7 +106,9 @@ def matches_train(cell: pd.Series, config: dict[str, Any], accuracy_only: bool =
         elif got != v and not (accuracy_only and k == "pin_memory"):
             return False
     if accuracy_only:
-        return c.get("engine") in FAST_ENGINES and all(c.get(k, v) == v for k, v in FIXED.items() if k != "engine")
+        return c.get("engine") in FAST_ENGINES and all(
+            c.get(k, v) == v for k, v in FIXED.items() if k != "engine"
+        )
     if any(c.get(k, v) != v for k, v in FIXED.items()):
         return False
     return c.get("amp") == STUDY_AMP.get(str(c.get("device")))
@@ -118,8 +126,12 @@ def matches_svm(cell: pd.Series, config: dict[str, Any]) -> bool:
     if cell["table"] != "svm":
         return False
     c = {**config, **(config.get("planned") or {})}
-    return (c.get("dataset") == cell["dataset"] and c.get("kernel") == SVM_KERNELS.get(cell["model"])
-            and c.get("backend") in ("sklearn", "auto") and c.get("n_train") is None)
+    return (
+        c.get("dataset") == cell["dataset"]
+        and c.get("kernel") == SVM_KERNELS.get(cell["model"])
+        and c.get("backend") in ("sklearn", "auto")
+        and c.get("n_train") is None
+    )
 
 
 def cells_for(config: dict[str, Any], step: str = "train", accuracy_only: bool = False) -> list[str]:
@@ -128,8 +140,11 @@ def cells_for(config: dict[str, Any], step: str = "train", accuracy_only: bool =
     df = published()
     if step != "train":
         return [row["cell"] for _, row in df.iterrows() if matches_svm(row, config)]
-    return [row["cell"] for _, row in df.iterrows()
-            if (row["test_accuracy_pct"] or not accuracy_only) and matches_train(row, config, accuracy_only)]
+    return [
+        row["cell"]
+        for _, row in df.iterrows()
+        if (row["test_accuracy_pct"] or not accuracy_only) and matches_train(row, config, accuracy_only)
+    ]
 
 
 def describe(cell_id: str) -> str:
@@ -149,8 +164,13 @@ def describe(cell_id: str) -> str:
 # "GFLOPs" as published (Table 4), without the tool or the input size. All three equal, to the four digits
 # published, the forward FLOPs (2 per multiply-add) FlopCounterMode counts for torchvision's ResNet with
 # 3 input channels, 10 outputs and the imagenet stem at 64x64, batch 1 (tests/profile checks it).
-GFLOPS_SETTING: dict[str, Any] = {"stem": "imagenet", "in_channels": 3, "input_size": 64, "num_classes": 10,
-                                  "batch_size": 1}
+GFLOPS_SETTING: dict[str, Any] = {
+    "stem": "imagenet",
+    "in_channels": 3,
+    "input_size": 64,
+    "num_classes": 10,
+    "batch_size": 1,
+}
 
 
 def gflops_published() -> dict[str, str]:

@@ -46,14 +46,20 @@ def table_cells(view: pd.DataFrame) -> dict[str, list]:
     names = [n or "" for n in view.index.names] if has_index else []
     header = []
     for lev in range(levels):
-        row = [{"text": esc(n), "span": 1, "rowspan": levels, "cls": "idx"} for n in names] if lev == 0 else []
+        row = (
+            [{"text": esc(n), "span": 1, "rowspan": levels, "cls": "idx"} for n in names] if lev == 0 else []
+        )
         i = 0
         while i < len(tuples):
             j = i
-            while j + 1 < len(tuples) and tuples[j + 1][: lev + 1] == tuples[i][: lev + 1] and lev < levels - 1:
+            while (
+                j + 1 < len(tuples) and tuples[j + 1][: lev + 1] == tuples[i][: lev + 1] and lev < levels - 1
+            ):
                 j += 1
             label = tuples[i][lev]
-            cls = " ".join(x for x in ("grp" if lev < levels - 1 else "", "ref" if _is_study(label) else "") if x)
+            cls = " ".join(
+                x for x in ("grp" if lev < levels - 1 else "", "ref" if _is_study(label) else "") if x
+            )
             row.append({"text": esc(label), "span": j - i + 1, "rowspan": 1, "cls": cls})
             i = j + 1
         header.append(row)
@@ -69,10 +75,22 @@ def table_cells(view: pd.DataFrame) -> dict[str, list]:
         prev = idx_t
         for t, v in zip(tuples, values, strict=True):
             text = _text(v)
-            cls = [c for c in ("num" if NUMERIC.match(text) or text in ("not run", "—") else "",
-                               "ref" if any(_is_study(x) for x in t) else "", "wrap" if len(text) > 40 else "") if c]
-            row.append({"text": esc(text), "cls": " ".join(cls),
-                        "reason": esc(v.reason) if isinstance(v, NotRun) else None})
+            cls = [
+                c
+                for c in (
+                    "num" if NUMERIC.match(text) or text in ("not run", "—") else "",
+                    "ref" if any(_is_study(x) for x in t) else "",
+                    "wrap" if len(text) > 40 else "",
+                )
+                if c
+            ]
+            row.append(
+                {
+                    "text": esc(text),
+                    "cls": " ".join(cls),
+                    "reason": esc(v.reason) if isinstance(v, NotRun) else None,
+                }
+            )
         rows.append(row)
     return {"header": header, "rows": rows}
 
@@ -80,7 +98,9 @@ def table_cells(view: pd.DataFrame) -> dict[str, list]:
 def md_table(view: pd.DataFrame) -> str:
     has_index = not isinstance(view.index, pd.RangeIndex)
     names = [n or "" for n in view.index.names] if has_index else []
-    heads = [" · ".join(str(x) for x in (c if isinstance(c, tuple) else (c,)) if str(x)) for c in view.columns]
+    heads = [
+        " · ".join(str(x) for x in (c if isinstance(c, tuple) else (c,)) if str(x)) for c in view.columns
+    ]
 
     def cell(v: Any) -> str:
         return _text(v).replace("|", "\\|").replace("\n", " ")
@@ -111,16 +131,26 @@ def _finalize(v: Any) -> Any:
 
 
 _LOADER = jinja2.PackageLoader("dlbench.report", "templates")
-_HTML = jinja2.Environment(loader=_LOADER, autoescape=True, undefined=jinja2.StrictUndefined, finalize=_finalize)
-_MD = jinja2.Environment(loader=_LOADER, autoescape=False, undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
+_HTML = jinja2.Environment(
+    loader=_LOADER, autoescape=True, undefined=jinja2.StrictUndefined, finalize=_finalize
+)
+_MD = jinja2.Environment(
+    loader=_LOADER, autoescape=False, undefined=jinja2.StrictUndefined, keep_trailing_newline=True
+)
 
 
-def _context(title: str, subtitle: str, banner: dict, sections: list[Section], environment: list[KeyValues],
-             html: bool) -> dict[str, Any]:
+def _context(
+    title: str, subtitle: str, banner: dict, sections: list[Section], environment: list[KeyValues], html: bool
+) -> dict[str, Any]:
     items = [i for s in sections for i in s.items]
-    ctx: dict[str, Any] = {"title": title, "subtitle": subtitle, "banner": banner, "sections": sections,
-                           "environment": environment,
-                           "all_notes": {i.key: [esc(n) if html else n for n in all_notes(i)] for i in items}}
+    ctx: dict[str, Any] = {
+        "title": title,
+        "subtitle": subtitle,
+        "banner": banner,
+        "sections": sections,
+        "environment": environment,
+        "all_notes": {i.key: [esc(n) if html else n for n in all_notes(i)] for i in items},
+    }
     views = [(i.key, i.view) for i in items if i.view is not None and i.not_run is None]
     views += [(kv.key, kv.view) for kv in environment if kv.view is not None]
     if html:
@@ -132,14 +162,23 @@ def _context(title: str, subtitle: str, banner: dict, sections: list[Section], e
     return ctx
 
 
-def render_markdown(title: str, subtitle: str, banner: dict, sections: list[Section],
-                    environment: list[KeyValues]) -> str:
-    text = _MD.get_template("report.md.j2").render(**_context(title, subtitle, banner, sections, environment, False))
+def render_markdown(
+    title: str, subtitle: str, banner: dict, sections: list[Section], environment: list[KeyValues]
+) -> str:
+    text = _MD.get_template("report.md.j2").render(
+        **_context(title, subtitle, banner, sections, environment, False)
+    )
     return re.sub(r"\n{3,}", "\n\n", text).rstrip() + "\n"
 
 
-def render_html(title: str, subtitle: str, banner: dict, sections: list[Section], environment: list[KeyValues],
-                footer: str) -> str:
+def render_html(
+    title: str,
+    subtitle: str,
+    banner: dict,
+    sections: list[Section],
+    environment: list[KeyValues],
+    footer: str,
+) -> str:
     css = (Path(__file__).parent / "templates" / "report.css").read_text()
     ctx = _context(title, subtitle, banner, sections, environment, True)
     return _HTML.get_template("report.html.j2").render(css=Markup(css), footer=footer, **ctx)

@@ -38,25 +38,48 @@ def _sections(R: Records, C: pd.DataFrame, fig_dir: Path, log) -> list[Section]:
         except Exception as exc:  # noqa: BLE001 - one broken table or figure never stops the rest
             name = fn.__name__.replace("_", " ")
             log(f"report: could not build {name}: {type(exc).__name__}: {exc}")
-            return Item(fn.__name__, kind, name,
-                        not_run=NotRun(f"the report could not build this {kind}: {type(exc).__name__}: {exc}"))
+            return Item(
+                fn.__name__,
+                kind,
+                name,
+                not_run=NotRun(f"the report could not build this {kind}: {type(exc).__name__}: {exc}"),
+            )
 
     gflops = our_gflops(R) if R.ok("profile") else {}
-    study_tables = [safe(fn, "table", C, gflops) if fn is S.cpu_vs_gpu else safe(fn, "table", C)
-                    for fn in S.STUDY_TABLES.values()]
+    study_tables = [
+        safe(fn, "table", C, gflops) if fn is S.cpu_vs_gpu else safe(fn, "table", C)
+        for fn in S.STUDY_TABLES.values()
+    ]
     filled = set(S.cell_runs(C))
     figs = [safe(fn, "figure", R, C, fig_dir) for fn in F.FIGURES]
-    extra_tables = [safe(T.engines, "table", R), safe(T.other_runs, "table", R, filled), safe(T.svm_runs, "table", R),
-                    safe(T.inference_latency, "table", R), safe(T.model_complexity, "table", R)]
+    extra_tables = [
+        safe(T.engines, "table", R),
+        safe(T.other_runs, "table", R, filled),
+        safe(T.svm_runs, "table", R),
+        safe(T.inference_latency, "table", R),
+        safe(T.model_complexity, "table", R),
+    ]
     status = [safe(T.steps, "table", R), safe(T.failed, "table", R)]
     return [
-        Section("study-tables", "The study's tables, ours beside them",
-                f"Every number the study publishes, as printed, at its cell, with ours from the run whose settings "
-                f"match the cell. Study: {ref.CITATION}.", [i for i in study_tables if i]),
-        Section("study-figures", "The study's figures", "Numbered as the study numbers them.",
-                [i for i in figs if i and i.group == "study"]),
-        Section("ours", "Beyond the study", "Our runs the study has no cell for, and measurements it lacks.",
-                [i for i in extra_tables + figs if i and i.group == "ours"]),
+        Section(
+            "study-tables",
+            "The study's tables, ours beside them",
+            f"Every number the study publishes, as printed, at its cell, with ours from the run whose settings "
+            f"match the cell. Study: {ref.CITATION}.",
+            [i for i in study_tables if i],
+        ),
+        Section(
+            "study-figures",
+            "The study's figures",
+            "Numbered as the study numbers them.",
+            [i for i in figs if i and i.group == "study"],
+        ),
+        Section(
+            "ours",
+            "Beyond the study",
+            "Our runs the study has no cell for, and measurements it lacks.",
+            [i for i in extra_tables + figs if i and i.group == "ours"],
+        ),
         Section("status", "Steps and failures", "", [i for i in status if i]),
     ]
 
@@ -65,7 +88,9 @@ def run_report(records_root: str | os.PathLike, out_dir: str | os.PathLike, log=
     """Read every record below ``records_root``; write the report into ``out_dir``; return report.html's path."""
     root, out = Path(records_root), Path(out_dir)
     if not root.is_dir():
-        raise DataError(f"records folder {root} does not exist", "point --records at a study folder, e.g. runs/quick")
+        raise DataError(
+            f"records folder {root} does not exist", "point --records at a study folder, e.g. runs/quick"
+        )
     R = Records.load(root, exclude=out)
     if not R.all:
         raise DataError(f"no record.json below {root}", "point --records at a study folder, e.g. runs/quick")
@@ -80,8 +105,9 @@ def run_report(records_root: str | os.PathLike, out_dir: str | os.PathLike, log=
         banner = build_banner(R, C)
         summary = build_summary(R, C, banner)
         summary["not_run"] = {i.key: i.not_run.reason for i in items if i.not_run is not None}
-        summary["onnx_speedup_vs_pytorch"] = onnx_speedup(R, {i.key: i for i in items}.get("inference_latency"),
-                                                          summary)
+        summary["onnx_speedup_vs_pytorch"] = onnx_speedup(
+            R, {i.key: i for i in items}.get("inference_latency"), summary
+        )
         environment = build_environment(R, items)
 
         _clean(fig_dir, "*.png", {i.image.name for i in items if i.image is not None})
@@ -90,19 +116,26 @@ def run_report(records_root: str | os.PathLike, out_dir: str | os.PathLike, log=
         for i in items:
             if i.frame is not None and i.not_run is None:
                 path = table_dir / f"{i.key}.csv"
-                _write_text(path, i.frame.drop(columns=[c for c in i.frame if str(c).startswith("_")])
-                            .to_csv(index=False, lineterminator="\n"))
+                _write_text(
+                    path,
+                    i.frame.drop(columns=[c for c in i.frame if str(c).startswith("_")]).to_csv(
+                        index=False, lineterminator="\n"
+                    ),
+                )
                 written.append(path)
         _clean(table_dir, "*.csv", {p.name for p in written})
         write_json(out / SUMMARY_NAME, summary)
 
         study = banner["preset"]
         title = f"dlbench report: {study}" if study else "dlbench report"
-        subtitle = (f"{len(R.all)} records from {root} · generated {summary['generated']}"
-                    + (f" · code {summary['code_version'][:12]}" if summary.get("code_version") else ""))
-        footer = ("Self-contained: every figure is embedded; nothing is fetched. Tables as CSV (published values as "
-                  "printed, ours unrounded): tables/*.csv; headline numbers: summary.json; this report's record: "
-                  "record.json.")
+        subtitle = f"{len(R.all)} records from {root} · generated {summary['generated']}" + (
+            f" · code {summary['code_version'][:12]}" if summary.get("code_version") else ""
+        )
+        footer = (
+            "Self-contained: every figure is embedded; nothing is fetched. Tables as CSV (published values as "
+            "printed, ours unrounded): tables/*.csv; headline numbers: summary.json; this report's record: "
+            "record.json."
+        )
         _write_text(out / MD_NAME, render_markdown(title, subtitle, banner, sections, environment))
         _write_text(out / HTML_NAME, render_html(title, subtitle, banner, sections, environment, footer))
 
@@ -145,13 +178,18 @@ def _spec(R: Records) -> dict:
 
 # --------------------------------------------------------------------------- banner
 
+
 def build_banner(R: Records, C: pd.DataFrame) -> dict[str, Any]:
     """What kind of run this is, and the study it is compared with."""
     spec = _spec(R)
     train = R.step("train") + R.step("svm")
     smoke = bool(spec.get("smoke")) or any(cfg(r, "smoke") for r in R.all)
-    ran_on = sorted({str(cfg(r, "device")) for r in R.step("train")} | {"cpu" if R.step("svm") else ""} - {""})
-    planned = sorted({str((cfg(r, "planned") or {}).get("device") or cfg(r, "device")) for r in R.step("train")})
+    ran_on = sorted(
+        {str(cfg(r, "device")) for r in R.step("train")} | {"cpu" if R.step("svm") else ""} - {""}
+    )
+    planned = sorted(
+        {str((cfg(r, "planned") or {}).get("device") or cfg(r, "device")) for r in R.step("train")}
+    )
     data = []
     subsampled = False
     for r in R.step("data"):
@@ -160,46 +198,89 @@ def build_banner(R: Records, C: pd.DataFrame) -> dict[str, Any]:
         sample = met(r, "sample") or ((man.get("source") or {}).get("sample"))
         subsampled = subsampled or bool(sub) or bool(sample)
         sizes = " / ".join(fmt(met(r, f"n_{p}"), "int") for p in ("train", "val", "test"))
-        data.append(f"{cfg(r, 'dataset') or man.get('dataset')}: {sizes} (train / val / test)"
-                    + (f", a stratified subsample of {int(sub):,} images" if sub else "")
-                    + (", from a sample, not the full dataset" if sample else ""))
+        data.append(
+            f"{cfg(r, 'dataset') or man.get('dataset')}: {sizes} (train / val / test)"
+            + (f", a stratified subsample of {int(sub):,} images" if sub else "")
+            + (", from a sample, not the full dataset" if sample else "")
+        )
     steps = sorted({m for r in R.step("train") if (m := cfg(r, "max_steps_per_epoch"))})
     filled = int(C["why_not"].map(lambda v: not isinstance(v, str)).sum())
-    facts = [("kind of run", ("SMOKE RUN (wiring test, numbers meaningless); " if smoke else "")
-              + f"preset/spec {spec.get('name') or 'unknown (no spec.yaml)'}, {len(train)} train and SVM runs"),
-             ("devices", ", ".join(device_label(d) for d in ran_on) or "—"
-              + (f" (planned: {', '.join(device_label(d) for d in planned)})" if planned != ran_on else "")),
-             ("images per split", "; ".join(data) or "no data record"),
-             ("subsampled", "yes: not comparable with full-data numbers" if subsampled else "no: the full datasets"),
-             ("steps per epoch", f"capped at {', '.join(map(str, steps))}" if steps else "all (no cap)"),
-             ("AMP", "fp16 autocast on the GPU, as the study; AMP off (fp32) on the CPU"
-              + ("; smoke runs planned for the GPU ran on the CPU with AMP off" if smoke else "")),
-             ("compared with", ref.CITATION),
-             ("published cells", f"{len(C)} published values; {filled} have a run of ours at their cell")]
+    facts = [
+        (
+            "kind of run",
+            ("SMOKE RUN (wiring test, numbers meaningless); " if smoke else "")
+            + f"preset/spec {spec.get('name') or 'unknown (no spec.yaml)'}, {len(train)} train and SVM runs",
+        ),
+        (
+            "devices",
+            ", ".join(device_label(d) for d in ran_on)
+            or "—"
+            + (f" (planned: {', '.join(device_label(d) for d in planned)})" if planned != ran_on else ""),
+        ),
+        ("images per split", "; ".join(data) or "no data record"),
+        (
+            "subsampled",
+            "yes: not comparable with full-data numbers" if subsampled else "no: the full datasets",
+        ),
+        ("steps per epoch", f"capped at {', '.join(map(str, steps))}" if steps else "all (no cap)"),
+        (
+            "AMP",
+            "fp16 autocast on the GPU, as the study; AMP off (fp32) on the CPU"
+            + ("; smoke runs planned for the GPU ran on the CPU with AMP off" if smoke else ""),
+        ),
+        ("compared with", ref.CITATION),
+        ("published cells", f"{len(C)} published values; {filled} have a run of ours at their cell"),
+    ]
     if planned != ran_on:
-        facts[1] = ("devices", ", ".join(device_label(d) for d in ran_on)
-                    + f" (the spec planned: {', '.join(device_label(d) for d in planned)})")
-    return {"smoke": smoke, "preset": spec.get("name"), "facts": facts,
-            "images": spec.get("data", {}).get("subsample") or "a few hundred", "steps": ", ".join(map(str, steps))
-            or "all", "filled": filled}
+        facts[1] = (
+            "devices",
+            ", ".join(device_label(d) for d in ran_on)
+            + f" (the spec planned: {', '.join(device_label(d) for d in planned)})",
+        )
+    return {
+        "smoke": smoke,
+        "preset": spec.get("name"),
+        "facts": facts,
+        "images": spec.get("data", {}).get("subsample") or "a few hundred",
+        "steps": ", ".join(map(str, steps)) or "all",
+        "filled": filled,
+    }
 
 
 # --------------------------------------------------------------------------- summary
+
 
 def build_summary(R: Records, C: pd.DataFrame, banner: dict) -> dict[str, Any]:
     """Headline numbers; ``summary["metrics"]`` is what a pipeline logs as KFP Metrics (named with their unit)."""
     from dlbench.record import git_commit
 
     commits = sorted({(r.get("environment") or {}).get("git_commit") for r in R.all} - {None})
-    best = _best_per_dataset(R.ok("train"), "test_accuracy", lambda r: {
-        "model": cfg(r, "model"), "epochs": cfg(r, "epochs"), "train_seconds": num(met(r, "train_seconds"))})
-    best_svm = _best_per_dataset(R.ok("svm"), "accuracy", lambda r: {
-        "kernel": cfg(r, "kernel"), "fit_seconds": num(met(r, "fit_seconds"))})
+    best = _best_per_dataset(
+        R.ok("train"),
+        "test_accuracy",
+        lambda r: {
+            "model": cfg(r, "model"),
+            "epochs": cfg(r, "epochs"),
+            "train_seconds": num(met(r, "train_seconds")),
+        },
+    )
+    best_svm = _best_per_dataset(
+        R.ok("svm"),
+        "accuracy",
+        lambda r: {"kernel": cfg(r, "kernel"), "fit_seconds": num(met(r, "fit_seconds"))},
+    )
     s: dict[str, Any] = {
-        "generated": now_iso(), "records_root": str(R.root), "smoke": banner["smoke"],
-        "code_version": commits[0] if len(commits) == 1 else (", ".join(commits) if commits else git_commit()),
+        "generated": now_iso(),
+        "records_root": str(R.root),
+        "smoke": banner["smoke"],
+        "code_version": commits[0]
+        if len(commits) == 1
+        else (", ".join(commits) if commits else git_commit()),
         "steps": {step: {"ok": len(R.ok(step)), "failed": len(R.failed(step))} for step in STEPS},
-        "best_resnet": best, "best_svm": best_svm, "published_cells": len(C), "published_cells_filled": banner["filled"],
+        "best_resnet": best,
+        "best_svm": best_svm,
+        "published_cells": len(C),
+        "published_cells_filled": banner["filled"],
         "compared_with": ref.STUDY,
     }
     m: dict[str, float] = {}
@@ -234,12 +315,19 @@ def onnx_speedup(R: Records, item: Item | None, summary: dict) -> dict | None:
         for _, row in item.frame.iterrows():
             v = num(row.get("speedup_vs_pytorch"))
             if not row.get("low_confidence") and v is not None and (best is None or v > best["ratio"]):
-                best = {"ratio": float(v), "model": str(row["model"]), "provider": str(row["provider"]),
-                        "batch_size": int(row["batch_size"]) if num(row["batch_size"]) is not None else None}
+                best = {
+                    "ratio": float(v),
+                    "model": str(row["model"]),
+                    "provider": str(row["provider"]),
+                    "batch_size": int(row["batch_size"]) if num(row["batch_size"]) is not None else None,
+                }
     low = [r for r in R.ok("onnx") if met(r, "low_confidence")]
     if low and best is None:
-        summary["not_run"].setdefault("inference_latency", f"low confidence: the ONNX timings of {len(low)} run(s) "
-                                                           "come from fewer than 20 timed iterations (see Table 8)")
+        summary["not_run"].setdefault(
+            "inference_latency",
+            f"low confidence: the ONNX timings of {len(low)} run(s) "
+            "come from fewer than 20 timed iterations (see Table 8)",
+        )
     if best is not None:
         summary["metrics"]["onnx_speedup_vs_pytorch_max_x"] = float(best["ratio"])
     return best
@@ -247,22 +335,37 @@ def onnx_speedup(R: Records, item: Item | None, summary: dict) -> dict | None:
 
 # --------------------------------------------------------------------------- environment
 
+
 def _kv(key: str, title: str, rows: list[dict], notes: list[str] | None = None) -> KeyValues:
-    return KeyValues(key, title, view=pd.DataFrame(rows).astype(object).fillna("—").astype(str) if rows else None,
-                     notes=notes or [])
+    return KeyValues(
+        key,
+        title,
+        view=pd.DataFrame(rows).astype(object).fillna("—").astype(str) if rows else None,
+        notes=notes or [],
+    )
 
 
 def build_environment(R: Records, items: list[Item]) -> list[KeyValues]:
     machines: dict[str, dict] = {}
     for r in R.all:
         d, e = r.get("device") or {}, r.get("environment") or {}
-        row = {"device": device_label(d.get("type")), "GPU": d.get("name") if d.get("type") != "cpu" else None,
-               "driver": d.get("driver"), "CUDA": d.get("cuda"), "CPU": e.get("cpu"), "cores": e.get("cpu_count"),
-               "host": e.get("host"), "Python": e.get("python"), "platform": e.get("platform")}
+        row = {
+            "device": device_label(d.get("type")),
+            "GPU": d.get("name") if d.get("type") != "cpu" else None,
+            "driver": d.get("driver"),
+            "CUDA": d.get("cuda"),
+            "CPU": e.get("cpu"),
+            "cores": e.get("cpu_count"),
+            "host": e.get("host"),
+            "Python": e.get("python"),
+            "platform": e.get("platform"),
+        }
         m = machines.setdefault(repr(sorted(row.items(), key=str)), {**row, "_steps": defaultdict(int)})
         m["_steps"][str(r.get("step"))] += 1
-    rows = [{"steps (records)": ", ".join(f"{s} ({n})" for s, n in sorted(m.pop("_steps").items())), **m}
-            for m in machines.values()]
+    rows = [
+        {"steps (records)": ", ".join(f"{s} ({n})" for s, n in sorted(m.pop("_steps").items())), **m}
+        for m in machines.values()
+    ]
     out = [_kv("env-machines", "Machines", rows)]
     code: dict[tuple, set] = defaultdict(set)
     libs: dict[tuple, set] = defaultdict(set)
@@ -271,35 +374,80 @@ def build_environment(R: Records, items: list[Item]) -> list[KeyValues]:
         code[(e.get("git_commit") or "unknown", e.get("dlbench"))].add(str(r.get("step")))
         for name, version in (e.get("libraries") or {}).items():
             libs[(name, str(version))].add(str(r.get("step")))
-    out.append(_kv("env-code", "Code version", [{"git commit": c, "dlbench": v, "steps": ", ".join(sorted(st))}
-                                                for (c, v), st in sorted(code.items(), key=str)]))
+    out.append(
+        _kv(
+            "env-code",
+            "Code version",
+            [
+                {"git commit": c, "dlbench": v, "steps": ", ".join(sorted(st))}
+                for (c, v), st in sorted(code.items(), key=str)
+            ],
+        )
+    )
     if libs:
-        out.append(_kv("env-libraries", "Library versions", [{"library": n, "version": v, "steps": ", ".join(sorted(st))}
-                                                             for (n, v), st in sorted(libs.items())]))
+        out.append(
+            _kv(
+                "env-libraries",
+                "Library versions",
+                [
+                    {"library": n, "version": v, "steps": ", ".join(sorted(st))}
+                    for (n, v), st in sorted(libs.items())
+                ],
+            )
+        )
     data = []
     for r in R.step("data"):
         man = r.get("_manifest") or {}
         src = man.get("source") or {}
-        data.append({"dataset": cfg(r, "dataset") or man.get("dataset"),
-                     "source": src.get("description") or met(r, "source") if is_ok(r) else f"failed: {r.get('error')}",
-                     "sample?": "yes: a sample, not the full dataset" if met(r, "sample") else "no",
-                     "subsample": fmt(cfg(r, "subsample") or man.get("subsample"), "int"),
-                     "train": fmt(met(r, "n_train"), "int"), "val": fmt(met(r, "n_val"), "int"),
-                     "test": fmt(met(r, "n_test"), "int"), "split SHA-256": met(r, "fingerprint"),
-                     "data run id": r.get("run_id")})
-    out.append(_kv("env-data", "Data", data, ["The fingerprint is the SHA-256 of the split file every later step read."]
-                   if data else [f"not run: {R.reason('data').reason}"]))
+        data.append(
+            {
+                "dataset": cfg(r, "dataset") or man.get("dataset"),
+                "source": src.get("description") or met(r, "source")
+                if is_ok(r)
+                else f"failed: {r.get('error')}",
+                "sample?": "yes: a sample, not the full dataset" if met(r, "sample") else "no",
+                "subsample": fmt(cfg(r, "subsample") or man.get("subsample"), "int"),
+                "train": fmt(met(r, "n_train"), "int"),
+                "val": fmt(met(r, "n_val"), "int"),
+                "test": fmt(met(r, "n_test"), "int"),
+                "split SHA-256": met(r, "fingerprint"),
+                "data run id": r.get("run_id"),
+            }
+        )
+    out.append(
+        _kv(
+            "env-data",
+            "Data",
+            data,
+            ["The fingerprint is the SHA-256 of the split file every later step read."]
+            if data
+            else [f"not run: {R.reason('data').reason}"],
+        )
+    )
     prov = []
     for i in items:
         shown = ", ".join(i.sources[:8]) + (f" and {len(i.sources) - 8} more" if len(i.sources) > 8 else "")
-        prov.append({"table / figure": i.title.split(":")[0],
-                     "records (run ids)": f"not run: {i.not_run.reason}" if i.not_run is not None else
-                     (f"{len(i.sources)} record(s): {shown}" if i.sources else "no records"),
-                     "file": f"figures/{i.image.name}" if i.image is not None else
-                     f"tables/{i.key}.csv" if i.frame is not None and i.not_run is None else "—"})
-    notes = [f"Every table and figure was produced by the study spec below (spec.yaml, SHA-256 "
-             f"{sha256_bytes(R.spec_text.encode())[:16]}...), through the records named here."] if R.spec_text else \
-        [f"No spec.yaml under {R.root}: the records were produced by separate step commands."]
+        prov.append(
+            {
+                "table / figure": i.title.split(":")[0],
+                "records (run ids)": f"not run: {i.not_run.reason}"
+                if i.not_run is not None
+                else (f"{len(i.sources)} record(s): {shown}" if i.sources else "no records"),
+                "file": f"figures/{i.image.name}"
+                if i.image is not None
+                else f"tables/{i.key}.csv"
+                if i.frame is not None and i.not_run is None
+                else "—",
+            }
+        )
+    notes = (
+        [
+            f"Every table and figure was produced by the study spec below (spec.yaml, SHA-256 "
+            f"{sha256_bytes(R.spec_text.encode())[:16]}...), through the records named here."
+        ]
+        if R.spec_text
+        else [f"No spec.yaml under {R.root}: the records were produced by separate step commands."]
+    )
     out.append(_kv("env-provenance", "What produced each table and figure", prov, notes))
     if R.spec_text:
         out.append(KeyValues("env-spec", "Study spec (spec.yaml)", text=R.spec_text.rstrip()))

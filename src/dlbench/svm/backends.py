@@ -101,8 +101,13 @@ class SvmBackend:
     def __init__(self, kernel: str, C: float, gamma: float, degree: int = 3, coef0: float = 0.0):
         if isinstance(gamma, str):
             raise TypeError("gamma must be a number here; resolve 'scale'/'auto' with resolve_gamma first")
-        self.kernel, self.C, self.gamma, self.degree, self.coef0 = kernel, float(C), float(gamma), int(degree), \
-            float(coef0)
+        self.kernel, self.C, self.gamma, self.degree, self.coef0 = (
+            kernel,
+            float(C),
+            float(gamma),
+            int(degree),
+            float(coef0),
+        )
 
     @classmethod
     def available(cls) -> tuple[bool, str]:
@@ -131,15 +136,25 @@ class SvmBackend:
 
     @property
     def params(self) -> dict[str, Any]:
-        return {"kernel": self.kernel, "C": self.C, "gamma": self.gamma, "degree": self.degree,
-                "coef0": self.coef0}
+        return {
+            "kernel": self.kernel,
+            "C": self.C,
+            "gamma": self.gamma,
+            "degree": self.degree,
+            "coef0": self.coef0,
+        }
 
     def save(self, path: str | os.PathLike, extra: dict[str, Any] | None = None) -> None:
         """Write ``{"backend", "version", "estimator", **extra}`` with joblib, atomically."""
         import joblib
 
-        payload = {"backend": self.name, "version": self.version, "params": self.params,
-                   "estimator": self.estimator, **(extra or {})}
+        payload = {
+            "backend": self.name,
+            "version": self.version,
+            "params": self.params,
+            "estimator": self.estimator,
+            **(extra or {}),
+        }
         with atomic_path(path) as tmp:
             joblib.dump(payload, tmp)
 
@@ -162,8 +177,9 @@ class SklearnBackend(SvmBackend):
         super().__init__(*args, **kwargs)
         from sklearn.svm import SVC
 
-        self.estimator = SVC(kernel=self.kernel, C=self.C, gamma=self.gamma, degree=self.degree,
-                             coef0=self.coef0)
+        self.estimator = SVC(
+            kernel=self.kernel, C=self.C, gamma=self.gamma, degree=self.degree, coef0=self.coef0
+        )
 
     def fit(self, X, y):
         self.estimator.fit(X, y)
@@ -191,8 +207,21 @@ class SklearnBackend(SvmBackend):
     @property
     def params(self) -> dict[str, Any]:
         p = self.estimator.get_params()
-        return {k: p[k] for k in ("kernel", "C", "gamma", "degree", "coef0", "tol", "cache_size",
-                                  "decision_function_shape", "max_iter", "shrinking")}
+        return {
+            k: p[k]
+            for k in (
+                "kernel",
+                "C",
+                "gamma",
+                "degree",
+                "coef0",
+                "tol",
+                "cache_size",
+                "decision_function_shape",
+                "max_iter",
+                "shrinking",
+            )
+        }
 
 
 def _gpu_count() -> tuple[int, str]:
@@ -225,8 +254,10 @@ class CumlBackend(SvmBackend):
     device = "cuda"
     warmup = True
     threads_note = "the work runs on the GPU; one host thread drives it"
-    install_hint = ("cuML runs on an NVIDIA GPU with the cuml-cu13 wheels, pip install 'dlbench[rapids]'; "
-                    "on a CPU machine use --backend sklearn or auto")
+    install_hint = (
+        "cuML runs on an NVIDIA GPU with the cuml-cu13 wheels, pip install 'dlbench[rapids]'; "
+        "on a CPU machine use --backend sklearn or auto"
+    )
 
     @classmethod
     def available(cls) -> tuple[bool, str]:
@@ -245,8 +276,14 @@ class CumlBackend(SvmBackend):
         super().__init__(*args, **kwargs)
         from cuml.svm import SVC
 
-        self.estimator = SVC(kernel=self.kernel, C=self.C, gamma=self.gamma, degree=self.degree,
-                             coef0=self.coef0, output_type="numpy")
+        self.estimator = SVC(
+            kernel=self.kernel,
+            C=self.C,
+            gamma=self.gamma,
+            degree=self.degree,
+            coef0=self.coef0,
+            output_type="numpy",
+        )
 
     def fit(self, X, y):
         self.estimator.fit(np.ascontiguousarray(X, dtype=np.float32), y)
@@ -279,5 +316,18 @@ class CumlBackend(SvmBackend):
     @property
     def params(self) -> dict[str, Any]:
         p = self.estimator.get_params()
-        return {k: p[k] for k in ("kernel", "C", "gamma", "degree", "coef0", "tol", "cache_size",
-                                  "decision_function_shape", "max_iter") if k in p}
+        return {
+            k: p[k]
+            for k in (
+                "kernel",
+                "C",
+                "gamma",
+                "degree",
+                "coef0",
+                "tol",
+                "cache_size",
+                "decision_function_shape",
+                "max_iter",
+            )
+            if k in p
+        }

@@ -26,7 +26,9 @@ if TYPE_CHECKING:  # the spec (pydantic) is imported only by run_svm, so bench/ 
     from dlbench.spec import SvmConfig
 
 MODEL_NAME = "model.joblib"
-WARMUP_IMAGES = 200  # a first tiny fit on the GPU backend takes CUDA context creation and loading out of the timed fit
+WARMUP_IMAGES = (
+    200  # a first tiny fit on the GPU backend takes CUDA context creation and loading out of the timed fit
+)
 
 
 def flatten(images: np.ndarray) -> np.ndarray:
@@ -61,8 +63,15 @@ def confusion(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> np.ndar
     return np.bincount(idx, minlength=n_classes * n_classes).reshape(n_classes, n_classes)
 
 
-def fit_and_evaluate(backend: SvmBackend, X_train: np.ndarray, y_train: np.ndarray, X_test: np.ndarray,
-                     y_test: np.ndarray, n_classes: int, log=print) -> dict[str, Any]:
+def fit_and_evaluate(
+    backend: SvmBackend,
+    X_train: np.ndarray,
+    y_train: np.ndarray,
+    X_test: np.ndarray,
+    y_test: np.ndarray,
+    n_classes: int,
+    log=print,
+) -> dict[str, Any]:
     """Fit ``backend`` (warm-up first if it asks for one), predict the test set; timings and scores.
 
     Labels are integers below ``n_classes``. Backends see them encoded as 0..K-1 over the classes present
@@ -77,17 +86,22 @@ def fit_and_evaluate(backend: SvmBackend, X_train: np.ndarray, y_train: np.ndarr
     if backend.warmup:
         keep = stratified_subsample(y_enc, min(WARMUP_IMAGES, len(y_enc)), seed=0)
         with Stopwatch(backend.synchronize) as warm:
-            type(backend)(backend.kernel, backend.C, backend.gamma, backend.degree, backend.coef0) \
-                .fit(X_train[keep], y_enc[keep]).predict(X_test[:WARMUP_IMAGES])
+            type(backend)(backend.kernel, backend.C, backend.gamma, backend.degree, backend.coef0).fit(
+                X_train[keep], y_enc[keep]
+            ).predict(X_test[:WARMUP_IMAGES])
         warmup_seconds = warm.seconds
         log(f"{backend.name}: warm-up fit on {len(keep)} images took {warmup_seconds:.2f} s (not counted)")
-    log(f"{backend.name}: fitting {backend.kernel} SVC (C={backend.C:g}, gamma={backend.gamma:.6g}) "
-        f"on {len(y_train):,} images x {X_train.shape[1]} features")
+    log(
+        f"{backend.name}: fitting {backend.kernel} SVC (C={backend.C:g}, gamma={backend.gamma:.6g}) "
+        f"on {len(y_train):,} images x {X_train.shape[1]} features"
+    )
     with Stopwatch(backend.synchronize) as fit:
         backend.fit(X_train, y_enc)
     fit_seconds = fit.seconds
-    log(f"{backend.name}: fit {fit_seconds:.2f} s, {backend.n_support:,} support vectors; "
-        f"predicting {len(y_test):,} test images")
+    log(
+        f"{backend.name}: fit {fit_seconds:.2f} s, {backend.n_support:,} support vectors; "
+        f"predicting {len(y_test):,} test images"
+    )
     with Stopwatch(backend.synchronize) as predict:
         pred = backend.predict(X_test)
     predict_seconds = predict.seconds
@@ -97,9 +111,17 @@ def fit_and_evaluate(backend: SvmBackend, X_train: np.ndarray, y_train: np.ndarr
     per_class = [float(cm[i, i] / rows[i]) if rows[i] else None for i in range(n_classes)]
     accuracy = float(np.trace(cm) / max(1, cm.sum()))
     log(f"{backend.name}: predict {predict_seconds:.2f} s, test accuracy {accuracy:.2%}")
-    return {"accuracy": accuracy, "fit_seconds": fit_seconds, "predict_seconds": predict_seconds,
-            "warmup_seconds": warmup_seconds, "per_class_accuracy": per_class, "confusion_matrix": cm.tolist(),
-            "n_support": backend.n_support, "predictions": pred, "label_values": label_values}
+    return {
+        "accuracy": accuracy,
+        "fit_seconds": fit_seconds,
+        "predict_seconds": predict_seconds,
+        "warmup_seconds": warmup_seconds,
+        "per_class_accuracy": per_class,
+        "confusion_matrix": cm.tolist(),
+        "n_support": backend.n_support,
+        "predictions": pred,
+        "label_values": label_values,
+    }
 
 
 def _class_names(split_dir: Path, n_classes: int) -> list[str]:
@@ -110,11 +132,14 @@ def _class_names(split_dir: Path, n_classes: int) -> list[str]:
 
 
 def _json_safe(params: dict[str, Any]) -> dict[str, Any]:
-    return {k: (v if isinstance(v, str | int | float | bool | type(None)) else str(v)) for k, v in params.items()}
+    return {
+        k: (v if isinstance(v, str | int | float | bool | type(None)) else str(v)) for k, v in params.items()
+    }
 
 
-def run_svm(config: SvmConfig | dict, split_dir: str | os.PathLike, out_dir: str | os.PathLike,
-            log=print) -> dict[str, Any]:
+def run_svm(
+    config: SvmConfig | dict, split_dir: str | os.PathLike, out_dir: str | os.PathLike, log=print
+) -> dict[str, Any]:
     """Fit and evaluate one SVM; write ``out_dir/model.joblib`` and ``record.json``; return the record.
 
     Bad input (an n_train larger than the training split, a backend that cannot run here, a missing
@@ -129,15 +154,23 @@ def run_svm(config: SvmConfig | dict, split_dir: str | os.PathLike, out_dir: str
     x_train, y_train = split["x_train"], split["y_train"]
     for part in ("train", "test"):
         if len(split[f"y_{part}"]) == 0:
-            raise DataError(f"{split_path}: the {part} part is empty", "re-run `dlbench data` with more images")
+            raise DataError(
+                f"{split_path}: the {part} part is empty", "re-run `dlbench data` with more images"
+            )
     if len(np.unique(y_train)) < 2:
-        raise DataError(f"{split_path}: the training part holds a single class", "re-run `dlbench data` with more images")
+        raise DataError(
+            f"{split_path}: the training part holds a single class", "re-run `dlbench data` with more images"
+        )
     if config.n_train is not None and config.n_train > len(y_train):
-        raise SpecError(f"n_train {config.n_train:,} is larger than the training split ({len(y_train):,} images)",
-                        f"use at most {len(y_train)}, or leave n_train out to use all of it")
+        raise SpecError(
+            f"n_train {config.n_train:,} is larger than the training split ({len(y_train):,} images)",
+            f"use at most {len(y_train)}, or leave n_train out to use all of it",
+        )
     if config.n_train is not None and config.n_train < 2:
-        raise SpecError(f"n_train {config.n_train} leaves one image, one class: an SVM needs at least two classes",
-                        f"use n_train {NUM_CLASSES} or more (one image per class), or leave it out to use all of the split")
+        raise SpecError(
+            f"n_train {config.n_train} leaves one image, one class: an SVM needs at least two classes",
+            f"use n_train {NUM_CLASSES} or more (one image per class), or leave it out to use all of the split",
+        )
     backend_cls = get_backend(config.backend)
 
     with step_record("svm", config.model_dump(), out, run_id=config.run_id, device=backend_cls.device) as rec:
@@ -157,40 +190,61 @@ def run_svm(config: SvmConfig | dict, split_dir: str | os.PathLike, out_dir: str
         gamma = resolve_gamma(config.gamma, X_train)
 
         backend = backend_cls(config.kernel, config.C, gamma, config.degree, config.coef0)
-        result = fit_and_evaluate(backend, X_train, y_train.astype(np.int64), X_test,
-                                  split["y_test"].astype(np.int64), n_classes, log=log)
+        result = fit_and_evaluate(
+            backend,
+            X_train,
+            y_train.astype(np.int64),
+            X_test,
+            split["y_test"].astype(np.int64),
+            n_classes,
+            log=log,
+        )
 
-        rec.metrics.update({
-            "accuracy": result["accuracy"],
-            "fit_seconds": round(result["fit_seconds"], 4),
-            "predict_seconds": round(result["predict_seconds"], 4),
-            "warmup_seconds": None if result["warmup_seconds"] is None else round(result["warmup_seconds"], 4),
-            "preprocess_seconds": round(preprocess.seconds, 4),
-            "per_class_accuracy": result["per_class_accuracy"],
-            "confusion_matrix": result["confusion_matrix"],
-            "n_support": result["n_support"],
-            "n_train": int(len(y_train)),
-            "n_test": int(len(split["y_test"])),
-            "n_features": int(X_train.shape[1]),
-            "backend": backend.name,
-            "backend_version": backend.version,
-            "threads": backend.threads,
-            "threads_note": backend.threads_note,
-            "gamma": gamma,
-            "gamma_from": config.gamma if isinstance(config.gamma, str) else "value",
-            "preprocess": config.preprocess,
-            "backend_params": _json_safe(backend.params),
-            "classes": class_names,
-        })
+        rec.metrics.update(
+            {
+                "accuracy": result["accuracy"],
+                "fit_seconds": round(result["fit_seconds"], 4),
+                "predict_seconds": round(result["predict_seconds"], 4),
+                "warmup_seconds": None
+                if result["warmup_seconds"] is None
+                else round(result["warmup_seconds"], 4),
+                "preprocess_seconds": round(preprocess.seconds, 4),
+                "per_class_accuracy": result["per_class_accuracy"],
+                "confusion_matrix": result["confusion_matrix"],
+                "n_support": result["n_support"],
+                "n_train": int(len(y_train)),
+                "n_test": int(len(split["y_test"])),
+                "n_features": int(X_train.shape[1]),
+                "backend": backend.name,
+                "backend_version": backend.version,
+                "threads": backend.threads,
+                "threads_note": backend.threads_note,
+                "gamma": gamma,
+                "gamma_from": config.gamma if isinstance(config.gamma, str) else "value",
+                "preprocess": config.preprocess,
+                "backend_params": _json_safe(backend.params),
+                "classes": class_names,
+            }
+        )
         # saved last: the measurements are in the record even if the model cannot be written
         model_path = out / MODEL_NAME
         try:
-            backend.save(model_path, extra={"preprocess": prep, "gamma": gamma, "classes": class_names,
-                                            "label_values": result["label_values"],
-                                            "n_features": int(X_train.shape[1]), "config": config.model_dump()})
+            backend.save(
+                model_path,
+                extra={
+                    "preprocess": prep,
+                    "gamma": gamma,
+                    "classes": class_names,
+                    "label_values": result["label_values"],
+                    "n_features": int(X_train.shape[1]),
+                    "config": config.model_dump(),
+                },
+            )
         except Exception as exc:
-            raise StepFailed(f"{backend.name} model could not be saved to {model_path}: "
-                             f"{type(exc).__name__}: {' '.join(str(exc).split())[:200]}") from exc
+            raise StepFailed(
+                f"{backend.name} model could not be saved to {model_path}: "
+                f"{type(exc).__name__}: {' '.join(str(exc).split())[:200]}"
+            ) from exc
         rec.add_output("model", model_path)
     return rec.to_dict()
 

@@ -47,7 +47,9 @@ def set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def save_last(path: str | os.PathLike, *, trainer, config, epoch: int, history: list[dict], best: dict) -> Path:
+def save_last(
+    path: str | os.PathLike, *, trainer, config, epoch: int, history: list[dict], best: dict
+) -> Path:
     state = {
         "format": FORMAT,
         "config": config.model_dump(),
@@ -77,20 +79,31 @@ def load_last(path: str | os.PathLike, device: torch.device, config) -> dict[str
     try:
         state = torch.load(path, map_location=device, weights_only=True)
     except Exception as exc:  # corrupt or foreign file
-        raise DataError(f"{path}: not a readable checkpoint ({' '.join(str(exc).split())[:160]})",
-                        "delete it, or run without --resume to start over") from None
+        raise DataError(
+            f"{path}: not a readable checkpoint ({' '.join(str(exc).split())[:160]})",
+            "delete it, or run without --resume to start over",
+        ) from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
-        raise DataError(f"{path}: not a dlbench training checkpoint (format {FORMAT})",
-                        "run without --resume to start over")
+        raise DataError(
+            f"{path}: not a dlbench training checkpoint (format {FORMAT})",
+            "run without --resume to start over",
+        )
     saved, now = type(config).as_recorded(state["config"]), config.model_dump()
-    diff = [f"{k}: {saved.get(k)!r} in the checkpoint, {now.get(k)!r} now" for k in sorted(set(saved) | set(now))
-            if k not in RESUMABLE_CHANGES and saved.get(k) != now.get(k)]
+    diff = [
+        f"{k}: {saved.get(k)!r} in the checkpoint, {now.get(k)!r} now"
+        for k in sorted(set(saved) | set(now))
+        if k not in RESUMABLE_CHANGES and saved.get(k) != now.get(k)
+    ]
     if diff:
-        raise SpecError(f"{path} was written by a different run ({'; '.join(diff)})",
-                        "resume with the same options, or run without --resume to start over")
+        raise SpecError(
+            f"{path} was written by a different run ({'; '.join(diff)})",
+            "resume with the same options, or run without --resume to start over",
+        )
     if state["epoch"] > config.epochs:
-        raise SpecError(f"{path} already holds {state['epoch']} epochs but --epochs is {config.epochs}",
-                        f"ask for --epochs {state['epoch']} or more")
+        raise SpecError(
+            f"{path} already holds {state['epoch']} epochs but --epochs is {config.epochs}",
+            f"ask for --epochs {state['epoch']} or more",
+        )
     return state
 
 

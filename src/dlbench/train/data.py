@@ -29,8 +29,12 @@ NORMALIZATION: dict[str, tuple[float, float]] = {
 
 def normalization(dataset: str) -> dict:
     mean, std = NORMALIZATION[dataset]
-    return {"kind": "fixed", "mean": mean, "std": std,
-            "note": f"pixel/255 then (x - {mean}) / {std}: published {dataset} training-set constants"}
+    return {
+        "kind": "fixed",
+        "mean": mean,
+        "std": std,
+        "note": f"pixel/255 then (x - {mean}) / {std}: published {dataset} training-set constants",
+    }
 
 
 def normalize_(x: torch.Tensor, mean: float, std: float) -> torch.Tensor:
@@ -46,8 +50,9 @@ def model_input(x: torch.Tensor, mean: float, std: float, size: int = 28, channe
     """
     x = normalize_(x, mean, std)
     if x.shape[-1] != size or x.shape[-2] != size:
-        x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False,
-                          antialias=size < min(x.shape[-2:]))
+        x = F.interpolate(
+            x, size=(size, size), mode="bilinear", align_corners=False, antialias=size < min(x.shape[-2:])
+        )
     if channels != x.shape[1]:
         x = x.expand(-1, channels, -1, -1)
     return x

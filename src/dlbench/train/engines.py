@@ -42,9 +42,11 @@ AMP_DTYPES: dict[str, torch.dtype | None] = {"off": None, "fp16": torch.float16,
 def resolve_device(name: str) -> torch.device:
     """The torch device for ``name``; a one-line DeviceError if CUDA is asked for but not visible."""
     if name.startswith("cuda") and not torch.cuda.is_available():
-        raise DeviceError(f"device {name!r} was asked for but no CUDA device is visible to torch "
-                          f"(torch {torch.__version__}, CUDA build {torch.version.cuda or 'none'})",
-                          "use --device cpu, or run where a GPU is visible")
+        raise DeviceError(
+            f"device {name!r} was asked for but no CUDA device is visible to torch "
+            f"(torch {torch.__version__}, CUDA build {torch.version.cuda or 'none'})",
+            "use --device cpu, or run where a GPU is visible",
+        )
     return torch.device(name)
 
 
@@ -54,28 +56,36 @@ def check_amp(amp: str, device: torch.device) -> None:
     if dtype is None:
         return
     if not torch.amp.is_autocast_available(device.type):
-        raise DeviceError(f"--amp {amp}: torch {torch.__version__} has no autocast for {device.type}",
-                          "use --amp off")
+        raise DeviceError(
+            f"--amp {amp}: torch {torch.__version__} has no autocast for {device.type}", "use --amp off"
+        )
     if device.type == "cuda" and dtype == torch.bfloat16 and not torch.cuda.is_bf16_supported():
-        raise DeviceError(f"--amp bf16: {torch.cuda.get_device_name(device)} has no bfloat16 support",
-                          "use --amp fp16 or --amp off")
+        raise DeviceError(
+            f"--amp bf16: {torch.cuda.get_device_name(device)} has no bfloat16 support",
+            "use --amp fp16 or --amp off",
+        )
     try:  # a tiny conv forward + backward under autocast: CPU fp16 support varies by build
         conv = torch.nn.Conv2d(1, 2, 3).to(device)
         with torch.autocast(device.type, dtype=dtype):
             conv(torch.randn(1, 1, 5, 5, device=device)).float().sum().backward()
     except RuntimeError as exc:
-        raise DeviceError(f"--amp {amp} is not supported on {device.type} by torch {torch.__version__}: "
-                          f"{' '.join(str(exc).split())[:200]}", "use --amp off or --amp bf16") from None
+        raise DeviceError(
+            f"--amp {amp} is not supported on {device.type} by torch {torch.__version__}: "
+            f"{' '.join(str(exc).split())[:200]}",
+            "use --amp off or --amp bf16",
+        ) from None
 
 
 def make_optimizer(config, params, fused: bool = False, capturable: bool = False) -> torch.optim.Optimizer:
     extra: dict[str, Any] = {"fused": True} if fused else {}
     if config.optimizer == "adam":
-        return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay, capturable=capturable,
-                                **extra)
+        return torch.optim.Adam(
+            params, lr=config.lr, weight_decay=config.weight_decay, capturable=capturable, **extra
+        )
     if config.optimizer == "sgd":
-        return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay,
-                               **extra)
+        return torch.optim.SGD(
+            params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay, **extra
+        )
     raise SpecError(f"unknown optimizer {config.optimizer!r}", "choose adam or sgd")
 
 
@@ -90,8 +100,15 @@ class EvalResult:
 class Trainer:
     """Model + optimizer + AMP, with the one training step and the one evaluation both engines use."""
 
-    def __init__(self, config, device: torch.device, *, channels_last: bool = False, fused: bool = False,
-                 capturable: bool = False):
+    def __init__(
+        self,
+        config,
+        device: torch.device,
+        *,
+        channels_last: bool = False,
+        fused: bool = False,
+        capturable: bool = False,
+    ):
         self.config = config
         self.device = device
         with torch.random.fork_rng(devices=[]):  # the same initial weights for every engine and device
@@ -142,7 +159,7 @@ class Trainer:
                 with self.autocast():
                     out = self.model(x)
                 loss_sum += F.cross_entropy(out.float(), y, reduction="sum").double()
-                confusion += torch.bincount(y * NUM_CLASSES + out.argmax(1), minlength=NUM_CLASSES ** 2)
+                confusion += torch.bincount(y * NUM_CLASSES + out.argmax(1), minlength=NUM_CLASSES**2)
         finally:
             self.model.train()
         cm = confusion.view(NUM_CLASSES, NUM_CLASSES).cpu()
@@ -159,10 +176,13 @@ def synchronize(device: torch.device) -> None:
 
 # --------------------------------------------------------------------------- dataloader engine
 
+
 class SplitDataset(torch.utils.data.Dataset):
     """One image at a time from the uint8 arrays, converted, normalised (and resized) on the host."""
 
-    def __init__(self, x: np.ndarray, y: np.ndarray, mean: float, std: float, size: int = 28, channels: int = 1):
+    def __init__(
+        self, x: np.ndarray, y: np.ndarray, mean: float, std: float, size: int = 28, channels: int = 1
+    ):
         self.x, self.y, self.mean, self.std, self.size, self.channels = x, y, mean, std, size, channels
 
     def __len__(self) -> int:
@@ -184,31 +204,45 @@ class DataLoaderEngine:
         self.device = device
         self.trainer = Trainer(config, device)
         mean, std = NORMALIZATION[config.dataset]
-        self.datasets = {part: SplitDataset(arrays[f"x_{part}"], arrays[f"y_{part}"], mean, std,
-                                            config.input_size, config.in_channels)
-                         for part in ("train", "val", "test")}
+        self.datasets = {
+            part: SplitDataset(
+                arrays[f"x_{part}"], arrays[f"y_{part}"], mean, std, config.input_size, config.in_channels
+            )
+            for part in ("train", "val", "test")
+        }
         self.pin_memory = bool(config.pin_memory and device.type == "cuda")
         self.n_train = len(self.datasets["train"])
 
     def describe(self) -> dict[str, Any]:
-        return {"engine": self.name, "channels_last": False, "cuda_graph": False,
-                "pin_memory_effective": self.pin_memory, "num_workers": self.config.num_workers,
-                "optimizer_impl": "default", "partial_batch": "trained (DataLoader, drop_last=False)",
-                "eval_batch_size": self.config.batch_size}
+        return {
+            "engine": self.name,
+            "channels_last": False,
+            "cuda_graph": False,
+            "pin_memory_effective": self.pin_memory,
+            "num_workers": self.config.num_workers,
+            "optimizer_impl": "default",
+            "partial_batch": "trained (DataLoader, drop_last=False)",
+            "eval_batch_size": self.config.batch_size,
+        }
 
     def setup(self) -> None:
         pass
 
     def _loader(self, dataset, **kw) -> torch.utils.data.DataLoader:
-        return torch.utils.data.DataLoader(dataset, num_workers=self.config.num_workers,
-                                           pin_memory=self.pin_memory, **kw)
+        return torch.utils.data.DataLoader(
+            dataset, num_workers=self.config.num_workers, pin_memory=self.pin_memory, **kw
+        )
 
     def batches(self, epoch: int, steps: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        order = [b.tolist() for b in epoch_batches(self.config.seed, epoch, self.n_train,
-                                                   self.config.batch_size, steps)]
+        order = [
+            b.tolist()
+            for b in epoch_batches(self.config.seed, epoch, self.n_train, self.config.batch_size, steps)
+        ]
         for x, y in self._loader(self.datasets["train"], batch_sampler=order):
-            yield (x.to(self.device, non_blocking=self.pin_memory),
-                   y.to(self.device, non_blocking=self.pin_memory))
+            yield (
+                x.to(self.device, non_blocking=self.pin_memory),
+                y.to(self.device, non_blocking=self.pin_memory),
+            )
 
     @staticmethod
     def batch_len(batch) -> int:
@@ -219,11 +253,14 @@ class DataLoaderEngine:
 
     def eval_batches(self, part: str):
         for x, y in self._loader(self.datasets[part], batch_size=self.config.batch_size, shuffle=False):
-            yield (x.to(self.device, non_blocking=self.pin_memory),
-                   y.to(self.device, non_blocking=self.pin_memory))
+            yield (
+                x.to(self.device, non_blocking=self.pin_memory),
+                y.to(self.device, non_blocking=self.pin_memory),
+            )
 
 
 # --------------------------------------------------------------------------- resident engine
+
 
 class ResidentEngine:
     """The split on the device, batches gathered there, channels_last, and on CUDA one CUDA graph per step."""
@@ -233,7 +270,9 @@ class ResidentEngine:
     eval_batch_size = 1024
     warmup_steps = 3  # eager steps on a side stream before capture (cuDNN autotuning, lazy optimizer state)
 
-    def __init__(self, config, arrays: dict[str, np.ndarray], device: torch.device, cuda_graph: bool | None = None):
+    def __init__(
+        self, config, arrays: dict[str, np.ndarray], device: torch.device, cuda_graph: bool | None = None
+    ):
         self.config = config
         self.device = device
         self.use_graph = device.type == "cuda" if cuda_graph is None else cuda_graph
@@ -247,25 +286,38 @@ class ResidentEngine:
 
     def describe(self) -> dict[str, Any]:
         on_cuda = self.device.type == "cuda"
-        return {"engine": self.name, "channels_last": True, "cuda_graph": self.graph is not None,
-                "pin_memory_effective": False, "num_workers": 0,
-                "optimizer_impl": "fused, capturable" if on_cuda else "default",
-                "partial_batch": "trained eagerly outside the graph" if self.use_graph else "trained",
-                "eval_batch_size": self.eval_batch_size, "graph_capture_seconds": self.capture_seconds}
+        return {
+            "engine": self.name,
+            "channels_last": True,
+            "cuda_graph": self.graph is not None,
+            "pin_memory_effective": False,
+            "num_workers": 0,
+            "optimizer_impl": "fused, capturable" if on_cuda else "default",
+            "partial_batch": "trained eagerly outside the graph" if self.use_graph else "trained",
+            "eval_batch_size": self.eval_batch_size,
+            "graph_capture_seconds": self.capture_seconds,
+        }
 
     def setup(self) -> None:
         """Copy the split to the device (uint8, N x 1 x 28 x 28; resized per batch) and, on CUDA, capture the step."""
         self.x: dict[str, torch.Tensor] = {}
         self.y: dict[str, torch.Tensor] = {}
         for part in ("train", "val", "test"):
-            self.x[part] = torch.from_numpy(np.ascontiguousarray(self.arrays[f"x_{part}"])).unsqueeze(1).to(self.device)
+            self.x[part] = (
+                torch.from_numpy(np.ascontiguousarray(self.arrays[f"x_{part}"])).unsqueeze(1).to(self.device)
+            )
             self.y[part] = torch.from_numpy(self.arrays[f"y_{part}"].astype(np.int64)).to(self.device)
         if self.use_graph:
             self._capture()
 
     def _gather(self, part: str, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        x = model_input(self.x[part].index_select(0, idx), self.mean, self.std, self.config.input_size,
-                        self.config.in_channels)
+        x = model_input(
+            self.x[part].index_select(0, idx),
+            self.mean,
+            self.std,
+            self.config.input_size,
+            self.config.in_channels,
+        )
         return x.contiguous(memory_format=torch.channels_last), self.y[part].index_select(0, idx)
 
     def _body(self) -> torch.Tensor:
@@ -335,9 +387,13 @@ class ResidentEngine:
 def _snapshot(tr: Trainer) -> dict[str, Any]:
     return {
         "model": {k: v.detach().clone() for k, v in tr.model.state_dict().items()},
-        "optimizer": {p: {k: v.detach().clone() for k, v in st.items() if torch.is_tensor(v)}
-                      for p, st in tr.optimizer.state.items()},
-        "scaler": (tr.scaler.get_scale(), tr.scaler._get_growth_tracker()) if tr.scaler.is_enabled() else None,
+        "optimizer": {
+            p: {k: v.detach().clone() for k, v in st.items() if torch.is_tensor(v)}
+            for p, st in tr.optimizer.state.items()
+        },
+        "scaler": (tr.scaler.get_scale(), tr.scaler._get_growth_tracker())
+        if tr.scaler.is_enabled()
+        else None,
     }
 
 

@@ -46,13 +46,24 @@ from dlbench.train.data import NORMALIZATION, epoch_permutation, model_input
 from dlbench.train.engines import AMP_DTYPES, EvalResult, ResidentEngine, Trainer
 
 # TrainConfig fields every member of a group must share (the rest may differ per member).
-SHARED_FIELDS = ("model", "stem", "batch_size", "optimizer", "epochs", "device", "amp", "max_steps_per_epoch",
-                 "input_size", "in_channels")
+SHARED_FIELDS = (
+    "model",
+    "stem",
+    "batch_size",
+    "optimizer",
+    "epochs",
+    "device",
+    "amp",
+    "max_steps_per_epoch",
+    "input_size",
+    "in_channels",
+)
 # Fields members may differ in (anything else must be equal too).
 MEMBER_FIELDS = ("dataset", "lr", "momentum", "weight_decay", "seed", "engine", "pin_memory", "num_workers")
 
 
 # --------------------------------------------------------------------------- fused modules
+
 
 class FusedConv2d(nn.Module):
     """N ``Conv2d`` of one shape as one grouped convolution over the concatenated channels."""
@@ -64,18 +75,26 @@ class FusedConv2d(nn.Module):
         self.in_channels, self.out_channels = c.in_channels, c.out_channels
         self.stride, self.padding, self.dilation, self.groups = c.stride, c.padding, c.dilation, c.groups
         if c.padding_mode != "zeros":
-            raise SpecError(f"fusion: conv padding_mode {c.padding_mode!r} is not supported", "use zeros padding")
+            raise SpecError(
+                f"fusion: conv padding_mode {c.padding_mode!r} is not supported", "use zeros padding"
+            )
         self.weight = nn.Parameter(torch.cat([m.weight.detach() for m in convs], 0).clone())
-        self.bias = (nn.Parameter(torch.cat([m.bias.detach() for m in convs], 0).clone())
-                     if c.bias is not None else None)
+        self.bias = (
+            nn.Parameter(torch.cat([m.bias.detach() for m in convs], 0).clone())
+            if c.bias is not None
+            else None
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation,
-                        self.groups * self.members)
+        return F.conv2d(
+            x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups * self.members
+        )
 
     def extra_repr(self) -> str:
-        return (f"members={self.members}, {self.in_channels}, {self.out_channels}, "
-                f"kernel_size={tuple(self.weight.shape[2:])}, stride={self.stride}")
+        return (
+            f"members={self.members}, {self.in_channels}, {self.out_channels}, "
+            f"kernel_size={tuple(self.weight.shape[2:])}, stride={self.stride}"
+        )
 
 
 class FusedBatchNorm2d(nn.BatchNorm2d):
@@ -83,8 +102,13 @@ class FusedBatchNorm2d(nn.BatchNorm2d):
 
     def __init__(self, bns: Sequence[nn.BatchNorm2d]):
         b = bns[0]
-        super().__init__(len(bns) * b.num_features, eps=b.eps, momentum=b.momentum, affine=b.affine,
-                         track_running_stats=b.track_running_stats)
+        super().__init__(
+            len(bns) * b.num_features,
+            eps=b.eps,
+            momentum=b.momentum,
+            affine=b.affine,
+            track_running_stats=b.track_running_stats,
+        )
         self.members = len(bns)
         with torch.no_grad():
             for name in ("weight", "bias", "running_mean", "running_var"):
@@ -126,8 +150,10 @@ def fuse_models(models: Sequence[nn.Module]) -> nn.Module:
     if isinstance(first, nn.Linear):
         return FusedLinear(models)
     if first._parameters or any(b is not None for b in first._buffers.values()):
-        raise SpecError(f"fusion: no fused form of {type(first).__name__}",
-                        "fuse torchvision ResNets (Conv2d, BatchNorm2d, Linear) only")
+        raise SpecError(
+            f"fusion: no fused form of {type(first).__name__}",
+            "fuse torchvision ResNets (Conv2d, BatchNorm2d, Linear) only",
+        )
     fused = copy.copy(first)  # shallow: the forward and attributes; children replaced below
     fused._modules = {}
     for name in first._modules:
@@ -174,10 +200,11 @@ def load_member_state_dict(fused: nn.Module, i: int, state: dict[str, torch.Tens
                 t[i].copy_(src)
             else:  # member i's rows of dim 0 (any memory format, e.g. a channels_last conv weight)
                 rows = t.shape[0] // mod.members
-                t[i * rows:(i + 1) * rows].copy_(src)
+                t[i * rows : (i + 1) * rows].copy_(src)
 
 
 # --------------------------------------------------------------------------- per-member optimizer
+
 
 class MemberOptimizer(torch.optim.Optimizer):
     """SGD or Adam over fused parameters with each member's own lr, momentum and weight decay.
@@ -192,8 +219,17 @@ class MemberOptimizer(torch.optim.Optimizer):
 
     _step_supports_amp_scaling = True
 
-    def __init__(self, params, members: int, kind: str, lr: Sequence[float], momentum: Sequence[float],
-                 weight_decay: Sequence[float], betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8):
+    def __init__(
+        self,
+        params,
+        members: int,
+        kind: str,
+        lr: Sequence[float],
+        momentum: Sequence[float],
+        weight_decay: Sequence[float],
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+    ):
         params = list(params)
         if kind not in ("adam", "sgd"):
             raise SpecError(f"unknown optimizer {kind!r}", "choose adam or sgd")
@@ -298,6 +334,7 @@ class MemberOptimizer(torch.optim.Optimizer):
 
 # --------------------------------------------------------------------------- trainer and engine
 
+
 def check_group(configs: Sequence[Any]) -> None:
     """One line naming the first field two members disagree on (and must not)."""
     if not configs:
@@ -307,8 +344,10 @@ def check_group(configs: Sequence[Any]) -> None:
         d = c.model_dump()
         for k, v in first.items():
             if k not in MEMBER_FIELDS and d.get(k) != v:
-                raise SpecError(f"runs {configs[0].run_id} and {c.run_id} cannot be fused: {k} is {v!r} vs {d.get(k)!r}",
-                                f"fuse only runs that share {', '.join(SHARED_FIELDS)}")
+                raise SpecError(
+                    f"runs {configs[0].run_id} and {c.run_id} cannot be fused: {k} is {v!r} vs {d.get(k)!r}",
+                    f"fuse only runs that share {', '.join(SHARED_FIELDS)}",
+                )
     ids = [c.run_id for c in configs]
     if len(set(ids)) != len(ids):
         raise SpecError("a fused group holds the same run twice", "list each run once")
@@ -333,9 +372,14 @@ class FusedTrainer(Trainer):
             model = model.to(memory_format=torch.channels_last)
         self.model = model
         self.channels_last = channels_last
-        self.optimizer = MemberOptimizer(model.parameters(), self.members, self.config.optimizer,
-                                         lr=[c.lr for c in configs], momentum=[c.momentum for c in configs],
-                                         weight_decay=[c.weight_decay for c in configs])
+        self.optimizer = MemberOptimizer(
+            model.parameters(),
+            self.members,
+            self.config.optimizer,
+            lr=[c.lr for c in configs],
+            momentum=[c.momentum for c in configs],
+            weight_decay=[c.weight_decay for c in configs],
+        )
         self.amp_dtype = AMP_DTYPES[self.config.amp]
         self.scaler = torch.amp.GradScaler(device.type, enabled=self.config.amp == "fp16")
         self.autocast_cache = True
@@ -391,8 +435,13 @@ class FusedEngine(ResidentEngine):
 
     name = "fused"
 
-    def __init__(self, configs: Sequence[Any], arrays: Sequence[dict[str, np.ndarray]], device: torch.device,
-                 cuda_graph: bool | None = None):
+    def __init__(
+        self,
+        configs: Sequence[Any],
+        arrays: Sequence[dict[str, np.ndarray]],
+        device: torch.device,
+        cuda_graph: bool | None = None,
+    ):
         self.configs = list(configs)
         self.config = configs[0]
         self.members = len(configs)
@@ -401,8 +450,10 @@ class FusedEngine(ResidentEngine):
         sizes = {part: {len(a[f"y_{part}"]) for a in arrays} for part in ("train", "val", "test")}
         for part, s in sizes.items():
             if len(s) > 1:
-                raise SpecError(f"fused members' {part} splits differ in size ({sorted(s)})",
-                                "fuse runs whose splits have the same sizes (same data settings)")
+                raise SpecError(
+                    f"fused members' {part} splits differ in size ({sorted(s)})",
+                    "fuse runs whose splits have the same sizes (same data settings)",
+                )
         self.trainer = FusedTrainer(configs, device, channels_last=True)
         self.arrays = list(arrays)
         self.norms = [NORMALIZATION[c.dataset] for c in configs]
@@ -412,18 +463,30 @@ class FusedEngine(ResidentEngine):
 
     def describe(self) -> dict[str, Any]:
         d = super().describe()
-        d.update(engine=self.name, optimizer_impl="per-member foreach (MemberOptimizer)", fused_members=self.members,
-                 fused_form="grouped conv / concatenated batch norm / batched matmul")
+        d.update(
+            engine=self.name,
+            optimizer_impl="per-member foreach (MemberOptimizer)",
+            fused_members=self.members,
+            fused_form="grouped conv / concatenated batch norm / batched matmul",
+        )
         return d
 
     def setup(self) -> None:
         self.xs: list[dict[str, torch.Tensor]] = []
         self.ys: list[dict[str, torch.Tensor]] = []
         for a in self.arrays:
-            self.xs.append({p: torch.from_numpy(np.ascontiguousarray(a[f"x_{p}"])).unsqueeze(1).to(self.device)
-                            for p in ("train", "val", "test")})
-            self.ys.append({p: torch.from_numpy(a[f"y_{p}"].astype(np.int64)).to(self.device)
-                            for p in ("train", "val", "test")})
+            self.xs.append(
+                {
+                    p: torch.from_numpy(np.ascontiguousarray(a[f"x_{p}"])).unsqueeze(1).to(self.device)
+                    for p in ("train", "val", "test")
+                }
+            )
+            self.ys.append(
+                {
+                    p: torch.from_numpy(a[f"y_{p}"].astype(np.int64)).to(self.device)
+                    for p in ("train", "val", "test")
+                }
+            )
         if self.use_graph:
             self._capture()
 
@@ -433,14 +496,18 @@ class FusedEngine(ResidentEngine):
     def _gather(self, part: str, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Member i's images ``idx[i]`` into channel slice i: ``b x (N*C) x H x W``; labels ``N x b``."""
         c = self.config
-        xs = [model_input(self.xs[i][part].index_select(0, idx[i]), mean, std, c.input_size, c.in_channels)
-              for i, (mean, std) in enumerate(self.norms)]
+        xs = [
+            model_input(self.xs[i][part].index_select(0, idx[i]), mean, std, c.input_size, c.in_channels)
+            for i, (mean, std) in enumerate(self.norms)
+        ]
         x = torch.cat(xs, 1) if len(xs) > 1 else xs[0]
         y = torch.stack([self.ys[i][part].index_select(0, idx[i]) for i in range(self.members)])
         return x.contiguous(memory_format=torch.channels_last), y
 
     def batches(self, epoch: int, steps: int) -> Iterator[torch.Tensor]:
-        perms = torch.stack([epoch_permutation(c.seed, epoch, self.n_train) for c in self.configs]).to(self.device)
+        perms = torch.stack([epoch_permutation(c.seed, epoch, self.n_train) for c in self.configs]).to(
+            self.device
+        )
         yield from list(perms.split(self.config.batch_size, dim=1))[:steps]
 
     @staticmethod

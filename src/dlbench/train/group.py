@@ -55,25 +55,35 @@ def _load_arrays(config: TrainConfig, split_dir) -> tuple[dict, dict, Path]:
     arrays = load_split(split_path)
     manifest = split_manifest(split_path) or {}
     if manifest.get("dataset", config.dataset) != config.dataset:
-        raise DataError(f"{split_path} holds {manifest['dataset']} but the run asks for {config.dataset}",
-                        f"pass the {config.dataset} split")
+        raise DataError(
+            f"{split_path} holds {manifest['dataset']} but the run asks for {config.dataset}",
+            f"pass the {config.dataset} split",
+        )
     check_split_parts(config, arrays, split_path)
     return arrays, manifest, split_path
 
 
-def run_train_group(configs: Sequence[TrainConfig | dict], split_dirs: Sequence[str | os.PathLike],
-                    out_dirs: Sequence[str | os.PathLike], log=_log.info) -> list[dict[str, Any]]:
+def run_train_group(
+    configs: Sequence[TrainConfig | dict],
+    split_dirs: Sequence[str | os.PathLike],
+    out_dirs: Sequence[str | os.PathLike],
+    log=_log.info,
+) -> list[dict[str, Any]]:
     """Train ``configs`` (compatible: see :func:`dlbench.train.fused.check_group`) as one fused model,
     member ``i`` on the split in ``split_dirs[i]`` into ``out_dirs[i]``; return the members' records.
 
     Everything is checked before any file is written. A non-finite loss in any member stops the group
     (each member's record says ``failed``; checkpoints of earlier epochs stay).
     """
-    configs = [c if isinstance(c, TrainConfig) else validate_model(TrainConfig, dict(c), "train config")
-               for c in configs]
+    configs = [
+        c if isinstance(c, TrainConfig) else validate_model(TrainConfig, dict(c), "train config")
+        for c in configs
+    ]
     if not (len(configs) == len(split_dirs) == len(out_dirs)):
-        raise SpecError("run_train_group: configs, split folders and output folders differ in number",
-                        "pass one split folder and one output folder per run")
+        raise SpecError(
+            "run_train_group: configs, split folders and output folders differ in number",
+            "pass one split folder and one output folder per run",
+        )
     check_group(configs)
     first = configs[0]
     device = resolve_device(first.device)
@@ -89,8 +99,10 @@ def run_train_group(configs: Sequence[TrainConfig | dict], split_dirs: Sequence[
     for o in outs:
         o.mkdir(parents=True, exist_ok=True)
     with contextlib.ExitStack() as stack:
-        recs = [stack.enter_context(step_record("train", c.model_dump(), o, run_id=c.run_id, device=str(device)))
-                for c, o in zip(configs, outs, strict=True)]
+        recs = [
+            stack.enter_context(step_record("train", c.model_dump(), o, run_id=c.run_id, device=str(device)))
+            for c, o in zip(configs, outs, strict=True)
+        ]
         for rec, (_, _, split_path) in zip(recs, loaded, strict=True):
             rec.add_input("split", split_path)
         t_start = start_clock(device)
@@ -98,18 +110,36 @@ def run_train_group(configs: Sequence[TrainConfig | dict], split_dirs: Sequence[
         histories: list[list[dict]] = [[] for _ in configs]
         for i, (rec, c, (a, manifest, _)) in enumerate(zip(recs, configs, loaded, strict=True)):
             rec.metrics.update(
-                engine="fused", stem=c.stem, input_shape=c.input_shape, steps_per_epoch=steps, n_train=n_train,
-                n_val=len(a["y_val"]), n_test=len(a["y_test"]),
-                classes=manifest.get("classes", CLASS_NAMES[c.dataset]), normalization=normalization(c.dataset),
-                resumed_from_epoch=None, history=histories[i], fused_with=[r for r in ids if r != c.run_id],
-                fused_members=n_m, time_shared=True)
+                engine="fused",
+                stem=c.stem,
+                input_shape=c.input_shape,
+                steps_per_epoch=steps,
+                n_train=n_train,
+                n_val=len(a["y_val"]),
+                n_test=len(a["y_test"]),
+                classes=manifest.get("classes", CLASS_NAMES[c.dataset]),
+                normalization=normalization(c.dataset),
+                resumed_from_epoch=None,
+                history=histories[i],
+                fused_with=[r for r in ids if r != c.run_id],
+                fused_members=n_m,
+                time_shared=True,
+            )
         fit = _fit_group(engine, configs, outs, recs, histories, steps, device, log)
         _finish_group(engine, configs, outs, recs, histories, fit, t_start, device, log)
     return [r.to_dict() for r in recs]
 
 
-def _fit_group(engine: FusedEngine, configs: list[TrainConfig], outs: list[Path], recs: list, histories: list[list[dict]],
-               steps: int, device: torch.device, log) -> dict[str, Any]:
+def _fit_group(
+    engine: FusedEngine,
+    configs: list[TrainConfig],
+    outs: list[Path],
+    recs: list,
+    histories: list[list[dict]],
+    steps: int,
+    device: torch.device,
+    log,
+) -> dict[str, Any]:
     """Set the fused model up and train every epoch: each member's history, best validation accuracy (its
     ``best.pt`` saved when it improves) and the group's setup and first-batch times."""
     trainer, first, n_m = engine.trainer, configs[0], len(configs)
@@ -142,15 +172,28 @@ def _fit_group(engine: FusedEngine, configs: list[TrainConfig], outs: list[Path]
             if val.accuracy > bests[i]["val_accuracy"]:
                 bests[i] = {"val_accuracy": val.accuracy, "epoch": epoch + 1}
                 _save_state(outs[i] / ckpt.BEST_NAME, member_state_dict(trainer.model, i))
-            log(f"{c.run_id} (fused x{n_m}) epoch {epoch + 1}/{c.epochs}: train loss {entry['train_loss']:.4f}, "
-                f"val loss {val.loss:.4f}, val acc {val.accuracy:.2%}")
-        log(f"fused group of {n_m}: epoch {epoch + 1} {tr['seconds']:.1f} s, "
-            f"{n_m * tr['images'] / tr['seconds']:,.0f} img/s over all members")
+            log(
+                f"{c.run_id} (fused x{n_m}) epoch {epoch + 1}/{c.epochs}: train loss {entry['train_loss']:.4f}, "
+                f"val loss {val.loss:.4f}, val acc {val.accuracy:.2%}"
+            )
+        log(
+            f"fused group of {n_m}: epoch {epoch + 1} {tr['seconds']:.1f} s, "
+            f"{n_m * tr['images'] / tr['seconds']:,.0f} img/s over all members"
+        )
     return {"bests": bests, "setup_seconds": setup_seconds, "first_batch": first_t.get("t")}
 
 
-def _finish_group(engine: FusedEngine, configs: list[TrainConfig], outs: list[Path], recs: list,
-                  histories: list[list[dict]], fit: dict[str, Any], t_start: float, device: torch.device, log) -> None:
+def _finish_group(
+    engine: FusedEngine,
+    configs: list[TrainConfig],
+    outs: list[Path],
+    recs: list,
+    histories: list[list[dict]],
+    fit: dict[str, Any],
+    t_start: float,
+    device: torch.device,
+    log,
+) -> None:
     """Test every member (at its last epoch, and at its best checkpoint when that is another epoch) and fill
     in its record's metrics, times marked as the whole group's."""
     trainer, first, n_m, bests = engine.trainer, configs[0], len(configs), fit["bests"]
@@ -160,8 +203,9 @@ def _finish_group(engine: FusedEngine, configs: list[TrainConfig], outs: list[Pa
     best_tests = {}
     if reload:
         for i in reload:
-            load_member_state_dict(trainer.model, i,
-                                   torch.load(outs[i] / ckpt.BEST_NAME, map_location=device, weights_only=True))
+            load_member_state_dict(
+                trainer.model, i, torch.load(outs[i] / ckpt.BEST_NAME, map_location=device, weights_only=True)
+            )
         again = trainer.evaluate(engine.eval_batches("test"))
         best_tests = {i: again[i].accuracy for i in reload}
     total = round(time.perf_counter() - t_start, 4)
@@ -171,21 +215,32 @@ def _finish_group(engine: FusedEngine, configs: list[TrainConfig], outs: list[Pa
         m, h = rec.metrics, histories[i]
         seconds = [e["seconds"] for e in h]
         images = sum(e["images"] for e in h)
-        m.update(test_accuracy=tests[i].accuracy, test_loss=tests[i].loss, confusion_matrix=tests[i].confusion,
-                 best_val_accuracy=bests[i]["val_accuracy"], best_epoch=bests[i]["epoch"],
-                 test_accuracy_best_checkpoint=best_tests.get(i, tests[i].accuracy),
-                 train_seconds=round(sum(seconds), 4),
-                 epoch_seconds_mean=round(sum(seconds) / len(seconds), 4) if seconds else None,
-                 images_per_second=round(images / sum(seconds), 2) if seconds else None,
-                 images_per_second_group=round(n_m * images / sum(seconds), 2) if seconds else None,
-                 time_to_first_batch=round(first_t, 4) if first_t is not None else None,
-                 setup_seconds=round(setup_seconds, 4), total_seconds=total,
-                 peak_memory_device_bytes=peak, peak_memory_host_bytes=peak_host_bytes(),
-                 n_parameters=sum(p.numel() for p in trainer.model.parameters()) // n_m,
-                 **describe)
-        m["timing_note"] = (f"shared: this run trained fused with {n_m - 1} other run(s) (fused_with) in one "
-                            "model; seconds, setup, time to first batch and peak memory are the whole group's, "
-                            "images_per_second counts this run's images (images_per_second_group: all "
-                            "members'); validation excluded (eval_seconds)")
+        m.update(
+            test_accuracy=tests[i].accuracy,
+            test_loss=tests[i].loss,
+            confusion_matrix=tests[i].confusion,
+            best_val_accuracy=bests[i]["val_accuracy"],
+            best_epoch=bests[i]["epoch"],
+            test_accuracy_best_checkpoint=best_tests.get(i, tests[i].accuracy),
+            train_seconds=round(sum(seconds), 4),
+            epoch_seconds_mean=round(sum(seconds) / len(seconds), 4) if seconds else None,
+            images_per_second=round(images / sum(seconds), 2) if seconds else None,
+            images_per_second_group=round(n_m * images / sum(seconds), 2) if seconds else None,
+            time_to_first_batch=round(first_t, 4) if first_t is not None else None,
+            setup_seconds=round(setup_seconds, 4),
+            total_seconds=total,
+            peak_memory_device_bytes=peak,
+            peak_memory_host_bytes=peak_host_bytes(),
+            n_parameters=sum(p.numel() for p in trainer.model.parameters()) // n_m,
+            **describe,
+        )
+        m["timing_note"] = (
+            f"shared: this run trained fused with {n_m - 1} other run(s) (fused_with) in one "
+            "model; seconds, setup, time to first batch and peak memory are the whole group's, "
+            "images_per_second counts this run's images (images_per_second_group: all "
+            "members'); validation excluded (eval_seconds)"
+        )
         rec.add_output("checkpoint", outs[i] / ckpt.BEST_NAME)
-        log(f"{c.run_id}: test accuracy {tests[i].accuracy:.2%} (fused x{n_m}, {m['train_seconds']:.1f} s shared)")
+        log(
+            f"{c.run_id}: test accuracy {tests[i].accuracy:.2%} (fused x{n_m}, {m['train_seconds']:.1f} s shared)"
+        )

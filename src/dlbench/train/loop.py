@@ -35,15 +35,32 @@ def run_epoch(engine, epoch: int, steps: int, desc: str = "", on_first_batch=Non
     return result
 
 
-def epoch_entry(epoch: int, tr: dict[str, Any], train_loss: float, val, eval_seconds: float) -> dict[str, Any]:
+def epoch_entry(
+    epoch: int, tr: dict[str, Any], train_loss: float, val, eval_seconds: float
+) -> dict[str, Any]:
     """One epoch of a record's ``history``: ``tr`` from :func:`run_epoch`, ``val`` an evaluation result."""
-    return {"epoch": epoch + 1, "train_loss": train_loss, "val_loss": val.loss, "val_accuracy": val.accuracy,
-            "seconds": round(tr["seconds"], 4), "images_per_second": round(tr["images"] / tr["seconds"], 2),
-            "images": tr["images"], "steps": tr["steps"], "eval_seconds": round(eval_seconds, 4)}
+    return {
+        "epoch": epoch + 1,
+        "train_loss": train_loss,
+        "val_loss": val.loss,
+        "val_accuracy": val.accuracy,
+        "seconds": round(tr["seconds"], 4),
+        "images_per_second": round(tr["images"] / tr["seconds"], 2),
+        "images": tr["images"],
+        "steps": tr["steps"],
+        "eval_seconds": round(eval_seconds, 4),
+    }
 
 
-def train_steps(engine, batches: Iterator, steps: int, epoch: int = 0, progress: Progress | None = None,
-                on_first_batch=None, step_offset: int = 0) -> dict[str, Any]:
+def train_steps(
+    engine,
+    batches: Iterator,
+    steps: int,
+    epoch: int = 0,
+    progress: Progress | None = None,
+    on_first_batch=None,
+    step_offset: int = 0,
+) -> dict[str, Any]:
     """Run up to ``steps`` training steps on batches from ``batches``; return their losses, mean loss,
     images, steps and seconds (the device synchronised before the clock stops).
 
@@ -83,8 +100,7 @@ def train_steps(engine, batches: Iterator, steps: int, epoch: int = 0, progress:
         mean = values.double().mean(0).tolist() if n else [float("nan")] * members
     else:
         mean = float(values.double().mean()) if n else float("nan")
-    return {"loss": mean, "losses": values.tolist(),
-            "images": images, "steps": n, "seconds": seconds}
+    return {"loss": mean, "losses": values.tolist(), "images": images, "steps": n, "seconds": seconds}
 
 
 def _check_finite(segment: torch.Tensor, epoch: int, offset: int, steps: int) -> None:
@@ -92,7 +108,9 @@ def _check_finite(segment: torch.Tensor, epoch: int, offset: int, steps: int) ->
     if len(bad):
         i = int(bad[0][0])
         step = offset + i + 1
-        exc = StepFailed(f"training loss is {float(segment[i])} at epoch {epoch + 1}, step {step} of {steps}",
-                         "lower --lr, or try --amp off / bf16; checkpoints of earlier epochs are kept")
+        exc = StepFailed(
+            f"training loss is {float(segment[i])} at epoch {epoch + 1}, step {step} of {steps}",
+            "lower --lr, or try --amp off / bf16; checkpoints of earlier epochs are kept",
+        )
         exc.where = {"epoch": epoch + 1, "step": step}
         raise exc

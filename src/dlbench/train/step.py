@@ -30,8 +30,13 @@ from dlbench.train.loop import epoch_entry, run_epoch, start_clock
 _log = get_logger("dlbench.train")
 
 
-def run_train(config: TrainConfig | dict, split_dir: str | os.PathLike, out_dir: str | os.PathLike,
-              resume: bool = False, log=_log.info) -> dict[str, Any]:
+def run_train(
+    config: TrainConfig | dict,
+    split_dir: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    resume: bool = False,
+    log=_log.info,
+) -> dict[str, Any]:
     """Train ``config`` on the split in ``split_dir``; write ``out_dir/{record.json,best.pt,last.pt}``.
 
     With ``resume=True`` and an ``out_dir/last.pt`` from the same config (only ``epochs`` may grow),
@@ -61,8 +66,9 @@ def run_train(config: TrainConfig | dict, split_dir: str | os.PathLike, out_dir:
     steps = steps_per_epoch(n_train, config.batch_size, config.max_steps_per_epoch)
 
     out.mkdir(parents=True, exist_ok=True)
-    with step_record("train", config.model_dump(), out, run_id=config.run_id, device=str(device),
-                     fresh=state is None) as rec:
+    with step_record(
+        "train", config.model_dump(), out, run_id=config.run_id, device=str(device), fresh=state is None
+    ) as rec:
         rec.add_input("split", split_path)
         t_start = start_clock(device)
         engine = build_engine(config, arrays, device)
@@ -74,11 +80,19 @@ def run_train(config: TrainConfig | dict, split_dir: str | os.PathLike, out_dir:
             history, best, start_epoch = list(state["history"]), dict(state["best"]), int(state["epoch"])
             log(f"resuming {config.run_id} after epoch {start_epoch} of {config.epochs}")
         m = rec.metrics
-        m.update(engine=config.engine, stem=config.stem, input_shape=config.input_shape, steps_per_epoch=steps,
-                 n_train=n_train, n_val=len(arrays["y_val"]), n_test=len(arrays["y_test"]),
-                 classes=manifest.get("classes", CLASS_NAMES[config.dataset]),
-                 normalization=normalization(config.dataset), resumed_from_epoch=start_epoch if state else None,
-                 history=history)
+        m.update(
+            engine=config.engine,
+            stem=config.stem,
+            input_shape=config.input_shape,
+            steps_per_epoch=steps,
+            n_train=n_train,
+            n_val=len(arrays["y_val"]),
+            n_test=len(arrays["y_test"]),
+            classes=manifest.get("classes", CLASS_NAMES[config.dataset]),
+            normalization=normalization(config.dataset),
+            resumed_from_epoch=start_epoch if state else None,
+            history=history,
+        )
         timing = _train_epochs(config, engine, device, steps, start_epoch, history, best, out, m, log)
         _finish(config, engine, device, history, best, best_path, m, timing, t_start, log)
         rec.add_output("checkpoint", best_path)
@@ -90,11 +104,15 @@ def check_split_parts(config: TrainConfig, arrays: dict, split_path) -> None:
     """A batch no larger than the training part, and val and test parts that are not empty."""
     n_train = len(arrays["y_train"])
     if config.batch_size > n_train:
-        raise SpecError(f"batch size {config.batch_size} is larger than the training split ({n_train:,} images)",
-                        f"use --batch-size {n_train} or less")
+        raise SpecError(
+            f"batch size {config.batch_size} is larger than the training split ({n_train:,} images)",
+            f"use --batch-size {n_train} or less",
+        )
     for part in ("val", "test"):
         if len(arrays[f"y_{part}"]) == 0:
-            raise DataError(f"{split_path}: the {part} split is empty", "re-run `dlbench data` with more images")
+            raise DataError(
+                f"{split_path}: the {part} split is empty", "re-run `dlbench data` with more images"
+            )
 
 
 def _checked_split(config: TrainConfig, split_dir, device: torch.device, log):
@@ -106,8 +124,18 @@ def _checked_split(config: TrainConfig, split_dir, device: torch.device, log):
     return arrays, manifest, split_path
 
 
-def _train_epochs(config: TrainConfig, engine, device: torch.device, steps: int, start_epoch: int,
-                  history: list[dict], best: dict, out: Path, m: dict, log) -> dict[str, float]:
+def _train_epochs(
+    config: TrainConfig,
+    engine,
+    device: torch.device,
+    steps: int,
+    start_epoch: int,
+    history: list[dict],
+    best: dict,
+    out: Path,
+    m: dict,
+    log,
+) -> dict[str, float]:
     """Set the engine up and train the remaining epochs, saving best.pt and last.pt after each; returns
     the setup time and the time to the first batch."""
     trainer = engine.trainer
@@ -134,21 +162,39 @@ def _train_epochs(config: TrainConfig, engine, device: torch.device, steps: int,
         if val.accuracy > best["val_accuracy"]:
             best.update(val_accuracy=val.accuracy, epoch=epoch + 1)
             ckpt.save_best(out / ckpt.BEST_NAME, trainer.model)
-        ckpt.save_last(out / ckpt.LAST_NAME, trainer=trainer, config=config, epoch=epoch + 1, history=history,
-                       best=best)
-        log(f"{config.run_id} epoch {epoch + 1}/{config.epochs}: train loss {tr['loss']:.4f}, "
+        ckpt.save_last(
+            out / ckpt.LAST_NAME, trainer=trainer, config=config, epoch=epoch + 1, history=history, best=best
+        )
+        log(
+            f"{config.run_id} epoch {epoch + 1}/{config.epochs}: train loss {tr['loss']:.4f}, "
             f"val loss {val.loss:.4f}, val acc {val.accuracy:.2%}, {tr['seconds']:.1f} s, "
-            f"{entry['images_per_second']:,.0f} img/s")
+            f"{entry['images_per_second']:,.0f} img/s"
+        )
     return timing
 
 
-def _finish(config: TrainConfig, engine, device: torch.device, history: list[dict], best: dict, best_path: Path,
-            m: dict, timing: dict[str, float], t_start: float, log) -> None:
+def _finish(
+    config: TrainConfig,
+    engine,
+    device: torch.device,
+    history: list[dict],
+    best: dict,
+    best_path: Path,
+    m: dict,
+    timing: dict[str, float],
+    t_start: float,
+    log,
+) -> None:
     """Test accuracy (of the last and of the best epoch), the summed timings and memory, into ``m``."""
     trainer = engine.trainer
     test = trainer.evaluate(engine.eval_batches("test"))
-    m.update(test_accuracy=test.accuracy, test_loss=test.loss, confusion_matrix=test.confusion,
-             best_val_accuracy=best["val_accuracy"], best_epoch=best["epoch"])
+    m.update(
+        test_accuracy=test.accuracy,
+        test_loss=test.loss,
+        confusion_matrix=test.confusion,
+        best_val_accuracy=best["val_accuracy"],
+        best_epoch=best["epoch"],
+    )
     if best["epoch"] and best["epoch"] != config.epochs and best_path.is_file():
         trainer.model.load_state_dict(torch.load(best_path, map_location=device, weights_only=True))
         m["test_accuracy_best_checkpoint"] = trainer.evaluate(engine.eval_batches("test")).accuracy
@@ -169,9 +215,10 @@ def _finish(config: TrainConfig, engine, device: torch.device, history: list[dic
         n_parameters=sum(p.numel() for p in trainer.model.parameters()),
         **engine.describe(),
     )
-    m["timing_note"] = ("seconds/images_per_second: training steps only (device synchronised), validation "
-                        "excluded (eval_seconds); time_to_first_batch: from engine setup (resident: upload "
-                        "and CUDA-graph capture) to the first batch on the device; peak host memory is the "
-                        "process's maxrss")
+    m["timing_note"] = (
+        "seconds/images_per_second: training steps only (device synchronised), validation "
+        "excluded (eval_seconds); time_to_first_batch: from engine setup (resident: upload "
+        "and CUDA-graph capture) to the first batch on the device; peak host memory is the "
+        "process's maxrss"
+    )
     log(f"{config.run_id}: test accuracy {test.accuracy:.2%}, {m['train_seconds']:.1f} s training")
-
