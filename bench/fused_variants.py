@@ -18,8 +18,8 @@ import os
 import sys
 
 import torch
-import train_fused as tf  # beside this script
 
+import train_fused as tf  # beside this script
 from dlbench.train.engines import ResidentEngine
 from dlbench.train.fused import FusedEngine
 

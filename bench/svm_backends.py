@@ -28,9 +28,9 @@ import hashlib
 import sys
 from pathlib import Path
 
-import bench_common
 import numpy as np
 
+import bench_common
 from dlbench.data.split import load_split, stratified_subsample
 from dlbench.data.step import split_manifest
 from dlbench.errors import DlbenchError

@@ -27,10 +27,10 @@ import argparse
 import math
 import sys
 
-import bench_common
 import numpy as np
 import torch
 
+import bench_common
 from dlbench.record import device_info, environment, now_iso
 from dlbench.train.engines import ENGINES
 

@@ -33,11 +33,11 @@ from __future__ import annotations
 import argparse
 import sys
 
-import bench_common
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+import bench_common
 from dlbench.record import device_info, environment, now_iso
 from dlbench.train.engines import ResidentEngine, Trainer
 from dlbench.train.fused import FusedEngine

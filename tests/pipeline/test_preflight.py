@@ -16,8 +16,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 import yaml
 
-from dlbench_kfp.components import images
 from dlbench.cli import main
+from dlbench_kfp.components import images
 from dlbench_kfp.pipelines import registry
 from tests.conftest import make_idx_folder
 from tests.pipeline.conftest import tiny_spec_dict

@@ -7,9 +7,9 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from dlbench_kfp.components import runtime
 from dlbench.cli import main
 from dlbench.io import read_json
+from dlbench_kfp.components import runtime
 from dlbench_kfp.pipelines.local import failed_records
 
 
