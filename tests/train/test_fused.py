@@ -55,19 +55,6 @@ def _first_batches(configs, batch: int):
     )
 
 
-@pytest.fixture
-def float64():
-    """Models, inputs and optimizer state in float64 while the test runs: the fusion's equivalence to the solo
-    runs is then exact to ~1e-12 on any CPU, whatever kernels (AVX2, AVX-512, AMX) the host picks; in float32
-    the kernels' own rounding (grouped against plain convolutions) is of the order of the tolerances."""
-    before = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    try:
-        yield
-    finally:
-        torch.set_default_dtype(before)
-
-
 @pytest.mark.parametrize("optimizer", ["sgd", "adam"])
 def test_members_match_their_solo_runs_in_the_first_step(optimizer, float64):
     """The first step of every member is its solo run's: loss, gradients and the stepped weights (per-member
