@@ -92,7 +92,8 @@ class FileDigest:
 
 
 def join_key(*parts: str) -> str:
-    """Keys joined with ``/``, empty parts and stray slashes dropped: ``join_key("runs/", "a")`` is ``runs/a``."""
+    """Keys joined with ``/``, empty parts and stray slashes dropped: ``join_key("runs/", "a")`` is
+    ``runs/a``."""
     return "/".join(p.strip("/") for p in parts if p and p.strip("/"))
 
 
@@ -339,7 +340,7 @@ class _bar:
 
 
 def build_manifest(root: str | os.PathLike, files: Iterable[Path] | None = None) -> dict[str, Any]:
-    """Manifest of every file below ``root`` (or of ``files``), skipping a previous manifest and .part files."""
+    """Manifest of every file below ``root`` (or of ``files``), skipping an old manifest and .part files."""
     from dlbench.record import now_iso
 
     root = Path(root)

@@ -1,4 +1,4 @@
-"""The S3 backend against a real S3 server on loopback (rclone serve s3): round trips, integrity, bad input."""
+"""The S3 backend against a real S3 server on loopback (rclone serve s3): round trips, integrity, bad input"""
 
 from __future__ import annotations
 
