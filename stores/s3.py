@@ -16,7 +16,7 @@ Configuration comes from the environment only (never from code, flags or the pip
 =========================  =====================================================================
 
 An upload that fails for good has its incomplete multipart uploads aborted (so they do not pile up on
-the server) where the server still answers; publishing a run (``pipelines.local.publish_run``, after
+the server) where the server still answers; publishing a run (``pipelines.local_publish.publish_run``, after
 ``dlbench run --local`` and in ``dlbench publish``) also aborts any left under the run's prefix first.
 
 The bucket and prefix come from the store URL ``s3://bucket/prefix``. On a cluster the keys reach

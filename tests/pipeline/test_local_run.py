@@ -401,7 +401,7 @@ TASK_OUTPUT = [
 
 def test_progress_and_colour_only_on_a_terminal(tmp_path, monkeypatch):
     from dlbench.log import Console
-    from dlbench_kfp.pipelines.local import RunOutput
+    from dlbench_kfp.pipelines.local_console import RunOutput
 
     monkeypatch.delenv("NO_COLOR", raising=False)
     monkeypatch.setenv("TERM", "xterm")

@@ -13,7 +13,7 @@ import pytest
 
 from dlbench.cli import main
 from dlbench.store import MANIFEST_NAME, fetch_run, verify_tree, write_manifest
-from dlbench_kfp.pipelines.local import publish_run, verify_stored
+from dlbench_kfp.pipelines.local_publish import publish_run, verify_stored
 from dlbench_kfp.stores.s3 import S3Store
 
 MB = 1024 * 1024

@@ -412,10 +412,10 @@ def run_publish(args) -> int:
             "pass the run name dlbench run --local printed and the --work folder it used",
         )
     _check_local_store(args.store or _default_store())
-    local = _edge("dlbench_kfp.pipelines.local")
-    bundle = local.find_bundle(run_dir)
+    publish = _edge("dlbench_kfp.pipelines.local_publish")
+    bundle = publish.find_bundle(run_dir)
     store = open_store(args.store or _default_store(), create_bucket=args.create_bucket)
-    info = local.publish_run(
+    info = publish.publish_run(
         run_dir,
         store,
         bundle=bundle,
