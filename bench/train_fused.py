@@ -86,7 +86,7 @@ def parse_args(argv=None):
 
 
 def member_configs(args, device_name: str, amp: str) -> list:
-    """The members' ``TrainConfig``: resident engine, lr halved per member (cycle of 4), datasets alternating."""
+    """Members' ``TrainConfig``: resident engine, lr halved per member (cycle of 4), datasets alternate."""
     datasets = ("fashion-mnist", "mnist")
     return [
         bench_common.train_config(
@@ -169,7 +169,7 @@ def _peak(device) -> int | None:
 
 
 def time_engine(engine, device, steps: int, warmup: int, repeats: int) -> dict:
-    """setup, warm-up, then ``steps`` timed full-batch steps in ``repeats`` chunks (bench_common.time_engine)."""
+    """setup, warm-up, then ``steps`` timed steps in ``repeats`` chunks (bench_common.time_engine)."""
     t = bench_common.time_engine(engine, device, steps, warmup, repeats)
     last_losses = t["chunk_losses"][-1] if t["chunk_losses"] else None
     return {

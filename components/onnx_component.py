@@ -18,7 +18,7 @@ def onnx_cpu(
     train_gpu: Input[list[Model]] = None,
     train_gpu_fused: Input[list[Model]] = None,
 ):
-    """Export and time every model, one after another; result/<model>/ holds model.onnx, timings, record.json."""
+    """Export and time each model in turn; result/<model>/ holds model.onnx, timings, record.json."""
     from dlbench_kfp.components.runtime import onnx_task
 
     onnx_task(

@@ -286,7 +286,7 @@ class OnnxSpec(OnnxSettings):
     )
 
     def run_kwargs(self) -> dict[str, Any]:
-        """The keyword arguments of ``dlbench.onnxrt.run_onnx`` these settings give (every field but models)."""
+        """The keyword arguments of ``dlbench.onnxrt.run_onnx`` these settings give (all but models)."""
         return self.model_dump(exclude={"models"})
 
 

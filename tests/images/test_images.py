@@ -131,7 +131,7 @@ def test_each_kind_gets_every_build_arg_the_dockerfile_takes(monkeypatch):
 
 
 def test_build_script_passes_the_kinds_build_args(tmp_path):
-    """images/build.sh's command line, with an engine that prints it (ENGINE is what images/engine.sh answers)."""
+    """images/build.sh's command line, with an engine that prints it (ENGINE: images/engine.sh's answer)."""
     env = {
         k: v
         for k, v in os.environ.items()

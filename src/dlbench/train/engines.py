@@ -304,7 +304,8 @@ class ResidentEngine:
         }
 
     def setup(self) -> None:
-        """Copy the split to the device (uint8, N x 1 x 28 x 28; resized per batch) and, on CUDA, capture the step."""
+        """Copy the split to the device (uint8, N x 1 x 28 x 28; resized per batch) and, on CUDA, capture the
+        step."""
         self.x: dict[str, torch.Tensor] = {}
         self.y: dict[str, torch.Tensor] = {}
         for part in ("train", "val", "test"):

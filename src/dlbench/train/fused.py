@@ -354,7 +354,7 @@ def check_group(configs: Sequence[Any]) -> None:
 
 
 class FusedTrainer(Trainer):
-    """The fused model of N members, the per-member optimizer, AMP, the fused step and per-member evaluation."""
+    """The fused model of N members, per-member optimizer, AMP, the fused step and per-member evaluation."""
 
     def __init__(self, configs: Sequence[Any], device: torch.device, *, channels_last: bool = False):
         self.configs = list(configs)
