@@ -51,9 +51,9 @@ def test_deeper_models_fit_a_batch(arrays, model):
 
 
 def test_engines_same_first_losses(arrays, float64):
-    """Same seed: same initial weights, same batches, same normalisation, so the same losses, step after step.
-    In float64 the engines' only difference (the channels_last convolution order) is ~1e-15, on any CPU; in
-    float32 Adam amplifies it by the host's kernels (1e-3 by step 3): that measures the CPU, not the engines."""
+    """Same seed: same initial weights, batches and normalisation, so the same losses, step after step.
+    In float64 the engines' only difference (the channels_last convolution order) is ~1e-15, on any CPU;
+    in float32 Adam amplifies it by the host's kernels (1e-3 by step 3): that measures the CPU."""
     dl = step_losses(DataLoaderEngine(make_config(engine="dataloader"), arrays, CPU), 3)
     res = step_losses(ResidentEngine(make_config(engine="resident"), arrays, CPU), 3)
     assert res == pytest.approx(dl, rel=1e-9)
