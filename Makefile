@@ -15,7 +15,7 @@ LINT_PATHS := src tests components pipelines stores bench
 # container tests share one; tests/conftest.py says which modules are spread test by test.
 WORKERS ?= 2
 
-.PHONY: help setup data browser demo study test check lint compile bench clean clean-runs
+.PHONY: help setup data browser demo study test check lint compile bench clean clean-runs podman
 
 help:  ## list the verbs
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 12
@@ -45,8 +45,19 @@ demo: setup data  ## run the quick study through the KFP pipeline on this machin
 study: setup data  ## run the quick study in this process, without KFP, into runs/quick (again: skips finished runs)
 	$(BIN)/dlbench study --spec $(SPEC) $(if $(OUT),--out $(OUT)) --resume
 
-test: setup data browser registry  ## the whole test suite, as CI runs it (container build and smoke study included)
-	$(BIN)/python -m pytest -q -n $(WORKERS) --dist loadgroup $(PYTEST_ARGS)
+# The whole suite (no PYTEST_ARGS) starts the container image build (images/ci-build.sh cpu) in the
+# background first, once every apt install is done, so it overlaps the venv's set-up and the other tests;
+# tests/images/test_container.py waits for it (.cache/container-build.{log,pid,rc}).
+IMAGE_BUILD := .cache/container-build
+test: data browser registry podman  ## the whole test suite, as CI runs it (container build and smoke study included)
+	$(if $(PYTEST_ARGS),,@mkdir -p .cache && rm -f $(IMAGE_BUILD).rc && \
+	  { (images/ci-build.sh cpu > $(IMAGE_BUILD).log 2>&1; echo $$? > $(IMAGE_BUILD).rc) & echo $$! > $(IMAGE_BUILD).pid; } && \
+	  echo "container image build started in the background: $(IMAGE_BUILD).log")
+	@$(MAKE) --no-print-directory setup
+	$(if $(PYTEST_ARGS),,DLBENCH_TEST_IMAGE_BUILD=$(IMAGE_BUILD)) $(BIN)/python -m pytest -q -n $(WORKERS) --dist loadgroup $(PYTEST_ARGS)
+
+podman:  ## install podman and debootstrap and apply this host's podman settings (images/podman-host.sh)
+	images/podman-host.sh
 
 check: setup data  ## after each edit: ruff, then the fast tests (no container, no training past a few steps)
 	$(BIN)/ruff check $(LINT_PATHS)

@@ -1,4 +1,6 @@
-"""Shared fixtures: tiny IDX datasets written by the tests themselves, and the real Fashion-MNIST folder."""
+"""Shared fixtures: tiny IDX datasets written by the tests themselves, and the real Fashion-MNIST folder;
+how the tests are shared out over pytest-xdist's workers (``make test``/``make check``: ``-n 2 --dist
+loadgroup``)."""
 
 from __future__ import annotations
 
@@ -52,3 +54,18 @@ def fashion_dir() -> Path:
     if not (FASHION_DIR / "train-images-idx3-ubyte.gz").is_file():
         pytest.fail(f"{FASHION_DIR} is missing: `make data` installs Debian's dataset-fashion-mnist")
     return FASHION_DIR
+
+
+# Modules whose tests share no expensive module fixture: xdist hands their tests out one by one. Every other
+# module's tests stay on one worker (its module fixtures, a trained run or a whole pipeline, run once), and
+# every container test on one (the image is built once, then pushed and run).
+SPREAD_MODULES = {"tests/test_bad_input.py", "tests/test_cli.py", "tests/test_configs.py"}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        module = item.nodeid.split("::", 1)[0]
+        if item.get_closest_marker("container"):
+            item.add_marker(pytest.mark.xdist_group("container"))
+        elif module not in SPREAD_MODULES:
+            item.add_marker(pytest.mark.xdist_group(module))
