@@ -104,8 +104,10 @@ def run(args) -> int:
                 planned = "".join(f" (planned {k} {v})" for k, v in (cfg.planned or {}).items())
                 print(
                     f"train {cfg.run_id}  {cfg.dataset} {cfg.model} bs={cfg.batch_size} {cfg.optimizer} "
-                    f"lr={cfg.lr:g} epochs={cfg.epochs} {cfg.device} {cfg.engine} pin={cfg.pin_memory} amp={cfg.amp}"
-                    f"{' ' + cfg.input_shape if cfg.input_shape != '1x28x28' else ''}{planned}"
+                    f"lr={cfg.lr:g} epochs={cfg.epochs} {cfg.device} {cfg.engine} pin={cfg.pin_memory} "
+                    f"amp={cfg.amp}"
+                    f"{' ' + cfg.input_shape if cfg.input_shape != '1x28x28' else ''}"
+                    f"{f' seed={cfg.seed}' if spec.seeds else ''}{planned}"
                     f"  [grid {', '.join(grids.get(cfg.run_id, []))}]{group}"
                     + fills(cells_for(cfg.model_dump()), cells_for(cfg.model_dump(), accuracy_only=True))
                 )
