@@ -30,6 +30,10 @@ FIGURES = [
     "fig8_inference_latency.png",
 ]
 TABLES = [
+    "best_models",
+    "speedups",
+    "agreement",
+    "claims",
     "steps",
     "failed",
     "accuracy_grid",

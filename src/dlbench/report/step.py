@@ -18,7 +18,9 @@ import yaml
 from dlbench.errors import DataError
 from dlbench.io import atomic_path, sha256_bytes, write_json
 from dlbench.record import now_iso, step_record
+from dlbench.report import claims as CL
 from dlbench.report import figures as F
+from dlbench.report import headline as H
 from dlbench.report import reference as ref
 from dlbench.report import study_tables as S
 from dlbench.report import tables as T
@@ -61,11 +63,12 @@ def _sections(R: Records, C: pd.DataFrame, fig_dir: Path, log) -> list[Section]:
     ]
     status = [safe(T.steps, "table", R), safe(T.failed, "table", R)]
     return [
+        summary_section(R, C, [i for i in study_tables + figs + extra_tables if i], safe),
         Section(
             "study-tables",
             "The study's tables, ours beside them",
-            f"Every number the study publishes, as printed, at its cell, with ours from the run whose settings "
-            f"match the cell. Study: {ref.CITATION}.",
+            f"Every number the study publishes, as printed, at its cell, with ours from the run whose "
+            f"settings match the cell. Study: {ref.CITATION}.",
             [i for i in study_tables if i],
         ),
         Section(
@@ -84,8 +87,29 @@ def _sections(R: Records, C: pd.DataFrame, fig_dir: Path, log) -> list[Section]:
     ]
 
 
+def is_smoke(R: Records) -> bool:
+    return bool(_spec(R).get("smoke")) or any(cfg(r, "smoke") for r in R.all)
+
+
+def summary_section(R: Records, C: pd.DataFrame, items: list[Item], safe: Callable) -> Section:
+    """The first screen: the best model per dataset, every speedup, the agreement with the study's cells,
+    and the study's claims tested."""
+    smoke, by_key = is_smoke(R), {i.key: i for i in items}
+    parts = [
+        safe(H.best_models, "table", R, C, smoke),
+        safe(H.speedups, "table", C, by_key, smoke),
+        safe(H.agreement, "table", C, smoke),
+        safe(CL.claims, "table", C, smoke),
+    ]
+    intro = "Which model, which hardware, how sure are we: the answers first, the study's tables after."
+    if smoke:
+        intro = "SMOKE RUN: the numbers below are meaningless; only the wiring was tested. " + intro
+    return Section("summary", "Summary", intro, [i for i in parts if i])
+
+
 def run_report(records_root: str | os.PathLike, out_dir: str | os.PathLike, log=print) -> Path:
-    """Read every record below ``records_root``; write the report into ``out_dir``; return report.html's path."""
+    """Read every record below ``records_root``; write the report into ``out_dir``; return report.html's
+    path."""
     root, out = Path(records_root), Path(out_dir)
     if not root.is_dir():
         raise DataError(
@@ -105,6 +129,12 @@ def run_report(records_root: str | os.PathLike, out_dir: str | os.PathLike, log=
         banner = build_banner(R, C)
         summary = build_summary(R, C, banner)
         summary["not_run"] = {i.key: i.not_run.reason for i in items if i.not_run is not None}
+        summary.update(H.summary_json(C, {i.key: i for i in items}))
+        summary["verdicts"] = {r["claim"]: r["verdict"] for r in summary.get("claims", [])}
+        for r in summary.get("agreement", []):
+            if r["table"] == "all 77 cells":
+                summary["metrics"]["published_accuracy_cells_within_0_5_pp"] = float(r["within_0_5_pp"])
+                summary["metrics"]["published_accuracy_cells_within_1_pp"] = float(r["within_1_pp"])
         summary["onnx_speedup_vs_pytorch"] = onnx_speedup(
             R, {i.key: i for i in items}.get("inference_latency"), summary
         )
@@ -132,9 +162,9 @@ def run_report(records_root: str | os.PathLike, out_dir: str | os.PathLike, log=
             f" · code {summary['code_version'][:12]}" if summary.get("code_version") else ""
         )
         footer = (
-            "Self-contained: every figure is embedded; nothing is fetched. Tables as CSV (published values as "
-            "printed, ours unrounded): tables/*.csv; headline numbers: summary.json; this report's record: "
-            "record.json."
+            "Self-contained: every figure is embedded; nothing is fetched. Tables as CSV (published values "
+            "as printed, ours unrounded): tables/*.csv; headline numbers: summary.json; this report's "
+            "record: record.json."
         )
         _write_text(out / MD_NAME, render_markdown(title, subtitle, banner, sections, environment))
         _write_text(out / HTML_NAME, render_html(title, subtitle, banner, sections, environment, footer))
@@ -251,7 +281,8 @@ def build_banner(R: Records, C: pd.DataFrame) -> dict[str, Any]:
 
 
 def build_summary(R: Records, C: pd.DataFrame, banner: dict) -> dict[str, Any]:
-    """Headline numbers; ``summary["metrics"]`` is what a pipeline logs as KFP Metrics (named with their unit)."""
+    """Headline numbers; ``summary["metrics"]`` is what a pipeline logs as KFP Metrics (named with their
+    unit)."""
     from dlbench.record import git_commit
 
     commits = sorted({(r.get("environment") or {}).get("git_commit") for r in R.all} - {None})
@@ -308,8 +339,8 @@ def _best_per_dataset(runs: list[dict], metric: str, details: Callable[[dict], d
 
 
 def onnx_speedup(R: Records, item: Item | None, summary: dict) -> dict | None:
-    """The largest ONNX Runtime speedup over PyTorch of Table 8 (``inference_latency``); timings marked low-confidence (too few timed
-    iterations) are left out, and when only those exist the summary says so."""
+    """The largest ONNX Runtime speedup over PyTorch of Table 8 (``inference_latency``); timings marked
+    low-confidence (too few timed iterations) are left out, and when only those exist the summary says so."""
     best = None
     if item is not None and item.frame is not None and item.not_run is None:
         for _, row in item.frame.iterrows():
