@@ -55,6 +55,7 @@ class Claim:
     null: float  # the value of "no effect"
     effects: Callable[[pd.DataFrame], list[Effect]]
     internal: bool = False  # a claim about the study's own tables (judged on its numbers)
+    range_text: str | None = None  # the claimed range in words, where the numbers read badly
 
 
 # --------------------------------------------------------------------------- verdicts
@@ -84,6 +85,10 @@ def judge(estimates: list[Estimate], low: float, high: float, null: float) -> st
 
 
 def _show(e: Estimate, unit: str) -> str:
+    if unit == "front":
+        return "on the front" if e.mean >= 1 else "off the front"
+    if unit == "dx":
+        return f"{e.mean:+.2f}x" + (f" ± {e.half:.2f}x" if e.half is not None else "")
     if unit == "x":
         return f"{_x(e.mean)}" + (f" ± {_x(e.half)}" if e.half is not None else "")
     if unit == "pp":
@@ -97,6 +102,8 @@ def _x(v: float) -> str:
 
 
 def _range(c: Claim) -> str:
+    if c.range_text:
+        return c.range_text
     u = "" if c.unit == "R²" else (" pp" if c.unit == "pp" else "x")
     if c.unit == "R²":
         return f"R² ≥ {c.low:g}"
@@ -422,11 +429,12 @@ CLAIMS: list[Claim] = [
         "The GPU speedup grows with model size",
         "~4x for ResNet-18, ~4.8x for ResNet-34, ~5x for ResNet-50 (Figure 6): each larger model's speedup "
         "minus the smaller one's is positive.",
-        "x",
+        "dx",
         1e-9,
         INF,
         0.0,
         speedup_growth_effects,
+        range_text="each larger model > the smaller",
     ),
     Claim(
         "gflops_linear",
@@ -455,11 +463,12 @@ CLAIMS: list[Claim] = [
         "ResNet-18 with Adam is Pareto-optimal in accuracy vs time",
         "ResNet-18 with Adam is the best accuracy/time trade-off (Figure 3a): tested as a ResNet-18 Adam "
         "point on the Pareto front of every dataset's timed cells (1 = on it).",
-        "x",
+        "front",
         1.0,
         1.0,
         0.0,
         pareto_effects,
+        range_text="on the Pareto front",
     ),
     Claim(
         "table4_vs_table2",

@@ -58,7 +58,7 @@ def best_runs(R: Records) -> pd.DataFrame:
                     "family": "SVM",
                     "model": f"svm-{r['kernel']}",
                     "settings": f"{r['ran_backend']}, C {r.get('C')}, gamma {r.get('gamma')}, "
-                    f"degree {r.get('degree')}, n_train {r.get('n_train_used') or 'all'}",
+                    f"degree {r.get('degree')}, n_train {_n_train(r.get('n_train_used'))}",
                     "accuracy_pct": r["accuracy_pct"],
                     "accuracy_ci95_pp": None,
                     "repeats": 1,
@@ -73,6 +73,10 @@ def best_runs(R: Records) -> pd.DataFrame:
         df.sort_values("accuracy_pct", ascending=False, kind="stable").groupby(["dataset", "family"]).head(1)
     )
     return best.sort_values(["dataset", "family"]).reset_index(drop=True)
+
+
+def _n_train(v: object) -> str:
+    return fmt(v, "int") if num(v) is not None else "all"
 
 
 @builder(

@@ -23,6 +23,7 @@ from dlbench.report import figures as F
 from dlbench.report import headline as H
 from dlbench.report import reference as ref
 from dlbench.report import study_tables as S
+from dlbench.report import summary_figures as SF
 from dlbench.report import tables as T
 from dlbench.report.collect import STEPS, NotRun, Records, cfg, device_label, is_ok, met, num, our_gflops, pct
 from dlbench.report.document import Item, KeyValues, Section, fmt
@@ -63,7 +64,7 @@ def _sections(R: Records, C: pd.DataFrame, fig_dir: Path, log) -> list[Section]:
     ]
     status = [safe(T.steps, "table", R), safe(T.failed, "table", R)]
     return [
-        summary_section(R, C, [i for i in study_tables + figs + extra_tables if i], safe),
+        summary_section(R, C, [i for i in study_tables + figs + extra_tables if i], safe, fig_dir),
         Section(
             "study-tables",
             "The study's tables, ours beside them",
@@ -91,15 +92,19 @@ def is_smoke(R: Records) -> bool:
     return bool(_spec(R).get("smoke")) or any(cfg(r, "smoke") for r in R.all)
 
 
-def summary_section(R: Records, C: pd.DataFrame, items: list[Item], safe: Callable) -> Section:
+def summary_section(R: Records, C: pd.DataFrame, items: list[Item], safe: Callable, fig_dir: Path) -> Section:
     """The first screen: the best model per dataset, every speedup, the agreement with the study's cells,
-    and the study's claims tested."""
+    the study's claims tested, and their pictures."""
     smoke, by_key = is_smoke(R), {i.key: i for i in items}
     parts = [
         safe(H.best_models, "table", R, C, smoke),
-        safe(H.speedups, "table", C, by_key, smoke),
-        safe(H.agreement, "table", C, smoke),
         safe(CL.claims, "table", C, smoke),
+        safe(H.speedups, "table", C, by_key, smoke),
+        safe(SF.all_speedups, "figure", H.speedup_rows(C, by_key), fig_dir),
+        safe(H.agreement, "table", C, smoke),
+        safe(SF.published_vs_ours, "figure", R, C, fig_dir),
+        safe(SF.table1_difference, "figure", R, C, fig_dir),
+        safe(SF.epochs_gain, "figure", R, C, fig_dir),
     ]
     intro = "Which model, which hardware, how sure are we: the answers first, the study's tables after."
     if smoke:
@@ -124,8 +129,12 @@ def run_report(records_root: str | os.PathLike, out_dir: str | os.PathLike, log=
             rec.add_input(f"{r.get('step')}/{r.get('run_id')}", path=Path(r["_dir"]) / "record.json")
         fig_dir, table_dir = out / "figures", out / "tables"
         C = S.comparison(R)
+        F.SMOKE_MARK.set("SMOKE RUN: numbers meaningless" if is_smoke(R) else None)
         sections = _sections(R, C, fig_dir, log)
         items = [i for s in sections for i in s.items]
+        if is_smoke(R):
+            for i in items:
+                i.caption = "SMOKE RUN (numbers meaningless). " + i.caption
         banner = build_banner(R, C)
         summary = build_summary(R, C, banner)
         summary["not_run"] = {i.key: i.not_run.reason for i in items if i.not_run is not None}
@@ -157,7 +166,9 @@ def run_report(records_root: str | os.PathLike, out_dir: str | os.PathLike, log=
         write_json(out / SUMMARY_NAME, summary)
 
         study = banner["preset"]
-        title = f"dlbench report: {study}" if study else "dlbench report"
+        title = (f"dlbench report: {study}" if study else "dlbench report") + (
+            " (SMOKE RUN: numbers meaningless)" if banner["smoke"] else ""
+        )
         subtitle = f"{len(R.all)} records from {root} · generated {summary['generated']}" + (
             f" · code {summary['code_version'][:12]}" if summary.get("code_version") else ""
         )
@@ -253,11 +264,7 @@ def build_banner(R: Records, C: pd.DataFrame) -> dict[str, Any]:
             "yes: not comparable with full-data numbers" if subsampled else "no: the full datasets",
         ),
         ("steps per epoch", f"capped at {', '.join(map(str, steps))}" if steps else "all (no cap)"),
-        (
-            "AMP",
-            "fp16 autocast on the GPU, as the study; AMP off (fp32) on the CPU"
-            + ("; smoke runs planned for the GPU ran on the CPU with AMP off" if smoke else ""),
-        ),
+        ("precision", precision_line(R)),
         ("compared with", ref.CITATION),
         ("published cells", f"{len(C)} published values; {filled} have a run of ours at their cell"),
     ]
@@ -275,6 +282,24 @@ def build_banner(R: Records, C: pd.DataFrame) -> dict[str, Any]:
         "steps": ", ".join(map(str, steps)) or "all",
         "filled": filled,
     }
+
+
+def precision_line(R: Records) -> str:
+    """What precision the training runs used, from their records: per device that ran and AMP setting,
+    the number of runs (and what a smoke run replaced)."""
+    counts: dict[str, int] = defaultdict(int)
+    for r in R.step("train"):
+        amp, dev = cfg(r, "amp") or "off", device_label(cfg(r, "device"))
+        planned = cfg(r, "planned") or {}
+        what = "fp32 (AMP off)" if amp == "off" else f"{amp} autocast"
+        if planned.get("amp"):
+            what += f" (planned {planned['amp']} autocast on {device_label(planned.get('device'))})"
+        counts[f"{what} on the {dev}"] += 1
+    if not counts:
+        return "no training records"
+    return "; ".join(f"{k}: {n} run(s)" for k, n in sorted(counts.items())) + (
+        " (the study: fp16 AMP on every run)"
+    )
 
 
 # --------------------------------------------------------------------------- summary

@@ -519,10 +519,13 @@ def svm_kernels(item: Item, rows: pd.DataFrame, lab: pd.DataFrame) -> pd.DataFra
     }
     view = _pivot(lab, ["dataset"], ["model"], keys)
     view.index.names = ["dataset"]
+    ours = sorted({str(x) for x in rows.get("our_svm_params", pd.Series(dtype=object)) if isinstance(x, str)})
     item.notes.insert(
         0,
-        "The study states no C, gamma or degree; ours are in the spec. Matched only by scikit-learn "
-        "runs on the whole train split (cuML runs are in Table 7).",
+        "The study states no C, gamma or degree; ours: "
+        + ("; ".join(ours) if ours else "no run")
+        + " (degree applies to the polynomial kernel only), on the whole train split, scikit-learn "
+        "(cuML runs are in Table 7).",
     )
     return view
 
