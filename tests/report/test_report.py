@@ -28,6 +28,10 @@ FIGURES = [
     "fig6_gpu_speedup.png",
     "fig7_gflops_vs_gpu_time.png",
     "fig8_inference_latency.png",
+    "summary_epochs_gain.png",
+    "summary_published_vs_ours.png",
+    "summary_speedups.png",
+    "summary_table1_difference.png",
 ]
 TABLES = [
     "best_models",
@@ -91,7 +95,7 @@ def test_writes_every_output_and_its_own_record(report):
     assert rec["step"] == "report" and rec["status"] == "ok"
     assert rec["outputs"]["report_html"]["sha256"]
     assert len(rec["inputs"]) == 34  # every record of the study, fingerprinted
-    assert rec["metrics"]["figures"] == 9 and rec["metrics"]["not_run"] == {}
+    assert rec["metrics"]["figures"] == len(FIGURES) and rec["metrics"]["not_run"] == {}
 
 
 def test_provenance_names_only_runs_that_fill_a_cell(report, study):

@@ -39,7 +39,8 @@ def published_vs_ours(item: Item, R: Records, C: pd.DataFrame, out: Path) -> Non
     with matplotlib.rc_context(STYLE):
         fig, axes = _new(13, 6, ncols=2)
         ax, bx = axes[0]
-        acc = C[[num(v) is not None for v in C["ours_accuracy_pct"]] & (C["study_accuracy_pct"] != "")]
+        has = pd.Series([num(v) is not None for v in C["ours_accuracy_pct"]], index=C.index)
+        acc = C[has & (C["study_accuracy_pct"] != "")]
         for t, g in acc.groupby("table", sort=False):
             x = [float(v) for v in g["study_accuracy_pct"]]
             y = [float(v) for v in g["ours_accuracy_pct"]]
