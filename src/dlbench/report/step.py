@@ -401,6 +401,29 @@ def _kv(key: str, title: str, rows: list[dict], notes: list[str] | None = None) 
     )
 
 
+def _dirty_text(flags: set) -> str:
+    if True in flags:
+        return "yes: the tree had uncommitted changes (the commit alone does not reproduce it)"
+    return "no" if False in flags else "not recorded"
+
+
+def step_times(R: Records) -> list[dict]:
+    """Per step: its records, their wall time in total and the longest (each record's ``seconds``)."""
+    rows = []
+    for step in (*STEPS, *sorted({str(r.get("step")) for r in R.all} - set(STEPS))):
+        secs = [x for r in R.step(step) if (x := num(r.get("seconds"))) is not None]
+        if secs:
+            rows.append(
+                {
+                    "step": step,
+                    "records": len(R.step(step)),
+                    "wall time, total (s)": f"{sum(secs):,.1f}",
+                    "longest (s)": f"{max(secs):,.1f}",
+                }
+            )
+    return rows
+
+
 def build_environment(R: Records, items: list[Item]) -> list[KeyValues]:
     machines: dict[str, dict] = {}
     for r in R.all:
@@ -412,6 +435,7 @@ def build_environment(R: Records, items: list[Item]) -> list[KeyValues]:
             "CUDA": d.get("cuda"),
             "CPU": e.get("cpu"),
             "cores": e.get("cpu_count"),
+            "memory GiB": e.get("memory_gib"),
             "host": e.get("host"),
             "Python": e.get("python"),
             "platform": e.get("platform"),
@@ -430,16 +454,26 @@ def build_environment(R: Records, items: list[Item]) -> list[KeyValues]:
         code[(e.get("git_commit") or "unknown", e.get("dlbench"))].add(str(r.get("step")))
         for name, version in (e.get("libraries") or {}).items():
             libs[(name, str(version))].add(str(r.get("step")))
+    dirty: dict[tuple, set] = defaultdict(set)
+    for r in R.all:
+        e = r.get("environment") or {}
+        dirty[(e.get("git_commit") or "unknown", e.get("dlbench"))].add(e.get("git_dirty"))
     out.append(
         _kv(
             "env-code",
             "Code version",
             [
-                {"git commit": c, "dlbench": v, "steps": ", ".join(sorted(st))}
+                {
+                    "git commit": c,
+                    "dlbench": v,
+                    "uncommitted changes": _dirty_text(dirty[(c, v)]),
+                    "steps": ", ".join(sorted(st)),
+                }
                 for (c, v), st in sorted(code.items(), key=str)
             ],
         )
     )
+    out.append(_kv("env-steps", "Wall time per step", step_times(R)))
     if libs:
         out.append(
             _kv(
