@@ -58,6 +58,7 @@ STYLE = {
 MODEL_COLORS = {"resnet18": "#1f77b4", "resnet34": "#ff7f0e", "resnet50": "#2ca02c"}
 KERNEL_COLORS = {"rbf": "#d62728", "poly": "#9467bd", "svm-rbf": "#d62728", "svm-poly": "#9467bd"}
 DATASET_MARKERS = {"mnist": "o", "fashion-mnist": "D"}
+OPTIMIZER_MARKERS = {"sgd": "o", "adam": "s"}
 STUDY_STYLE = {"hatch": "///", "alpha": 0.45}
 DPI = 110
 
@@ -234,9 +235,9 @@ def pareto_front(points: list[tuple[float, float]]) -> list[int]:
 @builder(
     "figure",
     "Figure 3a: accuracy vs training time, Pareto front",
-    "Every finished ResNet run of ours (filled) and every published cell with a time (hollow): "
-    "test accuracy against whole-training time; the dashed line joins our Pareto front (no run "
-    "of ours both faster and more accurate).",
+    "Every finished ResNet run of ours (filled; circle SGD, square Adam, a black edge where it ran on "
+    "the GPU) and every published cell with a time (hollow): test accuracy against whole-training time; "
+    "the dashed line joins our Pareto front (no run of ours both faster and more accurate).",
     group="study",
 )
 def accuracy_vs_time(item: Item, R: Records, C: pd.DataFrame, out: Path) -> None:
@@ -263,9 +264,10 @@ def accuracy_vs_time(item: Item, R: Records, C: pd.DataFrame, out: Path) -> None
                 ax.plot(
                     r["train_seconds"],
                     r["test_accuracy_pct"],
-                    marker="o",
+                    marker=OPTIMIZER_MARKERS.get(str(r.get("optimizer")), "o"),
                     ls="none",
                     color=_color(r["model"]),
+                    markeredgecolor="black" if r.get("ran_on") == "cuda" else "none",
                     markersize=7,
                     alpha=0.8,
                 )
@@ -284,7 +286,11 @@ def accuracy_vs_time(item: Item, R: Records, C: pd.DataFrame, out: Path) -> None
             Line2D([], [], color=_color(m), marker="o", ls="none", label=model_label(m)) for m in models
         ]
         handles += [
-            Line2D([], [], color="gray", marker="o", ls="none", label="ours"),
+            Line2D([], [], color="gray", marker="o", ls="none", label="ours: SGD (circle)"),
+            Line2D([], [], color="gray", marker="s", ls="none", label="ours: Adam (square)"),
+            Line2D(
+                [], [], color="gray", marker="o", markeredgecolor="black", ls="none", label="ran on the GPU"
+            ),
             Line2D([], [], color="gray", marker="o", markerfacecolor="none", ls="none", label="study"),
             Line2D([], [], color="black", ls="--", label="our Pareto front"),
         ]
