@@ -112,3 +112,12 @@ def test_estimate_from_a_stored_calibration_prints_every_run_and_the_total(tmp_p
     out = capsys.readouterr().out
     assert out.count("\ntrain ") + out.startswith("train ") == 2 and "study quick: projected" in out
     assert "(fixed allowance)" in out
+
+
+def test_the_estimate_counts_every_repeat_of_a_seeded_spec():
+    one = parse_spec({**gpu_spec(), "train": {**gpu_spec()["train"], "fuse": False}})
+    three = parse_spec({**gpu_spec(), "train": {**gpu_spec()["train"], "fuse": False}, "seeds": [0, 1, 2]})
+    cal = calibration_for(three, 0.01)
+    e1, e3 = estimate(one, cal), estimate(three, cal)
+    assert len(e3["tasks"]) == 3 * len(e1["tasks"])
+    assert e3["steps"]["train"] == pytest.approx(3 * e1["steps"]["train"])

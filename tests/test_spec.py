@@ -201,3 +201,25 @@ def test_expand_names_the_published_cells_each_run_fills(capsys):
     assert out.rstrip().endswith("published cells filled: 77 of 77")
     assert "fills: Table 4 fashion-mnist resnet18 cuda sgd 10ep pin on" in out
     assert "[grid table4-cpu]" in out and "amp=off" in out
+
+
+def test_seeds_repeat_every_training_run_and_keep_the_one_seed_ids():
+    base = {"train": {"grids": [{"models": ["resnet18"], "engine": ["dataloader", "resident"]}]}}
+    one = expand_train(parse_spec(base))
+    three = expand_train(parse_spec({**base, "seeds": [0, 1, 2]}))
+    assert [(c.engine, c.seed) for c in three] == [
+        (e, s) for e in ("dataloader", "resident") for s in (0, 1, 2)
+    ]
+    assert len({c.run_id for c in three}) == 6
+    # seed 0's runs are the runs a spec without seeds has (their records and folders are reused)
+    assert [c.run_id for c in three if c.seed == 0] == [c.run_id for c in one]
+    assert len(expand_svm(parse_spec({**base, "seeds": [0, 1, 2]}))) == len(expand_svm(parse_spec(base)))
+
+
+def test_seeds_must_be_distinct_and_non_negative():
+    with pytest.raises(SpecError, match="seeds must be distinct"):
+        parse_spec({"seeds": [0, 0]})
+    with pytest.raises(SpecError, match="seeds"):
+        parse_spec({"seeds": [-1]})
+    with pytest.raises(SpecError, match="seeds"):
+        parse_spec({"seeds": []})

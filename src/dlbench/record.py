@@ -127,6 +127,30 @@ def git_commit() -> str | None:
         return None
 
 
+def git_dirty() -> bool | None:
+    """Whether the checkout had uncommitted changes to tracked files (None: not a checkout, or an image)."""
+    if os.environ.get("DLBENCH_GIT_COMMIT"):
+        return None
+    try:
+        here = Path(__file__).resolve().parent
+        out = subprocess.run(
+            ["git", "-C", str(here), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+        )
+        return bool(out.stdout.strip()) if out.returncode == 0 else None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def _memory_gib() -> float | None:
+    try:
+        return round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
 def environment() -> dict[str, Any]:
     return {
         "dlbench": __version__,
@@ -135,7 +159,9 @@ def environment() -> dict[str, Any]:
         "host": socket.gethostname(),
         "cpu": _cpu_model(),
         "cpu_count": os.cpu_count(),
+        "memory_gib": _memory_gib(),
         "git_commit": git_commit(),
+        "git_dirty": git_dirty(),
         "libraries": library_versions(),
     }
 

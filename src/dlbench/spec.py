@@ -1,9 +1,9 @@
 """The study spec: one YAML file describes a study; typed and validated before any work starts.
 
 ``load_spec("quick")`` loads a preset shipped in ``dlbench/presets``; any other value is a path.
-Errors name the field and the allowed values, e.g.::
+Errors name the field and the allowed values, e.g. (after ``dlbench: error:``)::
 
-    dlbench: error: spec my.yaml: train.grids.0.optimizer.0: Input should be 'sgd' or 'adam' (got 'rmsprop')
+    spec quick.yaml: train.grids.0.optimizer.0: Input should be 'sgd' or 'adam' (got 'rmsprop')
 
 ``expand_train`` / ``expand_svm`` turn the spec into concrete per-run configs, each with a stable
 ``run_id`` (hash of its resolved config) so re-runs and caches can match them.
@@ -168,6 +168,13 @@ class StudySpec(_Strict):
     name: str = "study"
     description: str = ""
     seed: int = Field(default=0, ge=0)
+    seeds: list[Annotated[int, Field(ge=0)]] | None = Field(
+        default=None,
+        min_length=1,
+        description="repeat every training run once per seed (its weights and batch order), e.g. "
+        "[0, 1, 2], so the report shows a mean and a 95 % interval; default: one run at `seed`. The "
+        "data split and the SVMs keep `seed`",
+    )
     smoke: bool = Field(
         default=False,
         description="a smoke run (set by --smoke, see smoke_spec): every run on the "
@@ -178,6 +185,17 @@ class StudySpec(_Strict):
     svm: SvmSpec = SvmSpec()
     profile: ProfileSpec = ProfileSpec()
     onnx: OnnxSpec = OnnxSpec()
+
+    @field_validator("seeds")
+    @classmethod
+    def _seeds_distinct(cls, v):
+        if v is not None and len(set(v)) != len(v):
+            raise ValueError(f"seeds must be distinct (got {v}); list each seed once")
+        return v
+
+    def train_seeds(self) -> list[int]:
+        """The seeds every training run repeats over: ``seeds``, else ``[seed]`` (one run, ids unchanged)."""
+        return list(self.seeds) if self.seeds else [self.seed]
 
     @model_validator(mode="after")
     def _grid_datasets_known(self):
@@ -221,11 +239,12 @@ def expand_grids(spec: StudySpec) -> dict[str, list[TrainConfig]]:
             **{name: getattr(g, axis) for axis, name in GRID_AXES.items()},
         }
         for values in itertools.product(*axes.values()):
-            cfg = TrainConfig(**dict(zip(axes, values, strict=True)), **shared, seed=spec.seed)
-            if spec.smoke:
-                cfg = _smoke_train(cfg)
-            if all(r.run_id != cfg.run_id for r in runs):
-                runs.append(cfg)
+            for seed in spec.train_seeds():
+                cfg = TrainConfig(**dict(zip(axes, values, strict=True)), **shared, seed=seed)
+                if spec.smoke:
+                    cfg = _smoke_train(cfg)
+                if all(r.run_id != cfg.run_id for r in runs):
+                    runs.append(cfg)
     return out
 
 

@@ -105,8 +105,10 @@ def run(args) -> int:
                 print(
                     f"train {cfg.run_id}  {cfg.dataset} {cfg.model} bs={cfg.batch_size} {cfg.optimizer} "
                     f"lr={cfg.lr:g} epochs={cfg.epochs} {cfg.device} {cfg.engine} pin={cfg.pin_memory} "
-                    f"amp={cfg.amp}{' ' + cfg.input_shape if cfg.input_shape != '1x28x28' else ''}{planned} "
-                    f" [grid {', '.join(grids.get(cfg.run_id, []))}]{group}"
+                    f"amp={cfg.amp}"
+                    f"{' ' + cfg.input_shape if cfg.input_shape != '1x28x28' else ''}"
+                    f"{f' seed={cfg.seed}' if spec.seeds else ''}{planned}"
+                    f"  [grid {', '.join(grids.get(cfg.run_id, []))}]{group}"
                     + fills(cells_for(cfg.model_dump()), cells_for(cfg.model_dump(), accuracy_only=True))
                 )
         for cfg in expand_svm(spec):

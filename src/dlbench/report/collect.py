@@ -18,6 +18,7 @@ import pandas as pd
 from dlbench.io import read_json
 from dlbench.record import find_records
 from dlbench.report import reference as ref
+from dlbench.report.uncertainty import repeat_key
 from dlbench.spec import TrainConfig
 
 STEPS = ("data", "train", "svm", "profile", "onnx")
@@ -255,11 +256,31 @@ def train_frame(R: Records) -> pd.DataFrame:
             "best_val_accuracy_pct": pct(met(r, "best_val_accuracy")) if is_ok(r) else None,
             "train_seconds": num(met(r, "train_seconds")) if is_ok(r) else None,
             "images_per_second": num(met(r, "images_per_second")) if is_ok(r) else None,
+            **epoch_times(r),
+            "repeat_of": repeat_key({**c, **planned, "planned": None}),
             "_rec": r,
         }
         row.pop("planned", None)
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def epoch_times(rec: dict) -> dict[str, float | None]:
+    """A training record's time per epoch: the spread of its epochs' training-step seconds (sd), and the
+    whole wall time of training with validation (training steps + each epoch's evaluation), in seconds."""
+    hist = [h for h in (met(rec, "history", []) or []) if isinstance(h, dict)] if is_ok(rec) else []
+    secs = [x for h in hist if (x := num(h.get("seconds"))) is not None]
+    evals = [num(h.get("eval_seconds")) for h in hist]
+    sd = None
+    if len(secs) >= 2:
+        m = sum(secs) / len(secs)
+        sd = (sum((x - m) ** 2 for x in secs) / (len(secs) - 1)) ** 0.5
+    wall = (
+        sum(secs) + sum(e for e in evals if e is not None)
+        if secs and all(e is not None for e in evals)
+        else None
+    )
+    return {"epoch_seconds_sd": sd, "wall_seconds": wall}
 
 
 def svm_frame(R: Records) -> pd.DataFrame:

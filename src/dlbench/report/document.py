@@ -97,7 +97,7 @@ def fmt(value: Any, kind: str = "text") -> str:
     if kind in ("s", "ms"):
         return f"{f:.2f}"  # as the study prints its times
     if kind == "x":
-        return f"{f:.2f}x"
+        return f"{f:.2f}x" if abs(f) >= 0.1 or f == 0 else f"{f:.2g}x"  # 0.005x, not 0.01x
     if kind == "ips":
         return f"{f:,.0f}" if f >= 100 else f"{f:.3g}"
     if kind == "gflops":

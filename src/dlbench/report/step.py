@@ -18,9 +18,12 @@ import yaml
 from dlbench.errors import DataError
 from dlbench.io import atomic_path, sha256_bytes, write_json
 from dlbench.record import now_iso, step_record
+from dlbench.report import claims as CL
 from dlbench.report import figures as F
+from dlbench.report import headline as H
 from dlbench.report import reference as ref
 from dlbench.report import study_tables as S
+from dlbench.report import summary_figures as SF
 from dlbench.report import tables as T
 from dlbench.report.collect import STEPS, NotRun, Records, cfg, device_label, is_ok, met, num, our_gflops, pct
 from dlbench.report.document import Item, KeyValues, Section, fmt
@@ -61,10 +64,11 @@ def _sections(R: Records, C: pd.DataFrame, fig_dir: Path, log) -> list[Section]:
     ]
     status = [safe(T.steps, "table", R), safe(T.failed, "table", R)]
     return [
+        summary_section(R, C, [i for i in study_tables + figs + extra_tables if i], safe, fig_dir),
         Section(
             "study-tables",
             "The study's tables, ours beside them",
-            "Every number the study publishes, as printed, at its cell, with ours from the run whose "
+            f"Every number the study publishes, as printed, at its cell, with ours from the run whose "
             f"settings match the cell. Study: {ref.CITATION}.",
             [i for i in study_tables if i],
         ),
@@ -84,8 +88,33 @@ def _sections(R: Records, C: pd.DataFrame, fig_dir: Path, log) -> list[Section]:
     ]
 
 
+def is_smoke(R: Records) -> bool:
+    return bool(_spec(R).get("smoke")) or any(cfg(r, "smoke") for r in R.all)
+
+
+def summary_section(R: Records, C: pd.DataFrame, items: list[Item], safe: Callable, fig_dir: Path) -> Section:
+    """The first screen: the best model per dataset, every speedup, the agreement with the study's cells,
+    the study's claims tested, and their pictures."""
+    smoke, by_key = is_smoke(R), {i.key: i for i in items}
+    parts = [
+        safe(H.best_models, "table", R, C, smoke),
+        safe(CL.claims, "table", C, smoke),
+        safe(H.speedups, "table", C, by_key, smoke),
+        safe(SF.all_speedups, "figure", H.speedup_rows(C, by_key), fig_dir),
+        safe(H.agreement, "table", C, smoke),
+        safe(SF.published_vs_ours, "figure", R, C, fig_dir),
+        safe(SF.table1_difference, "figure", R, C, fig_dir),
+        safe(SF.epochs_gain, "figure", R, C, fig_dir),
+    ]
+    intro = "Which model, which hardware, how sure are we: the answers first, the study's tables after."
+    if smoke:
+        intro = "SMOKE RUN: the numbers below are meaningless; only the wiring was tested. " + intro
+    return Section("summary", "Summary", intro, [i for i in parts if i])
+
+
 def run_report(records_root: str | os.PathLike, out_dir: str | os.PathLike, log=print) -> Path:
-    """Read every record below ``records_root``, write the report into ``out_dir``, return report.html."""
+    """Read every record below ``records_root``; write the report into ``out_dir``; return report.html's
+    path."""
     root, out = Path(records_root), Path(out_dir)
     if not root.is_dir():
         raise DataError(
@@ -100,11 +129,21 @@ def run_report(records_root: str | os.PathLike, out_dir: str | os.PathLike, log=
             rec.add_input(f"{r.get('step')}/{r.get('run_id')}", path=Path(r["_dir"]) / "record.json")
         fig_dir, table_dir = out / "figures", out / "tables"
         C = S.comparison(R)
+        F.SMOKE_MARK.set("SMOKE RUN: numbers meaningless" if is_smoke(R) else None)
         sections = _sections(R, C, fig_dir, log)
         items = [i for s in sections for i in s.items]
+        if is_smoke(R):
+            for i in items:
+                i.caption = "SMOKE RUN (numbers meaningless). " + i.caption
         banner = build_banner(R, C)
         summary = build_summary(R, C, banner)
         summary["not_run"] = {i.key: i.not_run.reason for i in items if i.not_run is not None}
+        summary.update(H.summary_json(C, {i.key: i for i in items}))
+        summary["verdicts"] = {r["claim"]: r["verdict"] for r in summary.get("claims", [])}
+        for r in summary.get("agreement", []):
+            if r["table"] == "all 77 cells":
+                summary["metrics"]["published_accuracy_cells_within_0_5_pp"] = float(r["within_0_5_pp"])
+                summary["metrics"]["published_accuracy_cells_within_1_pp"] = float(r["within_1_pp"])
         summary["onnx_speedup_vs_pytorch"] = onnx_speedup(
             R, {i.key: i for i in items}.get("inference_latency"), summary
         )
@@ -127,7 +166,9 @@ def run_report(records_root: str | os.PathLike, out_dir: str | os.PathLike, log=
         write_json(out / SUMMARY_NAME, summary)
 
         study = banner["preset"]
-        title = f"dlbench report: {study}" if study else "dlbench report"
+        title = (f"dlbench report: {study}" if study else "dlbench report") + (
+            " (SMOKE RUN: numbers meaningless)" if banner["smoke"] else ""
+        )
         subtitle = f"{len(R.all)} records from {root} · generated {summary['generated']}" + (
             f" · code {summary['code_version'][:12]}" if summary.get("code_version") else ""
         )
@@ -223,11 +264,7 @@ def build_banner(R: Records, C: pd.DataFrame) -> dict[str, Any]:
             "yes: not comparable with full-data numbers" if subsampled else "no: the full datasets",
         ),
         ("steps per epoch", f"capped at {', '.join(map(str, steps))}" if steps else "all (no cap)"),
-        (
-            "AMP",
-            "fp16 autocast on the GPU, as the study; AMP off (fp32) on the CPU"
-            + ("; smoke runs planned for the GPU ran on the CPU with AMP off" if smoke else ""),
-        ),
+        ("precision", precision_line(R)),
         ("compared with", ref.CITATION),
         ("published cells", f"{len(C)} published values; {filled} have a run of ours at their cell"),
     ]
@@ -247,11 +284,30 @@ def build_banner(R: Records, C: pd.DataFrame) -> dict[str, Any]:
     }
 
 
+def precision_line(R: Records) -> str:
+    """What precision the training runs used, from their records: per device that ran and AMP setting,
+    the number of runs (and what a smoke run replaced)."""
+    counts: dict[str, int] = defaultdict(int)
+    for r in R.step("train"):
+        amp, dev = cfg(r, "amp") or "off", device_label(cfg(r, "device"))
+        planned = cfg(r, "planned") or {}
+        what = "fp32 (AMP off)" if amp == "off" else f"{amp} autocast"
+        if planned.get("amp"):
+            what += f" (planned {planned['amp']} autocast on {device_label(planned.get('device'))})"
+        counts[f"{what} on the {dev}"] += 1
+    if not counts:
+        return "no training records"
+    return "; ".join(f"{k}: {n} run(s)" for k, n in sorted(counts.items())) + (
+        " (the study: fp16 AMP on every run)"
+    )
+
+
 # --------------------------------------------------------------------------- summary
 
 
 def build_summary(R: Records, C: pd.DataFrame, banner: dict) -> dict[str, Any]:
-    """Headline numbers; ``summary["metrics"]`` is what a pipeline logs as KFP Metrics (named with units)."""
+    """Headline numbers; ``summary["metrics"]`` is what a pipeline logs as KFP Metrics (named with their
+    unit)."""
     from dlbench.record import git_commit
 
     commits = sorted({(r.get("environment") or {}).get("git_commit") for r in R.all} - {None})
@@ -345,6 +401,29 @@ def _kv(key: str, title: str, rows: list[dict], notes: list[str] | None = None) 
     )
 
 
+def _dirty_text(flags: set) -> str:
+    if True in flags:
+        return "yes: the tree had uncommitted changes (the commit alone does not reproduce it)"
+    return "no" if False in flags else "not recorded"
+
+
+def step_times(R: Records) -> list[dict]:
+    """Per step: its records, their wall time in total and the longest (each record's ``seconds``)."""
+    rows = []
+    for step in (*STEPS, *sorted({str(r.get("step")) for r in R.all} - set(STEPS))):
+        secs = [x for r in R.step(step) if (x := num(r.get("seconds"))) is not None]
+        if secs:
+            rows.append(
+                {
+                    "step": step,
+                    "records": len(R.step(step)),
+                    "wall time, total (s)": f"{sum(secs):,.1f}",
+                    "longest (s)": f"{max(secs):,.1f}",
+                }
+            )
+    return rows
+
+
 def build_environment(R: Records, items: list[Item]) -> list[KeyValues]:
     machines: dict[str, dict] = {}
     for r in R.all:
@@ -356,6 +435,7 @@ def build_environment(R: Records, items: list[Item]) -> list[KeyValues]:
             "CUDA": d.get("cuda"),
             "CPU": e.get("cpu"),
             "cores": e.get("cpu_count"),
+            "memory GiB": e.get("memory_gib"),
             "host": e.get("host"),
             "Python": e.get("python"),
             "platform": e.get("platform"),
@@ -374,16 +454,26 @@ def build_environment(R: Records, items: list[Item]) -> list[KeyValues]:
         code[(e.get("git_commit") or "unknown", e.get("dlbench"))].add(str(r.get("step")))
         for name, version in (e.get("libraries") or {}).items():
             libs[(name, str(version))].add(str(r.get("step")))
+    dirty: dict[tuple, set] = defaultdict(set)
+    for r in R.all:
+        e = r.get("environment") or {}
+        dirty[(e.get("git_commit") or "unknown", e.get("dlbench"))].add(e.get("git_dirty"))
     out.append(
         _kv(
             "env-code",
             "Code version",
             [
-                {"git commit": c, "dlbench": v, "steps": ", ".join(sorted(st))}
+                {
+                    "git commit": c,
+                    "dlbench": v,
+                    "uncommitted changes": _dirty_text(dirty[(c, v)]),
+                    "steps": ", ".join(sorted(st)),
+                }
                 for (c, v), st in sorted(code.items(), key=str)
             ],
         )
     )
+    out.append(_kv("env-steps", "Wall time per step", step_times(R)))
     if libs:
         out.append(
             _kv(

@@ -17,6 +17,7 @@ from typing import Any
 import pandas as pd
 
 from dlbench.report import reference as ref
+from dlbench.report import uncertainty as U
 from dlbench.report.collect import NotRun, Records, dataset_label, model_label, svm_frame, train_frame
 from dlbench.report.document import Item, builder, fmt
 
@@ -50,7 +51,11 @@ def _choose(cands: pd.DataFrame, table: str) -> tuple[pd.Series | None, list[str
 
 
 def comparison(R: Records) -> pd.DataFrame:
-    """One row per published cell: the study's values (strings, as printed), ours, differences, the run."""
+    """One row per published cell: the study's values (strings, as printed), ours, differences, the run.
+
+    Ours is the mean over the run's repeats (the runs that differ from it only in their seed); with two or
+    more, ``*_ci95`` holds the half-width of the 95 % interval and ``*_n`` the number of runs; hidden
+    ``_acc`` / ``_secs`` columns hold the :class:`~dlbench.report.uncertainty.Estimate` behind them."""
     pub = ref.published()
     train, svm = train_frame(R), svm_frame(R)
     rows = []
@@ -66,6 +71,8 @@ def comparison(R: Records) -> pd.DataFrame:
         frame = svm if cell["table"] == "svm" else train
         cands, fast = _candidates(cell, frame)
         run, others = _choose(cands, cell["table"])
+        reps = _repeats(cands, run)
+        others = [o for o in others if o not in set(reps["run_id"])]
         row["run_id"] = None if run is None else run["run_id"]
         row["also_matching"] = " ".join(others)
         row["smoke"] = bool(run is not None and run["smoke"])
@@ -77,13 +84,22 @@ def comparison(R: Records) -> pd.DataFrame:
             row["why_not"] = None
         ok = run is not None and run["ok"]
         if cell["table"] == "svm":
-            row["ours_accuracy_pct"] = run["accuracy_pct"] if ok else None
-            row["ours_fit_ms"] = run["fit_seconds"] * 1000 if ok and run["fit_seconds"] is not None else None
-            row["ours_seconds"] = None
+            acc = U.estimate(list(reps["accuracy_pct"])) if ok else None
+            fit = U.estimate([x * 1000 for x in reps["fit_seconds"] if x is not None]) if ok else None
+            secs = None
         else:
-            row["ours_accuracy_pct"] = run["test_accuracy_pct"] if ok else None
-            row["ours_seconds"] = run["train_seconds"] if ok and not fast else None
-            row["ours_fit_ms"] = None
+            acc = U.estimate(list(reps["test_accuracy_pct"])) if ok else None
+            secs = U.estimate(list(reps["train_seconds"])) if ok and not fast else None
+            fit = None
+        row["ours_accuracy_pct"] = acc.mean if acc else None
+        row["ours_seconds"] = secs.mean if secs else None
+        row["ours_fit_ms"] = fit.mean if fit else None
+        row["ours_accuracy_ci95_pp"] = acc.half if acc else None
+        row["ours_seconds_ci95"] = secs.half if secs else None
+        row["ours_repeats"] = len(reps) if ok else 0
+        row["ours_runs"] = " ".join(str(x) for x in reps["run_id"]) if ok else ""
+        row["_acc"], row["_secs"] = acc, secs
+        row.update(_filled_in(run, fast) if ok else {})
         row["time_note"] = ref.fast_note(run.to_dict()) if fast and run is not None else None
         sa, ss, sf = (ref.value(cell[k]) for k in ("test_accuracy_pct", "train_seconds", "fit_ms"))
         oa, os_, of = row["ours_accuracy_pct"], row["ours_seconds"], row["ours_fit_ms"]
@@ -94,6 +110,58 @@ def comparison(R: Records) -> pd.DataFrame:
     out = pd.DataFrame(rows)
     out["disagrees"] = [_disagreements(out, r) for _, r in out.iterrows()]
     return out
+
+
+def _repeats(cands: pd.DataFrame, run: pd.Series | None) -> pd.DataFrame:
+    """The finished runs among ``cands`` that repeat ``run``'s setting (differ only in the seed), ``run``
+    first."""
+    if run is None or cands.empty:
+        return cands.iloc[0:0]
+    key = run.get("repeat_of")
+    same = (
+        cands[cands["ok"] & (cands["repeat_of"] == key)] if "repeat_of" in cands and key else cands.iloc[0:0]
+    )
+    if not len(same) and run["ok"]:
+        same = cands[cands["run_id"] == run["run_id"]]
+    first = same["run_id"] == run["run_id"]
+    return pd.concat([same[first], same[~first]])
+
+
+# The settings our run used where a cell may leave them unstated, as columns of every study table's CSV.
+FILLED_IN = [
+    "our_batch_size",
+    "our_lr",
+    "our_device",
+    "our_hardware",
+    "our_precision",
+    "our_input",
+    "our_engine",
+]
+
+
+def _filled_in(run: pd.Series, fast: bool) -> dict[str, Any]:
+    """What the run shown at a cell used: batch, lr, the device and hardware that ran it, its precision, its
+    input, its engine (an SVM: its C, gamma and degree)."""
+    rec = run.get("_rec") or {}
+    hw = (rec.get("device") or {}).get("name") or (rec.get("environment") or {}).get("cpu")
+    if "kernel" in run and "model" not in run:
+        return {
+            "our_device": run.get("ran_backend"),
+            "our_hardware": hw,
+            "our_svm_params": f"C={run.get('C')} gamma={run.get('gamma')} degree={run.get('degree')}",
+        }
+    amp = run.get("amp_ran")
+    return {
+        "our_batch_size": run.get("batch_size"),
+        "our_lr": run.get("lr"),
+        "our_device": run.get("ran_on"),
+        "our_hardware": hw,
+        "our_precision": "fp32" if amp in (None, "off") else f"{amp} autocast",
+        "our_input": f"{run.get('in_channels', 1)}x{run.get('input_size', 28)}x{run.get('input_size', 28)}",
+        "our_engine": run.get("engine"),
+        "ours_epoch_seconds_sd": None if fast else run.get("epoch_seconds_sd"),
+        "ours_wall_seconds": None if fast else run.get("wall_seconds"),
+    }
 
 
 def _candidates(cell: pd.Series, frame: pd.DataFrame) -> tuple[pd.DataFrame, bool]:
@@ -140,6 +208,13 @@ def _cell(row: pd.Series, key: str) -> object:
         return NotRun(_why(row))
     if key in ("ours_seconds", "time_ratio") and isinstance(row.get("time_note"), str):
         return row["time_note"]  # filled by a run trained the fast way: its accuracy only
+    half = _num(
+        row.get(
+            {"ours_accuracy_pct": "ours_accuracy_ci95_pp", "ours_seconds": "ours_seconds_ci95"}.get(key, "")
+        )
+    )
+    if half is not None and _num(v) is not None:
+        return f"{fmt(v, KINDS[key])} ± {fmt(half, KINDS[key])}"  # the mean of repeats and its 95 % interval
     return fmt(v, KINDS.get(key, "text")) if not isinstance(v, str) else (v or "—")
 
 
@@ -182,9 +257,59 @@ def _labels(rows: pd.DataFrame) -> pd.DataFrame:
     out["pin_memory"] = out["pin_memory"].map(
         lambda v: {"true": "pin on", "false": "pin off", "": "not stated"}[v]
     )
-    out["device"] = out["device"].map(lambda v: {"cuda": "GPU (A30)", "cpu": "CPU (Xeon)"}[v])
+    out["device"] = out["device"].map(lambda v: device_heading(v, rows))
     out["epochs"] = out["epochs"].map(lambda v: f"{v} epochs" if v else "")
     return out
+
+
+STUDY_HARDWARE = {"cuda": "A30", "cpu": "Xeon Gold 6326"}
+
+
+def device_heading(device: str, rows: pd.DataFrame) -> str:
+    """A device column's heading: the study's hardware and ours from the records of the runs shown, e.g.
+    ``GPU (study A30; ours NVIDIA H200)``; where a smoke run stood in on the CPU, ``ours ran on CPU: ...``."""
+    mine = rows[rows["device"] == device] if "device" in rows else rows
+    hw = sorted({str(x) for x in mine.get("our_hardware", pd.Series(dtype=object)) if isinstance(x, str)})
+    ran = sorted({str(x) for x in mine.get("our_device", pd.Series(dtype=object)) if isinstance(x, str)})
+    label = {"cuda": "GPU", "cpu": "CPU"}.get(device, device)
+    ours = ", ".join(hw) if hw else "no run"
+    if ran and ran != [device]:
+        ours = f"ran on {'/'.join(r.upper() if r == 'cpu' else r for r in ran)}: {ours}"
+    return f"{label} (study {STUDY_HARDWARE.get(device, '?')}; ours {ours})"
+
+
+def _filled_note(table: str, rows: pd.DataFrame) -> str | None:
+    """The settings the study leaves unstated for this table and the values our runs at its cells used."""
+    cols = {"batch_size": ("our_batch_size", "batch"), "lr": ("our_lr", "lr"), "optimizer": (None, "")}
+    bits = []
+    for s in ref.unstated(table):
+        col, word = cols.get(s, (None, s))
+        if col and col in rows:
+            vals = sorted({fmt(v, "lr" if s == "lr" else "int") for v in rows[col] if _num(v) is not None})
+            if vals:
+                bits.append(f"{word} {' / '.join(vals)}")
+    ran = [("our_precision", "precision"), ("our_input", "input"), ("our_engine", "engine")]
+    for col, word in ran:
+        if col in rows:
+            vals = sorted({str(v) for v in rows[col] if isinstance(v, str)})
+            if vals:
+                bits.append(f"{word} {' / '.join(vals)}")
+    return (
+        "Filled in by us (the study is silent or fixes it for all runs): "
+        + ", ".join(bits)
+        + "; per cell in "
+        "the CSV's our_* columns."
+        if bits
+        else None
+    )
+
+
+TIME_NOTE = (
+    "Time definitions: the study's seconds are its 'training time' of all epochs (it does not define it; "
+    "probably the training loop's wall time). Ours s: the training steps of all epochs, the device "
+    "synchronised before the clock stops, validation excluded; the CSV adds ours_wall_seconds (training "
+    "with each epoch's validation) and ours_epoch_seconds_sd (the spread of the epochs' times)."
+)
 
 
 def _notes(table: str, rows: pd.DataFrame) -> list[str]:
@@ -193,6 +318,15 @@ def _notes(table: str, rows: pd.DataFrame) -> list[str]:
         "loop, AMP (fp16 on the GPU; ours fp32 on the CPU), 1x28x28 input, imagenet stem, 70/10/20 split."
     )
     notes = [fixed] if table != "svm" else []
+    if (rows.get("ours_repeats", pd.Series(dtype=float)).fillna(0) >= 2).any():
+        notes.append(
+            "Ours: the mean over the repeats of a setting (spec seeds) ± the half-width of its 95 % interval "
+            "(Student's t); one value alone is one run (no interval). ours_repeats in the CSV counts them."
+        )
+    if table != "svm":
+        notes += [n for n in (_filled_note(table, rows),) if n]
+    if (rows["study_seconds"] != "").any():
+        notes.append(TIME_NOTE)
     missing = ref.unstated(table)
     if missing:
         notes.append(
@@ -223,7 +357,8 @@ def _notes(table: str, rows: pd.DataFrame) -> list[str]:
 
 
 def cells(C: pd.DataFrame, table: str) -> pd.DataFrame:
-    """The comparison frame's rows of a published table (``table1`` ... ``table4``, ``svm``, ``all-runs``)."""
+    """The rows of the comparison frame for one published table (``table1`` ... ``table4``, ``svm``,
+    ``all-runs``)."""
     return C[C["table"] == table]
 
 
@@ -257,7 +392,15 @@ def _study_table(
                 "ours_fit_ms",
                 "fit_ratio",
                 "study_gflops",
+                "ours_accuracy_ci95_pp",
+                "ours_seconds_ci95",
+                "ours_repeats",
+                "ours_epoch_seconds_sd",
+                "ours_wall_seconds",
+                *FILLED_IN,
+                "our_svm_params",
                 "run_id",
+                "ours_runs",
                 "smoke",
                 "why_not",
                 "also_matching",
@@ -330,8 +473,8 @@ def pin_memory(item: Item, rows: pd.DataFrame, lab: pd.DataFrame) -> pd.DataFram
 @_study_table(
     "table4",
     "Table 4: CPU vs GPU, Fashion-MNIST, 10 epochs",
-    f"Training time and test accuracy on the CPU and the GPU ({ref.STUDY['cpu']} vs {ref.STUDY['gpu']} in "
-    "the study), the models' GFLOPs and the GPU speedup (CPU time / GPU time).",
+    f"Training time and test accuracy on the CPU and the GPU ({ref.STUDY['cpu']} vs {ref.STUDY['gpu']} "
+    "in the study), the models' GFLOPs and the GPU speedup (CPU time / GPU time).",
 )
 def cpu_vs_gpu(
     item: Item, rows: pd.DataFrame, lab: pd.DataFrame, our_gflops: dict[str, float | None] | None = None
@@ -364,8 +507,8 @@ def cpu_vs_gpu(
 @_study_table(
     "svm",
     "SVM table: polynomial and RBF kernels (scikit-learn)",
-    "Test accuracy and fit time of each kernel; the study fitted its SVMs on its CPUs "
-    f"({ref.STUDY['cpu']}), in milliseconds as printed.",
+    f"Test accuracy and fit time of each kernel; the study fitted its SVMs on its CPUs ({ref.STUDY['cpu']}), "
+    "in milliseconds as printed.",
 )
 def svm_kernels(item: Item, rows: pd.DataFrame, lab: pd.DataFrame) -> pd.DataFrame:
     keys = {
@@ -376,10 +519,13 @@ def svm_kernels(item: Item, rows: pd.DataFrame, lab: pd.DataFrame) -> pd.DataFra
     }
     view = _pivot(lab, ["dataset"], ["model"], keys)
     view.index.names = ["dataset"]
+    ours = sorted({str(x) for x in rows.get("our_svm_params", pd.Series(dtype=object)) if isinstance(x, str)})
     item.notes.insert(
         0,
-        "The study states no C, gamma or degree; ours are in the spec. Matched only by scikit-learn "
-        "runs on the whole train split (cuML runs are in Table 7).",
+        "The study states no C, gamma or degree; ours: "
+        + ("; ".join(ours) if ours else "no run")
+        + " (degree applies to the polynomial kernel only), on the whole train split, scikit-learn "
+        "(cuML runs are in Table 7).",
     )
     return view
 

@@ -178,6 +178,10 @@ def other_runs(item: Item, R: Records, filled: set[str]) -> None:
         item.not_run = NotRun("every training run of this study fills a published cell")
         return
     kinds, labels, note = _axes(T)
+    if (T["ran_on"] != T["device"]).any() or (T["amp_ran"] != T["amp"]).any():
+        # a smoke run: the device and AMP columns are the spec's plan; these say what ran
+        kinds.update(ran_on="device", amp_ran="text")
+        labels.update(ran_on="ran on", amp_ran="AMP ran", device="device planned", amp="AMP planned")
     kinds.update(test_accuracy_pct="pct", train_seconds="s2", images_per_second="ips", run_id="text")
     labels.update(
         test_accuracy_pct="test accuracy (%)",
