@@ -60,11 +60,15 @@ def fashion_dir() -> Path:
 # module's tests stay on one worker (its module fixtures, a trained run or a whole pipeline, run once), and
 # every container test on one (the image is built once, then pushed and run).
 SPREAD_MODULES = {"tests/test_bad_input.py", "tests/test_cli.py", "tests/test_configs.py"}
+# Modules that run a whole study or pipeline (marked slow: `make check` leaves them to `make test`).
+SLOW_MODULES = {"tests/pipeline/test_local_run.py", "tests/report/test_reference_smoke.py"}
 
 
 def pytest_collection_modifyitems(config, items):
     for item in items:
         module = item.nodeid.split("::", 1)[0]
+        if module in SLOW_MODULES:
+            item.add_marker(pytest.mark.slow)
         if item.get_closest_marker("container"):
             item.add_marker(pytest.mark.xdist_group("container"))
         elif module not in SPREAD_MODULES:

@@ -127,6 +127,7 @@ def test_mnist_offline_sample_is_labelled(tmp_path):
     assert first.size and y[first[0]] == split["y_train"][0]  # images and labels stay paired
 
 
+@pytest.mark.slow  # all 70,000 images
 def test_real_fashion_mnist_all_images(fashion_dir, tmp_path):
     out = tmp_path / "fm"
     assert main(["data", "--dataset", "fashion-mnist", "--out", str(out), "--root", str(fashion_dir)]) == 0
