@@ -104,7 +104,7 @@ def run(args) -> int:
                 planned = "".join(f" (planned {k} {v})" for k, v in (cfg.planned or {}).items())
                 print(
                     f"train {cfg.run_id}  {cfg.dataset} {cfg.model} bs={cfg.batch_size} {cfg.optimizer} "
-                    f"lr={cfg.lr:g} epochs={cfg.epochs} {cfg.device} {cfg.engine} pin={cfg.pin_memory} amp={cfg.amp}"
+                    f"lr={cfg.lr:g} epochs={cfg.epochs} {_device(cfg)} {cfg.engine} pin={cfg.pin_memory} amp={cfg.amp}"
                     f"{' ' + cfg.input_shape if cfg.input_shape != '1x28x28' else ''}{planned}"
                     f"  [grid {', '.join(grids.get(cfg.run_id, []))}]{group}"
                     + fills(cells_for(cfg.model_dump()), cells_for(cfg.model_dump(), accuracy_only=True))
@@ -113,13 +113,19 @@ def run(args) -> int:
             planned = "".join(f" (planned {k} {v})" for k, v in (cfg.planned or {}).items())
             print(
                 f"svm   {cfg.run_id}  {cfg.dataset} {cfg.backend} {cfg.kernel} C={cfg.C:g} "
-                f"gamma={cfg.gamma} n_train={cfg.n_train or 'all'}{planned}"
+                f"gamma={cfg.gamma} n_train={cfg.n_train or 'all'}"
+                f"{' on ' + cfg.device_name if cfg.device_name else ''}{planned}"
                 + fills(cells_for(cfg.model_dump(), "svm"))
             )
         from dlbench.report.reference import published
 
         print(f"published cells filled: {len(n_cells)} of {len(published())}")
     return 0
+
+
+def _device(cfg) -> str:
+    """A run's device as the spec named it: ``cuda``, or a catalog name with its kind, ``h100 (cuda)``."""
+    return f"{cfg.device_name} ({cfg.device})" if cfg.device_name else cfg.device
 
 
 def run_estimate(args, spec) -> int:
