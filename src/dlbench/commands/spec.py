@@ -45,9 +45,9 @@ def register(sub) -> None:
     p.add_argument(
         "--device",
         action="append",
-        choices=["cpu", "cuda"],
         default=None,
-        help="calibrate the runs of this device (repeatable); default: cpu, and cuda when visible",
+        help="calibrate the runs of this device (repeatable): cpu, cuda or a name of the spec's devices: "
+        "catalog, measured here as its kind; default: cpu, and cuda when visible",
     )
     p.add_argument(
         "--compare",
@@ -104,7 +104,8 @@ def run(args) -> int:
                 planned = "".join(f" (planned {k} {v})" for k, v in (cfg.planned or {}).items())
                 print(
                     f"train {cfg.run_id}  {cfg.dataset} {cfg.model} bs={cfg.batch_size} {cfg.optimizer} "
-                    f"lr={cfg.lr:g} epochs={cfg.epochs} {_device(cfg)} {cfg.engine} pin={cfg.pin_memory} amp={cfg.amp}"
+                    f"lr={cfg.lr:g} epochs={cfg.epochs} {_device(cfg)} {cfg.engine} "
+                    f"pin={cfg.pin_memory} amp={cfg.amp}"
                     f"{' ' + cfg.input_shape if cfg.input_shape != '1x28x28' else ''}{planned}"
                     f"  [grid {', '.join(grids.get(cfg.run_id, []))}]{group}"
                     + fills(cells_for(cfg.model_dump()), cells_for(cfg.model_dump(), accuracy_only=True))
@@ -133,6 +134,7 @@ def run_estimate(args, spec) -> int:
     from dlbench.estimate import (
         actual_seconds,
         calibrate,
+        check_devices,
         estimate,
         format_estimate,
         load_calibration,
@@ -150,6 +152,7 @@ def run_estimate(args, spec) -> int:
             "--estimate needs step times: --calibrate (measure here) or --calibration FILE",
             f"run dlbench spec expand {args.spec} --estimate --calibrate",
         )
+    check_devices(args.device, spec)
     actual = actual_seconds(args.compare) if args.compare else None  # a bad folder fails before measuring
     cal = None
     if args.calibration and (not args.calibrate or os.path.exists(args.calibration)):
