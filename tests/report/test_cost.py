@@ -18,9 +18,10 @@ from tests.report.conftest import data_record, svm_record, train_record
 BASE = {"dataset": "fashion-mnist", "model": "resnet18", "batch_size": 64, "optimizer": "adam", "epochs": 2}
 
 
-def machine(root: Path, host: str, pool: str, kind_price: float | None, gpu_acc: float, gpu_s: float) -> Path:
-    """A study folder as one machine leaves it: a GPU pool run, the same CPU run as the other machine, an SVM."""
-    devices = {pool: {"kind": "cuda", "accelerator": "nvidia.com/gpu", "price_per_hour": kind_price}}
+def machine(root: Path, host: str, pool: str, price: float | None, gpu_acc: float, gpu_s: float) -> Path:
+    """A study folder as one machine leaves it: a run on its GPU pool, the same CPU run as the other
+    machine, an SVM."""
+    devices = {pool: {"kind": "cuda", "accelerator": "nvidia.com/gpu", "price_per_hour": price}}
     devices["cpu"] = {"kind": "cpu"}  # no price: hours only
     spec = {"name": f"study-{pool}", "devices": devices}
     root.mkdir(parents=True)

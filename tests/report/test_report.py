@@ -28,6 +28,8 @@ FIGURES = [
     "fig6_gpu_speedup.png",
     "fig7_gflops_vs_gpu_time.png",
     "fig8_inference_latency.png",
+    "fig9_accuracy_vs_cost.png",
+    "fig10_time_and_cost_per_device.png",
 ]
 TABLES = [
     "steps",
@@ -43,6 +45,10 @@ TABLES = [
     "svm_runs",
     "inference_latency",
     "model_complexity",
+    "cost_per_run",
+    "cost_per_device",
+    "cheapest_to_reach",
+    "energy",
 ]
 
 
@@ -87,7 +93,7 @@ def test_writes_every_output_and_its_own_record(report):
     assert rec["step"] == "report" and rec["status"] == "ok"
     assert rec["outputs"]["report_html"]["sha256"]
     assert len(rec["inputs"]) == 34  # every record of the study, fingerprinted
-    assert rec["metrics"]["figures"] == 9 and rec["metrics"]["not_run"] == {}
+    assert rec["metrics"]["figures"] == 11 and rec["metrics"]["not_run"] == {}
 
 
 def test_provenance_names_only_runs_that_fill_a_cell(report, study):
