@@ -108,3 +108,12 @@ def test_the_pool_loops_runs_reach_the_report_by_the_step_their_records_name(tmp
     a, b, c = run("t1", "train"), run("t2", "train"), run("s1", "svm")
     got = pool_runs([[a], None, [b, c]])
     assert {k: [x.path for x in v] for k, v in got.items()} == {"train": [a.path, b.path], "svm": [c.path]}
+
+
+def test_pre_flight_names_the_node_pools_the_tasks_go_to():
+    from dlbench_kfp.pipelines.preflight import device_notes
+
+    (note,) = device_notes(pools_spec())
+    assert "h100 (cuda, nvidia.com/gpu x1, nvidia.com/gpu.product=NVIDIA-H100-80GB-HBM3, $4.50/h)" in note
+    assert "vm (cpu, $0.10/h)" in note and "l4 (" in note
+    assert device_notes(load_spec("quick")) == []
