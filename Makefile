@@ -10,8 +10,12 @@ STORE ?= runs/pipeline
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 FASHION_DIR := /usr/share/datasets/fashion-mnist
 PIP_QUIET := --quiet --disable-pip-version-check
+LINT_PATHS := src tests components pipelines stores bench
+# Test processes (pytest-xdist). Tests of one module share a worker (its module fixtures run once); the
+# container tests share one; tests/conftest.py says which modules are spread test by test.
+WORKERS ?= 2
 
-.PHONY: help setup data browser demo study test lint compile bench clean clean-runs
+.PHONY: help setup data browser demo study test check lint compile bench clean clean-runs
 
 help:  ## list the verbs
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 12
@@ -41,11 +45,17 @@ demo: setup data  ## run the quick study through the KFP pipeline on this machin
 study: setup data  ## run the quick study in this process, without KFP, into runs/quick (again: skips finished runs)
 	$(BIN)/dlbench study --spec $(SPEC) $(if $(OUT),--out $(OUT)) --resume
 
-test: setup data browser registry  ## run the test suite
-	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+test: setup data browser registry  ## the whole test suite, as CI runs it (container build and smoke study included)
+	$(BIN)/python -m pytest -q -n $(WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
-lint: setup  ## ruff
-	$(BIN)/ruff check src tests components pipelines stores bench
+check: setup data  ## after each edit: ruff, then the fast tests (no container, no training past a few steps)
+	$(BIN)/ruff check $(LINT_PATHS)
+	$(BIN)/ruff format --check $(LINT_PATHS)
+	$(BIN)/python -m pytest -q -n $(WORKERS) --dist loadgroup -m "not slow and not container" $(PYTEST_ARGS)
+
+lint: setup  ## ruff (lint and format check)
+	$(BIN)/ruff check $(LINT_PATHS)
+	$(BIN)/ruff format --check $(LINT_PATHS)
 
 compile: setup  ## compile the quick study's pipeline to pipelines/study_pipeline.yaml (kept in the repo)
 	env -u DLBENCH_REGISTRY -u DLBENCH_IMAGE_TAG $(BIN)/dlbench compile --spec quick --out pipelines/study_pipeline.yaml

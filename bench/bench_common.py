@@ -3,7 +3,8 @@ the device settings of the torch benchmarks and the engine timing loop.
 
 A script imports this module from beside itself (``import bench_common``: Python puts a script's own
 folder first on ``sys.path``; the tests name ``bench/`` in pytest's ``pythonpath``); dlbench comes from the
-install (``make setup``). The run configs are :class:`dlbench.spec.TrainConfig` (pydantic), the step's own config.
+install (``make setup``). The run configs are :class:`dlbench.spec.TrainConfig` (pydantic), the step's own
+config.
 """
 
 from __future__ import annotations

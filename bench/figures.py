@@ -102,10 +102,11 @@ def engines() -> tuple[list[str], dict]:
     lines = [
         "## Training engines (`bench/train_engines.py`)",
         "",
-        f"One {head['engine_device']}, torch {load(ENGINES[0])['environment']['libraries']['torch']}, synthetic "
-        f"Fashion-MNIST-shaped data, Adam 1e-3, imagenet stem; {warm[0]} warm-up steps excluded, {warm[1]} timed "
-        f"steps, epoch time projected to {warm[2]:,} images. Dataloader engine: `DataLoader(num_workers={warm[3]}, "
-        "pin_memory=True)`; resident engine: the split on the GPU and the whole step in a CUDA graph.",
+        f"One {head['engine_device']}, torch {load(ENGINES[0])['environment']['libraries']['torch']}, "
+        f"synthetic Fashion-MNIST-shaped data, Adam 1e-3, imagenet stem; {warm[0]} warm-up steps excluded, "
+        f"{warm[1]} timed steps, epoch time projected to {warm[2]:,} images. Dataloader engine: "
+        f"`DataLoader(num_workers={warm[3]}, pin_memory=True)`; resident engine: the split on the GPU and "
+        "the whole step in a CUDA graph.",
         "",
         "| model | batch | AMP | dataloader (per step, per epoch) | resident + CUDA graph | speedup |",
         "|---|---|---|---|---|---|",
@@ -127,8 +128,9 @@ def accuracy() -> tuple[list[str], dict]:
         accs.append(m["test_accuracy"])
         amp = "fp16 + GradScaler" if c["amp"] == "fp16" else c["amp"]
         rows.append(
-            f"| {amp} | {c['seed']} | {c['stem']} | {m['epoch_seconds_mean']:.2f} s | {pct(m['test_accuracy'])} "
-            f"| {pct(m['test_accuracy_best_checkpoint'])} (epoch {m['best_epoch']}) |"
+            f"| {amp} | {c['seed']} | {c['stem']} | {m['epoch_seconds_mean']:.2f} s | "
+            f"{pct(m['test_accuracy'])} | {pct(m['test_accuracy_best_checkpoint'])} (epoch "
+            f"{m['best_epoch']}) |"
         )
     r0 = load(TRAIN_RECORDS[0])
     c, m = r0["config"], r0["metrics"]
@@ -136,17 +138,18 @@ def accuracy() -> tuple[list[str], dict]:
     lines = [
         "## Accuracy: `dlbench train` on all of Fashion-MNIST",
         "",
-        f"{model_label(c['model'])}, batch {c['batch_size']}, {c['optimizer'].capitalize()} {lr_text(c['lr'])}, "
-        f"{c['epochs']} epochs, {c['engine']} engine, on one {r0['device']['name']}; split "
-        f"{m['n_train']:,} / {m['n_val']:,} / {m['n_test']:,} (train / val / test).",
+        f"{model_label(c['model'])}, batch {c['batch_size']}, {c['optimizer'].capitalize()} "
+        f"{lr_text(c['lr'])}, {c['epochs']} epochs, {c['engine']} engine, on one {r0['device']['name']}; "
+        f"split {m['n_train']:,} / {m['n_val']:,} / {m['n_test']:,} (train / val / test).",
         "",
-        "| AMP | seed | stem | epoch time | test accuracy, final weights | test accuracy, best-val checkpoint |",
+        "| AMP | seed | stem | epoch time | test accuracy, final weights | test accuracy, best-val "
+        "checkpoint |",
         "|---|---|---|---|---|---|",
         *rows,
         "",
         f"The reference study reports {REFERENCE_ACCURACY:.2f} % for this configuration; these runs reach "
-        f"{min(accs) * 100:.2f}-{max(accs) * 100:.2f} % at the default 1x28x28 input. Its published GFLOPs point "
-        "to 3x64x64 inputs (`--input-size 64 --in-channels 3`): measured on an H200 below.",
+        f"{min(accs) * 100:.2f}-{max(accs) * 100:.2f} % at the default 1x28x28 input. Its published GFLOPs "
+        "point to 3x64x64 inputs (`--input-size 64 --in-channels 3`): measured on an H200 below.",
         "",
         cite(TRAIN_RECORDS),
     ]
@@ -191,12 +194,13 @@ def svm() -> tuple[list[str], dict]:
         "|---|---|---|---|---|---|---|---|",
         *rows,
         "",
-        f"On the H100 machine at 10,000 images cuML fitted {h10['fit_speedup']:.1f}x faster than scikit-learn on "
-        f"that machine's CPU, with {h10['accuracy_gap_points']:.2f} points between their accuracies. On all 49,000 "
-        f"images cuML fitted in {cu49['fit_seconds']:.2f} s; scikit-learn took {sk49['fit_seconds']:.1f} s on the "
-        f"2-vCPU VM: {big['fit_speedup']:.1f}x, accuracies {big['accuracy_gap_points']:g} points apart. That "
-        "ratio compares two machines (`same_run: false` in the JSON): libsvm fits on one core, so it also holds "
-        "the difference between the two CPUs' single-core speeds.",
+        f"On the H100 machine at 10,000 images cuML fitted {h10['fit_speedup']:.1f}x faster than "
+        f"scikit-learn on that machine's CPU, with {h10['accuracy_gap_points']:.2f} points between their "
+        f"accuracies. On all 49,000 images cuML fitted in {cu49['fit_seconds']:.2f} s; scikit-learn took "
+        f"{sk49['fit_seconds']:.1f} s on the 2-vCPU VM: {big['fit_speedup']:.1f}x, accuracies "
+        f"{big['accuracy_gap_points']:g} points apart. That ratio compares two machines (`same_run: false` "
+        "in the JSON): libsvm fits on one core, so it also holds the difference between the two CPUs' "
+        "single-core speeds.",
         "",
         cite(SVM_H100 + SVM_CPU),
     ]
@@ -253,9 +257,9 @@ def fused() -> tuple[list[str], dict]:
         ratio = d["ratio"]["grouped_fused_over_solo_aggregate_throughput"]
         rows.append(
             f"| {model_label(c['model'])} | {c['batch_size']} | {c['members']} | "
-            f"{s['images_per_second_aggregate']:,.0f} | {f['images_per_second_aggregate']:,.0f} | {ratio:.2f}x | "
-            f"{f['peak_memory_device_bytes'] / 2**30:.1f} GiB | {d['first_loss_max_rel_diff']:.1e} | "
-            f"{d['first_step_grad_max_rel_diff']:.1e} |"
+            f"{s['images_per_second_aggregate']:,.0f} | {f['images_per_second_aggregate']:,.0f} | "
+            f"{ratio:.2f}x | {f['peak_memory_device_bytes'] / 2**30:.1f} GiB | "
+            f"{d['first_loss_max_rel_diff']:.1e} | {d['first_step_grad_max_rel_diff']:.1e} |"
         )
         head.setdefault("fused_ratio", {})[(c["model"], c["members"])] = ratio
     v = load(FUSED_VARIANTS)
@@ -269,8 +273,8 @@ def fused() -> tuple[list[str], dict]:
         "m32_nchw_bf16_bench": "32, NCHW, bf16",
     }
     vrows = [
-        f"| {label} | {v[k]['seconds_per_step'] * 1000:.2f} ms | {v[k]['images_per_second_aggregate']:,.0f} | "
-        f"{v[k]['images_per_second_aggregate'] / solo:.2f}x |"
+        f"| {label} | {v[k]['seconds_per_step'] * 1000:.2f} ms | {v[k]['images_per_second_aggregate']:,.0f} "
+        f"| {v[k]['images_per_second_aggregate'] / solo:.2f}x |"
         for k, label in labels.items()
         if "error" not in v[k]
     ]
@@ -278,31 +282,32 @@ def fused() -> tuple[list[str], dict]:
     lines = [
         "## Fused training (`bench/train_fused.py`, `bench/fused_variants.py`)",
         "",
-        f"One {d8['device']['name']}, torch {d8['environment']['libraries']['torch']}, synthetic data, Adam, "
-        f"bf16, CUDA graphs for the solo and the fused steps, {d8['config']['timed_steps']} timed steps after "
-        f"{d8['config']['warmup_steps']} warm-up; members differ in learning rate and dataset normalisation. "
-        "Solo = the members trained one after another with the resident engine in the same process.",
+        f"One {d8['device']['name']}, torch {d8['environment']['libraries']['torch']}, synthetic data, "
+        f"Adam, bf16, CUDA graphs for the solo and the fused steps, {d8['config']['timed_steps']} timed "
+        f"steps after {d8['config']['warmup_steps']} warm-up; members differ in learning rate and dataset "
+        "normalisation. Solo = the members trained one after another with the resident engine in the same "
+        "process.",
         "",
-        "| model | batch | members | solo, img/s (all members) | fused, img/s | fused / solo | fused peak memory "
-        "| first loss, max rel. diff | first-step gradients, max rel. diff |",
+        "| model | batch | members | solo, img/s (all members) | fused, img/s | fused / solo | fused peak "
+        "memory | first loss, max rel. diff | first-step gradients, max rel. diff |",
         "|---|---|---|---|---|---|---|---|---|",
         *rows,
         "",
-        "The agreement columns compare each member's first loss and gradients (eager, fp32, TF32 off) with its "
-        "solo run on the GPU; on the CPU the same check gives about 1e-7 and 2e-6 (`tests/train/test_fused.py`). "
-        "The `vmap` form (`--form vmap`) failed under bf16 autocast on the GPU "
-        f"(`{d8['fused']['vmap']['error']}`) and was not timed there.",
+        "The agreement columns compare each member's first loss and gradients (eager, fp32, TF32 off) with "
+        "its solo run on the GPU; on the CPU the same check gives about 1e-7 and 2e-6 "
+        "(`tests/train/test_fused.py`). The `vmap` form (`--form vmap`) failed under bf16 autocast on the "
+        f"GPU (`{d8['fused']['vmap']['error']}`) and was not timed there.",
         "",
-        f"Variants of the fused ResNet-18 step at batch 16 against one solo resident run ({solo:,.0f} img/s), "
-        "all with `cudnn.benchmark`:",
+        f"Variants of the fused ResNet-18 step at batch 16 against one solo resident run ({solo:,.0f} "
+        "img/s), all with `cudnn.benchmark`:",
         "",
         "| members, memory format, precision | s/step | img/s | vs one solo run |",
         "|---|---|---|---|",
         *vrows,
         "",
-        "Fusion gains 2.0-2.6x aggregate throughput here, short of the 4x hoped for with 8 members: fp32 runs "
-        "about as fast as bf16 and NCHW is slower, so the grouped convolutions themselves, not arithmetic or "
-        "launches, bound the fused step.",
+        "Fusion gains 2.0-2.6x aggregate throughput here, short of the 4x hoped for with 8 members: fp32 "
+        "runs about as fast as bf16 and NCHW is slower, so the grouped convolutions themselves, not "
+        "arithmetic or launches, bound the fused step.",
         "",
         cite(FUSED + [FUSED_VARIANTS]),
     ]
@@ -315,11 +320,13 @@ def input64() -> tuple[list[str], dict]:
     lines = [
         "## The reference study's likely input, 3x64x64",
         "",
-        f"`dlbench train --input-size 64 --in-channels 3` on all of Fashion-MNIST, {model_label(c['model'])}, batch "
-        f"{c['batch_size']}, {c['optimizer'].capitalize()} {lr_text(c['lr'])}, {c['epochs']} epochs, {c['engine']} "
-        f"engine, {c['amp']}, on one {r['device']['name']}:",
+        "`dlbench train --input-size 64 --in-channels 3` on all of Fashion-MNIST, "
+        f"{model_label(c['model'])}, batch {c['batch_size']}, {c['optimizer'].capitalize()} "
+        f"{lr_text(c['lr'])}, {c['epochs']} epochs, {c['engine']} engine, {c['amp']}, on one "
+        f"{r['device']['name']}:",
         "",
-        "| input | epoch time | test accuracy, final weights | test accuracy, best-val checkpoint | reference study |",
+        "| input | epoch time | test accuracy, final weights | test accuracy, best-val checkpoint | "
+        "reference study |",
         "|---|---|---|---|---|",
         f"| {m['input_shape']} | {m['epoch_seconds_mean']:.2f} s | {pct(m['test_accuracy'])} | "
         f"{pct(m['test_accuracy_best_checkpoint'])} (epoch {m['best_epoch']}) | {REFERENCE_ACCURACY:.2f} % |",
@@ -347,20 +354,20 @@ def table1_fused() -> tuple[list[str], dict]:
     lines = [
         "## Table 1's grid on the GPU, fused (`dlbench study --fuse`)",
         "",
-        f"The ResNet-18 runs of Table 1's Fashion-MNIST grid ({len(recs)} of its 32 runs, 4 epochs, all 49,000 training "
-        f"images; spec `{T1}/t1fm.yaml`) with `dlbench study --fuse` on one H200: compatible runs train as "
-        f"{len(groups)} fused pairs (same model, batch and optimizer; the learning rates differ). The training "
-        f"steps took {total:.0f} s in all; the whole study (data, training, an SVM, profile, ONNX, report) 137 s "
-        "(`study.log`). MNIST has no offline copy on that machine and the device time was short, so the rest "
-        "of the grid (MNIST, ResNet-50) did not run there.",
+        f"The ResNet-18 runs of Table 1's Fashion-MNIST grid ({len(recs)} of its 32 runs, 4 epochs, all "
+        f"49,000 training images; spec `{T1}/t1fm.yaml`) with `dlbench study --fuse` on one H200: "
+        f"compatible runs train as {len(groups)} fused pairs (same model, batch and optimizer; the learning "
+        f"rates differ). The training steps took {total:.0f} s in all; the whole study (data, training, an "
+        "SVM, profile, ONNX, report) 137 s (`study.log`). MNIST has no offline copy on that machine and "
+        "the device time was short, so the rest of the grid (MNIST, ResNet-50) did not run there.",
         "",
         "| batch | optimizer | lr | test accuracy | training time (shared by the pair) |",
         "|---|---|---|---|---|",
         *rows,
         "",
-        "`dlbench spec expand --estimate --calibrate --compare` on the same machine projected 4.7 min for this "
-        "study against 2.1 min measured: three of the four groups within 11 %, the first far off (its first "
-        "evaluation paid cuDNN's autotuning, counted per image; see fused.md); `estimate_t1fm.txt`.",
+        "`dlbench spec expand --estimate --calibrate --compare` on the same machine projected 4.7 min for "
+        "this study against 2.1 min measured: three of the four groups within 11 %, the first far off (its "
+        "first evaluation paid cuDNN's autotuning, counted per image; see fused.md); `estimate_t1fm.txt`.",
         "",
         cite([f"{T1}/study.log", f"{T1}/estimate_t1fm.txt"]),
     ]
@@ -378,12 +385,13 @@ def render() -> tuple[str, str]:
     doc = (
         "\n\n".join(
             [
-                "# Measured figures\n\n"
-                "Every number here is written by `python bench/figures.py --write` from the raw files each table "
-                "cites (`tests/test_docs.py` fails when this page and the files disagree); edit the script, not this "
-                f"page. GPU figures: one {env['device']['name']} (driver {env['device']['driver']}, CUDA "
-                f"{env['device']['cuda']}), {env['environment']['cpu_count']} vCPUs, Python {env['environment']['python']}; "
-                "CPU figures: a 2-vCPU Intel Xeon VM. Timings compare fairly only within one machine and one run.",
+                "# Measured figures\n\nEvery number here is written by `python bench/figures.py --write` "
+                "from the raw files each table cites (`tests/test_docs.py` fails when this page and the "
+                f"files disagree); edit the script, not this page. GPU figures: one {env['device']['name']} "
+                f"(driver {env['device']['driver']}, CUDA {env['device']['cuda']}), "
+                f"{env['environment']['cpu_count']} vCPUs, Python {env['environment']['python']}; CPU "
+                "figures: a 2-vCPU Intel Xeon VM. Timings compare fairly only within one machine and one "
+                "run.",
                 *parts,
             ]
         )
@@ -394,14 +402,16 @@ def render() -> tuple[str, str]:
         f"{head['engine_ratio']['resnet18']:.1f}x faster than the reference study's DataLoader loop "
         f"({head['engine_epoch']['resnet18']:.2f} s per 42,000 images on an H100; ResNet-50 "
         f"{head['engine_ratio']['resnet50']:.1f}x).",
-        f"- Accuracy: ResNet-18 on Fashion-MNIST, 4 epochs, reaches {head['acc_min'] * 100:.2f}-"
-        f"{head['acc_max'] * 100:.2f} % at 1x28x28 and {head['acc64'] * 100:.2f} % at 3x64x64, the study's likely "
-        f"input (the reference study: {REFERENCE_ACCURACY:.2f} %).",
-        f"- Fused training: 8 ResNet-18 runs trained as one grouped-convolution model reach "
-        f"{head['fused_ratio'][('resnet18', 8)]:.1f}x the throughput of training them one after another (H200).",
-        f"- SVM: cuML fits the RBF SVM on 49,000 images in {head['cuml_fit_s']:.2f} s, {head['cuml_fit']:.1f}x "
-        f"faster than scikit-learn ({head['sk_fit_s']:.1f} s, another machine), {pct(head['cuml_acc'])} vs "
-        f"{pct(head['sk_acc'])}.",
+        "- Accuracy: ResNet-18 on Fashion-MNIST, 4 epochs, reaches "
+        f"{head['acc_min'] * 100:.2f}-{head['acc_max'] * 100:.2f} % at 1x28x28 and "
+        f"{head['acc64'] * 100:.2f} % at 3x64x64, the study's likely input (the reference study: "
+        f"{REFERENCE_ACCURACY:.2f} %).",
+        "- Fused training: 8 ResNet-18 runs trained as one grouped-convolution model reach "
+        f"{head['fused_ratio'][('resnet18', 8)]:.1f}x the throughput of training them one after another "
+        "(H200).",
+        f"- SVM: cuML fits the RBF SVM on 49,000 images in {head['cuml_fit_s']:.2f} s, "
+        f"{head['cuml_fit']:.1f}x faster than scikit-learn ({head['sk_fit_s']:.1f} s, another machine), "
+        f"{pct(head['cuml_acc'])} vs {pct(head['sk_acc'])}.",
     ]
     wrapped = [textwrap.fill(b, width=110, subsequent_indent="  ") for b in bullets]
     block = "\n".join([BEGIN, *wrapped, END])

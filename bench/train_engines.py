@@ -1,17 +1,17 @@
-"""Time both training engines on the same config in one process; print JSON with s/step, epoch time and the ratio.
+"""Time both training engines on one config in one process; print JSON with s/step, epoch time and the ratio.
 
     python bench/train_engines.py --device cuda --model resnet18 --batch-size 16 --amp bf16
-    python bench/train_engines.py --device cuda --model resnet50 --batch-size 16 --amp fp16 --split runs/x/data/fashion-mnist
-    python bench/train_engines.py --device cpu --batch-size 32 --steps 6 --warmup 2        # a CPU check in seconds
+    python bench/train_engines.py --device cuda --model resnet50 --amp fp16 --split runs/x/data/fashion-mnist
+    python bench/train_engines.py --device cpu --batch-size 32 --steps 6 --warmup 2   # a CPU check in seconds
 
 Each engine gets a freshly initialised model from the same seed and the same batches in the same order
 (dlbench.train), and runs the training loop the train step runs (dlbench.train.loop.train_steps: loss
 kept on the device, read back every engine.sync_every steps). Per engine, in order: setup (resident:
 copy the split to the device and capture the CUDA graph), the first batch, ``--warmup`` untimed steps
 (reported separately), then ``--steps`` timed steps in ``--repeats`` chunks, each chunk timed with the
-device synchronised before and after (bench_common.time_engine). s/step is the mean over the chunks (spread = std);
-the projected epoch time is s/step x ceil(epoch_images / batch) for a 42,000-image epoch (70 % of 60,000,
-the reference study's training split). The dataloader engine's DataLoader is started once and not
+device synchronised before and after (bench_common.time_engine). s/step is the mean over the chunks (spread =
+std); the projected epoch time is s/step x ceil(epoch_images / batch) for a 42,000-image epoch (70 % of
+60,000, the reference study's training split). The dataloader engine's DataLoader is started once and not
 restarted between chunks, so its per-epoch worker start-up is reported as time_to_first_batch, not in s/step.
 
 Data: ``--split`` (a `dlbench data` folder), ``--dataset-dir`` (a folder of IDX files, split 70/10/20 here)

@@ -15,9 +15,10 @@ steps with the device synchronised before and after.
 Printed: s/step of each solo run and of the fused run, images/s per member and aggregate (solo runs one
 after another in one process: aggregate = N x batch / sum of their s/step), the ratio fused / solo
 aggregate, peak device memory of each, and the members' agreement with their solo runs: an eager check
-in fp32 (TF32 off) of each member's first loss and first-step gradients (per tensor, norm-wise) on the
-same first batch -- ``first_loss_max_rel_diff`` and ``first_step_grad_max_rel_diff`` -- and the first
-training losses of the timed engines under ``--amp``.
+of each member's first loss and first-step gradients (per tensor, norm-wise) on the same first batch, in
+fp32 (TF32 off: ``first_loss_max_rel_diff`` and ``first_step_grad_max_rel_diff``, a measured figure that
+depends on the device's kernels) and in float64 (``agreement_fp64``: the fusion's exactness, ~1e-12 on any
+CPU), and the first training losses of the timed engines under ``--amp``.
 
 ``--form vmap`` times ``torch.func.stack_module_state`` + ``vmap`` over the N solo models instead of the
 grouped form (batch norm in training mode, running statistics not tracked; plain foreach Adam/SGD with
@@ -25,7 +26,7 @@ one learning rate per member via per-member scale tensors; no CUDA graph): a tim
 
 Data: synthetic uint8 images of the Fashion-MNIST shape, one set per member (timing does not depend on
 pixel values). The member runs are ``dlbench.spec.TrainConfig`` (the train step's config): needs torch,
-torchvision and pydantic; runs from a checkout without installing it.
+torchvision and pydantic (``make setup`` installs them with dlbench).
 """
 
 from __future__ import annotations
@@ -85,7 +86,7 @@ def parse_args(argv=None):
 
 
 def member_configs(args, device_name: str, amp: str) -> list:
-    """The members' ``TrainConfig``: resident engine, lr halved per member (cycle of 4), datasets alternating."""
+    """Members' ``TrainConfig``: resident engine, lr halved per member (cycle of 4), datasets alternate."""
     datasets = ("fashion-mnist", "mnist")
     return [
         bench_common.train_config(
@@ -112,10 +113,13 @@ def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
     return float((a - b).norm() / b.norm().clamp(min=1e-30))
 
 
-def agreement(configs, arrays, device) -> dict:
-    """Each member's first loss and first-step gradients, fused vs solo, eager, fp32 (TF32 off)."""
+def agreement(configs, arrays, device, dtype: torch.dtype = torch.float32) -> dict:
+    """Each member's first loss and first-step gradients, fused vs solo, eager, in ``dtype`` (float32 or
+    float64: models, inputs and optimizer state; TF32 off)."""
     tf32 = (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32)
     torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+    default_dtype = torch.get_default_dtype()
+    torch.set_default_dtype(dtype)
     try:
         fp32 = [c.model_copy(update={"amp": "off"}) for c in configs]
         fused = FusedEngine(fp32, arrays, device, cuda_graph=False)
@@ -145,9 +149,11 @@ def agreement(configs, arrays, device) -> dict:
             "first_step_grad_max_rel_diff": max(grad_diffs),
             "first_loss_rel_diff_per_member": loss_diffs,
             "first_step_grad_rel_diff_per_member": grad_diffs,
-            "check": "eager, fp32, TF32 off, the members' first batches; gradients per tensor, norm-wise",
+            "check": f"eager, {str(dtype).removeprefix('torch.')}, TF32 off, the members' first batches; "
+            "gradients per tensor, norm-wise",
         }
     finally:
+        torch.set_default_dtype(default_dtype)
         torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = tf32
 
 
@@ -163,7 +169,7 @@ def _peak(device) -> int | None:
 
 
 def time_engine(engine, device, steps: int, warmup: int, repeats: int) -> dict:
-    """setup, warm-up, then ``steps`` timed full-batch steps in ``repeats`` chunks (bench_common.time_engine)."""
+    """setup, warm-up, then ``steps`` timed steps in ``repeats`` chunks (bench_common.time_engine)."""
     t = bench_common.time_engine(engine, device, steps, warmup, repeats)
     last_losses = t["chunk_losses"][-1] if t["chunk_losses"] else None
     return {
@@ -355,8 +361,9 @@ def run(args) -> int:
     arrays = [synthetic_split(c.seed, n_train) for c in configs]
     graph = args.cuda_graph and on_cuda
 
-    _log(f"agreement check ({n_m} members, fp32) ...")
+    _log(f"agreement check ({n_m} members, fp32 and float64) ...")
     agree = agreement(configs, arrays, device)
+    agree64 = agreement(configs, arrays, device, torch.float64)
 
     solo = (
         [] if args.skip_solo else time_solo(configs, arrays, device, steps, warmup, args.repeats, graph, bs)
@@ -394,6 +401,7 @@ def run(args) -> int:
         },
         **{k: agree[k] for k in ("first_loss_max_rel_diff", "first_step_grad_max_rel_diff")},
         "agreement": agree,
+        "agreement_fp64": agree64,
         "solo": solo,
         "fused": fused,
         "device": device_info(str(device)),

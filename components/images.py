@@ -1,13 +1,14 @@
 """Container image names, tags and build args: the one place the Makefile, the KFP components and the docs
 take them from. One Dockerfile (images/Dockerfile) builds every kind; a kind is the build args it gets
-(``KINDS``, ``build_args``; ``python3 components/images.py cuda --build-args`` prints them for images/build.sh).
+(``KINDS``, ``build_args``; ``python3 components/images.py cuda --build-args`` prints them for
+images/build.sh).
 
 No kfp import here, so the Makefile (``python3 components/images.py cpu``), the tests and the
 components all read the same strings. The registry prefix is overridable so a user pushes to their own:
 
-    DLBENCH_REGISTRY=registry.example.com/me make images      # builds registry.example.com/me/dlbench-cpu:0.1.0
-    DLBENCH_IMAGE_TAG=dev make image-cpu                      # another tag
-    make push REGISTRY=registry.example.com/me [TAG=dev]      # the same two names, pushed (images/push.sh)
+    DLBENCH_REGISTRY=registry.example.com/me make images    # builds registry.example.com/me/dlbench-cpu:0.1.0
+    DLBENCH_IMAGE_TAG=dev make image-cpu                    # another tag
+    make push REGISTRY=registry.example.com/me [TAG=dev]    # the same two names, pushed (images/push.sh)
     DLBENCH_REGISTRY=registry.example.com/me dlbench compile --pin-digests   # the pipeline names them
 
 ``dlbench compile``/``submit`` read the two variables when they compile (not only at import), so the
@@ -49,8 +50,8 @@ class Kind:
 KINDS = {
     # Any Debian/Ubuntu-like base with python3.11 + venv works (CI uses images/debian-base.sh's, as it cannot
     # pull from a registry). PyTorch's CPU index serves torch 2.14.1+cpu / torchvision 0.29.1+cpu, which sort
-    # above PyPI's CUDA builds of the same versions: the image stays free of ~4 GB of CUDA libraries. CI, which
-    # cannot reach that index, points PIP_EXTRA_INDEX_URL at local wheel indexes and gets the CUDA build.
+    # above PyPI's CUDA builds of the same versions: the image stays free of ~4 GB of CUDA libraries. CI,
+    # which cannot reach that index, points PIP_EXTRA_INDEX_URL at local wheel indexes, gets the CUDA build.
     "cpu": Kind(
         "dlbench-cpu",
         "torch (CPU), onnxruntime, scikit-learn: every step on the CPU",
@@ -89,7 +90,8 @@ def tag() -> str:
 def image(kind: str, registry_prefix: str | None = None, image_tag: str | None = None) -> str:
     """Full image reference for a kind ("cpu", "cuda", "rapids"), e.g. ghcr.io/dlbench/dlbench-cpu:0.1.0.
 
-    ``registry_prefix`` / ``image_tag`` override the environment's (``$DLBENCH_REGISTRY``, ``$DLBENCH_IMAGE_TAG``).
+    ``registry_prefix`` / ``image_tag`` override the environment's (``$DLBENCH_REGISTRY``,
+    ``$DLBENCH_IMAGE_TAG``).
     """
     if kind not in KINDS:
         raise KeyError(f"unknown image kind {kind!r}; known: {', '.join(KINDS)}")

@@ -24,7 +24,7 @@ def onnx_cpu(
     pool_5: Input[list[Model]] = None,
     pool_6: Input[list[Model]] = None,
 ):
-    """Export and time every model, one after another; result/<model>/ holds model.onnx, timings, record.json."""
+    """Export and time each model in turn; result/<model>/ holds model.onnx, timings, record.json."""
     from dlbench_kfp.components.runtime import onnx_task
 
     onnx_task(

@@ -1,4 +1,4 @@
-"""Pre-flight of ``dlbench submit`` and ``dlbench compile --check``: what a run needs, checked from here first.
+"""Pre-flight of ``dlbench submit`` and ``dlbench compile --check``: what a run needs, checked here first.
 
 A typo in a registry name otherwise costs a whole run's scheduling (ImagePullBackOff on the cluster), a
 dataset never pushed costs the data task. Checked, before anything is uploaded or submitted:
@@ -133,7 +133,8 @@ def device_notes(spec: StudySpec) -> list[str]:
 def preflight(
     spec: StudySpec, yaml_path: str | os.PathLike, log: Callable[[str], Any] = print, timeout: float = 10.0
 ) -> None:
-    """Check the compiled pipeline's images and the spec's store datasets; PreflightError lists every problem."""
+    """Check the compiled pipeline's images and the spec's store datasets; a PreflightError lists every
+    problem."""
     from dlbench_kfp.pipelines.registry import images_in
 
     images = images_in(Path(yaml_path).read_text())

@@ -1,4 +1,4 @@
-"""The study pipeline: built from a study spec, compiled to YAML, the same definition locally and on a cluster.
+"""The study pipeline: built from a study spec, compiled to YAML, one definition locally and on a cluster.
 
 Shape (every train and SVM config of the spec is one task; the grid is fixed at compile time, so the
 compiled YAML shows exactly what will run)::

@@ -1,4 +1,4 @@
-"""Send the study pipeline to a KFP API: upload (or reuse) the pipeline version, create a run, optionally wait.
+"""Send the study pipeline to a KFP API: upload (or reuse) the pipeline version, create a run, maybe wait.
 
 - The pipeline is named after the spec (``dlbench-quick``); its version is named after the compiled
   YAML's SHA-256, so submitting the same pipeline twice reuses the version instead of piling up copies.
@@ -137,7 +137,7 @@ def _filter(name: str) -> str:
 
 
 def upload_or_reuse(client, yaml_path: Path, name: str, description: str, host: str) -> tuple[str, str, bool]:
-    """(pipeline_id, version_id, uploaded?) for the YAML: a version of the same content (same name) is reused."""
+    """(pipeline_id, version_id, uploaded?) for the YAML: a version of the same content (name) is reused."""
     digest = hashlib.sha256(yaml_path.read_bytes()).hexdigest()[:12]
     version_name = f"{name}-{digest}"
     with _quiet():

@@ -16,7 +16,7 @@ Configuration comes from the environment only (never from code, flags or the pip
 =========================  =====================================================================
 
 An upload that fails for good has its incomplete multipart uploads aborted (so they do not pile up on
-the server) where the server still answers; publishing a run (``pipelines.local.publish_run``, after
+the server) where the server still answers; publishing a run (``pipelines.local_publish.publish_run``, after
 ``dlbench run --local`` and in ``dlbench publish``) also aborts any left under the run's prefix first.
 
 The bucket and prefix come from the store URL ``s3://bucket/prefix``. On a cluster the keys reach
@@ -213,8 +213,9 @@ class S3Store(Store):
         return classify(exc, self.endpoint, self.bucket)
 
     def _retry_delay(self, attempt: int, started: float) -> float | None:
-        """Seconds to wait before attempt ``attempt + 1``, or None when the attempts or the deadline are spent.
-        Exponential backoff with jitter, capped at MAX_BACKOFF_S; the last wait ends at the deadline."""
+        """Seconds to wait before attempt ``attempt + 1``, or None when the attempts or the deadline are
+        spent. Exponential backoff with jitter, capped at MAX_BACKOFF_S; the last wait ends at the
+        deadline."""
         if self.retries is not None and attempt >= self.retries:
             return None
         left = self.deadline - (time.monotonic() - started)
@@ -397,7 +398,7 @@ class S3Store(Store):
 
     # ------------------------------------------------------------------ incomplete multipart uploads
     def _abort(self, key: str, upload_id: str) -> None:
-        """Abort one multipart upload; one the server no longer knows (a restart, an earlier abort) is done."""
+        """Abort one multipart upload; one the server no longer knows (restarted, aborted before) is done."""
         try:
             self._client._abort_multipart_upload(self.bucket, key, upload_id)
         except (S3Error, InvalidResponseError) as exc:

@@ -46,8 +46,8 @@ def test_quoted_numbers_match_their_json():
     assert f"ResNet-18 epoch {ratio:.1f}x faster" in text
     assert f"| {eng['dataloader']['seconds_per_step'] * 1000:.2f} ms, " in doc
     assert (
-        f"{eng['resident']['seconds_per_step'] * 1000:.2f} ms, {eng['resident']['projected_epoch_seconds']:.2f} s"
-        in doc
+        f"{eng['resident']['seconds_per_step'] * 1000:.2f} ms, "
+        f"{eng['resident']['projected_epoch_seconds']:.2f} s" in doc
     )
     svm = json.loads((ROOT / "docs/cpu-2026-11-23/svm_sklearn_rbf_49k_vs_h100_cuml.json").read_text())
     assert f"{svm['comparisons'][0]['fit_speedup']:.1f}x faster than scikit-learn" in text

@@ -112,7 +112,8 @@ def test_study_folders_are_never_mixed_or_overwritten_silently(
         "train: 0 ok, 1 kept from before" in captured.out and "svm: 0 ok, 1 kept from before" in captured.out
     )
     assert (
-        f"[train 1/1] resnet18 resident bs=32 adam 1e-3 1 ep fashion-mnist cpu (id {train.name}): done before, "
+        f"[train 1/1] resnet18 resident bs=32 adam 1e-3 1 ep fashion-mnist cpu (id {train.name}): done "
+        "before, "
         "kept (--resume)" in caplog.text
     )
     assert all(p.read_bytes() == b for p, b in before.items())

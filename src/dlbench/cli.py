@@ -122,7 +122,7 @@ def add_split_options(p) -> None:
 
 
 def split_dataset_of(args) -> str:
-    """The dataset of ``args.split`` (``--dataset``, else its manifest's); a one-line error if it is missing."""
+    """The dataset of ``args.split`` (``--dataset``, else its manifest's); a one-line error if missing."""
     from pathlib import Path
 
     from dlbench.data.step import split_dataset

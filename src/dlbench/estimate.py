@@ -69,7 +69,7 @@ def shape_key(shape: dict[str, Any]) -> str:
 
 
 def split_sizes(spec: StudySpec, dataset: str) -> dict[str, int]:
-    """Images in train/val/test for ``dataset`` under the spec's data settings (as ``dlbench data`` splits)."""
+    """Images in train/val/test for ``dataset`` under the spec's data settings (as ``dlbench data`` does)."""
     n = DATASET_IMAGES[dataset]
     if spec.data.subsample:
         n = min(n, spec.data.subsample)
@@ -158,8 +158,9 @@ def calibrate_shape(
     r = train_steps(engine, it, steps)
     s_step = r["seconds"] / max(r["steps"], 1)
     synchronize(device)
-    # the first evaluation of a shape pays one-off costs (cuDNN's autotuning of the evaluation batches: seconds
-    # on a GPU), which a run pays once, not per image: counted with the setup, then the second one is timed
+    # the first evaluation of a shape pays one-off costs (cuDNN's autotuning of the evaluation batches:
+    # seconds on a GPU), which a run pays once, not per image: counted with the setup, then the second one
+    # is timed
     t2 = time.perf_counter()
     engine.trainer.evaluate(engine.eval_batches("val"))
     synchronize(device)
@@ -487,7 +488,10 @@ def format_estimate(est: dict[str, Any], actual: dict[str, Any] | None = None) -
         lines.append(f"step  {step}: {fmt(s)}{fixed}{act}")
     total = f"study {est['spec']}: projected {fmt(est['total_seconds'])}"
     if actual:
-        total += f", actual {fmt(actual['total_seconds'])} ({est['total_seconds'] / actual['total_seconds'] - 1:+.0%})"
+        total += (
+            f", actual {fmt(actual['total_seconds'])} "
+            f"({est['total_seconds'] / actual['total_seconds'] - 1:+.0%})"
+        )
     lines.append(total)
     if est.get("devices"):
         lines += format_costs(est["devices"])

@@ -6,7 +6,7 @@ in this process, each into the folder :class:`dlbench.layout.StudyLayout` names;
 components run each task with the same code (:mod:`dlbench.runner`)::
 
     data (one task per dataset) ──> train_cpu / train_gpu / train_gpu_fused / svm_cpu / svm_gpu ──┐
-                                    profile (no input) ──────────── onnx (best checkpoint per model) ─┴─> report
+                                    profile (no input) ──────── onnx (best checkpoint per model) ─┴─> report
 
 A train task of one config trains solo; a task of several trains them as one fused model
 (:func:`dlbench.spec.train_tasks`). GPU groups are the ones whose tasks need a GPU node.

@@ -44,9 +44,9 @@ def run_task(
     runs: list[str] | None = None,
     **kwargs: Any,
 ) -> Outcome:
-    """``fn(*args, **kwargs)`` under the failure policy. Each of ``refusals`` (config, out_dir, run_id, device)
-    is a run that, refused before opening its record, gets a failed one; ``runs`` names the runs the task
-    holds (default: ``label``)."""
+    """``fn(*args, **kwargs)`` under the failure policy. Each of ``refusals`` (config, out_dir, run_id,
+    device) is a run that, refused before opening its record, gets a failed one; ``runs`` names the runs
+    the task holds (default: ``label``)."""
     try:
         return Outcome(True, fn(*args, **kwargs))
     except DlbenchError as exc:
@@ -124,7 +124,7 @@ def _drop_resume_checkpoint(out: Path) -> None:
 
 
 def run_svm_task(task: SvmTask, data_root: Path, out: Path, log: Log) -> Outcome:
-    """Fit and evaluate ``task.config`` on ``data_root/<dataset>/`` into ``out`` (record.json, model.joblib)."""
+    """Fit and score ``task.config`` on ``data_root/<dataset>/`` into ``out`` (record.json, model.joblib)."""
     from dlbench.svm import run_svm
 
     cfg = task.config

@@ -3,7 +3,7 @@
 ``load_spec("quick")`` loads a preset shipped in ``dlbench/presets``; any other value is a path.
 Errors name the field and the allowed values, e.g.::
 
-    dlbench: error: spec quick.yaml: train.grids.0.optimizer.0: Input should be 'sgd' or 'adam' (got 'rmsprop')
+    dlbench: error: spec my.yaml: train.grids.0.optimizer.0: Input should be 'sgd' or 'adam' (got 'rmsprop')
 
 ``expand_train`` / ``expand_svm`` turn the spec into concrete per-run configs, each with a stable
 ``run_id`` (hash of its resolved config) so re-runs and caches can match them.

@@ -7,8 +7,12 @@ A store holds objects under string keys (``report/report.html``), relative to it
   checksum (the S3 backend compares the server's ETag with the MD5 / multipart ETag of the local bytes);
   a mismatch deletes the object and raises :class:`ChecksumMismatch`.
 - ``get_file(key, path)``: download into ``path.part`` (resumed from where an interrupted download
-  stopped), verify the SHA-256 the object was stored with, then rename onto ``path``.
+  stopped), verify the SHA-256 the object was stored with, then rename onto ``path``. (S3 keeps it as
+  metadata; a folder keeps none and computes it from the bytes it holds, so there only an expected
+  SHA-256, a manifest's as in ``get_tree``, catches bytes changed at rest.)
 - ``list(prefix)``, ``exists(key)``, ``info(key)``, ``delete(key)``.
+
+``tests/store/test_contract.py`` runs one suite of what every backend must do against each of them.
 
 A *tree* (a run's report and records) is uploaded file by file and then ``MANIFEST.json`` (every path
 with its size and SHA-256) is written **last**: an upload that stops half-way leaves no manifest, so no
@@ -23,6 +27,7 @@ minio nor kfp.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib
 import json
@@ -92,7 +97,8 @@ class FileDigest:
 
 
 def join_key(*parts: str) -> str:
-    """Keys joined with ``/``, empty parts and stray slashes dropped: ``join_key("runs/", "a")`` is ``runs/a``."""
+    """Keys joined with ``/``, empty parts and stray slashes dropped: ``join_key("runs/", "a")`` is
+    ``runs/a``."""
     return "/".join(p.strip("/") for p in parts if p and p.strip("/"))
 
 
@@ -339,7 +345,7 @@ class _bar:
 
 
 def build_manifest(root: str | os.PathLike, files: Iterable[Path] | None = None) -> dict[str, Any]:
-    """Manifest of every file below ``root`` (or of ``files``), skipping a previous manifest and .part files."""
+    """Manifest of every file below ``root`` (or of ``files``), skipping an old manifest and .part files."""
     from dlbench.record import now_iso
 
     root = Path(root)
@@ -467,7 +473,8 @@ class LocalStore(Store):
         except OSError as exc:
             raise StoreError(f"could not write {self.describe(key)}: {exc.strerror or exc}") from None
         finally:
-            tmp.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):  # no temp file below a parent that is no folder of ours
+                tmp.unlink(missing_ok=True)
         return ObjectInfo(key, dest.stat().st_size, want)
 
     def info(self, key) -> ObjectInfo | None:

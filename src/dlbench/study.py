@@ -114,9 +114,9 @@ def run_study(
     """Run every task of the spec's plan (:func:`dlbench.plan.build_plan`) into ``out_dir``, laid out as
     :class:`dlbench.layout.StudyLayout` says; return a summary {step: {ok: n, failed: [...], skipped: n}}.
 
-    ``fuse`` (default: the spec's ``train.fuse``) trains compatible GPU runs as fused groups; each member still
-    gets its own ``train/<run_id>/`` folder. Failures follow :mod:`dlbench.runner`'s policy: recorded, and the
-    study goes on with the tasks that do not depend on them.
+    ``fuse`` (default: the spec's ``train.fuse``) trains compatible GPU runs as fused groups; each member
+    still gets its own ``train/<run_id>/`` folder. Failures follow :mod:`dlbench.runner`'s policy: recorded,
+    and the study goes on with the tasks that do not depend on them.
 
     With ``resume``, data sets and train / SVM runs whose record in ``out_dir`` says ``ok`` are kept and
     skipped (matched by run id, the hash of the config); profile, ONNX and the report run again. The caller

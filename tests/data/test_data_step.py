@@ -81,7 +81,9 @@ def test_cli_bad_input_is_one_line_and_writes_nothing(idx_folder, tmp_path, case
         "missing-folder": "data folder not found",
         "bad-magic": "train-images-idx3-ubyte.gz: wrong magic number",
         "truncated": "train-labels-idx1-ubyte.gz: corrupt or truncated gzip",
-        "swapped": "t10k-images-idx3-ubyte.gz: wrong magic number 0x00000801 (an IDX labels file), not images",
+        "swapped": (
+            "t10k-images-idx3-ubyte.gz: wrong magic number 0x00000801 (an IDX labels file), not images"
+        ),
     }[case]
     if case == "unknown-dataset":
         args[2] = "cifar10"

@@ -1,11 +1,13 @@
-"""CI proves the container path: the cpu image builds here and runs the `docker run` lines of docs/containers.md.
+"""CI proves the container path: the cpu image builds here and runs the `docker run` lines of
+docs/containers.md.
 
 This machine has no Docker engine and cannot pull from a registry, so ``images/ci-build.sh`` sets podman
 up (host settings, a Debian base made with debootstrap and cached in .cache/) and builds the cpu image;
 then the block of steps in docs/containers.md runs as written, with a ``docker`` shim that calls podman, and
 ``dlbench run --local --runner docker`` runs a tiny study with kfp.local's DockerRunner through podman's
-Docker API. The records the containers wrote are checked here. Slow (minutes; the image build dominates, and is cached by the
-engine on a second run). ``make container-test`` runs only this file; ``make test`` runs it with the rest.
+Docker API. The records the containers wrote are checked here. Slow (minutes; the image build dominates,
+and is cached by the engine on a second run). ``make container-test`` runs only this file; ``make test``
+runs it with the rest.
 It fails, never skips, when podman cannot be set up: a green CI means the container path ran.
 """
 
@@ -50,7 +52,7 @@ def tail(path: Path, lines: int = 40) -> str:
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory) -> dict:
-    """Build the cpu image as CI does; return the engine, the image and a PATH whose `docker` is that engine."""
+    """Build the cpu image as CI does; return the engine, the image and a PATH whose `docker` is it."""
     for var in (images.REGISTRY_ENV, images.TAG_ENV):
         assert not os.environ.get(var), f"unset {var}: the docs' block names the default image"
     log = ROOT / ".cache" / "container-build.log"
@@ -175,7 +177,8 @@ TINY_SPEC = {  # every step, as small as it gets
 
 @pytest.fixture
 def docker_api(built, tmp_path):
-    """DOCKER_HOST for the Docker SDK: podman's Docker-compatible API on a socket of our own (docs/containers.md)."""
+    """DOCKER_HOST for the Docker SDK: podman's Docker-compatible API on a socket of our own
+    (docs/containers.md)."""
     if built["engine"] == "docker":
         yield {}
         return
@@ -263,8 +266,9 @@ def test_docker_runner_tasks_that_end_at_once_keep_their_exit_code_and_log(built
 
 
 def test_cpu_image_pushed_to_a_registry_pulls_back_by_digest_and_pins_the_pipeline(built, tmp_path):
-    """`make push` of the image built above into a real registry (Debian's docker-registry on loopback), pulled
-    back by the digest push printed, which a --pin-digests compile names (the walkthrough's steps 3 and 5)."""
+    """`make push` of the image built above into a real registry (Debian's docker-registry on loopback),
+    pulled back by the digest push printed, which a --pin-digests compile names (the walkthrough's steps 3
+    and 5)."""
     from dlbench_kfp.pipelines import registry
     from tests.registry import Registry
 

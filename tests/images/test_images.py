@@ -131,7 +131,7 @@ def test_each_kind_gets_every_build_arg_the_dockerfile_takes(monkeypatch):
 
 
 def test_build_script_passes_the_kinds_build_args(tmp_path):
-    """images/build.sh's command line, with an engine that prints it (ENGINE is what images/engine.sh answers)."""
+    """images/build.sh's command line, with an engine that prints it (ENGINE: images/engine.sh's answer)."""
     env = {
         k: v
         for k, v in os.environ.items()
@@ -214,11 +214,11 @@ def test_build_context_leaves_out_local_state():
         assert not any(a == local or a.startswith(local + "/") for a in allowed)
 
 
-def test_the_image_holds_every_top_level_package_dlbench_installs():
-    # a package left out of the image breaks only in a pod (e.g. no stores/: no s3:// store there)
-    find = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]["find"]
-    top = {name.split(".")[0] for name in find["include"]} - {"dlbench"}  # dlbench comes from src/
-    assert {"components", "pipelines", "stores"} <= top
+def test_the_image_holds_every_folder_dlbench_installs():
+    # a folder left out of the image breaks only in a pod (e.g. no stores/: no s3:// store there)
+    tool = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    folders = {path.split("/")[0] for path in tool["package-dir"].values()}
+    assert folders == {"src", "components", "pipelines", "stores"}
     copies = {
         line.split()[1]: line.split()[-1]
         for line in dockerfile_instructions()
@@ -226,6 +226,6 @@ def test_the_image_holds_every_top_level_package_dlbench_installs():
     }  # source -> destination
     rules = (ROOT / ".dockerignore").read_text().splitlines()
     allowed = {r.strip()[1:].rstrip("/") for r in rules if r.strip().startswith("!")}
-    for name in top | {"src"}:
+    for name in folders:
         assert copies.get(name, "").endswith(f"/{name}"), f"images/Dockerfile does not COPY {name}/"
         assert name in allowed, f".dockerignore leaves out {name}/"

@@ -1,4 +1,4 @@
-"""Fixtures of the pipeline tests: a tiny study spec (smaller than quick) over synthetic images, an S3 server."""
+"""Pipeline test fixtures: a tiny study spec (smaller than quick) over synthetic images, an S3 server."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from tests.s3server import S3Server
 
 
 def tiny_spec_dict(idx_root: str) -> dict:
-    """Every step, as small as it gets: 600 images, 2 training steps, 200 SVM training images, batch 1 ONNX."""
+    """Every step, as small as it gets: 600 images, 2 training steps, 200 SVM train images, batch 1 ONNX."""
     return {
         "name": "tiny",
         "description": "pipeline test",

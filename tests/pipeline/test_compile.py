@@ -1,4 +1,4 @@
-"""The compiled pipeline YAML: kept in the repo and current, loadable by kfp, right images, GPUs, no secrets."""
+"""The compiled pipeline YAML: in the repo and current, loadable by kfp, right images, GPUs, no secrets."""
 
 from __future__ import annotations
 

@@ -9,7 +9,10 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-BLOCK = "import sys; sys.modules.update(kfp=None, minio=None); from dlbench.cli import main; sys.exit(main({args!r}))"
+BLOCK = (
+    "import sys; sys.modules.update(kfp=None, minio=None); from dlbench.cli import main; "
+    "sys.exit(main({args!r}))"
+)
 
 
 def run_without_kfp(*args: str) -> subprocess.CompletedProcess:

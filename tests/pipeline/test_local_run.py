@@ -73,8 +73,8 @@ def test_every_step_ran_through_kfp_local(local_run):
 
 
 def test_the_console_shows_dlbench_lines_only(local_run):
-    """Captured as a pipe: a short log of dlbench's own lines, each task named once with its position; kfp.local's
-    log (executor inputs, artifact dumps) and library warnings are in the log file only."""
+    """Captured as a pipe: a short log of dlbench's own lines, each task named once with its position;
+    kfp.local's log (executor inputs, artifact dumps) and library warnings are in the log file only."""
     out = local_run["result"].stderr + local_run["result"].stdout
     lines = out.splitlines()
     assert len(lines) < 60, out
@@ -401,7 +401,7 @@ TASK_OUTPUT = [
 
 def test_progress_and_colour_only_on_a_terminal(tmp_path, monkeypatch):
     from dlbench.log import Console
-    from dlbench_kfp.pipelines.local import RunOutput
+    from dlbench_kfp.pipelines.local_console import RunOutput
 
     monkeypatch.delenv("NO_COLOR", raising=False)
     monkeypatch.setenv("TERM", "xterm")

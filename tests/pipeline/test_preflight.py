@@ -172,7 +172,7 @@ def test_basic_auth_registry_uses_the_login_in_the_engines_auth_file(
 
 
 class _TokenRegistry(BaseHTTPRequestHandler):
-    """The bearer-token flow of ghcr.io / Docker Hub: 401 with a challenge, a token from the realm, then 200."""
+    """The bearer-token flow of ghcr.io / Docker Hub: 401 with a challenge, a token from the realm, 200."""
 
     digest = "sha256:" + "ab" * 32
     seen: list = []
@@ -271,9 +271,9 @@ def test_preflight_checks_the_datasets_the_spec_reads_from_the_store(
     assert main(["submit", "--host", kfp_api.url, "--spec", str(path)]) == 2
     err = capsys.readouterr().err.splitlines()
     assert len(err) == 2 and err[1] == (
-        "  dataset fashion-mnist: no Fashion-MNIST in the store: s3://dlbench/preflight-datasets/fashion-mnist/"
-        "MANIFEST.json does not exist (dlbench data push --dataset fashion-mnist --store "
-        "s3://dlbench/preflight-datasets)"
+        "  dataset fashion-mnist: no Fashion-MNIST in the store: "
+        "s3://dlbench/preflight-datasets/fashion-mnist/MANIFEST.json does not exist (dlbench data push "
+        "--dataset fashion-mnist --store s3://dlbench/preflight-datasets)"
     )
     assert kfp_api.requests == []
     idx = make_idx_folder(tmp_path / "idx", 100, 50)

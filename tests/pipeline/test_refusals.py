@@ -10,7 +10,7 @@ import yaml
 from dlbench.cli import main
 from dlbench.io import read_json
 from dlbench_kfp.components import runtime
-from dlbench_kfp.pipelines.local import failed_records
+from dlbench_kfp.pipelines.local_publish import failed_records
 
 
 class Artifact:

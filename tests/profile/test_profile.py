@@ -70,7 +70,7 @@ def test_training_step_breakdown_and_activations_scale_with_batch(tmp_path):
     assert one["by_layer_type"]["Conv2d"] > 0.99 * one["forward_flops"]
     assert one["by_layer_type"]["Linear"] == 2 * 512 * 10
     assert one["by_layer_type"]["BatchNorm2d"] == 0
-    # 1x28x28, imagenet stem: ResNet-18 forward is ~0.07 GFLOPs (BENCHMARKS.md); 11.18 M params with 10 classes
+    # 1x28x28, imagenet stem: ResNet-18 forward is ~0.07 GFLOPs (BENCHMARKS.md); 11.18 M params, 10 classes
     assert one["forward_gflops"] == pytest.approx(0.066, rel=0.05)
     assert one["params"] == 11_175_370
     assert 0 < one["activation_bytes"] and 0 < one["saved_for_backward_bytes"]

@@ -192,7 +192,9 @@ def data_record(folder: Path, dataset: str, sample: bool, n: int, subsample: int
         else {
             "kind": "idx",
             "path": "/usr/share/datasets/fashion-mnist",
-            "description": "Fashion-MNIST IDX files in /usr/share/datasets/fashion-mnist (train + test merged)",
+            "description": (
+                "Fashion-MNIST IDX files in /usr/share/datasets/fashion-mnist (train + test merged)"
+            ),
         }
     )
     sizes = {"train": int(n * 0.7), "val": int(n * 0.1), "test": n - int(n * 0.7) - int(n * 0.1)}

@@ -1,4 +1,4 @@
-"""Fixtures of the store tests: an S3 server on loopback (rclone serve s3) and the environment that points at it."""
+"""Store test fixtures: an S3 server on loopback (rclone serve s3) and the environment pointing at it."""
 
 from __future__ import annotations
 

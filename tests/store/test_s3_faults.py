@@ -13,7 +13,7 @@ import pytest
 
 from dlbench.cli import main
 from dlbench.store import MANIFEST_NAME, fetch_run, verify_tree, write_manifest
-from dlbench_kfp.pipelines.local import publish_run, verify_stored
+from dlbench_kfp.pipelines.local_publish import publish_run, verify_stored
 from dlbench_kfp.stores.s3 import S3Store
 
 MB = 1024 * 1024
@@ -40,7 +40,7 @@ def kfp_local_run(work: Path) -> Path:
 
 
 def kill_after(store: S3Store, server, after_bytes: int, restart_after_s: float | None = None) -> None:
-    """Kill ``server`` once ``after_bytes`` went up through ``store`` (restart it ``restart_after_s`` later)."""
+    """Kill ``server`` once ``after_bytes`` went through ``store``; restart it after ``restart_after_s``."""
     sent, lock, done = [0], threading.Lock(), []
     real_put = store.put_file
 

@@ -1,8 +1,8 @@
-"""The S3 backend against a real S3 server on loopback (rclone serve s3): round trips, integrity, bad input."""
+"""The S3 backend against a real S3 server on loopback (rclone serve s3): what only S3 has (the environment,
+ETags in transit, buckets, a server killed mid-transfer). What every backend does is in test_contract.py."""
 
 from __future__ import annotations
 
-import hashlib
 import os
 import threading
 
@@ -23,41 +23,6 @@ def test_open_store_uses_the_environment(s3_env):
     store = open_store(f"s3://{s3_env.bucket}/env-check")
     assert isinstance(store, S3Store) and store.url == f"s3://{s3_env.bucket}/env-check"
     assert s3_env.secret_key not in repr(store) and s3_env.access_key not in repr(store)
-
-
-def test_multipart_round_trip_of_20_mb(s3_server, tmp_path):
-    store = s3(s3_server, "multipart", part_size=5 * MB)
-    src = tmp_path / "big.bin"
-    src.write_bytes(os.urandom(20 * MB + 12345))
-    seen = []
-    info = store.put_file(src, "weights/big.bin", progress=seen.append)
-    assert info.size == src.stat().st_size and sum(seen) == info.size
-    meta = store.info("weights/big.bin")
-    assert meta.size == info.size and meta.sha256 == hashlib.sha256(src.read_bytes()).hexdigest()
-    assert (
-        s3_server.root / s3_server.bucket / "multipart" / "weights" / "big.bin"
-    ).stat().st_size == info.size
-    back = store.get_file("weights/big.bin", tmp_path / "back.bin")
-    assert back.read_bytes() == src.read_bytes()
-    assert [o.key for o in store.list("weights")] == ["weights/big.bin"]
-    store.delete("weights/big.bin")
-    assert not store.exists("weights/big.bin")
-
-
-def test_download_of_a_corrupted_object_is_detected(s3_server, tmp_path):
-    store = s3(s3_server, "corrupt")
-    src = tmp_path / "record.json"
-    src.write_text('{"accuracy": 0.91}')
-    store.put_file(src, "r/record.json")
-    on_disk = s3_server.root / s3_server.bucket / "corrupt" / "r" / "record.json"
-    before = on_disk.stat()
-    on_disk.write_text('{"accuracy": 0.99}')  # same size and mtime, other bytes: bit rot on the server
-    os.utime(on_disk, ns=(before.st_atime_ns, before.st_mtime_ns))
-    dest = tmp_path / "got" / "record.json"
-    with pytest.raises(ChecksumMismatch) as err:
-        store.get_file("r/record.json", dest)
-    assert "SHA-256" in str(err.value) and "\n" not in str(err.value)
-    assert not dest.exists() and not dest.with_name("record.json.part").exists()
 
 
 def test_upload_corrupted_in_transit_is_detected_and_removed(s3_server, tmp_path):
@@ -86,15 +51,6 @@ def test_upload_corrupted_in_transit_is_detected_and_removed(s3_server, tmp_path
     with pytest.raises(ChecksumMismatch, match="ETag .* does not match"):
         store.put_file(src, "m/model.pt")
     assert not store.exists("m/model.pt")
-
-
-def test_wrong_secret_is_rejected_in_one_line(s3_server):
-    env = {**s3_server.env(), "AWS_SECRET_ACCESS_KEY": "not-the-secret-0123456789"}
-    with pytest.raises(StoreError) as err:
-        S3Store.from_url(f"s3://{s3_server.bucket}/x", env=env, backoff=0.01)
-    text = str(err.value)
-    assert "rejected the credentials" in text and "\n" not in text
-    assert "not-the-secret" not in text and s3_server.secret_key not in text
 
 
 def test_missing_keys_and_endpoint_name_the_variables(s3_server):

@@ -1,4 +1,4 @@
-"""bench/svm_backends.py: a speedup only when sklearn and another backend both ran; the rest listed with a reason."""
+"""bench/svm_backends.py: a speedup only when sklearn and another backend both ran; the rest with a reason."""
 
 import importlib.util
 import json

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import torch
 
 from dlbench.spec import TrainConfig
 
@@ -27,3 +28,16 @@ def make_config(**kw) -> TrainConfig:
 @pytest.fixture
 def quiet():
     return lambda *_: None
+
+
+@pytest.fixture
+def float64():
+    """Models, inputs and optimizer state in float64 while the test runs: the fusion's equivalence to the solo
+    runs is then exact to ~1e-12 on any CPU, whatever kernels (AVX2, AVX-512, AMX) the host picks; in float32
+    the kernels' own rounding (grouped against plain convolutions) is of the order of the tolerances."""
+    before = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        yield
+    finally:
+        torch.set_default_dtype(before)

@@ -1,4 +1,4 @@
-"""bench/train_engines.py runs on the CPU and prints the JSON the issue asks for (numbers are not judged here)."""
+"""bench/train_engines.py runs on the CPU and prints the JSON the issue asks for (numbers not judged here)."""
 
 from __future__ import annotations
 

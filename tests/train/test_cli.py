@@ -182,7 +182,7 @@ def test_split_missing(tmp_path, capsys):
 
 
 def test_diverging_run_exits_1_with_one_line(tiny_split, tmp_path):
-    """A real divergence (lr 1e30) through the installed entry point: exit 1, one line naming epoch and step."""
+    """A real divergence (lr 1e30) through the installed entry point: exit 1, a line naming epoch and step."""
     out = tmp_path / "o"
     proc = subprocess.run(
         [

@@ -50,14 +50,14 @@ def test_deeper_models_fit_a_batch(arrays, model):
     assert losses[-1] < 0.5 * losses[0], losses
 
 
-def test_engines_same_first_losses(arrays):
-    """Same seed: same initial weights, same batches, same normalisation, so the same losses at the start."""
+def test_engines_same_first_losses(arrays, float64):
+    """Same seed: same initial weights, batches and normalisation, so the same losses, step after step.
+    In float64 the engines' only difference (the channels_last convolution order) is ~1e-15, on any CPU;
+    in float32 Adam amplifies it by the host's kernels (1e-3 by step 3): that measures the CPU."""
     dl = step_losses(DataLoaderEngine(make_config(engine="dataloader"), arrays, CPU), 3)
     res = step_losses(ResidentEngine(make_config(engine="resident"), arrays, CPU), 3)
-    # step 1 differs only by the channels_last convolution order; later steps drift as Adam amplifies it
-    assert res[0] == pytest.approx(dl[0], rel=1e-5)
-    assert res[1] == pytest.approx(dl[1], rel=1e-3)
-    assert res[2] == pytest.approx(dl[2], rel=5e-2)
+    assert res == pytest.approx(dl, rel=1e-9)
+    assert len(set(res)) == 3  # the steps did train: three different losses
     other_seed = step_losses(ResidentEngine(make_config(seed=1), arrays, CPU), 1)
     assert other_seed[0] != pytest.approx(res[0], rel=1e-3)
 

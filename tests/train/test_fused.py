@@ -55,11 +55,17 @@ def _first_batches(configs, batch: int):
     )
 
 
-@pytest.mark.parametrize("optimizer, param_tol", [("sgd", 1e-5), ("adam", 1e-4)])
-def test_members_match_their_solo_runs_in_the_first_step(optimizer, param_tol):
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_members_match_their_solo_runs_in_the_first_step(optimizer, float64):
+    """The first step of every member is its solo run's: loss, gradients and the stepped weights (per-member
+    lr, momentum, weight decay; Adam's lr 1e-4 first step divides near-zero gradients by themselves, so only
+    an exact comparison is meaningful there)."""
     configs = [make_config(optimizer=optimizer, batch_size=16, **m) for m in MEMBERS]
+    configs[2] = configs[2].model_copy(update={"lr": 1e-4})
     fused = FusedTrainer(configs, torch.device("cpu"), channels_last=True)
+    assert all(p.dtype == torch.float64 for p in fused.model.parameters())
     x, y, xs, ys = _first_batches(configs, 16)
+    assert x.dtype == torch.float64
     fused.optimizer.zero_grad(set_to_none=True)
     losses = fused.member_losses(fused.model(x), y)
     losses.sum().backward()
@@ -69,9 +75,9 @@ def test_members_match_their_solo_runs_in_the_first_step(optimizer, param_tol):
         solo = Trainer(c, torch.device("cpu"), channels_last=True)
         loss = F.cross_entropy(solo.model(xs[i]), ys[i])
         loss.backward()
-        assert abs(float(losses[i].detach()) - float(loss.detach())) <= 1e-5 * abs(float(loss.detach()))
+        assert abs(float(losses[i].detach()) - float(loss.detach())) <= 1e-12 * abs(float(loss.detach()))
         for name, p in solo.model.named_parameters():  # the fused mapping: each tensor's gradient, norm-wise
-            assert _rel(grads[name][i], p.grad) < 1e-5, (i, name)
+            assert _rel(grads[name][i], p.grad) < 1e-10, (i, name)
         solo.optimizer.step()
         after = member_state_dict(fused.model, i)
         names = [n for n, _ in solo.model.named_parameters()]
@@ -80,8 +86,12 @@ def test_members_match_their_solo_runs_in_the_first_step(optimizer, param_tol):
         moved = torch.cat(
             [p.detach().reshape(-1) for p in Trainer(c, torch.device("cpu")).model.parameters()]
         )
-        assert _rel(got, want) < param_tol, i  # per-member lr, momentum and weight decay in the one step
-        assert _rel(got, moved) > 10 * param_tol  # and the step did move the weights
+        # per-member lr, momentum and weight decay in the one step; each tensor on its own, so a small
+        # tensor's error is not hidden in the whole model's norm
+        for name in names:
+            assert _rel(after[name], dict(solo.model.named_parameters())[name].detach()) < 1e-10, (i, name)
+        assert _rel(got, want) < 1e-10, i
+        assert _rel(got, moved) > 1e-6  # and the step did move the weights
 
 
 def test_unfused_state_round_trips_and_loads_into_torchvision():
@@ -110,46 +120,33 @@ def two_datasets(tmp_path_factory):
     root = tmp_path_factory.mktemp("fused")
     out = {}
     for i, ds in enumerate(("fashion-mnist", "mnist")):
-        folder = make_idx_folder(root / f"idx-{ds}", n_train=900, n_test=100, seed=10 + i)
+        folder = make_idx_folder(root / f"idx-{ds}", n_train=450, n_test=50, seed=10 + i)  # 100 test images
         out[ds] = root / ds
         run_data(ds, out[ds], source="idx", root=str(folder), seed=0, log=lambda *_: None)
     return out
 
 
-@pytest.mark.slow  # 12 short trainings (4 fused members, 8 solo runs): minutes on 2 cores
-def test_short_run_accuracy_records_and_checkpoints(two_datasets, tmp_path, quiet):
-    """Each member's test accuracy is within the spread of two solo runs that differ only in their CPU
-    thread count (measured here) plus 0.5 points; its record and best.pt are those of a normal run."""
+@pytest.mark.slow  # 8 short trainings (4 fused members, 4 solo runs) in float64: about a minute on 2 cores
+def test_short_run_accuracy_records_and_checkpoints(two_datasets, tmp_path, quiet, float64):
+    """Two epochs of 8 steps, fused and solo, in float64 (exact to rounding on any CPU): each member's losses
+    and test accuracy are its solo run's; its record and best.pt are those of a normal run."""
     configs = [
         make_config(optimizer="adam", batch_size=16, epochs=2, max_steps_per_epoch=8, **m) for m in MEMBERS
     ]
     splits = [two_datasets[c.dataset] for c in configs]
     outs = [tmp_path / "fused" / c.run_id for c in configs]
     recs = run_train_group(configs, splits, outs, log=quiet)
-    threads = torch.get_num_threads()
-    solo_acc, spread = [], []
-    try:
-        for i, c in enumerate(configs):
-            acc = []
-            for n in (1, 2):
-                torch.set_num_threads(n)
-                r = run_train(c, splits[i], tmp_path / f"solo{n}" / c.run_id, log=quiet)
-                acc.append(r["metrics"]["test_accuracy"])
-            solo_acc.append(acc[1])
-            spread.append(abs(acc[0] - acc[1]))
-    finally:
-        torch.set_num_threads(threads)
-    allowed = max(spread) + 0.005
+    solos = [run_train(c, splits[i], tmp_path / "solo" / c.run_id, log=quiet) for i, c in enumerate(configs)]
     for i, (c, rec, out) in enumerate(zip(configs, recs, outs, strict=True)):
-        assert abs(rec["metrics"]["test_accuracy"] - solo_acc[i]) <= allowed, (
-            i,
-            rec["metrics"]["test_accuracy"],
-            solo_acc,
-            spread,
-        )
+        m, solo = rec["metrics"], solos[i]["metrics"]
+        for fused_epoch, solo_epoch in zip(m["history"], solo["history"], strict=True):
+            for key in ("train_loss", "val_loss"):  # stored as float32: 1e-6 is their rounding, not ours
+                assert fused_epoch[key] == pytest.approx(solo_epoch[key], rel=1e-6), (i, key)
+        # the same predictions but for a near-tie (one image of n_test) in the last digits
+        assert abs(m["test_accuracy"] - solo["test_accuracy"]) <= 1.01 / m["n_test"], (i, m, solo)
+        assert m["n_test"] >= 100  # so one image is at most one point
         on_disk = load_record(out)
         assert on_disk == json.loads(json.dumps(rec)) and on_disk["status"] == "ok"
-        m = on_disk["metrics"]
         assert on_disk["run_id"] == c.run_id and on_disk["config"]["lr"] == c.lr
         assert m["engine"] == "fused" and m["time_shared"] is True and m["fused_members"] == 4
         assert sorted(m["fused_with"]) == sorted(r.run_id for r in configs if r is not c)
@@ -169,7 +166,6 @@ def test_short_run_accuracy_records_and_checkpoints(two_datasets, tmp_path, quie
             acc = float(
                 (model(x).argmax(1) == torch.from_numpy(split["y_test"].astype("int64"))).double().mean()
             )
-        # the same weights through the plain model: at most one image's argmax may flip by rounding
         assert acc == pytest.approx(m["test_accuracy_best_checkpoint"], abs=1.01 / m["n_test"])
 
 
@@ -207,13 +203,18 @@ def test_bench_prints_timings_ratio_and_agreement(tmp_path, capsys):
     )
     report = json.loads(capsys.readouterr().out)
     assert report == json.loads(out.read_text())
-    assert report["first_loss_max_rel_diff"] < 1e-5 and report["first_step_grad_max_rel_diff"] < 1e-5
+    # the fusion is exact (float64, any CPU); the fp32 figures are the kernels' rounding, measured, no limit
+    exact = report["agreement_fp64"]
+    assert exact["first_loss_max_rel_diff"] < 1e-12 and exact["first_step_grad_max_rel_diff"] < 1e-10
+    assert "float64" in exact["check"] and "float32" in report["agreement"]["check"]
+    assert 0 <= report["first_loss_max_rel_diff"] < 1 and 0 <= report["first_step_grad_max_rel_diff"] < 1
     assert len(report["solo"]) == 2 and report["fused"]["grouped"]["images_per_second_aggregate"] > 0
     ratio = report["ratio"]["grouped_fused_over_solo_aggregate_throughput"]
     assert ratio == pytest.approx(
         report["fused"]["grouped"]["images_per_second_aggregate"]
         / report["solo_aggregate"]["images_per_second_aggregate"]
     )
-    # the fused run's first training losses are the solo runs' (same batches, same weights)
-    assert report["ratio"]["grouped_first_train_loss_max_rel_diff_amp"] < 1e-5
+    # the fused run's first training losses are the solo runs' (same batches, same weights), to the kernels'
+    # fp32 rounding: a measured figure (float32 agreement depends on the CPU's kernels, see agreement_fp64)
+    assert 0 <= report["ratio"]["grouped_first_train_loss_max_rel_diff_amp"] < 1e-3
     assert report["config"]["members_lr"] == [1e-3, 5e-4] and report["device"]["type"] == "cpu"

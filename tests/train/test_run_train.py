@@ -115,7 +115,7 @@ def test_resume_after_one_epoch_equals_an_uninterrupted_run(two_epochs, tiny_spl
 
 
 def test_resume_after_an_interruption(two_epochs, tiny_split, tmp_path, monkeypatch):
-    """Killed during epoch 2 (KeyboardInterrupt): last.pt of epoch 1 survives and --resume finishes the same."""
+    """Killed in epoch 2 (KeyboardInterrupt): last.pt of epoch 1 survives and --resume finishes the same."""
     a_dir, a_rec = two_epochs
     cfg = make_config(epochs=2, max_steps_per_epoch=2)
     real_step = engines_mod.Trainer.step

@@ -15,8 +15,8 @@ def register(sub) -> None:
         sub,
         "onnx",
         "export a model to ONNX, check parity, time ONNX Runtime against PyTorch eager",
-        description="Export a trained checkpoint (or a freshly initialised model) to ONNX with a dynamic batch "
-        "axis, validate it with onnx.checker, compare ONNX Runtime's output with PyTorch's on the "
+        description="Export a trained checkpoint (or a freshly initialised model) to ONNX with a dynamic "
+        "batch axis, validate it with onnx.checker, compare ONNX Runtime's output with PyTorch's on the "
         "same inputs (fails above --tolerance), then time ONNX Runtime per provider and batch size "
         "beside PyTorch eager on the same device. Writes model.onnx, timings.csv and record.json; "
         "prints the results as JSON.",

@@ -147,9 +147,9 @@ def _register_submit(sub) -> None:
         sub,
         "submit",
         "send the study pipeline to a KFP API and start a run",
-        description="Compile the spec's pipeline, upload it to KFP (or reuse the version with the same content), "
-        "create a run in an experiment and print its id and UI link. With --wait, poll until the run "
-        "ends (CANCELED included) and exit 0 only if it SUCCEEDED.",
+        description="Compile the spec's pipeline, upload it to KFP (or reuse the version with the same "
+        "content), create a run in an experiment and print its id and UI link. With --wait, poll until the "
+        "run ends (CANCELED included) and exit 0 only if it SUCCEEDED.",
         epilog="example: kubectl -n kubeflow port-forward svc/ml-pipeline-ui 8080:80 &\n"
         "         dlbench submit --host http://localhost:8080 --spec quick --wait\n"
         "auth: $KFP_TOKEN (bearer token) or $KFP_COOKIES (session cookie) when the API needs them\n"
@@ -261,8 +261,8 @@ def _register_fetch(sub) -> None:
         sub,
         "fetch",
         "download a run's report and records from the store, verified",
-        description="Find the run in the store (a name from dlbench run --local, or a KFP run id whose report "
-        "task published there or whose bundle sits below a KFP pipeline root), then download every "
+        description="Find the run in the store (a name from dlbench run --local, or a KFP run id whose "
+        "report task published there or whose bundle sits below a KFP pipeline root), then download every "
         "file of its MANIFEST.json, checking size and SHA-256. Interrupted fetches resume; files "
         "already there and intact are skipped. A progress bar shows on a terminal.",
         epilog="examples:\n  dlbench fetch dlbench-quick-2026-01-01-12-00-00-000000 --to runs/fetched\n"
@@ -412,10 +412,10 @@ def run_publish(args) -> int:
             "pass the run name dlbench run --local printed and the --work folder it used",
         )
     _check_local_store(args.store or _default_store())
-    local = _edge("dlbench_kfp.pipelines.local")
-    bundle = local.find_bundle(run_dir)
+    publish = _edge("dlbench_kfp.pipelines.local_publish")
+    bundle = publish.find_bundle(run_dir)
     store = open_store(args.store or _default_store(), create_bucket=args.create_bucket)
-    info = local.publish_run(
+    info = publish.publish_run(
         run_dir,
         store,
         bundle=bundle,

@@ -10,8 +10,8 @@ def register(sub) -> None:
         sub,
         "report",
         "gather every record of a run into report.html, report.md, tables and figures",
-        description="Read every record.json below --records (data, train, svm, profile, onnx steps) and write "
-        "report.md, a self-contained report.html (figures embedded, no network needed), "
+        description="Read every record.json below --records (data, train, svm, profile, onnx steps) and "
+        "write report.md, a self-contained report.html (figures embedded, no network needed), "
         "tables/*.csv, figures/*.png, summary.json (headline numbers) and record.json. A step that "
         'failed or was not run shows as "not run" with its reason. Prints the path of report.html.',
         epilog="example: dlbench report --records runs/quick --out runs/quick/report",

@@ -1,4 +1,4 @@
-"""Datasets in the artifact store: ``dlbench data push`` uploads the raw IDX files, the data step reads them back.
+"""Datasets in the artifact store: ``dlbench data push`` uploads the raw IDX files, the data step reads them.
 
 Layout, below a store URL such as ``s3://dlbench/datasets`` (any ``dlbench.store`` URL, a folder too)::
 

@@ -284,7 +284,7 @@ def load_dataset(
     root: str | os.PathLike | None = None,
     download_root: str | os.PathLike = "data/downloads",
 ) -> RawData:
-    """Load all images of ``dataset``. ``auto``: IDX folder if found, else torchvision, else (MNIST) the sample.
+    """Load all images of ``dataset``. ``auto``: IDX folder if found, else torchvision, else (MNIST) a sample.
 
     A ``root`` naming a store (``s3://bucket/datasets``, ``file:///folder``) is read from there, every file
     verified by SHA-256.

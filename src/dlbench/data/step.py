@@ -1,4 +1,4 @@
-"""The ``data`` step: load a dataset, optionally subsample, split 70/10/20, write split + manifest + record."""
+"""The ``data`` step: load a dataset, maybe subsample, split 70/10/20, write split + manifest + record."""
 
 from __future__ import annotations
 

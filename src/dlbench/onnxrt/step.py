@@ -299,7 +299,8 @@ def _timings(
                 }
             )
             log(
-                f"batch {bs:>4} onnxruntime {p.name:<8} p50 {t.p50_ms:8.3f} ms  {t.throughput_ips:10.1f} img/s"
+                f"batch {bs:>4} onnxruntime {p.name:<8} p50 {t.p50_ms:8.3f} ms  {t.throughput_ips:10.1f} "
+                "img/s"
             )
         for d in devices:
             xd = x.to(d)
@@ -367,8 +368,8 @@ def _run(net, config: OnnxConfig, out: Path, rec, providers: _Providers, checkpo
         "ort_intra_op_threads": threads or "default (one per physical core)",
         "torch_threads": threads or torch.get_num_threads(),
         "graph_optimization_level": GRAPH_OPTIMIZATION_LEVEL,
-        "timing_note": "per call of one batch; warm-up calls run first and are excluded; percentiles over the "
-        "timed calls; throughput = batch_size x iterations / total timed seconds; GPU calls "
+        "timing_note": "per call of one batch; warm-up calls run first and are excluded; percentiles over "
+        "the timed calls; throughput = batch_size x iterations / total timed seconds; GPU calls "
         "synchronised inside the timed interval",
         "results": results,
         "speedup": _speedups(results),

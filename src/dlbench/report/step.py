@@ -66,8 +66,8 @@ def _sections(R: Records, C: pd.DataFrame, fig_dir: Path, log) -> list[Section]:
         Section(
             "study-tables",
             "The study's tables, ours beside them",
-            f"Every number the study publishes, as printed, at its cell, with ours from the run whose settings "
-            f"match the cell. Study: {ref.CITATION}.",
+            "Every number the study publishes, as printed, at its cell, with ours from the run whose "
+            f"settings match the cell. Study: {ref.CITATION}.",
             [i for i in study_tables if i],
         ),
         Section(
@@ -154,9 +154,9 @@ def run_report(records_root: str | os.PathLike | list, out_dir: str | os.PathLik
             f" · code {summary['code_version'][:12]}" if summary.get("code_version") else ""
         )
         footer = (
-            "Self-contained: every figure is embedded; nothing is fetched. Tables as CSV (published values as "
-            "printed, ours unrounded): tables/*.csv; headline numbers: summary.json; this report's record: "
-            "record.json."
+            "Self-contained: every figure is embedded; nothing is fetched. Tables as CSV (published values "
+            "as printed, ours unrounded): tables/*.csv; headline numbers: summary.json; this report's "
+            "record: record.json."
         )
         _write_text(out / MD_NAME, render_markdown(title, subtitle, banner, sections, environment))
         _write_text(out / HTML_NAME, render_html(title, subtitle, banner, sections, environment, footer))
@@ -273,7 +273,7 @@ def build_banner(R: Records, C: pd.DataFrame) -> dict[str, Any]:
 
 
 def build_summary(R: Records, C: pd.DataFrame, banner: dict) -> dict[str, Any]:
-    """Headline numbers; ``summary["metrics"]`` is what a pipeline logs as KFP Metrics (named with their unit)."""
+    """Headline numbers; ``summary["metrics"]`` is what a pipeline logs as KFP Metrics (named with units)."""
     from dlbench.record import git_commit
 
     commits = sorted({(r.get("environment") or {}).get("git_commit") for r in R.all} - {None})
@@ -330,8 +330,8 @@ def _best_per_dataset(runs: list[dict], metric: str, details: Callable[[dict], d
 
 
 def onnx_speedup(R: Records, item: Item | None, summary: dict) -> dict | None:
-    """The largest ONNX Runtime speedup over PyTorch of Table 8 (``inference_latency``); timings marked low-confidence (too few timed
-    iterations) are left out, and when only those exist the summary says so."""
+    """The largest ONNX Runtime speedup over PyTorch of Table 8 (``inference_latency``); timings marked
+    low-confidence (too few timed iterations) are left out, and when only those exist the summary says so."""
     best = None
     if item is not None and item.frame is not None and item.not_run is None:
         for _, row in item.frame.iterrows():

@@ -223,7 +223,7 @@ def _notes(table: str, rows: pd.DataFrame) -> list[str]:
 
 
 def cells(C: pd.DataFrame, table: str) -> pd.DataFrame:
-    """The rows of the comparison frame for one published table (``table1`` ... ``table4``, ``svm``, ``all-runs``)."""
+    """The comparison frame's rows of a published table (``table1`` ... ``table4``, ``svm``, ``all-runs``)."""
     return C[C["table"] == table]
 
 
@@ -330,8 +330,8 @@ def pin_memory(item: Item, rows: pd.DataFrame, lab: pd.DataFrame) -> pd.DataFram
 @_study_table(
     "table4",
     "Table 4: CPU vs GPU, Fashion-MNIST, 10 epochs",
-    f"Training time and test accuracy on the CPU and the GPU ({ref.STUDY['cpu']} vs {ref.STUDY['gpu']} in the "
-    "study), the models' GFLOPs and the GPU speedup (CPU time / GPU time).",
+    f"Training time and test accuracy on the CPU and the GPU ({ref.STUDY['cpu']} vs {ref.STUDY['gpu']} in "
+    "the study), the models' GFLOPs and the GPU speedup (CPU time / GPU time).",
 )
 def cpu_vs_gpu(
     item: Item, rows: pd.DataFrame, lab: pd.DataFrame, our_gflops: dict[str, float | None] | None = None
@@ -364,8 +364,8 @@ def cpu_vs_gpu(
 @_study_table(
     "svm",
     "SVM table: polynomial and RBF kernels (scikit-learn)",
-    f"Test accuracy and fit time of each kernel; the study fitted its SVMs on its CPUs ({ref.STUDY['cpu']}), in "
-    "milliseconds as printed.",
+    "Test accuracy and fit time of each kernel; the study fitted its SVMs on its CPUs "
+    f"({ref.STUDY['cpu']}), in milliseconds as printed.",
 )
 def svm_kernels(item: Item, rows: pd.DataFrame, lab: pd.DataFrame) -> pd.DataFrame:
     keys = {

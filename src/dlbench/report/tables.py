@@ -65,7 +65,8 @@ TRAIN_AXES: list[tuple[str, str, str]] = _AXIS_LABELS + [
 def _axes(
     frame: pd.DataFrame, exclude: tuple[str, ...] = ()
 ) -> tuple[dict[str, str], dict[str, str], str | None]:
-    """(kinds, labels) of the axes that vary (dataset and model always), and a note naming the constant ones."""
+    """(kinds, labels) of the axes that vary (dataset and model always), and a note naming the constant
+    ones."""
     keys = [k for k, _, _ in TRAIN_AXES if k not in exclude and k in frame]
     configs = frame[keys].to_dict("records")
     shown = [k for k in keys if k in ("dataset", "model") or k in varying_keys(configs, keys)]
@@ -202,8 +203,8 @@ def other_runs(item: Item, R: Records, filled: set[str]) -> None:
 @builder(
     "table",
     "Table 7: every SVM run, scikit-learn and cuML",
-    "Each SVM run: accuracy on the test split, fit and predict time, and cuML's speedup over scikit-learn where "
-    "both fitted the same configuration.",
+    "Each SVM run: accuracy on the test split, fit and predict time, and cuML's speedup over scikit-learn "
+    "where both fitted the same configuration.",
 )
 def svm_runs(item: Item, R: Records) -> None:
     S = svm_frame(R)
@@ -364,8 +365,8 @@ def inference_latency(item: Item, R: Records) -> None:
 @builder(
     "table",
     "Table 9: model complexity (FLOPs, parameters)",
-    "Floating-point operations of one forward pass and of one training step, parameters and activation memory, "
-    "at each input counted; the study's published GFLOPs beside the rows of the setting they match.",
+    "Floating-point operations of one forward pass and of one training step, parameters and activation "
+    "memory, at each input counted; the study's published GFLOPs beside the rows of the setting they match.",
     needs="profile",
 )
 def model_complexity(item: Item, R: Records) -> None:

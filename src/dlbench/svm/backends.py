@@ -63,7 +63,8 @@ def get_backend(name: str) -> type[SvmBackend]:
 
 
 def resolve_gamma(gamma: float | str, X: np.ndarray) -> float:
-    """The number scikit-learn and cuML would derive: ``scale`` = 1 / (n_features * X.var()), ``auto`` = 1 / n_features.
+    """The number scikit-learn and cuML would derive: ``scale`` = 1 / (n_features * X.var()),
+    ``auto`` = 1 / n_features.
 
     Computed once here (in float64 over the training matrix) so both backends get the identical float.
     """

@@ -77,8 +77,9 @@ def fit_and_evaluate(
     Labels are integers below ``n_classes``. Backends see them encoded as 0..K-1 over the classes present
     in ``y_train`` (cuML's multi-class predict answers with those indices), and predictions are decoded
     back; ``label_values`` in the result maps index -> label. Timings use :class:`dlbench.timing.Stopwatch`
-    with ``backend.synchronize()`` before the clock stops, so queued GPU work is inside the measured time. fit_seconds includes the copy of the
-    training matrix to the device for a GPU backend; predict_seconds the copy there and back.
+    with ``backend.synchronize()`` before the clock stops, so queued GPU work is inside the measured time.
+    fit_seconds includes the copy of the training matrix to the device for a GPU backend; predict_seconds
+    the copy there and back.
     """
     label_values, y_enc = np.unique(y_train, return_inverse=True)
     y_enc = y_enc.astype(np.int32)
@@ -169,7 +170,8 @@ def run_svm(
     if config.n_train is not None and config.n_train < 2:
         raise SpecError(
             f"n_train {config.n_train} leaves one image, one class: an SVM needs at least two classes",
-            f"use n_train {NUM_CLASSES} or more (one image per class), or leave it out to use all of the split",
+            f"use n_train {NUM_CLASSES} or more (one image per class), or leave it out to use all of the "
+            "split",
         )
     backend_cls = get_backend(config.backend)
 

@@ -38,8 +38,9 @@ def normalization(dataset: str) -> dict:
 
 
 def normalize_(x: torch.Tensor, mean: float, std: float) -> torch.Tensor:
-    """uint8 pixels -> float32 standardised, in one place for both engines (returns a new float tensor)."""
-    return x.to(torch.float32).div_(255.0).sub_(mean).div_(std)
+    """uint8 pixels -> standardised floats of torch's default dtype (float32 unless a float64 check sets it),
+    in one place for both engines (returns a new float tensor)."""
+    return x.to(torch.get_default_dtype()).div_(255.0).sub_(mean).div_(std)
 
 
 def model_input(x: torch.Tensor, mean: float, std: float, size: int = 28, channels: int = 1) -> torch.Tensor:

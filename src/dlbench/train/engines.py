@@ -76,6 +76,11 @@ def check_amp(amp: str, device: torch.device) -> None:
         ) from None
 
 
+def loss_precision(logits: torch.Tensor) -> torch.Tensor:
+    """Logits in the loss's precision: fp16/bf16 (AMP) up to float32, float32 and float64 as they are."""
+    return logits if logits.dtype in (torch.float32, torch.float64) else logits.float()
+
+
 def make_optimizer(config, params, fused: bool = False, capturable: bool = False) -> torch.optim.Optimizer:
     extra: dict[str, Any] = {"fused": True} if fused else {}
     if config.optimizer == "adam":
@@ -158,7 +163,7 @@ class Trainer:
             for x, y in batches:
                 with self.autocast():
                     out = self.model(x)
-                loss_sum += F.cross_entropy(out.float(), y, reduction="sum").double()
+                loss_sum += F.cross_entropy(loss_precision(out), y, reduction="sum").double()
                 confusion += torch.bincount(y * NUM_CLASSES + out.argmax(1), minlength=NUM_CLASSES**2)
         finally:
             self.model.train()
@@ -299,7 +304,8 @@ class ResidentEngine:
         }
 
     def setup(self) -> None:
-        """Copy the split to the device (uint8, N x 1 x 28 x 28; resized per batch) and, on CUDA, capture the step."""
+        """Copy the split to the device (uint8, N x 1 x 28 x 28; resized per batch) and, on CUDA, capture the
+        step."""
         self.x: dict[str, torch.Tensor] = {}
         self.y: dict[str, torch.Tensor] = {}
         for part in ("train", "val", "test"):

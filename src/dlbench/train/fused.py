@@ -43,7 +43,7 @@ from dlbench.configs import NUM_CLASSES
 from dlbench.errors import SpecError
 from dlbench.models import create_model
 from dlbench.train.data import NORMALIZATION, epoch_permutation, model_input
-from dlbench.train.engines import AMP_DTYPES, EvalResult, ResidentEngine, Trainer
+from dlbench.train.engines import AMP_DTYPES, EvalResult, ResidentEngine, Trainer, loss_precision
 
 # TrainConfig fields every member of a group must share (the rest may differ per member).
 SHARED_FIELDS = (
@@ -240,10 +240,10 @@ class MemberOptimizer(torch.optim.Optimizer):
         self.hyper = {"lr": list(lr), "momentum": list(momentum), "weight_decay": list(weight_decay)}
 
         def per_element(values: Sequence[float]) -> list[torch.Tensor]:
-            vec = torch.tensor(list(values), dtype=torch.float32, device=device)
+            vec = torch.tensor(list(values), dtype=params[0].dtype, device=device)
             out = []
-            for p in params:  # same shape and memory format as the parameter (foreach fast path)
-                t = torch.empty_like(p, dtype=torch.float32)
+            for p in params:  # same shape, dtype and memory format as the parameter (foreach fast path)
+                t = torch.empty_like(p)
                 t.copy_(vec[:, None].expand(members, p.numel() // members).reshape(p.shape))
                 out.append(t)
             return out
@@ -251,7 +251,7 @@ class MemberOptimizer(torch.optim.Optimizer):
         self.lr = per_element(lr)
         self.wd = per_element(weight_decay) if any(weight_decay) else None
         self.mom = per_element(momentum) if kind == "sgd" and any(momentum) else None
-        step = torch.zeros((), dtype=torch.float32, device=device)
+        step = torch.zeros((), dtype=params[0].dtype, device=device)
         for p in params:
             st = self.state[p]
             if kind == "adam":
@@ -276,7 +276,7 @@ class MemberOptimizer(torch.optim.Optimizer):
             grads = torch._foreach_div(grads, grad_scale)
             if found_inf is not None:
                 ok = found_inf == 0
-                keep = ok.to(torch.float32)
+                keep = ok.to(self._step_count_t.dtype)
                 grads = [torch.where(ok, g, torch.zeros((), dtype=g.dtype, device=g.device)) for g in grads]
         if self.wd is not None:
             grads = torch._foreach_addcmul(grads, params, self.wd)
@@ -354,7 +354,7 @@ def check_group(configs: Sequence[Any]) -> None:
 
 
 class FusedTrainer(Trainer):
-    """The fused model of N members, the per-member optimizer, AMP, the fused step and per-member evaluation."""
+    """The fused model of N members, per-member optimizer, AMP, the fused step and per-member evaluation."""
 
     def __init__(self, configs: Sequence[Any], device: torch.device, *, channels_last: bool = False):
         self.configs = list(configs)
@@ -387,7 +387,7 @@ class FusedTrainer(Trainer):
 
     def member_losses(self, out: torch.Tensor, y: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
         """Per-member loss from fused logits ``B x N x classes`` and labels ``N x B``: an ``N`` vector."""
-        per = F.cross_entropy(out.float().transpose(1, 2), y.t(), reduction="none")  # B x N
+        per = F.cross_entropy(loss_precision(out).transpose(1, 2), y.t(), reduction="none")  # B x N
         return per.mean(0) if reduction == "mean" else per.double().sum(0)
 
     def step(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

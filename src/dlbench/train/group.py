@@ -177,8 +177,8 @@ def _fit_group(
                 bests[i] = {"val_accuracy": val.accuracy, "epoch": epoch + 1}
                 _save_state(outs[i] / ckpt.BEST_NAME, member_state_dict(trainer.model, i))
             log(
-                f"{c.run_id} (fused x{n_m}) epoch {epoch + 1}/{c.epochs}: train loss {entry['train_loss']:.4f}, "
-                f"val loss {val.loss:.4f}, val acc {val.accuracy:.2%}"
+                f"{c.run_id} (fused x{n_m}) epoch {epoch + 1}/{c.epochs}: train loss "
+                f"{entry['train_loss']:.4f}, val loss {val.loss:.4f}, val acc {val.accuracy:.2%}"
             )
         log(
             f"fused group of {n_m}: epoch {epoch + 1} {tr['seconds']:.1f} s, "
@@ -252,5 +252,6 @@ def _finish_group(
         )
         rec.add_output("checkpoint", outs[i] / ckpt.BEST_NAME)
         log(
-            f"{c.run_id}: test accuracy {tests[i].accuracy:.2%} (fused x{n_m}, {m['train_seconds']:.1f} s shared)"
+            f"{c.run_id}: test accuracy {tests[i].accuracy:.2%} (fused x{n_m}, {m['train_seconds']:.1f} s "
+            "shared)"
         )

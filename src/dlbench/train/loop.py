@@ -26,7 +26,7 @@ def start_clock(device: torch.device) -> float:
 
 
 def run_epoch(engine, epoch: int, steps: int, desc: str = "", on_first_batch=None) -> dict[str, Any]:
-    """Train one epoch (at most ``steps`` batches) with a progress bar or log lines; see :func:`train_steps`."""
+    """Train one epoch (at most ``steps`` batches) with a progress bar or log lines (:func:`train_steps`)."""
     progress = Progress(engine.batches(epoch, steps), total=steps, desc=desc)
     batches = iter(progress)
     result = train_steps(engine, batches, steps, epoch, progress=progress, on_first_batch=on_first_batch)
