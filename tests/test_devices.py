@@ -117,3 +117,13 @@ def test_pre_flight_names_the_node_pools_the_tasks_go_to():
     assert "h100 (cuda, nvidia.com/gpu x1, nvidia.com/gpu.product=NVIDIA-H100-80GB-HBM3, $4.50/h)" in note
     assert "vm (cpu, $0.10/h)" in note and "l4 (" in note
     assert device_notes(load_spec("quick")) == []
+
+
+def test_a_runs_header_names_its_catalog_device():
+    from dlbench.log import describe_config
+
+    spec = pools_spec()
+    words = [describe_config("train", c.model_dump()) for c in expand_train(spec)]
+    assert [w.split(" fashion-mnist ")[1] for w in words] == ["h100 (cuda)", "l4 (cuda)", "vm (cpu)"]
+    svm = {describe_config("svm", c.model_dump()) for c in expand_svm(spec)}
+    assert any(w.endswith("on l4") for w in svm) and any(w.endswith("on vm") for w in svm)
