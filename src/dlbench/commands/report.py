@@ -19,7 +19,7 @@ def register(sub) -> None:
     p.add_argument(
         "--records",
         nargs="+",
-        default=["runs/quick"],
+        default="runs/quick",
         metavar="DIR",
         help="folder searched recursively for record.json files, e.g. a study folder runs/<spec name>; "
         "several folders (study folders, pipeline runs, fetched runs, one machine each) make one report "
@@ -46,7 +46,7 @@ def run(args) -> int:
     from dlbench.log import get_logger
     from dlbench.report import run_report
 
-    folders = [Path(r) for r in args.records]
+    folders = [Path(r) for r in ([args.records] if isinstance(args.records, str) else args.records)]
     for records in folders:  # the same words as run_report's own check, before the output check
         if not records.is_dir():
             raise DataError(
