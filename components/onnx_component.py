@@ -17,6 +17,12 @@ def onnx_cpu(
     train_cpu: Input[list[Model]] = None,
     train_gpu: Input[list[Model]] = None,
     train_gpu_fused: Input[list[Model]] = None,
+    pool_1: Input[list[Model]] = None,
+    pool_2: Input[list[Model]] = None,
+    pool_3: Input[list[Model]] = None,
+    pool_4: Input[list[Model]] = None,
+    pool_5: Input[list[Model]] = None,
+    pool_6: Input[list[Model]] = None,
 ):
     """Export and time each model in turn; result/<model>/ holds model.onnx, timings, record.json."""
     from dlbench_kfp.components.runtime import onnx_task
@@ -29,6 +35,7 @@ def onnx_cpu(
         train_cpu=train_cpu,
         train_gpu=train_gpu,
         train_gpu_fused=train_gpu_fused,
+        pools=[pool_1, pool_2, pool_3, pool_4, pool_5, pool_6],
     )
 
 
@@ -41,6 +48,12 @@ def onnx_gpu(
     train_cpu: Input[list[Model]] = None,
     train_gpu: Input[list[Model]] = None,
     train_gpu_fused: Input[list[Model]] = None,
+    pool_1: Input[list[Model]] = None,
+    pool_2: Input[list[Model]] = None,
+    pool_3: Input[list[Model]] = None,
+    pool_4: Input[list[Model]] = None,
+    pool_5: Input[list[Model]] = None,
+    pool_6: Input[list[Model]] = None,
 ):
     """Export and time every model on the GPU providers too; result/<model>/ as onnx_cpu."""
     from dlbench_kfp.components.runtime import onnx_task
@@ -53,4 +66,5 @@ def onnx_gpu(
         train_cpu=train_cpu,
         train_gpu=train_gpu,
         train_gpu_fused=train_gpu_fused,
+        pools=[pool_1, pool_2, pool_3, pool_4, pool_5, pool_6],
     )

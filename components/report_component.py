@@ -24,6 +24,12 @@ def report(
     train_gpu_fused: Input[list[Model]] = None,
     svm_cpu: Input[list[Model]] = None,
     svm_gpu: Input[list[Model]] = None,
+    pool_1: Input[list[Model]] = None,
+    pool_2: Input[list[Model]] = None,
+    pool_3: Input[list[Model]] = None,
+    pool_4: Input[list[Model]] = None,
+    pool_5: Input[list[Model]] = None,
+    pool_6: Input[list[Model]] = None,
 ):
     """study/ = spec.yaml, data/, train/<run_id>/, svm/<run_id>/, profile/, onnx/<model>/, report/ and
     MANIFEST.json (written last); uploaded to <publish_to>/<run_name>/ when publish_to is set."""
@@ -45,4 +51,5 @@ def report(
         train_gpu_fused=train_gpu_fused,
         svm_cpu=svm_cpu,
         svm_gpu=svm_gpu,
+        pools=[pool_1, pool_2, pool_3, pool_4, pool_5, pool_6],
     )

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from dlbench.errors import DlbenchError
-from dlbench.layout import StudyLayout, assemble, link_runs, read_record
+from dlbench.layout import StudyLayout, assemble, link_runs, read_record, run_folders
 from dlbench.log import get_logger
 from dlbench.runner import (
     run_data_task,
@@ -196,6 +196,23 @@ def _paths(*artifact_lists: list | None) -> list[Path]:
     return [Path(a.path) for artifacts in artifact_lists for a in artifacts or []]
 
 
+# Fan-in inputs of the report and ONNX components for the run loops of catalog devices other than cpu and
+# cuda (pipelines/study.py: one loop per device, as each device has its own node selector).
+POOL_SLOTS = 6
+
+
+def pool_runs(pools: list | None) -> dict[str, list]:
+    """The run artifacts of the ``pool_N`` inputs by step (train or svm), told by each folder's record."""
+    out: dict[str, list] = {}
+    for artifacts in pools or []:
+        for a in artifacts or []:
+            recs = [read_record(f) for f in run_folders(Path(a.path))]
+            step = next((r.get("step") for r in recs if r), None)
+            if step:
+                out.setdefault(str(step), []).append(a)
+    return out
+
+
 def onnx_task(
     models: list,
     settings: dict,
@@ -204,6 +221,7 @@ def onnx_task(
     train_cpu: list | None = None,
     train_gpu: list | None = None,
     train_gpu_fused: list | None = None,
+    pools: list | None = None,
 ) -> None:
     """Export and time every model into ``result.path/<model>/``; uses the best trained checkpoint of each."""
     from dlbench.plan import OnnxTask, OnnxTaskSettings
@@ -214,7 +232,7 @@ def onnx_task(
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="dlbench-train-runs-") as tmp:
         train_root = Path(tmp) / "train"
-        link_runs(_paths(train_cpu, train_gpu, train_gpu_fused), train_root)
+        link_runs(_paths(train_cpu, train_gpu, train_gpu_fused, pool_runs(pools).get("train")), train_root)
         outcomes = run_onnx_task(task, train_root, out, log.info)
     failed = 0
     for model, outcome in outcomes.items():
@@ -278,6 +296,7 @@ def report_task(
     svm_cpu: list | None = None,
     svm_gpu: list | None = None,
     train_gpu_fused: list | None = None,
+    pools: list | None = None,
 ) -> None:
     """Gather every record into ``study.path`` (the run's bundle), write the report, a MANIFEST.json last,
     and with ``publish_to`` (a store URL) upload the bundle to ``<publish_to>/<run_name>/``."""
@@ -285,9 +304,13 @@ def report_task(
     from dlbench.store import open_store, write_manifest
 
     root = Path(study.path)
+    more = pool_runs(pools)
     runs = {
-        "train": list(train_cpu or []) + list(train_gpu or []) + list(train_gpu_fused or []),
-        "svm": list(svm_cpu or []) + list(svm_gpu or []),
+        "train": list(train_cpu or [])
+        + list(train_gpu or [])
+        + list(train_gpu_fused or [])
+        + more.get("train", []),
+        "svm": list(svm_cpu or []) + list(svm_gpu or []) + more.get("svm", []),
     }
     counts = assemble_study(root, spec, data=data, profile=profile, runs=runs, onnx=onnx)
     log.info("records: " + ", ".join(f"{k} {v}" for k, v in counts.items()))

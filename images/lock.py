@@ -28,6 +28,9 @@ sys.path.insert(0, str(ROOT))
 from dlbench_kfp.components.images import KINDS  # noqa: E402
 
 ONNXRUNTIME_GPU = "onnxruntime-gpu==1.31.1"  # first CUDA 13 line is 1.27; 1.31.1 is the newest on PyPI
+# NVML's Python bindings (dlbench.energy: the GPU's energy counter); "nvidia-" names are left to torch's pins
+# below, and torch does not pin this one, so the cuda image gets it here
+NVML = "nvidia-ml-py==13.615.71"
 CUML = "cuml-cu13==26.10.0"
 RAPIDS_PYTHON = "3.12"  # python3 of the rapids image's base (nvidia/cuda:*-ubuntu24.04)
 CUML_DECIDES = {"pandas"}  # common pins cuML's tree needs at other versions
@@ -138,7 +141,7 @@ def main() -> None:
     write(
         "cuda",
         [f"{n}=={v}" for n, v in sorted(common.items()) if n not in KINDS["cuda"].left_out]
-        + [ONNXRUNTIME_GPU],
+        + [ONNXRUNTIME_GPU, NVML],
         "onnxruntime-gpu (CUDA 13) replaces onnxruntime; torch's CUDA libraries come with torch's pins.",
     )
     rapids = {n: v for n, v in common.items() if n not in KINDS["rapids"].left_out}

@@ -10,6 +10,10 @@ dataset never pushed costs the data task. Checked, before anything is uploaded o
   store's endpoint and keys here (``DLBENCH_S3_ENDPOINT``, ``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``);
   without them the check is skipped and a note says so.
 
+The spec's device catalog (``devices:``) was checked when the spec loaded (a node selector without a value,
+a price below zero, an unknown device name: one line each); pre-flight names the node pools the run will
+ask for, so a selector no node carries is caught by eye before the tasks wait in Pending.
+
 Each problem is one line naming it and its fix. ``--no-preflight`` skips all of it.
 """
 
@@ -109,6 +113,23 @@ def check_datasets(spec: StudySpec) -> tuple[list[str], list[str]]:
     return problems, []
 
 
+def device_notes(spec: StudySpec) -> list[str]:
+    """One note naming the catalog devices the run's tasks are scheduled on, when the spec has a catalog."""
+    from dlbench.devices import describe
+    from dlbench.plan import build_plan
+
+    if not spec.devices:
+        return []
+    p = build_plan(spec)
+    used = dict.fromkeys([*(t.device_name for t in (*p.train, *p.svm)), p.onnx.device_name])
+    cat = spec.catalog()
+    return [
+        "tasks go to the node pools "
+        + "; ".join(describe(n, cat[n]) for n in used)
+        + " (a node_selector no node carries leaves its tasks Pending)"
+    ]
+
+
 def preflight(
     spec: StudySpec, yaml_path: str | os.PathLike, log: Callable[[str], Any] = print, timeout: float = 10.0
 ) -> None:
@@ -120,7 +141,7 @@ def preflight(
     problems = check_images(images, timeout=timeout)
     data_problems, notes = check_datasets(spec)
     problems += data_problems
-    for note in notes:
+    for note in notes + device_notes(spec):
         log(f"pre-flight: note: {note}")
     if problems:
         raise PreflightError(problems)

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from dlbench.errors import SpecError
-from dlbench.plan import build_plan
+from dlbench.plan import RUN_GROUPS, build_plan
 from dlbench.spec import StudySpec, load_spec
 
 DEFAULT_YAML = Path(__file__).with_name("study_pipeline.yaml")
@@ -111,18 +111,19 @@ def build_pipeline(
         if is_store_url(spec.data.root):  # the datasets come from the store: the task needs its keys
             _with_store_keys(d)
         collected: dict[str, Any] = {}
+        cat = spec.catalog()
         for group, (component, needs_gpu) in components.items():
-            runs = p.group(group)
-            if not runs:
-                continue
-            with dsl.ParallelFor(items=_items(runs), parallelism=parallelism) as item:
-                arg = "group" if group == "train_gpu_fused" else "config"
-                t = component(split=d.outputs["split"], **{arg: item})
-                t.set_display_name(group.replace("_", " "))
-                timing(t)
-                if needs_gpu:
-                    _on_gpu(t)
-            collected[group] = t.outputs["run"]  # a fresh dsl.Collected per consumer (KFP needs that)
+            for device, runs in by_device(p.group(group)).items():
+                with dsl.ParallelFor(items=_items(runs), parallelism=parallelism) as item:
+                    arg = "group" if group == "train_gpu_fused" else "config"
+                    t = component(split=d.outputs["split"], **{arg: item})
+                    # a loop per catalog device: the built-in one keeps the group's name
+                    builtin = device in ("cpu", "cuda")
+                    t.set_display_name(group.replace("_", " ") + ("" if builtin else f" {device}"))
+                    timing(t)
+                    on_device(t, cat[device], needs_gpu)
+                # a fresh dsl.Collected per consumer (KFP needs that)
+                collected[group if builtin else f"{group}_{device}"] = t.outputs["run"]
 
         pt = p.profile
         prof = profile(
@@ -138,12 +139,11 @@ def build_pipeline(
         o = onnx_component(
             models=list(p.onnx.models),
             settings=as_json(p.onnx.settings),
-            **{k: dsl.Collected(v) for k, v in collected.items() if k.startswith("train_")},
+            **fan_in(collected, dsl.Collected, "train_"),
         )
         o.set_display_name("onnx")
         timing(o)
-        if p.onnx.gpu:
-            _on_gpu(o)
+        on_device(o, cat[p.onnx.device_name], p.onnx.gpu)
 
         r = report(
             spec=spec_json,
@@ -152,13 +152,70 @@ def build_pipeline(
             data=d.outputs["split"],
             profile=prof.outputs["result"],
             onnx=o.outputs["result"],
-            **{k: dsl.Collected(v) for k, v in collected.items()},
+            **fan_in(collected, dsl.Collected),
         )
         retry(r.set_display_name("report").set_caching_options(False), num_retries=1, backoff_duration="30s")
         _with_store_keys(r)
         return r.outputs["study"]
 
     return study
+
+
+def by_device(tasks: list) -> dict[str, list]:
+    """The run tasks of one group by the catalog device they are scheduled on, in plan order."""
+    out: dict[str, list] = {}
+    for t in tasks:
+        out.setdefault(t.device_name, []).append(t)
+    return out
+
+
+def fan_in(collected: dict[str, Any], collect, prefix: str = "") -> dict[str, Any]:
+    """The fan-in inputs of the run loops (``prefix``: only those groups): each built-in group's loop by its
+    group's name; the loops of the spec's other catalog devices, in order, as ``pool_1`` ...
+    ``pool_<POOL_SLOTS>`` (KFP takes one ``dsl.Collected`` per input, and the runtime tells train from
+    SVM runs by their records)."""
+    from dlbench_kfp.components.runtime import POOL_SLOTS
+
+    out, pools = {}, []
+    for key, value in collected.items():
+        if not key.startswith(prefix):
+            continue
+        if key in RUN_GROUPS:
+            out[key] = collect(value)
+        else:
+            pools.append(collect(value))
+    if len(pools) > POOL_SLOTS:
+        raise SpecError(
+            f"the spec's runs need {len(pools)} loops on catalog devices other than cpu and cuda; "
+            f"the pipeline gathers at most {POOL_SLOTS}",
+            "use fewer devices per study, or split the study in two and merge the reports "
+            "(dlbench report --records A B)",
+        )
+    out.update({f"pool_{i + 1}": v for i, v in enumerate(pools)})
+    return out
+
+
+def on_device(task, entry, needs_gpu: bool):
+    """Schedule ``task`` on its catalog device (``dlbench.devices``): the built-in GPU (or a cuda entry
+    that names no accelerator or selector) gets ``components.gpu``'s one GPU, node selector and toleration;
+    another entry its own accelerator type and limit and node selector (a cuda one the GPU toleration
+    too); a cpu entry with a node selector that selector only."""
+    from kfp import kubernetes
+
+    from dlbench_kfp.components import gpu
+
+    if needs_gpu or entry.kind == "cuda":
+        if entry.builtin_gpu:
+            return _on_gpu(task)
+        task.set_accelerator_type(entry.accelerator or gpu.ACCELERATOR)
+        task.set_accelerator_limit(entry.accelerator_limit)
+        kubernetes.add_toleration(task, **gpu.TOLERATION)
+        selector = entry.node_selector if entry.node_selector is not None else gpu.NODE_SELECTOR
+    else:
+        selector = entry.node_selector or {}
+    for key, value in selector.items():
+        kubernetes.add_node_selector(task, key, value)
+    return task
 
 
 def _on_gpu(task):

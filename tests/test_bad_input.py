@@ -82,6 +82,12 @@ def inputs(tmp_path_factory):
     spec("neg-seed", seed=-1)
     spec("inf-tol", onnx__tolerance=float("inf"))
     spec("bad-fractions", data__fractions=[0.5, 0.5, 0.5])
+    spec(
+        "selector-no-value",
+        devices={"l4": {"kind": "cuda", "node_selector": {"nvidia.com/gpu.product": None}}},
+    )
+    spec("negative-price", devices={"vm": {"kind": "cpu", "price_per_hour": -0.5}})
+    spec("unknown-device", train__grids=[{"models": ["resnet18"], "device": ["h100"]}])
     (root / "a-dir").mkdir()
     return root
 
@@ -377,6 +383,21 @@ CASES = [
         "--parallelism must be",
     ),
     ("compile-empty-spec", "compile --spec {I}/empty.yaml --out {O}/p.yaml", "is empty"),
+    (
+        "compile-selector-no-value",
+        "compile --spec {I}/selector-no-value.yaml --out {O}/p.yaml",
+        "devices.l4.node_selector: Value error, node_selector 'nvidia.com/gpu.product' has no value",
+    ),
+    (
+        "compile-negative-price",
+        "compile --spec {I}/negative-price.yaml --out {O}/p.yaml",
+        "devices.vm.price_per_hour: Value error, price_per_hour must be 0 or more (got -0.5)",
+    ),
+    (
+        "compile-unknown-device",
+        "compile --spec {I}/unknown-device.yaml --out {O}/p.yaml",
+        "device 'h100' is not in the catalog (known: cpu, cuda); add it under devices:",
+    ),
     ("fetch-to-proc", "fetch RUN --store {O}/store --to /proc/y", "--to /proc/y: cannot write"),
     ("fetch-to-file", "fetch RUN --store {O}/store --to {I}/a-file", "a file is there"),
     ("run-no-local", "run --spec quick --work {O}/w", "add --local"),

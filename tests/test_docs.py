@@ -101,7 +101,25 @@ def test_the_readme_spec_example_is_valid():
 
     from dlbench.spec import expand_svm, expand_train, parse_spec
 
-    (block,) = re.findall(r"```yaml\n(.*?)```", README.read_text(), re.S)
+    blocks = re.findall(r"```yaml\n(.*?)```", README.read_text(), re.S)
+    (block,) = [b for b in blocks if "name: my-study" in b]
     spec = parse_spec(yaml.safe_load(block))
     assert spec.name == "my-study"
     assert len(expand_train(spec)) == 4 and len(expand_svm(spec)) == 2
+
+
+def test_the_readme_device_catalog_is_a_valid_spec_section():
+    import yaml
+
+    from dlbench.spec import expand_train, parse_spec
+
+    blocks = re.findall(r"```yaml\n(.*?)```", README.read_text(), re.S)
+    (block,) = [b for b in blocks if b.startswith("devices:")]
+    assert len(block.strip().splitlines()) == 4  # devices: and its three entries
+    devices = yaml.safe_load(block)["devices"]
+    spec = parse_spec({"devices": devices, "train": {"grids": [{"device": list(devices)}]}})
+    assert [(c.device, c.device_name) for c in expand_train(spec)] == [
+        ("cuda", "h100"),
+        ("cuda", "l4"),
+        ("cpu", "vm"),
+    ]

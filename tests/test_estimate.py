@@ -121,3 +121,49 @@ def test_the_estimate_counts_every_repeat_of_a_seeded_spec():
     e1, e3 = estimate(one, cal), estimate(three, cal)
     assert len(e3["tasks"]) == 3 * len(e1["tasks"])
     assert e3["steps"]["train"] == pytest.approx(3 * e1["steps"]["train"])
+
+
+def pools_spec() -> dict:
+    return {
+        "name": "pools",
+        "devices": {
+            "h100": {"kind": "cuda", "price_per_hour": 4.5},
+            "l4": {"kind": "cuda", "price_per_hour": 0.8},
+            "vm": {"kind": "cpu"},
+        },
+        "data": {"datasets": ["mnist"], "subsample": 10_000},
+        "train": {"grids": [{"models": ["resnet18"], "batch_size": [64], "device": ["h100", "l4", "vm"]}]},
+        "svm": {"backends": ["sklearn"], "kernels": ["rbf"], "n_train": 2000, "devices": {"sklearn": ["vm"]}},
+    }
+
+
+def test_the_estimate_projects_hours_and_dollars_per_catalog_device(tmp_path, capsys):
+    spec = parse_spec(pools_spec())
+    cal = calibration_for(spec, 0.01)
+    # each pool is its own shape: a calibration from the H100 node does not stand in for the L4's
+    assert sorted(sh["shape"]["device"] for sh in cal["shapes"].values()) == ["h100", "l4", "vm"]
+    est = estimate(spec, cal)
+    task = {t["shape"]["device"]: t["seconds"] for t in est["tasks"]}
+    d = est["devices"]
+    assert d["h100"]["seconds"] == pytest.approx(task["h100"])
+    assert d["h100"]["dollars"] == pytest.approx(task["h100"] / 3600 * 4.5)
+    assert d["l4"]["dollars"] == pytest.approx(task["l4"] / 3600 * 0.8)
+    # the vm has no price: hours only; the SVM run is on the vm too
+    svm = est["svm"][0]["seconds"]
+    assert d["vm"]["dollars"] is None and d["vm"]["seconds"] == pytest.approx(task["vm"] + svm)
+    path = tmp_path / "pools.yaml"
+    path.write_text(json.dumps(pools_spec()))
+    (tmp_path / "cal.json").write_text(json.dumps(cal))
+    assert main(["spec", "expand", str(path), "--estimate", "--calibration", str(tmp_path / "cal.json")]) == 0
+    out = capsys.readouterr().out
+    assert "device h100: " in out and "at $4.50/h" in out
+    assert "device vm: " in out and "no price_per_hour in the catalog: hours only" in out
+    assert "cost: $" in out and "(without vm, cpu: no price, hours only)" in out
+
+
+def test_calibrating_a_device_the_catalog_lacks_is_one_line(tmp_path, capsys):
+    path = tmp_path / "pools.yaml"
+    path.write_text(json.dumps(pools_spec()))
+    assert main(["spec", "expand", str(path), "--calibrate", "--device", "a100"]) == 2
+    err = capsys.readouterr().err
+    assert "--device 'a100': choose cpu, cuda, h100, l4, vm" in err and err.count("\n") == 1

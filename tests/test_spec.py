@@ -101,7 +101,7 @@ def test_duplicate_grid_points_collapse():
         ({"epochs": 3}, "epochs: unknown field"),
         (
             {"train": {"grids": [{"device": ["tpu"]}]}},
-            "train.grids.0.device.0: Input should be 'cpu' or 'cuda'",
+            "train.grids.0.device: device 'tpu' is not in the catalog (known: cpu, cuda)",
         ),
         (
             {"data": {"datasets": ["mnist"]}, "train": {"grids": [{"datasets": ["fashion-mnist"]}]}},

@@ -161,6 +161,12 @@ class TrainConfig(_RunConfig):
         None,
         True,
     )
+    device_name: str | None = _field(
+        None,
+        "the spec's catalog device the run is for (devices:, dlbench.devices); None: the built-in device",
+        None,
+        True,
+    )
 
     @property
     def run_id(self) -> str:
@@ -212,6 +218,12 @@ class SvmConfig(_RunConfig, SvmSettings):
     seed: NonNegativeInt = Field(0, description="seed of the subsample")
     smoke: bool = _field(False, "a smoke run", None, True)
     planned: dict[str, str] | None = _field(None, "a smoke run: the settings it replaced", None, True)
+    device_name: str | None = _field(
+        None,
+        "the spec's catalog device of the run; None: the backend's built-in (cuML: cuda, else cpu)",
+        None,
+        True,
+    )
 
     @property
     def run_id(self) -> str:
@@ -284,10 +296,16 @@ class OnnxSpec(OnnxSettings):
     models: list[ModelName] | None = Field(
         default=None, description="default: every model in the train grids"
     )
+    device: str | None = Field(
+        default=None,
+        description="the catalog device (devices:) the ONNX task runs on; default: cuda with a GPU "
+        "provider, else cpu",
+    )
 
     def run_kwargs(self) -> dict[str, Any]:
-        """The keyword arguments of ``dlbench.onnxrt.run_onnx`` these settings give (all but models)."""
-        return self.model_dump(exclude={"models"})
+        """The keyword arguments of ``dlbench.onnxrt.run_onnx`` these settings give (every field but models
+        and the device it is scheduled on)."""
+        return self.model_dump(exclude={"models", "device"})
 
 
 class OnnxConfig(OnnxSettings):

@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from dlbench.devices import device_name_of
 from dlbench.errors import DataError, SpecError
 from dlbench.io import write_json
 from dlbench.spec import StudySpec, TrainConfig, expand_svm, train_tasks
@@ -42,8 +43,12 @@ CAL_EVAL_IMAGES = 256
 
 
 def shape_of(task: list[TrainConfig]) -> dict[str, Any]:
+    """A task's shape; ``device`` is its catalog name (dlbench.devices), ``kind`` beside it when that is not
+    a built-in name, so a calibration measured on an H100 node is told from one measured on an L4."""
     c = task[0]
+    extra = {"kind": c.device} if c.device_name else {}
     return {
+        **extra,
         "model": c.model,
         "stem": c.stem,
         "batch_size": c.batch_size,
@@ -51,7 +56,7 @@ def shape_of(task: list[TrainConfig]) -> dict[str, Any]:
         "in_channels": c.in_channels,
         "optimizer": c.optimizer,
         "amp": c.amp,
-        "device": c.device,
+        "device": c.device_name or c.device,
         "engine": "fused" if len(task) > 1 else c.engine,
         "members": len(task),
         "num_workers": c.num_workers if c.engine == "dataloader" else 0,
@@ -94,14 +99,15 @@ def calibrate_shape(
     eval_images: int = CAL_EVAL_IMAGES,
 ) -> dict[str, Any]:
     """Time ``steps`` training steps, the evaluation of ``eval_images`` images and the engine setup."""
-    steps = steps or CAL_STEPS[shape["device"]]
-    warmup = CAL_WARMUP[shape["device"]] if warmup is None else warmup
+    kind = shape.get("kind", shape["device"])
+    steps = steps or CAL_STEPS[kind]
+    warmup = CAL_WARMUP[kind] if warmup is None else warmup
     import torch
 
     from dlbench.train.engines import ENGINES, resolve_device, synchronize
     from dlbench.train.loop import train_steps
 
-    device = resolve_device(shape["device"])
+    device = resolve_device(kind)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
     bs, members = shape["batch_size"], shape["members"]
@@ -115,7 +121,7 @@ def calibrate_shape(
             optimizer=shape["optimizer"],
             lr=1e-3 / (1 + i),
             amp=shape["amp"],
-            device=shape["device"],
+            device=kind,
             engine="resident" if shape["engine"] == "fused" else shape["engine"],
             seed=i,
             num_workers=shape["num_workers"],
@@ -223,9 +229,10 @@ def calibrate(
         devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
     cal = existing or {"format": FORMAT, "shapes": {}}
     cal.setdefault("machines", {})
+    cat = spec.catalog()
     for dev in devices:
         cal["machines"][dev] = {
-            "device": device_info(dev),
+            "device": device_info(cat[dev].kind if dev in cat else dev),
             "when": now_iso(),
             "torch_threads": torch.get_num_threads(),
         }
@@ -329,7 +336,7 @@ def estimate(spec: StudySpec, cal: dict[str, Any]) -> dict[str, Any]:
         sizes = split_sizes(spec, c.dataset)
         k = ((cal.get("svm") or {}).get("kernels") or {}).get(c.kernel)
         if c.backend == "cuml" or k is None:
-            svm_runs.append({"run": c.run_id, "seconds": None})
+            svm_runs.append({"run": c.run_id, "seconds": None, "device": device_name_of(c)})
             if c.backend != "cuml":
                 missing.append(f"svm {c.kernel}")
             continue
@@ -338,7 +345,7 @@ def estimate(spec: StudySpec, cal: dict[str, Any]) -> dict[str, Any]:
         s = k["fit_seconds"] * (n / cal_svm["n_fit"]) ** 2 + k["predict_seconds"] * (n / cal_svm["n_fit"]) * (
             sizes["test"] / cal_svm["n_predict"]
         )
-        svm_runs.append({"run": c.run_id, "seconds": s})
+        svm_runs.append({"run": c.run_id, "seconds": s, "device": device_name_of(c)})
         svm_total += s
     steps_total["svm"] = svm_total
     onnx = 0.0
@@ -358,11 +365,72 @@ def estimate(spec: StudySpec, cal: dict[str, Any]) -> dict[str, Any]:
         "svm": svm_runs,
         "steps": steps_total,
         "total_seconds": total,
+        "devices": device_costs(spec, tasks_out, svm_runs, steps_total),
         "not_calibrated": sorted(set(missing)),
         "fixed_allowances": FIXED,
         "note": "train and SVM from timings measured by the calibration; data, profile, report and ONNX "
         "export are fixed allowances",
     }
+
+
+def device_costs(
+    spec: StudySpec, tasks: list[dict], svm_runs: list[dict], steps: dict[str, float | None]
+) -> dict[str, dict[str, Any]]:
+    """Projected seconds per catalog device (train tasks by their shape's device, SVM runs by theirs, the ONNX
+    task on its device, data, profile and report on cpu) and, where the catalog has a price, dollars
+    (seconds x price_per_hour / 3600). ``unestimated``: tasks of the device with no projection."""
+    from dlbench.plan import build_plan
+
+    cat = spec.catalog()
+    out: dict[str, dict[str, Any]] = {}
+
+    def add(name: str, seconds: float | None) -> None:
+        d = out.setdefault(name, {"seconds": 0.0, "unestimated": 0})
+        if seconds is None:
+            d["unestimated"] += 1
+        else:
+            d["seconds"] += seconds
+
+    for t in tasks:
+        add(t["shape"]["device"], t["seconds"])
+    for r in svm_runs:
+        add(r["device"], r["seconds"])
+    add(build_plan(spec).onnx.device_name, steps.get("onnx"))
+    for step in ("data", "profile", "report"):
+        add("cpu", steps.get(step))
+    for name, d in out.items():
+        price = cat[name].price_per_hour if name in cat else None
+        d["hours"] = d["seconds"] / 3600
+        d["price_per_hour"] = price
+        d["dollars"] = None if price is None else d["hours"] * price
+    return out
+
+
+def dollars(x: float) -> str:
+    """$12.34, or four decimals under a dollar ($0.0046): a small study's cost is not $0.00."""
+    return f"${x:,.2f}" if x >= 1 else f"${x:.4f}"
+
+
+def format_costs(devices: dict[str, dict[str, Any]]) -> list[str]:
+    """One line per device: its projected hours and dollars, or hours only where it has no price."""
+    lines = []
+    for name, d in devices.items():
+        more = f" (+{d['unestimated']} not estimated)" if d["unestimated"] else ""
+        if d["dollars"] is None:
+            money = "no price_per_hour in the catalog: hours only"
+        else:
+            money = f"{dollars(d['dollars'])} at ${d['price_per_hour']:.2f}/h"
+        lines.append(f"device {name}: {d['hours']:.3f} h{more}, {money}")
+    priced = [d["dollars"] for d in devices.values() if d["dollars"] is not None]
+    if priced:
+        unpriced = [n for n, d in devices.items() if d["dollars"] is None]
+        lines.append(
+            f"cost: {dollars(sum(priced))}"
+            + (f" (without {', '.join(unpriced)}: no price, hours only)" if unpriced else "")
+        )
+    else:
+        lines.append("cost: no device has a price_per_hour in the catalog (devices:); hours only")
+    return lines
 
 
 def actual_seconds(study_dir: str | os.PathLike) -> dict[str, Any]:
@@ -425,15 +493,19 @@ def format_estimate(est: dict[str, Any], actual: dict[str, Any] | None = None) -
             f"({est['total_seconds'] / actual['total_seconds'] - 1:+.0%})"
         )
     lines.append(total)
+    if est.get("devices"):
+        lines += format_costs(est["devices"])
     if est["not_calibrated"]:
         lines.append("not estimated (no calibration for): " + "; ".join(est["not_calibrated"]))
     return "\n".join(lines)
 
 
-def check_devices(devices: list[str] | None) -> list[str] | None:
+def check_devices(devices: list[str] | None, spec: StudySpec | None = None) -> list[str] | None:
+    """``--device`` values: names of the spec's catalog (cpu and cuda built in)."""
     if devices is None:
         return None
-    bad = [d for d in devices if d not in ("cpu", "cuda")]
+    known = list(spec.catalog()) if spec is not None else ["cpu", "cuda"]
+    bad = [d for d in devices if d not in known]
     if bad:
-        raise SpecError(f"--device {bad[0]!r}: choose cpu or cuda")
+        raise SpecError(f"--device {bad[0]!r}: choose {', '.join(known)}")
     return devices

@@ -143,7 +143,7 @@ def describe_config(step: str, config: dict) -> str:
             format_lr(float(c.get("lr", 0))),
             f"{c.get('epochs')} ep",
             c.get("dataset"),
-            c.get("device"),
+            f"{c['device_name']} ({c.get('device')})" if c.get("device_name") else c.get("device"),
         ]
         if c.get("amp") not in (None, "off"):
             words.append(str(c["amp"]))
@@ -161,6 +161,7 @@ def describe_config(step: str, config: dict) -> str:
             f"C={float(c.get('C', 0)):g}",
             f"n_train={n or 'all'}",
             c.get("dataset"),
+            f"on {c['device_name']}" if c.get("device_name") else None,
         ]
         return " ".join(str(w) for w in words if w is not None)
     return ""

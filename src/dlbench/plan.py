@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from dlbench.configs import OnnxConfig, OnnxSettings, Stem, SvmConfig, TrainConfig
+from dlbench.devices import device_name_of
 from dlbench.spec import DataSpec, StudySpec, expand_svm, require_runs, train_tasks
 
 GPU_PROVIDERS = frozenset({"cuda", "tensorrt"})
@@ -69,6 +70,11 @@ class TrainTask:
         return self.configs[0].device == "cuda"
 
     @property
+    def device_name(self) -> str:
+        """The catalog device the task is scheduled on (dlbench.devices)."""
+        return device_name_of(self.configs[0])
+
+    @property
     def group(self) -> str:
         return "train_gpu_fused" if self.fused else "train_gpu" if self.gpu else "train_cpu"
 
@@ -96,6 +102,10 @@ class SvmTask:
     @property
     def gpu(self) -> bool:
         return self.config.backend == "cuml"
+
+    @property
+    def device_name(self) -> str:
+        return device_name_of(self.config)
 
     @property
     def group(self) -> str:
@@ -137,6 +147,7 @@ class OnnxTask:
 
     models: tuple[str, ...]
     settings: OnnxTaskSettings
+    device_name: str = "cpu"  # the catalog device the task is scheduled on
     step: ClassVar[str] = "onnx"
 
     @property
@@ -201,7 +212,8 @@ def build_plan(spec: StudySpec, fuse: bool | None = None) -> Plan:
         ),
         onnx=OnnxTask(
             tuple(dict.fromkeys(o.models or models)),
-            OnnxTaskSettings(**o.model_dump(exclude={"models"}), stem=spec.train.stem),
+            OnnxTaskSettings(**o.model_dump(exclude={"models", "device"}), stem=spec.train.stem),
+            o.device or ("cuda" if GPU_PROVIDERS & set(o.providers) else "cpu"),
         ),
     )
 

@@ -52,6 +52,7 @@ from dlbench.configs import (  # noqa: F401
     spec_place,
     validate_model,
 )
+from dlbench.devices import BUILTIN_NAMES, DeviceEntry, catalog, check_name
 from dlbench.errors import SpecError
 
 
@@ -125,7 +126,12 @@ TrainGrid = create_model(
     "TrainConfig fields marked ``grid``).",
     name=(str, "grid"),
     datasets=(list[DatasetName] | None, Field(default=None, description="default: data.datasets")),
-    **{axis: _axis(TrainConfig.model_fields[name]) for axis, name in GRID_AXES.items()},
+    **{axis: _axis(TrainConfig.model_fields[name]) for axis, name in GRID_AXES.items() if axis != "device"},
+    # the device axis takes catalog names (dlbench.devices): cpu, cuda, or one the spec's devices: names
+    device=(
+        list[str],
+        Field(default=["cpu"], min_length=1, description="devices: cpu, cuda or a name under devices:"),
+    ),
     fuse=(
         bool | None,
         Field(
@@ -162,6 +168,11 @@ TrainSpec = create_model(
 class SvmSpec(SvmSettings):
     backends: list[SvmBackend] = Field(default=["sklearn"])
     kernels: list[Kernel] = Field(default=["rbf"])
+    devices: dict[SvmBackend, list[str]] | None = Field(
+        default=None,
+        description="backend -> the catalog devices it runs on, one run each (default: cuml on cuda, "
+        "the others on cpu)",
+    )
 
 
 class StudySpec(_Strict):
@@ -179,6 +190,11 @@ class StudySpec(_Strict):
         default=False,
         description="a smoke run (set by --smoke, see smoke_spec): every run on the "
         "CPU, its planned settings kept in the config's `planned`",
+    )
+    devices: dict[str, DeviceEntry] | None = Field(
+        default=None,
+        description="the device catalog: name -> {kind, accelerator, node_selector, price_per_hour} "
+        "(cpu and cuda are built in; see dlbench.devices)",
     )
     data: DataSpec = DataSpec()
     train: TrainSpec = TrainSpec()
@@ -206,6 +222,53 @@ class StudySpec(_Strict):
                     f"train.grids.{i}.datasets: {sorted(extra)} not in data.datasets {self.data.datasets}"
                 )
         return self
+
+    @field_validator("devices")
+    @classmethod
+    def _device_names(cls, v):
+        for name, entry in (v or {}).items():
+            check_name(name)
+            if name in BUILTIN_NAMES and entry.kind != name:
+                raise ValueError(f"devices.{name}: the built-in {name} keeps kind {name} (got {entry.kind})")
+        return v
+
+    @model_validator(mode="after")
+    def _devices_known(self):
+        cat = catalog(self.devices)
+        known = ", ".join(cat)
+
+        def unknown(where: str, name: str) -> ValueError:
+            return ValueError(
+                f"{where}: device {name!r} is not in the catalog (known: {known}); add it under devices:"
+            )
+
+        for i, g in enumerate(self.train.grids):
+            for name in g.device:
+                if name not in cat:
+                    raise unknown(f"train.grids.{i}.device", name)
+        for backend, names in (self.svm.devices or {}).items():
+            for name in names:
+                if name not in cat:
+                    raise unknown(f"svm.devices.{backend}", name)
+                if backend == "cuml" and cat[name].kind != "cuda":
+                    raise ValueError(
+                        f"svm.devices.cuml: {name} is a {cat[name].kind} device; cuML needs kind cuda"
+                    )
+        name = self.onnx.device
+        if name is not None:
+            if name not in cat:
+                raise unknown("onnx.device", name)
+            gpu = {"cuda", "tensorrt"} & set(self.onnx.providers)
+            if gpu and cat[name].kind != "cuda":
+                raise ValueError(
+                    f"onnx.device: {name} is a {cat[name].kind} device but onnx.providers has "
+                    f"{', '.join(sorted(gpu))}; choose a cuda device or the cpu provider"
+                )
+        return self
+
+    def catalog(self) -> dict[str, DeviceEntry]:
+        """The built-in devices and the spec's ``devices:``."""
+        return catalog(self.devices)
 
     def model_names(self) -> list[str]:
         seen: dict[str, None] = {}
@@ -238,9 +301,15 @@ def expand_grids(spec: StudySpec) -> dict[str, list[TrainConfig]]:
             "dataset": g.datasets or spec.data.datasets,
             **{name: getattr(g, axis) for axis, name in GRID_AXES.items()},
         }
+        cat = spec.catalog()
         for values in itertools.product(*axes.values()):
+            v = dict(zip(axes, values, strict=True))
+            name = v["device"]
+            v["device"] = cat[name].kind
+            if name not in BUILTIN_NAMES:
+                v["device_name"] = name
             for seed in spec.train_seeds():
-                cfg = TrainConfig(**dict(zip(axes, values, strict=True)), **shared, seed=seed)
+                cfg = TrainConfig(**v, **shared, seed=seed)
                 if spec.smoke:
                     cfg = _smoke_train(cfg)
                 if all(r.run_id != cfg.run_id for r in runs):
@@ -261,6 +330,8 @@ def _smoke_train(cfg: TrainConfig) -> TrainConfig:
         planned["device"], changes["device"] = cfg.device, "cpu"
         if cfg.amp != "off":
             planned["amp"], changes["amp"] = cfg.amp, "off"
+    if cfg.device_name:
+        planned["device_name"], changes["device_name"] = cfg.device_name, None
     if planned:
         changes["planned"] = planned
     return cfg.model_copy(update=changes)
@@ -369,22 +440,29 @@ def expand_svm(spec: StudySpec) -> list[SvmConfig]:
     s = spec.svm
     out: dict[str, SvmConfig] = {}
     for ds, backend, kernel in itertools.product(spec.data.datasets, s.backends, s.kernels):
-        cfg = SvmConfig(
-            dataset=ds,
-            backend=backend,
-            kernel=kernel,
-            seed=spec.seed,
-            **s.model_dump(include=set(SvmSettings.model_fields)),
-        )
-        if spec.smoke:
-            cfg = cfg.model_copy(
-                update={
-                    "smoke": True,
-                    "backend": "sklearn",
-                    **({"planned": {"backend": backend}} if backend != "sklearn" else {}),
-                }
+        default = "cuda" if backend == "cuml" else "cpu"
+        for name in (s.devices or {}).get(backend) or [default]:
+            cfg = SvmConfig(
+                dataset=ds,
+                backend=backend,
+                kernel=kernel,
+                seed=spec.seed,
+                **s.model_dump(include=set(SvmSettings.model_fields)),
+                **({"device_name": name} if name != default else {}),
             )
-        out.setdefault(cfg.run_id, cfg)
+            if spec.smoke:
+                planned = {"backend": backend} if backend != "sklearn" else {}
+                if cfg.device_name:
+                    planned["device_name"] = cfg.device_name
+                cfg = cfg.model_copy(
+                    update={
+                        "smoke": True,
+                        "backend": "sklearn",
+                        "device_name": None,
+                        **({"planned": planned} if planned else {}),
+                    }
+                )
+            out.setdefault(cfg.run_id, cfg)
     return list(out.values())
 
 

@@ -35,11 +35,20 @@ class Timing:
     max_ms: float
     throughput_ips: float
     samples_ms: list[float] = field(default_factory=list, repr=False)
+    energy: Any = field(default=None, repr=False)  # dlbench.energy.Energy of the measured calls, if metered
 
     def summary(self) -> dict[str, Any]:
-        """The figures without the per-call samples (what records and tables carry)."""
+        """The figures without the per-call samples (what records and tables carry); with a meter, the
+        joules per 1,000 items of the measured calls (``energy``, see :func:`dlbench.energy.summarize`)."""
         d = asdict(self)
         d.pop("samples_ms")
+        d.pop("energy")
+        if self.energy is not None:
+            from dlbench.energy import summarize
+
+            d["energy"] = summarize(
+                [self.energy], "1000_inferences", [self.batch_size * self.iterations], 1000
+            )
         return d
 
 
@@ -78,8 +87,10 @@ def time_callable(
     iterations: int = 30,
     batch_size: int = 1,
     sync: Callable[[], Any] | None = None,
+    meter: Any = None,
 ) -> Timing:
-    """Call ``fn`` ``warmup`` times untimed, then ``iterations`` times timed one by one."""
+    """Call ``fn`` ``warmup`` times untimed, then ``iterations`` times timed one by one; with ``meter`` (a
+    :class:`dlbench.energy.EnergyMeter`) its counters are read around the timed calls."""
     if warmup < 0:
         raise ValueError(f"warmup must be >= 0 (got {warmup})")
     if iterations < 1:
@@ -90,12 +101,14 @@ def time_callable(
         sync()
     samples = []
     clock = time.perf_counter
+    before = meter.read() if meter is not None else None
     for _ in range(iterations):
         t0 = clock()
         fn()
         if sync is not None:
             sync()
         samples.append((clock() - t0) * 1e3)
+    energy = meter.since(before) if meter is not None else None
     arr = np.asarray(samples, dtype=np.float64)
     p50, p90, p99 = (float(v) for v in np.percentile(arr, [50, 90, 99]))
     total_s = float(arr.sum()) / 1e3
@@ -112,4 +125,5 @@ def time_callable(
         max_ms=float(arr.max()),
         throughput_ips=batch_size * iterations / max(total_s, 1e-12),
         samples_ms=samples,
+        energy=energy,
     )

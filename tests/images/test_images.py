@@ -180,9 +180,10 @@ def test_gpu_images_swap_in_their_gpu_packages():
     assert "torch" not in rapids and "onnxruntime" not in rapids and rapids["cuml-cu13"].startswith("26.10")
     assert Version(rapids["numpy"]) < Version("2.5"), "cuML 26.10 calls np.row_stack, gone in numpy 2.5"
     for kind, p in (("cpu", cpu), ("cuda", cuda)):
-        assert not [n for n in p if n.startswith("nvidia-") or n == "triton"], (
+        assert not [n for n in p if (n.startswith("nvidia-") and n != "nvidia-ml-py") or n == "triton"], (
             f"{kind}: torch pins its own CUDA libraries"
         )
+    assert "nvidia-ml-py" in cuda, "the cuda image reads NVML's energy counter (dlbench.energy)"
     for kind, p in (("cpu", cpu), ("cuda", cuda), ("rapids", rapids)):
         assert p["numpy"] == cpu["numpy"] and p["kfp"] == "2.17.0", kind
     proj = project()

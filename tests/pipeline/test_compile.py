@@ -177,3 +177,79 @@ def test_spec_that_expands_to_zero_runs_is_one_line(tmp_path):
 def test_bad_compile_options(tmp_path, args, message):
     result = compile_spec("quick", tmp_path / "p.yaml", *args)
     assert result.returncode == 2 and message in result.stderr
+
+
+def test_each_catalog_device_gets_its_own_loop_accelerator_and_node_selector(tmp_path):
+    """One submitted run fans the study over several node pools: each pool's tasks carry its selector."""
+    spec = {
+        "name": "pools",
+        "devices": {
+            "h100": {
+                "kind": "cuda",
+                "accelerator": "nvidia.com/gpu",
+                "accelerator_limit": 2,
+                "node_selector": {"nvidia.com/gpu.product": "NVIDIA-H100-80GB-HBM3"},
+                "price_per_hour": 4.5,
+            },
+            "l4": {
+                "kind": "cuda",
+                "accelerator": "nvidia.com/gpu",
+                "node_selector": {"nvidia.com/gpu.product": "NVIDIA-L4"},
+            },
+            "vm": {"kind": "cpu", "node_selector": {"pool": "cpu-small"}, "price_per_hour": 0.1},
+        },
+        "data": {"datasets": ["fashion-mnist"]},
+        "train": {"grids": [{"models": ["resnet18"], "device": ["h100", "l4", "vm", "cpu"]}]},
+        "svm": {"backends": ["sklearn", "cuml"], "kernels": ["rbf"], "devices": {"cuml": ["l4"]}},
+        "onnx": {"providers": ["cpu", "cuda"], "device": "h100"},
+    }
+    path = tmp_path / "pools.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    out = tmp_path / "pools_pipeline.yaml"
+    result = compile_spec(str(path), out)
+    assert result.returncode == 0, result.stderr
+    pipeline, platform = docs(out)
+    k8s = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
+    tasks = {}
+    for comp in pipeline["components"].values():
+        for name, t in ((comp.get("dag") or {}).get("tasks") or {}).items():
+            tasks[name] = t
+    tasks.update(pipeline["root"]["dag"]["tasks"])
+
+    def placement(task_name):
+        executor = pipeline["components"][tasks[task_name]["componentRef"]["name"]]["executorLabel"]
+        container = pipeline["deploymentSpec"]["executors"][executor]["container"]
+        accel = (container.get("resources") or {}).get("accelerator")
+        labels = (k8s.get(executor) or {}).get("nodeSelector", {}).get("labels")
+        return (
+            tasks[task_name]["taskInfo"]["name"],
+            accel and (accel["resourceType"], accel["resourceCount"]),
+            tuple(sorted((labels or {}).items())) or None,
+        )
+
+    placed = {
+        placement(n)
+        for n in tasks
+        if tasks[n].get("componentRef", {}).get("name", "").startswith("comp-train")
+    }
+    assert placed == {
+        ("train gpu h100", ("nvidia.com/gpu", "2"), (("nvidia.com/gpu.product", "NVIDIA-H100-80GB-HBM3"),)),
+        ("train gpu l4", ("nvidia.com/gpu", "1"), (("nvidia.com/gpu.product", "NVIDIA-L4"),)),
+        ("train cpu vm", None, (("pool", "cpu-small"),)),
+        ("train cpu", None, None),
+    }
+    svm = {
+        placement(n) for n in tasks if tasks[n].get("componentRef", {}).get("name", "").startswith("comp-svm")
+    }
+    assert svm == {
+        ("svm cpu", None, None),
+        ("svm gpu l4", ("nvidia.com/gpu", "1"), (("nvidia.com/gpu.product", "NVIDIA-L4"),)),
+    }
+    assert placement("onnx-gpu")[1:] == (
+        ("nvidia.com/gpu", "2"),
+        (("nvidia.com/gpu.product", "NVIDIA-H100-80GB-HBM3"),),
+    )
+    # every loop reaches the report: the built-in groups by name, the pools' loops as pool_N
+    report_inputs = set(tasks["report"]["inputs"]["artifacts"])
+    assert {"train_cpu", "svm_cpu", "pool_1", "pool_2", "pool_3", "pool_4"} <= report_inputs
+    assert "pool_5" not in report_inputs

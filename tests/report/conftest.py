@@ -46,6 +46,17 @@ GPU = {
     "driver": "580.95.05",
 }
 CPU = {"type": "cpu", "name": "Intel(R) Xeon(R) Platinum 8480+"}
+NO_RAPL = "no RAPL package zone under /sys/class/powercap (a VM, or a CPU or kernel without powercap)"
+ENERGY_CPU = {"not_measured": {"cpu": NO_RAPL}, "sources": []}
+
+
+def ENERGY_GPU(epoch_seconds: float) -> dict:  # noqa: N802 - a record part, like ENERGY_CPU
+    """NVML's joules of an epoch at ~350 W; the CPU not measured."""
+    return {
+        "gpu_joules_per_epoch": round(350.0 * epoch_seconds, 3),
+        "not_measured": {"cpu": NO_RAPL},
+        "sources": ["nvml:0"],
+    }
 
 
 def _write(folder: Path, rec: Record) -> dict:
@@ -111,6 +122,7 @@ def train_record(
             "engine": cfg.engine,
             "stem": cfg.stem,
             "steps_per_epoch": 42000 // cfg.batch_size,
+            "energy": ENERGY_GPU(per_epoch) if cfg.device == "cuda" else ENERGY_CPU,
         }
     rec = Record(
         step="train",

@@ -32,6 +32,8 @@ FIGURES = [
     "summary_published_vs_ours.png",
     "summary_speedups.png",
     "summary_table1_difference.png",
+    "fig9_accuracy_vs_cost.png",
+    "fig10_time_and_cost_per_device.png",
 ]
 TABLES = [
     "best_models",
@@ -51,6 +53,10 @@ TABLES = [
     "svm_runs",
     "inference_latency",
     "model_complexity",
+    "cost_per_run",
+    "cost_per_device",
+    "cheapest_to_reach",
+    "energy",
 ]
 
 

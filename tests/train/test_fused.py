@@ -151,6 +151,9 @@ def test_short_run_accuracy_records_and_checkpoints(two_datasets, tmp_path, quie
         assert m["engine"] == "fused" and m["time_shared"] is True and m["fused_members"] == 4
         assert sorted(m["fused_with"]) == sorted(r.run_id for r in configs if r is not c)
         assert len(m["history"]) == 2 and m["history"][0]["images"] == 8 * 16
+        # the group's joules (shared, as its seconds), or why they were not measured
+        assert m["energy"]["shared_by"] == 4
+        assert len(m["energy"].get("cpu_joules", [])) == 2 or m["energy"]["not_measured"]["cpu"]
         assert len(m["confusion_matrix"]) == 10 and sum(map(sum, m["confusion_matrix"])) == m["n_test"]
         # best.pt loads into the plain torchvision model and reproduces the recorded accuracy
         model = create_model(c.model, stem=c.stem)

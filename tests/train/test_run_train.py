@@ -64,6 +64,12 @@ def test_record_holds_the_agreed_metrics(two_epochs):
     assert m["peak_memory_device_bytes"] is None and m["peak_memory_host_bytes"] > 10 * 2**20
     assert m["normalization"]["kind"] == "fixed" and m["normalization"]["mean"] == 0.2860
     assert m["cuda_graph"] is False and m["channels_last"] is True
+    # energy: the CPU packages' joules for each epoch where RAPL is readable, else the reason it is not
+    energy = m["energy"]
+    if "cpu_joules" in energy:
+        assert len(energy["cpu_joules"]) == 2 and energy["cpu_joules_per_epoch"] > 0
+    else:
+        assert energy["not_measured"]["cpu"] and energy["sources"] == []
     assert rec["inputs"]["split"]["sha256"]
     for name, file in (("checkpoint", "best.pt"), ("last", "last.pt")):
         assert rec["outputs"][name]["path"] == file and (out / file).is_file()

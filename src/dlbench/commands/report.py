@@ -18,9 +18,12 @@ def register(sub) -> None:
     )
     p.add_argument(
         "--records",
+        nargs="+",
         default="runs/quick",
         metavar="DIR",
-        help="folder searched recursively for record.json files, e.g. a study folder runs/<spec name>",
+        help="folder searched recursively for record.json files, e.g. a study folder runs/<spec name>; "
+        "several folders (study folders, pipeline runs, fetched runs, one machine each) make one report "
+        "with each machine named (then --out is needed)",
     )
     p.add_argument(
         "--out",
@@ -43,19 +46,27 @@ def run(args) -> int:
     from dlbench.log import get_logger
     from dlbench.report import run_report
 
-    records = Path(args.records)
-    if not records.is_dir():  # the same words as run_report's own check, before the output check
-        raise DataError(
-            f"records folder {records} "
-            + ("is a file, not a folder" if records.exists() else "does not exist"),
-            "point --records at a study folder, e.g. runs/quick",
-        )
+    folders = [Path(r) for r in ([args.records] if isinstance(args.records, str) else args.records)]
+    for records in folders:  # the same words as run_report's own check, before the output check
+        if not records.is_dir():
+            raise DataError(
+                f"records folder {records} "
+                + ("is a file, not a folder" if records.exists() else "does not exist"),
+                "point --records at a study folder, e.g. runs/quick",
+            )
     default = args.out in (None, DEFAULT_OUT)
+    if default and len(folders) > 1:
+        raise DataError(
+            f"{len(folders)} --records folders make one merged report, which belongs in none of them",
+            "add --out DIR, e.g. --out runs/merged-report",
+        )
+    records = folders[0]
     out = records / "report" if default else Path(args.out)
     check_out_dir(out, "--out" if not default else "the report folder")
     if not args.overwrite:
-        check_report_out(out, records)
-    html = run_report(args.records, out, log=get_logger("dlbench.report").info)
+        check_report_out(out, folders if len(folders) > 1 else records)
+    roots = [str(f) for f in folders] if len(folders) > 1 else str(records)
+    html = run_report(roots, out, log=get_logger("dlbench.report").info)
     print(html)
     return 0
 
@@ -76,12 +87,19 @@ def check_report_out(out, records) -> None:
         raise DlbenchError(
             f"--out {out} is not empty and holds no report", "choose another --out, or add --overwrite"
         )
-    held = (rec.get("config") or {}).get("records_root")
-    if held and not _same_folder(held, records):
+    config = rec.get("config") or {}
+    held = config.get("records_roots") or config.get("records_root")
+    if held and not _same_folders(held, records):
         raise DlbenchError(
             f"--out {out} holds the report of other records ({held})",
             "choose another --out, or add --overwrite to replace it",
         )
+
+
+def _same_folders(a, b) -> bool:
+    """The same folder, or the same folders in the same order (a merged report's)."""
+    a_list, b_list = (list(x) if isinstance(x, list | tuple) else [x] for x in (a, b))
+    return len(a_list) == len(b_list) and all(_same_folder(x, y) for x, y in zip(a_list, b_list, strict=True))
 
 
 def _same_folder(a, b) -> bool:

@@ -45,9 +45,9 @@ def register(sub) -> None:
     p.add_argument(
         "--device",
         action="append",
-        choices=["cpu", "cuda"],
         default=None,
-        help="calibrate the runs of this device (repeatable); default: cpu, and cuda when visible",
+        help="calibrate the runs of this device (repeatable): cpu, cuda or a name of the spec's devices: "
+        "catalog, measured here as its kind; default: cpu, and cuda when visible",
     )
     p.add_argument(
         "--compare",
@@ -104,8 +104,8 @@ def run(args) -> int:
                 planned = "".join(f" (planned {k} {v})" for k, v in (cfg.planned or {}).items())
                 print(
                     f"train {cfg.run_id}  {cfg.dataset} {cfg.model} bs={cfg.batch_size} {cfg.optimizer} "
-                    f"lr={cfg.lr:g} epochs={cfg.epochs} {cfg.device} {cfg.engine} pin={cfg.pin_memory} "
-                    f"amp={cfg.amp}"
+                    f"lr={cfg.lr:g} epochs={cfg.epochs} {_device(cfg)} {cfg.engine} "
+                    f"pin={cfg.pin_memory} amp={cfg.amp}"
                     f"{' ' + cfg.input_shape if cfg.input_shape != '1x28x28' else ''}"
                     f"{f' seed={cfg.seed}' if spec.seeds else ''}{planned}"
                     f"  [grid {', '.join(grids.get(cfg.run_id, []))}]{group}"
@@ -115,7 +115,8 @@ def run(args) -> int:
             planned = "".join(f" (planned {k} {v})" for k, v in (cfg.planned or {}).items())
             print(
                 f"svm   {cfg.run_id}  {cfg.dataset} {cfg.backend} {cfg.kernel} C={cfg.C:g} "
-                f"gamma={cfg.gamma} n_train={cfg.n_train or 'all'}{planned}"
+                f"gamma={cfg.gamma} n_train={cfg.n_train or 'all'}"
+                f"{' on ' + cfg.device_name if cfg.device_name else ''}{planned}"
                 + fills(cells_for(cfg.model_dump(), "svm"))
             )
         from dlbench.report.reference import published
@@ -124,11 +125,17 @@ def run(args) -> int:
     return 0
 
 
+def _device(cfg) -> str:
+    """A run's device as the spec named it: ``cuda``, or a catalog name with its kind, ``h100 (cuda)``."""
+    return f"{cfg.device_name} ({cfg.device})" if cfg.device_name else cfg.device
+
+
 def run_estimate(args, spec) -> int:
     from dlbench.errors import SpecError
     from dlbench.estimate import (
         actual_seconds,
         calibrate,
+        check_devices,
         estimate,
         format_estimate,
         load_calibration,
@@ -146,6 +153,7 @@ def run_estimate(args, spec) -> int:
             "--estimate needs step times: --calibrate (measure here) or --calibration FILE",
             f"run dlbench spec expand {args.spec} --estimate --calibrate",
         )
+    check_devices(args.device, spec)
     actual = actual_seconds(args.compare) if args.compare else None  # a bad folder fails before measuring
     cal = None
     if args.calibration and (not args.calibrate or os.path.exists(args.calibration)):

@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from dlbench.configs import OnnxConfig, validate_model
+from dlbench.energy import EnergyMeter
 from dlbench.errors import DataError, DeviceError, SpecError, StepFailed
 from dlbench.io import atomic_path
 from dlbench.models import create_model
@@ -279,12 +280,13 @@ def _timings(
             models[d] = create_model(config.model, stem=config.stem, in_channels=config.in_channels)
             models[d].load_state_dict(net.state_dict())
             models[d].to(d).eval()
+    meters = {d: EnergyMeter.for_device(d) for d in devices}  # joules per 1,000 inferences, where exposed
     results = []
     for bs in config.batch_sizes:
         x = batch(bs)
         for p in usable:
             call, sync = _ort_runner(sessions[p.name], p, x.numpy())
-            t = time_callable(call, batch_size=bs, sync=sync, **timed)
+            t = time_callable(call, batch_size=bs, sync=sync, meter=meters[p.device], **timed)
             results.append(
                 {
                     "runtime": "onnxruntime",
@@ -304,7 +306,7 @@ def _timings(
             xd = x.to(d)
             for precision in _torch_precisions(d):
                 call, sync = _torch_runner(models[d], xd, d, precision)
-                t = time_callable(call, batch_size=bs, sync=sync, **timed)
+                t = time_callable(call, batch_size=bs, sync=sync, meter=meters[d], **timed)
                 results.append(
                     {
                         "runtime": "pytorch",

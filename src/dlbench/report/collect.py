@@ -100,6 +100,8 @@ class Records:
     root: Path
     all: list[dict] = field(default_factory=list)
     spec_text: str | None = None
+    # the folders merged (dlbench report --records A B ...): label, root, spec_text, records; see load_many
+    sources: list[dict] = field(default_factory=list)
 
     @classmethod
     def load(cls, root: str | os.PathLike, exclude: str | os.PathLike | None = None) -> Records:
@@ -127,6 +129,51 @@ class Records:
         out = cls(root=root, all=sorted(chosen.values(), key=lambda r: (str(r.get("step")), r["_dir"])))
         if spec.is_file():
             out.spec_text = spec.read_text()
+        return out
+
+    @classmethod
+    def load_many(cls, roots: list, exclude: str | os.PathLike | None = None) -> Records:
+        """The records of several folders (study folders, pipeline runs, fetched runs: one machine each) as
+        one set. With more than one folder each record is tagged with its folder's label (``_source``),
+        its train or SVM config gains ``machine`` (so two runs of one config on two machines are two rows,
+        and a table that tells runs apart names the machine) and its run id reads ``<run id>@<label>``."""
+        roots = [Path(r) for r in roots]
+        if len(roots) == 1:
+            R = cls.load(roots[0], exclude=exclude)
+            R.sources = [_source(R, None)]
+            return R
+        merged: list[dict] = []
+        sources = []
+        for root, label in zip(roots, machine_labels(roots), strict=True):
+            R = cls.load(root, exclude=exclude)
+            for r in R.all:
+                r["_source"] = label
+                r["_base_run_id"] = r.get("run_id")
+                if r.get("run_id"):
+                    r["run_id"] = f"{r['run_id']}@{label}"
+                if r.get("step") in ("train", "svm") and isinstance(r.get("config"), dict):
+                    r["config"] = {**r["config"], "machine": label}
+            sources.append(_source(R, label))
+            merged += R.all
+        return cls(root=roots[0], all=merged, spec_text=sources[0]["spec_text"], sources=sources)
+
+    @property
+    def merged(self) -> bool:
+        return len(self.sources) > 1
+
+    def source_of(self, rec: dict) -> dict:
+        """The folder a record came from (its label, root and spec)."""
+        label = rec.get("_source")
+        return next((s for s in self.sources if s["label"] == label), self.sources[0] if self.sources else {})
+
+    def grids(self) -> dict[str, list[str]]:
+        """run id -> the names of the grids of its folder's spec that hold it."""
+        if not self.merged:
+            return grid_membership(self.spec_text)
+        out: dict[str, list[str]] = {}
+        for s in self.sources:
+            for run_id, names in grid_membership(s["spec_text"]).items():
+                out[f"{run_id}@{s['label']}"] = names
         return out
 
     def step(self, step: str) -> list[dict]:
@@ -163,6 +210,23 @@ class Records:
             data = self.data_for(cfg(rec, "dataset"))
             classes = ((data or {}).get("_manifest") or {}).get("classes")
         return [str(c) for c in classes] if classes else [str(i) for i in range(10)]
+
+
+def machine_labels(roots: list[Path]) -> list[str]:
+    """A short, distinct label per folder: its name, else parent/name, else name#n."""
+    names = [Path(os.path.abspath(r)).name or str(r) for r in roots]
+    if len(set(names)) < len(names):
+        names = [f"{Path(os.path.abspath(r)).parent.name}/{n}" for r, n in zip(roots, names, strict=True)]
+    seen: Counter = Counter()
+    out = []
+    for n in names:
+        seen[n] += 1
+        out.append(n if seen[n] == 1 else f"{n}#{seen[n]}")
+    return out
+
+
+def _source(R: Records, label: str | None) -> dict:
+    return {"label": label or R.root.name, "root": R.root, "spec_text": R.spec_text, "records": len(R.all)}
 
 
 def _rank(rec: dict) -> tuple:
@@ -236,7 +300,7 @@ def grid_membership(spec_text: str | None) -> dict[str, list[str]]:
 def train_frame(R: Records) -> pd.DataFrame:
     """One row per training record: its config as planned (a smoke run's ``planned`` applied), what it ran on,
     status, and its numbers in the report's units (accuracy in %, seconds)."""
-    grids = grid_membership(R.spec_text)
+    grids = R.grids()
     rows = []
     for r in R.step("train"):
         c = dict(r.get("config") or {})

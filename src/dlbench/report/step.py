@@ -19,6 +19,7 @@ from dlbench.errors import DataError
 from dlbench.io import atomic_path, sha256_bytes, write_json
 from dlbench.record import now_iso, step_record
 from dlbench.report import claims as CL
+from dlbench.report import cost
 from dlbench.report import figures as F
 from dlbench.report import headline as H
 from dlbench.report import reference as ref
@@ -63,6 +64,7 @@ def _sections(R: Records, C: pd.DataFrame, fig_dir: Path, log) -> list[Section]:
         safe(T.model_complexity, "table", R),
     ]
     status = [safe(T.steps, "table", R), safe(T.failed, "table", R)]
+    hardware = cost.cost_items(R, fig_dir, safe)  # machines, cost, energy (dlbench.report.cost)
     return [
         summary_section(R, C, [i for i in study_tables + figs + extra_tables if i], safe, fig_dir),
         Section(
@@ -83,6 +85,13 @@ def _sections(R: Records, C: pd.DataFrame, fig_dir: Path, log) -> list[Section]:
             "Beyond the study",
             "Our runs the study has no cell for, and measurements it lacks.",
             [i for i in extra_tables + figs if i and i.group == "ours"],
+        ),
+        Section(
+            "hardware",
+            "Which hardware, at what cost",
+            "The machines and devices the runs ran on, side by side: dollars (time x the catalog's "
+            "price_per_hour), the cheapest device to reach an accuracy, and energy where it was measured.",
+            hardware,
         ),
         Section("status", "Steps and failures", "", [i for i in status if i]),
     ]
@@ -112,19 +121,31 @@ def summary_section(R: Records, C: pd.DataFrame, items: list[Item], safe: Callab
     return Section("summary", "Summary", intro, [i for i in parts if i])
 
 
-def run_report(records_root: str | os.PathLike, out_dir: str | os.PathLike, log=print) -> Path:
-    """Read every record below ``records_root``; write the report into ``out_dir``; return report.html's
-    path."""
-    root, out = Path(records_root), Path(out_dir)
-    if not root.is_dir():
-        raise DataError(
-            f"records folder {root} does not exist", "point --records at a study folder, e.g. runs/quick"
-        )
-    R = Records.load(root, exclude=out)
-    if not R.all:
-        raise DataError(f"no record.json below {root}", "point --records at a study folder, e.g. runs/quick")
-    log(f"report: {len(R.all)} records under {root}")
-    with step_record("report", {"records_root": str(root), "out_dir": str(out)}, out) as rec:
+def run_report(records_root: str | os.PathLike | list, out_dir: str | os.PathLike, log=print) -> Path:
+    """Read every record below ``records_root`` (a folder, or a list of folders from several machines: one
+    report with each machine named, :meth:`Records.load_many`); write the report into ``out_dir``; return
+    report.html's path."""
+    roots = (
+        [Path(r) for r in records_root] if isinstance(records_root, list | tuple) else [Path(records_root)]
+    )
+    root, out = roots[0], Path(out_dir)
+    for r in roots:
+        if not r.is_dir():
+            raise DataError(
+                f"records folder {r} does not exist", "point --records at a study folder, e.g. runs/quick"
+            )
+    R = Records.load_many(roots, exclude=out)
+    for s in R.sources:
+        if not s["records"]:
+            raise DataError(
+                f"no record.json below {s['root']}", "point --records at a study folder, e.g. runs/quick"
+            )
+    where = " + ".join(str(r) for r in roots)
+    log(f"report: {len(R.all)} records under {where}")
+    config = {"records_root": str(root), "out_dir": str(out)}
+    if R.merged:
+        config["records_roots"] = [str(r) for r in roots]
+    with step_record("report", config, out) as rec:
         for r in R.all:
             rec.add_input(f"{r.get('step')}/{r.get('run_id')}", path=Path(r["_dir"]) / "record.json")
         fig_dir, table_dir = out / "figures", out / "tables"
@@ -169,7 +190,7 @@ def run_report(records_root: str | os.PathLike, out_dir: str | os.PathLike, log=
         title = (f"dlbench report: {study}" if study else "dlbench report") + (
             " (SMOKE RUN: numbers meaningless)" if banner["smoke"] else ""
         )
-        subtitle = f"{len(R.all)} records from {root} · generated {summary['generated']}" + (
+        subtitle = f"{len(R.all)} records from {where} · generated {summary['generated']}" + (
             f" · code {summary['code_version'][:12]}" if summary.get("code_version") else ""
         )
         footer = (

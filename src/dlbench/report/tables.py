@@ -48,6 +48,8 @@ _AXIS_LABELS: list[tuple[str, str, str]] = [
     ("lr", "learning rate", "lr"),
     ("epochs", "epochs", "int"),
     ("device", "device", "device"),
+    ("device_name", "catalog device", "text"),  # dlbench.devices: the spec's devices: name
+    ("machine", "machine", "text"),  # the folder of a merged report (dlbench report --records A B)
     ("engine", "engine", "text"),
     ("pin_memory", "pin_memory", "bool"),
     ("num_workers", "workers", "int"),

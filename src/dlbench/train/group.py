@@ -24,6 +24,7 @@ from dlbench.configs import TrainConfig, validate_model
 from dlbench.data import load_split
 from dlbench.data.sources import CLASS_NAMES
 from dlbench.data.step import SPLIT_NAME, split_manifest
+from dlbench.energy import EnergyMeter, summarize
 from dlbench.errors import DataError, SpecError, StepFailed
 from dlbench.io import atomic_path
 from dlbench.log import get_logger
@@ -148,6 +149,7 @@ def _fit_group(
     engine.setup()
     setup_seconds = time.perf_counter() - t_setup
     first_t: dict[str, float] = {}
+    meter, energy = EnergyMeter.for_device(device), []
 
     def on_first_batch():
         if not first_t:
@@ -157,7 +159,9 @@ def _fit_group(
     for epoch in range(first.epochs):
         desc = f"{first.model} fused x{n_m} epoch {epoch + 1}/{first.epochs}"
         try:
-            tr = run_epoch(engine, epoch, steps, desc, on_first_batch)
+            with meter.measure() as joules:  # the group's epoch, as timed
+                tr = run_epoch(engine, epoch, steps, desc, on_first_batch)
+            energy.append(joules)
         except StepFailed as exc:
             for rec in recs:
                 rec.metrics["failed_at"] = getattr(exc, "where", None)
@@ -180,7 +184,12 @@ def _fit_group(
             f"fused group of {n_m}: epoch {epoch + 1} {tr['seconds']:.1f} s, "
             f"{n_m * tr['images'] / tr['seconds']:,.0f} img/s over all members"
         )
-    return {"bests": bests, "setup_seconds": setup_seconds, "first_batch": first_t.get("t")}
+    return {
+        "bests": bests,
+        "setup_seconds": setup_seconds,
+        "first_batch": first_t.get("t"),
+        "energy": {**summarize(energy, "epoch"), "shared_by": n_m},  # the whole group's joules
+    }
 
 
 def _finish_group(
@@ -232,11 +241,12 @@ def _finish_group(
             peak_memory_device_bytes=peak,
             peak_memory_host_bytes=peak_host_bytes(),
             n_parameters=sum(p.numel() for p in trainer.model.parameters()) // n_m,
+            energy=fit["energy"],
             **describe,
         )
         m["timing_note"] = (
             f"shared: this run trained fused with {n_m - 1} other run(s) (fused_with) in one "
-            "model; seconds, setup, time to first batch and peak memory are the whole group's, "
+            "model; seconds, setup, time to first batch, peak memory and energy are the whole group's, "
             "images_per_second counts this run's images (images_per_second_group: all "
             "members'); validation excluded (eval_seconds)"
         )

@@ -19,6 +19,7 @@ import torch
 from dlbench.configs import TrainConfig, validate_model
 from dlbench.data.sources import CLASS_NAMES
 from dlbench.data.step import load_checked_split
+from dlbench.energy import EnergyMeter, summarize
 from dlbench.errors import DataError, SpecError, StepFailed
 from dlbench.log import get_logger
 from dlbench.record import step_record
@@ -142,6 +143,7 @@ def _train_epochs(
     t_setup = time.perf_counter()
     engine.setup()
     timing = {"setup": time.perf_counter() - t_setup}
+    meter, energy = EnergyMeter.for_device(device), []
 
     def on_first_batch():
         if "first_batch" not in timing:
@@ -151,7 +153,9 @@ def _train_epochs(
     for epoch in range(start_epoch, config.epochs):
         desc = f"{config.model} {config.engine} epoch {epoch + 1}/{config.epochs}"
         try:
-            tr = run_epoch(engine, epoch, steps, desc, on_first_batch)
+            with meter.measure() as joules:  # the epoch's training steps, as timed (synchronised)
+                tr = run_epoch(engine, epoch, steps, desc, on_first_batch)
+            energy.append(joules)
         except StepFailed as exc:
             m["failed_at"] = getattr(exc, "where", None)
             raise
@@ -170,6 +174,7 @@ def _train_epochs(
             f"val loss {val.loss:.4f}, val acc {val.accuracy:.2%}, {tr['seconds']:.1f} s, "
             f"{entry['images_per_second']:,.0f} img/s"
         )
+    m["energy"] = summarize(energy, "epoch")
     return timing
 
 
