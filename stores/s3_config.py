@@ -4,9 +4,9 @@ store URL ``s3://bucket/prefix``. Imports no SDK, so checks such as the pre-flig
 from __future__ import annotations
 
 import os
-import re
 from urllib.parse import urlparse
 
+from dlbench.settings import bucket_problem
 from dlbench.store import StoreError
 
 ENDPOINT_ENV = "DLBENCH_S3_ENDPOINT"
@@ -16,7 +16,6 @@ RETRIES_ENV = "DLBENCH_S3_RETRIES"
 DEADLINE_ENV = "DLBENCH_S3_RETRY_DEADLINE_S"
 DEFAULT_DEADLINE_S = 90.0
 KEY_ENVS = (("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"), ("MINIO_ACCESS_KEY", "MINIO_SECRET_KEY"))
-_BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 
 
 def parse_endpoint(text: str, secure_env: str | None = None) -> tuple[str, bool]:
@@ -80,9 +79,7 @@ def split_url(url: str) -> tuple[str, str]:
     if u.scheme != "s3" or not u.netloc:
         raise StoreError(f"{url!r} is not an s3://bucket/prefix URL")
     bucket = u.netloc
-    if not _BUCKET_RE.match(bucket) or ".." in bucket:
-        raise StoreError(
-            f"bucket name {bucket!r} is not valid",
-            "3-63 characters: lowercase letters, digits, dots and hyphens",
-        )
+    problem = bucket_problem(bucket)
+    if problem:
+        raise StoreError(problem, "choose a valid bucket name")
     return bucket, u.path.strip("/")

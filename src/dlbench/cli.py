@@ -142,6 +142,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
+        from dlbench.settings import settings
+
+        settings()  # every environment variable, checked before the command touches anything
         result = args.func(args)
         sys.stdout.flush()  # a closed pipe shows here rather than at exit
     except BrokenPipeError:

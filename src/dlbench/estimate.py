@@ -276,6 +276,12 @@ def load_calibration(path: str | os.PathLike) -> dict[str, Any]:
         raise DataError(
             f"{p} is not a dlbench calibration (format {FORMAT})", "measure it again with --calibrate"
         )
+    from dlbench.schemas import CalibrationFile, check_file
+
+    try:
+        check_file(cal, CalibrationFile, p, "calibration")
+    except DataError as exc:
+        raise DataError(exc.message, "measure it again with --calibrate, or fix the value") from None
     return cal
 
 

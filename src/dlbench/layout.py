@@ -240,3 +240,43 @@ def write_index(
     tmp.write_text(json.dumps({"runs": runs}, indent=2, sort_keys=False) + "\n")
     os.replace(tmp, out)
     return out
+
+
+def clear_study(root: str | os.PathLike) -> list[Path]:
+    """Remove what dlbench wrote in a study folder (``--overwrite``), nothing else; return what is kept.
+
+    Removed: ``spec.yaml``, ``index.json``, and in every folder holding a ``record.json`` that record, the
+    step's own file names and the outputs the record lists (inside that folder only); then the folders
+    left empty. A file dlbench did not write (a note, a copy of the data) stays where it is.
+    """
+    from dlbench.record import STEP_OUTPUTS, _walk_records
+
+    root = Path(root)
+    for name in (SPEC_NAME, INDEX_NAME):
+        p = root / name
+        if p.is_file() or p.is_symlink():
+            p.unlink()
+    for rec_path in _walk_records(root):
+        folder = rec_path.parent
+        rec = read_record(folder) if rec_path.is_file() else None
+        if rec is None or not isinstance(rec, dict):
+            continue
+        names = {RECORD_NAME, *STEP_OUTPUTS.get(str(rec.get("step")), ())}
+        outputs = rec.get("outputs") if isinstance(rec.get("outputs"), dict) else {}
+        for entry in outputs.values():
+            if isinstance(entry, dict) and entry.get("path"):
+                names.add(str(entry["path"]))
+        base = folder.resolve()
+        for name in names:
+            p = Path(name) if Path(name).is_absolute() else folder / name
+            try:
+                inside = p.resolve().parent == base or base in p.resolve().parents
+            except (OSError, RuntimeError):
+                inside = False
+            if inside and (p.is_file() or p.is_symlink()):
+                p.unlink()
+    for dirpath, _dirs, _files in sorted(os.walk(root, topdown=False), key=lambda t: -len(t[0])):
+        d = Path(dirpath)
+        if d != root and not any(d.iterdir()):
+            d.rmdir()
+    return sorted(p for p in root.rglob("*") if p.is_file() or p.is_symlink())

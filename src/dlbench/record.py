@@ -289,22 +289,32 @@ def record_refusal(
 
 def load_record(path: str | os.PathLike) -> dict[str, Any]:
     """Read a record (a file, or a folder holding record.json)."""
+    from dlbench.schemas import RecordFile, read_checked
+
     p = Path(path)
-    if p.is_dir():
+    if p.is_dir() and not (p / RECORD_NAME).is_dir():
         p = p / RECORD_NAME
+    read_checked(p, RecordFile, "record")
     return read_json(p)
+
+
+def _walk_records(root: Path) -> list[Path]:
+    """Every ``record.json`` below ``root`` (symlinked folders not followed: a link loop ends nothing)."""
+    found: list[Path] = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        if RECORD_NAME in filenames or RECORD_NAME in dirnames:
+            found.append(Path(dirpath) / RECORD_NAME)
+    return sorted(found)
 
 
 def find_records(root: str | os.PathLike) -> list[dict[str, Any]]:
     """Every record under ``root`` (recursively), each with ``_dir`` set to its folder."""
+    from dlbench.schemas import RecordFile, check_file, read_checked
+
     out = []
-    for p in sorted(Path(root).rglob(RECORD_NAME)):
-        rec = read_json(p)
-        if not isinstance(rec, dict):
-            raise DataError(
-                f"{p}: not a record (a JSON {type(rec).__name__}, not an object)",
-                "re-run the step that wrote it, or move it away",
-            )
+    for p in _walk_records(Path(root)):
+        rec = read_json(p) if not p.is_dir() else read_checked(p, RecordFile)
+        check_file(rec, RecordFile, p, "record")
         rec["_dir"] = str(p.parent)
         out.append(rec)
     return out

@@ -239,9 +239,7 @@ class Store(ABC):
             manifest = json.loads(self.read_bytes(key))
         except ValueError as exc:
             raise StoreError(f"{self.describe(key)} is not valid JSON: {exc}") from None
-        if manifest.get("format") != MANIFEST_FORMAT:
-            raise StoreError(f"{self.describe(key)} is not a dlbench manifest")
-        return manifest
+        return checked_manifest(manifest, self.describe(key))
 
     def get_tree(
         self,
@@ -365,10 +363,27 @@ def write_manifest(root: str | os.PathLike) -> Path:
     return write_json(Path(root) / MANIFEST_NAME, build_manifest(root))
 
 
+def checked_manifest(manifest: Any, where: str) -> dict[str, Any]:
+    """``manifest`` (read from ``where``) checked against :class:`dlbench.schemas.StoreManifest`: one
+    StoreError line naming the file and the field (a list, a missing ``sha256``, a path leaving the tree)."""
+    from dlbench.errors import DataError
+    from dlbench.schemas import StoreManifest, check_file
+
+    if isinstance(manifest, dict) and manifest.get("format") != MANIFEST_FORMAT:
+        raise StoreError(f"{where} is not a dlbench manifest (format {MANIFEST_FORMAT!r})")
+    try:
+        check_file(manifest, StoreManifest, where, "dlbench manifest")
+    except DataError as exc:
+        raise StoreError(exc.message, "upload the tree again (dlbench publish / data push)") from None
+    return manifest
+
+
 def verify_tree(root: str | os.PathLike) -> list[str]:
     """Problems of a local tree against its ``MANIFEST.json`` (missing files, wrong size or SHA-256)."""
+    from dlbench.io import read_json
+
     root = Path(root)
-    manifest = json.loads((root / MANIFEST_NAME).read_text())
+    manifest = checked_manifest(read_json(root / MANIFEST_NAME), str(root / MANIFEST_NAME))
     problems = []
     for e in manifest["files"]:
         p = root / e["path"]

@@ -92,7 +92,7 @@ def run(args) -> int:
     )
     if args.seed < 0:
         raise SpecError(f"data options: --seed must be >= 0 (got {args.seed})")
-    check_out_dir(args.out)
+    check_out_dir(args.out, inputs={"--root": args.root})
     log = get_logger("dlbench.data").info
     run_data(
         args.dataset,

@@ -52,7 +52,12 @@ def run(args) -> int:
         )
     default = args.out in (None, DEFAULT_OUT)
     out = records / "report" if default else Path(args.out)
-    check_out_dir(out, "--out" if not default else "the report folder")
+    check_out_dir(
+        out,
+        "--out" if not default else "the report folder",
+        {"--records": records},
+        may_be_inside=("--records",),
+    )
     if not args.overwrite:
         check_report_out(out, records)
     html = run_report(args.records, out, log=get_logger("dlbench.report").info)

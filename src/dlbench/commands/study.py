@@ -56,7 +56,7 @@ def run(args) -> int:
     require_runs(spec)
     check_local_inputs(spec, args.spec)
     out = Path(args.out) if args.out else default_out(spec)
-    check_out_dir(out)
+    check_out_dir(out, inputs={"data.root": spec.data.root})
     mode = prepare_out(spec, out, resume=args.resume, overwrite=args.overwrite)
     summary = run_study(spec, out, resume=mode == "resume")
     failed = sum(len(v["failed"]) for v in summary.values())

@@ -28,9 +28,14 @@ MANIFEST_NAME = "manifest.json"
 
 def split_manifest(split: str | os.PathLike) -> dict[str, Any] | None:
     """The manifest.json beside a split (a data-step folder or its split.npz), or None if there is none."""
+    from dlbench.schemas import DataManifest, read_checked
+
     split = Path(split)
     path = (split if split.is_dir() else split.parent) / MANIFEST_NAME
-    return read_json(path) if path.is_file() else None
+    if not path.exists():
+        return None
+    read_checked(path, DataManifest, "data-step manifest")
+    return read_json(path)
 
 
 def split_dataset(split: str | os.PathLike) -> str:
