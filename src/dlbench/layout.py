@@ -95,7 +95,21 @@ def read_record(folder: Path) -> dict[str, Any] | None:
 
 
 def record_ok(folder: Path) -> bool:
-    return (read_record(folder) or {}).get("status") == "ok"
+    """The record in ``folder`` says ok and every output it lists in that folder is still there, whole (the
+    size it recorded): a run whose checkpoint was deleted or cut short is not a run to keep (``--resume``)."""
+    rec = read_record(folder)
+    if not isinstance(rec, dict) or rec.get("status") != "ok":
+        return False
+    outputs = rec.get("outputs")
+    for entry in outputs.values() if isinstance(outputs, dict) else ():
+        if not isinstance(entry, dict) or not entry.get("path") or "bytes" not in entry:
+            continue
+        p = Path(folder) / str(entry["path"])
+        if not Path(str(entry["path"])).is_absolute() and (
+            not p.is_file() or p.stat().st_size != entry["bytes"]
+        ):
+            return False
+    return True
 
 
 def run_folders(src: Path) -> list[Path]:
