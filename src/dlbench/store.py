@@ -259,6 +259,7 @@ class Store(ABC):
         files = [e for e in manifest["files"] if select is None or select(e["path"])]
         for e in files:
             _check_relative(e["path"])
+        _check_tree_fits(out, files)
         todo, skipped = [], 0
         for e in files:
             dest = out / e["path"]
@@ -553,6 +554,30 @@ def is_model_path(path: str) -> bool:
     return path.startswith("models/") or path.endswith(BINARY_SUFFIXES)
 
 
+# Written into a fetch's --to before the first file and removed once every file is there and verified: a
+# folder holding it is a partial copy (dlbench runs says so), whatever else it holds.
+PARTIAL_NAME = "FETCH-PARTIAL.json"
+
+
+def _check_tree_fits(out: Path, files: list[dict[str, Any]]) -> None:
+    """Every file of a manifest can be written below ``out``: no file where one of its folders must go and
+    no folder where it must go. Checked before the first download, so a refusal changes nothing."""
+    for e in files:
+        dest = out / e["path"]
+        if dest.is_dir() and not dest.is_symlink():
+            raise StoreError(
+                f"{dest}: a folder is where the file {e['path']} must go",
+                "move it away, or choose another --to",
+            )
+        for parent in dest.relative_to(out).parents:
+            p = out / parent
+            if str(parent) != "." and p.exists() and not p.is_dir():
+                raise StoreError(
+                    f"{p}: a file is where a folder must go (for {e['path']})",
+                    "move it away, or choose another --to",
+                )
+
+
 def fetch_run(
     store: Store,
     run: str,
@@ -562,8 +587,16 @@ def fetch_run(
     log: Callable[[str], Any] | None = None,
 ) -> dict[str, Any]:
     """Download a run's report and records (and with ``models`` its weights) into ``to``, verified."""
+    from dlbench.io import write_json
+    from dlbench.record import now_iso
+
     prefix = find_run(store, run)
     select = None if models else (lambda p: not is_model_path(p))
+    manifest = store.read_manifest(prefix)
+    _check_tree_fits(Path(to), [e for e in manifest["files"] if select is None or select(e["path"])])
+    mark = Path(to) / PARTIAL_NAME
+    write_json(mark, {"run": run, "store": store.describe(prefix), "started": now_iso()})
     summary = store.get_tree(prefix, to, select=select, progress=progress, log=log)
+    mark.unlink()
     summary["prefix"] = prefix
     return summary

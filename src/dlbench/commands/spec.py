@@ -144,6 +144,16 @@ def run_estimate(args, spec) -> int:
             "--estimate needs step times: --calibrate (measure here) or --calibration FILE",
             f"run dlbench spec expand {args.spec} --estimate --calibrate",
         )
+    if args.calibrate and "cuda" in (args.device or []):
+        import torch
+
+        from dlbench.errors import DeviceError
+
+        if not torch.cuda.is_available():
+            raise DeviceError(
+                "--calibrate --device cuda: no CUDA GPU is visible here, so nothing can be measured on it",
+                "calibrate on the machine with the GPU, or leave --device cuda out",
+            )
     actual = actual_seconds(args.compare) if args.compare else None  # a bad folder fails before measuring
     cal = None
     if args.calibration and (not args.calibrate or os.path.exists(args.calibration)):

@@ -31,7 +31,7 @@ def split_manifest(split: str | os.PathLike) -> dict[str, Any] | None:
     from dlbench.schemas import DataManifest, read_checked
 
     split = Path(split)
-    path = (split if split.is_dir() else split.parent) / MANIFEST_NAME
+    path = (split if split.is_dir() and split.name != SPLIT_NAME else split.parent) / MANIFEST_NAME
     if not path.exists():
         return None
     read_checked(path, DataManifest, "data-step manifest")
@@ -129,7 +129,9 @@ def load_checked_split(
     must name that dataset. Without a manifest the split is read as it is (the caller names the dataset).
     """
     split = Path(split)
-    split_path = split / SPLIT_NAME if split.is_dir() else split
+    split_path = split / SPLIT_NAME if split.is_dir() and split.name != SPLIT_NAME else split
+    if split_path.is_dir():
+        raise DataError(f"{split_path}: a folder where the split file must be", "re-run `dlbench data`")
     manifest = split_manifest(split_path) if split_path.parent.is_dir() else None
     if manifest is not None:
         if not isinstance(manifest, dict):
