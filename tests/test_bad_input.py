@@ -395,9 +395,13 @@ CASES = [
 ]
 
 
-def run_cli(args: list[str], cwd: Path, prefix: list[str] = ()) -> subprocess.CompletedProcess:
+def run_cli(
+    args: list[str], cwd: Path, prefix: list[str] = (), env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
+    extra = env or {}
     env = {**os.environ, "TQDM_DISABLE": "1", "PYTHONPATH": str(REPO)}
     env.pop("DLBENCH_STORE", None)
+    env.update(extra)
     return subprocess.run(
         [*prefix, sys.executable, "-m", "dlbench", *args],
         capture_output=True,

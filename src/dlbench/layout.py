@@ -155,6 +155,33 @@ def find_train_checkpoint(
     return (best[1], best[2]) if best else None
 
 
+def failed_train_runs(
+    train_root: str | os.PathLike, model: str, stem: str, input_size: int = 28, in_channels: int = 1
+) -> list[str]:
+    """The run ids of the train runs of ``model``/``stem`` at that input in ``train_root/*/`` whose record
+    says failed: the runs an ONNX export of that model depends on (see :func:`find_train_checkpoint`)."""
+    from dlbench.spec import TrainConfig
+
+    failed = []
+    for rec_path in sorted(Path(train_root).glob(f"*/{RECORD_NAME}")):
+        rec = read_record(rec_path.parent)
+        if (
+            not isinstance(rec, dict)
+            or rec.get("status") != "failed"
+            or not isinstance(rec.get("config"), dict)
+        ):
+            continue
+        cfg = TrainConfig.as_recorded(rec["config"])
+        if (cfg.get("model"), cfg.get("stem", "imagenet"), cfg.get("input_size"), cfg.get("in_channels")) == (
+            model,
+            stem,
+            input_size,
+            in_channels,
+        ):
+            failed.append(str(rec.get("run_id") or rec_path.parent.name))
+    return failed
+
+
 def link_runs(folders: Iterable[Path], into: Path) -> int:
     """Symlink each run folder that holds a record as ``into/<run_id>`` (a train root
     :func:`find_train_checkpoint` can search); returns how many."""

@@ -12,6 +12,7 @@ Errors name the field and the allowed values, e.g.::
 from __future__ import annotations
 
 import itertools
+import math
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any
