@@ -134,8 +134,9 @@ def test_manifest_paths_cannot_escape(tmp_path):
     bad = {"format": "dlbench-manifest/1", "files": [{"path": "../evil", "bytes": 1, "sha256": "0" * 64}]}
     (tmp_path / "store" / "r").mkdir(parents=True)
     (tmp_path / "store" / "r" / MANIFEST_NAME).write_text(json.dumps(bad))
-    with pytest.raises(StoreError, match="escapes"):
+    with pytest.raises(StoreError, match="field files.0.path: must be a relative path inside the folder"):
         fetch_run(store, "r", tmp_path / "got", progress=False)
+    assert not (tmp_path / "got").exists() and not (tmp_path / "evil").exists()
 
 
 def test_build_manifest_skips_partial_files(tmp_path):

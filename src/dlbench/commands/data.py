@@ -122,6 +122,9 @@ def run_push(args) -> int:
             f"--root {args.root} is a store; push reads a folder of IDX files",
             "pass --root FOLDER, or leave it out to use the first known folder",
         )
+    from dlbench.io import check_no_overlap
+
+    check_no_overlap(args.store, "--store", {"--root": args.root})
     manifest = push_dataset(args.dataset, args.store, root=args.root, log=get_logger("dlbench.data").info)
     for entry in manifest["files"]:
         print(f"{entry['sha256']}  {entry['bytes']:>11,}  {manifest['location']}/{entry['path']}")
