@@ -94,6 +94,7 @@ def check_out_dir(
     p = Path(path)
     if str(path) == "":
         raise OutputError(f"{option}: empty path", "give a folder")
+    _refuse_broken_link(p, option, path)
     if p.exists() and not p.is_dir():
         raise OutputError(
             f"{option} {path}: a file is there, not a folder", "move the file away or choose another folder"
@@ -159,11 +160,25 @@ def check_no_overlap(
         )
 
 
+def _refuse_broken_link(p: Path, option: str, path: str | os.PathLike) -> None:
+    """A symlink at ``p`` or among its parents that leads nowhere, or round in a loop, is refused."""
+    for q in (p, *p.parents):
+        if q.is_symlink():
+            try:
+                q.resolve(strict=True)
+            except (OSError, RuntimeError):
+                raise OutputError(
+                    f"{option} {path}: {q} is a symlink that leads nowhere (or round in a loop)",
+                    "remove the link or choose another path",
+                ) from None
+
+
 def check_out_file(path: str | os.PathLike, option: str = "--out") -> Path:
     """Check, before any work, that a file can be written at ``path`` (its folder made if missing)."""
     p = Path(path)
     if str(path) == "" or str(path).endswith(os.sep):
         raise OutputError(f"{option} {path!r}: not a file name", "give a file path, e.g. out/pipeline.yaml")
+    _refuse_broken_link(p, option, path)
     if p.is_dir():
         raise OutputError(f"{option} {path}: a folder is there, not a file", "give a file path inside it")
     parent = p.parent

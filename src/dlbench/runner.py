@@ -121,6 +121,12 @@ def _drop_resume_checkpoint(out: Path) -> None:
     best = (outputs.get("checkpoint") or {}).get("path")
     if last and (out / last).is_file() and (not best or (out / last).resolve() != (out / best).resolve()):
         (out / last).unlink()
+        # the record lists what the folder holds: a run whose listed outputs are gone is not kept (--resume)
+        outputs.pop("last")
+        from dlbench.io import write_json
+        from dlbench.record import RECORD_NAME
+
+        write_json(out / RECORD_NAME, rec)
 
 
 def run_svm_task(task: SvmTask, data_root: Path, out: Path, log: Log) -> Outcome:

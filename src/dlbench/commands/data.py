@@ -79,6 +79,8 @@ def run(args) -> int:
     from dlbench.log import get_logger
     from dlbench.spec import DataSpec, validate_model
 
+    if args.root is not None and str(args.root).strip() == "":
+        raise DlbenchError("--root '': empty path", "pass the folder holding the IDX files, or leave it out")
     if args.action == "push":
         return run_push(args)
     if args.store:
@@ -122,9 +124,10 @@ def run_push(args) -> int:
             f"--root {args.root} is a store; push reads a folder of IDX files",
             "pass --root FOLDER, or leave it out to use the first known folder",
         )
-    from dlbench.io import check_no_overlap
+    from dlbench.io import check_out_dir, local_path_of
 
-    check_no_overlap(args.store, "--store", {"--root": args.root})
+    if local_path_of(args.store) is not None:  # a folder store: writable, and not overlapping the IDX folder
+        check_out_dir(local_path_of(args.store), "--store", {"--root": args.root})
     manifest = push_dataset(args.dataset, args.store, root=args.root, log=get_logger("dlbench.data").info)
     for entry in manifest["files"]:
         print(f"{entry['sha256']}  {entry['bytes']:>11,}  {manifest['location']}/{entry['path']}")

@@ -50,11 +50,13 @@ def run(args) -> int:
     import json
     import os
 
+    from dlbench.cli import refuse_empty_paths
     from dlbench.configs import validate_model
     from dlbench.io import check_out_dir
     from dlbench.log import get_logger
     from dlbench.onnxrt import check_onnx_config, onnx_step
 
+    refuse_empty_paths(args, "checkpoint", "out")
     config = validate_model(OnnxConfig, field_values(args, OPTIONS), "onnx options", flags={})
     check_onnx_config(config, args.checkpoint)
     ckpt_dir = os.path.dirname(os.path.abspath(args.checkpoint)) if args.checkpoint else None

@@ -10,6 +10,7 @@ import argparse
 import importlib
 import os
 
+from dlbench.cli import refuse_empty_paths
 from dlbench.errors import DlbenchError
 
 STORE_ENV = "DLBENCH_STORE"
@@ -421,6 +422,7 @@ def run_local(args) -> int:
     from dlbench.spec import check_local_inputs, require_runs
 
     _check_parallelism(args.parallelism)
+    refuse_empty_paths(args, "work", "store")
     spec = with_fuse(load_spec(args.spec), args.fuse)
     if args.smoke:
         from dlbench.spec import smoke_spec
@@ -467,6 +469,7 @@ def run_publish(args) -> int:
     from dlbench.log import get_logger
     from dlbench.store import open_store
 
+    refuse_empty_paths(args, "work", "store")
     name = args.run.strip("/")
     run_dir = Path(args.work) / name
     if not name or "/" in name or name in (".", "..") or not run_dir.is_dir():
@@ -499,6 +502,7 @@ def run_fetch(args) -> int:
     from dlbench.log import get_logger
     from dlbench.store import fetch_run, open_store
 
+    refuse_empty_paths(args, "to", "store")
     check_out_dir(args.to, "--to", {"--store": args.store or _default_store()})
     store = open_store(args.store or _default_store())
     summary = fetch_run(store, args.run, args.to, models=args.models, log=get_logger("dlbench.fetch").info)

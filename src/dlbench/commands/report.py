@@ -38,11 +38,13 @@ def register(sub) -> None:
 def run(args) -> int:
     from pathlib import Path
 
+    from dlbench.cli import refuse_empty_paths
     from dlbench.errors import DataError
     from dlbench.io import check_out_dir
     from dlbench.log import get_logger
     from dlbench.report import run_report
 
+    refuse_empty_paths(args, "records", "out")
     records = Path(args.records)
     if not records.is_dir():  # the same words as run_report's own check, before the output check
         raise DataError(

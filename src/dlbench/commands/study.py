@@ -43,11 +43,13 @@ def register(sub) -> None:
 def run(args) -> int:
     from pathlib import Path
 
+    from dlbench.cli import refuse_empty_paths
     from dlbench.io import check_out_dir
     from dlbench.layout import StudyLayout
     from dlbench.spec import check_local_inputs, load_spec, require_runs, with_fuse
     from dlbench.study import default_out, prepare_out, run_study
 
+    refuse_empty_paths(args, "out")
     spec = with_fuse(load_spec(args.spec), args.fuse)
     if args.smoke:
         from dlbench.spec import smoke_spec
