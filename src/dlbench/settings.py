@@ -34,6 +34,7 @@ VARIABLES = (
     "DLBENCH_LOG_LEVEL",
     "DLBENCH_PROGRESS_INTERVAL",
     "DLBENCH_MAX_RUNS",
+    "DLBENCH_TRUST_DATASET_NAME",
     "DLBENCH_DATA",
     "DLBENCH_STORE",
     "DLBENCH_GIT_COMMIT",
@@ -98,6 +99,7 @@ class Settings:
     log_level: str = "INFO"
     progress_interval: float = 10.0
     max_runs: int | None = None
+    trust_dataset_name: bool = False
     data: str | None = None
     store: str | None = None
     git_commit: str | None = None
@@ -149,6 +151,11 @@ def parse_settings(env: Mapping[str, str]) -> Settings:
         out["s3_retry_deadline_s"] = _number(
             "DLBENCH_S3_RETRY_DEADLINE_S", v["DLBENCH_S3_RETRY_DEADLINE_S"], False, 0
         )
+    if "DLBENCH_TRUST_DATASET_NAME" in v:
+        word = v["DLBENCH_TRUST_DATASET_NAME"].strip().lower()
+        if word not in TRUE_WORDS + FALSE_WORDS:
+            raise _bad("DLBENCH_TRUST_DATASET_NAME", v["DLBENCH_TRUST_DATASET_NAME"], "must be 1 or 0")
+        out["trust_dataset_name"] = word in TRUE_WORDS
     if "DLBENCH_S3_SECURE" in v:
         word = v["DLBENCH_S3_SECURE"].strip().lower()
         if word not in TRUE_WORDS + FALSE_WORDS:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -133,7 +134,12 @@ def main(argv: list[str] | None = None) -> int:
         (work / "earlier").mkdir(parents=True)
         (work / "earlier" / "record.json").write_text('{"status": "ok"}\n')
         before = (tree_hash(work), tree_hash(world))
-        r = run_cli(cmd, cwd=work, env=env)
+        try:
+            r = run_cli(cmd, cwd=work, env=env)
+        except subprocess.TimeoutExpired:
+            found.append((case, " ".join(cmd), ["hang (no answer in 300 s)"], ""))
+            print(f"[{i}/{len(cases)}] {case}: PROBLEM: hang", flush=True)
+            continue
         lines = r.stderr.splitlines()
         problems = []
         if "Traceback" in r.stderr + r.stdout:

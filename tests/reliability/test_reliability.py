@@ -650,3 +650,30 @@ def test_an_onnx_export_whose_train_runs_all_failed_is_stopped_not_run_untrained
     rec = json.loads((tmp_path / "onnx" / "resnet18" / "record.json").read_text())
     assert rec["status"] == "failed" and "resnet18-x" in rec["error"]
     assert calls == ["resnet34"] and outcomes["resnet34"].ok
+
+
+def test_a_dataset_name_its_fingerprints_contradict_is_kept_only_when_the_user_says_so(tmp_path):
+    """Fashion-MNIST's files named MNIST: refused (the SHA-256 says so); with DLBENCH_TRUST_DATASET_NAME=1 the
+    name is kept and the manifest says it is unverified and why."""
+    from tests.conftest import FASHION_DIR
+
+    if not (FASHION_DIR / "train-images-idx3-ubyte.gz").is_file():
+        pytest.fail(f"{FASHION_DIR} is missing: `make data` installs Debian's dataset-fashion-mnist")
+    out = tmp_path / "d"
+    args = [
+        "data",
+        "--dataset",
+        "mnist",
+        "--root",
+        str(FASHION_DIR),
+        "--subsample",
+        "1000",
+        "--out",
+        str(out),
+    ]
+    check_refused(run_cli(args, cwd=tmp_path), "(by its SHA-256), not MNIST")
+    assert not out.exists()
+    ok = run_cli(args, cwd=tmp_path, env={"DLBENCH_TRUST_DATASET_NAME": "1"})
+    assert ok.returncode == 0, ok.stderr[-2000:]
+    source = json.loads((out / "manifest.json").read_text())["source"]
+    assert source["verified"] is False and "kept as the user said" in source["verification"]
