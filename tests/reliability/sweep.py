@@ -4,7 +4,7 @@ table of bad inputs of tests/reliability/test_reliability.py, through the real c
 in a traceback, was accepted (exit 0), printed more than one line on stderr, or changed a file in the inputs
 or the output area.
 
-    .venv/bin/python -m tests.reliability.sweep            # everything (about 250 commands, minutes)
+    .venv/bin/python -m tests.reliability.sweep            # everything (187 commands, about 10 minutes)
     .venv/bin/python -m tests.reliability.sweep --paths    # only the bad-path sweep
 
 Exit status 0 when nothing was found, 1 otherwise. Not a pytest module (the tables run under pytest already);
