@@ -70,6 +70,12 @@ def build_inputs(root: Path) -> Path:
 
     idx = make_idx_folder(root / "idx", n_train=800, n_test=200)
     run_data("fashion-mnist", root / "split", source="idx", root=str(idx), seed=0, log=lambda *_: None)
+    # another train run's folder (no last.pt): --resume onto it must not start over there
+    _put(
+        root / "other-run" / "record.json",
+        _record(run_id="resnet18-someoneelse", outputs={"c": {"path": "best.pt"}}),
+    )
+    (root / "other-run" / "best.pt").write_bytes(b"their weights")
     # a checkpoint folder for onnx --out
     _put(root / "ckpt" / "record.json", _record(outputs={"checkpoint": {"path": "best.pt"}}))
     (root / "ckpt" / "best.pt").write_bytes(b"weights")
@@ -211,6 +217,13 @@ CASES = [
         "publish earlier --work {O} --store {O}/earlier/s",
         {},
         "lies inside --work",
+    ),
+    # ------------------------------------------------------------ class 7: --resume onto another run
+    (
+        "train-resume-onto-another-run",
+        "train --split {I}/split --out {I}/other-run --resume --max-steps-per-epoch 1",
+        {},
+        "holds another run (resnet18-someoneelse) and no last.pt",
     ),
     # ------------------------------------------------------------ class 2: files that do not have their shape
     (
