@@ -43,6 +43,11 @@ def normalise_host(host: str) -> str:
         raise PipelineError(
             f"--host {host!r} needs a scheme", "e.g. http://localhost:8080 (a port-forward of ml-pipeline-ui)"
         )
+    from dlbench.settings import url_problem
+
+    problem = url_problem(host)
+    if problem:
+        raise PipelineError(f"--host {problem}", "e.g. http://localhost:8080 (a port is 1 to 65535)")
     return host
 
 

@@ -64,10 +64,10 @@ from dlbench.store import (
 from dlbench_kfp.stores.s3_config import (
     DEFAULT_DEADLINE_S,
     ENDPOINT_ENV,
-    REGION_ENV,
     SECURE_ENV,
     credentials_from_env,
     deadline_from_env,
+    env_settings,
     parse_endpoint,
     retries_from_env,
     split_url,
@@ -190,7 +190,7 @@ class S3Store(Store):
             )
         endpoint, secure = parse_endpoint(endpoint_text, env.get(SECURE_ENV))
         access, secret = credentials_from_env(env)
-        region = env.get(REGION_ENV) or env.get("AWS_REGION") or "us-east-1"
+        region = env_settings(env).s3_region or "us-east-1"
         retries, deadline = retries_from_env(env), deadline_from_env(env)
         kwargs.setdefault("retries", retries)
         kwargs.setdefault("deadline", deadline)

@@ -4,9 +4,10 @@ store URL ``s3://bucket/prefix``. Imports no SDK, so checks such as the pre-flig
 from __future__ import annotations
 
 import os
-import re
+from collections.abc import Mapping
 from urllib.parse import urlparse
 
+from dlbench.settings import SettingsError, bucket_problem, parse_settings
 from dlbench.store import StoreError
 
 ENDPOINT_ENV = "DLBENCH_S3_ENDPOINT"
@@ -16,7 +17,6 @@ RETRIES_ENV = "DLBENCH_S3_RETRIES"
 DEADLINE_ENV = "DLBENCH_S3_RETRY_DEADLINE_S"
 DEFAULT_DEADLINE_S = 90.0
 KEY_ENVS = (("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"), ("MINIO_ACCESS_KEY", "MINIO_SECRET_KEY"))
-_BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 
 
 def parse_endpoint(text: str, secure_env: str | None = None) -> tuple[str, bool]:
@@ -49,30 +49,24 @@ def credentials_from_env(env: dict[str, str] | None = None) -> tuple[str, str]:
     )
 
 
-def retries_from_env(env: dict[str, str]) -> int | None:
+def env_settings(env: Mapping[str, str]):
+    """``env`` parsed by :func:`dlbench.settings.parse_settings` (the one parser of every variable); a bad
+    value is one StoreError line naming the variable."""
+    try:
+        return parse_settings(env)
+    except SettingsError as exc:
+        raise StoreError(exc.message, exc.hint) from None
+
+
+def retries_from_env(env: Mapping[str, str]) -> int | None:
     """``DLBENCH_S3_RETRIES``: at most this many attempts per operation; None (unset) means no cap."""
-    try:
-        retries = int(env[RETRIES_ENV]) if env.get(RETRIES_ENV) else None
-        if retries is not None and retries < 1:
-            raise ValueError
-    except ValueError:
-        raise StoreError(
-            f"{RETRIES_ENV}={env.get(RETRIES_ENV)!r} is not a whole number of 1 or more"
-        ) from None
-    return retries
+    return env_settings(env).s3_retries
 
 
-def deadline_from_env(env: dict[str, str]) -> float:
+def deadline_from_env(env: Mapping[str, str]) -> float:
     """``DLBENCH_S3_RETRY_DEADLINE_S``: seconds an operation keeps retrying transient errors."""
-    try:
-        deadline = float(env[DEADLINE_ENV]) if env.get(DEADLINE_ENV) else DEFAULT_DEADLINE_S
-        if not 0 <= deadline < float("inf"):
-            raise ValueError
-    except ValueError:
-        raise StoreError(
-            f"{DEADLINE_ENV}={env.get(DEADLINE_ENV)!r} is not a number of seconds >= 0"
-        ) from None
-    return deadline
+    deadline = env_settings(env).s3_retry_deadline_s
+    return DEFAULT_DEADLINE_S if deadline is None else deadline
 
 
 def split_url(url: str) -> tuple[str, str]:
@@ -80,9 +74,7 @@ def split_url(url: str) -> tuple[str, str]:
     if u.scheme != "s3" or not u.netloc:
         raise StoreError(f"{url!r} is not an s3://bucket/prefix URL")
     bucket = u.netloc
-    if not _BUCKET_RE.match(bucket) or ".." in bucket:
-        raise StoreError(
-            f"bucket name {bucket!r} is not valid",
-            "3-63 characters: lowercase letters, digits, dots and hyphens",
-        )
+    problem = bucket_problem(bucket)
+    if problem:
+        raise StoreError(problem, "choose a valid bucket name")
     return bucket, u.path.strip("/")

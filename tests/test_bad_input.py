@@ -211,11 +211,11 @@ CASES = [
     ),
     ("svm-out-proc", "svm --split {I}/split --out /proc/x", "--out /proc/x: cannot write"),
     ("svm-out-file", "svm --split {I}/split --out {I}/a-file", "a file is there"),
-    ("svm-out-is-the-split", "svm --split {I}/split --out {I}/split", "holds the record of a data step"),
+    ("svm-out-is-the-split", "svm --split {I}/split --out {I}/split", "is the same folder as --split"),
     (
         "train-out-is-the-split",
         "train --split {I}/split --out {I}/split --max-steps-per-epoch 1",
-        "holds the record of a data step",
+        "is the same folder as --split",
     ),
     ("svm-kernel-unknown", "svm --split {I}/split --out {O}/s --kernel linear", "invalid choice: 'linear'"),
     # ---------------------------------------------------------------- train
@@ -421,9 +421,13 @@ CASES = [
 ]
 
 
-def run_cli(args: list[str], cwd: Path, prefix: list[str] = ()) -> subprocess.CompletedProcess:
+def run_cli(
+    args: list[str], cwd: Path, prefix: list[str] = (), env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
+    extra = env or {}
     env = {**os.environ, "TQDM_DISABLE": "1", "PYTHONPATH": str(REPO)}
     env.pop("DLBENCH_STORE", None)
+    env.update(extra)
     return subprocess.run(
         [*prefix, sys.executable, "-m", "dlbench", *args],
         capture_output=True,

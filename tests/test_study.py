@@ -119,11 +119,11 @@ def test_study_folders_are_never_mixed_or_overwritten_silently(
     assert all(p.read_bytes() == b for p, b in before.items())
     assert (out / "report" / "report.html").is_file()
 
-    # --overwrite: a fresh study in its place
-    (out / "stray.txt").write_text("from the old study")
+    # --overwrite: a fresh study in its place; a file dlbench did not write stays
+    (out / "stray.txt").write_text("the user's notes")
     assert main(["study", "--spec", str(spec), "--overwrite"]) == 0
     assert "train: 1 ok" in capsys.readouterr().out
-    assert not (out / "stray.txt").exists()
+    assert (out / "stray.txt").read_text() == "the user's notes"
     assert (
         json.loads((train / "record.json").read_text())["started"]
         != json.loads(before[train / "record.json"])["started"]

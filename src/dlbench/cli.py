@@ -121,6 +121,20 @@ def add_split_options(p) -> None:
     )
 
 
+def refuse_empty_paths(args, *names: str) -> None:
+    """An option given as an empty string (``--out=``, ``--records ''``) is refused by name, instead of being
+    read as the current folder."""
+    from dlbench.errors import DlbenchError
+
+    for name in names:
+        value = getattr(args, name, None)
+        if value is not None and str(value).strip() == "":
+            flag = "--" + name.replace("_", "-")
+            raise DlbenchError(
+                f"{flag} '': empty path", f"give {flag} a path, or leave it out where it may be"
+            )
+
+
 def split_dataset_of(args) -> str:
     """The dataset of ``args.split`` (``--dataset``, else its manifest's); a one-line error if missing."""
     from pathlib import Path
@@ -128,6 +142,8 @@ def split_dataset_of(args) -> str:
     from dlbench.data.step import split_dataset
     from dlbench.errors import DataError
 
+    if str(args.split).strip() == "":
+        raise DataError("--split '': empty path", "pass the folder `dlbench data` wrote")
     if not Path(args.split).exists():
         raise DataError(
             f"--split {args.split}: folder not found", "run `dlbench data` first and pass its output folder"
@@ -142,6 +158,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
+        from dlbench.settings import settings
+
+        settings()  # every environment variable, checked before the command touches anything
         result = args.func(args)
         sys.stdout.flush()  # a closed pipe shows here rather than at exit
     except BrokenPipeError:

@@ -280,10 +280,20 @@ def load_calibration(path: str | os.PathLike) -> dict[str, Any]:
         ) from None
     except (json.JSONDecodeError, UnicodeDecodeError):
         raise DataError(f"{p} is not a JSON calibration file", "measure it again with --calibrate") from None
+    except OSError as exc:  # a folder, a symlink loop, no permission
+        raise DataError(
+            f"calibration file {p}: cannot read ({exc.strerror or exc})", "give a calibration file"
+        ) from None
     if not isinstance(cal, dict) or cal.get("format") != FORMAT or not isinstance(cal.get("shapes"), dict):
         raise DataError(
             f"{p} is not a dlbench calibration (format {FORMAT})", "measure it again with --calibrate"
         )
+    from dlbench.schemas import CalibrationFile, check_file
+
+    try:
+        check_file(cal, CalibrationFile, p, "calibration")
+    except DataError as exc:
+        raise DataError(exc.message, "measure it again with --calibrate, or fix the value") from None
     return cal
 
 

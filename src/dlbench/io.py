@@ -76,8 +76,14 @@ def dumps_json(obj: Any) -> str:
 # --------------------------------------------------------------------------- output locations
 
 
-def check_out_dir(path: str | os.PathLike, option: str = "--out") -> Path:
-    """Check, before any work, that ``path`` is (or can become) a folder this user can write into.
+def check_out_dir(
+    path: str | os.PathLike,
+    option: str = "--out",
+    inputs: dict[str, str | os.PathLike | None] | None = None,
+    may_be_inside: tuple[str, ...] = (),
+) -> Path:
+    """Check, before any work, that ``path`` is (or can become) a folder this user can write into, and that
+    it does not overlap any of ``inputs`` (see :func:`check_no_overlap`).
 
     Refused with one :class:`~dlbench.errors.OutputError` line naming the path and the reason: an existing
     file where the folder should be, a file among its parents, a parent that cannot hold a new folder
@@ -88,12 +94,83 @@ def check_out_dir(path: str | os.PathLike, option: str = "--out") -> Path:
     p = Path(path)
     if str(path) == "":
         raise OutputError(f"{option}: empty path", "give a folder")
+    _refuse_broken_link(p, option, path)
     if p.exists() and not p.is_dir():
         raise OutputError(
             f"{option} {path}: a file is there, not a folder", "move the file away or choose another folder"
         )
+    check_no_overlap(path, option, inputs or {}, may_be_inside)
     _probe_writable(p if p.is_dir() else _existing_ancestor(p, option, path), option, path)
     return p
+
+
+def local_path_of(location: str | os.PathLike | None) -> Path | None:
+    """The local folder a location names (a path or ``file://`` URL); None for a remote URL or nothing."""
+    if location is None or str(location) == "":
+        return None
+    text = str(location)
+    if text.startswith("file://"):
+        text = text.removeprefix("file://")
+    elif "://" in text:
+        return None
+    return Path(text)
+
+
+def _real(p: Path) -> Path:
+    try:
+        return p.resolve()
+    except (OSError, RuntimeError):  # a symlink loop: compare the path as written
+        return p.absolute()
+
+
+def check_no_overlap(
+    out: str | os.PathLike,
+    option: str,
+    inputs: dict[str, str | os.PathLike | None],
+    may_be_inside: tuple[str, ...] = (),
+) -> None:
+    """Refuse, before anything is touched, an output location that overlaps an input (or a store).
+
+    ``inputs`` maps the option or spec field that names each input (``--root``, ``data.root``, ``--store``)
+    to its location; remote URLs are skipped. The output may not be the input, hold it (a rerun or
+    ``--overwrite`` would remove it), or lie inside it (the output would be written among the user's
+    files), except for the inputs named in ``may_be_inside`` (``report --out`` inside ``--records``).
+    Symlinks are followed, so two spellings of one folder are one folder.
+    """
+    o = local_path_of(out)
+    if o is None:
+        return
+    ro = _real(o)
+    for name, location in inputs.items():
+        i = local_path_of(location)
+        if i is None:
+            continue
+        ri = _real(i)
+        if ro == ri:
+            why = "is the same folder as"
+        elif ro in ri.parents:
+            why = "holds"
+        elif ri in ro.parents and name not in may_be_inside:
+            why = "lies inside"
+        else:
+            continue
+        raise OutputError(
+            f"{option} {out} {why} {name} {location}: the output would overwrite or mix with that input",
+            f"choose a folder for {option} outside {name} and not holding it",
+        )
+
+
+def _refuse_broken_link(p: Path, option: str, path: str | os.PathLike) -> None:
+    """A symlink at ``p`` or among its parents that leads nowhere, or round in a loop, is refused."""
+    for q in (p, *p.parents):
+        if q.is_symlink():
+            try:
+                q.resolve(strict=True)
+            except (OSError, RuntimeError):
+                raise OutputError(
+                    f"{option} {path}: {q} is a symlink that leads nowhere (or round in a loop)",
+                    "remove the link or choose another path",
+                ) from None
 
 
 def check_out_file(path: str | os.PathLike, option: str = "--out") -> Path:
@@ -101,6 +178,7 @@ def check_out_file(path: str | os.PathLike, option: str = "--out") -> Path:
     p = Path(path)
     if str(path) == "" or str(path).endswith(os.sep):
         raise OutputError(f"{option} {path!r}: not a file name", "give a file path, e.g. out/pipeline.yaml")
+    _refuse_broken_link(p, option, path)
     if p.is_dir():
         raise OutputError(f"{option} {path}: a folder is there, not a file", "give a file path inside it")
     parent = p.parent

@@ -95,7 +95,21 @@ def read_record(folder: Path) -> dict[str, Any] | None:
 
 
 def record_ok(folder: Path) -> bool:
-    return (read_record(folder) or {}).get("status") == "ok"
+    """The record in ``folder`` says ok and every output it lists in that folder is still there, whole (the
+    size it recorded): a run whose checkpoint was deleted or cut short is not a run to keep (``--resume``)."""
+    rec = read_record(folder)
+    if not isinstance(rec, dict) or rec.get("status") != "ok":
+        return False
+    outputs = rec.get("outputs")
+    for entry in outputs.values() if isinstance(outputs, dict) else ():
+        if not isinstance(entry, dict) or not entry.get("path") or "bytes" not in entry:
+            continue
+        p = Path(folder) / str(entry["path"])
+        if not Path(str(entry["path"])).is_absolute() and (
+            not p.is_file() or p.stat().st_size != entry["bytes"]
+        ):
+            return False
+    return True
 
 
 def run_folders(src: Path) -> list[Path]:
@@ -139,6 +153,33 @@ def find_train_checkpoint(
         if best is None or score > best[0]:
             best = (score, path, rec)
     return (best[1], best[2]) if best else None
+
+
+def failed_train_runs(
+    train_root: str | os.PathLike, model: str, stem: str, input_size: int = 28, in_channels: int = 1
+) -> list[str]:
+    """The run ids of the train runs of ``model``/``stem`` at that input in ``train_root/*/`` whose record
+    says failed: the runs an ONNX export of that model depends on (see :func:`find_train_checkpoint`)."""
+    from dlbench.spec import TrainConfig
+
+    failed = []
+    for rec_path in sorted(Path(train_root).glob(f"*/{RECORD_NAME}")):
+        rec = read_record(rec_path.parent)
+        if (
+            not isinstance(rec, dict)
+            or rec.get("status") != "failed"
+            or not isinstance(rec.get("config"), dict)
+        ):
+            continue
+        cfg = TrainConfig.as_recorded(rec["config"])
+        if (cfg.get("model"), cfg.get("stem", "imagenet"), cfg.get("input_size"), cfg.get("in_channels")) == (
+            model,
+            stem,
+            input_size,
+            in_channels,
+        ):
+            failed.append(str(rec.get("run_id") or rec_path.parent.name))
+    return failed
 
 
 def link_runs(folders: Iterable[Path], into: Path) -> int:
@@ -240,3 +281,43 @@ def write_index(
     tmp.write_text(json.dumps({"runs": runs}, indent=2, sort_keys=False) + "\n")
     os.replace(tmp, out)
     return out
+
+
+def clear_study(root: str | os.PathLike) -> list[Path]:
+    """Remove what dlbench wrote in a study folder (``--overwrite``), nothing else; return what is kept.
+
+    Removed: ``spec.yaml``, ``index.json``, and in every folder holding a ``record.json`` that record, the
+    step's own file names and the outputs the record lists (inside that folder only); then the folders
+    left empty. A file dlbench did not write (a note, a copy of the data) stays where it is.
+    """
+    from dlbench.record import STEP_OUTPUTS, _walk_records
+
+    root = Path(root)
+    for name in (SPEC_NAME, INDEX_NAME):
+        p = root / name
+        if p.is_file() or p.is_symlink():
+            p.unlink()
+    for rec_path in _walk_records(root):
+        folder = rec_path.parent
+        rec = read_record(folder) if rec_path.is_file() else None
+        if rec is None or not isinstance(rec, dict):
+            continue
+        names = {RECORD_NAME, *STEP_OUTPUTS.get(str(rec.get("step")), ())}
+        outputs = rec.get("outputs") if isinstance(rec.get("outputs"), dict) else {}
+        for entry in outputs.values():
+            if isinstance(entry, dict) and entry.get("path"):
+                names.add(str(entry["path"]))
+        base = folder.resolve()
+        for name in names:
+            p = Path(name) if Path(name).is_absolute() else folder / name
+            try:
+                inside = p.resolve().parent == base or base in p.resolve().parents
+            except (OSError, RuntimeError):
+                inside = False
+            if inside and (p.is_file() or p.is_symlink()):
+                p.unlink()
+    for dirpath, _dirs, _files in sorted(os.walk(root, topdown=False), key=lambda t: -len(t[0])):
+        d = Path(dirpath)
+        if d != root and not any(d.iterdir()):
+            d.rmdir()
+    return sorted(p for p in root.rglob("*") if p.is_file() or p.is_symlink())

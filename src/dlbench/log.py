@@ -19,6 +19,8 @@ import time
 from collections.abc import Iterable, Iterator
 from typing import TypeVar
 
+from dlbench.settings import settings
+
 T = TypeVar("T")
 _CONFIGURED = False
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
@@ -41,6 +43,17 @@ class _StderrHandler(logging.StreamHandler):
         pass
 
 
+def _level() -> str:
+    """$DLBENCH_LOG_LEVEL; a bad value is the command's one-line refusal (``dlbench.cli`` checks the settings
+    before it runs a command), so a logger made at import time still gets a level."""
+    from dlbench.errors import DlbenchError
+
+    try:
+        return settings().log_level
+    except DlbenchError:
+        return "INFO"
+
+
 def get_logger(name: str = "dlbench") -> logging.Logger:
     global _CONFIGURED
     if not _CONFIGURED:
@@ -48,7 +61,7 @@ def get_logger(name: str = "dlbench") -> logging.Logger:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%H:%M:%S"))
         root = logging.getLogger("dlbench")
         root.addHandler(handler)
-        root.setLevel(os.environ.get("DLBENCH_LOG_LEVEL", "INFO").upper())
+        root.setLevel(_level())
         root.propagate = False
         _CONFIGURED = True
     return logging.getLogger(name)
@@ -75,7 +88,7 @@ class Progress:
         self.total = total if total is not None else (len(iterable) if hasattr(iterable, "__len__") else None)
         self.desc = desc
         if interval is None:  # dlbench run --local asks its tasks for more frequent lines on a terminal
-            interval = float(os.environ.get("DLBENCH_PROGRESS_INTERVAL") or 10.0)
+            interval = settings().progress_interval
         self.interval = interval
         self.logger = logger or get_logger(PROGRESS_LOGGER)
         self.stats: dict[str, str] = {}

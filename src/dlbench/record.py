@@ -21,6 +21,7 @@ import datetime as _dt
 import importlib.metadata
 import os
 import platform
+import shutil
 import socket
 import subprocess
 import time
@@ -221,13 +222,18 @@ STEP_OUTPUTS = {
 }
 
 
-def clear_previous_run(step: str, out_dir: str | os.PathLike) -> list[str]:
-    """Remove an earlier run's record and outputs from ``out_dir`` (the step's own file names and the
-    outputs its record lists, never anything else), so a new record is never beside an older run's files.
-    Returns the names removed."""
+FAILED_RECORD_NAME = "record.failed.json"
+STASH_NAME = ".previous-run"
+
+
+def previous_run_files(step: str, out_dir: str | os.PathLike) -> tuple[dict | None, set[str]]:
+    """(the earlier record in ``out_dir`` or None, the names of its files there: the record, the step's
+    own file names and the outputs the record lists, never anything else). A record of another step there
+    is refused (the folder is that step's)."""
     out = Path(out_dir)
     names = set(STEP_OUTPUTS.get(step, ()))
     old = out / RECORD_NAME
+    prev = None
     if old.is_file():
         try:
             prev = read_json(old)
@@ -244,6 +250,25 @@ def clear_previous_run(step: str, out_dir: str | os.PathLike) -> list[str]:
             if name and "/" not in name and name not in (".", ".."):
                 names.add(name)
         names.add(RECORD_NAME)
+    return (prev if isinstance(prev, dict) else None), names
+
+
+def _restore_stash(out: Path) -> None:
+    """Put back an earlier good run that a killed rerun left set aside (``.previous-run/``)."""
+    stash = out / STASH_NAME
+    if not stash.is_dir():
+        return
+    for p in stash.iterdir():
+        os.replace(p, out / p.name)
+    stash.rmdir()
+
+
+def clear_previous_run(step: str, out_dir: str | os.PathLike) -> list[str]:
+    """Remove an earlier run's record and outputs from ``out_dir`` (the step's own file names and the
+    outputs its record lists, never anything else), so a new record is never beside an older run's files.
+    Returns the names removed."""
+    out = Path(out_dir)
+    _prev, names = previous_run_files(step, out)
     removed = []
     for name in sorted(names):
         p = out / name
@@ -270,8 +295,19 @@ def step_record(
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    stash: Path | None = None
     if fresh:
-        clear_previous_run(step, out)
+        _restore_stash(out)
+        prev, names = previous_run_files(step, out)
+        if prev is not None and prev.get("status") == "ok":
+            # an earlier good result: set aside until this run ends ok; a failure puts it back
+            stash = out / STASH_NAME
+            stash.mkdir()
+            for name in names:
+                if (out / name).is_file() or (out / name).is_symlink():
+                    os.replace(out / name, stash / name)
+        else:
+            clear_previous_run(step, out)
     from dlbench.spec import config_id
 
     rec = Record(step=step, run_id=run_id or config_id({"step": step, **config}), config=config)
@@ -290,7 +326,19 @@ def step_record(
     finally:
         rec.ended = now_iso()
         rec.seconds = round(time.perf_counter() - t0, 3)
-        write_json(out / RECORD_NAME, rec.to_dict())
+        if stash is not None and rec.status != "ok":
+            # the earlier good result stays; this run's failure is written beside it
+            for name in {*STEP_OUTPUTS.get(step, ()), *(str(e.get("path")) for e in rec.outputs.values())}:
+                p = out / name
+                if "/" not in name and (p.is_file() or p.is_symlink()):
+                    p.unlink()
+            _restore_stash(out)
+            write_json(out / FAILED_RECORD_NAME, rec.to_dict())
+        else:
+            write_json(out / RECORD_NAME, rec.to_dict())
+            if stash is not None:
+                shutil.rmtree(stash)
+            (out / FAILED_RECORD_NAME).unlink(missing_ok=True)
 
 
 def record_refusal(
@@ -315,22 +363,32 @@ def record_refusal(
 
 def load_record(path: str | os.PathLike) -> dict[str, Any]:
     """Read a record (a file, or a folder holding record.json)."""
+    from dlbench.schemas import RecordFile, read_checked
+
     p = Path(path)
-    if p.is_dir():
+    if p.is_dir() and not (p / RECORD_NAME).is_dir():
         p = p / RECORD_NAME
+    read_checked(p, RecordFile, "record")
     return read_json(p)
+
+
+def _walk_records(root: Path) -> list[Path]:
+    """Every ``record.json`` below ``root`` (symlinked folders not followed: a link loop ends nothing)."""
+    found: list[Path] = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        if RECORD_NAME in filenames or RECORD_NAME in dirnames:
+            found.append(Path(dirpath) / RECORD_NAME)
+    return sorted(found)
 
 
 def find_records(root: str | os.PathLike) -> list[dict[str, Any]]:
     """Every record under ``root`` (recursively), each with ``_dir`` set to its folder."""
+    from dlbench.schemas import RecordFile, check_file, read_checked
+
     out = []
-    for p in sorted(Path(root).rglob(RECORD_NAME)):
-        rec = read_json(p)
-        if not isinstance(rec, dict):
-            raise DataError(
-                f"{p}: not a record (a JSON {type(rec).__name__}, not an object)",
-                "re-run the step that wrote it, or move it away",
-            )
+    for p in _walk_records(Path(root)):
+        rec = read_json(p) if not p.is_dir() else read_checked(p, RecordFile)
+        check_file(rec, RecordFile, p, "record")
         rec["_dir"] = str(p.parent)
         out.append(rec)
     return out

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dlbench.errors import DlbenchError
-from dlbench.layout import find_train_checkpoint, read_record
+from dlbench.errors import DlbenchError, StepFailed
+from dlbench.layout import failed_train_runs, find_train_checkpoint, read_record
 from dlbench.log import get_logger
 from dlbench.plan import DataTask, OnnxTask, ProfileTask, SvmTask, TrainTask
 from dlbench.record import record_refusal
@@ -121,6 +121,12 @@ def _drop_resume_checkpoint(out: Path) -> None:
     best = (outputs.get("checkpoint") or {}).get("path")
     if last and (out / last).is_file() and (not best or (out / last).resolve() != (out / best).resolve()):
         (out / last).unlink()
+        # the record lists what the folder holds: a run whose listed outputs are gone is not kept (--resume)
+        outputs.pop("last")
+        from dlbench.io import write_json
+        from dlbench.record import RECORD_NAME
+
+        write_json(out / RECORD_NAME, rec)
 
 
 def run_svm_task(task: SvmTask, data_root: Path, out: Path, log: Log) -> Outcome:
@@ -169,6 +175,21 @@ def run_onnx_task(task: OnnxTask, train_root: Path, out_root: Path, log: Log) ->
     for model in task.models:
         found = find_train_checkpoint(train_root, model, s.stem, s.input_size, s.in_channels)
         checkpoint = found[0] if found else None
+        failed = [] if found else failed_train_runs(train_root, model, s.stem, s.input_size, s.in_channels)
+        if failed:  # the export depends on those runs: an untrained model timed in their place would mislead
+            exc = StepFailed(
+                f"onnx {model}: every train run of it at this input failed ({', '.join(failed[:3])}"
+                f"{', ...' if len(failed) > 3 else ''}), so there is no trained checkpoint to export",
+                "fix what stopped the train runs (see their records) and run again",
+            )
+            outcomes[model] = run_task(
+                "onnx",
+                model,
+                _raise,
+                exc,
+                refusals=[{"config": s.config(model).model_dump(), "out_dir": out_root / model}],
+            )
+            continue
         log(
             f"onnx {model}: "
             + (
@@ -181,6 +202,10 @@ def run_onnx_task(task: OnnxTask, train_root: Path, out_root: Path, log: Log) ->
             "onnx", model, onnx_step, s.config(model), out_root / model, checkpoint, log
         )
     return outcomes
+
+
+def _raise(exc: BaseException) -> None:
+    raise exc
 
 
 __all__ = [

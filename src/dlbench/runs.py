@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from dlbench.store import MANIFEST_NAME, Store
+from dlbench.store import MANIFEST_NAME, PARTIAL_NAME, Store
 
 MAX_DEPTH = 3
 
@@ -31,7 +31,7 @@ def _read_json(store: Store, key: str) -> dict[str, Any]:
 def list_runs(store: Store) -> list[dict[str, Any]]:
     """Every run below the store's root, newest first."""
     keys = {o.key for o in store.list()}
-    marks = ("spec.yaml", "report/record.json")
+    marks = ("spec.yaml", "report/record.json", PARTIAL_NAME)
     found = {k[: -len(m) - 1] for k in keys for m in marks if k.endswith(f"/{m}")}
     found |= {""} if any(m in keys for m in marks) else set()
     prefixes = sorted(found, key=lambda p: (p.count("/"), p))
@@ -61,7 +61,9 @@ def list_runs(store: Store) -> list[dict[str, Any]]:
         when = report.get("ended") or max(
             (r.get("ended") or r.get("started") or "" for r in records), default=""
         )
-        if not report:
+        if f"{base}{PARTIAL_NAME}" in keys:
+            status = "partial fetch (dlbench fetch it again)"
+        elif not report:
             status = "no report yet" if not running else f"{running} running"
         elif failed:
             status = f"{failed} failed"

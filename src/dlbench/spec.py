@@ -12,6 +12,7 @@ Errors name the field and the allowed values, e.g. (after ``dlbench: error:``)::
 from __future__ import annotations
 
 import itertools
+import math
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any
@@ -290,17 +291,45 @@ def expand_train(spec: StudySpec) -> list[TrainConfig]:
     return list(runs.values())
 
 
+# A spec expanding to more runs than this is refused before any run is built (a typo in a grid can ask for
+# millions); $DLBENCH_MAX_RUNS raises (or lowers) the limit.
+MAX_RUNS = 10_000
+
+
+def _grid_axes(spec: StudySpec, g: TrainGrid) -> dict[str, list]:
+    return {
+        "dataset": g.datasets or spec.data.datasets,
+        **{name: getattr(g, axis) for axis, name in GRID_AXES.items()},
+    }
+
+
+def check_run_count(spec: StudySpec) -> int:
+    """The number of runs the spec's grids and SVM settings ask for (before deduplication), refused in one
+    line above the limit (:data:`MAX_RUNS`, or ``$DLBENCH_MAX_RUNS``) before any run is built."""
+    from dlbench.settings import settings
+
+    limit = settings().max_runs or MAX_RUNS
+    n = sum(math.prod(len(v) for v in _grid_axes(spec, g).values()) for g in spec.train.grids)
+    n += len(spec.data.datasets) * len(spec.svm.backends) * len(spec.svm.kernels)
+    if n > limit:
+        raise SpecError(
+            f"spec {spec.name!r} asks for {n:,} runs, more than the limit of {limit:,}",
+            "shorten the grids, or raise the limit with DLBENCH_MAX_RUNS=N if you mean it",
+        )
+    return n
+
+
 def expand_grids(spec: StudySpec) -> dict[str, list[TrainConfig]]:
-    """The runs of each grid, by grid name (a run in two grids is in both lists)."""
+    """The runs of each grid, by grid name (a run in two grids is in both lists). Linear in the runs: each
+    run id is computed once and looked up in a set."""
+    check_run_count(spec)
     out: dict[str, list[TrainConfig]] = {}
     t = spec.train
     shared = {name: getattr(t, name) for name in TRAIN_SETTINGS}
     for g in t.grids:
         runs = out.setdefault(g.name, [])
-        axes = {
-            "dataset": g.datasets or spec.data.datasets,
-            **{name: getattr(g, axis) for axis, name in GRID_AXES.items()},
-        }
+        seen = {r.run_id for r in runs}
+        axes = _grid_axes(spec, g)
         cat = spec.catalog()
         for values in itertools.product(*axes.values()):
             v = dict(zip(axes, values, strict=True))
@@ -312,7 +341,9 @@ def expand_grids(spec: StudySpec) -> dict[str, list[TrainConfig]]:
                 cfg = TrainConfig(**v, **shared, seed=seed)
                 if spec.smoke:
                     cfg = _smoke_train(cfg)
-                if all(r.run_id != cfg.run_id for r in runs):
+                run_id = cfg.run_id
+                if run_id not in seen:
+                    seen.add(run_id)
                     runs.append(cfg)
     return out
 

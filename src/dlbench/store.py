@@ -245,9 +245,7 @@ class Store(ABC):
             manifest = json.loads(self.read_bytes(key))
         except ValueError as exc:
             raise StoreError(f"{self.describe(key)} is not valid JSON: {exc}") from None
-        if manifest.get("format") != MANIFEST_FORMAT:
-            raise StoreError(f"{self.describe(key)} is not a dlbench manifest")
-        return manifest
+        return checked_manifest(manifest, self.describe(key))
 
     def get_tree(
         self,
@@ -267,6 +265,7 @@ class Store(ABC):
         files = [e for e in manifest["files"] if select is None or select(e["path"])]
         for e in files:
             _check_relative(e["path"])
+        _check_tree_fits(out, files)
         todo, skipped = [], 0
         for e in files:
             dest = out / e["path"]
@@ -371,10 +370,27 @@ def write_manifest(root: str | os.PathLike) -> Path:
     return write_json(Path(root) / MANIFEST_NAME, build_manifest(root))
 
 
+def checked_manifest(manifest: Any, where: str) -> dict[str, Any]:
+    """``manifest`` (read from ``where``) checked against :class:`dlbench.schemas.StoreManifest`: one
+    StoreError line naming the file and the field (a list, a missing ``sha256``, a path leaving the tree)."""
+    from dlbench.errors import DataError
+    from dlbench.schemas import StoreManifest, check_file
+
+    if isinstance(manifest, dict) and manifest.get("format") != MANIFEST_FORMAT:
+        raise StoreError(f"{where} is not a dlbench manifest (format {MANIFEST_FORMAT!r})")
+    try:
+        check_file(manifest, StoreManifest, where, "dlbench manifest")
+    except DataError as exc:
+        raise StoreError(exc.message, "upload the tree again (dlbench publish / data push)") from None
+    return manifest
+
+
 def verify_tree(root: str | os.PathLike) -> list[str]:
     """Problems of a local tree against its ``MANIFEST.json`` (missing files, wrong size or SHA-256)."""
+    from dlbench.io import read_json
+
     root = Path(root)
-    manifest = json.loads((root / MANIFEST_NAME).read_text())
+    manifest = checked_manifest(read_json(root / MANIFEST_NAME), str(root / MANIFEST_NAME))
     problems = []
     for e in manifest["files"]:
         p = root / e["path"]
@@ -545,6 +561,30 @@ def is_model_path(path: str) -> bool:
     return path.startswith("models/") or path.endswith(BINARY_SUFFIXES)
 
 
+# Written into a fetch's --to before the first file and removed once every file is there and verified: a
+# folder holding it is a partial copy (dlbench runs says so), whatever else it holds.
+PARTIAL_NAME = "FETCH-PARTIAL.json"
+
+
+def _check_tree_fits(out: Path, files: list[dict[str, Any]]) -> None:
+    """Every file of a manifest can be written below ``out``: no file where one of its folders must go and
+    no folder where it must go. Checked before the first download, so a refusal changes nothing."""
+    for e in files:
+        dest = out / e["path"]
+        if dest.is_dir() and not dest.is_symlink():
+            raise StoreError(
+                f"{dest}: a folder is where the file {e['path']} must go",
+                "move it away, or choose another --to",
+            )
+        for parent in dest.relative_to(out).parents:
+            p = out / parent
+            if str(parent) != "." and p.exists() and not p.is_dir():
+                raise StoreError(
+                    f"{p}: a file is where a folder must go (for {e['path']})",
+                    "move it away, or choose another --to",
+                )
+
+
 def fetch_run(
     store: Store,
     run: str,
@@ -554,8 +594,16 @@ def fetch_run(
     log: Callable[[str], Any] | None = None,
 ) -> dict[str, Any]:
     """Download a run's report and records (and with ``models`` its weights) into ``to``, verified."""
+    from dlbench.io import write_json
+    from dlbench.record import now_iso
+
     prefix = find_run(store, run)
     select = None if models else (lambda p: not is_model_path(p))
+    manifest = store.read_manifest(prefix)
+    _check_tree_fits(Path(to), [e for e in manifest["files"] if select is None or select(e["path"])])
+    mark = Path(to) / PARTIAL_NAME
+    write_json(mark, {"run": run, "store": store.describe(prefix), "started": now_iso()})
     summary = store.get_tree(prefix, to, select=select, progress=progress, log=log)
+    mark.unlink()
     summary["prefix"] = prefix
     return summary

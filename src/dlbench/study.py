@@ -13,13 +13,12 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 from pathlib import Path
 
 import yaml
 
 from dlbench.errors import DlbenchError
-from dlbench.layout import SPEC_NAME, StudyLayout, record_ok, write_index
+from dlbench.layout import SPEC_NAME, StudyLayout, clear_study, record_ok, write_index
 from dlbench.log import describe_config, get_logger, task_header
 from dlbench.plan import DataTask, SvmTask, TrainTask, build_plan
 from dlbench.runner import (
@@ -76,17 +75,19 @@ def prepare_out(
             f"{flag} {out} is not empty and holds no study (no {SPEC_NAME})",
             f"choose an empty or new folder with {flag}",
         )
-    try:
-        old = yaml.safe_load(held.read_text()) or {}
-    except yaml.YAMLError:
-        old = {}
-    old_name = old.get("name") if isinstance(old, dict) else None
+    old = _held_spec(held, flag)
+    old_name = old.get("name")
     new = _resolved(spec)
     done = sum(
         record_ok(d) for step in ("train", "svm") if (out / step).is_dir() for d in (out / step).iterdir()
     )
     if overwrite:
-        shutil.rmtree(out)
+        kept = clear_study(out)
+        if kept:
+            log.info(
+                f"--overwrite: removed the earlier study in {out}; kept {len(kept)} file(s) dlbench did not "
+                f"write, e.g. {kept[0].relative_to(out)}"
+            )
         return "overwrite"
     if old_name != spec.name:
         raise StudyFolderError(
@@ -106,6 +107,29 @@ def prepare_out(
             "add --overwrite to start again, or choose another " + flag,
         )
     return "resume"
+
+
+def _held_spec(held: Path, flag: str) -> dict:
+    """The study ``spec.yaml`` of an output folder, checked (:class:`dlbench.schemas.HeldSpec`): a damaged
+    one is named as such instead of being read as "another study, None"."""
+    from dlbench.schemas import HeldSpec, check_file
+
+    hint = f"move {held} away if the folder is yours, or choose another {flag}"
+    try:
+        data = yaml.safe_load(held.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise StudyFolderError(
+            f"{flag} {held.parent}: its {SPEC_NAME} is damaged "
+            f"(not valid YAML: {' '.join(str(exc).split())})",
+            hint,
+        ) from None
+    except OSError as exc:
+        raise StudyFolderError(f"{held}: cannot read ({exc.strerror or exc})", hint) from None
+    try:
+        check_file(data, HeldSpec, held, "study spec")
+    except DlbenchError as exc:
+        raise StudyFolderError(f"{flag} {held.parent}: damaged {SPEC_NAME}: {exc.message}", hint) from None
+    return data
 
 
 def run_study(

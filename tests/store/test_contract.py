@@ -279,7 +279,7 @@ def test_a_manifest_that_is_not_one_is_refused(backend, tmp_path):
     for body, problem in [
         (
             {"format": "dlbench-manifest/1", "files": [{"path": "../evil", "bytes": 1, "sha256": "0" * 64}]},
-            "escapes",
+            "field files.0.path: must be a relative path inside the folder",
         ),
         ({"format": "something-else/1", "files": []}, "is not a dlbench manifest"),
         ("{not json", "is not valid JSON"),

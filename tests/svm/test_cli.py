@@ -61,7 +61,7 @@ def test_cli_fits_and_writes_record(tiny_split, tmp_path, capsys):
         (["--gamma", "-1"], "gamma: Value error, gamma must be > 0, 'scale' or 'auto'"),
         (["--gamma", "large"], "argument --gamma: must be a number > 0, 'scale' or 'auto' (got 'large')"),
         (["--n-train", "5000"], "n_train 5,000 is larger than the training split (700 images)"),
-        (["--n-train", "1"], "n_train 1 leaves one image, one class: an SVM needs at least two classes"),
+        (["--n-train", "1"], "n_train 1 is fewer than the 10 classes of the training split"),
         (["--backend", "thundersvm"], "argument --backend: invalid choice: 'thundersvm'"),
     ],
 )

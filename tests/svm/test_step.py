@@ -168,8 +168,11 @@ def test_a_model_that_cannot_be_saved_fails_the_step_but_keeps_the_measurements(
     assert not (out / "model.joblib").exists()
 
 
-def test_a_failed_rerun_leaves_no_artifact_of_the_earlier_run(tiny_split, tmp_path, monkeypatch):
-    """The earlier run's model.joblib never sits beside a new record that says failed."""
+def test_a_failed_rerun_keeps_the_earlier_good_run_and_writes_its_failure_beside_it(
+    tiny_split, tmp_path, monkeypatch
+):
+    """A rerun that fails leaves the earlier good run as it was (record and model.joblib, byte for byte);
+    the failure is in record.failed.json beside it, and nothing of the failed run is mixed in."""
     import json
 
     from dlbench.errors import StepFailed
@@ -183,6 +186,7 @@ def test_a_failed_rerun_leaves_no_artifact_of_the_earlier_run(tiny_split, tmp_pa
         log=lambda *_: None,
     )
     assert (out / "model.joblib").is_file()
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
 
     def broken_fit(self, X, y):
         raise StepFailed("fit diverged")
@@ -195,6 +199,17 @@ def test_a_failed_rerun_leaves_no_artifact_of_the_earlier_run(tiny_split, tmp_pa
             out,
             log=lambda *_: None,
         )
-    rec = json.loads((out / "record.json").read_text())
-    assert rec["status"] == "failed" and rec["config"]["n_train"] == 120
-    assert sorted(p.name for p in out.iterdir()) == ["record.json"]
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.name != "record.failed.json"} == before
+    failed = json.loads((out / "record.failed.json").read_text())
+    assert (
+        failed["status"] == "failed" and failed["config"]["n_train"] == 120 and "diverged" in failed["error"]
+    )
+    monkeypatch.undo()
+    run_svm(
+        {"dataset": "fashion-mnist", "backend": "sklearn", "n_train": 110},
+        tiny_split,
+        out,
+        log=lambda *_: None,
+    )
+    assert sorted(p.name for p in out.iterdir()) == ["model.joblib", "record.json"]
+    assert json.loads((out / "record.json").read_text())["config"]["n_train"] == 110

@@ -79,6 +79,8 @@ def run(args) -> int:
     from dlbench.log import get_logger
     from dlbench.spec import DataSpec, validate_model
 
+    if args.root is not None and str(args.root).strip() == "":
+        raise DlbenchError("--root '': empty path", "pass the folder holding the IDX files, or leave it out")
     if args.action == "push":
         return run_push(args)
     if args.store:
@@ -92,7 +94,7 @@ def run(args) -> int:
     )
     if args.seed < 0:
         raise SpecError(f"data options: --seed must be >= 0 (got {args.seed})")
-    check_out_dir(args.out)
+    check_out_dir(args.out, inputs={"--root": args.root})
     log = get_logger("dlbench.data").info
     run_data(
         args.dataset,
@@ -122,6 +124,10 @@ def run_push(args) -> int:
             f"--root {args.root} is a store; push reads a folder of IDX files",
             "pass --root FOLDER, or leave it out to use the first known folder",
         )
+    from dlbench.io import check_out_dir, local_path_of
+
+    if local_path_of(args.store) is not None:  # a folder store: writable, and not overlapping the IDX folder
+        check_out_dir(local_path_of(args.store), "--store", {"--root": args.root})
     manifest = push_dataset(args.dataset, args.store, root=args.root, log=get_logger("dlbench.data").info)
     for entry in manifest["files"]:
         print(f"{entry['sha256']}  {entry['bytes']:>11,}  {manifest['location']}/{entry['path']}")

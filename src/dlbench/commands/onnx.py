@@ -48,15 +48,19 @@ def register(sub) -> None:
 
 def run(args) -> int:
     import json
+    import os
 
+    from dlbench.cli import refuse_empty_paths
     from dlbench.configs import validate_model
     from dlbench.io import check_out_dir
     from dlbench.log import get_logger
     from dlbench.onnxrt import check_onnx_config, onnx_step
 
+    refuse_empty_paths(args, "checkpoint", "out")
     config = validate_model(OnnxConfig, field_values(args, OPTIONS), "onnx options", flags={})
     check_onnx_config(config, args.checkpoint)
-    check_out_dir(args.out)
+    ckpt_dir = os.path.dirname(os.path.abspath(args.checkpoint)) if args.checkpoint else None
+    check_out_dir(args.out, inputs={"the --checkpoint folder": ckpt_dir})
 
     rec = onnx_step(config, args.out, checkpoint=args.checkpoint, log=get_logger("dlbench.onnx").info)
     m = rec["metrics"]

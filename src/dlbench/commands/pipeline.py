@@ -10,6 +10,7 @@ import argparse
 import importlib
 import os
 
+from dlbench.cli import refuse_empty_paths
 from dlbench.errors import DlbenchError
 
 STORE_ENV = "DLBENCH_STORE"
@@ -277,17 +278,75 @@ def _register_fetch(sub) -> None:
     p.set_defaults(func=run_fetch)
 
 
+def _check_images() -> None:
+    """The image references the environment names (DLBENCH_REGISTRY, DLBENCH_IMAGE_TAG) parse as references:
+    a cluster would otherwise fail to pull them at the end of the run, not here."""
+    images = _edge("dlbench_kfp.components.images", needs=())
+    registry = _edge("dlbench_kfp.pipelines.registry", needs=())
+    for ref in images.current().values():
+        try:
+            registry.parse_reference(ref)
+        except DlbenchError as exc:
+            raise DlbenchError(
+                f"{exc.message} (from DLBENCH_REGISTRY / DLBENCH_IMAGE_TAG)",
+                "set DLBENCH_REGISTRY to host[:port]/path and DLBENCH_IMAGE_TAG to a tag of letters, digits, "
+                "'_', '.', '-'",
+            ) from None
+
+
+def _check_publish_to(publish_to: str | None) -> None:
+    """``--publish-to``: a valid ``s3://bucket/prefix`` or a folder path, refused here rather than when the
+    report task tries to publish at the end of a cluster run."""
+    from dlbench.settings import bucket_problem
+
+    if publish_to is None:
+        return
+    hint = "give s3://bucket/prefix, or a folder the cluster's pods can write"
+    if publish_to.strip() == "" or publish_to != publish_to.strip() or any(ord(c) < 32 for c in publish_to):
+        raise DlbenchError(f"--publish-to {publish_to!r}: not a store location", hint)
+    if "://" in publish_to:
+        scheme, _, rest = publish_to.partition("://")
+        if scheme not in ("s3", "file"):
+            raise DlbenchError(
+                f"--publish-to {publish_to!r}: scheme {scheme!r} is not s3:// or file://", hint
+            )
+        if scheme == "s3":
+            bucket = rest.split("/", 1)[0]
+            problem = bucket_problem(bucket) if bucket else "no bucket named"
+            if problem:
+                raise DlbenchError(f"--publish-to {publish_to!r}: {problem}", hint)
+
+
+def _check_data_root(spec) -> None:
+    """An ``s3://`` data root with a bucket name S3 refuses, refused at compile time."""
+    from dlbench.settings import bucket_problem
+
+    root = spec.data.root
+    if root and str(root).startswith("s3://"):
+        bucket = str(root)[5:].split("/", 1)[0]
+        problem = bucket_problem(bucket) if bucket else "no bucket named"
+        if problem:
+            raise DlbenchError(f"data.root {root!r}: {problem}", "fix data.root in the spec")
+
+
 def run_compile(args) -> int:
     from dlbench.io import check_out_file
     from dlbench.spec import load_spec, require_runs, with_fuse
 
     _check_parallelism(args.parallelism)
+    if args.out is not None and args.out.strip() == "":
+        raise DlbenchError(
+            "--out '': not a file name", "give a file path, e.g. --out runs/pipelines/quick.yaml"
+        )
+    _check_publish_to(args.publish_to)
+    _check_images()
     study = _edge("dlbench_kfp.pipelines.study")
     spec = with_fuse(load_spec(args.spec), args.fuse)
     target = args.out or os.path.join(
         COMPILE_DIR, f"{study.pipeline_name(spec).removeprefix('dlbench-')}.yaml"
     )
     require_runs(spec)
+    _check_data_root(spec)
     check_out_file(target)
     check = None
     if args.check:
@@ -312,6 +371,8 @@ def run_submit(args) -> int:
     if not args.host:
         raise DlbenchError("no KFP host", "pass --host http://HOST:PORT or set KFP_HOST")
     _check_parallelism(args.parallelism)
+    _check_publish_to(args.publish_to)
+    _check_images()
     if args.poll <= 0:
         raise DlbenchError(f"--poll must be > 0 seconds (got {args.poll:g})")
     if args.timeout is not None and args.timeout <= 0:
@@ -320,6 +381,7 @@ def run_submit(args) -> int:
         )
     sub = _edge("dlbench_kfp.pipelines.submit")
     spec = with_fuse(load_spec(args.spec), args.fuse)
+    _check_data_root(spec)
     info = sub.submit(
         spec,
         args.host,
@@ -360,6 +422,7 @@ def run_local(args) -> int:
     from dlbench.spec import check_local_inputs, require_runs
 
     _check_parallelism(args.parallelism)
+    refuse_empty_paths(args, "work", "store")
     spec = with_fuse(load_spec(args.spec), args.fuse)
     if args.smoke:
         from dlbench.spec import smoke_spec
@@ -367,8 +430,9 @@ def run_local(args) -> int:
         spec = smoke_spec(spec)
     require_runs(spec)
     check_local_inputs(spec, args.spec)
-    check_out_dir(args.work, "--work")
-    _check_local_store(args.store or _default_store())
+    store_url = args.store or _default_store()
+    check_out_dir(args.work, "--work", {"--store": store_url, "data.root": spec.data.root})
+    _check_local_store(store_url, {"--work": args.work, "data.root": spec.data.root})
     local = _edge("dlbench_kfp.pipelines.local")
     info = local.run_local(
         spec,
@@ -390,12 +454,13 @@ def run_local(args) -> int:
     return 1 if info["failed"] else 0
 
 
-def _check_local_store(url: str) -> None:
-    """A folder store must be writable before a run's work starts (an S3 store is checked by opening it)."""
+def _check_local_store(url: str, inputs: dict | None = None) -> None:
+    """A folder store must be writable before a run's work starts (an S3 store is checked by opening it),
+    and must not overlap the folders named in ``inputs`` (the work folder, the data root)."""
     from dlbench.io import check_out_dir
 
     if "://" not in url or url.startswith("file://"):
-        check_out_dir(url.removeprefix("file://"), "--store")
+        check_out_dir(url.removeprefix("file://"), "--store", inputs)
 
 
 def run_publish(args) -> int:
@@ -404,6 +469,7 @@ def run_publish(args) -> int:
     from dlbench.log import get_logger
     from dlbench.store import open_store
 
+    refuse_empty_paths(args, "work", "store")
     name = args.run.strip("/")
     run_dir = Path(args.work) / name
     if not name or "/" in name or name in (".", "..") or not run_dir.is_dir():
@@ -411,7 +477,7 @@ def run_publish(args) -> int:
             f"no run {args.run!r} in {args.work}",
             "pass the run name dlbench run --local printed and the --work folder it used",
         )
-    _check_local_store(args.store or _default_store())
+    _check_local_store(args.store or _default_store(), {"--work": args.work})
     publish = _edge("dlbench_kfp.pipelines.local_publish")
     bundle = publish.find_bundle(run_dir)
     store = open_store(args.store or _default_store(), create_bucket=args.create_bucket)
@@ -436,7 +502,8 @@ def run_fetch(args) -> int:
     from dlbench.log import get_logger
     from dlbench.store import fetch_run, open_store
 
-    check_out_dir(args.to, "--to")
+    refuse_empty_paths(args, "to", "store")
+    check_out_dir(args.to, "--to", {"--store": args.store or _default_store()})
     store = open_store(args.store or _default_store())
     summary = fetch_run(store, args.run, args.to, models=args.models, log=get_logger("dlbench.fetch").info)
     print(

@@ -41,12 +41,17 @@ def register(sub) -> None:
 def run(args) -> int:
     from pathlib import Path
 
+    from dlbench.cli import refuse_empty_paths
     from dlbench.errors import DataError
     from dlbench.io import check_out_dir
     from dlbench.log import get_logger
     from dlbench.report import run_report
 
-    folders = [Path(r) for r in ([args.records] if isinstance(args.records, str) else args.records)]
+    refuse_empty_paths(args, "out")
+    raw = [args.records] if isinstance(args.records, str) else list(args.records)
+    if any(str(r).strip() == "" for r in raw):
+        raise DataError("--records '': empty path", "give --records a path, or leave it out where it may be")
+    folders = [Path(r) for r in raw]
     for records in folders:  # the same words as run_report's own check, before the output check
         if not records.is_dir():
             raise DataError(
@@ -62,7 +67,13 @@ def run(args) -> int:
         )
     records = folders[0]
     out = records / "report" if default else Path(args.out)
-    check_out_dir(out, "--out" if not default else "the report folder")
+    inputs = {"--records": records} if len(folders) == 1 else {f"--records {f}": f for f in folders}
+    check_out_dir(
+        out,
+        "--out" if not default else "the report folder",
+        inputs,
+        may_be_inside=("--records",),  # a single study's report/ (its default); a merged one lies outside
+    )
     if not args.overwrite:
         check_report_out(out, folders if len(folders) > 1 else records)
     roots = [str(f) for f in folders] if len(folders) > 1 else str(records)

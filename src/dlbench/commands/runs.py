@@ -36,9 +36,10 @@ def run(args) -> int:
     from dlbench.runs import format_runs, is_local, list_runs
     from dlbench.store import open_store
 
-    if is_local(args.where) and not Path(str(args.where).removeprefix("file://")).is_dir():
+    folder = Path(str(args.where).removeprefix("file://"))
+    if is_local(args.where) and not folder.is_dir():
         raise DlbenchError(
-            f"folder not found: {args.where}",
+            f"{args.where} is a file, not a folder" if folder.exists() else f"folder not found: {args.where}",
             "give a folder that holds studies or runs (e.g. runs), or a store URL",
         )
     rows = list_runs(open_store(args.where))

@@ -154,6 +154,16 @@ def run_estimate(args, spec) -> int:
             f"run dlbench spec expand {args.spec} --estimate --calibrate",
         )
     check_devices(args.device, spec)
+    if args.calibrate and any(spec.catalog()[d].kind == "cuda" for d in args.device or []):
+        import torch
+
+        from dlbench.errors import DeviceError
+
+        if not torch.cuda.is_available():
+            raise DeviceError(
+                "--calibrate --device cuda: no CUDA GPU is visible here, so nothing can be measured on it",
+                "calibrate on the machine with the GPU, or leave the cuda devices out of --device",
+            )
     actual = actual_seconds(args.compare) if args.compare else None  # a bad folder fails before measuring
     cal = None
     if args.calibration and (not args.calibrate or os.path.exists(args.calibration)):

@@ -43,11 +43,13 @@ def register(sub) -> None:
 def run(args) -> int:
     from pathlib import Path
 
+    from dlbench.cli import refuse_empty_paths
     from dlbench.io import check_out_dir
     from dlbench.layout import StudyLayout
     from dlbench.spec import check_local_inputs, load_spec, require_runs, with_fuse
     from dlbench.study import default_out, prepare_out, run_study
 
+    refuse_empty_paths(args, "out")
     spec = with_fuse(load_spec(args.spec), args.fuse)
     if args.smoke:
         from dlbench.spec import smoke_spec
@@ -56,7 +58,7 @@ def run(args) -> int:
     require_runs(spec)
     check_local_inputs(spec, args.spec)
     out = Path(args.out) if args.out else default_out(spec)
-    check_out_dir(out)
+    check_out_dir(out, inputs={"data.root": spec.data.root})
     mode = prepare_out(spec, out, resume=args.resume, overwrite=args.overwrite)
     summary = run_study(spec, out, resume=mode == "resume")
     failed = sum(len(v["failed"]) for v in summary.values())

@@ -55,7 +55,7 @@ def run(args) -> int:
     config = validate_model(
         SvmConfig, {"dataset": dataset, **field_values(args, OPTIONS)}, "svm options", flags={"C": "--C"}
     )
-    check_out_dir(args.out)
+    check_out_dir(args.out, inputs={"--split": args.split})
     run_svm(config, args.split, args.out, log=get_logger("dlbench.svm").info)
     print(args.out)
     return 0

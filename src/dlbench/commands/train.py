@@ -55,7 +55,7 @@ def run(args) -> int:
     config = validate_model(
         TrainConfig, {"dataset": dataset, **field_values(args, OPTIONS)}, "train options", flags={}
     )
-    check_out_dir(args.out)
+    check_out_dir(args.out, inputs={"--split": args.split})
     rec = run_train(config, args.split, args.out, resume=args.resume, log=get_logger("dlbench.train").info)
     m = rec["metrics"]
     print(

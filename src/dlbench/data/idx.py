@@ -71,6 +71,11 @@ def read_idx(path: str | os.PathLike, with_sha256: bool = False, kind: str | Non
             f"expected 0x0000080{KIND_NDIM[kind]} for {kind}: the file under this name is another "
             "part of the dataset; restore the right one",
         )
+    if kind is not None and code != 0x08:
+        raise DataError(
+            f"{path}: element type 0x{code:02x} ({np.dtype(DTYPES[code]).name}), not unsigned bytes (0x08)",
+            "MNIST and Fashion-MNIST files hold unsigned bytes; restore the original file",
+        )
     header = 4 + 4 * ndim
     if len(data) < header:
         raise DataError(f"{path}: truncated header ({len(data)} bytes, need {header})")

@@ -172,6 +172,13 @@ def load_idx_folder(dataset: str, folder: str | os.PathLike) -> RawData:
     )
 
 
+def _name_is_theirs() -> bool:
+    """$DLBENCH_TRUST_DATASET_NAME=1: the user says the dataset name is theirs, fingerprints or not."""
+    from dlbench.settings import settings
+
+    return settings().trust_dataset_name
+
+
 def identify(dataset: str, folder: Path, images: np.ndarray, inputs: dict[str, dict]) -> dict:
     """Which dataset the files hold, where that can be told; a mismatch with ``dataset`` is refused.
 
@@ -184,9 +191,13 @@ def identify(dataset: str, folder: Path, images: np.ndarray, inputs: dict[str, d
     other = {name: hit for name, hit in known.items() if hit and hit[0] != dataset}
     if other:
         name, (found, published) = next(iter(other.items()))
+        said = f"{folder / name} is {DATASETS[found]['title']}'s {published} (by its SHA-256), not {title}"
+        if _name_is_theirs():
+            return {"verified": False, "verification": f"{said}; the name {title} was kept as the user said"}
         raise DataError(
-            f"{folder / name} is {DATASETS[found]['title']}'s {published} (by its SHA-256), not {title}",
-            f"pass --dataset {found}, or --root with the {title} files",
+            said,
+            f"pass --dataset {found}, or --root with the {title} files (or DLBENCH_TRUST_DATASET_NAME=1 "
+            "if the name is yours)",
         )
     if known and all(hit and hit[0] == dataset for hit in known.values()):
         return {
@@ -198,11 +209,20 @@ def identify(dataset: str, folder: Path, images: np.ndarray, inputs: dict[str, d
         near = [d for d, m in MEAN_PIXEL.items() if abs(mean - m) <= STATS_TOLERANCE]
         if near and dataset not in near:
             found = near[0]
-            raise DataError(
+            said = (
                 f"{folder}: the images look like {DATASETS[found]['title']}, not {title} (mean pixel "
                 f"{mean:.4f}; {DATASETS[found]['title']} {MEAN_PIXEL[found]}, {title} "
-                f"{MEAN_PIXEL[dataset]})",
-                f"pass --dataset {found}, or --root with the {title} files",
+                f"{MEAN_PIXEL[dataset]})"
+            )
+            if _name_is_theirs():
+                return {
+                    "verified": False,
+                    "verification": f"{said}; the name {title} was kept as the user said",
+                }
+            raise DataError(
+                said,
+                f"pass --dataset {found}, or --root with the {title} files (or DLBENCH_TRUST_DATASET_NAME=1 "
+                "if the name is yours)",
             )
         if dataset in near:
             return {

@@ -28,9 +28,14 @@ MANIFEST_NAME = "manifest.json"
 
 def split_manifest(split: str | os.PathLike) -> dict[str, Any] | None:
     """The manifest.json beside a split (a data-step folder or its split.npz), or None if there is none."""
+    from dlbench.schemas import DataManifest, read_checked
+
     split = Path(split)
-    path = (split if split.is_dir() else split.parent) / MANIFEST_NAME
-    return read_json(path) if path.is_file() else None
+    path = (split if split.is_dir() and split.name != SPLIT_NAME else split.parent) / MANIFEST_NAME
+    if not path.exists():
+        return None
+    read_checked(path, DataManifest, "data-step manifest")
+    return read_json(path)
 
 
 def split_dataset(split: str | os.PathLike) -> str:
@@ -71,6 +76,49 @@ def check_split_sizes(labels: np.ndarray, subsample: int | None, fractions, what
         )
 
 
+def check_labels(labels: np.ndarray, n_classes: int, what: str) -> None:
+    """Every label is one of the dataset's classes, and every class has images: a label outside them (or a
+    class with none) would train a model on classes the report does not know, or leave a row empty."""
+    labels = np.asarray(labels)
+    if labels.size and (labels.min() < 0 or labels.max() >= n_classes):
+        bad = int(labels.min()) if labels.min() < 0 else int(labels.max())
+        raise DataError(
+            f"labels of {what} include {bad}, outside the dataset's {n_classes} classes "
+            f"(0 to {n_classes - 1})",
+            "the labels file is damaged or of another dataset; restore it",
+        )
+    missing = sorted(set(range(n_classes)) - {int(v) for v in np.unique(labels)})
+    if missing:
+        raise DataError(
+            f"{what} has no images of class{'es' if len(missing) > 1 else ''} "
+            f"{', '.join(map(str, missing))} (of {n_classes})",
+            "use the complete dataset: every class must be in every part of the split",
+        )
+
+
+def check_every_class_in_every_part(
+    labels: np.ndarray, subsample: int | None, fractions, seed: int, what: str
+) -> None:
+    """The split the data step is about to write holds every class in every part (computed from the indices
+    alone, before anything is written): a class with too few images cannot reach the val or test part."""
+    from dlbench.data.split import stratified_indices, stratified_subsample
+
+    labels = np.asarray(labels)
+    if subsample is not None and subsample < len(labels):
+        labels = labels[stratified_subsample(labels, subsample, seed)]
+    classes = set(np.unique(labels).tolist())
+    for name, idx in stratified_indices(labels, fractions, seed).items():
+        absent = sorted(classes - set(np.unique(labels[idx]).tolist()))
+        if absent:
+            counts = np.bincount(labels, minlength=max(classes) + 1)
+            raise DataError(
+                f"the {name} part of {what} would hold no image of class "
+                f"{', '.join(map(str, absent))} (class {absent[0]} has {int(counts[absent[0]])} image(s) "
+                f"in all)",
+                "use a larger subsample or the complete dataset, so every class is in every part",
+            )
+
+
 def load_checked_split(
     split: str | os.PathLike, dataset: str | None = None
 ) -> tuple[dict[str, np.ndarray], dict[str, Any], Path]:
@@ -81,7 +129,9 @@ def load_checked_split(
     must name that dataset. Without a manifest the split is read as it is (the caller names the dataset).
     """
     split = Path(split)
-    split_path = split / SPLIT_NAME if split.is_dir() else split
+    split_path = split / SPLIT_NAME if split.is_dir() and split.name != SPLIT_NAME else split
+    if split_path.is_dir():
+        raise DataError(f"{split_path}: a folder where the split file must be", "re-run `dlbench data`")
     manifest = split_manifest(split_path) if split_path.parent.is_dir() else None
     if manifest is not None:
         if not isinstance(manifest, dict):
@@ -133,7 +183,10 @@ def run_data(
     if smoke:  # the data of a smoke run (dlbench.spec.smoke_spec); left out otherwise, so record ids stay
         config["smoke"] = True
     raw = load_dataset(dataset, source=source, root=root)  # errors before any file is touched
-    check_split_sizes(raw.labels, subsample, fractions, raw.source.get("description", dataset))
+    what = raw.source.get("description", dataset)
+    check_labels(raw.labels, len(CLASS_NAMES[dataset]), what)
+    check_split_sizes(raw.labels, subsample, fractions, what)
+    check_every_class_in_every_part(raw.labels, subsample, fractions, seed, what)
     out.mkdir(parents=True, exist_ok=True)
     with step_record("data", config, out) as rec:
         images, labels = raw.images, raw.labels

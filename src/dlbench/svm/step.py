@@ -167,11 +167,12 @@ def run_svm(
             f"n_train {config.n_train:,} is larger than the training split ({len(y_train):,} images)",
             f"use at most {len(y_train)}, or leave n_train out to use all of it",
         )
-    if config.n_train is not None and config.n_train < 2:
+    n_classes_train = len(np.unique(y_train))
+    if config.n_train is not None and config.n_train < n_classes_train:
         raise SpecError(
-            f"n_train {config.n_train} leaves one image, one class: an SVM needs at least two classes",
-            f"use n_train {NUM_CLASSES} or more (one image per class), or leave it out to use all of the "
-            "split",
+            f"n_train {config.n_train} is fewer than the {n_classes_train} classes of the training split: "
+            "some classes would have no training image, and the SVM could never predict them",
+            f"use n_train {n_classes_train} or more (one image per class), or leave it out to use all of it",
         )
     backend_cls = get_backend(config.backend)
 

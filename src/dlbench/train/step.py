@@ -21,6 +21,7 @@ from dlbench.data.sources import CLASS_NAMES
 from dlbench.data.step import load_checked_split
 from dlbench.energy import EnergyMeter, summarize
 from dlbench.errors import DataError, SpecError, StepFailed
+from dlbench.layout import read_record
 from dlbench.log import get_logger
 from dlbench.record import step_record
 from dlbench.train import checkpoint as ckpt
@@ -49,6 +50,13 @@ def run_train(
     if config.engine == "fused":  # a fused group of one: the group path writes the same files
         from dlbench.train.group import run_train_group
 
+        held = [n for n in (ckpt.LAST_NAME, ckpt.BEST_NAME) if (Path(out_dir) / n).exists()]
+        if resume and held:
+            raise SpecError(
+                f"--resume: the fused engine does not resume, and {out_dir} holds {', '.join(held)}, "
+                "which it would replace",
+                "resume with the engine that wrote them, or train without --resume into another folder",
+            )
         if resume:
             log("--resume: the fused engine does not resume; training from epoch 1")
         return run_train_group([config], [split_dir], [out_dir], log=log)[0]
@@ -62,6 +70,13 @@ def run_train(
         if last_path.is_file():
             state = ckpt.load_last(last_path, device, config)
         else:
+            held = read_record(out) if out.is_dir() else None
+            if isinstance(held, dict) and held.get("run_id") not in (None, config.run_id):
+                raise SpecError(
+                    f"--resume: {out} holds another run ({held.get('run_id')}) and no {ckpt.LAST_NAME}; "
+                    "starting over would delete it",
+                    "choose another --out, or resume with that run's options",
+                )
             log(f"--resume: no {last_path}; starting from epoch 1")
     n_train = len(arrays["y_train"])
     steps = steps_per_epoch(n_train, config.batch_size, config.max_steps_per_epoch)
