@@ -245,7 +245,8 @@ def check_input(
             raise SpecError(
                 f"model {name} cannot take {in_channels}x{input_size}x{input_size} input: its patch "
                 f"{ph}x{pw} does not divide the size",
-                f"use an input size that is a multiple of {ph} (e.g. --input-size {-(-input_size // ph) * ph})",
+                f"use an input size that is a multiple of {ph} "
+                f"(e.g. --input-size {-(-input_size // ph) * ph})",
             )
     model.eval()
     try:

@@ -82,9 +82,9 @@ def run(args) -> int:
         check_local_inputs(spec, args.spec)
         print(f"{args.spec}: ok ({len(train)} training runs, {len(svm)} SVM runs)")
     else:
+        from dlbench.models import is_fusable
         from dlbench.report.reference import cells_for, describe
         from dlbench.spec import expand_grids
-        from dlbench.models import is_fusable
 
         grids: dict[str, list[str]] = {}
         for name, configs in expand_grids(spec).items():

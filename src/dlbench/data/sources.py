@@ -169,8 +169,8 @@ def identify(dataset: str, folder: Path, images: np.ndarray, inputs: dict[str, d
         if dataset in near:
             return {
                 "verified": "image statistics",
-                "verification": f"{entry.full_size:,} images with {title}'s mean pixel ({mean:.4f}); files not the "
-                "published ones byte for byte",
+                "verification": f"{entry.full_size:,} images with {title}'s mean pixel ({mean:.4f}); "
+                "files not the published ones byte for byte",
             }
     return {
         "verified": False,
@@ -247,7 +247,8 @@ def load_dataset(
     size: tuple[int, int] | None = None,
     cache_dir: str | os.PathLike | None = None,
 ) -> RawData:
-    """Load all images of ``dataset``. ``auto``: IDX folder if found, else torchvision, else (MNIST) the sample.
+    """Load all images of ``dataset``. ``auto``: IDX folder if found, else torchvision, else (MNIST) the
+    sample.
 
     ``folder``: ``root`` is a class-per-subfolder image folder (see :mod:`dlbench.data.folder`), ``npz``: an
     ``.npz`` of images and labels; ``size`` (H, W) resizes their images. A ``root`` naming a store

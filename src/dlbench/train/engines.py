@@ -334,7 +334,8 @@ class ResidentEngine:
         }
 
     def setup(self) -> None:
-        """Copy the split to the device (uint8, N x C x H x W; resized per batch) and, on CUDA, capture the step."""
+        """Copy the split to the device (uint8, N x C x H x W; resized per batch) and, on CUDA, capture
+        the step."""
         self.x: dict[str, torch.Tensor] = {}
         self.y: dict[str, torch.Tensor] = {}
         for part in ("train", "val", "test"):
