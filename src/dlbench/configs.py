@@ -68,7 +68,9 @@ Engine = Literal["dataloader", "resident", "fused"]  # dlbench.train.engines.ENG
 Device = Literal["cpu", "cuda"]
 Amp = Literal["off", "fp16", "bf16"]
 InChannels = Literal[1, 3]
-SvmBackend = Literal["sklearn", "cuml", "auto"]  # dlbench.svm.BACKENDS and auto
+SvmBackend = Literal["sklearn", "sklearnex", "cuml", "auto"]  # dlbench.svm.BACKENDS and auto
+# dlbench.svm.estimators.ESTIMATORS: the classical step's estimators (svm: the study's SVC, kernel poly/rbf)
+Estimator = Literal["svm", "logistic_regression", "random_forest", "hist_gradient_boosting"]
 Kernel = Literal["rbf", "poly"]
 Preprocess = Literal["scale", "standardize"]
 Provider = Literal[tuple(PROVIDERS)]  # dlbench.onnxrt.providers.PROVIDERS: cpu, cuda, tensorrt
@@ -232,14 +234,21 @@ class SvmConfig(_RunConfig, SvmSettings):
     """One concrete SVM run."""
 
     dataset: DatasetName = Field(description="dataset of the split")
-    backend: SvmBackend = Field("sklearn", description="SVM implementation")
-    kernel: Kernel = Field("rbf", description="kernel")
+    backend: SvmBackend = Field(
+        "sklearn", description="implementation: sklearn (CPU), sklearnex (oneDAL, CPU), cuml (GPU)"
+    )
+    kernel: Kernel = Field("rbf", description="kernel (svm only)")
+    estimator: Estimator = _field(
+        "svm", "classical estimator (scikit-learn's names; svm: SVC with --kernel)", None, True
+    )
     seed: NonNegativeInt = Field(0, description="seed of the subsample")
     smoke: bool = _field(False, "a smoke run", None, True)
     planned: dict[str, str] | None = _field(None, "a smoke run: the settings it replaced", None, True)
 
     @property
     def run_id(self) -> str:
+        if self.estimator != "svm":
+            return f"{self.estimator.replace('_', '-')}-{self._id_part()}"
         return f"svm-{self.kernel}-{self._id_part()}"
 
 
