@@ -59,8 +59,8 @@ def _load_arrays(config: TrainConfig, split_dir) -> tuple[dict, dict, Path]:
             f"{split_path} holds {manifest['dataset']} but the run asks for {config.dataset}",
             f"pass the {config.dataset} split",
         )
-    check_split_parts(config, arrays, split_path)
     check_model_takes(config, arrays)
+    check_split_parts(config, arrays, split_path)
     return arrays, manifest, split_path
 
 

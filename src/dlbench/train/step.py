@@ -129,8 +129,8 @@ def _checked_split(config: TrainConfig, split_dir, device: torch.device, log):
     """The split's arrays, refused when a batch is larger than the training part or a part is empty, or
     when the model cannot take its images."""
     arrays, manifest, split_path = load_checked_split(split_dir, config.dataset)
-    check_split_parts(config, arrays, split_path)
     check_model_takes(config, arrays)
+    check_split_parts(config, arrays, split_path)
     if config.amp == "fp16" and device.type == "cpu":
         log("note: fp16 autocast on the CPU is emulated by most CPUs and slow; bf16 or off is faster")
     return arrays, manifest, split_path
