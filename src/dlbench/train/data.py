@@ -4,10 +4,11 @@ Pixels are scaled to [0, 1], then standardised with fixed per-dataset constants 
 dataset its entry's published ones, computed over its training images; for the user's own data the
 per-channel statistics of the split's training images, see :func:`dlbench.data.registry.split_facts`),
 so every run of a dataset sees the same transform whatever its split or subsample. :func:`normalize_`
-is the single implementation: the ``dataloader`` engine applies it per image on the host, the ``resident`` engine per batch on the device,
-and on the CPU both give bit-identical tensors. :func:`model_input` then resizes (bilinear, as
-torchvision's ``Resize``) and repeats the gray channel (as ``Grayscale(3)``) when a run asks for another
-input than the images' own, again one implementation for both engines.
+is the single implementation: the ``dataloader`` engine applies it per image on the host, the
+``resident`` engine per batch on the device, and on the CPU both give bit-identical tensors.
+:func:`model_input` then resizes (bilinear, as torchvision's ``Resize``) and repeats the gray channel
+(as ``Grayscale(3)``) when a run asks for another input than the images' own, again one implementation
+for both engines.
 
 The batch order is one permutation of the training split per epoch, drawn from a ``torch.Generator``
 seeded from ``(seed, epoch)``; it does not depend on the engine, the device or on how many epochs ran
