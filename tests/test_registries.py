@@ -169,9 +169,7 @@ def test_a_model_that_cannot_be_fused_trains_solo_and_expand_says_so():
         {
             "train": {
                 "fuse": True,
-                "grids": [
-                    {"models": ["resnet18", "timm:resnet10t"], "lr": [1e-3, 1e-2], "device": ["cuda"]}
-                ],
+                "grids": [{"models": ["resnet18", "timm:resnet10t"], "lr": [1e-3, 1e-2], "device": ["cuda"]}],
             }
         }
     )
@@ -217,3 +215,33 @@ def test_every_estimator_fits_on_every_cpu_backend(tmp_path, estimator, backend)
     assert m["accuracy"] > 0.5  # the bars are easy: far above chance (0.1)
     assert np.array(m["confusion_matrix"]).shape == (10, 10)
     assert (tmp_path / "out" / "model.joblib").is_file()
+
+
+# --------------------------------------------------------------------------- a study of the user's data
+
+
+def test_a_study_of_an_rgb_folder_runs_end_to_end_with_its_report(tmp_path):
+    from dlbench.spec import parse_spec
+    from dlbench.study import run_study
+
+    folder = write_rgb_folder(tmp_path / "images", n=12)
+    spec = parse_spec(
+        {
+            "name": "pets",
+            "data": {"datasets": ["pets"], "source": "folder", "root": str(folder)},
+            "train": {
+                "max_steps_per_epoch": 2,
+                "grids": [
+                    {"models": ["timm:resnet10t"], "in_channels": [3], "input_size": [32], "batch_size": [8]}
+                ],
+            },
+            "svm": {"kernels": ["rbf"]},
+            "profile": {"input_sizes": [32], "in_channels": [3]},
+            "onnx": {"in_channels": 3, "input_size": 32, "batch_sizes": [1], "warmup": 1, "iterations": 2},
+        }
+    )
+    summary = run_study(spec, tmp_path / "study")
+    assert all(not s.get("failed") for s in summary.values()), summary
+    report = (tmp_path / "study" / "report" / "report.md").read_text()
+    assert "resnet10t (timm)" in report  # the registry's label
+    assert "image folder" in report and "3x32x32" in report
