@@ -69,8 +69,21 @@ Device = Literal["cpu", "cuda"]
 Amp = Literal["off", "fp16", "bf16"]
 InChannels = Literal[1, 3]
 SvmBackend = Literal["sklearn", "sklearnex", "cuml", "auto"]  # dlbench.svm.BACKENDS and auto
-# dlbench.svm.estimators.ESTIMATORS: the classical step's estimators (svm: the study's SVC, kernel poly/rbf)
-Estimator = Literal["svm", "logistic_regression", "random_forest", "hist_gradient_boosting"]
+
+
+def _known_estimator(name: str) -> str:
+    from dlbench.svm.estimators import get_estimator  # the registry: one entry per estimator
+
+    try:
+        get_estimator(name)
+    except SpecError as exc:
+        raise ValueError(exc.one_line()) from None
+    return name
+
+
+# A name of dlbench.svm.estimators.ESTIMATORS: svm (the study's SVC, kernel poly/rbf), logistic_regression,
+# random_forest, hist_gradient_boosting.
+Estimator = Annotated[str, AfterValidator(_known_estimator)]
 Kernel = Literal["rbf", "poly"]
 Preprocess = Literal["scale", "standardize"]
 Provider = Literal[tuple(PROVIDERS)]  # dlbench.onnxrt.providers.PROVIDERS: cpu, cuda, tensorrt
