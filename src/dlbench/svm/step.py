@@ -181,11 +181,7 @@ def run_svm(
     backend_name = resolve_backend(config.estimator, config.backend)
     backend_cls = get_backend(backend_name) if config.estimator == "svm" else None
     device = backend_cls.device if backend_cls else ("cuda" if backend_name == "cuml" else "cpu")
-    config_dump = config.model_dump()
-    if config.estimator == "svm":  # the study's SVM records, as they were written before estimators
-        del config_dump["estimator"]
-
-    with step_record("svm", config_dump, out, run_id=config.run_id, device=device) as rec:
+    with step_record("svm", config.model_dump(), out, run_id=config.run_id, device=device) as rec:
         rec.add_input("split", split_path)
         if config.n_train is not None and config.n_train < len(y_train):
             keep = stratified_subsample(y_train, config.n_train, seed=config.seed)
