@@ -162,7 +162,11 @@ class TrainConfig(_RunConfig):
     """One concrete training run."""
 
     dataset: DatasetName = Field(description="dataset of the split")
-    model: ModelName = grid("resnet18", "model")
+    model: ModelName = grid(
+        "resnet18",
+        "model: resnet18, resnet34, resnet50, or timm:NAME / tv:NAME (any timm / torchvision classification "
+        "model, randomly initialised for the split's channels and classes)",
+    )
     stem: Stem = setting(
         "imagenet",
         "first layers (imagenet: 7x7/2 conv + max-pool as torchvision, as the "
