@@ -1,4 +1,7 @@
-"""Fit every available SVM backend on the same data in one run; print JSON with the times and the ratio.
+"""Fit every available SVM backend on the same data in one run; print JSON with the times and the ratios.
+
+By default every backend of the registry (dlbench.svm.BACKENDS: sklearn, sklearnex, cuml); each other
+backend's fit and predict speedups are given over sklearn.
 
     python bench/svm_backends.py --dataset-dir /usr/share/datasets/fashion-mnist --n-train 10000
     python bench/svm_backends.py --split runs/quick/data/fashion-mnist --backends sklearn,cuml
@@ -36,7 +39,7 @@ from dlbench.data.step import split_manifest
 from dlbench.errors import DlbenchError
 from dlbench.io import read_json
 from dlbench.record import device_info, environment, now_iso
-from dlbench.svm import fit_and_evaluate, get_backend, resolve_gamma
+from dlbench.svm import BACKENDS, fit_and_evaluate, get_backend, resolve_gamma
 from dlbench.svm.step import apply_preprocess, fit_preprocess
 from dlbench.timing import Stopwatch
 
@@ -49,7 +52,11 @@ def parse_args(argv=None):
     src.add_argument("--split", help="a `dlbench data` folder (or its split.npz)")
     src.add_argument("--dataset-dir", help="a folder of IDX files; split here 70/10/20 like `dlbench data`")
     p.add_argument("--dataset", default="fashion-mnist", help="dataset name, with --dataset-dir")
-    p.add_argument("--backends", default="sklearn,cuml", help="comma-separated backends to fit, in order")
+    p.add_argument(
+        "--backends",
+        default=",".join(BACKENDS),
+        help="comma-separated backends to fit, in order (default: every registered one)",
+    )
     p.add_argument(
         "--n-train", type=int, default=None, help="stratified subsample of the training split; default: all"
     )

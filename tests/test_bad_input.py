@@ -89,13 +89,92 @@ def inputs(tmp_path_factory):
     spec("negative-price", devices={"vm": {"kind": "cpu", "price_per_hour": -0.5}})
     spec("unknown-device", train__grids=[{"models": ["resnet18"], "device": ["h100"]}])
     (root / "a-dir").mkdir()
+    _image_folders(root)
+    run_data("pets", root / "pets-split", source="folder", root=str(root / "pets"), log=quiet)
     return root
+
+
+def _image_folders(root: Path) -> None:
+    """The user's own image folders: a good one (3 RGB classes, 32x32) and one of each mistake."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+
+    def write(folder: Path, classes, n: int = 12, size=(32, 32)) -> None:
+        for c in classes:
+            (folder / c).mkdir(parents=True, exist_ok=True)
+            for i in range(n):
+                Image.fromarray(rng.integers(0, 255, (*size, 3), dtype=np.uint8)).save(
+                    folder / c / f"{i}.png"
+                )
+
+    write(root / "pets", ["cat", "dog", "fox"])
+    write(root / "one-class", ["cat"])
+    write(root / "empty-class", ["cat", "dog"])
+    (root / "empty-class" / "fox").mkdir()
+    write(root / "unreadable", ["cat", "dog"])
+    (root / "unreadable" / "dog" / "broken.png").write_bytes(b"\x89PNG not really")
+    write(root / "mixed", ["cat", "dog"])
+    Image.fromarray(np.zeros((20, 24, 3), np.uint8)).save(root / "mixed" / "dog" / "small.png")
 
 
 # (id, arguments; {I} is the inputs folder, {O} the case's own output area, expected text in the one line)
 CASES = [
     # ---------------------------------------------------------------- data
-    ("data-unknown-dataset", "data --dataset cifar10 --out {O}/d", "invalid choice: 'cifar10'"),
+    ("data-unknown-dataset", "data --dataset cifar10 --out {O}/d", "unknown dataset 'cifar10'"),
+    # ---------------------------------------------------------------- the user's own image folder
+    (
+        "folder-one-class",
+        "data --source folder --root {I}/one-class --dataset pets --out {O}/d",
+        "has 1 class folder (only 'cat'): a classifier needs at least 2",
+    ),
+    (
+        "folder-empty-class",
+        "data --source folder --root {I}/empty-class --dataset pets --out {O}/d",
+        "empty-class/fox holds no image",
+    ),
+    (
+        "folder-unreadable-image",
+        "data --source folder --root {I}/unreadable --dataset pets --out {O}/d",
+        "unreadable/dog/broken.png: unreadable image",
+    ),
+    (
+        "folder-mixed-sizes",
+        "data --source folder --root {I}/mixed --dataset pets --out {O}/d",
+        "small.png is 24x20 (width x height)",
+    ),
+    (
+        "folder-bad-name",
+        "data --source folder --root {I}/pets --dataset My/Pets --out {O}/d",
+        "dataset name 'My/Pets' is not a valid name",
+    ),
+    (
+        "train-unknown-model",
+        "train --split {I}/pets-split --out {O}/t --model resnet19 --in-channels 3",
+        "unknown model 'resnet19' (did you mean resnet18",
+    ),
+    (
+        "train-unknown-timm-model",
+        "train --split {I}/pets-split --out {O}/t --model timm:resnet10 --in-channels 3",
+        "unknown timm model 'resnet10' (did you mean timm:resnet10t",
+    ),
+    (
+        "train-vit-patch",
+        "train --split {I}/pets-split --out {O}/t --model timm:vit_tiny_patch16_224 --in-channels 3 "
+        "--input-size 30",
+        "its patch 16x16 does not divide the size",
+    ),
+    (
+        "train-rgb-split-one-channel",
+        "train --split {I}/pets-split --out {O}/t --model resnet18",
+        "the split holds 3-channel images (3x32x32) but the run asks for in_channels 1",
+    ),
+    (
+        "classical-no-such-backend",
+        "classical --split {I}/pets-split --out {O}/c --estimator hist_gradient_boosting --backend sklearnex",
+        "hist_gradient_boosting has no sklearnex backend",
+    ),
     ("data-no-dataset", "data --out {O}/d", "required: --dataset"),
     (
         "data-out-proc",

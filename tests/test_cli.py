@@ -49,7 +49,7 @@ def test_help_shows_real_defaults_once(name):
 def test_train_help_lists_the_registries_choices():
     text = " ".join(_subcommands()["train"].format_help().split())
     for choices in (
-        "{resnet18,resnet34,resnet50}",
+        "model: resnet18, resnet34, resnet50, or timm:NAME / tv:NAME",  # dlbench.models.MODELS: open names
         "{cpu,cuda}",
         "{dataloader,resident,fused}",
         "{off,fp16,bf16}",

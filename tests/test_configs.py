@@ -18,22 +18,31 @@ def choices(literal) -> set:
 
 
 def test_literal_choices_are_the_registries():
-    from dlbench.data.sources import CLASS_NAMES, DATASETS
+    from dlbench.data.registry import DATASETS
+    from dlbench.data.sources import CLASS_NAMES
     from dlbench.models import MODELS, STEMS
     from dlbench.onnxrt.export import EXPORTERS
     from dlbench.onnxrt.providers import PROVIDERS
     from dlbench.svm import BACKENDS
     from dlbench.train.engines import AMP_DTYPES, ENGINES
 
-    assert choices(configs.ModelName) == set(MODELS)
+    assert set(configs.BUILTIN_MODELS) == {n for n, f in MODELS.items() if not f.prefix}
     assert choices(configs.Stem) == set(STEMS)
     assert choices(configs.Engine) == set(ENGINES) | {"fused"}
     assert choices(configs.Amp) == set(AMP_DTYPES)
     assert choices(configs.SvmBackend) == set(BACKENDS) | {"auto"}
     assert choices(configs.Provider) == set(PROVIDERS)
     assert choices(configs.Exporter) == set(EXPORTERS)
-    assert choices(configs.DatasetName) == set(DATASETS) == set(CLASS_NAMES)
+    assert set(DATASETS) == set(CLASS_NAMES) == {"mnist", "fashion-mnist"}
     assert {len(names) for names in CLASS_NAMES.values()} == {configs.NUM_CLASSES}
+
+
+def test_a_model_name_is_checked_against_the_registry_with_the_nearest_names():
+    assert TrainConfig(dataset="fashion-mnist", model="timm:resnet10t").run_id.startswith("timm-resnet10t-")
+    with pytest.raises(SpecError, match=r"unknown model 'resnet19' \(did you mean resnet18"):
+        configs.validate_model(TrainConfig, {"dataset": "fashion-mnist", "model": "resnet19"}, "train")
+    with pytest.raises(SpecError, match="unknown model 'keras:x'"):
+        configs.validate_model(TrainConfig, {"dataset": "fashion-mnist", "model": "keras:x"}, "train")
 
 
 def test_every_train_config_field_is_set_by_the_spec_or_derived():

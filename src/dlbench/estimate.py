@@ -32,7 +32,32 @@ from dlbench.io import write_json
 from dlbench.spec import StudySpec, TrainConfig, expand_svm, train_tasks
 
 FORMAT = 1
-DATASET_IMAGES = {"mnist": 70_000, "fashion-mnist": 70_000}
+
+
+def dataset_images(spec: StudySpec, dataset: str) -> int:
+    """Images of ``dataset``: a registered one's full set; the user's own counted at ``data.root`` (the
+    image files of a folder, the labels of an .npz; 0 when the root is not readable here)."""
+    from dlbench.data.registry import DATASETS
+
+    entry = DATASETS.get(dataset)
+    if entry is not None and entry.full_size:
+        return entry.full_size
+    root = Path(spec.data.root or "")
+    if spec.data.source == "npz" and root.is_file():
+        import numpy as np
+
+        try:
+            with np.load(root, allow_pickle=False) as z:
+                return len(z["labels"])
+        except (OSError, ValueError, KeyError):
+            return 0
+    if spec.data.source == "folder" and root.is_dir():
+        from dlbench.data.folder import IMAGE_SUFFIXES
+
+        return sum(1 for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    return 0
+
+
 # Allowances for steps that are not calibrated (seconds; about what the quick preset's steps took on a
 # 2-core CPU machine; named as allowances in the output).
 FIXED = {"data_per_dataset": 1.0, "profile": 3.0, "onnx_export_per_model": 6.0, "report": 5.0}
@@ -69,8 +94,9 @@ def shape_key(shape: dict[str, Any]) -> str:
 
 
 def split_sizes(spec: StudySpec, dataset: str) -> dict[str, int]:
-    """Images in train/val/test for ``dataset`` under the spec's data settings (as ``dlbench data`` does)."""
-    n = DATASET_IMAGES[dataset]
+    """Images in train/val/test for ``dataset`` under the spec's data settings (as ``dlbench data``
+    splits)."""
+    n = dataset_images(spec, dataset)
     if spec.data.subsample:
         n = min(n, spec.data.subsample)
     f_train, f_val, _ = spec.data.fractions
@@ -251,17 +277,19 @@ def calibrate(
         # the ONNX step's timing loops: CPU inference throughput of each model at batch 64 (eval mode)
         cal["onnx_cpu_seconds_per_image"] = {}
         for model in dict.fromkeys(spec.onnx.models or spec.model_names()):
-            cal["onnx_cpu_seconds_per_image"][model] = _cpu_inference(model, spec.train.stem)
+            cal["onnx_cpu_seconds_per_image"][model] = _cpu_inference(
+                model, spec.train.stem, spec.onnx.in_channels, spec.onnx.input_size
+            )
     return cal
 
 
-def _cpu_inference(model: str, stem: str) -> float:
+def _cpu_inference(model: str, stem: str, channels: int = 1, size: int = 28) -> float:
     import torch
 
     from dlbench.models import create_model
 
-    net = create_model(model, stem=stem).eval()
-    x = torch.randn(64, 1, 28, 28)
+    net = create_model(model, stem=stem, in_channels=channels, input_size=size).eval()
+    x = torch.randn(64, channels, size, size)
     with torch.inference_mode():
         net(x)
         t0 = time.perf_counter()

@@ -51,6 +51,7 @@ class DataTask:
             "seed": self.seed,
             "subsample": s.subsample,
             "fractions": list(s.fractions),
+            **({"size": list(s.size)} if s.size else {}),
         }
 
 

@@ -160,7 +160,9 @@ def profile_model(
 ) -> dict[str, Any]:
     """Count one model at one input size (on the meta device); return one row."""
     with torch.device("meta"):
-        model = create_model(name, stem=stem, in_channels=in_channels, num_classes=num_classes)
+        model = create_model(
+            name, stem=stem, in_channels=in_channels, num_classes=num_classes, input_size=input_size
+        )
         x = torch.empty(batch_size, in_channels, input_size, input_size)
     params = count_parameters(model)
     leaves = _leaf_modules(model)

@@ -74,6 +74,7 @@ def run_data_task(task: DataTask, out: Path, log: Log) -> Outcome:
         fractions=s.fractions,
         log=log,
         smoke=task.smoke,
+        size=s.size,
         refusals=[{"config": task.config, "out_dir": out}],
     )
 

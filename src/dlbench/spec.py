@@ -69,6 +69,33 @@ class DataSpec(_Strict):
         default=None, gt=0, description="stratified subsample of all images before the split"
     )
     fractions: tuple[float, float, float] = (0.7, 0.1, 0.2)
+    size: tuple[Annotated[int, Field(ge=1)], Annotated[int, Field(ge=1)]] | None = Field(
+        default=None,
+        description="source folder / npz: resize every image to [height, width] (default: keep their "
+        "size; images of mixed sizes are then refused)",
+    )
+
+    @model_validator(mode="after")
+    def _datasets_known(self):
+        """Registered datasets, or with source folder / npz one dataset: the user's own data at root."""
+        from dlbench.data.registry import DATASETS
+
+        if self.source in ("folder", "npz"):
+            if self.root is None or len(self.datasets) != 1:
+                raise ValueError(
+                    f"source {self.source} reads one dataset from root: give data.root and exactly one "
+                    f"name in data.datasets (got {self.datasets}, root {self.root!r})"
+                )
+            return self
+        unknown = [d for d in self.datasets if d not in DATASETS]
+        if unknown:
+            raise ValueError(
+                f"datasets: unknown {', '.join(map(repr, unknown))}; choose from {', '.join(DATASETS)}, "
+                "or set source folder (or npz) and root to read your own data"
+            )
+        if self.size is not None:
+            raise ValueError("size resizes folder and npz images only; leave it out for IDX data")
+        return self
 
     @field_validator("fractions")
     @classmethod
@@ -79,10 +106,11 @@ class DataSpec(_Strict):
 
     @model_validator(mode="after")
     def _parts_hold_every_class(self):
-        """Known without loading: both datasets have 70,000 images in 10 classes."""
+        """Known without loading: both built-in datasets have 70,000 images in 10 classes (the user's own
+        data is checked by the data step, once its images are counted)."""
         from dlbench.data.split import part_sizes, smallest_total
 
-        if self.subsample is None:
+        if self.subsample is None or self.source in ("folder", "npz"):
             return self
         if self.subsample > DATASET_IMAGES:
             raise ValueError(
@@ -412,8 +440,11 @@ def _grid_run_ids(spec: StudySpec, g: TrainGrid) -> set[str]:
 
 def fuse_key(config: TrainConfig) -> tuple | None:
     """What a run shares with the runs it may be fused with; None for a run that always trains solo
-    (CPU runs: fusion is slower there; the dataloader engine: the reference loop is timed as such)."""
-    if config.device != "cuda" or config.engine not in ("resident", "fused"):
+    (CPU runs: fusion is slower there; the dataloader engine: the reference loop is timed as such; a
+    model whose registry entry is not fusable)."""
+    from dlbench.models import is_fusable
+
+    if config.device != "cuda" or config.engine not in ("resident", "fused") or not is_fusable(config.model):
         return None
     return tuple((k, v) for k, v in sorted(config.model_dump().items()) if k not in FUSE_MEMBER_FIELDS)
 

@@ -77,7 +77,7 @@ def test_cli_bad_input_is_one_line_and_writes_nothing(idx_folder, tmp_path, case
         str(idx_folder),
     ]
     expect = {
-        "unknown-dataset": "invalid choice: 'cifar10'",
+        "unknown-dataset": "unknown dataset 'cifar10'",
         "missing-folder": "data folder not found",
         "bad-magic": "train-images-idx3-ubyte.gz: wrong magic number",
         "truncated": "train-labels-idx1-ubyte.gz: corrupt or truncated gzip",

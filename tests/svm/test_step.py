@@ -128,7 +128,7 @@ def test_n_train_larger_than_split_is_one_line_and_writes_nothing(tiny_split, tm
         ({"C": -1.0}, "C: Input should be greater than 0"),
         ({"gamma": -0.1}, "gamma: Value error, gamma must be > 0, 'scale' or 'auto'"),
         ({"gamma": 0}, "gamma: Value error, gamma must be > 0"),
-        ({"backend": "thundersvm"}, "backend: Input should be 'sklearn', 'cuml' or 'auto'"),
+        ({"backend": "thundersvm"}, "backend: Input should be 'sklearn', 'sklearnex', 'cuml' or 'auto'"),
         ({"n_train": 0}, "n_train: Input should be greater than 0"),
     ],
 )

@@ -54,7 +54,7 @@ def test_help_lists_every_option_with_its_default(capsys):
     ):
         assert shown in text, shown
     assert "{dataloader,resident,fused}" in text and "{off,fp16,bf16}" in text and "{sgd,adam}" in text
-    assert "{resnet18,resnet34,resnet50}" in text and "{cpu,cuda}" in text
+    assert "resnet18, resnet34, resnet50, or timm:NAME / tv:NAME" in text and "{cpu,cuda}" in text
 
 
 def test_listed_in_the_top_level_help(capsys):

@@ -82,6 +82,7 @@ def run(args) -> int:
         check_local_inputs(spec, args.spec)
         print(f"{args.spec}: ok ({len(train)} training runs, {len(svm)} SVM runs)")
     else:
+        from dlbench.models import is_fusable
         from dlbench.report.reference import cells_for, describe
         from dlbench.spec import expand_grids
 
@@ -101,6 +102,8 @@ def run(args) -> int:
         for task in train_tasks(spec):
             for i, cfg in enumerate(task):
                 group = "" if len(task) == 1 else f"  [fused group of {len(task)}, member {i + 1}]"
+                if len(task) == 1 and spec.train.fuse and not is_fusable(cfg.model):
+                    group = f"  [solo: {cfg.model} cannot be fused]"
                 planned = "".join(f" (planned {k} {v})" for k, v in (cfg.planned or {}).items())
                 print(
                     f"train {cfg.run_id}  {cfg.dataset} {cfg.model} bs={cfg.batch_size} {cfg.optimizer} "

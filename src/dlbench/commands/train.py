@@ -13,18 +13,23 @@ def register(sub) -> None:
     p = add_command(
         sub,
         "train",
-        "train one ResNet configuration on a data-step split",
-        description="Train one ResNet-18/34/50 configuration on the split written by `dlbench data` and "
-        "write record.json (per-epoch train loss, val loss/accuracy, epoch time, images/s; test accuracy, "
+        "train one model configuration on a data-step split",
+        description="Train one configuration of a model (resnet18/34/50, timm:NAME or tv:NAME, randomly "
+        "initialised, built for the split's channels and classes) on the split written by `dlbench data` "
+        "and write "
+        "record.json (per-epoch train loss, val loss/accuracy, epoch time, images/s; test accuracy, "
         "confusion matrix, time to first batch, peak memory), best.pt (state_dict of the best "
         "epoch by validation accuracy) and last.pt (everything needed to --resume).",
         epilog="engines: dataloader = the reference study's loop (DataLoader, host-side conversion, one "
         "host-to-device copy and one loss read-back per batch); resident = the split on the device, "
-        "batches gathered there, channels_last, and on CUDA the whole step captured in a CUDA graph; fused "
-        "= the resident engine for a fused group (here a group of one; groups come from `dlbench study "
-        "--fuse`, see docs/fused.md). All draw the same batches in the same order from --seed.\nexample: "
-        "dlbench train --split runs/demo/data/fashion-mnist --out runs/demo/train/r18 --model resnet18 "
-        "--batch-size 16 --epochs 4 --device cuda --engine resident --amp bf16",
+        "batches gathered there, channels_last, and on CUDA the whole step captured in a CUDA graph; "
+        "fused = the resident engine for a fused group (here a group of one; groups come from "
+        "`dlbench study --fuse`, see docs/fused.md). All draw the same batches in the same order from "
+        "--seed.\n"
+        "example: dlbench train --split runs/demo/data/fashion-mnist --out runs/demo/train/r18 "
+        "--model resnet18 --batch-size 16 --epochs 4 --device cuda --engine resident --amp bf16\n"
+        "an RGB split of your own: dlbench train --split runs/data/pets --out runs/train/pets "
+        "--model timm:resnet10t --in-channels 3 --input-size 32",
     )
     add_split_options(p)
     add_field_options(

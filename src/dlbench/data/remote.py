@@ -45,7 +45,7 @@ def idx_files(dataset: str, folder: str | os.PathLike) -> list[Path]:
     if not folder.is_dir():
         raise DataError(
             f"{folder}: data folder not found",
-            f"pass --root with a folder holding the {DATASETS[dataset]['title']} IDX files",
+            f"pass --root with a folder holding the {DATASETS[dataset].title} IDX files",
         )
     files = []
     for part in PARTS:
@@ -65,17 +65,29 @@ def push_dataset(
     store_url: str,
     root: str | os.PathLike | None = None,
     log: Callable[[str], Any] | None = None,
+    source: str = "auto",
 ) -> dict[str, Any]:
     """Upload the IDX files of ``dataset`` (from ``root``, else the first known folder holding them) to
-    ``<store_url>/<dataset>/`` with ``MANIFEST.json`` last; return the manifest (paths, bytes, SHA-256)."""
+    ``<store_url>/<dataset>/`` with ``MANIFEST.json`` last; return the manifest (paths, bytes, SHA-256).
+    ``source="folder"``: ``root`` is an image folder, uploaded whole once it reads as one."""
     from dlbench.data.sources import has_idx, search_paths
 
-    check_dataset(dataset)
+    check_dataset(dataset, source)
+    if source == "folder":
+        from dlbench.data.folder import load_image_folder
+
+        if root is None:
+            raise DataError("push --source folder needs --root", "pass --root with the image folder")
+        load_image_folder(dataset, root)  # refused (one line) before any upload unless it reads
+        store = open_store(store_url)
+        manifest = store.put_tree(Path(root), dataset, log=log)
+        manifest["location"] = store.describe(dataset)
+        return manifest
     if root is None:
         folder = next((p for p in search_paths(dataset) if has_idx(p)), None)
         if folder is None:
             raise DataError(
-                f"no {DATASETS[dataset]['title']} IDX files found in "
+                f"no {DATASETS[dataset].title} IDX files found in "
                 f"{', '.join(map(str, search_paths(dataset)))}",
                 "pass --root FOLDER",
             )
@@ -96,21 +108,24 @@ def push_dataset(
     return manifest
 
 
-def dataset_in_store(store: Store, dataset: str) -> tuple[str, dict[str, Any]]:
+def dataset_in_store(store: Store, dataset: str, folder: bool = False) -> tuple[str, dict[str, Any]]:
     """(prefix, manifest) of ``dataset`` in ``store``: ``<dataset>/MANIFEST.json``, else the store's own
-    ``MANIFEST.json`` when the URL names the dataset's folder. StoreError (one line) when neither is there."""
+    ``MANIFEST.json`` when the URL names the dataset's folder. StoreError (one line) when neither is there.
+    ``folder``: an image folder (pushed with ``--source folder``) rather than IDX files."""
     for prefix in (dataset, ""):
         if store.exists(join_key(prefix, MANIFEST_NAME)):
             manifest = store.read_manifest(prefix)
             names = {e["path"] for e in manifest["files"]}
             wanted = [pattern.format(part=part) for part in PARTS for pattern in IDX_NAMES.values()]
-            if prefix == "" and not all(w in names or w + ".gz" in names for w in wanted):
+            if prefix == "" and not folder and not all(w in names or w + ".gz" in names for w in wanted):
                 continue
             return prefix, manifest
     where = store.describe(dataset)
+    title = DATASETS[dataset].title if dataset in DATASETS else dataset
+    source = " --source folder --root FOLDER" if folder else ""
     raise StoreError(
-        f"no {DATASETS[dataset]['title']} in the store: {where}/{MANIFEST_NAME} does not exist",
-        f"dlbench data push --dataset {dataset} --store {store.describe()}",
+        f"no {title} in the store: {where}/{MANIFEST_NAME} does not exist",
+        f"dlbench data push --dataset {dataset}{source} --store {store.describe()}",
     )
 
 
@@ -132,7 +147,7 @@ def load_from_store(dataset: str, url: str, log: Callable[[str], Any] | None = N
         "kind": "idx",
         "path": location,
         "location": location,
-        "description": f"{DATASETS[dataset]['title']} IDX files from {location} "
+        "description": f"{DATASETS[dataset].title} IDX files from {location} "
         f"(train + t10k merged; SHA-256 verified against its {MANIFEST_NAME})",
         **{k: data.source[k] for k in ("verified", "verification") if k in data.source},
     }

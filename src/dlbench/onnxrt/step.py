@@ -15,6 +15,7 @@ step fails only when none of them is usable.
 
 from __future__ import annotations
 
+import copy
 import csv
 import os
 import time
@@ -36,6 +37,7 @@ from dlbench.onnxrt.export import (
     check_onnx,
     export_onnx,
     load_checkpoint,
+    read_state_dict,
 )
 from dlbench.onnxrt.providers import (
     GRAPH_OPTIMIZATION_LEVEL,
@@ -170,6 +172,15 @@ class _Providers:
         )
 
 
+def checkpoint_classes(path: str | os.PathLike) -> int:
+    """The class count a checkpoint was trained for: the rows of its last 2-D weight (the classifier
+    comes last in every registered family's state_dict), so a model of the user's dataset exports with its
+    own number of outputs."""
+    state = read_state_dict(path)
+    weights = [v for k, v in state.items() if k.endswith("weight") and getattr(v, "dim", lambda: 0)() == 2]
+    return int(weights[-1].shape[0]) if weights else 10
+
+
 def onnx_step(
     config: OnnxConfig, out_dir: str | os.PathLike, checkpoint: str | os.PathLike | None = None, log=print
 ) -> dict[str, Any]:
@@ -180,7 +191,14 @@ def onnx_step(
         f"{config.model} (stem {config.stem}, {config.in_channels} input channel"
         f"{'s' if config.in_channels > 1 else ''})"
     )
-    net = create_model(config.model, stem=config.stem, in_channels=config.in_channels)
+    num_classes = checkpoint_classes(checkpoint) if checkpoint is not None else 10
+    net = create_model(
+        config.model,
+        stem=config.stem,
+        in_channels=config.in_channels,
+        num_classes=num_classes,
+        input_size=config.input_size,
+    )
     if checkpoint is not None:
         load_checkpoint(net, checkpoint, what)
     net.eval()
@@ -277,8 +295,7 @@ def _timings(
     models = {d: net for d in devices}
     for d in devices:
         if d != "cpu":
-            models[d] = create_model(config.model, stem=config.stem, in_channels=config.in_channels)
-            models[d].load_state_dict(net.state_dict())
+            models[d] = copy.deepcopy(net)
             models[d].to(d).eval()
     meters = {d: EnergyMeter.for_device(d) for d in devices}  # joules per 1,000 inferences, where exposed
     results = []

@@ -30,8 +30,6 @@ STEP_TITLES = {
     "onnx": "ONNX Runtime inference",
 }
 
-DATASET_LABELS = {"mnist": "MNIST", "fashion-mnist": "Fashion-MNIST"}
-MODEL_LABELS = {"resnet18": "ResNet-18", "resnet34": "ResNet-34", "resnet50": "ResNet-50"}
 DEVICE_LABELS = {"cpu": "CPU", "cuda": "GPU"}
 
 
@@ -82,11 +80,16 @@ def pct(v: Any) -> float | None:
 
 
 def dataset_label(v: Any) -> str:
-    return DATASET_LABELS.get(str(v), str(v))
+    from dlbench.data.registry import DATASETS  # the registry holds each dataset's title
+
+    entry = DATASETS.get(str(v))
+    return entry.title if entry else str(v)
 
 
 def model_label(v: Any) -> str:
-    return MODEL_LABELS.get(str(v), str(v))
+    from dlbench.models import model_label as label  # the registry holds each model family's label
+
+    return label(str(v))
 
 
 def device_label(v: Any) -> str:

@@ -55,7 +55,6 @@ STYLE = {
     "figure.titlesize": 14,
     "figure.titleweight": "bold",
 }
-MODEL_COLORS = {"resnet18": "#1f77b4", "resnet34": "#ff7f0e", "resnet50": "#2ca02c"}
 KERNEL_COLORS = {"rbf": "#d62728", "poly": "#9467bd", "svm-rbf": "#d62728", "svm-poly": "#9467bd"}
 DATASET_MARKERS = {"mnist": "o", "fashion-mnist": "D"}
 OPTIMIZER_MARKERS = {"sgd": "o", "adam": "s"}
@@ -82,7 +81,9 @@ def _save(fig: Figure, path: Path) -> Path:
 
 
 def _color(key: str) -> str:
-    return MODEL_COLORS.get(key) or KERNEL_COLORS.get(key) or "#555555"
+    from dlbench.models import model_color  # the registry holds each model family's colour
+
+    return KERNEL_COLORS.get(key) or model_color(key) or "#555555"
 
 
 def _log_axis(ax, which: str = "x") -> None:

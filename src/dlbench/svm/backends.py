@@ -13,7 +13,8 @@ A backend class has
   settings, recorded), ``threads_note`` (what ``threads`` means for it) and ``save(path, extra)`` (joblib,
   atomically).
 
-``get_backend(name)`` returns the class for ``sklearn`` / ``cuml`` or picks one for ``auto``; asking for a
+``get_backend(name)`` returns the class for ``sklearn`` / ``sklearnex`` / ``cuml`` or picks one for
+``auto``; asking for a
 backend that cannot run raises :class:`~dlbench.errors.DeviceError` naming the missing piece, never a
 silent fall-back.
 """
@@ -113,6 +114,13 @@ class SvmBackend:
     @classmethod
     def available(cls) -> tuple[bool, str]:
         raise NotImplementedError
+
+    def fresh(self) -> SvmBackend:
+        """A new, unfitted estimator of the same settings (for an untimed warm-up fit)."""
+        return type(self)(self.kernel, self.C, self.gamma, self.degree, self.coef0)
+
+    def describe(self) -> str:
+        return f"{self.kernel} SVC (C={self.C:g}, gamma={self.gamma:.6g})"
 
     def fit(self, X: np.ndarray, y: np.ndarray) -> SvmBackend:
         raise NotImplementedError
@@ -223,6 +231,42 @@ class SklearnBackend(SvmBackend):
                 "shrinking",
             )
         }
+
+
+@register_backend
+class SklearnexBackend(SklearnBackend):
+    """scikit-learn-intelex's ``SVC`` (oneDAL): CPU, multi-threaded, scikit-learn's interface and results."""
+
+    name = "sklearnex"
+    device = "cpu"
+    threads_note = (
+        "oneDAL fits and predicts on every core it is given (threads = the CPUs this process may use)"
+    )
+    install_hint = "pip install scikit-learn-intelex (dlbench lists it as a dependency)"
+
+    @classmethod
+    def available(cls) -> tuple[bool, str]:
+        if importlib.util.find_spec("sklearnex") is None:
+            return False, "scikit-learn-intelex is not installed (pip install scikit-learn-intelex)"
+        return True, "scikit-learn-intelex is installed"
+
+    def __init__(self, *args, **kwargs):
+        SvmBackend.__init__(self, *args, **kwargs)
+        from sklearnex.svm import SVC
+
+        self.estimator = SVC(
+            kernel=self.kernel, C=self.C, gamma=self.gamma, degree=self.degree, coef0=self.coef0
+        )
+
+    @property
+    def version(self) -> str:
+        import sklearnex
+
+        return getattr(sklearnex, "__version__", "unknown")
+
+    @property
+    def threads(self) -> int:
+        return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 def _gpu_count() -> tuple[int, str]:

@@ -87,22 +87,18 @@ def fit_and_evaluate(
     if backend.warmup:
         keep = stratified_subsample(y_enc, min(WARMUP_IMAGES, len(y_enc)), seed=0)
         with Stopwatch(backend.synchronize) as warm:
-            type(backend)(backend.kernel, backend.C, backend.gamma, backend.degree, backend.coef0).fit(
-                X_train[keep], y_enc[keep]
-            ).predict(X_test[:WARMUP_IMAGES])
+            backend.fresh().fit(X_train[keep], y_enc[keep]).predict(X_test[:WARMUP_IMAGES])
         warmup_seconds = warm.seconds
         log(f"{backend.name}: warm-up fit on {len(keep)} images took {warmup_seconds:.2f} s (not counted)")
     log(
-        f"{backend.name}: fitting {backend.kernel} SVC (C={backend.C:g}, gamma={backend.gamma:.6g}) "
+        f"{backend.name}: fitting {backend.describe()} "
         f"on {len(y_train):,} images x {X_train.shape[1]} features"
     )
     with Stopwatch(backend.synchronize) as fit:
         backend.fit(X_train, y_enc)
     fit_seconds = fit.seconds
-    log(
-        f"{backend.name}: fit {fit_seconds:.2f} s, {backend.n_support:,} support vectors; "
-        f"predicting {len(y_test):,} test images"
-    )
+    support = f", {backend.n_support:,} support vectors" if backend.n_support is not None else ""
+    log(f"{backend.name}: fit {fit_seconds:.2f} s{support}; predicting {len(y_test):,} test images")
     with Stopwatch(backend.synchronize) as predict:
         pred = backend.predict(X_test)
     predict_seconds = predict.seconds
@@ -123,6 +119,14 @@ def fit_and_evaluate(
         "predictions": pred,
         "label_values": label_values,
     }
+
+
+def _n_classes(split_dir: Path, labels: np.ndarray) -> int:
+    """Classes of the split: its manifest's list (the user's data may have 2 or 1,000), at least the
+    largest label + 1; 10 for a split without a manifest (as the built-in datasets have)."""
+    names = (split_manifest(split_dir) or {}).get("classes")
+    least = int(labels.max()) + 1 if labels.size else 1
+    return max(least, len(names) if isinstance(names, list) else NUM_CLASSES)
 
 
 def _class_names(split_dir: Path, n_classes: int) -> list[str]:
@@ -174,16 +178,20 @@ def run_svm(
             "some classes would have no training image, and the SVM could never predict them",
             f"use n_train {n_classes_train} or more (one image per class), or leave it out to use all of it",
         )
-    backend_cls = get_backend(config.backend)
+    from dlbench.svm.estimators import EstimatorBackend, get_estimator, resolve_backend
 
-    with step_record("svm", config.model_dump(), out, run_id=config.run_id, device=backend_cls.device) as rec:
+    entry = get_estimator(config.estimator)
+    backend_name = resolve_backend(config.estimator, config.backend)
+    backend_cls = get_backend(backend_name) if config.estimator == "svm" else None
+    device = backend_cls.device if backend_cls else ("cuda" if backend_name == "cuml" else "cpu")
+    with step_record("svm", config.model_dump(), out, run_id=config.run_id, device=device) as rec:
         rec.add_input("split", split_path)
         if config.n_train is not None and config.n_train < len(y_train):
             keep = stratified_subsample(y_train, config.n_train, seed=config.seed)
             x_train, y_train = x_train[keep], y_train[keep]
             log(f"stratified subsample of the training split: {len(y_train):,} images (seed {config.seed})")
         labels = np.unique(np.concatenate([y_train, split["y_test"]]))
-        n_classes = max(int(labels.max()) + 1, NUM_CLASSES) if labels.size else NUM_CLASSES
+        n_classes = _n_classes(split_dir, labels)
         class_names = _class_names(split_dir, n_classes)
 
         with Stopwatch() as preprocess:
@@ -192,7 +200,10 @@ def run_svm(
             X_test = apply_preprocess(split["x_test"], prep)
         gamma = resolve_gamma(config.gamma, X_train)
 
-        backend = backend_cls(config.kernel, config.C, gamma, config.degree, config.coef0)
+        if backend_cls is not None:
+            backend = backend_cls(config.kernel, config.C, gamma, config.degree, config.coef0)
+        else:
+            backend = EstimatorBackend(entry, backend_name, config)
         result = fit_and_evaluate(
             backend,
             X_train,
@@ -219,6 +230,7 @@ def run_svm(
                 "n_test": int(len(split["y_test"])),
                 "n_features": int(X_train.shape[1]),
                 "backend": backend.name,
+                "estimator": config.estimator,
                 "backend_version": backend.version,
                 "threads": backend.threads,
                 "threads_note": backend.threads_note,

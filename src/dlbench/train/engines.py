@@ -31,10 +31,17 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from dlbench.configs import NUM_CLASSES
+from dlbench.data.registry import SplitFacts, split_facts
 from dlbench.errors import DeviceError, SpecError
 from dlbench.models import create_model
-from dlbench.train.data import NORMALIZATION, epoch_batches, epoch_permutation, model_input, steps_per_epoch
+from dlbench.train.data import (
+    as_nchw,
+    epoch_batches,
+    epoch_permutation,
+    model_input,
+    norm_constants,
+    steps_per_epoch,
+)
 
 AMP_DTYPES: dict[str, torch.dtype | None] = {"off": None, "fp16": torch.float16, "bf16": torch.bfloat16}
 
@@ -81,6 +88,16 @@ def loss_precision(logits: torch.Tensor) -> torch.Tensor:
     return logits if logits.dtype in (torch.float32, torch.float64) else logits.float()
 
 
+def check_channels(config, facts: SplitFacts) -> None:
+    """A model input with the split's channels (or gray images repeated to 3, as ``Grayscale(3)``)."""
+    if config.in_channels != facts.channels and facts.channels != 1:
+        raise SpecError(
+            f"the split holds {facts.channels}-channel images ({'x'.join(map(str, facts.shape))}) but the "
+            f"run asks for in_channels {config.in_channels}",
+            f"pass --in-channels {facts.channels} (in a spec: in_channels: [{facts.channels}])",
+        )
+
+
 def make_optimizer(config, params, fused: bool = False, capturable: bool = False) -> torch.optim.Optimizer:
     extra: dict[str, Any] = {"fused": True} if fused else {}
     if config.optimizer == "adam":
@@ -113,12 +130,20 @@ class Trainer:
         channels_last: bool = False,
         fused: bool = False,
         capturable: bool = False,
+        num_classes: int = 10,
     ):
         self.config = config
         self.device = device
+        self.num_classes = num_classes
         with torch.random.fork_rng(devices=[]):  # the same initial weights for every engine and device
             torch.manual_seed(config.seed)
-            model = create_model(config.model, stem=config.stem, in_channels=config.in_channels)
+            model = create_model(
+                config.model,
+                stem=config.stem,
+                in_channels=config.in_channels,
+                num_classes=num_classes,
+                input_size=config.input_size,
+            )
         model = model.to(device)
         if channels_last:
             model = model.to(memory_format=torch.channels_last)
@@ -159,15 +184,16 @@ class Trainer:
         self.model.eval()
         try:
             loss_sum = torch.zeros((), dtype=torch.float64, device=self.device)
-            confusion = torch.zeros(NUM_CLASSES * NUM_CLASSES, dtype=torch.int64, device=self.device)
+            k = self.num_classes
+            confusion = torch.zeros(k * k, dtype=torch.int64, device=self.device)
             for x, y in batches:
                 with self.autocast():
                     out = self.model(x)
                 loss_sum += F.cross_entropy(loss_precision(out), y, reduction="sum").double()
-                confusion += torch.bincount(y * NUM_CLASSES + out.argmax(1), minlength=NUM_CLASSES**2)
+                confusion += torch.bincount(y * k + out.argmax(1), minlength=k**2)
         finally:
             self.model.train()
-        cm = confusion.view(NUM_CLASSES, NUM_CLASSES).cpu()
+        cm = confusion.view(k, k).cpu()
         n = int(cm.sum())
         if n == 0:
             return EvalResult(float("nan"), float("nan"), cm.tolist(), 0)
@@ -185,16 +211,14 @@ def synchronize(device: torch.device) -> None:
 class SplitDataset(torch.utils.data.Dataset):
     """One image at a time from the uint8 arrays, converted, normalised (and resized) on the host."""
 
-    def __init__(
-        self, x: np.ndarray, y: np.ndarray, mean: float, std: float, size: int = 28, channels: int = 1
-    ):
+    def __init__(self, x: np.ndarray, y: np.ndarray, mean, std, size: int = 28, channels: int = 1):
         self.x, self.y, self.mean, self.std, self.size, self.channels = x, y, mean, std, size, channels
 
     def __len__(self) -> int:
         return len(self.y)
 
     def __getitem__(self, i):
-        img = torch.from_numpy(self.x[i])[None, None]  # 1 x 1 x H x W
+        img = as_nchw(torch.from_numpy(self.x[i])[None])  # 1 x C x H x W
         return model_input(img, self.mean, self.std, self.size, self.channels)[0].contiguous(), int(self.y[i])
 
 
@@ -207,8 +231,10 @@ class DataLoaderEngine:
     def __init__(self, config, arrays: dict[str, np.ndarray], device: torch.device):
         self.config = config
         self.device = device
-        self.trainer = Trainer(config, device)
-        mean, std = NORMALIZATION[config.dataset]
+        self.facts = split_facts(config.dataset, arrays)
+        check_channels(config, self.facts)
+        self.trainer = Trainer(config, device, num_classes=self.facts.num_classes)
+        mean, std = norm_constants(self.facts)
         self.datasets = {
             part: SplitDataset(
                 arrays[f"x_{part}"], arrays[f"y_{part}"], mean, std, config.input_size, config.in_channels
@@ -282,9 +308,18 @@ class ResidentEngine:
         self.device = device
         self.use_graph = device.type == "cuda" if cuda_graph is None else cuda_graph
         on_cuda = device.type == "cuda"
-        self.trainer = Trainer(config, device, channels_last=True, fused=on_cuda, capturable=on_cuda)
+        self.facts = split_facts(config.dataset, arrays)
+        check_channels(config, self.facts)
+        self.trainer = Trainer(
+            config,
+            device,
+            channels_last=True,
+            fused=on_cuda,
+            capturable=on_cuda,
+            num_classes=self.facts.num_classes,
+        )
         self.arrays = arrays
-        self.mean, self.std = NORMALIZATION[config.dataset]
+        self.mean, self.std = norm_constants(self.facts, device)
         self.n_train = len(arrays["y_train"])
         self.graph: torch.cuda.CUDAGraph | None = None
         self.capture_seconds: float | None = None
@@ -304,13 +339,13 @@ class ResidentEngine:
         }
 
     def setup(self) -> None:
-        """Copy the split to the device (uint8, N x 1 x 28 x 28; resized per batch) and, on CUDA, capture the
-        step."""
+        """Copy the split to the device (uint8, N x C x H x W; resized per batch) and, on CUDA, capture
+        the step."""
         self.x: dict[str, torch.Tensor] = {}
         self.y: dict[str, torch.Tensor] = {}
         for part in ("train", "val", "test"):
-            self.x[part] = (
-                torch.from_numpy(np.ascontiguousarray(self.arrays[f"x_{part}"])).unsqueeze(1).to(self.device)
+            self.x[part] = as_nchw(torch.from_numpy(np.ascontiguousarray(self.arrays[f"x_{part}"]))).to(
+                self.device
             )
             self.y[part] = torch.from_numpy(self.arrays[f"y_{part}"].astype(np.int64)).to(self.device)
         if self.use_graph:

@@ -39,11 +39,18 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dlbench.configs import NUM_CLASSES
+from dlbench.data.registry import split_facts
 from dlbench.errors import SpecError
 from dlbench.models import create_model
-from dlbench.train.data import NORMALIZATION, epoch_permutation, model_input
-from dlbench.train.engines import AMP_DTYPES, EvalResult, ResidentEngine, Trainer, loss_precision
+from dlbench.train.data import as_nchw, epoch_permutation, model_input, norm_constants
+from dlbench.train.engines import (
+    AMP_DTYPES,
+    EvalResult,
+    ResidentEngine,
+    Trainer,
+    check_channels,
+    loss_precision,
+)
 
 # TrainConfig fields every member of a group must share (the rest may differ per member).
 SHARED_FIELDS = (
@@ -339,6 +346,14 @@ def check_group(configs: Sequence[Any]) -> None:
     """One line naming the first field two members disagree on (and must not)."""
     if not configs:
         raise SpecError("a fused group needs at least one member run", "pass one or more configs")
+    from dlbench.models import is_fusable
+
+    if not is_fusable(configs[0].model):
+        raise SpecError(
+            f"model {configs[0].model} cannot be fused (its registry entry says so: the fused engine has "
+            "fused forms of Conv2d, BatchNorm2d and Linear only)",
+            "use --engine resident or dataloader (a study trains such runs solo)",
+        )
     first = configs[0].model_dump()
     for c in configs[1:]:
         d = c.model_dump()
@@ -356,16 +371,32 @@ def check_group(configs: Sequence[Any]) -> None:
 class FusedTrainer(Trainer):
     """The fused model of N members, per-member optimizer, AMP, the fused step and per-member evaluation."""
 
-    def __init__(self, configs: Sequence[Any], device: torch.device, *, channels_last: bool = False):
+    def __init__(
+        self,
+        configs: Sequence[Any],
+        device: torch.device,
+        *,
+        channels_last: bool = False,
+        num_classes: int = 10,
+    ):
         self.configs = list(configs)
         self.config = configs[0]
         self.members = len(configs)
         self.device = device
+        self.num_classes = num_classes
         solo = []
         for c in configs:  # each member's initial weights exactly as its solo run draws them
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(c.seed)
-                solo.append(create_model(c.model, stem=c.stem, in_channels=c.in_channels))
+                solo.append(
+                    create_model(
+                        c.model,
+                        stem=c.stem,
+                        in_channels=c.in_channels,
+                        num_classes=num_classes,
+                        input_size=c.input_size,
+                    )
+                )
         model = fuse_models(solo).to(device)
         del solo
         if channels_last:
@@ -402,7 +433,7 @@ class FusedTrainer(Trainer):
     @torch.no_grad()
     def evaluate(self, batches) -> list[EvalResult]:
         """Each member's loss, accuracy and confusion matrix over fused ``(x, y)`` batches (y: N x b)."""
-        n_m, k = self.members, NUM_CLASSES
+        n_m, k = self.members, self.num_classes
         self.model.eval()
         try:
             loss_sum = torch.zeros(n_m, dtype=torch.float64, device=self.device)
@@ -454,9 +485,18 @@ class FusedEngine(ResidentEngine):
                     f"fused members' {part} splits differ in size ({sorted(s)})",
                     "fuse runs whose splits have the same sizes (same data settings)",
                 )
-        self.trainer = FusedTrainer(configs, device, channels_last=True)
+        facts = [split_facts(c.dataset, a) for c, a in zip(configs, arrays, strict=True)]
+        shapes = {(f.num_classes, f.shape) for f in facts}
+        if len(shapes) > 1:
+            raise SpecError(
+                f"fused members' splits differ in classes or image shape ({sorted(shapes)})",
+                "fuse runs whose datasets have the same classes count and image shape",
+            )
+        for c, f in zip(configs, facts, strict=True):
+            check_channels(c, f)
+        self.trainer = FusedTrainer(configs, device, channels_last=True, num_classes=facts[0].num_classes)
         self.arrays = list(arrays)
-        self.norms = [NORMALIZATION[c.dataset] for c in configs]
+        self.norms = [norm_constants(f, device) for f in facts]
         self.n_train = len(arrays[0]["y_train"])
         self.graph = None
         self.capture_seconds = None
@@ -477,7 +517,7 @@ class FusedEngine(ResidentEngine):
         for a in self.arrays:
             self.xs.append(
                 {
-                    p: torch.from_numpy(np.ascontiguousarray(a[f"x_{p}"])).unsqueeze(1).to(self.device)
+                    p: as_nchw(torch.from_numpy(np.ascontiguousarray(a[f"x_{p}"]))).to(self.device)
                     for p in ("train", "val", "test")
                 }
             )

@@ -22,7 +22,7 @@ import torch
 
 from dlbench.configs import TrainConfig, validate_model
 from dlbench.data import load_split
-from dlbench.data.sources import CLASS_NAMES
+from dlbench.data.registry import DATASETS, split_facts
 from dlbench.data.step import SPLIT_NAME, split_manifest
 from dlbench.energy import EnergyMeter, summarize
 from dlbench.errors import DataError, SpecError, StepFailed
@@ -40,7 +40,7 @@ from dlbench.train.fused import (
     peak_host_bytes,
 )
 from dlbench.train.loop import epoch_entry, run_epoch, start_clock
-from dlbench.train.step import check_split_parts
+from dlbench.train.step import check_model_takes, check_split_parts
 
 _log = get_logger("dlbench.train")
 
@@ -60,6 +60,7 @@ def _load_arrays(config: TrainConfig, split_dir) -> tuple[dict, dict, Path]:
             f"{split_path} holds {manifest['dataset']} but the run asks for {config.dataset}",
             f"pass the {config.dataset} split",
         )
+    check_model_takes(config, arrays)
     check_split_parts(config, arrays, split_path)
     return arrays, manifest, split_path
 
@@ -118,8 +119,8 @@ def run_train_group(
                 n_train=n_train,
                 n_val=len(a["y_val"]),
                 n_test=len(a["y_test"]),
-                classes=manifest.get("classes", CLASS_NAMES[c.dataset]),
-                normalization=normalization(c.dataset),
+                classes=manifest.get("classes") or list(DATASETS[c.dataset].classes),
+                normalization=normalization(split_facts(c.dataset, a)),
                 resumed_from_epoch=None,
                 history=histories[i],
                 fused_with=[r for r in ids if r != c.run_id],

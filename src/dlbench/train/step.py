@@ -17,7 +17,7 @@ from typing import Any
 import torch
 
 from dlbench.configs import TrainConfig, validate_model
-from dlbench.data.sources import CLASS_NAMES
+from dlbench.data.registry import DATASETS, split_facts
 from dlbench.data.step import load_checked_split
 from dlbench.energy import EnergyMeter, summarize
 from dlbench.errors import DataError, SpecError, StepFailed
@@ -26,7 +26,7 @@ from dlbench.log import get_logger
 from dlbench.record import step_record
 from dlbench.train import checkpoint as ckpt
 from dlbench.train.data import normalization, steps_per_epoch
-from dlbench.train.engines import build_engine, check_amp, resolve_device, synchronize
+from dlbench.train.engines import build_engine, check_amp, check_channels, resolve_device, synchronize
 from dlbench.train.loop import epoch_entry, run_epoch, start_clock
 
 _log = get_logger("dlbench.train")
@@ -104,8 +104,8 @@ def run_train(
             n_train=n_train,
             n_val=len(arrays["y_val"]),
             n_test=len(arrays["y_test"]),
-            classes=manifest.get("classes", CLASS_NAMES[config.dataset]),
-            normalization=normalization(config.dataset),
+            classes=manifest.get("classes") or list(DATASETS[config.dataset].classes),
+            normalization=normalization(engine.facts),
             resumed_from_epoch=start_epoch if state else None,
             history=history,
         )
@@ -131,9 +131,21 @@ def check_split_parts(config: TrainConfig, arrays: dict, split_path) -> None:
             )
 
 
+def check_model_takes(config: TrainConfig, arrays: dict) -> None:
+    """The model can take the split's images at the run's input (channels, size) and gives one output per
+    class: refused in one line before anything is written."""
+    from dlbench.models import check_input
+
+    facts = split_facts(config.dataset, arrays)
+    check_channels(config, facts)
+    check_input(config.model, config.stem, config.in_channels, facts.num_classes, config.input_size)
+
+
 def _checked_split(config: TrainConfig, split_dir, device: torch.device, log):
-    """The split's arrays, refused when a batch is larger than the training part or a part is empty."""
+    """The split's arrays, refused when a batch is larger than the training part or a part is empty, or
+    when the model cannot take its images."""
     arrays, manifest, split_path = load_checked_split(split_dir, config.dataset)
+    check_model_takes(config, arrays)
     check_split_parts(config, arrays, split_path)
     if config.amp == "fp16" and device.type == "cpu":
         log("note: fp16 autocast on the CPU is emulated by most CPUs and slow; bf16 or off is faster")
