@@ -165,7 +165,7 @@ def compare(base: dict, other: dict, args, n_train: int) -> dict:
         "baseline": base["backend"],
         "backend": other["backend"],
         "same_run": True,
-        "fit_speedup": round(fit_speedup, 2),
+        "fit_speedup": float(f"{fit_speedup:.3g}"),  # 3 significant digits: 0.192x, 41.3x
         "predict_speedup": round(base["predict_seconds"] / other["predict_seconds"], 2),
         "accuracy_gap_points": round(gap, 3),
         "target": {

@@ -176,6 +176,8 @@ def test_a_damaged_object_is_refused_by_its_hash(s3_server, tmp_path, damage, ex
 def test_data_push_and_split_refuse_wrong_arguments_in_one_line(tmp_path, capsys):
     from dlbench.cli import main
 
+    empty = tmp_path / "empty"  # an IDX folder without the files (the store beside it, not inside)
+    empty.mkdir()
     cases = [
         (["data", "push", "--dataset", "fashion-mnist"], "dlbench data push needs --store"),
         (["data", "--dataset", "fashion-mnist"], "no --out folder"),
@@ -190,7 +192,7 @@ def test_data_push_and_split_refuse_wrong_arguments_in_one_line(tmp_path, capsys
                 "--dataset",
                 "fashion-mnist",
                 "--root",
-                str(tmp_path),
+                str(empty),
                 "--store",
                 str(tmp_path / "s"),
             ],

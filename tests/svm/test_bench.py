@@ -54,7 +54,16 @@ def test_only_sklearn_here_lists_cuml_with_its_reason(bench, tiny_split, capsys)
 def test_speedup_when_both_ran(bench, tiny_split, capsys, monkeypatch, tmp_path):
     monkeypatch.setitem(BACKENDS, "cuml", FastStandIn)
     code, out = _run(
-        bench, capsys, "--split", str(tiny_split), "--n-train", "300", "--out", str(tmp_path / "b.json")
+        bench,
+        capsys,
+        "--split",
+        str(tiny_split),
+        "--n-train",
+        "300",
+        "--backends",
+        "sklearn,cuml",
+        "--out",
+        str(tmp_path / "b.json"),
     )
     assert code == 0 and out["unavailable"] == {}
     sk, other = out["results"]

@@ -60,7 +60,10 @@ def run(args) -> int:
     config = validate_model(OnnxConfig, field_values(args, OPTIONS), "onnx options", flags={})
     check_onnx_config(config, args.checkpoint)
     ckpt_dir = os.path.dirname(os.path.abspath(args.checkpoint)) if args.checkpoint else None
-    check_out_dir(args.out, inputs={"the --checkpoint folder": ckpt_dir})
+    # the export may sit beside the checkpoint (inside its folder), never be that folder or hold it
+    check_out_dir(
+        args.out, inputs={"the --checkpoint folder": ckpt_dir}, may_be_inside=("the --checkpoint folder",)
+    )
 
     rec = onnx_step(config, args.out, checkpoint=args.checkpoint, log=get_logger("dlbench.onnx").info)
     m = rec["metrics"]
