@@ -14,6 +14,8 @@ LINT_PATHS := src tests components pipelines stores bench
 # Test processes (pytest-xdist). Tests of one module share a worker (its module fixtures run once); the
 # container tests share one; tests/conftest.py says which modules are spread test by test.
 WORKERS ?= 2
+# `make test` ends with its slowest tests (pytest --durations): where the suite spends its time
+DURATIONS ?= 15
 
 .PHONY: help setup data browser demo study test check lint compile bench clean clean-runs podman
 
@@ -54,7 +56,7 @@ test: data browser registry podman  ## the whole test suite, as CI runs it (cont
 	  { (images/ci-build.sh cpu > $(IMAGE_BUILD).log 2>&1; echo $$? > $(IMAGE_BUILD).rc) & echo $$! > $(IMAGE_BUILD).pid; } && \
 	  echo "container image build started in the background: $(IMAGE_BUILD).log")
 	@$(MAKE) --no-print-directory setup
-	$(if $(PYTEST_ARGS),,DLBENCH_TEST_IMAGE_BUILD=$(IMAGE_BUILD)) $(BIN)/python -m pytest -q -n $(WORKERS) --dist loadgroup $(PYTEST_ARGS)
+	$(if $(PYTEST_ARGS),,DLBENCH_TEST_IMAGE_BUILD=$(IMAGE_BUILD)) $(BIN)/python -m pytest -q -n $(WORKERS) --dist loadgroup --durations=$(DURATIONS) $(PYTEST_ARGS)
 
 podman:  ## install podman and debootstrap and apply this host's podman settings (images/podman-host.sh)
 	images/podman-host.sh
