@@ -1,6 +1,6 @@
 """Shared fixtures: tiny IDX datasets written by the tests themselves, and the real Fashion-MNIST folder;
-how the tests are shared out over pytest-xdist's workers (``make test``/``make check``: ``-n 2 --dist
-loadgroup``)."""
+the slow tier (``make check`` leaves it out). ``make test``/``make check`` share the tests out over two
+pytest-xdist workers a module at a time (``--dist loadscope``), so a module's fixtures run once."""
 
 from __future__ import annotations
 
@@ -56,20 +56,11 @@ def fashion_dir() -> Path:
     return FASHION_DIR
 
 
-# Modules whose tests share no expensive module fixture: xdist hands their tests out one by one. Every other
-# module's tests stay on one worker (its module fixtures, a trained run or a whole pipeline, run once), and
-# every container test on one (the image is built once, then pushed and run).
-SPREAD_MODULES = {"tests/test_bad_input.py", "tests/test_cli.py", "tests/test_configs.py"}
 # Modules that run a whole study or pipeline (marked slow: `make check` leaves them to `make test`).
 SLOW_MODULES = {"tests/pipeline/test_local_run.py", "tests/report/test_reference_smoke.py"}
 
 
 def pytest_collection_modifyitems(config, items):
     for item in items:
-        module = item.nodeid.split("::", 1)[0]
-        if module in SLOW_MODULES:
+        if item.nodeid.split("::", 1)[0] in SLOW_MODULES:
             item.add_marker(pytest.mark.slow)
-        if item.get_closest_marker("container"):
-            item.add_marker(pytest.mark.xdist_group("container"))
-        elif module not in SPREAD_MODULES:
-            item.add_marker(pytest.mark.xdist_group(module))
