@@ -63,7 +63,7 @@ def test_cuml_names_each_missing_piece(monkeypatch):
 
 
 def test_unknown_backend_name():
-    with pytest.raises(SpecError, match="unknown SVM backend 'libsvm' .choose one of sklearn, cuml, auto"):
+    with pytest.raises(SpecError, match="unknown SVM backend 'libsvm' .choose one of sklearn, sklearnex, cuml, auto"):
         get_backend("libsvm")
 
 
