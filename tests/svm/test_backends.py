@@ -63,7 +63,8 @@ def test_cuml_names_each_missing_piece(monkeypatch):
 
 
 def test_unknown_backend_name():
-    with pytest.raises(SpecError, match="unknown SVM backend 'libsvm' .choose one of sklearn, sklearnex, cuml, auto"):
+    choices = "choose one of sklearn, sklearnex, cuml, auto"
+    with pytest.raises(SpecError, match=f"unknown SVM backend 'libsvm' .{choices}"):
         get_backend("libsvm")
 
 
