@@ -325,7 +325,7 @@ CASES = [
     (
         "train-model-unknown",
         "train --split {I}/split --out {O}/t --model resnet99",
-        "argument --model: invalid choice",
+        "unknown model 'resnet99' (did you mean resnet50",
     ),
     (
         "train-device-unknown",
@@ -365,7 +365,7 @@ CASES = [
     (
         "profile-model-unknown",
         "profile --models resnet99 --out {O}/p",
-        "argument --models: invalid choice: 'resnet99'",
+        "--models: Value error, unknown model 'resnet99' (did you mean resnet50",
     ),
     (
         "profile-size-zero",

@@ -27,6 +27,7 @@ from pydantic import (
     model_validator,
 )
 
+from dlbench.data.registry import NAME_PATTERN
 from dlbench.errors import DataError
 
 M = TypeVar("M", bound=BaseModel)
@@ -120,7 +121,7 @@ class SplitOutput(_Open):
 class DataManifest(_Open):
     """``manifest.json`` beside a ``split.npz`` (the data step's)."""
 
-    dataset: Literal["mnist", "fashion-mnist"]
+    dataset: str = Field(pattern=NAME_PATTERN)  # a registry entry's name or the user's own (folder, npz)
     classes: list[str] | None = None
     parts: dict[Literal["train", "val", "test"], PartCounts] | None = None
     outputs: dict[str, SplitOutput] = Field(default_factory=dict)
