@@ -121,8 +121,8 @@ def agreement(configs, arrays, device, dtype: torch.dtype = torch.float32) -> di
     default_dtype = torch.get_default_dtype()
     torch.set_default_dtype(dtype)
     try:
-        fp32 = [c.model_copy(update={"amp": "off"}) for c in configs]
-        fused = FusedEngine(fp32, arrays, device, cuda_graph=False)
+        no_amp = [c.model_copy(update={"amp": "off"}) for c in configs]  # in ``dtype`` throughout
+        fused = FusedEngine(no_amp, arrays, device, cuda_graph=False)
         fused.setup()
         idx = next(iter(fused.batches(0, 1)))
         x, y = fused._gather("train", idx)
@@ -132,7 +132,7 @@ def agreement(configs, arrays, device, dtype: torch.dtype = torch.float32) -> di
         losses.sum().backward()
         fused_grads = {n: p.grad.detach().reshape(len(configs), -1) for n, p in tr.model.named_parameters()}
         loss_diffs, grad_diffs = [], []
-        for i, c in enumerate(fp32):
+        for i, c in enumerate(no_amp):
             solo = Trainer(c, device, channels_last=True)
             xi = x[:, i * c.in_channels : (i + 1) * c.in_channels].contiguous(
                 memory_format=torch.channels_last

@@ -128,7 +128,8 @@ def refuse_empty_paths(args, *names: str) -> None:
 
     for name in names:
         value = getattr(args, name, None)
-        if value is not None and str(value).strip() == "":
+        values = value if isinstance(value, list | tuple) else [value]  # nargs="+" options: each one
+        if any(v is not None and str(v).strip() == "" for v in values):
             flag = "--" + name.replace("_", "-")
             raise DlbenchError(
                 f"{flag} '': empty path", f"give {flag} a path, or leave it out where it may be"

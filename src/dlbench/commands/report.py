@@ -47,11 +47,8 @@ def run(args) -> int:
     from dlbench.log import get_logger
     from dlbench.report import run_report
 
-    refuse_empty_paths(args, "out")
-    raw = [args.records] if isinstance(args.records, str) else list(args.records)
-    if any(str(r).strip() == "" for r in raw):
-        raise DataError("--records '': empty path", "give --records a path, or leave it out where it may be")
-    folders = [Path(r) for r in raw]
+    refuse_empty_paths(args, "records", "out")
+    folders = [Path(r) for r in ([args.records] if isinstance(args.records, str) else args.records)]
     for records in folders:  # the same words as run_report's own check, before the output check
         if not records.is_dir():
             raise DataError(
