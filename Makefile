@@ -12,8 +12,10 @@ FASHION_DIR := /usr/share/datasets/fashion-mnist
 PIP_QUIET := --quiet --disable-pip-version-check
 LINT_PATHS := src tests components pipelines stores bench
 # Test processes (pytest-xdist), given a module at a time (--dist loadscope): a module's fixtures (a trained
-# run, a whole pipeline, the built image) run once.
+# run, a whole pipeline, the built image) run once. Modules go out in the order tests/conftest.py sorts them
+# (the long poles first), not xdist's largest-first (--no-loadscope-reorder).
 WORKERS ?= 2
+XDIST = -n $(WORKERS) --dist loadscope --no-loadscope-reorder
 # `make test` ends with its slowest tests (pytest --durations): where the suite spends its time
 DURATIONS ?= 15
 
@@ -56,7 +58,7 @@ test: data browser registry podman  ## the whole test suite, as CI runs it (cont
 	  { (images/ci-build.sh cpu > $(IMAGE_BUILD).log 2>&1; echo $$? > $(IMAGE_BUILD).rc) & echo $$! > $(IMAGE_BUILD).pid; } && \
 	  echo "container image build started in the background: $(IMAGE_BUILD).log")
 	@$(MAKE) --no-print-directory setup
-	$(if $(PYTEST_ARGS),,DLBENCH_TEST_IMAGE_BUILD=$(IMAGE_BUILD)) $(BIN)/python -m pytest -q -n $(WORKERS) --dist loadscope --durations=$(DURATIONS) $(PYTEST_ARGS)
+	$(if $(PYTEST_ARGS),,DLBENCH_TEST_IMAGE_BUILD=$(IMAGE_BUILD)) $(BIN)/python -m pytest -q $(XDIST) --durations=$(DURATIONS) $(PYTEST_ARGS)
 
 podman:  ## install podman and debootstrap and apply this host's podman settings (images/podman-host.sh)
 	images/podman-host.sh
@@ -64,7 +66,7 @@ podman:  ## install podman and debootstrap and apply this host's podman settings
 check: setup data  ## after each edit: ruff, then the fast tests (no container, no training past a few steps)
 	$(BIN)/ruff check $(LINT_PATHS)
 	$(BIN)/ruff format --check $(LINT_PATHS)
-	$(BIN)/python -m pytest -q -n $(WORKERS) --dist loadscope -m "not slow and not container" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q $(XDIST) -m "not slow and not container" $(PYTEST_ARGS)
 
 lint: setup  ## ruff (lint and format check)
 	$(BIN)/ruff check $(LINT_PATHS)

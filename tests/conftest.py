@@ -60,7 +60,27 @@ def fashion_dir() -> Path:
 SLOW_MODULES = {"tests/pipeline/test_local_run.py", "tests/report/test_reference_smoke.py"}
 
 
+# The suite's long poles, longest first: handed out before everything else (the Makefile runs xdist with
+# --no-loadscope-reorder, so modules go out in this order), so the longest module does not start last and
+# leave the other worker idle at the end. The container tests wait for the image build started in the
+# background, so they go out last.
+FIRST_MODULES = (
+    "tests/report/test_reference_smoke.py",
+    "tests/train/test_fused.py",
+    "tests/pipeline/test_local_run.py",
+)
+LAST_MODULES = ("tests/images/test_container.py", "tests/images/test_push.py")
+
+
+def _module_order(item) -> int:
+    module = item.nodeid.split("::", 1)[0]
+    if module in FIRST_MODULES:
+        return FIRST_MODULES.index(module) - len(FIRST_MODULES)
+    return 1 if module in LAST_MODULES else 0
+
+
 def pytest_collection_modifyitems(config, items):
     for item in items:
         if item.nodeid.split("::", 1)[0] in SLOW_MODULES:
             item.add_marker(pytest.mark.slow)
+    items.sort(key=_module_order)  # stable: within a module and among the rest, collection order

@@ -1,0 +1,1 @@
+"""The report's page templates (Jinja2) and style sheet, installed as package data."""
