@@ -184,7 +184,7 @@ def run_data(
         "subsample": subsample,
         "fractions": list(fractions),
     }
-    if smoke:  # the data of a smoke run (dlbench.spec.smoke_spec); left out otherwise, so record ids stay
+    if smoke:  # the data of a smoke run (dlbench.plan.smoke_spec); left out otherwise, so record ids stay
         config["smoke"] = True
     size = tuple(int(v) for v in size) if size else None
     if size:  # left out otherwise, so record ids stay
