@@ -218,7 +218,7 @@ def calibrate_svm(spec: StudySpec, n_fit: int = 600, n_predict: int = 400) -> di
 
     source = "synthetic"
     try:
-        from dlbench.data.sources import load_dataset
+        from dlbench.data.load import load_dataset
 
         raw = load_dataset(configs[0].dataset, source=spec.data.source, root=spec.data.root)
         idx = np.random.default_rng(0).permutation(len(raw.labels))[: n_fit + n_predict]

@@ -8,8 +8,8 @@ from typing import Any
 
 import numpy as np
 
+from dlbench.data.load import load_dataset
 from dlbench.data.registry import DATASETS, channel_stats, image_shape
-from dlbench.data.sources import load_dataset
 from dlbench.data.split import (
     PART_NAMES,
     load_split,
