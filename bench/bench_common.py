@@ -44,7 +44,7 @@ def emit(report: dict, out: str | None) -> None:
 
 def idx_split(dataset: str, root: str, seed: int) -> tuple[dict[str, np.ndarray], dict]:
     """A folder of IDX files split 70/10/20 stratified and seeded, as `dlbench data` does; and its source."""
-    from dlbench.data.sources import load_dataset
+    from dlbench.data.load import load_dataset
     from dlbench.data.split import stratified_indices
 
     raw = load_dataset(dataset, source="idx", root=root)

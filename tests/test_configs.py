@@ -10,7 +10,8 @@ import pytest
 from dlbench import configs
 from dlbench.cli import build_parser
 from dlbench.errors import SpecError
-from dlbench.spec import GRID_AXES, TRAIN_SETTINGS, TrainConfig, expand_train, parse_spec
+from dlbench.plan import expand_train
+from dlbench.spec import GRID_AXES, TRAIN_SETTINGS, TrainConfig, parse_spec
 
 
 def choices(literal) -> set:

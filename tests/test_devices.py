@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 
 from dlbench.errors import SpecError
-from dlbench.plan import build_plan
-from dlbench.spec import expand_svm, expand_train, load_spec, parse_spec, smoke_spec
+from dlbench.plan import build_plan, expand_svm, expand_train, smoke_spec
+from dlbench.spec import load_spec, parse_spec
 
 POOLS = {
     "h100": {

@@ -88,7 +88,8 @@ def test_readme_commands_are_accepted_as_written():
 
 def test_the_readme_shows_the_header_dlbench_prints_for_the_quick_study():
     from dlbench.log import describe_config, task_header
-    from dlbench.spec import expand_train, load_spec
+    from dlbench.plan import expand_train
+    from dlbench.spec import load_spec
 
     first = expand_train(load_spec("quick"))[0]
     header = task_header("train", 1, 2, describe_config("train", first.model_dump()), first.run_id)
@@ -99,7 +100,8 @@ def test_the_readme_shows_the_header_dlbench_prints_for_the_quick_study():
 def test_the_readme_spec_example_is_valid():
     import yaml
 
-    from dlbench.spec import expand_svm, expand_train, parse_spec
+    from dlbench.plan import expand_svm, expand_train
+    from dlbench.spec import parse_spec
 
     blocks = re.findall(r"```yaml\n(.*?)```", README.read_text(), re.S)
     (block,) = [b for b in blocks if "name: my-study" in b]
@@ -111,7 +113,8 @@ def test_the_readme_spec_example_is_valid():
 def test_the_readme_device_catalog_is_a_valid_spec_section():
     import yaml
 
-    from dlbench.spec import expand_train, parse_spec
+    from dlbench.plan import expand_train
+    from dlbench.spec import parse_spec
 
     blocks = re.findall(r"```yaml\n(.*?)```", README.read_text(), re.S)
     (block,) = [b for b in blocks if b.startswith("devices:")]

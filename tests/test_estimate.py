@@ -10,7 +10,8 @@ import pytest
 from dlbench.cli import main
 from dlbench.errors import DataError
 from dlbench.estimate import estimate, load_calibration, shape_key, shape_of, split_sizes
-from dlbench.spec import load_spec, parse_spec, train_tasks
+from dlbench.plan import train_tasks
+from dlbench.spec import load_spec, parse_spec
 
 
 def gpu_spec() -> dict:

@@ -8,7 +8,8 @@ import json
 import pytest
 import yaml
 
-from dlbench.spec import expand_train, fuse_key, load_spec, parse_spec, train_tasks, with_fuse
+from dlbench.plan import expand_train, fuse_key, train_tasks, with_fuse
+from dlbench.spec import load_spec, parse_spec
 from dlbench.train.fused import MEMBER_FIELDS
 
 
@@ -94,7 +95,7 @@ def test_a_grid_can_force_fusion_or_keep_its_runs_solo():
 
 
 def test_member_fields_agree_with_the_fused_engine():
-    from dlbench.spec import FUSE_MEMBER_FIELDS
+    from dlbench.plan import FUSE_MEMBER_FIELDS
 
     assert set(FUSE_MEMBER_FIELDS) == set(MEMBER_FIELDS)
 
@@ -132,8 +133,8 @@ def test_pipeline_runs_each_group_as_one_task(tmp_path):
 
 
 def test_reference_fast_fills_every_published_cell_timing_cells_by_the_studys_loop():
+    from dlbench.plan import expand_svm
     from dlbench.report import reference as ref
-    from dlbench.spec import expand_svm
 
     spec = load_spec("reference-fast")
     train = [c.model_dump() for c in expand_train(spec)]

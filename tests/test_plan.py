@@ -9,9 +9,9 @@ import pytest
 import yaml
 
 from dlbench.layout import StudyLayout, read_record
-from dlbench.plan import RUN_GROUPS, build_plan
+from dlbench.plan import RUN_GROUPS, build_plan, expand_svm, expand_train, with_fuse
 from dlbench.runner import run_train_task
-from dlbench.spec import expand_svm, expand_train, load_spec, parse_spec, with_fuse
+from dlbench.spec import load_spec, parse_spec
 
 
 def _loop_items(pipeline: dict) -> dict[str, list]:

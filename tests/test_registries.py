@@ -163,7 +163,8 @@ def test_every_model_family_trains_two_steps_profiles_and_exports_with_parity(rg
 
 
 def test_a_model_that_cannot_be_fused_trains_solo_and_expand_says_so():
-    from dlbench.spec import parse_spec, train_tasks
+    from dlbench.plan import train_tasks
+    from dlbench.spec import parse_spec
 
     spec = parse_spec(
         {

@@ -1,7 +1,8 @@
 import pytest
 
 from dlbench.errors import SpecError
-from dlbench.spec import expand_svm, expand_train, load_spec, parse_spec, preset_names
+from dlbench.plan import expand_svm, expand_train
+from dlbench.spec import load_spec, parse_spec, preset_names
 
 
 def test_presets_load_and_expand():
@@ -166,8 +167,9 @@ def test_spec_with_zero_runs_is_refused_before_any_work(tmp_path, capsys, comman
 
 
 def test_smoke_spec_keeps_every_run_on_the_cpu_and_what_it_planned():
+    from dlbench.plan import expand_svm, expand_train, smoke_spec
     from dlbench.report.reference import cells_for, published
-    from dlbench.spec import expand_svm, expand_train, load_spec, smoke_spec
+    from dlbench.spec import load_spec
 
     ref = load_spec("reference")
     smoke = smoke_spec(ref)

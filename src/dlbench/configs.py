@@ -198,7 +198,7 @@ class TrainConfig(_RunConfig):
         "model input channels: 1, or 3 (the gray image repeated, as torchvision's Grayscale(3))",
         added=True,
     )
-    smoke: bool = _field(False, "a smoke run (see dlbench.spec.smoke_spec)", None, True)
+    smoke: bool = _field(False, "a smoke run (see dlbench.plan.smoke_spec)", None, True)
     planned: dict[str, str] | None = _field(
         None,
         "a smoke run: the settings the spec planned that the smoke run replaced (e.g. device cuda)",

@@ -1,6 +1,6 @@
 """Cost before work: a study's projected time from measured step times.
 
-Every training task of the plan (:func:`dlbench.spec.train_tasks`: a solo run, or a fused group) has a
+Every training task of the plan (:func:`dlbench.plan.train_tasks`: a solo run, or a fused group) has a
 *shape*: model, stem, batch size, input, optimizer, AMP, engine, device and the number of fused members.
 :func:`calibrate` times a few dozen steps of each distinct shape here (synthetic images: step time does
 not depend on pixel values), the same engines and loop the train step runs, plus the evaluation forward
@@ -29,7 +29,8 @@ from typing import Any
 from dlbench.devices import device_name_of
 from dlbench.errors import DataError, SpecError
 from dlbench.io import write_json
-from dlbench.spec import StudySpec, TrainConfig, expand_svm, train_tasks
+from dlbench.plan import expand_svm, train_tasks
+from dlbench.spec import StudySpec, TrainConfig
 
 FORMAT = 1
 
@@ -217,7 +218,7 @@ def calibrate_svm(spec: StudySpec, n_fit: int = 600, n_predict: int = 400) -> di
 
     source = "synthetic"
     try:
-        from dlbench.data.sources import load_dataset
+        from dlbench.data.load import load_dataset
 
         raw = load_dataset(configs[0].dataset, source=spec.data.source, root=spec.data.root)
         idx = np.random.default_rng(0).permutation(len(raw.labels))[: n_fit + n_predict]

@@ -308,7 +308,7 @@ def step_record(
                     os.replace(out / name, stash / name)
         else:
             clear_previous_run(step, out)
-    from dlbench.spec import config_id
+    from dlbench.configs import config_id
 
     rec = Record(step=step, run_id=run_id or config_id({"step": step, **config}), config=config)
     rec._out_dir = out

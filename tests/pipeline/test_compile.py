@@ -148,7 +148,8 @@ def test_compiled_yaml_holds_no_secret_value(tmp_path):
 
 
 def test_grid_in_the_yaml_matches_the_spec():
-    from dlbench.spec import expand_svm, expand_train, load_spec
+    from dlbench.plan import expand_svm, expand_train
+    from dlbench.spec import load_spec
 
     pipeline, _ = docs(STORED)
     spec = load_spec("quick")

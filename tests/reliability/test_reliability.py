@@ -588,7 +588,8 @@ def test_fetch_into_a_folder_holding_a_file_where_a_folder_must_go_is_one_line(t
 def test_grid_expansion_computes_each_run_id_once(monkeypatch):
     """Linear: 2,000 runs cost 2,000 run-id hashes, not one per pair of runs."""
     from dlbench import configs
-    from dlbench.spec import expand_grids, parse_spec
+    from dlbench.plan import expand_grids
+    from dlbench.spec import parse_spec
 
     calls = {"n": 0}
     original = configs.TrainConfig._id_part

@@ -331,7 +331,8 @@ def _check_data_root(spec) -> None:
 
 def run_compile(args) -> int:
     from dlbench.io import check_out_file
-    from dlbench.spec import load_spec, require_runs, with_fuse
+    from dlbench.plan import require_runs, with_fuse
+    from dlbench.spec import load_spec
 
     _check_parallelism(args.parallelism)
     if args.out is not None and args.out.strip() == "":
@@ -365,7 +366,8 @@ def run_compile(args) -> int:
 
 
 def run_submit(args) -> int:
-    from dlbench.spec import load_spec, with_fuse
+    from dlbench.plan import with_fuse
+    from dlbench.spec import load_spec
 
     args.host = args.host or os.environ.get("KFP_HOST")
     if not args.host:
@@ -411,7 +413,8 @@ def run_submit(args) -> int:
 
 
 def run_local(args) -> int:
-    from dlbench.spec import load_spec, with_fuse
+    from dlbench.plan import with_fuse
+    from dlbench.spec import load_spec
 
     if not args.local:
         raise DlbenchError(
@@ -419,13 +422,14 @@ def run_local(args) -> int:
             "to run it on a cluster use dlbench submit --host URL",
         )
     from dlbench.io import check_out_dir
-    from dlbench.spec import check_local_inputs, require_runs
+    from dlbench.plan import require_runs
+    from dlbench.spec import check_local_inputs
 
     _check_parallelism(args.parallelism)
     refuse_empty_paths(args, "work", "store")
     spec = with_fuse(load_spec(args.spec), args.fuse)
     if args.smoke:
-        from dlbench.spec import smoke_spec
+        from dlbench.plan import smoke_spec
 
         spec = smoke_spec(spec)
     require_runs(spec)

@@ -59,15 +59,8 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from dlbench.spec import (
-        check_local_inputs,
-        expand_svm,
-        load_spec,
-        preset_names,
-        require_runs,
-        train_tasks,
-        with_fuse,
-    )
+    from dlbench.plan import expand_svm, require_runs, train_tasks, with_fuse
+    from dlbench.spec import check_local_inputs, load_spec, preset_names
 
     if args.action == "presets":
         print("\n".join(preset_names()))
@@ -83,8 +76,8 @@ def run(args) -> int:
         print(f"{args.spec}: ok ({len(train)} training runs, {len(svm)} SVM runs)")
     else:
         from dlbench.models import is_fusable
+        from dlbench.plan import expand_grids
         from dlbench.report.reference import cells_for, describe
-        from dlbench.spec import expand_grids
 
         grids: dict[str, list[str]] = {}
         for name, configs in expand_grids(spec).items():

@@ -46,13 +46,14 @@ def run(args) -> int:
     from dlbench.cli import refuse_empty_paths
     from dlbench.io import check_out_dir
     from dlbench.layout import StudyLayout
-    from dlbench.spec import check_local_inputs, load_spec, require_runs, with_fuse
+    from dlbench.plan import require_runs, with_fuse
+    from dlbench.spec import check_local_inputs, load_spec
     from dlbench.study import default_out, prepare_out, run_study
 
     refuse_empty_paths(args, "out")
     spec = with_fuse(load_spec(args.spec), args.fuse)
     if args.smoke:
-        from dlbench.spec import smoke_spec
+        from dlbench.plan import smoke_spec
 
         spec = smoke_spec(spec)
     require_runs(spec)

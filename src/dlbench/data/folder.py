@@ -157,9 +157,8 @@ def load_image_folder(
     size: tuple[int, int] | None = None,
     cache_dir: str | os.PathLike | None = None,
 ) -> RawData:
-    """Every image of a class-per-subfolder folder (a local folder, or a store URL it was pushed to)."""
-    if "://" in str(root):
-        return _from_store(dataset, str(root), size, cache_dir)
+    """Every image of a class-per-subfolder folder (a store URL it was pushed to:
+    :func:`dlbench.data.remote.load_folder_from_store`)."""
     root = Path(root)
     classes = _class_folders(root)
     per_class = [_images_of(c) for c in classes]
@@ -204,36 +203,6 @@ def load_image_folder(
         classes=[c.name for c in classes],
         cache={"key": cache_key, "path": str(cache_path), "hit": cached is not None} if cache_path else None,
     )
-
-
-def _from_store(dataset: str, url: str, size, cache_dir) -> RawData:
-    """A folder pushed with ``dlbench data push --source folder``: downloaded, SHA-256 verified, read."""
-    import shutil
-    import tempfile
-
-    from dlbench.data.remote import dataset_in_store
-    from dlbench.store import MANIFEST_NAME, open_store
-
-    store = open_store(url)
-    prefix, _ = dataset_in_store(store, dataset, folder=True)
-    location = store.describe(prefix) if prefix else store.describe()
-    tmp = Path(tempfile.mkdtemp(prefix="dlbench-data-"))
-    try:
-        store.get_tree(prefix, tmp, progress=False)
-        (tmp / MANIFEST_NAME).unlink(missing_ok=True)
-        data = load_image_folder(dataset, tmp, size=size, cache_dir=cache_dir)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    for meta in data.inputs.values():
-        meta["path"] = location
-    data.inputs = {dataset: next(iter(data.inputs.values()))}
-    data.source.update(
-        path=location,
-        location=location,
-        description=data.source["description"].replace(str(tmp), location)
-        + f" (SHA-256 verified against its {MANIFEST_NAME})",
-    )
-    return data
 
 
 def load_npz(dataset: str, path: str | os.PathLike, size: tuple[int, int] | None = None) -> RawData:

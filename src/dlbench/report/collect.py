@@ -287,7 +287,8 @@ def grid_membership(spec_text: str | None) -> dict[str, list[str]]:
     import yaml
 
     from dlbench.errors import DlbenchError
-    from dlbench.spec import expand_grids, parse_spec
+    from dlbench.plan import expand_grids
+    from dlbench.spec import parse_spec
 
     try:
         spec = parse_spec(yaml.safe_load(spec_text) or {}, "spec.yaml")

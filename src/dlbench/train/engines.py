@@ -466,10 +466,6 @@ ENGINES = {"dataloader": DataLoaderEngine, "resident": ResidentEngine}
 
 
 def build_engine(config, arrays: dict[str, np.ndarray], device: torch.device):
-    if config.engine == "fused":  # a group of one (dlbench.train.fused builds groups of many)
-        from dlbench.train.fused import FusedEngine
-
-        return FusedEngine([config], [arrays], device)
     if config.engine not in ENGINES:
         raise SpecError(f"unknown engine {config.engine!r}", f"choose one of {', '.join(ENGINES)}, fused")
     return ENGINES[config.engine](config, arrays, device)

@@ -30,6 +30,7 @@ from dlbench.io import atomic_path
 from dlbench.log import get_logger
 from dlbench.record import step_record
 from dlbench.train import checkpoint as ckpt
+from dlbench.train.checks import check_model_takes, check_split_parts
 from dlbench.train.data import normalization, steps_per_epoch
 from dlbench.train.engines import check_amp, resolve_device, synchronize
 from dlbench.train.fused import (
@@ -40,7 +41,6 @@ from dlbench.train.fused import (
     peak_host_bytes,
 )
 from dlbench.train.loop import epoch_entry, run_epoch, start_clock
-from dlbench.train.step import check_model_takes, check_split_parts
 
 _log = get_logger("dlbench.train")
 

@@ -17,16 +17,17 @@ from typing import Any
 import torch
 
 from dlbench.configs import TrainConfig, validate_model
-from dlbench.data.registry import DATASETS, split_facts
+from dlbench.data.registry import DATASETS
 from dlbench.data.step import load_checked_split
 from dlbench.energy import EnergyMeter, summarize
-from dlbench.errors import DataError, SpecError, StepFailed
+from dlbench.errors import SpecError, StepFailed
 from dlbench.layout import read_record
 from dlbench.log import get_logger
 from dlbench.record import step_record
 from dlbench.train import checkpoint as ckpt
+from dlbench.train.checks import check_model_takes, check_split_parts
 from dlbench.train.data import normalization, steps_per_epoch
-from dlbench.train.engines import build_engine, check_amp, check_channels, resolve_device, synchronize
+from dlbench.train.engines import build_engine, check_amp, resolve_device, synchronize
 from dlbench.train.loop import epoch_entry, run_epoch, start_clock
 
 _log = get_logger("dlbench.train")
@@ -114,31 +115,6 @@ def run_train(
         rec.add_output("checkpoint", best_path)
         rec.add_output("last", last_path)
     return rec.to_dict()
-
-
-def check_split_parts(config: TrainConfig, arrays: dict, split_path) -> None:
-    """A batch no larger than the training part, and val and test parts that are not empty."""
-    n_train = len(arrays["y_train"])
-    if config.batch_size > n_train:
-        raise SpecError(
-            f"batch size {config.batch_size} is larger than the training split ({n_train:,} images)",
-            f"use --batch-size {n_train} or less",
-        )
-    for part in ("val", "test"):
-        if len(arrays[f"y_{part}"]) == 0:
-            raise DataError(
-                f"{split_path}: the {part} split is empty", "re-run `dlbench data` with more images"
-            )
-
-
-def check_model_takes(config: TrainConfig, arrays: dict) -> None:
-    """The model can take the split's images at the run's input (channels, size) and gives one output per
-    class: refused in one line before anything is written."""
-    from dlbench.models import check_input
-
-    facts = split_facts(config.dataset, arrays)
-    check_channels(config, facts)
-    check_input(config.model, config.stem, config.in_channels, facts.num_classes, config.input_size)
 
 
 def _checked_split(config: TrainConfig, split_dir, device: torch.device, log):
