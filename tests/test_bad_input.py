@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests import cli_fork
 from tests.conftest import FASHION_DIR, make_idx_folder
 
 REPO = Path(__file__).resolve().parents[1]
@@ -503,18 +504,13 @@ CASES = [
 def run_cli(
     args: list[str], cwd: Path, prefix: list[str] = (), env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess:
+    """``python -m dlbench ARGS`` as a process of its own (tests/cli_fork.py: forked from a zygote that
+    imported torch and the rest once; a fresh interpreter under ``prefix``)."""
     extra = env or {}
     env = {**os.environ, "TQDM_DISABLE": "1", "PYTHONPATH": str(REPO)}
     env.pop("DLBENCH_STORE", None)
     env.update(extra)
-    return subprocess.run(
-        [*prefix, sys.executable, "-m", "dlbench", *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        env=env,
-        timeout=300,
-    )
+    return cli_fork.run(args, cwd=cwd, env=env, timeout=300, prefix=prefix)
 
 
 def check_refused(result: subprocess.CompletedProcess, expect: str) -> None:

@@ -174,7 +174,9 @@ def test_smoke_spec_keeps_every_run_on_the_cpu_and_what_it_planned():
     ref = load_spec("reference")
     smoke = smoke_spec(ref)
     full, runs = expand_train(ref), expand_train(smoke)
-    assert len(runs) == len(full) and [c.epochs for c in runs] == [c.epochs for c in full]  # all epochs kept
+    assert len(runs) == len(full)  # every run kept, each at most two epochs, the planned count recorded
+    assert [(c.planned or {}).get("epochs", c.epochs) for c in runs] == [c.epochs for c in full]
+    assert {c.epochs for c in runs} == {2} and {c.epochs for c in full} == {4, 10}
     assert all(
         c.device == "cpu" and c.smoke and c.max_steps_per_epoch == 2 and c.num_workers == 0 for c in runs
     )

@@ -199,9 +199,9 @@ class TrainConfig(_RunConfig):
         added=True,
     )
     smoke: bool = _field(False, "a smoke run (see dlbench.plan.smoke_spec)", None, True)
-    planned: dict[str, str] | None = _field(
+    planned: dict[str, str | int] | None = _field(
         None,
-        "a smoke run: the settings the spec planned that the smoke run replaced (e.g. device cuda)",
+        "a smoke run: the settings the spec planned that it replaced (e.g. device cuda, epochs 10)",
         None,
         True,
     )

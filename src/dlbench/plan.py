@@ -104,14 +104,19 @@ def expand_grids(spec: StudySpec) -> dict[str, list[TrainConfig]]:
 
 
 # A smoke run: the CPU, AMP off where the plan used the GPU's (fp16 autocast is emulated on a CPU, and bf16
-# without hardware support took minutes for eight ResNet-50 steps on a 2-core machine).
+# without hardware support took minutes for eight ResNet-50 steps on a 2-core machine), and at most
+# SMOKE_EPOCHS epochs (two still pass best.pt and last.pt from one epoch to the next; the planned count is
+# kept in ``planned``, so a 4- and a 10-epoch run stay two runs at their two cells).
 SMOKE_IMAGES = 300
 SMOKE_STEPS = 2
+SMOKE_EPOCHS = 2
 
 
 def _smoke_train(cfg: TrainConfig) -> TrainConfig:
-    planned = {}
+    planned: dict[str, Any] = {}
     changes: dict[str, Any] = {"smoke": True}
+    if cfg.epochs > SMOKE_EPOCHS:
+        planned["epochs"], changes["epochs"] = cfg.epochs, SMOKE_EPOCHS
     if cfg.device != "cpu":
         planned["device"], changes["device"] = cfg.device, "cpu"
         if cfg.amp != "off":
@@ -124,8 +129,9 @@ def _smoke_train(cfg: TrainConfig) -> TrainConfig:
 
 
 def smoke_spec(spec: StudySpec, images: int = SMOKE_IMAGES, steps: int = SMOKE_STEPS) -> StudySpec:
-    """The same study as a wiring test on a CPU: every run kept (all epochs), ``images`` images per dataset
-    (stratified subsample before the 70/10/20 split), ``steps`` steps per epoch, no data-loader workers,
+    """The same study as a wiring test on a CPU: every run kept (at most SMOKE_EPOCHS epochs each), ``images``
+    images per dataset (stratified subsample before the 70/10/20 split), ``steps`` steps per epoch, no
+    data-loader workers,
     GPU-only backends replaced by their CPU counterparts (cuML -> scikit-learn, the CUDA and TensorRT
     execution providers -> CPU), short inference timings. Each train and SVM config is marked ``smoke``
     and keeps what it replaced in ``planned``, so the report sets it at the cell it stands in for."""
@@ -468,6 +474,7 @@ __all__ = [
     "GPU_PROVIDERS",
     "MAX_RUNS",
     "RUN_GROUPS",
+    "SMOKE_EPOCHS",
     "SMOKE_IMAGES",
     "SMOKE_STEPS",
     "DataTask",

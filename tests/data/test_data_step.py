@@ -1,8 +1,6 @@
 import gzip
 import json
 import re
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -12,6 +10,7 @@ from dlbench.data.idx import write_idx
 from dlbench.data.split import load_split
 from dlbench.data.step import run_data
 from dlbench.errors import DataError
+from tests import cli_fork
 from tests.conftest import make_idx_folder
 
 
@@ -59,7 +58,7 @@ def test_count_mismatch_keeps_old_output(idx_folder, tmp_path):
 
 
 def _cli(*args):
-    return subprocess.run([sys.executable, "-m", "dlbench", *args], capture_output=True, text=True)
+    return cli_fork.run(args)  # a process of its own (tests/cli_fork.py)
 
 
 @pytest.mark.parametrize("case", ["unknown-dataset", "missing-folder", "bad-magic", "truncated", "swapped"])

@@ -217,13 +217,18 @@ def test_smoke_banner_and_every_record_marked(smoke):
     page = (smoke / "report" / "report.html").read_text()
     banner = re.search(r'<section id="banner" class="banner smoke">.*?</section>', page, re.S).group(0)
     assert "SMOKE RUN: the numbers in this report are meaningless." in banner and "wiring" in banner
-    assert "DL-Ops Assignment 1" in banner and "300" in banner
+    assert (
+        "DL-Ops Assignment 1" in banner
+        and "300" in banner
+        and "at most 2 epochs (fewer than planned)" in banner
+    )
     assert "SMOKE RUN" in (smoke / "report" / "report.md").read_text()
     recs = [r for r in find_records(smoke) if r["step"] in ("data", "train", "svm")]
     assert len(recs) > 60 and all(r["config"].get("smoke") for r in recs)
     for r in recs:
         if r["step"] == "train":
             assert r["device"]["type"] == "cpu" and r["config"]["max_steps_per_epoch"] == 2
+            assert r["config"]["epochs"] <= 2 and len(r["metrics"]["history"]) == r["config"]["epochs"]
     summary = read_json(smoke / "report" / "summary.json")
     assert summary["smoke"] is True
     # smoke is marked wherever a number can be quoted from, and no verdict is drawn from its numbers

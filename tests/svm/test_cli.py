@@ -1,15 +1,14 @@
 import json
-import subprocess
-import sys
 
 import pytest
 
 from dlbench.cli import main
 from dlbench.svm.backends import CumlBackend
+from tests import cli_fork
 
 
 def _cli(*args):
-    return subprocess.run([sys.executable, "-m", "dlbench", *args], capture_output=True, text=True)
+    return cli_fork.run(args)  # a process of its own (tests/cli_fork.py)
 
 
 def test_cli_fits_and_writes_record(tiny_split, tmp_path, capsys):

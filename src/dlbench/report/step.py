@@ -266,6 +266,8 @@ def build_banner(R: Records, C: pd.DataFrame) -> dict[str, Any]:
             + (", from a sample, not the full dataset" if sample else "")
         )
     steps = sorted({m for r in R.step("train") if (m := cfg(r, "max_steps_per_epoch"))})
+    epochs = max((cfg(r, "epochs") or 0 for r in R.step("train")), default=0)
+    cut = any("epochs" in (cfg(r, "planned") or {}) for r in R.step("train"))
     filled = int(C["why_not"].map(lambda v: not isinstance(v, str)).sum())
     facts = [
         (
@@ -301,6 +303,7 @@ def build_banner(R: Records, C: pd.DataFrame) -> dict[str, Any]:
         "facts": facts,
         "images": spec.get("data", {}).get("subsample") or "a few hundred",
         "steps": ", ".join(map(str, steps)) or "all",
+        "epochs": f"at most {epochs} epochs (fewer than planned)" if cut else f"at most {epochs} epochs",
         "filled": filled,
     }
 
