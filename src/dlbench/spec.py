@@ -30,6 +30,7 @@ from dlbench.configs import (  # noqa: F401
     DataSource,
     Device,
     Engine,
+    Estimator,
     Exporter,
     InChannels,
     Kernel,
@@ -196,7 +197,13 @@ TrainSpec = create_model(
 
 class SvmSpec(SvmSettings):
     backends: list[SvmBackend] = Field(default=["sklearn"])
-    kernels: list[Kernel] = Field(default=["rbf"])
+    kernels: list[Kernel] = Field(default=["rbf"], description="the svm estimator's kernels, one run each")
+    estimators: list[Estimator] = Field(
+        default=["svm"],
+        description="classical estimators of the registry (dlbench.svm.estimators), one run per dataset and "
+        "backend each (svm: one per kernel): svm, logistic_regression, random_forest, "
+        "hist_gradient_boosting; leave svm out to fit no SVM",
+    )
     devices: dict[SvmBackend, list[str]] | None = Field(
         default=None,
         description="backend -> the catalog devices it runs on, one run each (default: cuml on cuda, "
@@ -295,6 +302,27 @@ class StudySpec(_Strict):
                 )
         return self
 
+    @model_validator(mode="after")
+    def _estimators_fit_backends(self):
+        from dlbench.svm.estimators import get_estimator
+
+        s = self.svm
+        if len(set(s.estimators)) != len(s.estimators):
+            raise ValueError(f"svm.estimators: list each estimator once (got {s.estimators})")
+        if "kernels" in s.model_fields_set and s.kernels and "svm" not in s.estimators:
+            raise ValueError(
+                f"svm.kernels: the kernels are the svm estimator's, but svm.estimators {s.estimators} has no "
+                "svm; add svm to svm.estimators or leave svm.kernels out"
+            )
+        for name in s.estimators:
+            have = get_estimator(name).backend_names()
+            if s.backends and not set(s.backends) & {*have, "auto"}:
+                raise ValueError(
+                    f"svm.estimators: {name} has none of svm.backends {s.backends} (it has "
+                    f"{', '.join(have)}); add one of them to svm.backends"
+                )
+        return self
+
     def catalog(self) -> dict[str, DeviceEntry]:
         """The built-in devices and the spec's ``devices:``."""
         return catalog(self.devices)
@@ -338,7 +366,7 @@ def check_run_count(spec: StudySpec) -> int:
 
     limit = settings().max_runs or MAX_RUNS
     n = sum(math.prod(len(v) for v in _grid_axes(spec, g).values()) for g in spec.train.grids)
-    n += len(spec.data.datasets) * len(spec.svm.backends) * len(spec.svm.kernels)
+    n += len(spec.data.datasets) * sum(len(b) * len(k) for b, k in svm_axes(spec.svm))
     if n > limit:
         raise SpecError(
             f"spec {spec.name!r} asks for {n:,} runs, more than the limit of {limit:,}",
@@ -498,16 +526,53 @@ def with_fuse(spec: StudySpec, fuse: bool | None) -> StudySpec:
     return spec.model_copy(update={"train": spec.train.model_copy(update={"fuse": fuse})})
 
 
+def svm_axes(s: SvmSpec) -> list[tuple[list[str], list[str]]]:
+    """Per estimator of ``svm.estimators``: the backends of ``svm.backends`` it has (``auto`` always) and
+    its kernels (the svm estimator's ``svm.kernels``; the default kernel for the others, which have none)."""
+    from dlbench.svm.estimators import get_estimator
+
+    out = []
+    for name in s.estimators:
+        have = {*get_estimator(name).backend_names(), "auto"}
+        kernels = s.kernels if name == "svm" else [SvmConfig.model_fields["kernel"].default]
+        out.append(([b for b in s.backends if b in have], kernels))
+    return out
+
+
+def skipped_svm(spec: StudySpec) -> list[str]:
+    """The estimator / backend pairs of the spec that run nowhere: the estimator has no such backend."""
+    from dlbench.svm.estimators import get_estimator
+
+    s = spec.svm
+    return [
+        f"{name} has no {b} backend"
+        for name in s.estimators
+        for b in s.backends
+        if b != "auto" and b not in get_estimator(name).backend_names()
+    ]
+
+
 def expand_svm(spec: StudySpec) -> list[SvmConfig]:
+    """Every classical run: per dataset, per estimator of ``svm.estimators`` and backend it has (the svm
+    estimator: per kernel too), per device of ``svm.devices``. The svm runs keep the ids they had before
+    estimators could be listed (``estimator`` at its default stays out of the id)."""
     s = spec.svm
     out: dict[str, SvmConfig] = {}
-    for ds, backend, kernel in itertools.product(spec.data.datasets, s.backends, s.kernels):
+    combos = [
+        (ds, est, backend, kernel)
+        for ds in spec.data.datasets
+        for est, (backends, kernels) in zip(s.estimators, svm_axes(s), strict=True)
+        for backend in backends
+        for kernel in kernels
+    ]
+    for ds, est, backend, kernel in combos:
         default = "cuda" if backend == "cuml" else "cpu"
         for name in (s.devices or {}).get(backend) or [default]:
             cfg = SvmConfig(
                 dataset=ds,
                 backend=backend,
                 kernel=kernel,
+                **({"estimator": est} if est != "svm" else {}),
                 seed=spec.seed,
                 **s.model_dump(include=set(SvmSettings.model_fields)),
                 **({"device_name": name} if name != default else {}),
@@ -534,7 +599,8 @@ def require_runs(spec: StudySpec) -> tuple[list[TrainConfig], list[SvmConfig]]:
     if not train and not svm:
         raise SpecError(
             f"spec {spec.name!r} expands to zero train runs and zero SVM runs",
-            "give train.grids at least one grid, or svm.backends and svm.kernels at least one entry",
+            "give train.grids at least one grid, or svm.backends, svm.estimators and svm.kernels at least "
+            "one entry",
         )
     return train, svm
 
