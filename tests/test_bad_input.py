@@ -167,7 +167,7 @@ CASES = [
     ),
     (
         "train-rgb-split-one-channel",
-        "train --split {I}/pets-split --out {O}/t --model resnet18",
+        "train --split {I}/pets-split --out {O}/t --model resnet18 --in-channels 1",  # stated: one line
         "the split holds 3-channel images (3x32x32) but the run asks for in_channels 1",
     ),
     (
