@@ -223,9 +223,9 @@ def data_folder() -> tuple[list[str], dict]:
         "",
         f"Fashion-MNIST's {d['settings']['images']:,} images (IDX files, train + t10k merged) written as "
         "8-bit gray PNGs, one subfolder per class, then split 70/10/20 (seed 0) by the data step, what "
-        "`dlbench data --source folder` runs: a first run (list, SHA-256 fingerprint of every file, decode, split, "
-        "per-channel statistics, write the split and `decoded.npz`), a second run into the same folder (the "
-        "decoded images from the cache), and the IDX files as the baseline, in one process. `nice -n 0 "
+        "`dlbench data --source folder` runs: a first run (list, SHA-256 fingerprint of every file, "
+        "decode, split, per-channel statistics, write the split and `decoded.npz`), a second run into the "
+        "same folder (the decoded images from the cache), and the IDX files as the baseline, in one process. `nice -n 0 "
         f"python bench/data_folder.py --work DIR`, {d['generated'][:10]}, on the {env['cpu_count']}-vCPU VM "
         f"({env['cpu']}, {env['memory_gib']} GiB), Python {env['python']}, numpy {libs['numpy']}, torch "
         f"{libs['torch']}; decoding in a pool of {d['settings']['workers']} threads. The VM was shared with "
