@@ -221,16 +221,17 @@ def data_folder() -> tuple[list[str], dict]:
     lines = [
         f"## An image folder of {d['settings']['images']:,} PNGs (`bench/data_folder.py`)",
         "",
-        f"Fashion-MNIST's {d['settings']['images']:,} images (IDX files, train + t10k merged) written as "
-        "8-bit gray PNGs, one subfolder per class, then split 70/10/20 (seed 0) by the data step, what "
-        "`dlbench data --source folder` runs: a first run (list, SHA-256 fingerprint of every file, "
-        "decode, split, per-channel statistics, write the split and `decoded.npz`), a second run into the "
-        "same folder (the decoded images from the cache), and the IDX files as the baseline, in one process. `nice -n 0 "
-        f"python bench/data_folder.py --work DIR`, {d['generated'][:10]}, on the {env['cpu_count']}-vCPU VM "
-        f"({env['cpu']}, {env['memory_gib']} GiB), Python {env['python']}, numpy {libs['numpy']}, torch "
-        f"{libs['torch']}; decoding in a pool of {d['settings']['workers']} threads. The VM was shared with "
-        f"other work: load average {load_avg[0]:.1f} (1 min), {load_avg[1]:.1f} (5 min) at the end of the "
-        "run.",
+        f"Fashion-MNIST's {d['settings']['images']:,} images (IDX files, train + t10k merged) written "
+        "as 8-bit gray PNGs, one subfolder per class, then split 70/10/20 (seed 0) by the data step, "
+        "what `dlbench data --source folder` runs: a first run (list, SHA-256 fingerprint of every "
+        "file, decode, split, per-channel statistics, write the split and `decoded.npz`), a second run "
+        "into the same folder (the decoded images from the cache), and the IDX files as the baseline, "
+        "in one process. `nice -n 0 python bench/data_folder.py --work DIR`, "
+        f"{d['generated'][:10]}, on the {env['cpu_count']}-vCPU VM ({env['cpu']}, "
+        f"{env['memory_gib']} GiB), Python {env['python']}, numpy {libs['numpy']}, torch "
+        f"{libs['torch']}; decoding in a pool of {d['settings']['workers']} threads. The VM was "
+        f"shared with other work: load average {load_avg[0]:.1f} (1 min), {load_avg[1]:.1f} (5 min) "
+        "at the end of the run.",
         "",
         "| run | seconds | images/s |",
         "|---|---|---|",
