@@ -662,9 +662,25 @@ def check_local_inputs(spec: StudySpec, source: str = "<spec>") -> None:
     root = spec.data.root
     if root and "://" not in root:
         p = Path(root)
+        if spec.data.source == "npz":
+            if not p.is_file():
+                why = "is a folder, not a file" if p.exists() else "does not exist"
+                raise SpecError(
+                    f"spec {source}: data.root {root!r} {why}", "give the .npz of images and labels"
+                )
+            return
         if not p.is_dir():
             why = "is a file, not a folder" if p.exists() else "does not exist"
             raise SpecError(
                 f"spec {source}: data.root {root!r} {why}",
                 "give the folder holding the IDX files, or leave data.root out to search known places",
             )
+        if spec.data.source == "folder":  # its layout, listed (not decoded): 2+ class folders, none empty
+            from dlbench.data.folder import _class_folders, _images_of
+            from dlbench.errors import DlbenchError
+
+            try:
+                for folder in _class_folders(p):
+                    _images_of(folder)
+            except DlbenchError as exc:
+                raise SpecError(f"spec {source}: data.root: {exc.message}", exc.hint) from None
