@@ -317,3 +317,13 @@ def test_the_estimate_counts_each_estimator_from_its_calibration():
     assert runs == {"svm": pytest.approx(4.0), "random": pytest.approx(2.0)}  # quadratic vs linear
     del cal["svm"]["estimators"]
     assert estimate(spec, cal)["not_calibrated"] == ["random_forest"]
+
+
+def test_a_resolved_spec_without_svm_reloads():
+    import json
+
+    import yaml
+
+    spec = parse_spec({"svm": {"estimators": ["random_forest"]}})
+    again = parse_spec(yaml.safe_load(yaml.safe_dump(json.loads(spec.model_dump_json()))))
+    assert [c.run_id for c in expand_svm(again)] == [c.run_id for c in expand_svm(spec)]

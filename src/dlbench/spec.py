@@ -309,7 +309,8 @@ class StudySpec(_Strict):
         s = self.svm
         if len(set(s.estimators)) != len(s.estimators):
             raise ValueError(f"svm.estimators: list each estimator once (got {s.estimators})")
-        if "kernels" in s.model_fields_set and s.kernels and "svm" not in s.estimators:
+        # kernels other than the default without svm (a resolved spec, which lists the default, reloads)
+        if s.kernels != SvmSpec.model_fields["kernels"].default and "svm" not in s.estimators:
             raise ValueError(
                 f"svm.kernels: the kernels are the svm estimator's, but svm.estimators {s.estimators} has no "
                 "svm; add svm to svm.estimators or leave svm.kernels out"
