@@ -151,7 +151,12 @@ def svm_task(split: Any, config: dict, run: Any, metrics: Any, confusion: Any) -
     rec = _outcome(out, run, metrics)
     m = rec.get("metrics") or {}
     run.metadata.update(
-        {"dataset": cfg.dataset, "kernel": cfg.kernel, "backend": m.get("backend", cfg.backend)}
+        {
+            "dataset": cfg.dataset,
+            "estimator": cfg.estimator,
+            "kernel": cfg.kernel,
+            "backend": m.get("backend", cfg.backend),
+        }
     )
     _log_report_units(
         metrics,

@@ -91,6 +91,10 @@ def inputs(tmp_path_factory):
     spec("unknown-device", train__grids=[{"models": ["resnet18"], "device": ["h100"]}])
     (root / "a-dir").mkdir()
     _image_folders(root)
+    for name in ("one-class", "empty-class"):  # the same folders as a spec's data
+        spec(f"folder-{name}", data={"datasets": ["pets"], "source": "folder", "root": str(root / name)})
+    spec("unknown-model", train__grids=[{"models": ["resnet19"]}])
+    spec("unknown-estimator", svm__estimators=["random_forrest"])
     run_data("pets", root / "pets-split", source="folder", root=str(root / "pets"), log=quiet)
     return root
 
@@ -168,7 +172,7 @@ CASES = [
     ),
     (
         "train-rgb-split-one-channel",
-        "train --split {I}/pets-split --out {O}/t --model resnet18",
+        "train --split {I}/pets-split --out {O}/t --model resnet18 --in-channels 1",  # stated: one line
         "the split holds 3-channel images (3x32x32) but the run asks for in_channels 1",
     ),
     (
@@ -433,6 +437,22 @@ CASES = [
     ("report-out-file", "report --records {I}/split --out {I}/a-file", "a file is there"),
     # ---------------------------------------------------------------- spec and study
     ("spec-empty", "spec validate {I}/empty.yaml", "is empty"),
+    (
+        "study-folder-one-class",
+        "study --spec {I}/folder-one-class.yaml --out {O}/s",
+        "data.root: image folder",  # listed before the study folder is made
+    ),
+    (
+        "spec-folder-empty-class",
+        "spec validate {I}/folder-empty-class.yaml",
+        "empty-class/fox holds no image",
+    ),
+    ("study-unknown-model", "study --spec {I}/unknown-model.yaml --out {O}/s", "unknown model 'resnet19'"),
+    (
+        "spec-unknown-estimator",
+        "spec validate {I}/unknown-estimator.yaml",
+        "unknown estimator 'random_forrest' (did you mean random_forest?)",
+    ),
     ("spec-inf", "spec validate {I}/inf-c.yaml", "finite number"),
     ("spec-nan", "spec validate {I}/nan-lr.yaml", "finite number"),
     ("spec-root-missing", "spec validate {I}/no-root.yaml", "data.root"),

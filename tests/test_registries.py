@@ -246,3 +246,37 @@ def test_a_study_of_an_rgb_folder_runs_end_to_end_with_its_report(tmp_path):
     report = (tmp_path / "study" / "report" / "report.md").read_text()
     assert "resnet10t (timm)" in report  # the registry's label
     assert "image folder" in report and "3x32x32" in report
+
+
+def test_train_onnx_and_profile_take_an_rgb_splits_channels_size_and_classes(rgb_split, tmp_path, capsys):
+    from dlbench.cli import main
+
+    train = tmp_path / "train"
+    common = ["--model", "timm:resnet10t", "--batch-size", "8", "--epochs", "1", "--max-steps-per-epoch", "1"]
+    assert main(["train", "--split", str(rgb_split), "--out", str(train), *common]) == 0  # no --in-channels
+    rec = json.loads((train / "record.json").read_text())
+    assert rec["metrics"]["input_shape"] == "3x32x32" and rec["metrics"]["classes"] == list(CLASSES)
+    onnx = tmp_path / "onnx"
+    args = ["--model", "timm:resnet10t", "--checkpoint", str(train / "best.pt"), "--batch-sizes", "1"]
+    assert (
+        main(
+            ["onnx", *args, "--warmup", "0", "--iterations", "1", "--exporter", "torchscript"]
+            + ["--out", str(onnx)]
+        )
+        == 0
+    )
+    cfg = json.loads((onnx / "record.json").read_text())["config"]
+    assert (cfg["in_channels"], cfg["input_size"]) == (3, 32)
+    profile = tmp_path / "profile"
+    assert (
+        main(["profile", "--models", "timm:resnet10t", "--split", str(rgb_split), "--out", str(profile)]) == 0
+    )
+    cfg = json.loads((profile / "record.json").read_text())["config"]
+    assert (cfg["in_channels"], cfg["input_sizes"], cfg["num_classes"]) == ([3], [32], 3)
+    capsys.readouterr()
+    # what the user states explicitly wins, and a mismatch is one line with nothing written
+    bad = tmp_path / "bad"
+    assert main(["train", "--split", str(rgb_split), "--out", str(bad), "--in-channels", "1", *common]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "3-channel images" in err[0] and "--in-channels 3" in err[0]
+    assert not bad.exists()

@@ -161,7 +161,7 @@ def test_spec_with_zero_runs_is_refused_before_any_work(tmp_path, capsys, comman
     err = capsys.readouterr().err.strip().splitlines()
     assert err == [
         "dlbench: error: spec 'zero' expands to zero train runs and zero SVM runs (give train.grids at "
-        "least one grid, or svm.backends and svm.kernels at least one entry)"
+        "least one grid, or svm.backends, svm.estimators and svm.kernels at least one entry)"
     ]
     assert not out.exists()
 
@@ -229,3 +229,105 @@ def test_seeds_must_be_distinct_and_non_negative():
         parse_spec({"seeds": [-1]})
     with pytest.raises(SpecError, match="seeds"):
         parse_spec({"seeds": []})
+
+
+# --------------------------------------------------------------------------- classical estimators
+
+
+def test_a_spec_lists_classical_estimators_one_run_per_dataset_and_backend():
+    from dlbench.plan import skipped_svm
+
+    svm = {"backends": ["sklearn", "sklearnex"], "kernels": ["rbf", "poly"], "n_train": 2000}
+    plain = parse_spec({"svm": svm})
+    spec = parse_spec({"svm": {**svm, "estimators": ["svm", "random_forest", "hist_gradient_boosting"]}})
+    runs = expand_svm(spec)
+    # the SVMs keep the ids they have without estimators; each other estimator runs once per backend it has
+    assert [c.run_id for c in runs if c.estimator == "svm"] == [c.run_id for c in expand_svm(plain)]
+    assert sorted((c.estimator, c.backend) for c in runs if c.estimator != "svm") == [
+        ("hist_gradient_boosting", "sklearn"),
+        ("random_forest", "sklearn"),
+        ("random_forest", "sklearnex"),
+    ]
+    assert all(c.run_id.startswith(c.estimator.replace("_", "-") + "-") for c in runs if c.estimator != "svm")
+    assert skipped_svm(spec) == ["hist_gradient_boosting has no sklearnex backend"]
+    only = parse_spec({"svm": {"estimators": ["logistic_regression"]}})
+    assert [c.estimator for c in expand_svm(only)] == ["logistic_regression"]  # no SVM
+
+
+def test_spec_expand_lists_the_estimators_and_what_is_not_run(tmp_path, capsys):
+    from dlbench.cli import main
+
+    path = tmp_path / "c.yaml"
+    path.write_text(
+        "name: c\ntrain: {grids: []}\n"
+        "svm: {backends: [sklearn, sklearnex], estimators: [svm, hist_gradient_boosting]}\n"
+    )
+    assert main(["spec", "expand", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert out.count("svm   svm-rbf-") == 2
+    assert "svm   hist-gradient-boosting-" in out and " sklearn hist_gradient_boosting " in out
+    assert "not run: hist_gradient_boosting has no sklearnex backend" in out
+    assert main(["spec", "validate", str(path)]) == 0
+    assert "(0 training runs, 3 SVM runs)" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "svm, message",
+    [
+        (
+            {"estimators": ["random_forrest"]},
+            "svm.estimators.0: Value error, unknown estimator 'random_forrest' (did you mean random_forest?)",
+        ),
+        (
+            {"estimators": ["random_forest"], "kernels": ["poly"]},
+            "svm.kernels: the kernels are the svm estimator's, but svm.estimators ['random_forest'] has no "
+            "svm",
+        ),
+        (
+            {"estimators": ["hist_gradient_boosting"], "backends": ["cuml"]},
+            "svm.estimators: hist_gradient_boosting has none of svm.backends ['cuml'] (it has sklearn)",
+        ),
+        ({"estimators": ["svm", "svm"]}, "svm.estimators: list each estimator once"),
+    ],
+)
+def test_a_bad_estimator_list_is_one_line_naming_the_field(svm, message):
+    from dlbench.errors import SpecError
+    from dlbench.spec import parse_spec
+
+    with pytest.raises(SpecError) as exc:
+        parse_spec({"svm": svm})
+    text = exc.value.one_line()
+    assert message in text and "\n" not in text
+
+
+def test_the_estimate_counts_each_estimator_from_its_calibration():
+    from dlbench.estimate import estimate
+    from dlbench.spec import parse_spec
+
+    spec = parse_spec(
+        {"train": {"grids": []}, "svm": {"estimators": ["svm", "random_forest"], "n_train": 1200}}
+    )
+    cal = {
+        "format": 1,
+        "shapes": {},
+        "svm": {
+            "n_fit": 600,
+            "n_predict": 400,
+            "kernels": {"rbf": {"fit_seconds": 1.0, "predict_seconds": 0.0}},
+            "estimators": {"random_forest": {"fit_seconds": 1.0, "predict_seconds": 0.0}},
+        },
+    }
+    runs = {r["run"].split("-")[0]: r["seconds"] for r in estimate(spec, cal)["svm"]}
+    assert runs == {"svm": pytest.approx(4.0), "random": pytest.approx(2.0)}  # quadratic vs linear
+    del cal["svm"]["estimators"]
+    assert estimate(spec, cal)["not_calibrated"] == ["random_forest"]
+
+
+def test_a_resolved_spec_without_svm_reloads():
+    import json
+
+    import yaml
+
+    spec = parse_spec({"svm": {"estimators": ["random_forest"]}})
+    again = parse_spec(yaml.safe_load(yaml.safe_dump(json.loads(spec.model_dump_json()))))
+    assert [c.run_id for c in expand_svm(again)] == [c.run_id for c in expand_svm(spec)]

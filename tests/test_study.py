@@ -128,3 +128,27 @@ def test_study_folders_are_never_mixed_or_overwritten_silently(
         json.loads((train / "record.json").read_text())["started"]
         != json.loads(before[train / "record.json"])["started"]
     )
+
+
+def test_a_study_with_another_classical_estimator_reports_it_under_its_own_label(idx_folder, tmp_path):
+    from dlbench.report.collect import Records, svm_frame
+
+    spec = parse_spec(
+        {
+            "name": "classical",
+            "data": {"datasets": ["fashion-mnist"], "source": "idx", "root": str(idx_folder)},
+            "train": {"grids": []},
+            "svm": {"kernels": ["rbf"], "estimators": ["svm", "logistic_regression"], "n_train": 200},
+        }
+    )
+    out = tmp_path / "study"
+    summary = run_study(spec, out)
+    assert not summary["svm"]["failed"] and summary["svm"]["ok"] == 2
+    (lr,) = [p for p in (out / "svm").iterdir() if p.name.startswith("logistic-regression-")]
+    assert json.loads((lr / "record.json").read_text())["metrics"]["estimator"] == "logistic_regression"
+    S = svm_frame(Records.load(out)).set_index("estimator")
+    assert S.loc["logistic_regression", "label"] == "Logistic regression"  # the registry's label
+    assert S.loc["svm", "label"] == "SVM rbf"
+    report = (out / "report" / "report.md").read_text()
+    table7 = report[report.index("Table 7") :]
+    assert "Logistic regression" in table7 and "estimator" in table7

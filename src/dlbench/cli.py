@@ -121,6 +121,29 @@ def add_split_options(p) -> None:
     )
 
 
+def split_input(split, dataset: str | None = None) -> dict[str, int]:
+    """What a model needs of a split's images, for the options left out: ``in_channels``, ``input_size``
+    (the side of square images) and ``num_classes``, from its manifest (``shape``, ``classes``), else from
+    the dataset's registry entry; {} when neither says."""
+    from dlbench.configs import INPUT_SIZE_RANGE
+    from dlbench.data.registry import DATASETS
+    from dlbench.data.step import split_manifest
+
+    manifest = split_manifest(split) or {}
+    entry = DATASETS.get(dataset or manifest.get("dataset") or "")
+    shape = manifest.get("shape") or (list(entry.shape) if entry else None)
+    classes = manifest.get("classes") or (list(entry.classes) if entry else None)
+    out: dict[str, int] = {}
+    if shape:
+        c, h, w = shape
+        out["in_channels"] = int(c)
+        if h == w and INPUT_SIZE_RANGE[0] <= h <= INPUT_SIZE_RANGE[1]:
+            out["input_size"] = int(h)
+    if classes:
+        out["num_classes"] = len(classes)
+    return out
+
+
 def refuse_empty_paths(args, *names: str) -> None:
     """An option given as an empty string (``--out=``, ``--records ''``) is refused by name, instead of being
     read as the current folder."""

@@ -170,7 +170,7 @@ def describe_config(step: str, config: dict) -> str:
         n = c.get("n_train")
         words = [
             c.get("backend"),
-            c.get("kernel"),
+            c.get("kernel") if c.get("estimator") in (None, "svm") else c["estimator"],
             f"C={float(c.get('C', 0)):g}",
             f"n_train={n or 'all'}",
             c.get("dataset"),

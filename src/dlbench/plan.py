@@ -27,7 +27,7 @@ from typing import Any, ClassVar
 from dlbench.configs import OnnxConfig, OnnxSettings, Stem, SvmConfig, SvmSettings, TrainConfig
 from dlbench.devices import BUILTIN_NAMES, device_name_of
 from dlbench.errors import SpecError
-from dlbench.spec import GRID_AXES, TRAIN_SETTINGS, DataSpec, StudySpec, TrainGrid
+from dlbench.spec import GRID_AXES, TRAIN_SETTINGS, DataSpec, StudySpec, SvmSpec, TrainGrid
 
 GPU_PROVIDERS = frozenset({"cuda", "tensorrt"})
 # The groups of run tasks, in the order the pipeline lays out its loops.
@@ -65,7 +65,7 @@ def check_run_count(spec: StudySpec) -> int:
 
     limit = settings().max_runs or MAX_RUNS
     n = sum(math.prod(len(v) for v in _grid_axes(spec, g).values()) for g in spec.train.grids)
-    n += len(spec.data.datasets) * len(spec.svm.backends) * len(spec.svm.kernels)
+    n += len(spec.data.datasets) * sum(len(b) * len(k) for b, k in svm_axes(spec.svm))
     if n > limit:
         raise SpecError(
             f"spec {spec.name!r} asks for {n:,} runs, more than the limit of {limit:,}",
@@ -231,16 +231,53 @@ def with_fuse(spec: StudySpec, fuse: bool | None) -> StudySpec:
     return spec.model_copy(update={"train": spec.train.model_copy(update={"fuse": fuse})})
 
 
+def svm_axes(s: SvmSpec) -> list[tuple[list[str], list[str]]]:
+    """Per estimator of ``svm.estimators``: the backends of ``svm.backends`` it has (``auto`` always) and
+    its kernels (the svm estimator's ``svm.kernels``; the default kernel for the others, which have none)."""
+    from dlbench.svm.estimators import get_estimator
+
+    out = []
+    for name in s.estimators:
+        have = {*get_estimator(name).backend_names(), "auto"}
+        kernels = s.kernels if name == "svm" else [SvmConfig.model_fields["kernel"].default]
+        out.append(([b for b in s.backends if b in have], kernels))
+    return out
+
+
+def skipped_svm(spec: StudySpec) -> list[str]:
+    """The estimator / backend pairs of the spec that run nowhere: the estimator has no such backend."""
+    from dlbench.svm.estimators import get_estimator
+
+    s = spec.svm
+    return [
+        f"{name} has no {b} backend"
+        for name in s.estimators
+        for b in s.backends
+        if b != "auto" and b not in get_estimator(name).backend_names()
+    ]
+
+
 def expand_svm(spec: StudySpec) -> list[SvmConfig]:
+    """Every classical run: per dataset, per estimator of ``svm.estimators`` and backend it has (the svm
+    estimator: per kernel too), per device of ``svm.devices``. The svm runs keep the ids they had before
+    estimators could be listed (``estimator`` at its default stays out of the id)."""
     s = spec.svm
     out: dict[str, SvmConfig] = {}
-    for ds, backend, kernel in itertools.product(spec.data.datasets, s.backends, s.kernels):
+    combos = [
+        (ds, est, backend, kernel)
+        for ds in spec.data.datasets
+        for est, (backends, kernels) in zip(s.estimators, svm_axes(s), strict=True)
+        for backend in backends
+        for kernel in kernels
+    ]
+    for ds, est, backend, kernel in combos:
         default = "cuda" if backend == "cuml" else "cpu"
         for name in (s.devices or {}).get(backend) or [default]:
             cfg = SvmConfig(
                 dataset=ds,
                 backend=backend,
                 kernel=kernel,
+                **({"estimator": est} if est != "svm" else {}),
                 seed=spec.seed,
                 **s.model_dump(include=set(SvmSettings.model_fields)),
                 **({"device_name": name} if name != default else {}),
@@ -267,7 +304,8 @@ def require_runs(spec: StudySpec) -> tuple[list[TrainConfig], list[SvmConfig]]:
     if not train and not svm:
         raise SpecError(
             f"spec {spec.name!r} expands to zero train runs and zero SVM runs",
-            "give train.grids at least one grid, or svm.backends and svm.kernels at least one entry",
+            "give train.grids at least one grid, or svm.backends, svm.estimators and svm.kernels at least "
+            "one entry",
         )
     return train, svm
 
@@ -491,7 +529,9 @@ __all__ = [
     "expand_train",
     "fuse_key",
     "require_runs",
+    "skipped_svm",
     "smoke_spec",
+    "svm_axes",
     "train_tasks",
     "with_fuse",
 ]

@@ -23,6 +23,7 @@ from pydantic import (
     ConfigDict,
     Field,
     NonNegativeInt,
+    PositiveInt,
     ValidationError,
     model_validator,
 )
@@ -123,6 +124,9 @@ class DataManifest(_Open):
 
     dataset: str = Field(pattern=NAME_PATTERN)  # a registry entry's name or the user's own (folder, npz)
     classes: list[str] | None = None
+    shape: list[PositiveInt] | None = Field(
+        default=None, min_length=3, max_length=3
+    )  # channels, height, width
     parts: dict[Literal["train", "val", "test"], PartCounts] | None = None
     outputs: dict[str, SplitOutput] = Field(default_factory=dict)
 

@@ -28,6 +28,7 @@ from dlbench.configs import (  # noqa: F401
     DataSource,
     Device,
     Engine,
+    Estimator,
     Exporter,
     InChannels,
     Kernel,
@@ -194,7 +195,13 @@ TrainSpec = create_model(
 
 class SvmSpec(SvmSettings):
     backends: list[SvmBackend] = Field(default=["sklearn"])
-    kernels: list[Kernel] = Field(default=["rbf"])
+    kernels: list[Kernel] = Field(default=["rbf"], description="the svm estimator's kernels, one run each")
+    estimators: list[Estimator] = Field(
+        default=["svm"],
+        description="classical estimators of the registry (dlbench.svm.estimators), one run per dataset and "
+        "backend each (svm: one per kernel): svm, logistic_regression, random_forest, "
+        "hist_gradient_boosting; leave svm out to fit no SVM",
+    )
     devices: dict[SvmBackend, list[str]] | None = Field(
         default=None,
         description="backend -> the catalog devices it runs on, one run each (default: cuml on cuda, "
@@ -293,6 +300,28 @@ class StudySpec(_Strict):
                 )
         return self
 
+    @model_validator(mode="after")
+    def _estimators_fit_backends(self):
+        from dlbench.svm.estimators import get_estimator
+
+        s = self.svm
+        if len(set(s.estimators)) != len(s.estimators):
+            raise ValueError(f"svm.estimators: list each estimator once (got {s.estimators})")
+        # kernels other than the default without svm (a resolved spec, which lists the default, reloads)
+        if s.kernels != SvmSpec.model_fields["kernels"].default and "svm" not in s.estimators:
+            raise ValueError(
+                f"svm.kernels: the kernels are the svm estimator's, but svm.estimators {s.estimators} has no "
+                "svm; add svm to svm.estimators or leave svm.kernels out"
+            )
+        for name in s.estimators:
+            have = get_estimator(name).backend_names()
+            if s.backends and not set(s.backends) & {*have, "auto"}:
+                raise ValueError(
+                    f"svm.estimators: {name} has none of svm.backends {s.backends} (it has "
+                    f"{', '.join(have)}); add one of them to svm.backends"
+                )
+        return self
+
     def catalog(self) -> dict[str, DeviceEntry]:
         """The built-in devices and the spec's ``devices:``."""
         return catalog(self.devices)
@@ -362,9 +391,25 @@ def check_local_inputs(spec: StudySpec, source: str = "<spec>") -> None:
     root = spec.data.root
     if root and "://" not in root:
         p = Path(root)
+        if spec.data.source == "npz":
+            if not p.is_file():
+                why = "is a folder, not a file" if p.exists() else "does not exist"
+                raise SpecError(
+                    f"spec {source}: data.root {root!r} {why}", "give the .npz of images and labels"
+                )
+            return
         if not p.is_dir():
             why = "is a file, not a folder" if p.exists() else "does not exist"
             raise SpecError(
                 f"spec {source}: data.root {root!r} {why}",
                 "give the folder holding the IDX files, or leave data.root out to search known places",
             )
+        if spec.data.source == "folder":  # its layout, listed (not decoded): 2+ class folders, none empty
+            from dlbench.data.folder import _class_folders, _images_of
+            from dlbench.errors import DlbenchError
+
+            try:
+                for folder in _class_folders(p):
+                    _images_of(folder)
+            except DlbenchError as exc:
+                raise SpecError(f"spec {source}: data.root: {exc.message}", exc.hint) from None

@@ -156,11 +156,15 @@ def run_study(
         walk.train(task, lay, data_ok)
     for task in plan.svm:
         walk.svm(task, lay, data_ok)
-    walk.header(
-        "profile",
-        ", ".join(plan.profile.models) + " at " + ", ".join(str(s) for s in plan.profile.input_sizes) + " px",
-    )
-    walk.count("profile", run_profile_task(plan.profile, lay.profile, get_logger("dlbench.profile").info))
+    if plan.profile.models:  # a study of classical estimators only has no model to profile
+        walk.header(
+            "profile",
+            ", ".join(plan.profile.models)
+            + " at "
+            + ", ".join(str(s) for s in plan.profile.input_sizes)
+            + " px",
+        )
+        walk.count("profile", run_profile_task(plan.profile, lay.profile, get_logger("dlbench.profile").info))
     walk.header("onnx", ", ".join(plan.onnx.models))
     for outcome in run_onnx_task(
         plan.onnx, lay.runs("train"), lay.onnx_root, get_logger("dlbench.onnx").info

@@ -34,7 +34,16 @@ def register(sub) -> None:
         OPTIONS,
         providers={"metavar": "NAME", "help": f"ONNX Runtime providers ({', '.join(PROVIDERS)})"},
         batch_sizes={"metavar": "N"},
-        input_size={"help": "square input size in pixels (the size the checkpoint was trained at)"},
+        input_size={
+            "default": None,
+            "help": "square input size in pixels (default: the size the --checkpoint's train run used, "
+            "from the record.json beside it; else 28)",
+        },
+        in_channels={
+            "default": None,
+            "help": "input channels, 1 or 3 (default: the --checkpoint's train run's, from the record.json "
+            "beside it; else 1)",
+        },
     )
     p.add_argument(
         "--checkpoint",
@@ -44,6 +53,21 @@ def register(sub) -> None:
     )
     p.add_argument("--out", required=True, help="output folder (created)")
     p.set_defaults(func=run)
+
+
+def checkpoint_input(checkpoint: str | None) -> dict[str, int]:
+    """The input a checkpoint's train run used (``in_channels``, ``input_size`` of the config in the
+    ``record.json`` beside it, checked as a record); {} without a checkpoint or such a record."""
+    from pathlib import Path
+
+    from dlbench.schemas import RecordFile, read_checked
+
+    if not checkpoint or not (Path(checkpoint).parent / "record.json").is_file():
+        return {}
+    rec = read_checked(Path(checkpoint).parent / "record.json", RecordFile, "train record")
+    if rec.step != "train":
+        return {}
+    return {k: rec.config[k] for k in ("in_channels", "input_size") if isinstance(rec.config.get(k), int)}
 
 
 def run(args) -> int:
@@ -57,7 +81,12 @@ def run(args) -> int:
     from dlbench.onnxrt import check_onnx_config, onnx_step
 
     refuse_empty_paths(args, "checkpoint", "out")
-    config = validate_model(OnnxConfig, field_values(args, OPTIONS), "onnx options", flags={})
+    values = field_values(args, OPTIONS)
+    trained = checkpoint_input(args.checkpoint)
+    for name in ("in_channels", "input_size"):
+        if values[name] is None:  # not typed: what the checkpoint was trained with, else the default
+            values[name] = trained.get(name, OnnxConfig.model_fields[name].default)
+    config = validate_model(OnnxConfig, values, "onnx options", flags={})
     check_onnx_config(config, args.checkpoint)
     ckpt_dir = os.path.dirname(os.path.abspath(args.checkpoint)) if args.checkpoint else None
     # the export may sit beside the checkpoint (inside its folder), never be that folder or hold it

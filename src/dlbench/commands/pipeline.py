@@ -59,8 +59,8 @@ def _publish_default() -> str:
 
 SMOKE_HELP = (
     "a wiring test: every run of the spec on the CPU with a few hundred images, two steps per epoch and "
-    "at most two epochs (the planned count recorded), cuML and the CUDA execution providers replaced by their CPU counterparts; "
-    "the report says its numbers are meaningless"
+    "at most two epochs (the planned count recorded), cuML and the CUDA execution providers replaced by "
+    "their CPU counterparts; the report says its numbers are meaningless"
 )
 
 

@@ -27,28 +27,53 @@ def register(sub) -> None:
         ProfileConfig,
         OPTIONS,
         models={"metavar": "MODEL"},
-        input_sizes={"metavar": "PX"},
         stem={"help": "imagenet: 7x7/2 conv + max-pool; small: 3x3/1 conv, no pool"},
         in_channels={
             "metavar": "C",
-            "help": "input channels, one or more (1 for MNIST; 3 with --num-classes 1000 "
-            "is torchvision's own ResNet; 3 at --input-sizes 64 is the setting of "
+            "default": None,
+            "help": "input channels, one or more (default: the --split's images', else 1; 1 for MNIST; 3 "
+            "with --num-classes 1000 is torchvision's own ResNet; 3 at --input-sizes 64 is the setting of "
             "the reference study's GFLOPs)",
         },
+        input_sizes={
+            "metavar": "PX",
+            "default": None,
+            "help": "square input sizes in pixels (default: the --split's side for square images, else 28)",
+        },
+        num_classes={
+            "default": None,
+            "help": "outputs of the last layer (default: the --split's classes, else 10)",
+        },
+    )
+    p.add_argument(
+        "--split",
+        default=None,
+        help="a `dlbench data` folder: count at its images' channels, side and classes (its manifest.json) "
+        "where the options above are left out",
     )
     p.add_argument("--out", required=True, help="output folder (created)")
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, dataset=None)
 
 
 def run(args) -> int:
     import json
 
+    from dlbench.cli import split_dataset_of, split_input
     from dlbench.configs import validate_model
     from dlbench.io import check_out_dir
     from dlbench.log import get_logger
     from dlbench.profile import profile_step
 
-    cfg = validate_model(ProfileConfig, field_values(args, OPTIONS), "profile options", flags={})
+    values = field_values(args, OPTIONS)
+    facts = split_input(args.split, split_dataset_of(args)) if args.split is not None else {}
+    split = {"in_channels": "in_channels", "input_sizes": "input_size", "num_classes": "num_classes"}
+    for name, fact in split.items():
+        if values[name] is None:  # not typed: the split's, else the field's default
+            if fact in facts:
+                values[name] = [facts[fact]] if name != "num_classes" else facts[fact]
+            else:
+                del values[name]
+    cfg = validate_model(ProfileConfig, values, "profile options", flags={})
     check_out_dir(args.out)
 
     rec = profile_step(cfg, args.out, log=get_logger("dlbench.profile").info)

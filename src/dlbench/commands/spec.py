@@ -59,7 +59,7 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from dlbench.plan import expand_svm, require_runs, train_tasks, with_fuse
+    from dlbench.plan import expand_svm, require_runs, skipped_svm, train_tasks, with_fuse
     from dlbench.spec import check_local_inputs, load_spec, preset_names
 
     if args.action == "presets":
@@ -109,12 +109,15 @@ def run(args) -> int:
                 )
         for cfg in expand_svm(spec):
             planned = "".join(f" (planned {k} {v})" for k, v in (cfg.planned or {}).items())
+            what = cfg.kernel if cfg.estimator == "svm" else cfg.estimator
             print(
-                f"svm   {cfg.run_id}  {cfg.dataset} {cfg.backend} {cfg.kernel} C={cfg.C:g} "
+                f"svm   {cfg.run_id}  {cfg.dataset} {cfg.backend} {what} C={cfg.C:g} "
                 f"gamma={cfg.gamma} n_train={cfg.n_train or 'all'}"
                 f"{' on ' + cfg.device_name if cfg.device_name else ''}{planned}"
                 + fills(cells_for(cfg.model_dump(), "svm"))
             )
+        for note in skipped_svm(spec):
+            print(f"svm   (not run: {note})")
         from dlbench.report.reference import published
 
         print(f"published cells filled: {len(n_cells)} of {len(published())}")

@@ -92,6 +92,17 @@ def model_label(v: Any) -> str:
     return label(str(v))
 
 
+def classical_label(config: dict[str, Any]) -> str:
+    """A classical run's label: ``SVM rbf`` for the study's SVC, else its estimator's registry label."""
+    from dlbench.svm.estimators import ESTIMATORS  # the registry holds each estimator's label
+
+    name = str(config.get("estimator") or "svm")
+    if name == "svm":
+        return f"SVM {config.get('kernel')}"
+    entry = ESTIMATORS.get(name)
+    return entry.label if entry else name
+
+
 def device_label(v: Any) -> str:
     return DEVICE_LABELS.get(str(v), str(v))
 
@@ -360,6 +371,8 @@ def svm_frame(R: Records) -> pd.DataFrame:
             {
                 **c,
                 **planned,
+                "estimator": c.get("estimator") or "svm",
+                "label": classical_label(c),
                 "ran_backend": met(r, "backend") or c.get("backend"),
                 "run_id": r.get("run_id"),
                 "ok": is_ok(r),

@@ -19,7 +19,18 @@ import matplotlib
 import pandas as pd
 
 from dlbench.devices import BUILTIN, DeviceEntry, device_name_of
-from dlbench.report.collect import NotRun, Records, cfg, dataset_label, is_ok, met, model_label, num, pct
+from dlbench.report.collect import (
+    NotRun,
+    Records,
+    cfg,
+    classical_label,
+    dataset_label,
+    is_ok,
+    met,
+    model_label,
+    num,
+    pct,
+)
 from dlbench.report.document import Item, builder, fmt, run_ids, view_of
 
 LEVELS = (50.0, 60.0, 70.0, 80.0, 85.0, 90.0, 95.0, 99.0)  # accuracies "cheapest to reach X %" asks about
@@ -44,7 +55,7 @@ def catalog_of(spec_text: str | None) -> dict[str, DeviceEntry]:
 
 def _what(r: dict) -> str:
     if r.get("step") == "svm":
-        return f"SVM {cfg(r, 'kernel')} ({met(r, 'backend') or cfg(r, 'backend')})"
+        return f"{classical_label(r.get('config') or {})} ({met(r, 'backend') or cfg(r, 'backend')})"
     return model_label(cfg(r, "model"))
 
 

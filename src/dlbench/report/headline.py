@@ -55,10 +55,9 @@ def best_runs(R: Records) -> pd.DataFrame:
             rows.append(
                 {
                     "dataset": r["dataset"],
-                    "family": "SVM",
-                    "model": f"svm-{r['kernel']}",
-                    "settings": f"{r['ran_backend']}, C {r.get('C')}, gamma {r.get('gamma')}, "
-                    f"degree {r.get('degree')}, n_train {_n_train(r.get('n_train_used'))}",
+                    "family": "SVM" if r["estimator"] == "svm" else r["label"],
+                    "model": f"svm-{r['kernel']}" if r["estimator"] == "svm" else r["label"],
+                    "settings": _classical_settings(r),
                     "accuracy_pct": r["accuracy_pct"],
                     "accuracy_ci95_pp": None,
                     "repeats": 1,
@@ -73,6 +72,17 @@ def best_runs(R: Records) -> pd.DataFrame:
         df.sort_values("accuracy_pct", ascending=False, kind="stable").groupby(["dataset", "family"]).head(1)
     )
     return best.sort_values(["dataset", "family"]).reset_index(drop=True)
+
+
+def _classical_settings(r: pd.Series) -> str:
+    """An SVM's backend, C, gamma and degree; another estimator's backend and the parameters it was built
+    with (its record's ``backend_params``); and the training images."""
+    if r["estimator"] == "svm":
+        how = f"C {r.get('C')}, gamma {r.get('gamma')}, degree {r.get('degree')}"
+    else:
+        params = ((r.get("_rec") or {}).get("metrics") or {}).get("backend_params") or {}
+        how = ", ".join(f"{k} {v}" for k, v in params.items() if k not in ("random_state", "n_jobs"))
+    return f"{r['ran_backend']}, {how + ', ' if how else ''}n_train {_n_train(r.get('n_train_used'))}"
 
 
 def _n_train(v: object) -> str:
@@ -159,7 +169,7 @@ def speedup_rows(C: pd.DataFrame, items: dict[str, Item]) -> list[dict[str, Any]
                 rows.append(
                     {
                         "speedup": "cuML over scikit-learn (Table 7: SVM fit time)",
-                        "where": f"{dataset_label(r.get('dataset'))} {r.get('kernel')}",
+                        "where": f"{dataset_label(r.get('dataset'))} {r.get('label') or r.get('kernel')}",
                         "study_x": None,
                         "ours_x": num(r.get("fit_speedup_vs_sklearn")),
                         "ours_ci95_x": None,

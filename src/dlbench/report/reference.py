@@ -121,13 +121,14 @@ def fast_note(run: dict[str, Any]) -> str:
 
 
 def matches_svm(cell: pd.Series, config: dict[str, Any]) -> bool:
-    """SVM cells: scikit-learn on the CPU, trained on the whole train split (the study's 70 %), dataset and
-    kernel (C, gamma, degree are not stated)."""
+    """SVM cells: the SVC (no other estimator), scikit-learn on the CPU, trained on the whole train split (the
+    study's 70 %), dataset and kernel (C, gamma, degree are not stated)."""
     if cell["table"] != "svm":
         return False
     c = {**config, **(config.get("planned") or {})}
     return (
         c.get("dataset") == cell["dataset"]
+        and (c.get("estimator") or "svm") == "svm"
         and c.get("kernel") == SVM_KERNELS.get(cell["model"])
         and c.get("backend") in ("sklearn", "auto")
         and c.get("n_train") is None

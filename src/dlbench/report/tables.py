@@ -215,24 +215,25 @@ def svm_runs(item: Item, R: Records) -> None:
     if S.empty:
         item.not_run = R.reason("svm")
         return
-    S = S.sort_values(["dataset", "kernel", "backend"])
-    sk = {
-        (r["dataset"], r["kernel"], r["n_train"]): r["fit_seconds"]
-        for _, r in S.iterrows()
-        if r["ran_backend"] == "sklearn" and r["ok"]
-    }
+    S = S.sort_values(["dataset", "estimator", "kernel", "backend"])
+    others = (S["estimator"] != "svm").any()  # other estimators than the SVC: a column names each row's
+    if others:
+        S["kernel"] = [k if e == "svm" else "" for e, k in zip(S["estimator"], S["kernel"], strict=True)]
+
+    def key(r):
+        return (r["dataset"], r["estimator"], r["kernel"], r["n_train"])
+
+    sk = {key(r): r["fit_seconds"] for _, r in S.iterrows() if r["ran_backend"] == "sklearn" and r["ok"]}
     S["fit_speedup_vs_sklearn"] = [
-        sk[(r["dataset"], r["kernel"], r["n_train"])] / r["fit_seconds"]
-        if r["ran_backend"] == "cuml"
-        and r["ok"]
-        and r["fit_seconds"]
-        and sk.get((r["dataset"], r["kernel"], r["n_train"]))
+        sk[key(r)] / r["fit_seconds"]
+        if r["ran_backend"] == "cuml" and r["ok"] and r["fit_seconds"] and sk.get(key(r))
         else None
         for _, r in S.iterrows()
     ]
     S["planned_backend"] = S["backend"]
     kinds = {
         "dataset": "dataset",
+        **({"label": "text"} if others else {}),
         "kernel": "text",
         "planned_backend": "text",
         "ran_backend": "text",
@@ -245,6 +246,7 @@ def svm_runs(item: Item, R: Records) -> None:
     }
     labels = {
         "dataset": "dataset",
+        "label": "estimator",
         "kernel": "kernel",
         "planned_backend": "backend (spec)",
         "ran_backend": "backend (ran)",
