@@ -121,16 +121,17 @@ def add_split_options(p) -> None:
     )
 
 
-def refuse_empty_paths(args, *names: str) -> None:
+def refuse_empty_paths(args, *names: str, positional: dict[str, str] | None = None) -> None:
     """An option given as an empty string (``--out=``, ``--records ''``) is refused by name, instead of being
-    read as the current folder."""
+    read as the current folder; ``positional`` maps positional arguments to check to their metavar
+    (``dlbench runs ''``)."""
     from dlbench.errors import DlbenchError
 
-    for name in names:
+    for name in (*names, *(positional or {})):
         value = getattr(args, name, None)
         values = value if isinstance(value, list | tuple) else [value]  # nargs="+" options: each one
         if any(v is not None and str(v).strip() == "" for v in values):
-            flag = "--" + name.replace("_", "-")
+            flag = (positional or {}).get(name) or "--" + name.replace("_", "-")
             raise DlbenchError(
                 f"{flag} '': empty path", f"give {flag} a path, or leave it out where it may be"
             )

@@ -246,6 +246,18 @@ def assemble(
     return counts
 
 
+def check_index_path(path: str | os.PathLike) -> None:
+    """``path`` can take the ``index.json`` dlbench writes: a folder there (which the write would fail on,
+    at the end of a study) is refused up front, in one line."""
+    from dlbench.errors import DataError
+
+    p = Path(path)
+    if p.is_dir():
+        raise DataError(
+            f"{p}: a folder where dlbench writes its {INDEX_NAME}", "move the folder away, or choose another"
+        )
+
+
 def write_index(
     root: str | os.PathLike, path: str | os.PathLike | None = None, exclude: str | os.PathLike | None = None
 ) -> Path:
@@ -276,6 +288,7 @@ def write_index(
             "config": config,
         }
     out = Path(path) if path else root / INDEX_NAME
+    check_index_path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp")
     tmp.write_text(json.dumps({"runs": runs}, indent=2, sort_keys=False) + "\n")

@@ -45,7 +45,9 @@ IMAGES_EPILOG = (
 
 
 def _default_store() -> str:
-    return os.environ.get(STORE_ENV) or DEFAULT_STORE
+    from dlbench.settings import settings
+
+    return settings().store or DEFAULT_STORE
 
 
 def _publish_default() -> str:
@@ -365,9 +367,10 @@ def run_compile(args) -> int:
 
 
 def run_submit(args) -> int:
+    from dlbench.settings import settings
     from dlbench.spec import load_spec, with_fuse
 
-    args.host = args.host or os.environ.get("KFP_HOST")
+    args.host = args.host or settings().kfp_host
     if not args.host:
         raise DlbenchError("no KFP host", "pass --host http://HOST:PORT or set KFP_HOST")
     _check_parallelism(args.parallelism)

@@ -32,10 +32,12 @@ def run(args) -> int:
     import json
     from pathlib import Path
 
+    from dlbench.cli import refuse_empty_paths
     from dlbench.errors import DlbenchError
     from dlbench.runs import format_runs, is_local, list_runs
     from dlbench.store import open_store
 
+    refuse_empty_paths(args, positional={"where": "STORE_OR_FOLDER"})
     folder = Path(str(args.where).removeprefix("file://"))
     if is_local(args.where) and not folder.is_dir():
         raise DlbenchError(

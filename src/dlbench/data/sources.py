@@ -48,8 +48,10 @@ def check_dataset(name: str, source: str = "auto") -> None:
 def search_paths(dataset: str) -> list[Path]:
     """Where IDX files are looked for, in order: $DLBENCH_DATA/<dataset>, ./data/<dataset>, system paths."""
     paths = []
-    if os.environ.get("DLBENCH_DATA"):
-        paths.append(Path(os.environ["DLBENCH_DATA"]) / dataset)
+    from dlbench.settings import settings
+
+    if settings().data:
+        paths.append(Path(settings().data) / dataset)
     paths.append(Path("data") / dataset)
     paths += [Path(p) for p in DATASETS[dataset].search]
     return paths
