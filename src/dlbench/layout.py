@@ -96,9 +96,17 @@ def read_record(folder: Path) -> dict[str, Any] | None:
 
 def record_ok(folder: Path) -> bool:
     """The record in ``folder`` says ok and every output it lists in that folder is still there, whole (the
-    size it recorded): a run whose checkpoint was deleted or cut short is not a run to keep (``--resume``)."""
+    size it recorded): a run whose checkpoint was deleted or cut short, or whose record does not fit its
+    schema, is not a run to keep (``--resume``)."""
+    from dlbench.errors import DataError
+    from dlbench.schemas import RecordFile, check_file
+
     rec = read_record(folder)
     if not isinstance(rec, dict) or rec.get("status") != "ok":
+        return False
+    try:  # a damaged record (dlbench.schemas.RecordFile) is not a whole run: it is run again
+        check_file(rec, RecordFile, Path(folder) / RECORD_NAME, "record")
+    except DataError:
         return False
     outputs = rec.get("outputs")
     for entry in outputs.values() if isinstance(outputs, dict) else ():
