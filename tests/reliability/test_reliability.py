@@ -163,6 +163,14 @@ def build_inputs(root: Path) -> Path:
     bad = _record("svm", config="linear")
     _put(root / "kfp-bad-record" / "RUN" / "svm-task" / "out" / "record.json", bad)
     (root / "kfp-index-dir" / "RUN" / "index.json").mkdir()
+    # a pickle that is no checkpoint (torch warns of its protocol before refusing it): as best.pt and last.pt
+    import pickle
+
+    for name in ("pickle-ckpt", "pickle-last"):
+        _put(root / name / "record.json", _record(outputs={}))
+        (root / name / ("best.pt" if name == "pickle-ckpt" else "last.pt")).write_bytes(
+            pickle.dumps({"weights": {1, 2}}, protocol=4)
+        )
     # a study folder whose index.json is a folder (the study would fail writing it, at its end)
     _put(root / "st-index-dir" / "spec.yaml", "name: quick\n")
     (root / "st-index-dir" / "index.json").mkdir()
@@ -458,6 +466,26 @@ CASES = [
         {},
         "st-index-dir/index.json: a folder where dlbench writes its index.json",
     ),
+    (
+        "onnx-checkpoint-pickle",
+        "onnx --model resnet18 --checkpoint {I}/pickle-ckpt/best.pt --out {O}/o",
+        {},
+        "it holds more than tensors, or is not a PyTorch file",
+    ),
+    (
+        "train-resume-pickle-last",
+        "train --split {I}/split --out {I}/pickle-last --resume --max-steps-per-epoch 1",
+        {},
+        "last.pt: not a readable checkpoint (it holds more than tensors",
+    ),
+    (
+        "spec-compare-without-estimate",
+        "spec expand quick --compare {I}/rec-acc5",
+        {},
+        "--compare goes with --estimate or --calibrate",
+    ),
+    ("spec-device-without-estimate", "spec expand quick --device cpu", {}, "--device goes with --estimate"),
+    ("spec-compare-empty", "spec expand quick --estimate --compare=", {}, "--compare '': empty path"),
     # ------------------------------------------------------------ class 3 (the edges' variables)
     ("env-tag-any-command", "spec validate quick", {"DLBENCH_IMAGE_TAG": "bad tag!"}, "DLBENCH_IMAGE_TAG="),
     ("env-registry-port", "runs {I}", {"DLBENCH_REGISTRY": "reg:99999/x"}, "port that is not a number"),
