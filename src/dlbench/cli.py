@@ -139,17 +139,13 @@ def refuse_empty_paths(args, *names: str, positional: dict[str, str] | None = No
 
 def split_dataset_of(args) -> str:
     """The dataset of ``args.split`` (``--dataset``, else its manifest's); a one-line error if missing."""
-    from pathlib import Path
-
     from dlbench.data.step import split_dataset
     from dlbench.errors import DataError
+    from dlbench.io import check_in_dir
 
     if str(args.split).strip() == "":
         raise DataError("--split '': empty path", "pass the folder `dlbench data` wrote")
-    if not Path(args.split).exists():
-        raise DataError(
-            f"--split {args.split}: folder not found", "run `dlbench data` first and pass its output folder"
-        )
+    check_in_dir(args.split, "--split", "run `dlbench data` first and pass its output folder")
     return args.dataset if args.dataset is not None else split_dataset(args.split)
 
 

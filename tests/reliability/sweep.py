@@ -129,7 +129,6 @@ def build_world(root: Path) -> Path:
     from tests.reliability import test_reliability as rel
 
     world = rel.build_inputs(root / "inputs")
-    (world / "loop").symlink_to("loop")
     (world / "a-dir").mkdir(exist_ok=True)
     shutil.copy(rel.CALIBRATION, world / "cal-good.json")
     rel._put(world / "rec-good" / "t" / "record.json", rel._record())

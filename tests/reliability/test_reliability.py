@@ -174,6 +174,7 @@ def build_inputs(root: Path) -> Path:
     # a study folder whose index.json is a folder (the study would fail writing it, at its end)
     _put(root / "st-index-dir" / "spec.yaml", "name: quick\n")
     (root / "st-index-dir" / "index.json").mkdir()
+    (root / "loop").symlink_to("loop")
     return root
 
 
@@ -511,6 +512,34 @@ CASES = [
     ("runs-file", "runs {I}/a-file", {}, "is a file, not a folder"),
     ("runs-empty", "runs ", {}, "STORE_OR_FOLDER '': empty path"),
     ("publish-in-dot", "publish nope --work .", {}, "no run 'nope' in . ("),
+    # an input folder given as a file, a missing path or a link loop: said as such, not "no run"
+    (
+        "train-split-file",
+        "train --split {I}/a-file --out {O}/t",
+        {},
+        "--split {I}/a-file: a file, not a folder",
+    ),
+    ("classical-split-loop", "classical --split {I}/loop --out {O}/c", {}, "a symlink that leads nowhere"),
+    (
+        "fetch-store-file",
+        "fetch R1 --store {I}/a-file --to {O}/f",
+        {},
+        "--store {I}/a-file: a file, not a folder",
+    ),
+    ("fetch-store-missing", "fetch R1 --store {I}/nope --to {O}/f", {}, "--store {I}/nope: folder not found"),
+    (
+        "publish-work-file",
+        "publish R --work {I}/a-file --store {O}/s",
+        {},
+        "--work {I}/a-file: a file, not a",
+    ),
+    (
+        "publish-work-missing",
+        "publish R --work {I}/nope --store {O}/s",
+        {},
+        "--work {I}/nope: folder not found",
+    ),
+    ("runs-loop", "runs {I}/loop", {}, "loop: a symlink that leads nowhere"),
 ]
 
 
@@ -524,7 +553,7 @@ def test_refused_in_one_line_and_nothing_changed(world, tmp_path, case, template
     args = [a.replace("{I}", str(world)).replace("{O}", str(work)) for a in template.split(" ")]
     before = (tree_hash(work), tree_hash(world))
     result = run_cli(args, cwd=work, env=env)
-    check_refused(result, expect.replace("{O}", str(work)))
+    check_refused(result, expect.replace("{O}", str(work)).replace("{I}", str(world)))
     assert (tree_hash(work), tree_hash(world)) == before
 
 

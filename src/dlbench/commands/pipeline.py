@@ -469,10 +469,12 @@ def _check_local_store(url: str, inputs: dict | None = None) -> None:
 def run_publish(args) -> int:
     from pathlib import Path
 
+    from dlbench.io import check_in_dir
     from dlbench.log import get_logger
     from dlbench.store import open_store
 
     refuse_empty_paths(args, "work", "store")
+    check_in_dir(args.work, "--work", "pass the --work folder dlbench run --local used")
     name = args.run.strip("/")
     run_dir = Path(args.work) / name
     if not name or "/" in name or name in (".", "..") or not run_dir.is_dir():
@@ -501,13 +503,20 @@ def run_publish(args) -> int:
 
 
 def run_fetch(args) -> int:
-    from dlbench.io import check_out_dir
+    from dlbench.io import check_in_dir, check_out_dir
     from dlbench.log import get_logger
     from dlbench.store import fetch_run, open_store
 
     refuse_empty_paths(args, "to", "store")
-    check_out_dir(args.to, "--to", {"--store": args.store or _default_store()})
-    store = open_store(args.store or _default_store())
+    url = args.store or _default_store()
+    if "://" not in url or url.startswith("file://"):
+        check_in_dir(
+            url.removeprefix("file://"),
+            "--store",
+            "give the folder runs are stored in, or s3://bucket/prefix",
+        )
+    check_out_dir(args.to, "--to", {"--store": url})
+    store = open_store(url)
     summary = fetch_run(store, args.run, args.to, models=args.models, log=get_logger("dlbench.fetch").info)
     print(
         f"fetched {summary['downloaded']} files ({summary['bytes']:,} bytes), {summary['skipped']} already "

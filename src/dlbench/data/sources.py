@@ -71,12 +71,13 @@ def has_idx(folder: Path) -> bool:
 
 
 def load_idx_folder(dataset: str, folder: str | os.PathLike) -> RawData:
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise DataError(
-            f"{folder}: data folder not found",
-            f"pass --root with a folder holding the {DATASETS[dataset].title} IDX files",
-        )
+    from dlbench.io import check_in_dir
+
+    folder = check_in_dir(
+        folder,
+        hint=f"pass --root with a folder holding the {DATASETS[dataset].title} IDX files",
+        noun="data folder",
+    )
     images, labels, inputs = [], [], {}
     for part in PARTS:
         arrays = {}
