@@ -509,7 +509,7 @@ CASES = [
         "bucket name 'x' is not valid",
     ),
     # ------------------------------------------------------------ class 9: messages that say what is wrong
-    ("runs-file", "runs {I}/a-file", {}, "is a file, not a folder"),
+    ("runs-file", "runs {I}/a-file", {}, "a-file: a file, not a folder"),
     ("runs-empty", "runs ", {}, "STORE_OR_FOLDER '': empty path"),
     ("publish-in-dot", "publish nope --work .", {}, "no run 'nope' in . ("),
     # an input folder given as a file, a missing path or a link loop: said as such, not "no run"

@@ -509,13 +509,13 @@ def run_fetch(args) -> int:
 
     refuse_empty_paths(args, "to", "store")
     url = args.store or _default_store()
+    check_out_dir(args.to, "--to", {"--store": url})
     if "://" not in url or url.startswith("file://"):
         check_in_dir(
             url.removeprefix("file://"),
             "--store",
             "give the folder runs are stored in, or s3://bucket/prefix",
         )
-    check_out_dir(args.to, "--to", {"--store": url})
     store = open_store(url)
     summary = fetch_run(store, args.run, args.to, models=args.models, log=get_logger("dlbench.fetch").info)
     print(
