@@ -4,7 +4,7 @@ table of bad inputs of tests/reliability/test_reliability.py, through the real c
 in a traceback, was accepted (exit 0), printed more than one line on stderr, or changed a file in the inputs
 or the output area.
 
-    .venv/bin/python -m tests.reliability.sweep            # everything (about 280 commands, 30 minutes)
+    .venv/bin/python -m tests.reliability.sweep            # everything (about 260 cases, 10 minutes)
     .venv/bin/python -m tests.reliability.sweep --paths    # only the bad-path sweep
     .venv/bin/python -m tests.reliability.sweep --match fetch   # only the cases named with "fetch"
 
