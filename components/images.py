@@ -26,6 +26,8 @@ import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from dlbench.settings import settings
+
 REGISTRY_ENV = "DLBENCH_REGISTRY"
 TAG_ENV = "DLBENCH_IMAGE_TAG"
 DEFAULT_REGISTRY = "ghcr.io/dlbench"
@@ -79,12 +81,12 @@ KINDS = {
 
 def registry() -> str:
     """The registry prefix: $DLBENCH_REGISTRY, else ghcr.io/dlbench."""
-    return (os.environ.get(REGISTRY_ENV) or DEFAULT_REGISTRY).rstrip("/")
+    return (settings().registry or DEFAULT_REGISTRY).rstrip("/")
 
 
 def tag() -> str:
     """The image tag: $DLBENCH_IMAGE_TAG, else dlbench's version."""
-    return os.environ.get(TAG_ENV) or TAG
+    return settings().image_tag or TAG
 
 
 def image(kind: str, registry_prefix: str | None = None, image_tag: str | None = None) -> str:

@@ -16,21 +16,28 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from dlbench.io import read_json
 from dlbench.layout import INDEX_NAME, write_index
 from dlbench.store import BINARY_SUFFIXES, MANIFEST_NAME, LocalStore, StoreError
 from dlbench_kfp.pipelines import PipelineError
 
 
+def _records(root: Path) -> list[tuple[Path, dict]]:
+    """(folder, record) for every record below ``root``, each read through its schema
+    (:class:`dlbench.schemas.RecordFile`): a damaged one is one line naming the file and the field, before
+    anything is uploaded. Symlinked folders are not followed."""
+    from dlbench.record import find_records
+
+    return [(Path(rec.pop("_dir")), rec) for rec in find_records(root)]
+
+
 def model_files(run_dir: Path, exclude: Path) -> list[tuple[Path, str]]:
     """(file, key) for the weights of every train / svm / onnx run below kfp.local's run folder."""
     out = []
-    for rec_path in sorted(run_dir.rglob("record.json")):
-        folder = rec_path.parent
-        if exclude in folder.parents or folder == exclude:
+    skip = exclude.resolve()
+    for folder, rec in _records(run_dir):
+        if skip == folder.resolve() or skip in folder.resolve().parents:
             continue
-        rec = read_json(rec_path)
-        step = rec.get("step")
+        step = rec["step"]  # step and status are required fields
         if step not in ("train", "svm", "onnx"):
             continue
         name = (rec.get("config") or {}).get("model") if step == "onnx" else rec.get("run_id")
@@ -42,10 +49,9 @@ def model_files(run_dir: Path, exclude: Path) -> list[tuple[Path, str]]:
 
 def failed_records(bundle: Path) -> list[str]:
     out = []
-    for rec_path in sorted(bundle.rglob("record.json")):
-        rec = read_json(rec_path)
-        if rec.get("status") != "ok":
-            out.append(f"{rec_path.parent.relative_to(bundle)}: {rec.get('error') or rec.get('status')}")
+    for folder, rec in _records(bundle):
+        if rec["status"] != "ok":
+            out.append(f"{folder.relative_to(bundle)}: {rec.get('error') or rec['status']}")
     return out
 
 
@@ -93,6 +99,8 @@ def publish_run(
 
 def _publish(run_dir: Path, store, bundle: Path, log: Callable[[str], Any]) -> dict[str, Any]:
     run_name = run_dir.name
+    failed = failed_records(bundle)  # every record read and checked before the first upload
+    models = model_files(run_dir, exclude=bundle)
     index = write_index(run_dir, run_dir / INDEX_NAME, exclude=bundle)
     abort = getattr(store, "abort_incomplete", None)
     if abort:  # what an upload cut short by a dead server may have left on a server that keeps it
@@ -101,7 +109,6 @@ def _publish(run_dir: Path, store, bundle: Path, log: Callable[[str], Any]) -> d
         stage = Path(tmp) / run_name
         shutil.copytree(bundle, stage)
         shutil.copy2(index, stage / INDEX_NAME)
-        models = model_files(run_dir, exclude=bundle)
         for src, key in models:
             dest = stage / key
             dest.parent.mkdir(parents=True, exist_ok=True)
@@ -128,7 +135,7 @@ def _publish(run_dir: Path, store, bundle: Path, log: Callable[[str], Any]) -> d
         "files": len(manifest["files"]),
         "bytes": manifest["total_bytes"],
         "models": len(models),
-        "failed": failed_records(bundle),
+        "failed": failed,
         "index": store.describe(f"{run_name}/{INDEX_NAME}"),
     }
 

@@ -57,10 +57,10 @@ def check_images(images: list[str], timeout: float = 10.0) -> list[str]:
 
 
 def _store_credentials_at_hand(env: dict[str, str] | None = None) -> bool:
-    from dlbench_kfp.stores.s3_config import ENDPOINT_ENV, KEY_ENVS
+    from dlbench.settings import environment_settings
 
-    env = os.environ if env is None else env
-    return bool(env.get(ENDPOINT_ENV)) and any(env.get(k) and env.get(s) for k, s in KEY_ENVS)
+    s = environment_settings(env)
+    return bool(s.s3_endpoint and s.s3_keys)
 
 
 def check_datasets(spec: StudySpec) -> tuple[list[str], list[str]]:

@@ -35,6 +35,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from dlbench.settings import REPO_RE, TAG_RE, environment_settings
 from dlbench_kfp.pipelines import PipelineError
 
 INSECURE_ENV = "DLBENCH_INSECURE_REGISTRIES"
@@ -49,8 +50,8 @@ MANIFEST_TYPES = ", ".join(
 DOCKER_HUB = "docker.io"
 DOCKER_HUB_API = "registry-1.docker.io"
 _DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
-_TAG_RE = re.compile(r"^[\w][\w.-]{0,127}$")
-_REPO_RE = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$")
+_TAG_RE = TAG_RE  # one rule each, shared with the check of DLBENCH_IMAGE_TAG / DLBENCH_REGISTRY
+_REPO_RE = REPO_RE
 
 
 class RegistryError(PipelineError):
@@ -192,9 +193,9 @@ def _is_loopback(host: str) -> bool:
 
 
 def insecure(host: str, env: dict[str, str] | None = None) -> bool:
-    env = os.environ if env is None else env
-    listed = {h.strip() for h in (env.get(INSECURE_ENV) or "").split(",") if h.strip()}
-    return _is_loopback(host) or host in listed
+    """A loopback registry, or one listed in ``$DLBENCH_INSECURE_REGISTRIES`` (of ``env``, default the
+    environment, parsed by :mod:`dlbench.settings`)."""
+    return _is_loopback(host) or host in environment_settings(env).insecure_registries
 
 
 class _Redirect(urllib.request.HTTPRedirectHandler):

@@ -17,7 +17,6 @@ import contextlib
 import hashlib
 import io
 import json
-import os
 import tempfile
 import time
 import urllib.error
@@ -28,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from dlbench.plan import build_plan
+from dlbench.settings import settings
 from dlbench.spec import StudySpec
 from dlbench_kfp.pipelines import PipelineError
 from dlbench_kfp.pipelines.study import compile_pipeline, pipeline_name
@@ -52,11 +52,13 @@ def normalise_host(host: str) -> str:
 
 
 def _auth_headers() -> dict[str, str]:
+    """$KFP_TOKEN and $KFP_COOKIES, as :mod:`dlbench.settings` parsed them (no line break in either)."""
+    s = settings()
     headers = {}
-    if os.environ.get(TOKEN_ENV):
-        headers["Authorization"] = f"Bearer {os.environ[TOKEN_ENV]}"
-    if os.environ.get(COOKIES_ENV):
-        headers["Cookie"] = os.environ[COOKIES_ENV]
+    if s.kfp_token:
+        headers["Authorization"] = f"Bearer {s.kfp_token}"
+    if s.kfp_cookies:
+        headers["Cookie"] = s.kfp_cookies
     return headers
 
 
@@ -124,10 +126,11 @@ def make_client(host: str, namespace: str | None = None):
     import kfp
 
     kwargs: dict[str, Any] = {"host": host}
-    if os.environ.get(TOKEN_ENV):
-        kwargs["existing_token"] = os.environ[TOKEN_ENV]
-    if os.environ.get(COOKIES_ENV):
-        kwargs["cookies"] = os.environ[COOKIES_ENV]
+    s = settings()
+    if s.kfp_token:
+        kwargs["existing_token"] = s.kfp_token
+    if s.kfp_cookies:
+        kwargs["cookies"] = s.kfp_cookies
     if namespace:
         kwargs["namespace"] = namespace
     with _quiet():

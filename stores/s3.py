@@ -64,7 +64,6 @@ from dlbench.store import (
 from dlbench_kfp.stores.s3_config import (
     DEFAULT_DEADLINE_S,
     ENDPOINT_ENV,
-    SECURE_ENV,
     credentials_from_env,
     deadline_from_env,
     env_settings,
@@ -181,16 +180,15 @@ class S3Store(Store):
     def from_url(
         cls, url: str, create_bucket: bool = False, env: dict[str, str] | None = None, **kwargs: Any
     ) -> S3Store:
-        env = os.environ if env is None else env
         bucket, prefix = split_url(url)
-        endpoint_text = env.get(ENDPOINT_ENV)
-        if not endpoint_text:
+        s = env_settings(env)  # every variable parsed once (dlbench.settings)
+        if not s.s3_endpoint:
             raise StoreError(
                 f"{ENDPOINT_ENV} is not set", f"export {ENDPOINT_ENV}=http://HOST:9000 for {url}"
             )
-        endpoint, secure = parse_endpoint(endpoint_text, env.get(SECURE_ENV))
+        endpoint, secure = parse_endpoint(s.s3_endpoint, s.s3_secure)
         access, secret = credentials_from_env(env)
-        region = env_settings(env).s3_region or "us-east-1"
+        region = s.s3_region or "us-east-1"
         retries, deadline = retries_from_env(env), deadline_from_env(env)
         kwargs.setdefault("retries", retries)
         kwargs.setdefault("deadline", deadline)

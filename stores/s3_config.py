@@ -3,11 +3,10 @@ store URL ``s3://bucket/prefix``. Imports no SDK, so checks such as the pre-flig
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from urllib.parse import urlparse
 
-from dlbench.settings import SettingsError, bucket_problem, parse_settings
+from dlbench.settings import S3_KEY_PAIRS, SettingsError, bucket_problem, environment_settings
 from dlbench.store import StoreError
 
 ENDPOINT_ENV = "DLBENCH_S3_ENDPOINT"
@@ -16,11 +15,12 @@ REGION_ENV = "DLBENCH_S3_REGION"
 RETRIES_ENV = "DLBENCH_S3_RETRIES"
 DEADLINE_ENV = "DLBENCH_S3_RETRY_DEADLINE_S"
 DEFAULT_DEADLINE_S = 90.0
-KEY_ENVS = (("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"), ("MINIO_ACCESS_KEY", "MINIO_SECRET_KEY"))
+KEY_ENVS = S3_KEY_PAIRS
 
 
-def parse_endpoint(text: str, secure_env: str | None = None) -> tuple[str, bool]:
-    """``http://host:9000`` -> ("host:9000", False); ``host:9000`` -> ("host:9000", $DLBENCH_S3_SECURE)."""
+def parse_endpoint(text: str, secure_env: str | bool | None = None) -> tuple[str, bool]:
+    """``http://host:9000`` -> ("host:9000", False); ``host:9000`` -> ("host:9000", $DLBENCH_S3_SECURE)
+    (``secure_env``: the parsed setting, or its text; unset means HTTPS)."""
     text = text.strip()
     if "://" in text:
         u = urlparse(text)
@@ -34,26 +34,28 @@ def parse_endpoint(text: str, secure_env: str | None = None) -> tuple[str, bool]
         return u.netloc, u.scheme == "https"
     if "/" in text or not text:
         raise StoreError(f"{ENDPOINT_ENV}={text!r} is not host:port or an http(s) URL")
+    if isinstance(secure_env, bool):
+        return text, secure_env
     secure = (secure_env or "1").strip().lower() not in ("0", "false", "no", "off")
     return text, secure
 
 
-def credentials_from_env(env: dict[str, str] | None = None) -> tuple[str, str]:
-    env = os.environ if env is None else env
-    for key_var, secret_var in KEY_ENVS:
-        if env.get(key_var) and env.get(secret_var):
-            return env[key_var], env[secret_var]
+def credentials_from_env(env: Mapping[str, str] | None = None) -> tuple[str, str]:
+    """The first full pair of :data:`KEY_ENVS` in ``env`` (default: the environment), as parsed at start."""
+    keys = env_settings(env).s3_keys
+    if keys:
+        return keys
     raise StoreError(
         "no S3 credentials in the environment",
         "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or MINIO_ACCESS_KEY and MINIO_SECRET_KEY)",
     )
 
 
-def env_settings(env: Mapping[str, str]):
-    """``env`` parsed by :func:`dlbench.settings.parse_settings` (the one parser of every variable); a bad
-    value is one StoreError line naming the variable."""
+def env_settings(env: Mapping[str, str] | None = None):
+    """``env`` (default: the environment) parsed by :mod:`dlbench.settings` (the one parser of every
+    variable); a bad value is one StoreError line naming the variable."""
     try:
-        return parse_settings(env)
+        return environment_settings(env)
     except SettingsError as exc:
         raise StoreError(exc.message, exc.hint) from None
 

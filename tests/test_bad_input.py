@@ -198,7 +198,11 @@ CASES = [
         "data --dataset fashion-mnist --root {I}/nope --out {O}/d",
         "data folder not found",
     ),
-    ("data-root-file", "data --dataset fashion-mnist --root {I}/a-file --out {O}/d", "data folder not found"),
+    (
+        "data-root-file",
+        "data --dataset fashion-mnist --root {I}/a-file --out {O}/d",
+        "a file, not a data folder",
+    ),
     (
         "data-subsample-5",
         "data --dataset fashion-mnist --root {I}/idx --subsample 5 --out {O}/d",

@@ -144,16 +144,17 @@ def split_input(split, dataset: str | None = None) -> dict[str, int]:
     return out
 
 
-def refuse_empty_paths(args, *names: str) -> None:
+def refuse_empty_paths(args, *names: str, positional: dict[str, str] | None = None) -> None:
     """An option given as an empty string (``--out=``, ``--records ''``) is refused by name, instead of being
-    read as the current folder."""
+    read as the current folder; ``positional`` maps positional arguments to check to their metavar
+    (``dlbench runs ''``)."""
     from dlbench.errors import DlbenchError
 
-    for name in names:
+    for name in (*names, *(positional or {})):
         value = getattr(args, name, None)
         values = value if isinstance(value, list | tuple) else [value]  # nargs="+" options: each one
         if any(v is not None and str(v).strip() == "" for v in values):
-            flag = "--" + name.replace("_", "-")
+            flag = (positional or {}).get(name) or "--" + name.replace("_", "-")
             raise DlbenchError(
                 f"{flag} '': empty path", f"give {flag} a path, or leave it out where it may be"
             )
@@ -161,17 +162,13 @@ def refuse_empty_paths(args, *names: str) -> None:
 
 def split_dataset_of(args) -> str:
     """The dataset of ``args.split`` (``--dataset``, else its manifest's); a one-line error if missing."""
-    from pathlib import Path
-
     from dlbench.data.step import split_dataset
     from dlbench.errors import DataError
+    from dlbench.io import check_in_dir
 
     if str(args.split).strip() == "":
         raise DataError("--split '': empty path", "pass the folder `dlbench data` wrote")
-    if not Path(args.split).exists():
-        raise DataError(
-            f"--split {args.split}: folder not found", "run `dlbench data` first and pass its output folder"
-        )
+    check_in_dir(args.split, "--split", "run `dlbench data` first and pass its output folder")
     return args.dataset if args.dataset is not None else split_dataset(args.split)
 
 

@@ -16,10 +16,18 @@ class DlbenchError(Exception):
         super().__init__(self.one_line())
 
     def one_line(self) -> str:
-        text = self.message.rstrip(".")
+        text = _end(self.message)
         if self.hint:
-            text += f" ({self.hint.rstrip('.')})"
+            text += f" ({_end(self.hint)})"
         return " ".join(text.split())
+
+
+def _end(text: str) -> str:
+    """``text`` without a sentence's final period; a path at the end (``in .``, ``runs/..``) is kept whole."""
+    text = text.rstrip()
+    if text.endswith(".") and not text.endswith(("..", " .", "/.")) and text != ".":
+        return text[:-1]
+    return text
 
 
 class DataError(DlbenchError):

@@ -160,6 +160,22 @@ def check_no_overlap(
         )
 
 
+def check_in_dir(
+    path: str | os.PathLike, option: str = "", hint: str | None = None, noun: str = "folder"
+) -> Path:
+    """``path`` is an existing folder to read from; else one :class:`DataError` line saying which of a
+    missing path, a file or a symlink that leads nowhere it is (``option`` names it: ``--split``)."""
+    p = Path(path)
+    where = f"{option} {path}: " if option else f"{path}: "
+    if p.is_dir():
+        return p
+    if p.is_symlink() and not p.exists():
+        raise DataError(f"{where}a symlink that leads nowhere (or round in a loop)", hint)
+    if p.exists():
+        raise DataError(f"{where}a file, not a {noun}", hint)
+    raise DataError(f"{where}{noun} not found", hint)
+
+
 def _refuse_broken_link(p: Path, option: str, path: str | os.PathLike) -> None:
     """A symlink at ``p`` or among its parents that leads nowhere, or round in a loop, is refused."""
     for q in (p, *p.parents):

@@ -96,9 +96,17 @@ def read_record(folder: Path) -> dict[str, Any] | None:
 
 def record_ok(folder: Path) -> bool:
     """The record in ``folder`` says ok and every output it lists in that folder is still there, whole (the
-    size it recorded): a run whose checkpoint was deleted or cut short is not a run to keep (``--resume``)."""
+    size it recorded): a run whose checkpoint was deleted or cut short, or whose record does not fit its
+    schema, is not a run to keep (``--resume``)."""
+    from dlbench.errors import DataError
+    from dlbench.schemas import RecordFile, check_file
+
     rec = read_record(folder)
     if not isinstance(rec, dict) or rec.get("status") != "ok":
+        return False
+    try:  # a damaged record (dlbench.schemas.RecordFile) is not a whole run: it is run again
+        check_file(rec, RecordFile, Path(folder) / RECORD_NAME, "record")
+    except DataError:
         return False
     outputs = rec.get("outputs")
     for entry in outputs.values() if isinstance(outputs, dict) else ():
@@ -246,6 +254,18 @@ def assemble(
     return counts
 
 
+def check_index_path(path: str | os.PathLike) -> None:
+    """``path`` can take the ``index.json`` dlbench writes: a folder there (which the write would fail on,
+    at the end of a study) is refused up front, in one line."""
+    from dlbench.errors import DataError
+
+    p = Path(path)
+    if p.is_dir():
+        raise DataError(
+            f"{p}: a folder where dlbench writes its {INDEX_NAME}", "move the folder away, or choose another"
+        )
+
+
 def write_index(
     root: str | os.PathLike, path: str | os.PathLike | None = None, exclude: str | os.PathLike | None = None
 ) -> Path:
@@ -276,6 +296,7 @@ def write_index(
             "config": config,
         }
     out = Path(path) if path else root / INDEX_NAME
+    check_index_path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp")
     tmp.write_text(json.dumps({"runs": runs}, indent=2, sort_keys=False) + "\n")

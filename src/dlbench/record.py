@@ -115,7 +115,9 @@ def library_versions() -> dict[str, str]:
 
 def git_commit() -> str | None:
     """The code version: $DLBENCH_GIT_COMMIT (set in images), else the checkout's HEAD, else None."""
-    env = os.environ.get("DLBENCH_GIT_COMMIT")
+    from dlbench.settings import settings
+
+    env = settings().git_commit
     if env:
         return env
     try:
@@ -130,7 +132,9 @@ def git_commit() -> str | None:
 
 def git_dirty() -> bool | None:
     """Whether the checkout had uncommitted changes to tracked files (None: not a checkout, or an image)."""
-    if os.environ.get("DLBENCH_GIT_COMMIT"):
+    from dlbench.settings import settings
+
+    if settings().git_commit:
         return None
     try:
         here = Path(__file__).resolve().parent

@@ -4,7 +4,8 @@ A run is any folder with a ``spec.yaml`` (a ``dlbench study`` folder, or a pipel
 which also has ``MANIFEST.json``) or with a ``report/record.json`` (step commands run one by one, then
 ``dlbench report``), found at most ``MAX_DEPTH`` folders down and not inside another run.
 For each: its name (path below the root), the spec's name, when it ran, a status from its records, and
-its report.
+its report. Its records and ``index.json`` are read through their schemas (:mod:`dlbench.schemas`): a
+damaged one makes the run's status ``damaged: <file>: field ...`` (the other runs are still listed).
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from typing import Any
 
 import yaml
 
+from dlbench.layout import INDEX_NAME
+from dlbench.schemas import IndexFile, RecordFile
 from dlbench.store import MANIFEST_NAME, PARTIAL_NAME, Store
 
 MAX_DEPTH = 3
@@ -26,6 +29,26 @@ def _read_json(store: Store, key: str) -> dict[str, Any]:
     except Exception:  # noqa: BLE001 - an unreadable record counts as missing
         return {}
     return data if isinstance(data, dict) else {}
+
+
+def _damaged(store: Store, keys: list[str], model) -> str | None:
+    """The first of ``keys`` that does not fit its schema, as one line naming the file and the field."""
+    from dlbench.errors import DlbenchError
+    from dlbench.schemas import check_file
+
+    for key in keys:
+        where = store.describe(key)
+        try:
+            data = json.loads(store.read_bytes(key))
+        except ValueError as exc:
+            return f"{where}: not JSON ({' '.join(str(exc).split())[:80]})"
+        except Exception as exc:  # noqa: BLE001 - a folder, a link loop, a store error
+            return f"{where}: cannot read ({' '.join(str(exc).split())[:80]})"
+        try:
+            check_file(data, model, where)
+        except DlbenchError as exc:
+            return exc.message
+    return None
 
 
 def list_runs(store: Store) -> list[dict[str, Any]]:
@@ -52,9 +75,10 @@ def list_runs(store: Store) -> list[dict[str, Any]]:
             )
         except Exception:  # noqa: BLE001
             spec = {}
-        records = [
-            _read_json(store, k) for k in sorted(keys) if k.startswith(base) and k.endswith("/record.json")
-        ]
+        record_keys = [k for k in sorted(keys) if k.startswith(base) and k.endswith("/record.json")]
+        records = [_read_json(store, k) for k in record_keys]
+        index_keys = [f"{base}{INDEX_NAME}"] if f"{base}{INDEX_NAME}" in keys else []
+        damaged = _damaged(store, record_keys, RecordFile) or _damaged(store, index_keys, IndexFile)
         failed = sum(1 for r in records if r.get("status") not in ("ok", None))
         running = sum(1 for r in records if r.get("status") == "running")
         report = _read_json(store, f"{base}report/record.json")
@@ -63,6 +87,8 @@ def list_runs(store: Store) -> list[dict[str, Any]]:
         )
         if f"{base}{PARTIAL_NAME}" in keys:
             status = "partial fetch (dlbench fetch it again)"
+        elif damaged:
+            status = f"damaged: {damaged}"
         elif not report:
             status = "no report yet" if not running else f"{running} running"
         elif failed:

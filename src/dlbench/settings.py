@@ -7,9 +7,12 @@ written. Readers take the value from here (``settings().progress_interval``) ins
 again. :func:`settings` is cached on the variables' text, so a variable a caller sets for its tasks
 (``run --local`` sets ``DLBENCH_PROGRESS_INTERVAL`` on a terminal) is parsed again, once.
 
-The rules for names that must be valid beyond dlbench (an S3 bucket, a URL's port) live here too, so the
-compile-time checks and the store use one rule each. Image references (``DLBENCH_REGISTRY``,
-``DLBENCH_IMAGE_TAG``) are checked by ``dlbench compile`` and ``submit`` with the registry client's parser.
+The rules for names that must be valid beyond dlbench (an S3 bucket, a URL's port, an image tag, a
+registry host) live here too, so the compile-time checks, the registry client and the store use one rule
+each. The edges (``components``, ``pipelines``, ``stores``) read their variables here as well (the image
+registry and tag, ``DLBENCH_INSECURE_REGISTRIES``, the S3 endpoint and keys, the KFP token and cookies);
+functions of theirs that take an ``env`` mapping (for tests) parse it with :func:`parse_settings`.
+``dlbench compile`` and ``submit`` also parse the whole image references the registry and tag make.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import math
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import urlparse
 
 from dlbench.errors import DlbenchError
@@ -40,6 +43,7 @@ VARIABLES = (
     "DLBENCH_GIT_COMMIT",
     "DLBENCH_REGISTRY",
     "DLBENCH_IMAGE_TAG",
+    "DLBENCH_INSECURE_REGISTRIES",
     "DLBENCH_S3_ENDPOINT",
     "DLBENCH_S3_SECURE",
     "DLBENCH_S3_REGION",
@@ -61,6 +65,13 @@ FALSE_WORDS = ("0", "false", "no", "off")
 # Names that must be valid outside dlbench.
 BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 REGION_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+# Image references, as Docker splits them: a tag, one path component of a repository, a registry host[:port].
+TAG_RE = re.compile(r"^[\w][\w.-]{0,127}$")
+PATH_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+REPO_RE = re.compile(rf"^{PATH_COMPONENT}(?:/{PATH_COMPONENT})*$")
+HOST_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
+HOST_RE = re.compile(rf"^{HOST_LABEL}(?:\.{HOST_LABEL})*$")
+S3_KEY_PAIRS = (("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"), ("MINIO_ACCESS_KEY", "MINIO_SECRET_KEY"))
 
 
 def bucket_problem(bucket: str) -> str | None:
@@ -83,6 +94,29 @@ def url_problem(text: str, schemes: tuple[str, ...] = ("http", "https")) -> str 
         return f"{text!r} has a port that is not a number from 1 to 65535"
     if u.port == 0:
         return f"{text!r} has port 0 (a port is 1 to 65535)"
+    return None
+
+
+def host_problem(text: str) -> str | None:
+    """Why ``text`` is not ``host[:port]`` (a port 1 to 65535), or None."""
+    host, colon, port = text.rpartition(":") if ":" in text else (text, "", "")
+    if not HOST_RE.match(host):
+        return "not host[:port]"
+    if colon and (not port.isdigit() or not 1 <= int(port) <= 65535):
+        return "a port that is not a number from 1 to 65535"
+    return None
+
+
+def registry_problem(text: str) -> str | None:
+    """Why ``text`` is not a registry prefix ``host[:port][/path]`` or ``path`` (Docker Hub), or None."""
+    first, _, rest = text.rstrip("/").partition("/")
+    if "." in first or ":" in first or first == "localhost":
+        if host_problem(first):
+            return f"host {first!r}: {host_problem(first)}"
+        if rest and not REPO_RE.match(rest):
+            return f"path {rest!r} is not lowercase letters, digits and separators . _ - /"
+    elif not REPO_RE.match(text.rstrip("/")):
+        return "not host[:port]/path (a path of lowercase letters, digits and separators . _ - /)"
     return None
 
 
@@ -111,8 +145,10 @@ class Settings:
     s3_retries: int | None = None
     s3_retry_deadline_s: float | None = None
     kfp_host: str | None = None
-    kfp_token: str | None = None
-    kfp_cookies: str | None = None
+    kfp_token: str | None = field(default=None, repr=False)
+    kfp_cookies: str | None = field(default=None, repr=False)
+    insecure_registries: tuple[str, ...] = ()
+    s3_keys: tuple[str, str] | None = field(default=None, repr=False)  # (access key, secret), first full pair
 
 
 def _bad(var: str, value: str, what: str) -> SettingsError:
@@ -193,9 +229,37 @@ def parse_settings(env: Mapping[str, str]) -> Settings:
     for var in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "MINIO_ACCESS_KEY", "MINIO_SECRET_KEY"):
         if var in v and header_problem(v[var]):
             raise SettingsError(f"{var} {header_problem(v[var])}", f"set {var} to the key on one line")
-    for var, key in (("DLBENCH_IMAGE_TAG", "image_tag"), ("DLBENCH_REGISTRY", "registry")):
-        if var in v:  # the reference they make is checked where images are named (dlbench compile / submit)
-            out[key] = v[var]
+    for key_var, secret_var in S3_KEY_PAIRS:
+        if "s3_keys" not in out and key_var in v and secret_var in v:
+            out["s3_keys"] = (v[key_var], v[secret_var])
+    if "DLBENCH_IMAGE_TAG" in v:
+        if not TAG_RE.match(v["DLBENCH_IMAGE_TAG"]):
+            raise _bad(
+                "DLBENCH_IMAGE_TAG",
+                v["DLBENCH_IMAGE_TAG"],
+                "is not a valid tag (up to 128 letters, digits, '_', '.', '-'; not starting with '.' or '-')",
+            )
+        out["image_tag"] = v["DLBENCH_IMAGE_TAG"]
+    if "DLBENCH_REGISTRY" in v:
+        problem = registry_problem(v["DLBENCH_REGISTRY"])
+        if problem:
+            raise SettingsError(
+                f"DLBENCH_REGISTRY={v['DLBENCH_REGISTRY']!r}: {problem}",
+                "set DLBENCH_REGISTRY to e.g. ghcr.io/you or localhost:5000",
+            )
+        out["registry"] = v["DLBENCH_REGISTRY"].rstrip("/")
+    if "DLBENCH_INSECURE_REGISTRIES" in v:
+        hosts = tuple(h.strip() for h in v["DLBENCH_INSECURE_REGISTRIES"].split(",") if h.strip())
+        for host in hosts:
+            problem = host_problem(host)
+            if problem:
+                verb = "is" if problem.startswith("not") else "has"
+                listed = v["DLBENCH_INSECURE_REGISTRIES"]
+                raise SettingsError(
+                    f"DLBENCH_INSECURE_REGISTRIES={listed!r}: {host!r} {verb} {problem}",
+                    "give comma-separated host[:port], e.g. registry.local:5000",
+                )
+        out["insecure_registries"] = hosts
     if "DLBENCH_STORE" in v:
         store = v["DLBENCH_STORE"]
         if store.startswith("s3://"):
@@ -220,3 +284,10 @@ def _cached(items: tuple[tuple[str, str], ...]) -> Settings:
 def settings() -> Settings:
     """The settings of the current environment (parsed once per distinct set of values)."""
     return _cached(tuple((k, os.environ[k]) for k in VARIABLES if k in os.environ))
+
+
+def environment_settings(env: Mapping[str, str] | None = None) -> Settings:
+    """:func:`settings`, or those of ``env`` when a caller (a test) passes its own variables."""
+    if env is None:
+        return settings()
+    return _cached(tuple((k, env[k]) for k in VARIABLES if k in env))

@@ -18,7 +18,15 @@ from pathlib import Path
 import yaml
 
 from dlbench.errors import DlbenchError
-from dlbench.layout import SPEC_NAME, StudyLayout, clear_study, record_ok, write_index
+from dlbench.layout import (
+    INDEX_NAME,
+    SPEC_NAME,
+    StudyLayout,
+    check_index_path,
+    clear_study,
+    record_ok,
+    write_index,
+)
 from dlbench.log import describe_config, get_logger, task_header
 from dlbench.plan import DataTask, SvmTask, TrainTask, build_plan
 from dlbench.runner import (
@@ -69,6 +77,7 @@ def prepare_out(
         raise StudyFolderError(f"{flag} {out} is a file, not a folder", f"choose another {flag}")
     if not any(out.iterdir()):
         return "new"
+    check_index_path(out / INDEX_NAME)
     held = out / SPEC_NAME
     if not held.is_file():
         raise StudyFolderError(

@@ -152,6 +152,29 @@ def build_inputs(root: Path) -> Path:
     s3root["data"]["root"] = "s3://Bad_Bucket/datasets"
     _put(root / "s3-bad-bucket.yaml", yaml.safe_dump(s3root))
     (root / "a-file").write_text("not a folder\n")
+
+    # kfp.local work folders (dlbench publish): a task's record that is not a record; a folder as index.json
+    for name in ("kfp-bad-record", "kfp-index-dir"):
+        bundle = root / name / "RUN" / "report-task" / "study"
+        _put(bundle / "spec.yaml", "name: t\n")
+        _put(bundle / "report" / "record.json", _record("report"))
+        write_manifest(bundle)
+        _put(root / name / "RUN" / "train-task" / "out" / "record.json", _record())
+    bad = _record("svm", config="linear")
+    _put(root / "kfp-bad-record" / "RUN" / "svm-task" / "out" / "record.json", bad)
+    (root / "kfp-index-dir" / "RUN" / "index.json").mkdir()
+    # a pickle that is no checkpoint (torch warns of its protocol before refusing it): as best.pt and last.pt
+    import pickle
+
+    for name in ("pickle-ckpt", "pickle-last"):
+        _put(root / name / "record.json", _record(outputs={}))
+        (root / name / ("best.pt" if name == "pickle-ckpt" else "last.pt")).write_bytes(
+            pickle.dumps({"weights": {1, 2}}, protocol=4)
+        )
+    # a study folder whose index.json is a folder (the study would fail writing it, at its end)
+    _put(root / "st-index-dir" / "spec.yaml", "name: quick\n")
+    (root / "st-index-dir" / "index.json").mkdir()
+    (root / "loop").symlink_to("loop")
     return root
 
 
@@ -387,7 +410,7 @@ CASES = [
         "compile-bad-registry",
         "compile --spec quick --out {O}/p.yaml",
         {"DLBENCH_REGISTRY": "Bad Registry/x"},
-        "DLBENCH_REGISTRY / DLBENCH_IMAGE_TAG",
+        "DLBENCH_REGISTRY='Bad Registry/x': not host[:port]/path",
     ),
     ("compile-out-empty", "compile --spec quick --out=", {}, "--out '': not a file name"),
     (
@@ -426,8 +449,97 @@ CASES = [
         {},
         "port that is not a number from 1 to 65535",
     ),
+    (
+        "publish-record-config-str",
+        "publish RUN --work {I}/kfp-bad-record --store {O}/st",
+        {},
+        "svm-task/out/record.json: field config",
+    ),
+    (
+        "publish-index-is-folder",
+        "publish RUN --work {I}/kfp-index-dir --store {O}/st",
+        {},
+        "RUN/index.json: a folder where dlbench writes its index.json",
+    ),
+    (
+        "study-index-is-folder",
+        "study --spec quick --out {I}/st-index-dir --resume",
+        {},
+        "st-index-dir/index.json: a folder where dlbench writes its index.json",
+    ),
+    (
+        "onnx-checkpoint-pickle",
+        "onnx --model resnet18 --checkpoint {I}/pickle-ckpt/best.pt --out {O}/o",
+        {},
+        "it holds more than tensors, or is not a PyTorch file",
+    ),
+    (
+        "train-resume-pickle-last",
+        "train --split {I}/split --out {I}/pickle-last --resume --max-steps-per-epoch 1",
+        {},
+        "last.pt: not a readable checkpoint (it holds more than tensors",
+    ),
+    (
+        "spec-compare-without-estimate",
+        "spec expand quick --compare {I}/rec-acc5",
+        {},
+        "--compare goes with --estimate or --calibrate",
+    ),
+    ("spec-device-without-estimate", "spec expand quick --device cpu", {}, "--device goes with --estimate"),
+    ("spec-compare-empty", "spec expand quick --estimate --compare=", {}, "--compare '': empty path"),
+    # ------------------------------------------------------------ class 3 (the edges' variables)
+    ("env-tag-any-command", "spec validate quick", {"DLBENCH_IMAGE_TAG": "bad tag!"}, "DLBENCH_IMAGE_TAG="),
+    ("env-registry-port", "runs {I}", {"DLBENCH_REGISTRY": "reg:99999/x"}, "port that is not a number"),
+    (
+        "env-insecure-registries",
+        "compile --spec quick --out {O}/p.yaml",
+        {"DLBENCH_INSECURE_REGISTRIES": "good:5000,bad host"},
+        "DLBENCH_INSECURE_REGISTRIES='good:5000,bad host': 'bad host' is not host[:port]",
+    ),
+    (
+        "env-s3-key-lf",
+        "fetch R1 --store {I}/store --to {O}/f",
+        {"AWS_SECRET_ACCESS_KEY": "abc\ndef"},
+        "AWS_SECRET_ACCESS_KEY holds a line break",
+    ),
+    (
+        "env-store-bucket-publish",
+        "publish earlier --work {O}",
+        {"DLBENCH_STORE": "s3://x/runs"},
+        "bucket name 'x' is not valid",
+    ),
     # ------------------------------------------------------------ class 9: messages that say what is wrong
-    ("runs-file", "runs {I}/a-file", {}, "is a file, not a folder"),
+    ("runs-file", "runs {I}/a-file", {}, "a-file: a file, not a folder"),
+    ("runs-empty", "runs ", {}, "STORE_OR_FOLDER '': empty path"),
+    ("publish-in-dot", "publish nope --work .", {}, "no run 'nope' in . ("),
+    # an input folder given as a file, a missing path or a link loop: said as such, not "no run"
+    (
+        "train-split-file",
+        "train --split {I}/a-file --out {O}/t",
+        {},
+        "--split {I}/a-file: a file, not a folder",
+    ),
+    ("classical-split-loop", "classical --split {I}/loop --out {O}/c", {}, "a symlink that leads nowhere"),
+    (
+        "fetch-store-file",
+        "fetch R1 --store {I}/a-file --to {O}/f",
+        {},
+        "--store {I}/a-file: a file, not a folder",
+    ),
+    ("fetch-store-missing", "fetch R1 --store {I}/nope --to {O}/f", {}, "--store {I}/nope: folder not found"),
+    (
+        "publish-work-file",
+        "publish R --work {I}/a-file --store {O}/s",
+        {},
+        "--work {I}/a-file: a file, not a",
+    ),
+    (
+        "publish-work-missing",
+        "publish R --work {I}/nope --store {O}/s",
+        {},
+        "--work {I}/nope: folder not found",
+    ),
+    ("runs-loop", "runs {I}/loop", {}, "loop: a symlink that leads nowhere"),
 ]
 
 
@@ -441,7 +553,7 @@ def test_refused_in_one_line_and_nothing_changed(world, tmp_path, case, template
     args = [a.replace("{I}", str(world)).replace("{O}", str(work)) for a in template.split(" ")]
     before = (tree_hash(work), tree_hash(world))
     result = run_cli(args, cwd=work, env=env)
-    check_refused(result, expect.replace("{O}", str(work)))
+    check_refused(result, expect.replace("{O}", str(work)).replace("{I}", str(world)))
     assert (tree_hash(work), tree_hash(world)) == before
 
 
@@ -529,6 +641,9 @@ def test_resume_does_not_keep_a_run_whose_checkpoint_is_gone_or_cut_short(tmp_pa
     assert not record_ok(run)
     (run / "best.pt").unlink()
     assert not record_ok(run)
+    for damaged in ({"metrics": {"test_accuracy": 5.0}}, {"config": "resnet18"}):  # a record that is not one
+        _put(run / "record.json", _record(**damaged))
+        assert not record_ok(run)
 
 
 def test_fused_resume_onto_another_engines_run_is_refused_and_keeps_its_checkpoints(world, tmp_path):
@@ -580,6 +695,72 @@ def test_fetch_into_a_folder_holding_a_file_where_a_folder_must_go_is_one_line(t
     result = run_cli(["fetch", "R1", "--store", str(store), "--to", str(to)], cwd=tmp_path)
     check_refused(result, "a file is where a folder must go")
     assert tree_hash(to) == before
+
+
+@pytest.mark.parametrize(
+    "name, content, expect",
+    [
+        ("index.json", "[1, 2]", "index.json: not a dlbench file (a JSON a list"),
+        ("index.json", '{"runs": {"x": {"step": "train"}}}', "index.json: field runs.x.status: Field"),
+        ("index.json", "{not json", "index.json: not JSON"),
+        ("train/a/record.json", '{"step": "train", "status": "great"}', "record.json: field status"),
+    ],
+)
+def test_runs_lists_a_run_with_a_damaged_index_or_record_as_damaged(tmp_path, name, content, expect):
+    """dlbench runs reads each run's records and index.json through their schemas: the damaged run's status
+    names the file and the field, the other runs are listed as before, and nothing is changed."""
+    good, bad = _stored_run(tmp_path / "runs", "good"), _stored_run(tmp_path / "runs", "bad")
+    _put(good / "index.json", {"runs": {"a": {"step": "train", "status": "ok", "folder": "train/a"}}})
+    _put(bad / name, content)
+    before = tree_hash(tmp_path)
+    result = run_cli(["runs", str(tmp_path / "runs"), "--json"], cwd=tmp_path)
+    assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
+    rows = {r["name"]: r["status"] for r in json.loads(result.stdout)}
+    assert rows["good"] == "ok"
+    assert rows["bad"].startswith("damaged: ") and expect in rows["bad"], rows["bad"]
+    assert tree_hash(tmp_path) == before
+
+
+# ---------------------------------------------------------------------------------------------- class 3
+
+
+def test_the_edges_variables_are_parsed_by_settings_and_env_mappings_still_work():
+    """The variables of components / pipelines / stores come from dlbench.settings; their functions that take
+    an env mapping parse that mapping the same way (a bad value: one line naming the variable)."""
+    from dlbench.settings import SettingsError, parse_settings
+    from dlbench.store import StoreError
+    from dlbench_kfp.pipelines.registry import insecure
+    from dlbench_kfp.stores.s3_config import credentials_from_env, parse_endpoint
+
+    assert insecure("reg.local:5000", {"DLBENCH_INSECURE_REGISTRIES": " reg.local:5000 ,other"})
+    assert not insecure("reg.local:5000", {})
+    assert insecure("127.0.0.1:5000", {})
+    keys = {"MINIO_ACCESS_KEY": "k", "MINIO_SECRET_KEY": "s", "AWS_ACCESS_KEY_ID": "half"}
+    assert credentials_from_env(keys) == ("k", "s")
+    with pytest.raises(StoreError, match="no S3 credentials"):
+        credentials_from_env({"AWS_ACCESS_KEY_ID": "half"})
+    with pytest.raises(StoreError, match="AWS_ACCESS_KEY_ID holds a line break"):
+        credentials_from_env({"AWS_ACCESS_KEY_ID": "a\r\nb", "AWS_SECRET_ACCESS_KEY": "s"})
+    assert parse_endpoint("minio:9000", False) == ("minio:9000", False)
+    assert parse_endpoint("minio:9000", "off") == ("minio:9000", False)
+    assert parse_settings({"DLBENCH_REGISTRY": "localhost:5000/team/"}).registry == "localhost:5000/team"
+    assert parse_settings({"DLBENCH_IMAGE_TAG": "0.1.0-rc_1"}).image_tag == "0.1.0-rc_1"
+    for env, text in (
+        ({"DLBENCH_IMAGE_TAG": "-x"}, "DLBENCH_IMAGE_TAG='-x': is not a valid tag"),
+        ({"DLBENCH_REGISTRY": "ghcr.io/Team"}, "path 'Team' is not lowercase"),
+        ({"DLBENCH_INSECURE_REGISTRIES": "h:0"}, "'h:0' has a port that is not a number from 1 to 65535"),
+    ):
+        with pytest.raises(SettingsError, match=text.replace("(", r"\(").replace(")", r"\)")):
+            parse_settings(env)
+    assert "secret" not in repr(parse_settings({"KFP_TOKEN": "secret", "MINIO_ACCESS_KEY": "secret"}))
+
+
+def test_the_image_names_follow_the_variables(monkeypatch):
+    from dlbench_kfp.components import images
+
+    monkeypatch.setenv("DLBENCH_REGISTRY", "localhost:5000/t")
+    monkeypatch.setenv("DLBENCH_IMAGE_TAG", "dev")
+    assert images.current()["cpu"] == "localhost:5000/t/dlbench-cpu:dev"
 
 
 # ---------------------------------------------------------------------------------------------- class 5

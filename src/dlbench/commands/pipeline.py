@@ -45,7 +45,9 @@ IMAGES_EPILOG = (
 
 
 def _default_store() -> str:
-    return os.environ.get(STORE_ENV) or DEFAULT_STORE
+    from dlbench.settings import settings
+
+    return settings().store or DEFAULT_STORE
 
 
 def _publish_default() -> str:
@@ -367,9 +369,10 @@ def run_compile(args) -> int:
 
 def run_submit(args) -> int:
     from dlbench.plan import with_fuse
+    from dlbench.settings import settings
     from dlbench.spec import load_spec
 
-    args.host = args.host or os.environ.get("KFP_HOST")
+    args.host = args.host or settings().kfp_host
     if not args.host:
         raise DlbenchError("no KFP host", "pass --host http://HOST:PORT or set KFP_HOST")
     _check_parallelism(args.parallelism)
@@ -470,10 +473,12 @@ def _check_local_store(url: str, inputs: dict | None = None) -> None:
 def run_publish(args) -> int:
     from pathlib import Path
 
+    from dlbench.io import check_in_dir
     from dlbench.log import get_logger
     from dlbench.store import open_store
 
     refuse_empty_paths(args, "work", "store")
+    check_in_dir(args.work, "--work", "pass the --work folder dlbench run --local used")
     name = args.run.strip("/")
     run_dir = Path(args.work) / name
     if not name or "/" in name or name in (".", "..") or not run_dir.is_dir():
@@ -502,13 +507,20 @@ def run_publish(args) -> int:
 
 
 def run_fetch(args) -> int:
-    from dlbench.io import check_out_dir
+    from dlbench.io import check_in_dir, check_out_dir
     from dlbench.log import get_logger
     from dlbench.store import fetch_run, open_store
 
     refuse_empty_paths(args, "to", "store")
-    check_out_dir(args.to, "--to", {"--store": args.store or _default_store()})
-    store = open_store(args.store or _default_store())
+    url = args.store or _default_store()
+    check_out_dir(args.to, "--to", {"--store": url})
+    if "://" not in url or url.startswith("file://"):
+        check_in_dir(
+            url.removeprefix("file://"),
+            "--store",
+            "give the folder runs are stored in, or s3://bucket/prefix",
+        )
+    store = open_store(url)
     summary = fetch_run(store, args.run, args.to, models=args.models, log=get_logger("dlbench.fetch").info)
     print(
         f"fetched {summary['downloaded']} files ({summary['bytes']:,} bytes), {summary['skipped']} already "

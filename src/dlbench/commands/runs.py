@@ -30,17 +30,17 @@ def register(sub) -> None:
 
 def run(args) -> int:
     import json
-    from pathlib import Path
 
-    from dlbench.errors import DlbenchError
+    from dlbench.cli import refuse_empty_paths
+    from dlbench.io import check_in_dir
     from dlbench.runs import format_runs, is_local, list_runs
     from dlbench.store import open_store
 
-    folder = Path(str(args.where).removeprefix("file://"))
-    if is_local(args.where) and not folder.is_dir():
-        raise DlbenchError(
-            f"{args.where} is a file, not a folder" if folder.exists() else f"folder not found: {args.where}",
-            "give a folder that holds studies or runs (e.g. runs), or a store URL",
+    refuse_empty_paths(args, positional={"where": "STORE_OR_FOLDER"})
+    if is_local(args.where):
+        check_in_dir(
+            str(args.where).removeprefix("file://"),
+            hint="give a folder that holds studies or runs (e.g. runs), or a store URL",
         )
     rows = list_runs(open_store(args.where))
     if args.json:

@@ -65,9 +65,23 @@ def run(args) -> int:
     if args.action == "presets":
         print("\n".join(preset_names()))
         return 0
+    from dlbench.cli import refuse_empty_paths
+
+    refuse_empty_paths(args, "compare", "calibration")
     spec = with_fuse(load_spec(args.spec), args.fuse)
     if args.estimate or args.calibrate:
         return run_estimate(args, spec)
+    given = [
+        f for f, v in (("--calibration", args.calibration), ("--compare", args.compare)) if v is not None
+    ]
+    given += ["--device"] if args.device else []
+    if given:  # an option that would be ignored: the user meant an estimate
+        from dlbench.errors import SpecError
+
+        raise SpecError(
+            f"{', '.join(given)} go{'es' if len(given) == 1 else ''} with --estimate or --calibrate",
+            f"add --estimate with --calibrate or --calibration FILE, or leave {', '.join(given)} out",
+        )
     if args.action == "show":
         print(yaml.safe_dump(json.loads(spec.model_dump_json()), sort_keys=False), end="")
     elif args.action == "validate":

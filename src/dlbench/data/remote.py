@@ -41,12 +41,13 @@ def is_store_url(root: str | os.PathLike | None) -> bool:
 
 def idx_files(dataset: str, folder: str | os.PathLike) -> list[Path]:
     """The four IDX files of ``folder`` (gz or raw, as found); a one-line error when one is missing."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise DataError(
-            f"{folder}: data folder not found",
-            f"pass --root with a folder holding the {DATASETS[dataset].title} IDX files",
-        )
+    from dlbench.io import check_in_dir
+
+    folder = check_in_dir(
+        folder,
+        hint=f"pass --root with a folder holding the {DATASETS[dataset].title} IDX files",
+        noun="data folder",
+    )
     files = []
     for part in PARTS:
         for pattern in IDX_NAMES.values():

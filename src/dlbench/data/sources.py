@@ -49,8 +49,10 @@ def check_dataset(name: str, source: str = "auto") -> None:
 def search_paths(dataset: str) -> list[Path]:
     """Where IDX files are looked for, in order: $DLBENCH_DATA/<dataset>, ./data/<dataset>, system paths."""
     paths = []
-    if os.environ.get("DLBENCH_DATA"):
-        paths.append(Path(os.environ["DLBENCH_DATA"]) / dataset)
+    from dlbench.settings import settings
+
+    if settings().data:
+        paths.append(Path(settings().data) / dataset)
     paths.append(Path("data") / dataset)
     paths += [Path(p) for p in DATASETS[dataset].search]
     return paths
@@ -70,12 +72,13 @@ def has_idx(folder: Path) -> bool:
 
 
 def load_idx_folder(dataset: str, folder: str | os.PathLike) -> RawData:
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise DataError(
-            f"{folder}: data folder not found",
-            f"pass --root with a folder holding the {DATASETS[dataset].title} IDX files",
-        )
+    from dlbench.io import check_in_dir
+
+    folder = check_in_dir(
+        folder,
+        hint=f"pass --root with a folder holding the {DATASETS[dataset].title} IDX files",
+        noun="data folder",
+    )
     images, labels, inputs = [], [], {}
     for part in PARTS:
         arrays = {}

@@ -18,6 +18,7 @@ from torch import nn
 
 from dlbench.errors import DataError
 from dlbench.io import atomic_path
+from dlbench.train.checkpoint import load_problem, torch_load
 
 INPUT_NAME = "input"
 OUTPUT_NAME = "logits"
@@ -43,10 +44,10 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     if not p.is_file():
         raise DataError(f"checkpoint {p} not found", "pass the checkpoint file a train run wrote")
     try:
-        obj = torch.load(p, map_location="cpu", weights_only=True)
+        obj = torch_load(p)
     except Exception as exc:
         raise DataError(
-            f"checkpoint {p} cannot be read as a PyTorch state_dict: {_first_line(exc)}",
+            f"checkpoint {p} cannot be read as a PyTorch state_dict: {load_problem(exc)}",
             "pass the best.pt a finished train run wrote; this file is damaged or not a checkpoint",
         ) from None
     if isinstance(obj, dict) and isinstance(obj.get("model"), dict):

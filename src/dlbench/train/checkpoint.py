@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import random
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -74,13 +75,32 @@ def save_best(path: str | os.PathLike, model: torch.nn.Module) -> Path:
     return Path(path)
 
 
+def torch_load(path: str | os.PathLike, device: torch.device | str = "cpu") -> Any:
+    """``torch.load(weights_only=True)``, quiet: torch warns of pickle protocols before it refuses a file, and
+    that warning would be a second line on the terminal."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return torch.load(path, map_location=device, weights_only=True)
+
+
+def load_problem(exc: BaseException) -> str:
+    """What :func:`torch_load` raised, in one short line, without torch's advice to load with
+    ``weights_only=False`` (which runs any code the file holds, and is no fix for a file that is not a
+    checkpoint)."""
+    text = str(exc)
+    if "Weights only load failed" in text:
+        detail = text.partition("WeightsUnpickler error:")[2].strip().splitlines()
+        return "it holds more than tensors, or is not a PyTorch file" + (f" ({detail[0]})" if detail else "")
+    return " ".join(text.split())[:160] or type(exc).__name__
+
+
 def load_last(path: str | os.PathLike, device: torch.device, config) -> dict[str, Any]:
     """Read ``last.pt`` and check that it belongs to ``config`` (only ``epochs`` may differ)."""
     try:
-        state = torch.load(path, map_location=device, weights_only=True)
+        state = torch_load(path, device)
     except Exception as exc:  # corrupt or foreign file
         raise DataError(
-            f"{path}: not a readable checkpoint ({' '.join(str(exc).split())[:160]})",
+            f"{path}: not a readable checkpoint ({load_problem(exc)})",
             "delete it, or run without --resume to start over",
         ) from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
