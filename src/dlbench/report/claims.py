@@ -132,7 +132,9 @@ def _where(r: pd.Series, *keys: str) -> str:
 
 
 def _runs(*rows: pd.Series) -> tuple[str, ...]:
-    return tuple(str(x) for r in rows for x in str(r.get("ours_runs") or "").split() if x)
+    lists = [r.get(k) for r in rows for k in ("ours_runs", "time_runs")]
+    ids = (x for v in lists if isinstance(v, str) for x in v.split())
+    return tuple(dict.fromkeys(ids))
 
 
 def _secs(r: pd.Series) -> Estimate | None:
@@ -273,7 +275,7 @@ def gflops_linear_effects(C: pd.DataFrame) -> list[Effect]:
                 {"sgd": "SGD", "adam": "Adam"}.get(opt, opt),
                 Estimate(r2s, 1) if r2s is not None else None,
                 Estimate(r2o, 1) if r2o is not None else None,
-                tuple(str(x) for x in g["run_id"] if isinstance(x, str)),
+                _runs(*[r for _, r in g.iterrows()]),
             )
         )
     return out
