@@ -88,7 +88,8 @@ def _show(e: Estimate, unit: str) -> str:
     if unit == "front":
         return "on the front" if e.mean >= 1 else "off the front"
     if unit == "dx":
-        return f"{e.mean:+.2f}x" + (f" ± {e.half:.2f}x" if e.half is not None else "")
+        sign = "-" if e.mean < 0 else "+"
+        return sign + _x(abs(e.mean)) + (f" ± {_x(e.half)}" if e.half is not None else "")
     if unit == "x":
         return f"{_x(e.mean)}" + (f" ± {_x(e.half)}" if e.half is not None else "")
     if unit == "pp":

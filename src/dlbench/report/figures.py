@@ -516,13 +516,13 @@ def gpu_speedup(item: Item, R: Records, C: pd.DataFrame, out: Path) -> None:
             s = p["study_cpu"] / p["study_gpu"]
             ax.bar(i - 0.2, s, 0.4, color=_color(p["model"]), edgecolor="black", lw=0.5, **STUDY_STYLE)
             ax.annotate(
-                f"{s:.2f}x", (i - 0.2, s), xytext=(0, 3), textcoords="offset points", ha="center", fontsize=8
+                fmt(s, "x"), (i - 0.2, s), xytext=(0, 3), textcoords="offset points", ha="center", fontsize=8
             )
             if p["ours_cpu"] and p["ours_gpu"]:
                 o = p["ours_cpu"] / p["ours_gpu"]
                 ax.bar(i + 0.2, o, 0.4, color=_color(p["model"]), edgecolor="black", lw=0.5)
                 ax.annotate(
-                    f"{o:.2f}x",
+                    fmt(o, "x"),
                     (i + 0.2, o),
                     xytext=(0, 3),
                     textcoords="offset points",
