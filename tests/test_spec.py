@@ -44,10 +44,13 @@ def test_input_axes_expand_and_leave_earlier_run_ids_alone():
     runs = expand_train(spec)
     assert [c.input_shape for c in runs] == ["1x28x28", "3x28x28", "1x64x64", "3x64x64"]
     assert len({c.run_id for c in runs}) == 4
-    ref = [c for c in expand_train(load_spec("reference")) if c.input_size == 64]
-    assert [(c.model, c.batch_size, c.optimizer, c.lr, c.epochs, c.in_channels) for c in ref] == [
-        ("resnet18", 16, "adam", 0.001, 4, 3)
-    ]
+    # the reference preset trains at 3x64x64 exactly the runs that time Tables 3 and 4, and its input grid
+    from dlbench.spec import expand_grids
+
+    grids = expand_grids(load_spec("reference"))
+    at_64 = {c.run_id for c in expand_train(load_spec("reference")) if c.input_shape == "3x64x64"}
+    timing = {c.run_id for g in ("table3", "table4-gpu", "table4-cpu", "input") for c in grids[g]}
+    assert at_64 == timing and len(at_64) == 8 + 12
 
 
 def test_duplicate_grid_points_collapse():
@@ -189,8 +192,9 @@ def test_smoke_spec_keeps_every_run_on_the_cpu_and_what_it_planned():
         "cuml",
     }
     assert smoke.data.subsample == 300 and smoke.onnx.providers == ["cpu"]
-    # each smoke run stands in at the published cells its planned run fills: all 77
-    cells = {x for c in runs for x in cells_for(c.model_dump())} | {
+    # each smoke run stands in at the published cells its planned run fills (its accuracy, or its time at
+    # the study's input): all 77
+    cells = {x for c in runs for t in (False, True) for x in cells_for(c.model_dump(), time=t)} | {
         x for c in svm for x in cells_for(c.model_dump(), "svm")
     }
     assert len(cells) == len(published()) == 77

@@ -151,6 +151,11 @@ def test_short_run_accuracy_records_and_checkpoints(two_datasets, tmp_path, quie
         assert m["engine"] == "fused" and m["time_shared"] is True and m["fused_members"] == 4
         assert sorted(m["fused_with"]) == sorted(r.run_id for r in configs if r is not c)
         assert len(m["history"]) == 2 and m["history"][0]["images"] == 8 * 16
+        # the group's whole epochs (training and validation) beside its training steps, as its seconds
+        assert m["train_wall_seconds"] == pytest.approx(
+            sum(h["wall_seconds"] for h in m["history"]), abs=1e-3
+        )
+        assert m["train_wall_seconds"] >= m["train_seconds"]
         # the group's joules (shared, as its seconds), or why they were not measured
         assert m["energy"]["shared_by"] == 4
         assert len(m["energy"].get("cpu_joules", [])) == 2 or m["energy"]["not_measured"]["cpu"]

@@ -60,6 +60,11 @@ def test_record_holds_the_agreed_metrics(two_epochs):
     assert m["classes"][0] == "T-shirt/top" and len(m["classes"]) == 10
     assert m["best_val_accuracy"] == max(h["val_accuracy"] for h in m["history"])
     assert m["train_seconds"] == pytest.approx(sum(h["seconds"] for h in m["history"]), abs=1e-3)
+    # both time definitions: each epoch's whole wall time holds its training steps and its validation
+    for h in m["history"]:
+        assert h["wall_seconds"] >= h["seconds"] + h["eval_seconds"] - 1e-3
+    assert m["train_wall_seconds"] == pytest.approx(sum(h["wall_seconds"] for h in m["history"]), abs=1e-3)
+    assert "at input 1x28x28" in m["timing_note"]
     assert m["images_per_second"] > 0 and m["time_to_first_batch"] > 0
     assert m["peak_memory_device_bytes"] is None and m["peak_memory_host_bytes"] > 10 * 2**20
     assert m["normalization"]["kind"] == "fixed" and m["normalization"]["mean"] == 0.2860

@@ -99,11 +99,16 @@ def run(args) -> int:
                 grids.setdefault(c.run_id, []).append(name)
         n_cells: set[str] = set()
         strict = {c for t in train_tasks(spec) for cfg in t for c in cells_for(cfg.model_dump())}
+        accuracy = strict | {
+            c for t in train_tasks(spec) for cfg in t for c in cells_for(cfg.model_dump(), accuracy_only=True)
+        }
 
-        def fills(cells: list[str], fast: list[str] = ()) -> str:
+        def fills(cells: list[str], fast: list[str] = (), timed: list[str] = ()) -> str:
             fast = [c for c in fast if c not in strict and c not in cells]
-            n_cells.update(cells, fast)
+            timed = [c for c in timed if c not in cells]  # at the study's input: time (and accuracy if alone)
+            n_cells.update(cells, fast, timed)
             told = [describe(c) for c in cells] + [f"{describe(c)} (accuracy only)" for c in fast]
+            told += [f"{describe(c)} (time{'' if c in accuracy else ', accuracy'})" for c in timed]
             return "\n      fills: " + "; ".join(told) if told else ""
 
         for task in train_tasks(spec):
@@ -119,7 +124,11 @@ def run(args) -> int:
                     f"{' ' + cfg.input_shape if cfg.input_shape != '1x28x28' else ''}"
                     f"{f' seed={cfg.seed}' if spec.seeds else ''}{planned}"
                     f"  [grid {', '.join(grids.get(cfg.run_id, []))}]{group}"
-                    + fills(cells_for(cfg.model_dump()), cells_for(cfg.model_dump(), accuracy_only=True))
+                    + fills(
+                        cells_for(cfg.model_dump()),
+                        cells_for(cfg.model_dump(), accuracy_only=True),
+                        cells_for(cfg.model_dump(), time=True),
+                    )
                 )
         for cfg in expand_svm(spec):
             planned = "".join(f" (planned {k} {v})" for k, v in (cfg.planned or {}).items())

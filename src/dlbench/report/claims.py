@@ -88,7 +88,8 @@ def _show(e: Estimate, unit: str) -> str:
     if unit == "front":
         return "on the front" if e.mean >= 1 else "off the front"
     if unit == "dx":
-        return f"{e.mean:+.2f}x" + (f" ± {e.half:.2f}x" if e.half is not None else "")
+        sign = "-" if e.mean < 0 else "+"
+        return sign + _x(abs(e.mean)) + (f" ± {_x(e.half)}" if e.half is not None else "")
     if unit == "x":
         return f"{_x(e.mean)}" + (f" ± {_x(e.half)}" if e.half is not None else "")
     if unit == "pp":
@@ -132,7 +133,9 @@ def _where(r: pd.Series, *keys: str) -> str:
 
 
 def _runs(*rows: pd.Series) -> tuple[str, ...]:
-    return tuple(str(x) for r in rows for x in str(r.get("ours_runs") or "").split() if x)
+    lists = [r.get(k) for r in rows for k in ("ours_runs", "time_runs")]
+    ids = (x for v in lists if isinstance(v, str) for x in v.split())
+    return tuple(dict.fromkeys(ids))
 
 
 def _secs(r: pd.Series) -> Estimate | None:
@@ -273,7 +276,7 @@ def gflops_linear_effects(C: pd.DataFrame) -> list[Effect]:
                 {"sgd": "SGD", "adam": "Adam"}.get(opt, opt),
                 Estimate(r2s, 1) if r2s is not None else None,
                 Estimate(r2o, 1) if r2o is not None else None,
-                tuple(str(x) for x in g["run_id"] if isinstance(x, str)),
+                _runs(*[r for _, r in g.iterrows()]),
             )
         )
     return out

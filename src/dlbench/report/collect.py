@@ -346,7 +346,8 @@ def train_frame(R: Records) -> pd.DataFrame:
 
 def epoch_times(rec: dict) -> dict[str, float | None]:
     """A training record's time per epoch: the spread of its epochs' training-step seconds (sd), and the
-    whole wall time of training with validation (training steps + each epoch's evaluation), in seconds."""
+    whole wall time of training with validation (each epoch's recorded ``wall_seconds``; in a record
+    written before them, training steps + each epoch's evaluation), in seconds."""
     hist = [h for h in (met(rec, "history", []) or []) if isinstance(h, dict)] if is_ok(rec) else []
     secs = [x for h in hist if (x := num(h.get("seconds"))) is not None]
     evals = [num(h.get("eval_seconds")) for h in hist]
@@ -354,11 +355,13 @@ def epoch_times(rec: dict) -> dict[str, float | None]:
     if len(secs) >= 2:
         m = sum(secs) / len(secs)
         sd = (sum((x - m) ** 2 for x in secs) / (len(secs) - 1)) ** 0.5
-    wall = (
-        sum(secs) + sum(e for e in evals if e is not None)
-        if secs and all(e is not None for e in evals)
-        else None
-    )
+    walls = [num(h.get("wall_seconds")) for h in hist]
+    if secs and all(w is not None for w in walls):  # recorded: each epoch's whole wall time
+        wall = sum(walls)
+    elif secs and all(e is not None for e in evals):  # a record before it: training steps + evaluation
+        wall = sum(secs) + sum(evals)
+    else:
+        wall = None
     return {"epoch_seconds_sd": sd, "wall_seconds": wall}
 
 

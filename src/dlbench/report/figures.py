@@ -486,10 +486,18 @@ def _cpu_gpu_pairs(C: pd.DataFrame) -> list[dict]:
                 "study_gpu": float(gpu["study_seconds"]),
                 "ours_cpu": oc,
                 "ours_gpu": og,
-                "runs": [x for x in (cpu["run_id"], gpu["run_id"]) if isinstance(x, str)],
+                "runs": [x for x in (cpu.get("time_run_id"), gpu.get("time_run_id")) if isinstance(x, str)],
+                "inputs": [x for x in (cpu.get("time_input"), gpu.get("time_input")) if isinstance(x, str)],
             }
         )
     return out
+
+
+def _timed_at(pairs: list[dict]) -> str:
+    """The note naming the input our times of Table 4 were measured at."""
+    inputs = sorted({x for p in pairs for x in p["inputs"]})
+    said = " / ".join(inputs)
+    return f"Ours timed at {said} input (the study's: probably 3x64x64, its GFLOPs)." if inputs else ""
 
 
 @builder(
@@ -508,13 +516,13 @@ def gpu_speedup(item: Item, R: Records, C: pd.DataFrame, out: Path) -> None:
             s = p["study_cpu"] / p["study_gpu"]
             ax.bar(i - 0.2, s, 0.4, color=_color(p["model"]), edgecolor="black", lw=0.5, **STUDY_STYLE)
             ax.annotate(
-                f"{s:.2f}x", (i - 0.2, s), xytext=(0, 3), textcoords="offset points", ha="center", fontsize=8
+                fmt(s, "x"), (i - 0.2, s), xytext=(0, 3), textcoords="offset points", ha="center", fontsize=8
             )
             if p["ours_cpu"] and p["ours_gpu"]:
                 o = p["ours_cpu"] / p["ours_gpu"]
                 ax.bar(i + 0.2, o, 0.4, color=_color(p["model"]), edgecolor="black", lw=0.5)
                 ax.annotate(
-                    f"{o:.2f}x",
+                    fmt(o, "x"),
                     (i + 0.2, o),
                     xytext=(0, 3),
                     textcoords="offset points",
@@ -532,6 +540,7 @@ def gpu_speedup(item: Item, R: Records, C: pd.DataFrame, out: Path) -> None:
         ax.set_ylabel("GPU speedup (CPU time / GPU time)")
         _study_ours_legend(fig, list(dict.fromkeys(p["model"] for p in pairs)))
         item.image = _save(fig, out / "fig6_gpu_speedup.png")
+    item.notes = [n for n in (_timed_at(pairs),) if n]
     item.sources = sorted({r for p in pairs for r in p["runs"]})
 
 
@@ -605,7 +614,7 @@ def gflops_vs_gpu_time(item: Item, R: Records, C: pd.DataFrame, out: Path) -> No
                 )
             else:
                 fits.append(f"{name}: no fit (fewer than 3 points with a GPU time)")
-        _log_axis(ax, "y")  # ours (a faster GPU, a smaller input) would lie flat at zero on a linear axis
+        _log_axis(ax, "y")  # ours (a faster GPU) would lie flat at zero on a linear axis
         ax.set_xlabel("GFLOPs (forward, per image)")
         ax.set_ylabel("GPU training time, 10 epochs (s, log scale)")
         handles = [
@@ -620,7 +629,7 @@ def gflops_vs_gpu_time(item: Item, R: Records, C: pd.DataFrame, out: Path) -> No
         ]
         ax.legend(handles=handles + ax.get_legend_handles_labels()[0], loc="upper left", fontsize=8)
         item.image = _save(fig, out / "fig7_gflops_vs_gpu_time.png")
-    item.notes = ["Linear fit, " + "; ".join(fits) + "."]
+    item.notes = ["Linear fit, " + "; ".join(fits) + "."] + [n for n in (_timed_at(pairs),) if n]
     item.sources = sorted({r for p in pairs for r in p["runs"]})
 
 

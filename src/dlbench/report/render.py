@@ -21,6 +21,7 @@ from dlbench.report.collect import NotRun
 from dlbench.report.document import Item, KeyValues, Section
 
 NUMERIC = re.compile(r"^[+\-−]?[\d,]*\.?\d+(x| %)?$")
+HASH = re.compile(r"^[0-9a-f]{32,}$")  # a SHA-256 or a git commit: broken anywhere, so its column fits
 
 
 def esc(text: Any) -> Markup:
@@ -80,7 +81,7 @@ def table_cells(view: pd.DataFrame) -> dict[str, list]:
                 for c in (
                     "num" if NUMERIC.match(text) or text in ("not run", "—") else "",
                     "ref" if any(_is_study(x) for x in t) else "",
-                    "wrap" if len(text) > 40 else "",
+                    "hash" if HASH.match(text) else "wrap" if len(text) > 40 else "",
                 )
                 if c
             ]

@@ -15,6 +15,7 @@ from typing import Any
 import pandas as pd
 import yaml
 
+from dlbench.devices import BUILTIN_NAMES, device_name_of
 from dlbench.errors import DataError
 from dlbench.io import atomic_path, sha256_bytes, write_json
 from dlbench.record import now_iso, step_record
@@ -246,12 +247,7 @@ def build_banner(R: Records, C: pd.DataFrame) -> dict[str, Any]:
     spec = _spec(R)
     train = R.step("train") + R.step("svm")
     smoke = bool(spec.get("smoke")) or any(cfg(r, "smoke") for r in R.all)
-    ran_on = sorted(
-        {str(cfg(r, "device")) for r in R.step("train")} | {"cpu" if R.step("svm") else ""} - {""}
-    )
-    planned = sorted(
-        {str((cfg(r, "planned") or {}).get("device") or cfg(r, "device")) for r in R.step("train")}
-    )
+    ran_on, planned = devices_ran(R)
     data = []
     subsampled = False
     for r in R.step("data"):
@@ -275,12 +271,7 @@ def build_banner(R: Records, C: pd.DataFrame) -> dict[str, Any]:
             ("SMOKE RUN (wiring test, numbers meaningless); " if smoke else "")
             + f"preset/spec {spec.get('name') or 'unknown (no spec.yaml)'}, {len(train)} train and SVM runs",
         ),
-        (
-            "devices",
-            ", ".join(device_label(d) for d in ran_on)
-            or "—"
-            + (f" (planned: {', '.join(device_label(d) for d in planned)})" if planned != ran_on else ""),
-        ),
+        ("devices", _devices_text(ran_on) or "no train or SVM records"),
         ("images per split", "; ".join(data) or "no data record"),
         (
             "subsampled",
@@ -292,11 +283,7 @@ def build_banner(R: Records, C: pd.DataFrame) -> dict[str, Any]:
         ("published cells", f"{len(C)} published values; {filled} have a run of ours at their cell"),
     ]
     if planned != ran_on:
-        facts[1] = (
-            "devices",
-            ", ".join(device_label(d) for d in ran_on)
-            + f" (the spec planned: {', '.join(device_label(d) for d in planned)})",
-        )
+        facts[1] = ("devices", f"{_devices_text(ran_on)} (the spec planned: {_devices_text(planned)})")
     return {
         "smoke": smoke,
         "preset": spec.get("name"),
@@ -306,6 +293,34 @@ def build_banner(R: Records, C: pd.DataFrame) -> dict[str, Any]:
         "epochs": f"at most {epochs} epochs (fewer than planned)" if cut else f"at most {epochs} epochs",
         "filled": filled,
     }
+
+
+def devices_ran(R: Records) -> tuple[dict[tuple[str, str], int], dict[tuple[str, str], int]]:
+    """The devices the train and SVM runs ran on and the ones the spec planned, from the records: (catalog
+    name, kind) -> runs. A name is the spec's catalog device (``device_name``) or a built-in, cpu / cuda."""
+    ran: dict[tuple[str, str], int] = defaultdict(int)
+    planned: dict[tuple[str, str], int] = defaultdict(int)
+
+    def kind(step: Any, x: dict, backend: Any = None) -> str:
+        if step == "train":
+            return str(x.get("device") or "cpu")
+        return "cuda" if (backend or x.get("backend")) == "cuml" else "cpu"
+
+    for r in R.step("train") + R.step("svm"):
+        c = dict(r.get("config") or {})
+        plan = {**c, **(c.get("planned") or {})}
+        ran[(device_name_of(c), kind(r.get("step"), c, met(r, "backend")))] += 1
+        planned[(device_name_of(plan), kind(r.get("step"), plan))] += 1
+    return dict(sorted(ran.items())), dict(sorted(planned.items()))
+
+
+def _devices_text(devices: dict[tuple[str, str], int]) -> str:
+    """``h100 (GPU): 12 runs, vm (CPU): 4 runs``; a built-in device by its kind alone, ``GPU: 3 runs``."""
+    return ", ".join(
+        (device_label(name) if name in BUILTIN_NAMES else f"{name} ({device_label(kind)})")
+        + f": {n} run{'s' if n != 1 else ''}"
+        for (name, kind), n in devices.items()
+    )
 
 
 def precision_line(R: Records) -> str:

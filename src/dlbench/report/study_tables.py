@@ -35,16 +35,18 @@ KINDS = {
 }
 
 
-def _choose(cands: pd.DataFrame, table: str) -> tuple[pd.Series | None, list[str]]:
-    """The run shown at a cell: one of the grid named after the table first, then a finished one."""
+def _choose(cands: pd.DataFrame, table: str, time: bool = False) -> tuple[pd.Series | None, list[str]]:
+    """The run shown at a cell: one of the grid named after the table first, then a finished one. ``time``:
+    the run whose time is shown, one at the study's input (3x64x64) before all others."""
     if cands.empty:
         return None, []
     grids = cands.get("grids", pd.Series([[]] * len(cands), index=cands.index))
     in_grid = grids.map(lambda gs: any(g == table or g.startswith(table + "-") for g in gs))
     # Without the spec's grids: lr 0.001, the learning rate of every run of the study's results list.
     lr3 = cands["lr"].map(lambda v: abs(float(v) - 1e-3) < 1e-12) if "lr" in cands else in_grid
-    ranked = cands.assign(_g=in_grid, _ok=cands["ok"], _lr=lr3).sort_values(
-        ["_g", "_ok", "_lr"], ascending=False, kind="stable"
+    at_study = [time and ref.input_of(r) == ref.STUDY_INPUT_SHAPE for r in cands.to_dict("records")]
+    ranked = cands.assign(_in=at_study, _g=in_grid, _ok=cands["ok"], _lr=lr3).sort_values(
+        ["_in", "_g", "_ok", "_lr"], ascending=False, kind="stable"
     )
     best = ranked.iloc[0]
     return best, [str(x) for x in ranked["run_id"].iloc[1:]]
@@ -70,9 +72,14 @@ def comparison(R: Records) -> pd.DataFrame:
         )
         frame = svm if cell["table"] == "svm" else train
         cands, fast = _candidates(cell, frame)
+        # a time: at a cell with a published time, of the runs of _time_candidates; elsewhere the run's own
+        tcands = _time_candidates(cell, frame) if cell["train_seconds"] else cands[[not fast] * len(cands)]
+        if cands.empty and not tcands.empty:  # no 1x28x28 run: the accuracy of the run timed here
+            cands, fast = tcands, False
         run, others = _choose(cands, cell["table"])
         reps = _repeats(cands, run)
         others = [o for o in others if o not in set(reps["run_id"])]
+        trun = _choose(tcands, cell["table"], time=True)[0]
         row["run_id"] = None if run is None else run["run_id"]
         row["also_matching"] = " ".join(others)
         row["smoke"] = bool(run is not None and run["smoke"])
@@ -83,13 +90,14 @@ def comparison(R: Records) -> pd.DataFrame:
         else:
             row["why_not"] = None
         ok = run is not None and run["ok"]
+        treps = _repeats(tcands, trun) if trun is not None and trun["ok"] else tcands.iloc[0:0]
         if cell["table"] == "svm":
             acc = U.estimate(list(reps["accuracy_pct"])) if ok else None
             fit = U.estimate([x * 1000 for x in reps["fit_seconds"] if x is not None]) if ok else None
             secs = None
         else:
             acc = U.estimate(list(reps["test_accuracy_pct"])) if ok else None
-            secs = U.estimate(list(reps["train_seconds"])) if ok and not fast else None
+            secs = U.estimate(list(treps["train_seconds"])) if len(treps) else None
             fit = None
         row["ours_accuracy_pct"] = acc.mean if acc else None
         row["ours_seconds"] = secs.mean if secs else None
@@ -99,12 +107,14 @@ def comparison(R: Records) -> pd.DataFrame:
         row["ours_repeats"] = len(reps) if ok else 0
         row["ours_runs"] = " ".join(str(x) for x in reps["run_id"]) if ok else ""
         row["_acc"], row["_secs"] = acc, secs
-        row.update(_filled_in(run, fast) if ok else {})
-        row["time_note"] = ref.fast_note(run.to_dict()) if fast and run is not None else None
+        row.update(_filled_in(run) if ok else {})
+        row.update(_timed(trun, treps))
+        row["time_note"] = _time_note(run, trun, fast)
         sa, ss, sf = (ref.value(cell[k]) for k in ("test_accuracy_pct", "train_seconds", "fit_ms"))
         oa, os_, of = row["ours_accuracy_pct"], row["ours_seconds"], row["ours_fit_ms"]
         row["accuracy_diff_pp"] = oa - sa if oa is not None and sa is not None else None
         row["time_ratio"] = os_ / ss if os_ is not None and ss else None
+        row["time_ratio_wall"] = row["ours_wall_seconds"] / ss if row["ours_wall_seconds"] and ss else None
         row["fit_ratio"] = of / sf if of is not None and sf else None
         rows.append(row)
     out = pd.DataFrame(rows)
@@ -139,29 +149,86 @@ FILLED_IN = [
 ]
 
 
-def _filled_in(run: pd.Series, fast: bool) -> dict[str, Any]:
+def _hardware(run: pd.Series) -> str | None:
+    rec = run.get("_rec") or {}
+    return (rec.get("device") or {}).get("name") or (rec.get("environment") or {}).get("cpu")
+
+
+def _precision(run: pd.Series) -> str:
+    amp = run.get("amp_ran")
+    return "fp32" if amp in (None, "off") else f"{amp} autocast"
+
+
+def _filled_in(run: pd.Series) -> dict[str, Any]:
     """What the run shown at a cell used: batch, lr, the device and hardware that ran it, its precision, its
     input, its engine (an SVM: its C, gamma and degree)."""
-    rec = run.get("_rec") or {}
-    hw = (rec.get("device") or {}).get("name") or (rec.get("environment") or {}).get("cpu")
+    hw = _hardware(run)
     if "kernel" in run and "model" not in run:
         return {
             "our_device": run.get("ran_backend"),
             "our_hardware": hw,
             "our_svm_params": f"C={run.get('C')} gamma={run.get('gamma')} degree={run.get('degree')}",
         }
-    amp = run.get("amp_ran")
     return {
         "our_batch_size": run.get("batch_size"),
         "our_lr": run.get("lr"),
         "our_device": run.get("ran_on"),
         "our_hardware": hw,
-        "our_precision": "fp32" if amp in (None, "off") else f"{amp} autocast",
-        "our_input": f"{run.get('in_channels', 1)}x{run.get('input_size', 28)}x{run.get('input_size', 28)}",
+        "our_precision": _precision(run),
+        "our_input": ref.input_of(run.to_dict()),
         "our_engine": run.get("engine"),
-        "ours_epoch_seconds_sd": None if fast else run.get("epoch_seconds_sd"),
-        "ours_wall_seconds": None if fast else run.get("wall_seconds"),
     }
+
+
+# What the run whose time is shown at a cell used (it may be another run than the accuracy's: a time is
+# compared at the study's input where a run has it), as columns of every study table's CSV.
+TIMED = [
+    "time_run_id",
+    "time_runs",
+    "time_input",
+    "time_engine",
+    "time_precision",
+    "time_device",
+    "time_hardware",
+    "ours_wall_seconds",
+    "ours_epoch_seconds_sd",
+]
+
+
+def _timed(trun: pd.Series | None, treps: pd.DataFrame) -> dict[str, Any]:
+    """The run timed at a cell, its input and settings, and its two times: ``ours_seconds`` (set by the
+    caller: the training steps) and ``ours_wall_seconds`` (whole epochs with validation), means over the
+    repeats."""
+    if trun is None or not len(treps):
+        return dict.fromkeys(TIMED)
+
+    def mean(key: str) -> float | None:
+        xs = [float(x) for x in treps[key] if _num(x) is not None] if key in treps else []
+        return sum(xs) / len(xs) if xs and len(xs) == len(treps) else None
+
+    return {
+        "time_run_id": trun["run_id"],
+        "time_runs": " ".join(str(x) for x in treps["run_id"]),
+        "time_input": ref.input_of(trun.to_dict()),
+        "time_engine": trun.get("engine"),
+        "time_precision": _precision(trun),
+        "time_device": trun.get("ran_on"),
+        "time_hardware": _hardware(trun),
+        "ours_wall_seconds": mean("wall_seconds"),
+        "ours_epoch_seconds_sd": mean("epoch_seconds_sd"),
+    }
+
+
+def _time_note(run: pd.Series | None, trun: pd.Series | None, fast: bool) -> str | None:
+    """Why a cell shows no time of ours (None: it shows one, or has no run at all): the run timed there
+    failed, or only a run trained the fast way fills it."""
+    if run is None:
+        return None
+    if trun is not None and not trun["ok"]:
+        return f"run {trun['run_id']} failed: {trun['error']}"
+    if trun is None and fast:
+        return ref.fast_note(run.to_dict())
+    return None
 
 
 def _candidates(cell: pd.Series, frame: pd.DataFrame) -> tuple[pd.DataFrame, bool]:
@@ -179,13 +246,23 @@ def _candidates(cell: pd.Series, frame: pd.DataFrame) -> tuple[pd.DataFrame, boo
     return loose, not loose.empty
 
 
+def _time_candidates(cell: pd.Series, frame: pd.DataFrame) -> pd.DataFrame:
+    """The runs whose time is comparable at a cell with a published time: the strict match, at 1x28x28 or
+    at the study's input (:data:`dlbench.report.reference.STUDY_INPUT`)."""
+    if frame.empty or cell["table"] == "svm" or not cell["train_seconds"]:
+        return frame.iloc[0:0]
+    return frame[[ref.matches_train(cell, r, time=True) for r in frame.to_dict("records")]]
+
+
 def _disagreements(C: pd.DataFrame, row: pd.Series) -> str:
     """Other published values at the cells the same run fills (the sources disagree): 'value (source)'."""
-    if not isinstance(row["run_id"], str):
-        return ""
     out = []
-    for _, o in C[(C["run_id"] == row["run_id"]) & (C["cell"] != row["cell"])].iterrows():
-        for key, unit in (("study_accuracy_pct", "%"), ("study_seconds", "s")):
+    same = {"study_accuracy_pct": "run_id", "study_seconds": "time_run_id"}  # the run behind each number
+    for key, unit in (("study_accuracy_pct", "%"), ("study_seconds", "s")):
+        rid = row.get(same[key])
+        if not isinstance(rid, str):
+            continue
+        for _, o in C[(C[same[key]] == rid) & (C["cell"] != row["cell"])].iterrows():
             if o[key] and row[key] and o[key] != row[key]:
                 out.append(
                     f"{o[key]} {unit} ({ref.SOURCE_LABELS[o['source']]}, {ref.TABLE_TITLES[o['table']]})"
@@ -269,8 +346,12 @@ def device_heading(device: str, rows: pd.DataFrame) -> str:
     """A device column's heading: the study's hardware and ours from the records of the runs shown, e.g.
     ``GPU (study A30; ours NVIDIA H200)``; where a smoke run stood in on the CPU, ``ours ran on CPU: ...``."""
     mine = rows[rows["device"] == device] if "device" in rows else rows
-    hw = sorted({str(x) for x in mine.get("our_hardware", pd.Series(dtype=object)) if isinstance(x, str)})
-    ran = sorted({str(x) for x in mine.get("our_device", pd.Series(dtype=object)) if isinstance(x, str)})
+
+    def seen(*cols: str) -> list[str]:
+        none = pd.Series(dtype=object)
+        return sorted({str(x) for c in cols for x in mine.get(c, none) if isinstance(x, str)})
+
+    hw, ran = seen("our_hardware", "time_hardware"), seen("our_device", "time_device")
     label = {"cuda": "GPU", "cpu": "CPU"}.get(device, device)
     ours = ", ".join(hw) if hw else "no run"
     if ran and ran != [device]:
@@ -289,6 +370,7 @@ def _filled_note(table: str, rows: pd.DataFrame) -> str | None:
             if vals:
                 bits.append(f"{word} {' / '.join(vals)}")
     ran = [("our_precision", "precision"), ("our_input", "input"), ("our_engine", "engine")]
+    ran += [("time_engine", "timed with engine"), ("time_precision", "timed at precision")]
     for col, word in ran:
         if col in rows:
             vals = sorted({str(v) for v in rows[col] if isinstance(v, str)})
@@ -306,16 +388,34 @@ def _filled_note(table: str, rows: pd.DataFrame) -> str | None:
 
 TIME_NOTE = (
     "Time definitions: the study's seconds are its 'training time' of all epochs (it does not define it; "
-    "probably the training loop's wall time). Ours s: the training steps of all epochs, the device "
-    "synchronised before the clock stops, validation excluded; the CSV adds ours_wall_seconds (training "
-    "with each epoch's validation) and ours_epoch_seconds_sd (the spread of the epochs' times)."
+    "probably the training loop's wall time, each epoch's validation included). Ours s: the training steps "
+    "of all epochs, the device synchronised before the clock stops, validation excluded; the CSV adds "
+    "ours_wall_seconds (each epoch's wall time, training and validation, summed: the study's likely "
+    "definition), its ratio time_ratio_wall, and ours_epoch_seconds_sd (the spread of the epochs' times)."
 )
+
+
+def _input_note(rows: pd.DataFrame) -> str | None:
+    """Which input our times at these cells used (a time is compared at the study's input where a run has
+    it, ref.STUDY_INPUT)."""
+    timed = rows[[isinstance(x, str) for x in rows.get("time_input", pd.Series(dtype=object))]]
+    if timed.empty:
+        return None
+    counts = timed["time_input"].value_counts()
+    said = ", ".join(f"{n} at {shape}" for shape, n in counts.items())
+    return (
+        f"Input of our times: {said} ({ref.STUDY_INPUT_SHAPE} is the input the study's published GFLOPs "
+        "count, so probably its own; 1x28x28 is about 4.5x less work per image); per cell in the CSV's "
+        "time_input, the run timed in time_run_id (it may differ from the accuracy's run_id)."
+    )
 
 
 def _notes(table: str, rows: pd.DataFrame) -> list[str]:
     fixed = (
         "Matched on the settings each cell states, and on what the study fixes for every run: the DataLoader "
-        "loop, AMP (fp16 on the GPU; ours fp32 on the CPU), 1x28x28 input, imagenet stem, 70/10/20 split."
+        "loop, AMP (fp16 on the GPU; ours fp32 on the CPU), imagenet stem, 70/10/20 split; accuracy from "
+        "runs at 1x28x28 input (else from the run timed there); a time from a run at "
+        f"{ref.STUDY_INPUT_SHAPE} where the spec has one (the study's input, by its GFLOPs), else at 1x28x28."
     )
     notes = [fixed] if table != "svm" else []
     if (rows.get("ours_repeats", pd.Series(dtype=float)).fillna(0) >= 2).any():
@@ -326,7 +426,7 @@ def _notes(table: str, rows: pd.DataFrame) -> list[str]:
     if table != "svm":
         notes += [n for n in (_filled_note(table, rows),) if n]
     if (rows["study_seconds"] != "").any():
-        notes.append(TIME_NOTE)
+        notes += [n for n in (_input_note(rows), TIME_NOTE) if n]
     missing = ref.unstated(table)
     if missing:
         notes.append(
@@ -364,7 +464,8 @@ def cells(C: pd.DataFrame, table: str) -> pd.DataFrame:
 
 def cell_runs(rows: pd.DataFrame) -> list[str]:
     """The ids of the runs shown at these cells, each once, sorted."""
-    return sorted({str(x) for x in rows["run_id"] if isinstance(x, str)})
+    cols = [c for c in ("run_id", "time_run_id") if c in rows]
+    return sorted({str(x) for c in cols for x in rows[c] if isinstance(x, str)})
 
 
 def _study_table(
@@ -388,6 +489,7 @@ def _study_table(
                 "study_seconds",
                 "ours_seconds",
                 "time_ratio",
+                "time_ratio_wall",
                 "study_fit_ms",
                 "ours_fit_ms",
                 "fit_ratio",
@@ -395,9 +497,8 @@ def _study_table(
                 "ours_accuracy_ci95_pp",
                 "ours_seconds_ci95",
                 "ours_repeats",
-                "ours_epoch_seconds_sd",
-                "ours_wall_seconds",
                 *FILLED_IN,
+                *TIMED,
                 "our_svm_params",
                 "run_id",
                 "ours_runs",

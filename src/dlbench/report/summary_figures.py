@@ -16,6 +16,7 @@ from dlbench.report import reference as ref
 from dlbench.report.collect import Records, dataset_label, model_label, num
 from dlbench.report.document import Item, builder
 from dlbench.report.figures import STUDY_STYLE, STYLE, _log_axis, _new, _save
+from dlbench.report.study_tables import cell_runs
 
 TABLE_COLORS = {
     "table1": "#1f77b4",
@@ -75,9 +76,10 @@ def published_vs_ours(item: Item, R: Records, C: pd.DataFrame, out: Path) -> Non
             bx.legend(fontsize=8)
         bx.set_xlabel("study: seconds (log)")
         bx.set_ylabel("ours: seconds (log)")
-        bx.set_title(f"time ({len(pts)} cells)")
+        inputs = sorted({str(x) for x in C.get("time_input", pd.Series(dtype=object)) if isinstance(x, str)})
+        bx.set_title(f"time ({len(pts)} cells" + (f"; ours at {' / '.join(inputs)}" if inputs else "") + ")")
         item.image = _save(fig, out / "summary_published_vs_ours.png")
-    item.sources = sorted({str(x) for x in C["run_id"] if isinstance(x, str)})
+    item.sources = cell_runs(C)
 
 
 @builder(

@@ -40,7 +40,7 @@ from dlbench.train.fused import (
     member_state_dict,
     peak_host_bytes,
 )
-from dlbench.train.loop import epoch_entry, run_epoch, start_clock
+from dlbench.train.loop import epoch_entry, run_epoch, start_clock, wall_total
 
 _log = get_logger("dlbench.train")
 
@@ -159,6 +159,7 @@ def _fit_group(
 
     for epoch in range(first.epochs):
         desc = f"{first.model} fused x{n_m} epoch {epoch + 1}/{first.epochs}"
+        t_epoch = time.perf_counter()
         try:
             with meter.measure() as joules:  # the group's epoch, as timed
                 tr = run_epoch(engine, epoch, steps, desc, on_first_batch)
@@ -169,10 +170,11 @@ def _fit_group(
             raise
         t_eval = time.perf_counter()
         vals = trainer.evaluate(engine.eval_batches("val"))
-        eval_seconds = time.perf_counter() - t_eval
+        t_end = time.perf_counter()
+        eval_seconds = t_end - t_eval
         for i, c in enumerate(configs):
             val = vals[i]
-            entry = epoch_entry(epoch, tr, tr["loss"][i], val, eval_seconds)
+            entry = epoch_entry(epoch, tr, tr["loss"][i], val, eval_seconds, t_end - t_epoch)
             histories[i].append(entry)
             if val.accuracy > bests[i]["val_accuracy"]:
                 bests[i] = {"val_accuracy": val.accuracy, "epoch": epoch + 1}
@@ -233,6 +235,7 @@ def _finish_group(
             best_epoch=bests[i]["epoch"],
             test_accuracy_best_checkpoint=best_tests.get(i, tests[i].accuracy),
             train_seconds=round(sum(seconds), 4),
+            train_wall_seconds=wall_total(h),
             epoch_seconds_mean=round(sum(seconds) / len(seconds), 4) if seconds else None,
             images_per_second=round(images / sum(seconds), 2) if seconds else None,
             images_per_second_group=round(n_m * images / sum(seconds), 2) if seconds else None,
@@ -249,7 +252,8 @@ def _finish_group(
             f"shared: this run trained fused with {n_m - 1} other run(s) (fused_with) in one "
             "model; seconds, setup, time to first batch, peak memory and energy are the whole group's, "
             "images_per_second counts this run's images (images_per_second_group: all "
-            "members'); validation excluded (eval_seconds)"
+            f"members'); at input {c.input_shape}; validation excluded (eval_seconds; train_wall_seconds: "
+            "the epochs' whole wall time, training and validation)"
         )
         rec.add_output("checkpoint", outs[i] / ckpt.BEST_NAME)
         log(

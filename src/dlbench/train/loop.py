@@ -36,9 +36,17 @@ def run_epoch(engine, epoch: int, steps: int, desc: str = "", on_first_batch=Non
 
 
 def epoch_entry(
-    epoch: int, tr: dict[str, Any], train_loss: float, val, eval_seconds: float
+    epoch: int,
+    tr: dict[str, Any],
+    train_loss: float,
+    val,
+    eval_seconds: float,
+    wall_seconds: float | None = None,
 ) -> dict[str, Any]:
-    """One epoch of a record's ``history``: ``tr`` from :func:`run_epoch`, ``val`` an evaluation result."""
+    """One epoch of a record's ``history``: ``tr`` from :func:`run_epoch`, ``val`` an evaluation result.
+
+    Two times: ``seconds``, the training steps (device synchronised; validation excluded), and
+    ``wall_seconds``, the epoch's whole wall time from its first batch drawn to its validation done."""
     return {
         "epoch": epoch + 1,
         "train_loss": train_loss,
@@ -49,7 +57,15 @@ def epoch_entry(
         "images": tr["images"],
         "steps": tr["steps"],
         "eval_seconds": round(eval_seconds, 4),
+        "wall_seconds": round(wall_seconds, 4) if wall_seconds is not None else None,
     }
+
+
+def wall_total(history: list[dict[str, Any]]) -> float | None:
+    """The epochs' whole wall time (training and validation) summed; None when an epoch lacks it (one
+    recorded before it was)."""
+    walls = [h.get("wall_seconds") for h in history]
+    return round(sum(walls), 4) if walls and all(w is not None for w in walls) else None
 
 
 def train_steps(

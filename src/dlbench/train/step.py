@@ -28,7 +28,7 @@ from dlbench.train import checkpoint as ckpt
 from dlbench.train.checks import check_model_takes, check_split_parts
 from dlbench.train.data import normalization, steps_per_epoch
 from dlbench.train.engines import build_engine, check_amp, resolve_device, synchronize
-from dlbench.train.loop import epoch_entry, run_epoch, start_clock
+from dlbench.train.loop import epoch_entry, run_epoch, start_clock, wall_total
 
 _log = get_logger("dlbench.train")
 
@@ -155,6 +155,7 @@ def _train_epochs(
 
     for epoch in range(start_epoch, config.epochs):
         desc = f"{config.model} {config.engine} epoch {epoch + 1}/{config.epochs}"
+        t_epoch = time.perf_counter()
         try:
             with meter.measure() as joules:  # the epoch's training steps, as timed (synchronised)
                 tr = run_epoch(engine, epoch, steps, desc, on_first_batch)
@@ -164,7 +165,8 @@ def _train_epochs(
             raise
         t_eval = time.perf_counter()
         val = trainer.evaluate(engine.eval_batches("val"))
-        entry = epoch_entry(epoch, tr, tr["loss"], val, time.perf_counter() - t_eval)
+        t_end = time.perf_counter()
+        entry = epoch_entry(epoch, tr, tr["loss"], val, t_end - t_eval, t_end - t_epoch)
         history.append(entry)
         if val.accuracy > best["val_accuracy"]:
             best.update(val_accuracy=val.accuracy, epoch=epoch + 1)
@@ -213,6 +215,7 @@ def _finish(
     first = timing.get("first_batch")
     m.update(
         train_seconds=round(sum(seconds), 4),
+        train_wall_seconds=wall_total(history),
         epoch_seconds_mean=round(sum(seconds) / len(seconds), 4) if seconds else None,
         images_per_second=round(images / sum(seconds), 2) if seconds else None,
         time_to_first_batch=round(first, 4) if first is not None else None,
@@ -224,9 +227,10 @@ def _finish(
         **engine.describe(),
     )
     m["timing_note"] = (
-        "seconds/images_per_second: training steps only (device synchronised), validation "
-        "excluded (eval_seconds); time_to_first_batch: from engine setup (resident: upload "
-        "and CUDA-graph capture) to the first batch on the device; peak host memory is the "
+        f"at input {config.input_shape}; seconds/images_per_second: training steps only (device "
+        "synchronised), validation excluded (eval_seconds); train_wall_seconds: the epochs' whole wall "
+        "time (training and validation, history's wall_seconds); time_to_first_batch: from engine setup "
+        "(resident: upload and CUDA-graph capture) to the first batch on the device; peak host memory is the "
         "process's maxrss"
     )
     log(f"{config.run_id}: test accuracy {test.accuracy:.2%}, {m['train_seconds']:.1f} s training")
