@@ -45,7 +45,7 @@ def test_input_axes_expand_and_leave_earlier_run_ids_alone():
     assert [c.input_shape for c in runs] == ["1x28x28", "3x28x28", "1x64x64", "3x64x64"]
     assert len({c.run_id for c in runs}) == 4
     # the reference preset trains at 3x64x64 exactly the runs that time Tables 3 and 4, and its input grid
-    from dlbench.spec import expand_grids
+    from dlbench.plan import expand_grids
 
     grids = expand_grids(load_spec("reference"))
     at_64 = {c.run_id for c in expand_train(load_spec("reference")) if c.input_shape == "3x64x64"}
