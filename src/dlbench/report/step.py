@@ -78,13 +78,13 @@ def _sections(R: Records, C: pd.DataFrame, fig_dir: Path, log) -> list[Section]:
             "study-figures",
             "The study's figures",
             "Numbered as the study numbers them.",
-            [i for i in figs if i and i.group == "study"],
+            [i for i in figs if i and i.part == "study"],
         ),
         Section(
             "ours",
             "Beyond the study",
             "Our runs the study has no cell for, and measurements it lacks.",
-            [i for i in extra_tables + figs if i and i.group == "ours"],
+            [i for i in extra_tables + figs if i and i.part == "ours"],
         ),
         Section(
             "hardware",
