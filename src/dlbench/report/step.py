@@ -121,6 +121,13 @@ def summary_section(R: Records, C: pd.DataFrame, items: list[Item], safe: Callab
     return Section("summary", "Summary", intro, [i for i in parts if i])
 
 
+def run(config: None, inputs: dict[str, Any], out: str | os.PathLike, log=print) -> Path:
+    """The step contract (:mod:`dlbench.runner`): no ``config`` (what the report shows follows from its
+    records), every record below ``inputs["records"]`` (a folder, or a list of folders); returns
+    report.html's path."""
+    return run_report(inputs["records"], out, log=log)
+
+
 def run_report(records_root: str | os.PathLike | list, out_dir: str | os.PathLike, log=print) -> Path:
     """Read every record below ``records_root`` (a folder, or a list of folders from several machines: one
     report with each machine named, :meth:`Records.load_many`); write the report into ``out_dir``; return
