@@ -166,7 +166,7 @@ def check_gpu_here(p: Plan) -> None:
     """kfp.local runs every task on this machine: a spec with GPU runs needs a GPU here, checked before any
     work (the ONNX step records absent GPU providers as unavailable, so it does not count)."""
     gpu_runs = sum(len(t.configs) for t in p.train if t.gpu)
-    svm_gpu = len(p.group("svm_gpu"))
+    svm_gpu = len(p.stage("svm_gpu"))
     need = [f"{gpu_runs} train run(s) on cuda"] if gpu_runs else []
     need += [f"{svm_gpu} cuML SVM run(s)"] if svm_gpu else []
     if not need:
@@ -209,7 +209,7 @@ def run_local(
     docker_tasks = docker_tasks_removed_after_exit() if runner == "docker" else contextlib.nullcontext()
     totals = {
         "data": 1,
-        "train": len(p.group("train_cpu")) + len(p.group("train_gpu")),
+        "train": len(p.stage("train_cpu")) + len(p.stage("train_gpu")),
         "svm": len(p.svm),
         "profile": 1,
         "onnx": 1,

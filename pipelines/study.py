@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from dlbench.errors import SpecError
-from dlbench.plan import RUN_GROUPS, build_plan
+from dlbench.plan import RUN_STAGES, build_plan
 from dlbench.spec import StudySpec, load_spec
 
 DEFAULT_YAML = Path(__file__).with_name("study_pipeline.yaml")
@@ -59,7 +59,7 @@ def as_json(model) -> Any:
 
 
 def _items(tasks: list) -> list[dict[str, Any]]:
-    """The loop items of a group: a run's config, or a fused group's ``{"configs": [...]}``."""
+    """The loop items of a stage: a run's config, or a fused group's ``{"configs": [...]}``."""
     return [{"configs": [as_json(c) for c in t.configs]} if t.fused else as_json(t.configs[0]) for t in tasks]
 
 
@@ -112,18 +112,18 @@ def build_pipeline(
             _with_store_keys(d)
         collected: dict[str, Any] = {}
         cat = spec.catalog()
-        for group, (component, needs_gpu) in components.items():
-            for device, runs in by_device(p.group(group)).items():
+        for stage, (component, needs_gpu) in components.items():
+            for device, runs in by_device(p.stage(stage)).items():
                 with dsl.ParallelFor(items=_items(runs), parallelism=parallelism) as item:
-                    arg = "group" if group == "train_gpu_fused" else "config"
+                    arg = "group" if stage == "train_gpu_fused" else "config"
                     t = component(split=d.outputs["split"], **{arg: item})
-                    # a loop per catalog device: the built-in one keeps the group's name
+                    # a loop per catalog device: the built-in one keeps the stage's name
                     builtin = device in ("cpu", "cuda")
-                    t.set_display_name(group.replace("_", " ") + ("" if builtin else f" {device}"))
+                    t.set_display_name(stage.replace("_", " ") + ("" if builtin else f" {device}"))
                     timing(t)
                     on_device(t, cat[device], needs_gpu)
                 # a fresh dsl.Collected per consumer (KFP needs that)
-                collected[group if builtin else f"{group}_{device}"] = t.outputs["run"]
+                collected[stage if builtin else f"{stage}_{device}"] = t.outputs["run"]
 
         pt = p.profile
         prof = profile(
@@ -162,7 +162,7 @@ def build_pipeline(
 
 
 def by_device(tasks: list) -> dict[str, list]:
-    """The run tasks of one group by the catalog device they are scheduled on, in plan order."""
+    """The run tasks of one stage by the catalog device they are scheduled on, in plan order."""
     out: dict[str, list] = {}
     for t in tasks:
         out.setdefault(t.device_name, []).append(t)
@@ -170,8 +170,8 @@ def by_device(tasks: list) -> dict[str, list]:
 
 
 def fan_in(collected: dict[str, Any], collect, prefix: str = "") -> dict[str, Any]:
-    """The fan-in inputs of the run loops (``prefix``: only those groups): each built-in group's loop by its
-    group's name; the loops of the spec's other catalog devices, in order, as ``pool_1`` ...
+    """The fan-in inputs of the run loops (``prefix``: only those stages): each built-in stage's loop by its
+    stage's name; the loops of the spec's other catalog devices, in order, as ``pool_1`` ...
     ``pool_<POOL_SLOTS>`` (KFP takes one ``dsl.Collected`` per input, and the runtime tells train from
     SVM runs by their records)."""
     from dlbench_kfp.components.runtime import POOL_SLOTS
@@ -180,7 +180,7 @@ def fan_in(collected: dict[str, Any], collect, prefix: str = "") -> dict[str, An
     for key, value in collected.items():
         if not key.startswith(prefix):
             continue
-        if key in RUN_GROUPS:
+        if key in RUN_STAGES:
             out[key] = collect(value)
         else:
             pools.append(collect(value))

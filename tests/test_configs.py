@@ -20,7 +20,6 @@ def choices(literal) -> set:
 
 def test_literal_choices_are_the_registries():
     from dlbench.data.registry import DATASETS
-    from dlbench.data.sources import CLASS_NAMES
     from dlbench.models import MODELS, STEMS
     from dlbench.onnxrt.export import EXPORTERS
     from dlbench.onnxrt.providers import PROVIDERS
@@ -34,8 +33,8 @@ def test_literal_choices_are_the_registries():
     assert choices(configs.SvmBackend) == set(BACKENDS) | {"auto"}
     assert choices(configs.Provider) == set(PROVIDERS)
     assert choices(configs.Exporter) == set(EXPORTERS)
-    assert set(DATASETS) == set(CLASS_NAMES) == {"mnist", "fashion-mnist"}
-    assert {len(names) for names in CLASS_NAMES.values()} == {configs.NUM_CLASSES}
+    assert set(DATASETS) == {"mnist", "fashion-mnist"}
+    assert {len(e.classes) for e in DATASETS.values()} == {configs.NUM_CLASSES}
 
 
 def test_a_model_name_is_checked_against_the_registry_with_the_nearest_names():

@@ -55,8 +55,8 @@ def test_catalog_names_run_as_their_kind_and_get_their_own_run_ids():
     assert [(c.device, c.device_name) for c in runs] == [("cuda", "h100"), ("cuda", "l4"), ("cpu", "vm")]
     assert len({c.run_id for c in runs}) == 3
     plan = build_plan(spec)
-    assert [t.device_name for t in plan.group("train_gpu")] == ["h100", "l4"]
-    assert [t.device_name for t in plan.group("train_cpu")] == ["vm"]
+    assert [t.device_name for t in plan.stage("train_gpu")] == ["h100", "l4"]
+    assert [t.device_name for t in plan.stage("train_cpu")] == ["vm"]
     svm = {(c.backend, c.device_name) for c in expand_svm(spec)}
     assert svm == {("sklearn", "vm"), ("cuml", "l4"), ("cuml", "h100")}
     assert plan.onnx.device_name == "l4" and plan.onnx.gpu

@@ -121,7 +121,7 @@ def test_pipeline_runs_each_group_as_one_task(tmp_path):
 
     spec = parse_spec(sweep_spec(fuse=True))
     p = build_plan(spec)
-    assert [len(t.configs) for t in p.group("train_gpu_fused")] == [6, 6]
+    assert [len(t.configs) for t in p.stage("train_gpu_fused")] == [6, 6]
     assert "12 train gpu in 2 fused groups" in describe_plan(spec)
     out = compile_pipeline(spec, tmp_path / "fused.yaml")
     pipeline, *_ = yaml.safe_load_all(out.read_text())

@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from dlbench.layout import StudyLayout, read_record
-from dlbench.plan import RUN_GROUPS, build_plan, expand_svm, expand_train, with_fuse
+from dlbench.plan import RUN_STAGES, build_plan, expand_svm, expand_train, with_fuse
 from dlbench.runner import run_train_task
 from dlbench.spec import load_spec, parse_spec
 
@@ -27,7 +27,7 @@ def _loop_items(pipeline: dict) -> dict[str, list]:
     return out
 
 
-def test_the_compiled_pipeline_runs_the_plans_tasks_in_its_groups(tmp_path):
+def test_the_compiled_pipeline_runs_the_plans_tasks_in_its_stages(tmp_path):
     pytest.importorskip("kfp")
     from dlbench.spec import SvmConfig, TrainConfig
     from dlbench_kfp.pipelines.study import compile_pipeline
@@ -37,17 +37,17 @@ def test_the_compiled_pipeline_runs_the_plans_tasks_in_its_groups(tmp_path):
     # every run of the spec is in exactly one task of the plan
     planned = [c.run_id for t in (*plan.train, *plan.svm) for c in t.configs]
     assert sorted(planned) == sorted(c.run_id for c in [*expand_train(spec), *expand_svm(spec)])
-    assert plan.group("train_gpu_fused") and plan.group("train_cpu") and plan.group("train_gpu")
+    assert plan.stage("train_gpu_fused") and plan.stage("train_cpu") and plan.stage("train_gpu")
 
     pipeline = next(yaml.safe_load_all(compile_pipeline(spec, tmp_path / "p.yaml").read_text()))
     items = _loop_items(pipeline)
-    for group in RUN_GROUPS:
-        tasks = plan.group(group)
-        got = items.get(group.replace("_", "-"), [])
-        config = SvmConfig if group.startswith("svm") else TrainConfig
+    for stage in RUN_STAGES:
+        tasks = plan.stage(stage)
+        got = items.get(stage.replace("_", "-"), [])
+        config = SvmConfig if stage.startswith("svm") else TrainConfig
         # a task's item: a run's config, or a fused group's configs; the ids as the study names their folders
         ids = [[config(**c).run_id for c in item.get("configs", [item])] for item in got]
-        assert ids == [[c.run_id for c in t.configs] for t in tasks], group
+        assert ids == [[c.run_id for c in t.configs] for t in tasks], stage
     (onnx,) = [t for name, t in pipeline["root"]["dag"]["tasks"].items() if name.startswith("onnx")]
     assert onnx["inputs"]["parameters"]["models"]["runtimeValue"]["constant"] == list(plan.onnx.models)
 

@@ -561,11 +561,11 @@ def format_estimate(est: dict[str, Any], actual: dict[str, Any] | None = None) -
     return "\n".join(lines)
 
 
-def check_devices(devices: list[str] | None, spec: StudySpec | None = None) -> list[str] | None:
+def check_devices(devices: list[str] | None, spec: StudySpec) -> list[str] | None:
     """``--device`` values: names of the spec's catalog (cpu and cuda built in)."""
     if devices is None:
         return None
-    known = list(spec.catalog()) if spec is not None else ["cpu", "cuda"]
+    known = list(spec.catalog())
     bad = [d for d in devices if d not in known]
     if bad:
         raise SpecError(f"--device {bad[0]!r}: choose {', '.join(known)}")

@@ -1,4 +1,4 @@
-"""A study spec as a plan of typed tasks: what runs, with which config, on which input, in which group.
+"""A study spec as a plan of typed tasks: what runs, with which config, on which input, in which stage.
 
 The spec's schema and loading are :mod:`dlbench.spec`; this module turns a loaded spec into runs:
 ``expand_train`` / ``expand_svm`` give the concrete per-run configs, each with a stable ``run_id`` (hash of
@@ -7,14 +7,14 @@ test on a CPU; ``train_tasks`` fuses compatible GPU runs into one task.
 
 Both runners walk the same plan. ``dlbench study`` (:mod:`dlbench.study`) runs its tasks one after another
 in this process, each into the folder :class:`dlbench.layout.StudyLayout` names; the KFP pipeline
-(``pipelines/study.py``) turns each group into one task or one ``ParallelFor`` over its tasks, and the
+(``pipelines/study.py``) turns each stage into one task or one ``ParallelFor`` over its tasks, and the
 components run each task with the same code (:mod:`dlbench.runner`)::
 
     data (one task per dataset) ──> train_cpu / train_gpu / train_gpu_fused / svm_cpu / svm_gpu ──┐
                                     profile (no input) ──────── onnx (best checkpoint per model) ─┴─> report
 
 A train task of one config trains solo; a task of several trains them as one fused model
-(:func:`train_tasks`). GPU groups are the ones whose tasks need a GPU node.
+(:func:`train_tasks`). GPU stages are the ones whose tasks need a GPU node.
 """
 
 from __future__ import annotations
@@ -30,8 +30,8 @@ from dlbench.errors import SpecError
 from dlbench.spec import GRID_AXES, TRAIN_SETTINGS, DataSpec, StudySpec, SvmSpec, TrainGrid
 
 GPU_PROVIDERS = frozenset({"cuda", "tensorrt"})
-# The groups of run tasks, in the order the pipeline lays out its loops.
-RUN_GROUPS = ("train_cpu", "train_gpu", "train_gpu_fused", "svm_cpu", "svm_gpu")
+# The stages of run tasks (each a loop of the pipeline), in the order the pipeline lays out its loops.
+RUN_STAGES = ("train_cpu", "train_gpu", "train_gpu_fused", "svm_cpu", "svm_gpu")
 
 
 # --------------------------------------------------------------------------- expansion
@@ -363,7 +363,7 @@ class TrainTask:
         return device_name_of(self.configs[0])
 
     @property
-    def group(self) -> str:
+    def stage(self) -> str:
         return "train_gpu_fused" if self.fused else "train_gpu" if self.gpu else "train_cpu"
 
     @property
@@ -396,7 +396,7 @@ class SvmTask:
         return device_name_of(self.config)
 
     @property
-    def group(self) -> str:
+    def stage(self) -> str:
         return "svm_gpu" if self.gpu else "svm_cpu"
 
     @property
@@ -452,9 +452,9 @@ class Plan:
     profile: ProfileTask
     onnx: OnnxTask
 
-    def group(self, name: str) -> list[TrainTask | SvmTask]:
-        """The run tasks of one of :data:`RUN_GROUPS`, in plan order."""
-        return [t for t in (*self.train, *self.svm) if t.group == name]
+    def stage(self, name: str) -> list[TrainTask | SvmTask]:
+        """The run tasks of one of :data:`RUN_STAGES`, in plan order."""
+        return [t for t in (*self.train, *self.svm) if t.stage == name]
 
     def counts(self) -> dict[str, int]:
         """Runs per step (a fused group counts its members)."""
@@ -467,11 +467,11 @@ class Plan:
     def describe(self) -> str:
         """One line: how many runs go where."""
         parts = [
-            f"{len(self.group(g))} {g.replace('_', ' ')}"
+            f"{len(self.stage(g))} {g.replace('_', ' ')}"
             for g in ("train_cpu", "train_gpu", "svm_cpu", "svm_gpu")
-            if self.group(g)
+            if self.stage(g)
         ]
-        fused = self.group("train_gpu_fused")
+        fused = self.stage("train_gpu_fused")
         if fused:
             runs = sum(len(t.configs) for t in fused)
             parts.insert(2, f"{runs} train gpu in {len(fused)} fused groups")
@@ -511,7 +511,7 @@ __all__ = [
     "FUSE_MEMBER_FIELDS",
     "GPU_PROVIDERS",
     "MAX_RUNS",
-    "RUN_GROUPS",
+    "RUN_STAGES",
     "SMOKE_EPOCHS",
     "SMOKE_IMAGES",
     "SMOKE_STEPS",

@@ -235,6 +235,13 @@ def write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
             w.writerow(line)
 
 
+def run(config: dict[str, Any], inputs: dict[str, Any], out: str | os.PathLike, log=print) -> dict[str, Any]:
+    """The step contract (:mod:`dlbench.runner`): ``config`` the fields of a
+    :class:`~dlbench.configs.ProfileConfig` (models, stem, input_sizes, in_channels, batch_size), no
+    ``inputs`` (the models are built freshly); returns the record."""
+    return run_profile(out_dir=out, log=log, **config)
+
+
 def run_profile(
     models: list[str],
     stem: str,

@@ -1,6 +1,11 @@
 """Run one task of a plan (:mod:`dlbench.plan`) into given folders, with the one failure policy both runners
 share (``dlbench study`` and the pipeline's components).
 
+Every step has one contract, ``run(config, inputs, out, log)`` in the module :data:`STEPS` names: the
+step's config, the paths it reads (``inputs``: a split, a checkpoint, records), the folder it writes
+(``out``), and where its progress lines go. A task of the plan becomes one :class:`Job` per call of its
+step (an ONNX task, one per model) and :func:`run_job` runs each under the failure policy.
+
 Failure policy: a step that fails for a reason a user can act on (a :class:`~dlbench.errors.DlbenchError`:
 bad config, NaN loss, a device that is not there, a split that is missing) is logged in one line and keeps
 a ``record.json`` with ``status: failed`` (one is written here when the step refused before opening its
@@ -10,6 +15,7 @@ memory, a bug) propagates: the study stops, and in a pipeline the task fails and
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -56,27 +62,46 @@ def run_task(
         return Outcome(False, error=exc.one_line(), failed_runs=runs or [label])
 
 
+# The steps: name -> the module whose ``run(config, inputs, out, log)`` does it, imported on first use (a
+# component imports its own step only).
+STEPS = {
+    "data": "dlbench.data.step",
+    "train": "dlbench.train.step",
+    "svm": "dlbench.svm.step",
+    "profile": "dlbench.profile",
+    "onnx": "dlbench.onnxrt.step",
+    "report": "dlbench.report.step",
+}
+
+
+@dataclass
+class Job:
+    """One call of a step: ``run(config, inputs, out, log)`` of :data:`STEPS` ``[step]``. ``refusals`` and
+    ``runs`` are :func:`run_task`'s."""
+
+    step: str
+    label: str
+    config: Any
+    inputs: dict[str, Any]
+    out: Any
+    refusals: Sequence[dict[str, Any]] = ()
+    runs: list[str] | None = None
+
+
+def run_job(job: Job, log: Log) -> Outcome:
+    """``job`` under the failure policy."""
+    step = importlib.import_module(STEPS[job.step]).run
+    return run_task(
+        job.step, job.label, step, job.config, job.inputs, job.out, log, refusals=job.refusals, runs=job.runs
+    )
+
+
 def run_data_task(task: DataTask, out: Path, log: Log) -> Outcome:
     """Split ``task.dataset`` into ``out`` (split.npz, manifest.json, record.json)."""
-    from dlbench.data.step import run_data
-
     s = task.settings
-    return run_task(
-        "data",
-        task.label,
-        run_data,
-        task.dataset,
-        out,
-        source=s.source,
-        root=s.root,
-        seed=task.seed,
-        subsample=s.subsample,
-        fractions=s.fractions,
-        log=log,
-        smoke=task.smoke,
-        size=s.size,
-        refusals=[{"config": task.config, "out_dir": out}],
-    )
+    config = {**task.config, "fractions": s.fractions, "size": s.size, "smoke": task.smoke}
+    refusals = [{"config": task.config, "out_dir": out}]
+    return run_job(Job("data", task.label, config, {}, out, refusals), log)
 
 
 def run_train_task(
@@ -90,26 +115,13 @@ def run_train_task(
         for c, o in zip(task.configs, outs, strict=True)
     ]
     if task.fused:
-        from dlbench.train.group import run_train_group
-
         configs = list(task.configs)
-        return run_task(
-            "train",
-            task.label,
-            run_train_group,
-            configs,
-            [data_root / c.dataset for c in configs],
-            outs,
-            log=log,
-            refusals=refusals,
-            runs=task.run_ids,
+        splits = [data_root / c.dataset for c in configs]
+        return run_job(
+            Job("train", task.label, configs, {"split": splits}, outs, refusals, task.run_ids), log
         )
-    from dlbench.train import run_train
-
     (cfg,), (out,) = task.configs, outs
-    outcome = run_task(
-        "train", cfg.run_id, run_train, cfg, data_root / cfg.dataset, out, log=log, refusals=refusals
-    )
+    outcome = run_job(Job("train", cfg.run_id, cfg, {"split": data_root / cfg.dataset}, out, refusals), log)
     if not keep_resume_checkpoint:
         _drop_resume_checkpoint(out)
     return outcome
@@ -132,45 +144,27 @@ def _drop_resume_checkpoint(out: Path) -> None:
 
 def run_svm_task(task: SvmTask, data_root: Path, out: Path, log: Log) -> Outcome:
     """Fit and score ``task.config`` on ``data_root/<dataset>/`` into ``out`` (record.json, model.joblib)."""
-    from dlbench.svm import run_svm
-
     cfg = task.config
-    return run_task(
-        "svm",
-        cfg.run_id,
-        run_svm,
-        cfg,
-        data_root / cfg.dataset,
-        out,
-        log=log,
-        refusals=[{"config": cfg.model_dump(), "out_dir": out, "run_id": cfg.run_id}],
-    )
+    refusals = [{"config": cfg.model_dump(), "out_dir": out, "run_id": cfg.run_id}]
+    return run_job(Job("svm", cfg.run_id, cfg, {"split": data_root / cfg.dataset}, out, refusals), log)
 
 
 def run_profile_task(task: ProfileTask, out: Path, log: Log) -> Outcome:
     """FLOPs and parameters into ``out`` (profile.csv, profile.json, record.json)."""
-    from dlbench.profile import run_profile
-
-    return run_task(
-        "profile",
-        task.label,
-        run_profile,
-        list(task.models),
-        task.stem,
-        list(task.input_sizes),
-        task.batch_size,
-        out,
-        log=log,
-        in_channels=list(task.in_channels),
-    )
+    config = {
+        "models": list(task.models),
+        "stem": task.stem,
+        "input_sizes": list(task.input_sizes),
+        "batch_size": task.batch_size,
+        "in_channels": list(task.in_channels),
+    }
+    return run_job(Job("profile", task.label, config, {}, out), log)
 
 
 def run_onnx_task(task: OnnxTask, train_root: Path, out_root: Path, log: Log) -> dict[str, Outcome]:
     """Every model of ``task`` into ``out_root/<model>/``, exported from the best checkpoint of a finished
     train run of it in ``train_root/*/`` (at the exported input) or, when there is none, freshly initialised;
     its record says which."""
-    from dlbench.onnxrt import onnx_step
-
     s = task.settings
     outcomes = {}
     for model in task.models:
@@ -199,10 +193,14 @@ def run_onnx_task(task: OnnxTask, train_root: Path, out_root: Path, log: Log) ->
                 else "no finished train run of it; exporting a freshly initialised model"
             )
         )
-        outcomes[model] = run_task(
-            "onnx", model, onnx_step, s.config(model), out_root / model, checkpoint, log
-        )
+        job = Job("onnx", model, s.config(model), {"checkpoint": checkpoint}, out_root / model)
+        outcomes[model] = run_job(job, log)
     return outcomes
+
+
+def run_report_task(records: Path | list[Path], out: Path, log: Log) -> Outcome:
+    """The report of every record below ``records`` (a study folder, or several) into ``out``."""
+    return run_job(Job("report", "report", None, {"records": records}, out), log)
 
 
 def _raise(exc: BaseException) -> None:
@@ -210,10 +208,14 @@ def _raise(exc: BaseException) -> None:
 
 
 __all__ = [
+    "STEPS",
+    "Job",
     "Outcome",
     "run_data_task",
     "run_onnx_task",
+    "run_job",
     "run_profile_task",
+    "run_report_task",
     "run_svm_task",
     "run_task",
     "run_train_task",

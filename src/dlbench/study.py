@@ -34,8 +34,8 @@ from dlbench.runner import (
     run_data_task,
     run_onnx_task,
     run_profile_task,
+    run_report_task,
     run_svm_task,
-    run_task,
     run_train_task,
 )
 from dlbench.spec import StudySpec
@@ -180,13 +180,8 @@ def run_study(
     ).values():
         walk.count("onnx", outcome)
     write_index(lay.root)
-    from dlbench.report import run_report
-
     walk.header("report")
-    walk.count(
-        "report",
-        run_task("report", "report", run_report, lay.root, lay.report, log=get_logger("dlbench.report").info),
-    )
+    walk.count("report", run_report_task(lay.root, lay.report, get_logger("dlbench.report").info))
     return walk.summary
 
 

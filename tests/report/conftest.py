@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dlbench.data.sources import CLASS_NAMES
+from dlbench.data.registry import DATASETS
 from dlbench.io import write_json
 from dlbench.record import Record, now_iso
 from dlbench.spec import SvmConfig, TrainConfig
@@ -118,7 +118,7 @@ def train_record(
             "peak_memory_host_bytes": 3_000_000_000,
             "history": hist,
             "confusion_matrix": _confusion(acc, 1400, seed),
-            "classes": CLASS_NAMES[cfg.dataset],
+            "classes": list(DATASETS[cfg.dataset].classes),
             "engine": cfg.engine,
             "stem": cfg.stem,
             "steps_per_epoch": 42000 // cfg.batch_size,
@@ -162,7 +162,7 @@ def svm_record(
             "backend": backend,
             "backend_version": "1.7.2" if backend == "sklearn" else "26.10.0",
             "threads": 16 if backend == "sklearn" else None,
-            "classes": CLASS_NAMES[cfg.dataset],
+            "classes": list(DATASETS[cfg.dataset].classes),
         }
     rec = Record(
         step="svm",
@@ -206,7 +206,7 @@ def data_record(folder: Path, dataset: str, sample: bool, n: int, subsample: int
         "fractions": [0.7, 0.1, 0.2],
         "subsample": subsample,
         "total": n,
-        "classes": CLASS_NAMES[dataset],
+        "classes": list(DATASETS[dataset].classes),
         "parts": {k: {"size": v, "class_counts": [v // 10] * 10} for k, v in sizes.items()},
         "outputs": {"split.npz": {"sha256": fp, "bytes": 1}},
     }

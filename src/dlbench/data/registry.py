@@ -109,10 +109,6 @@ register_dataset(
 )
 
 
-def get_dataset(name: str) -> DatasetEntry | None:
-    return DATASETS.get(name)
-
-
 def check_dataset_name(name: str, source: str = "auto") -> None:
     """A registered dataset, or (``source`` folder or npz) a name for the user's own data."""
     if name in DATASETS:

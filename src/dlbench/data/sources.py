@@ -21,7 +21,6 @@ from dlbench.errors import DataError
 from dlbench.io import sha256_file
 
 # Views of the registry (dlbench.data.registry), kept under their old names.
-CLASS_NAMES = {name: list(e.classes) for name, e in DATASETS.items()}
 KNOWN_CONTENT = {sha: (name, file) for name, e in DATASETS.items() for sha, file in e.known_content.items()}
 # Used only for a set of exactly an entry's full_size images of its shape: a full set whose mean pixel is
 # within STATS_TOLERANCE of another dataset's, and not of its own, holds the other dataset.

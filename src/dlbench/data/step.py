@@ -157,6 +157,14 @@ def load_checked_split(
     return arrays, manifest or {}, split_path
 
 
+def run(config: dict[str, Any], inputs: dict[str, Any], out: str | os.PathLike, log=print) -> dict[str, Any]:
+    """The step contract (:mod:`dlbench.runner`): ``config`` as a data task's record holds it (dataset,
+    source, root, seed, subsample, fractions, size; smoke), no ``inputs`` (the images come from
+    ``config["root"]`` or the known places); returns the manifest."""
+    settings = dict(config)
+    return run_data(settings.pop("dataset"), out, log=log, **settings)
+
+
 def run_data(
     dataset: str,
     out_dir: str | os.PathLike,

@@ -132,6 +132,12 @@ def _torch_runner(model: torch.nn.Module, x: torch.Tensor, device: str, precisio
     return call, (torch.cuda.synchronize if device == "cuda" else None)
 
 
+def run(config: OnnxConfig, inputs: dict[str, Any], out: str | os.PathLike, log=print) -> dict[str, Any]:
+    """The step contract (:mod:`dlbench.runner`): export and time ``config.model``, from
+    ``inputs["checkpoint"]`` (None: freshly initialised), into ``out``; returns the record."""
+    return onnx_step(config, out, inputs.get("checkpoint"), log)
+
+
 def run_onnx(
     model: str,
     stem: str,

@@ -577,7 +577,7 @@ def verdict_word(v: str) -> str:
     "The study's claims, tested",
     "Each claim the study's text makes, what its own numbers show, what ours show, and a verdict: holds, "
     "does not hold, not resolved (the effect is inside the noise of our repeats), or not testable (why).",
-    group="summary",
+    part="summary",
 )
 def claims(item: Item, C: pd.DataFrame, smoke: bool) -> None:
     frame = claim_verdicts(C, smoke)

@@ -281,13 +281,6 @@ def varying_keys(configs: list[dict], keys: list[str]) -> list[str]:
     return out
 
 
-def most_common(values: list[Any]) -> Any:
-    """The most common value; ties go to the smallest."""
-    counts = Counter(values)
-    best = max(counts.values())
-    return min(v for v, n in counts.items() if n == best)
-
-
 # --------------------------------------------------------------------------- frames
 
 

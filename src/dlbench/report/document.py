@@ -38,7 +38,9 @@ class Item:
     not_run: NotRun | None = None
     notes: list[str] = field(default_factory=list)
     sources: list[str] = field(default_factory=list)
-    group: str = "ours"  # study: one of the study's tables or figures; ours: an extra one
+    # the part of the report it belongs to: study (one of the study's tables or figures), ours (an extra
+    # one), summary
+    part: str = "ours"
 
     @property
     def table(self) -> pd.DataFrame | None:
@@ -110,7 +112,7 @@ def fmt(value: Any, kind: str = "text") -> str:
 
 
 def builder(
-    kind: str, title: str, caption: str = "", *, group: str = "ours", needs: str | None = None
+    kind: str, title: str, caption: str = "", *, part: str = "ours", needs: str | None = None
 ) -> Callable[[Callable[..., None]], Callable[..., Item]]:
     """Declare the builder of one table or figure; its key is the function's name (what it shows).
 
@@ -122,7 +124,7 @@ def builder(
 
     def declare(fn: Callable[..., None]) -> Callable[..., Item]:
         def build(*args: Any) -> Item:
-            item = Item(fn.__name__, kind, title, caption=caption, group=group)
+            item = Item(fn.__name__, kind, title, caption=caption, part=part)
             if needs is not None and not args[0].ok(needs):
                 item.not_run = args[0].reason(needs)
             else:

@@ -56,7 +56,6 @@ STYLE = {
     "figure.titleweight": "bold",
 }
 KERNEL_COLORS = {"rbf": "#d62728", "poly": "#9467bd", "svm-rbf": "#d62728", "svm-poly": "#9467bd"}
-DATASET_MARKERS = {"mnist": "o", "fashion-mnist": "D"}
 OPTIMIZER_MARKERS = {"sgd": "o", "adam": "s"}
 STUDY_STYLE = {"hatch": "///", "alpha": 0.45}
 DPI = 110
@@ -117,7 +116,7 @@ def _study_ours_legend(fig: Figure, models: list[str]) -> None:
     "Figure 1: test accuracy of each model on each dataset, 4 epochs",
     "Table 1's cells as bars per configuration (batch, optimizer, learning rate): ours filled, "
     "the study's hatched. A missing filled bar is a cell no run of ours fills.",
-    group="study",
+    part="study",
 )
 def accuracy_bars(item: Item, R: Records, C: pd.DataFrame, out: Path) -> None:
     rows = cells(C, "table1")
@@ -165,7 +164,7 @@ def accuracy_bars(item: Item, R: Records, C: pd.DataFrame, out: Path) -> None:
     "Figure 2: optimizer stability, accuracy over optimizer x learning rate (4 epochs)",
     "Table 1's runs only: test accuracy per optimizer and batch (rows) and learning rate "
     "(columns), ours in each cell with the study's below in brackets; colour: ours (grey: no run).",
-    group="study",
+    part="study",
 )
 def optimizer_lr_heatmap(item: Item, R: Records, C: pd.DataFrame, out: Path) -> None:
     rows = cells(C, "table1")
@@ -239,7 +238,7 @@ def pareto_front(points: list[tuple[float, float]]) -> list[int]:
     "Every finished ResNet run of ours (filled; circle SGD, square Adam, a black edge where it ran on "
     "the GPU) and every published cell with a time (hollow): test accuracy against whole-training time; "
     "the dashed line joins our Pareto front (no run of ours both faster and more accurate).",
-    group="study",
+    part="study",
 )
 def accuracy_vs_time(item: Item, R: Records, C: pd.DataFrame, out: Path) -> None:
     T = train_frame(R)
@@ -305,7 +304,7 @@ def accuracy_vs_time(item: Item, R: Records, C: pd.DataFrame, out: Path) -> None
     "Figure 3b: convergence of the best run per dataset and model",
     "Training loss and validation accuracy after each epoch of the most accurate run of each "
     "model on each dataset (one line each, so the figure stays readable at any number of runs).",
-    group="study",
+    part="study",
     needs="train",
 )
 def convergence(item: Item, R: Records, C: pd.DataFrame, out: Path) -> None:
@@ -362,7 +361,7 @@ def _matrix(rec: dict) -> np.ndarray | None:
     "Row-normalised confusion matrices (rows: true class, % of that class) of the most accurate "
     "ResNet-18 at 4 epochs on each dataset with the study's settings (a run at one of its published "
     "cells; else any ResNet-18 at 4 epochs, else any ResNet).",
-    group="study",
+    part="study",
     needs="train",
 )
 def confusion_matrices(item: Item, R: Records, C: pd.DataFrame, out: Path) -> None:
@@ -421,7 +420,7 @@ def confusion_matrices(item: Item, R: Records, C: pd.DataFrame, out: Path) -> No
     "Figure 5: SVM analysis, accuracy and fit time of the polynomial and RBF kernels",
     "The SVM table as bars: ours filled, the study's hatched (scikit-learn on its CPUs). Fit time "
     "on a log scale.",
-    group="study",
+    part="study",
 )
 def svm_bars(item: Item, R: Records, C: pd.DataFrame, out: Path) -> None:
     rows = cells(C, "svm")
@@ -505,7 +504,7 @@ def _timed_at(pairs: list[dict]) -> str:
     "Figure 6: hardware scaling, GPU-over-CPU speedup per model (10 epochs)",
     "CPU time / GPU time of Table 4's configurations: the study's (hatched) beside ours (filled). "
     "The study claims the speedup grows with model size (4x-5x).",
-    group="study",
+    part="study",
 )
 def gpu_speedup(item: Item, R: Records, C: pd.DataFrame, out: Path) -> None:
     pairs = _cpu_gpu_pairs(C)
@@ -561,7 +560,7 @@ def _fit(x: list[float], y: list[float]) -> tuple[float, float, float] | None:
     "Table 4's GPU training times against each model's GFLOPs, with a least-squares line and its "
     "R² for the study's points (hollow, its published GFLOPs) and for ours (filled, our GFLOPs "
     "counted at 3x64x64, or the study's where no profile ran). The study claims a linear relation.",
-    group="study",
+    part="study",
 )
 def gflops_vs_gpu_time(item: Item, R: Records, C: pd.DataFrame, out: Path) -> None:
     pairs = _cpu_gpu_pairs(C)

@@ -94,7 +94,7 @@ def _n_train(v: object) -> str:
     "Best model per dataset",
     "The most accurate ResNet setting and SVM of ours on each dataset (a setting's accuracy: the mean over "
     "its seed repeats, ± its 95 % interval where it has two or more), and the study's best published value.",
-    group="summary",
+    part="summary",
 )
 def best_models(item: Item, R: Records, C: pd.DataFrame, smoke: bool) -> None:
     best = best_runs(R)
@@ -198,7 +198,7 @@ def speedup_rows(C: pd.DataFrame, items: dict[str, Item]) -> list[dict[str, Any]
     "Every speedup the report measures, the study's beside ours where it published one: the GPU over the "
     "CPU, pin_memory, the resident engine over the study's loop, cuML over scikit-learn, ONNX Runtime over "
     "PyTorch. A ratio of times: above 1x the first is faster.",
-    group="summary",
+    part="summary",
 )
 def speedups(item: Item, C: pd.DataFrame, items: dict[str, Item], smoke: bool) -> None:
     rows = speedup_rows(C, items)
@@ -262,7 +262,7 @@ def agreement_rows(C: pd.DataFrame) -> list[dict[str, Any]]:
     "How closely ours agree with the study",
     "Of the study's published accuracy cells, how many of ours lie within 0.5 and 1 point, and the mean "
     "difference (ours − study) per table; the mean ratio of our times to the study's where both exist.",
-    group="summary",
+    part="summary",
 )
 def agreement(item: Item, C: pd.DataFrame, smoke: bool) -> None:
     frame = pd.DataFrame(agreement_rows(C))

@@ -23,7 +23,6 @@ STUDY = {
     "cpu": "dual Intel Xeon Gold 6326 (32 cores, 2.9 GHz, 256 GB)",
 }
 CITATION = f"\u201c{STUDY['title']}\u201d ({STUDY['date']}; {STUDY['gpu']} GPU, {STUDY['cpu']} CPU)"
-LABEL = "study"  # the column label of a published value, beside "ours"
 
 SETTINGS = ["dataset", "model", "device", "batch_size", "optimizer", "lr", "epochs", "pin_memory"]
 TABLES = ["table1", "table2", "table3", "table4", "svm", "all-runs"]
@@ -47,7 +46,6 @@ FIXED = {"stem": "imagenet", "engine": "dataloader", "input_size": 28, "in_chann
 STUDY_INPUT = {"in_channels": 3, "input_size": 64}
 INPUT_KEYS = ("in_channels", "input_size")
 STUDY_AMP = {"cuda": "fp16", "cpu": "off"}
-FRACTIONS = (0.7, 0.1, 0.2)
 SVM_KERNELS = {"svm-poly": "poly", "svm-rbf": "rbf"}
 
 

@@ -79,13 +79,13 @@ def _sections(R: Records, C: pd.DataFrame, fig_dir: Path, log) -> list[Section]:
             "study-figures",
             "The study's figures",
             "Numbered as the study numbers them.",
-            [i for i in figs if i and i.group == "study"],
+            [i for i in figs if i and i.part == "study"],
         ),
         Section(
             "ours",
             "Beyond the study",
             "Our runs the study has no cell for, and measurements it lacks.",
-            [i for i in extra_tables + figs if i and i.group == "ours"],
+            [i for i in extra_tables + figs if i and i.part == "ours"],
         ),
         Section(
             "hardware",
@@ -120,6 +120,13 @@ def summary_section(R: Records, C: pd.DataFrame, items: list[Item], safe: Callab
     if smoke:
         intro = "SMOKE RUN: the numbers below are meaningless; only the wiring was tested. " + intro
     return Section("summary", "Summary", intro, [i for i in parts if i])
+
+
+def run(config: None, inputs: dict[str, Any], out: str | os.PathLike, log=print) -> Path:
+    """The step contract (:mod:`dlbench.runner`): no ``config`` (what the report shows follows from its
+    records), every record below ``inputs["records"]`` (a folder, or a list of folders); returns
+    report.html's path."""
+    return run_report(inputs["records"], out, log=log)
 
 
 def run_report(records_root: str | os.PathLike | list, out_dir: str | os.PathLike, log=print) -> Path:

@@ -514,7 +514,7 @@ def _study_table(
             item.view = fn(item, rows, _labels(rows), *args)
 
         fill.__name__, fill.__qualname__, fill.__doc__ = fn.__name__, fn.__qualname__, fn.__doc__
-        return builder("table", title, caption, group="study")(fill)
+        return builder("table", title, caption, part="study")(fill)
 
     return declare
 

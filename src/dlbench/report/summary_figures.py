@@ -34,7 +34,7 @@ TABLE_COLORS = {
     "Left: test accuracy, ours (y) against the study's (x) at every published cell we fill, the line y = x "
     "and a band of ±1 point; error bars: the 95 % interval of our repeats. Right: training time (whole "
     "training, s) and SVM fit time, log axes.",
-    group="summary",
+    part="summary",
 )
 def published_vs_ours(item: Item, R: Records, C: pd.DataFrame, out: Path) -> None:
     with matplotlib.rc_context(STYLE):
@@ -87,7 +87,7 @@ def published_vs_ours(item: Item, R: Records, C: pd.DataFrame, out: Path) -> Non
     "Table 1's differences: ours − study (points)",
     "Each Table 1 cell's accuracy difference, ours minus the study's, in percentage points: blue where ours "
     "is higher, red where lower; grey: no run of ours.",
-    group="summary",
+    part="summary",
 )
 def table1_difference(item: Item, R: Records, C: pd.DataFrame, out: Path) -> None:
     rows = C[C["table"] == "table1"]
@@ -146,7 +146,7 @@ def _paired_bars(ax, labels: list[str], study: list[float | None], ours: list[An
     "The 10-vs-4-epoch gain (Table 2)",
     "Accuracy at 10 epochs minus at 4, per dataset and model: the study's (hatched) and ours (filled, with "
     "the 95 % interval of our repeats); the shaded band is the study's claim, 0.3-0.5 points.",
-    group="summary",
+    part="summary",
 )
 def epochs_gain(item: Item, R: Records, C: pd.DataFrame, out: Path) -> None:
     effects = CL.epochs_gain_effects(C)
@@ -172,7 +172,7 @@ def epochs_gain(item: Item, R: Records, C: pd.DataFrame, out: Path) -> None:
     "Every speedup in one chart",
     "The rows of 'Speedups in one place' as bars on a log axis: ours filled, the study's hatched; the dotted "
     "line is 1x (no speedup).",
-    group="summary",
+    part="summary",
 )
 def all_speedups(item: Item, rows: list[dict], out: Path) -> None:
     rows = [r for r in rows if r.get("ours_x") is not None or r.get("study_x") is not None]

@@ -142,6 +142,14 @@ def _json_safe(params: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def run(
+    config: SvmConfig | dict, inputs: dict[str, Any], out: str | os.PathLike, log=print
+) -> dict[str, Any]:
+    """The step contract (:mod:`dlbench.runner`): fit and score ``config`` on the split in
+    ``inputs["split"]`` into ``out``; returns the record."""
+    return run_svm(config, inputs["split"], out, log=log)
+
+
 def run_svm(
     config: SvmConfig | dict, split_dir: str | os.PathLike, out_dir: str | os.PathLike, log=print
 ) -> dict[str, Any]:

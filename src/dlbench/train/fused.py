@@ -168,10 +168,6 @@ def fuse_models(models: Sequence[nn.Module]) -> nn.Module:
     return fused
 
 
-def _member_view(t: torch.Tensor, members: int) -> torch.Tensor:
-    return t.view(members, -1) if t.dim() else t
-
-
 def member_state_dict(fused: nn.Module, i: int) -> dict[str, torch.Tensor]:
     """Member ``i``'s weights and buffers as the unfused model's state_dict (CPU, contiguous)."""
     out: dict[str, torch.Tensor] = {}

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import resource
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,22 @@ from dlbench.train.engines import build_engine, check_amp, resolve_device, synch
 from dlbench.train.loop import epoch_entry, run_epoch, start_clock, wall_total
 
 _log = get_logger("dlbench.train")
+
+
+def run(
+    config: TrainConfig | Sequence[TrainConfig],
+    inputs: dict[str, Any],
+    out: str | os.PathLike | Sequence[str | os.PathLike],
+    log=_log.info,
+) -> dict[str, Any] | list[dict[str, Any]]:
+    """The step contract (:mod:`dlbench.runner`): one config trains solo on ``inputs["split"]`` into
+    ``out``; several (a list) train as one fused model (:mod:`dlbench.train.group`), member ``i`` on
+    ``inputs["split"][i]`` into ``out[i]``. Returns the record (a list of them for several)."""
+    if isinstance(config, list | tuple):
+        from dlbench.train.group import run_train_group
+
+        return run_train_group(list(config), list(inputs["split"]), list(out), log=log)
+    return run_train(config, inputs["split"], out, log=log)
 
 
 def run_train(
