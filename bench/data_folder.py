@@ -88,8 +88,8 @@ def same_images(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> bool:
 
 
 def run(args) -> int:
+    from dlbench.data.load import load_dataset
     from dlbench.data.registry import DATASETS
-    from dlbench.data.sources import load_dataset
     from dlbench.data.split import load_split, stratified_subsample
     from dlbench.data.step import run_data
 

@@ -26,8 +26,6 @@ import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from dlbench.settings import settings
-
 REGISTRY_ENV = "DLBENCH_REGISTRY"
 TAG_ENV = "DLBENCH_IMAGE_TAG"
 DEFAULT_REGISTRY = "ghcr.io/dlbench"
@@ -79,14 +77,25 @@ KINDS = {
 }
 
 
+def _env(name: str, env_name: str) -> str | None:
+    """A variable as dlbench.settings parsed it (one line on a bad value); where dlbench is not installed
+    (images/build.sh and push.sh run this file with the system python3, before any image or venv exists),
+    the variable as it is: the image tool refuses a bad reference itself."""
+    try:
+        from dlbench.settings import settings
+    except ImportError:
+        return os.environ.get(env_name) or None
+    return getattr(settings(), name)
+
+
 def registry() -> str:
     """The registry prefix: $DLBENCH_REGISTRY, else ghcr.io/dlbench."""
-    return (settings().registry or DEFAULT_REGISTRY).rstrip("/")
+    return (_env("registry", REGISTRY_ENV) or DEFAULT_REGISTRY).rstrip("/")
 
 
 def tag() -> str:
     """The image tag: $DLBENCH_IMAGE_TAG, else dlbench's version."""
-    return settings().image_tag or TAG
+    return _env("image_tag", TAG_ENV) or TAG
 
 
 def image(kind: str, registry_prefix: str | None = None, image_tag: str | None = None) -> str:
