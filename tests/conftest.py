@@ -107,22 +107,20 @@ SLOW_TESTS = frozenset(
 
 
 # The suite's long poles, longest first: handed out before everything else (the Makefile runs xdist with
-# --no-loadscope-reorder, so modules go out in this order), so the longest module does not start last and
-# leave the other worker idle at the end. The container tests wait for the image build started in the
-# background, so they go out last.
+# --no-loadscope-reorder, so modules go out in this order), so that neither worker is left with a long
+# module at the end: the reference smoke study on one worker; the fused tests, then the container tests (by
+# then the image build `make test` started in the background is done) and the rest on the other.
 FIRST_MODULES = (
     "tests/report/test_reference_smoke.py",
     "tests/train/test_fused.py",
+    "tests/images/test_container.py",
     "tests/pipeline/test_local_run.py",
 )
-LAST_MODULES = ("tests/images/test_container.py", "tests/images/test_push.py")
 
 
 def _module_order(item) -> int:
     module = item.nodeid.split("::", 1)[0]
-    if module in FIRST_MODULES:
-        return FIRST_MODULES.index(module) - len(FIRST_MODULES)
-    return 1 if module in LAST_MODULES else 0
+    return FIRST_MODULES.index(module) - len(FIRST_MODULES) if module in FIRST_MODULES else 0
 
 
 def pytest_collection_modifyitems(config, items):
