@@ -16,6 +16,11 @@ LINT_PATHS := src tests components pipelines stores bench
 # (the long poles first), not xdist's largest-first (--no-loadscope-reorder).
 WORKERS ?= 2
 XDIST = -n $(WORKERS) --dist loadscope --no-loadscope-reorder
+# One compute thread per test process (torch, OpenMP, BLAS): two workers with two threads each on two cores
+# slowed every training 3-4x (the reference smoke study: 3 min 18 s alone, 13 min 36 s beside the other
+# worker). The tests' results do not depend on it (tests/train compares in float64).
+TEST_THREADS ?= 1
+TEST_ENV = OMP_NUM_THREADS=$(TEST_THREADS) MKL_NUM_THREADS=$(TEST_THREADS) OPENBLAS_NUM_THREADS=$(TEST_THREADS)
 # `make test` ends with its slowest tests (pytest --durations): where the suite spends its time
 DURATIONS ?= 15
 
@@ -58,7 +63,7 @@ test: data browser registry podman  ## the whole test suite, as CI runs it (cont
 	  { (images/ci-build.sh cpu > $(IMAGE_BUILD).log 2>&1; echo $$? > $(IMAGE_BUILD).rc) & echo $$! > $(IMAGE_BUILD).pid; } && \
 	  echo "container image build started in the background: $(IMAGE_BUILD).log")
 	@$(MAKE) --no-print-directory setup
-	$(if $(PYTEST_ARGS),,DLBENCH_TEST_IMAGE_BUILD=$(IMAGE_BUILD)) $(BIN)/python -m pytest -q $(XDIST) --durations=$(DURATIONS) $(PYTEST_ARGS)
+	$(if $(PYTEST_ARGS),,DLBENCH_TEST_IMAGE_BUILD=$(IMAGE_BUILD)) $(TEST_ENV) $(BIN)/python -m pytest -q $(XDIST) --durations=$(DURATIONS) $(PYTEST_ARGS)
 
 podman:  ## install podman and debootstrap and apply this host's podman settings (images/podman-host.sh)
 	images/podman-host.sh
@@ -66,7 +71,7 @@ podman:  ## install podman and debootstrap and apply this host's podman settings
 check: setup data  ## after each edit: ruff, then the fast tests (no container, no training past a few steps)
 	$(BIN)/ruff check $(LINT_PATHS)
 	$(BIN)/ruff format --check $(LINT_PATHS)
-	$(BIN)/python -m pytest -q $(XDIST) -m "not slow and not container" $(PYTEST_ARGS)
+	$(TEST_ENV) $(BIN)/python -m pytest -q $(XDIST) -m "not slow and not container" $(PYTEST_ARGS)
 
 lint: setup  ## ruff (lint and format check)
 	$(BIN)/ruff check $(LINT_PATHS)
